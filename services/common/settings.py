@@ -1,0 +1,47 @@
+"""Settings shared by every service, read from the environment.
+
+Each service defines one ``pydantic_settings.BaseSettings`` subclass of
+:class:`CommonSettings` and builds it through a cached function, never at
+import time. The variable names are the ones docker-compose.yml uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Names and addresses every part of the stack agrees on (ARCHITECTURE.md)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    project: str = Field("hyp-local", validation_alias="HYP_PROJECT")
+    location: str = Field("europe-west1", validation_alias="HYP_LOCATION")
+    pubsub_emulator_host: str | None = Field("127.0.0.1:8085", validation_alias="PUBSUB_EMULATOR_HOST")
+    mlflow_tracking_uri: str = Field("http://127.0.0.1:5000", validation_alias="MLFLOW_TRACKING_URI")
+    warehouse_dir: Path = Field(Path(".hyp/warehouse"), validation_alias="HYP_WAREHOUSE_DIR")
+    model_name: str = Field("purchase-anomaly", validation_alias="HYP_MODEL_NAME")
+    model_alias: str = Field("champion", validation_alias="HYP_MODEL_ALIAS")
+    log_level: str = Field("INFO", validation_alias="HYP_LOG_LEVEL")
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{topic}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self.project}/subscriptions/{subscription}"
+
+
+# Topic and subscription names of the stack (ARCHITECTURE.md); the topology file declares them.
+EVENTS_TOPIC = "hyp-pubsub-topic"
+DETECTIONS_TOPIC = "hyp-detections"
+DEADLETTER_TOPIC = "hyp-deadletter"
+DETECTOR_SUBSCRIPTION = "hyp_subscription_dataflow"
+PROCESSOR_SUBSCRIPTION = "hyp_subscription_cloud_run"
+WAREHOUSE_SUBSCRIPTION = "hyp_subscription_bq_direct"

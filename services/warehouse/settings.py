@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from functools import lru_cache
+
+from services.common.settings import CommonSettings
+
+
+class WarehouseSettings(CommonSettings):
+    pass
+
+
+@lru_cache
+def get_settings() -> WarehouseSettings:
+    return WarehouseSettings()

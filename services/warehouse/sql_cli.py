@@ -1,0 +1,74 @@
+"""`hyp sql "SELECT ..."`: DuckDB SQL over the warehouse tables by name."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from services.warehouse.query import query
+from services.warehouse.settings import get_settings
+from services.warehouse.tables import TABLES, WarehouseError
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render(table, fmt: str, out=None, max_rows: int = 1000) -> None:  # table: pyarrow.Table
+    out = out or sys.stdout
+    rows = table.to_pylist()
+    names = table.column_names
+    if fmt == "json":
+        for row in rows:
+            out.write(json.dumps(row, default=_json_default) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        shown = rows[:max_rows]
+        cells = [[_cell(r[n]) for n in names] for r in shown]
+        widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
+        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        out.write(line + "\n| " + " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)) + " |\n")
+        out.write(line + "\n")
+        for c in cells:
+            out.write("| " + " | ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)) + " |\n")
+        out.write(line + "\n")
+        more = f" (first {max_rows} shown)" if len(rows) > max_rows else ""
+        out.write(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}\n")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hyp sql",
+        description=f"Run DuckDB SQL over the warehouse tables ({', '.join(TABLES)}); "
+        "`ecommerce_sink.<table>` works too.",
+    )
+    parser.add_argument("sql", help='the query, e.g. "SELECT count(*) FROM cloud_run"')
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    parser.add_argument("--warehouse-dir", help="warehouse folder (env HYP_WAREHOUSE_DIR)")
+    parser.add_argument("--max-rows", type=int, default=1000, help="rows shown in table format")
+    args = parser.parse_args(argv)
+    root = args.warehouse_dir or get_settings().warehouse_dir
+    try:
+        result = query(root, args.sql)
+    except WarehouseError as exc:
+        print(f"hyp sql: {exc}", file=sys.stderr)
+        return 2
+    render(result, args.format, max_rows=args.max_rows)
+    return 0

@@ -1,0 +1,84 @@
+"""Atomic appends: each call writes whole new Parquet files, never touching old ones.
+
+A file is written under a hidden temporary name in its partition folder and
+renamed into place, so a reader's ``*.parquet`` glob sees either nothing or the
+whole file; writers never share a file, so they never lock each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from services.warehouse.tables import WarehouseError, table
+
+
+def to_arrow(table_name: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> pa.Table:
+    """Rows (dicts) or an Arrow table -> an Arrow table with the table's exact schema.
+
+    Missing columns become nulls; unknown columns are an error naming them.
+    """
+    schema = table(table_name).schema
+    if isinstance(rows, pa.Table):
+        data = rows
+    else:
+        rows = list(rows)
+        unknown = sorted({k for r in rows for k in r} - set(schema.names))
+        if unknown:
+            raise WarehouseError(f"{table_name}: unknown column(s) {', '.join(unknown)}")
+        try:
+            data = pa.Table.from_pylist(rows, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise WarehouseError(f"{table_name}: {exc}") from None
+    unknown = sorted(set(data.column_names) - set(schema.names))
+    if unknown:
+        raise WarehouseError(f"{table_name}: unknown column(s) {', '.join(unknown)}")
+    columns = []
+    for field in schema:
+        if field.name in data.column_names:
+            try:
+                columns.append(data.column(field.name).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise WarehouseError(f"{table_name}.{field.name}: {exc}") from None
+        else:
+            columns.append(pa.nulls(data.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _write_atomic(data: pa.Table, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
+    tmp = folder / f".{name}.tmp"
+    pq.write_table(data, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / name)
+    return folder / name
+
+
+def append(
+    warehouse_dir: str | os.PathLike[str], table_name: str, rows: Iterable[Mapping[str, Any]] | pa.Table
+) -> list[Path]:
+    """Append rows to a table as new files, one per date partition; return the files written."""
+    data = to_arrow(table_name, rows)
+    if data.num_rows == 0:
+        return []
+    spec = table(table_name)
+    root = Path(warehouse_dir) / table_name
+    times = data.column(spec.time_column)
+    if times.null_count:
+        raise WarehouseError(f"{table_name}.{spec.time_column}: {times.null_count} row(s) without a time")
+    dates = pc.strftime(times, format="%Y-%m-%d")
+    written = []
+    for date in pc.unique(dates).to_pylist():
+        part = data.filter(pc.equal(dates, date))
+        written.append(_write_atomic(part, root / f"date={date}"))
+    return written
