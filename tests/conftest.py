@@ -12,3 +12,6 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
+
+# Fixtures that start real processes (emulator, MLflow server, ...), shared by every test folder.
+pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.mlflow"]
