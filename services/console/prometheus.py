@@ -1,0 +1,127 @@
+"""Reading Prometheus text exposition: sums by label, histogram quantiles.
+
+The console scrapes the services' own ``/metrics`` pages; it never keeps a
+time-series database, only the last two scrapes to turn counters into rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass
+class Scrape:
+    """One parsed /metrics page: samples by sample name (``_total``, ``_bucket`` ... kept)."""
+
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.samples)
+
+    def find(self, *candidates: str) -> str | None:
+        """The first candidate name present, exact first, then as a suffix (``hyp_`` prefixes vary)."""
+        for c in candidates:
+            if c in self.samples:
+                return c
+        for c in candidates:
+            for name in self.samples:
+                if name.endswith(c):
+                    return name
+        return None
+
+    def like(self, *words: str, suffix: str = "") -> str | None:
+        """The shortest sample name containing every word (and ending with ``suffix``)."""
+        hits = [n for n in self.samples if n.endswith(suffix) and all(w in n for w in words)]
+        return min(hits, key=len) if hits else None
+
+    def total(self, *candidates: str, **match: str) -> float | None:
+        name = self.find(*candidates)
+        if name is None:
+            return None
+        return sum(s.value for s in self.samples[name] if _matches(s, match))
+
+    def by_label(self, label: str, *candidates: str) -> dict[str, float]:
+        name = self.find(*candidates)
+        out: dict[str, float] = defaultdict(float)
+        for s in self.samples.get(name or "", []):
+            if label in s.labels:
+                out[s.labels[label]] += s.value
+        return dict(out)
+
+    def label_values(self, label: str, *candidates: str) -> list[str]:
+        name = self.find(*candidates)
+        return sorted({s.labels[label] for s in self.samples.get(name or "", []) if label in s.labels})
+
+    def histogram(self, base: str) -> list[tuple[float, float]]:
+        """Cumulative (upper bound, count) pairs of a histogram, summed over its other labels."""
+        name = self.find(base + "_bucket")
+        if name is None:
+            return []
+        buckets: dict[float, float] = defaultdict(float)
+        for s in self.samples[name]:
+            le = s.labels.get("le")
+            if le is not None:
+                buckets[float(le)] += s.value
+        return sorted(buckets.items())
+
+
+def _matches(sample: Sample, match: dict[str, str]) -> bool:
+    return all(sample.labels.get(k) == v for k, v in match.items())
+
+
+def parse(text: str) -> Scrape:
+    """Parse exposition text; raise ValueError naming the problem on garbage."""
+    scrape = Scrape()
+    try:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                scrape.samples.setdefault(s.name, []).append(Sample(s.name, dict(s.labels), float(s.value)))
+    except Exception as exc:  # the parser raises bare ValueError/TypeError/IndexError on bad lines
+        raise ValueError(f"metrics: not Prometheus text ({exc})") from None
+    return scrape
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Histogram quantile as Prometheus' histogram_quantile computes it (linear within a bucket)."""
+    if not buckets or not 0 <= q <= 1:
+        return None
+    total = buckets[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound
+            if count == prev_count:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def bucket_delta(now: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Buckets of the interval between two scrapes (falls back to ``now`` after a restart)."""
+    old = dict(before)
+    delta = [(b, c - old.get(b, 0.0)) for b, c in now]
+    if any(c < 0 for _, c in delta):
+        return now
+    return delta
+
+
+def mean(buckets_sum: float | None, buckets_count: float | None) -> float | None:
+    if not buckets_count or buckets_sum is None:
+        return None
+    return buckets_sum / buckets_count

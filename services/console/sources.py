@@ -1,0 +1,278 @@
+"""Readers of the stack's services. Every reader returns a dict and never raises: a source
+that is down, slow or answering garbage is reported as unhealthy with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
+from services.console import prometheus
+from services.console.prometheus import Scrape
+
+
+async def fetch(client: httpx.AsyncClient, url: str, *, expect: str | None = None) -> dict[str, Any]:
+    """GET a URL: ``healthy`` is a 2xx answer (containing ``expect`` if given)."""
+    started = time.perf_counter()
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return {"healthy": False, "error": f"{type(exc).__name__}: {exc}".rstrip(": "), "text": None}
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    healthy = response.is_success and (expect is None or expect in response.text)
+    error = None if healthy else f"HTTP {response.status_code}"
+    return {"healthy": healthy, "status": response.status_code, "ms": ms, "error": error, "text": response.text}
+
+
+def short(name: str) -> str:
+    """``projects/p/topics/t`` -> ``t``."""
+    return name.rsplit("/", 1)[-1]
+
+
+def label_rows(scrape: Scrape, label: str) -> dict[str, dict[str, float]]:
+    """Every sample carrying ``label``, grouped by the label's (short) value, summed per sample name."""
+    rows: dict[str, dict[str, float]] = defaultdict(dict)
+    for name, samples in scrape.samples.items():
+        if name.endswith(("_bucket", "_created")):
+            continue
+        for s in samples:
+            value = s.labels.get(label)
+            if value is not None:
+                row = rows[short(value)]
+                row[name] = row.get(name, 0.0) + s.value
+    return dict(rows)
+
+
+def pick(row: dict[str, float], *words: str, counter: bool | None = None, avoid: tuple[str, ...] = ()) -> str | None:
+    """The first metric name of a row containing one of ``words`` (in order of preference)."""
+    for word in words:
+        for name in sorted(row, key=len):
+            if word not in name or any(a in name for a in avoid):
+                continue
+            if counter is not None and name.endswith("_total") != counter:
+                continue
+            return name
+    return None
+
+
+def rate(now: dict[str, float], before: dict[str, float] | None, name: str | None, dt: float) -> float | None:
+    if name is None or before is None or name not in before or dt <= 0:
+        return None
+    delta = now[name] - before[name]
+    return max(delta, 0.0) / dt  # a restart resets counters: show 0, not a negative rate
+
+
+def summarize_pubsub(scrape: Scrape, previous: Scrape | None, dt: float) -> dict[str, Any]:
+    """Topics and subscriptions with counts and rates, whatever the emulator names its metrics."""
+    topics_now, subs_now = label_rows(scrape, "topic"), label_rows(scrape, "subscription")
+    topics_before = label_rows(previous, "topic") if previous else {}
+    subs_before = label_rows(previous, "subscription") if previous else {}
+    topics = []
+    for name, row in sorted(topics_now.items()):
+        published = pick(row, "publish", "message", counter=True)
+        topics.append(
+            {
+                "name": name,
+                "published": row.get(published) if published else None,
+                "publish_rate": rate(row, topics_before.get(name), published, dt),
+            }
+        )
+    subscriptions = []
+    for name, row in sorted(subs_now.items()):
+        before = subs_before.get(name)
+        delivered = pick(row, "deliver", "sent", "pull", "push", counter=True, avoid=("dead", "fail", "nack"))
+        acked = pick(row, "ack", counter=True, avoid=("unack", "nack", "not_ack"))
+        backlog = pick(row, "backlog", "undelivered", "unacked_messages", "outstanding", "num_messages", counter=False)
+        oldest = pick(row, "oldest", counter=False)
+        dead = pick(row, "dead")
+        subscriptions.append(
+            {
+                "name": name,
+                "backlog": row.get(backlog) if backlog else None,
+                "oldest_unacked_s": row.get(oldest) if oldest else None,
+                "delivered": row.get(delivered) if delivered else None,
+                "delivery_rate": rate(row, before, delivered, dt),
+                "acked": row.get(acked) if acked else None,
+                "ack_rate": rate(row, before, acked, dt),
+                "dead_lettered": row.get(dead) if dead else None,
+            }
+        )
+    deadletter = next((t for t in topics if t["name"] == DEADLETTER_TOPIC), None)
+    events = next((t for t in topics if t["name"] == EVENTS_TOPIC), None)
+    detections = next((t for t in topics if t["name"] == DETECTIONS_TOPIC), None)
+    return {
+        "topics": topics,
+        "subscriptions": subscriptions,
+        "events_per_s": events["publish_rate"] if events else None,
+        "detections_per_s": detections["publish_rate"] if detections else None,
+        "dead_lettered": deadletter["published"] if deadletter else None,
+    }
+
+
+def summarize_detector(scrape: Scrape, previous: Scrape | None, dt: float) -> dict[str, Any]:
+    """Events/s, anomalies/s, dead letters, latency percentiles, batch sizes and model version."""
+
+    def counter(*words: str) -> str | None:
+        return scrape.like(*words, suffix="_total")
+
+    def value(name: str | None, s: Scrape | None) -> float | None:
+        return s.total(name) if s is not None and name is not None and name in s.samples else None
+
+    def per_s(name: str | None) -> float | None:
+        now, before = value(name, scrape), value(name, previous)
+        if now is None or before is None or dt <= 0:
+            return None
+        return max(now - before, 0.0) / dt
+
+    events = counter("event") or counter("message") or counter("element")
+    anomalies = counter("anomal") or counter("detection")
+    dead = counter("dead") or counter("invalid") or counter("error")
+    out: dict[str, Any] = {
+        "events": value(events, scrape),
+        "events_per_s": per_s(events),
+        "anomalies": value(anomalies, scrape),
+        "anomalies_per_s": per_s(anomalies),
+        "dead_lettered": value(dead, scrape),
+    }
+    for key, words in (("latency", ("latency",)), ("batch", ("batch",))):
+        bucket = scrape.like(*words, suffix="_bucket")
+        if bucket is None:
+            continue
+        base = bucket.removesuffix("_bucket")
+        buckets = scrape.histogram(base)
+        if previous is not None and previous.find(bucket):
+            interval = prometheus.bucket_delta(buckets, previous.histogram(base))
+            if interval and interval[-1][1] > 0:
+                buckets = interval
+        for q in (0.5, 0.95, 0.99):
+            out[f"{key}_p{int(q * 100)}"] = prometheus.quantile(buckets, q)
+        out[f"{key}_mean"] = prometheus.mean(scrape.total(base + "_sum"), scrape.total(base + "_count"))
+    out["model_version"] = model_version(scrape)
+    return out
+
+
+def model_version(scrape: Scrape) -> str | None:
+    """The version the detector scores with: a ``version`` label of a ``*model*`` metric, or its value."""
+    candidates = [n for n in scrape.samples if "model" in n and not n.endswith(("_bucket", "_created"))]
+    for name in sorted(candidates, key=len):
+        live = [s for s in scrape.samples[name] if s.value]
+        for s in live or scrape.samples[name]:
+            for label in ("version", "model_version"):
+                if s.labels.get(label):
+                    return s.labels[label]
+    for name in sorted(candidates, key=len):
+        if "version" in name and scrape.samples[name]:
+            v = scrape.samples[name][0].value
+            return str(int(v)) if v == int(v) else str(v)
+    return None
+
+
+class WarehouseCounter:
+    """Row counts per table from Parquet footers; files are immutable, so each is read once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Path, int] = {}
+
+    def counts(self, warehouse_dir: Path) -> dict[str, Any]:
+        import pyarrow.parquet as pq
+
+        from services.warehouse.query import files
+        from services.warehouse.tables import TABLES
+
+        root = Path(warehouse_dir)
+        if not root.exists():  # a fresh stack: the first writer creates it
+            return {"healthy": True, "error": None, "note": "empty", "tables": dict.fromkeys(TABLES, 0)}
+        if not root.is_dir():
+            return {"healthy": False, "error": f"warehouse: {root} is not a folder", "tables": {}}
+        tables: dict[str, int] = {}
+        seen: set[Path] = set()
+        errors = []
+        for name in TABLES:
+            total = 0
+            for path in files(warehouse_dir, name):
+                seen.add(path)
+                if path not in self._rows:
+                    try:
+                        self._rows[path] = pq.read_metadata(path).num_rows
+                    except (OSError, ValueError) as exc:  # a file removed by compaction meanwhile, or torn
+                        errors.append(f"{path.name}: {exc}")
+                        continue
+                total += self._rows[path]
+            tables[name] = total
+        for gone in set(self._rows) - seen:
+            del self._rows[gone]
+        return {"healthy": True, "error": "; ".join(errors[:3]) or None, "tables": tables}
+
+
+async def read_models(client: httpx.AsyncClient, base: str, name: str, alias: str, metrics_cache: dict) -> dict:
+    """Versions of the registered model, their aliases, run metrics and tags, from MLflow's REST API."""
+    base = base.rstrip("/")
+    try:
+        got = await client.get(f"{base}/api/2.0/mlflow/registered-models/get", params={"name": name})
+        if got.status_code == 404 or (got.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in got.text):
+            return {"healthy": True, "error": f"no registered model {name!r} yet", "versions": [], "champion": None}
+        got.raise_for_status()
+        registered = got.json().get("registered_model", {})
+        found = await client.get(
+            f"{base}/api/2.0/mlflow/model-versions/search",
+            params={"filter": f"name='{name}'", "max_results": 200, "order_by": "version_number DESC"},
+        )
+        found.raise_for_status()
+        versions = found.json().get("model_versions", [])
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"healthy": False, "error": f"MLflow: {type(exc).__name__}: {exc}", "versions": [], "champion": None}
+    aliases: dict[str, list[str]] = defaultdict(list)
+    for a in registered.get("aliases", []):
+        aliases[str(a.get("version"))].append(a.get("alias"))
+    versions.sort(key=lambda v: int(v.get("version", 0)), reverse=True)
+    rows = []
+    for v in versions[:20]:
+        run_id = v.get("run_id")
+        metrics = await _run_metrics(client, base, run_id, metrics_cache) if run_id else {}
+        tags = {t.get("key"): t.get("value") for t in v.get("tags", [])}
+        rows.append(
+            {
+                "version": str(v.get("version")),
+                "created": (v.get("creation_timestamp") or 0) / 1000,
+                "aliases": aliases.get(str(v.get("version")), []),
+                "status": v.get("status"),
+                "run_id": run_id,
+                "metrics": metrics,
+                "tags": {k: val for k, val in tags.items() if not k.startswith("mlflow.")},
+            }
+        )
+    champion = next((r["version"] for r in rows if alias in r["aliases"]), None)
+    return {"healthy": True, "error": None, "versions": rows, "champion": champion, "alias": alias}
+
+
+async def _run_metrics(client: httpx.AsyncClient, base: str, run_id: str, cache: dict) -> dict[str, float]:
+    cached = cache.get(run_id)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    try:
+        got = await client.get(f"{base}/api/2.0/mlflow/runs/get", params={"run_id": run_id})
+        got.raise_for_status()
+        metrics = {m["key"]: m["value"] for m in got.json().get("run", {}).get("data", {}).get("metrics", [])}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        metrics = {}
+    cache[run_id] = (time.monotonic(), metrics)
+    return metrics
+
+
+async def read_orchestrator(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
+    got = await fetch(client, base.rstrip("/") + "/runs")
+    if not got["healthy"]:
+        return {"healthy": False, "error": got["error"], "runs": []}
+    try:
+        body = httpx.Response(200, text=got["text"]).json()
+    except ValueError:
+        return {"healthy": False, "error": "orchestrator: /runs is not JSON", "runs": []}
+    runs = body.get("runs", []) if isinstance(body, dict) else body
+    if not isinstance(runs, list):
+        return {"healthy": False, "error": "orchestrator: /runs has no list of runs", "runs": []}
+    return {"healthy": True, "error": None, "runs": [r for r in runs if isinstance(r, dict)][:20]}
