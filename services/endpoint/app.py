@@ -1,0 +1,291 @@
+"""The FastAPI app: Vertex AI's online-prediction REST surface plus MLflow's ``/invocations``.
+
+Handlers read the body themselves (bounded) and parse it with :mod:`services.endpoint.instances`
+instead of through pydantic: the request schemas below are for ``/docs`` and OpenAPI only, and
+the hot path stays free of per-row model objects. Every response says which model version
+answered: ``modelVersionId`` in Vertex's body and the ``X-Model-Version`` header everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from services.endpoint import schemas
+from services.endpoint.instances import InputError, loads, parse_any, parse_vertex
+from services.endpoint.metrics import EndpointMetrics
+from services.endpoint.serving import ModelHolder, ModelSource, ServedModel, predict_rows
+from services.endpoint.settings import EndpointSettings
+
+log = logging.getLogger(__name__)
+
+VERTEX_PREFIX = "/v1/projects/{project}/locations/{location}/endpoints"
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+JSON = "application/json"
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def google_error(status: int, message: str) -> Response:
+    """Google APIs' error body, which the Vertex SDK turns into google.api_core exceptions."""
+    body = {"error": {"code": status, "message": message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}}
+    return Response(_dumps(body), status_code=status, media_type=JSON)
+
+
+def mlflow_error(status: int, message: str) -> Response:
+    """MLflow scoring server's error body."""
+    code = {400: "BAD_REQUEST", 413: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    return Response(_dumps({"error_code": code, "message": message}), status_code=status, media_type=JSON)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or InputError(413) as soon as it is over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InputError("Content-Length: not a number")
+        if int(declared) > limit:
+            raise InputError(f"body: {declared} bytes is over the limit of {limit} bytes", status=413)
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputError(f"body: over the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
+    """The endpoint app serving whatever ``source`` says the alias points at."""
+    metrics = EndpointMetrics()
+
+    def on_swap(new: ServedModel, old: ServedModel | None) -> None:
+        if old is not None:
+            metrics.model_version.remove(old.name, old.version)
+            metrics.reloads.inc()
+        metrics.model_version.labels(new.name, new.version).set(1)
+
+    holder = ModelHolder(source, on_swap=on_swap)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(holder.refresh)  # the first load; a failure leaves /health at 503
+        if holder.current is None:
+            log.warning("no model yet; retrying in the background", extra={"fields": {"error": holder.last_error}})
+        poller = None
+        if settings.reload_interval_s > 0:
+            poller = asyncio.create_task(holder.poll(settings.reload_interval_s))
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    app = FastAPI(
+        title="hyp endpoint",
+        description="Vertex AI online prediction (REST) for the champion model of the MLflow registry.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.metrics = metrics
+    app.state.settings = settings
+
+    def served_or_error() -> ServedModel:
+        model = holder.current
+        if model is None:
+            raise InputError(f"no model loaded yet ({holder.last_error or 'loading'})", status=503)
+        return model
+
+    async def score(model: ServedModel, batch: Any, *, vertex: bool) -> list[dict[str, Any]]:
+        metrics.batch_size.observe(batch.rows)
+        if batch.rows <= settings.inline_rows:
+            rows = predict_rows(model, batch, vertex=vertex)
+        else:
+            rows = await run_in_threadpool(predict_rows, model, batch, vertex=vertex)
+        metrics.predictions.labels(model.version).inc(batch.rows)
+        return rows
+
+    def check_resource(project: str, location: str, endpoint: str) -> None:
+        if (project, location, endpoint) != (settings.project, settings.location, settings.endpoint_id):
+            name = f"projects/{project}/locations/{location}/endpoints/{endpoint}"
+            raise InputError(f"Endpoint `{name}` not found.", status=404)
+
+    async def vertex_call(request: Request, route: str, project: str, location: str, endpoint: str, raw: bool):
+        start = time.perf_counter()
+        status = 200
+        try:
+            check_resource(project, location, endpoint)
+            payload = loads(await read_body(request, settings.max_body_bytes))
+            model = served_or_error()
+            if raw:
+                batch = parse_any(payload, settings.max_instances, model.features)
+            else:
+                batch = parse_vertex(payload, settings.max_instances, model.features)
+            rows = await score(model, batch, vertex=True)
+            headers = {
+                "X-Model-Version": model.version,
+                "X-Vertex-AI-Endpoint-Id": settings.endpoint_id,
+                "X-Vertex-AI-Deployed-Model-Id": settings.deployed_model_id,
+            }
+            if raw:
+                body = {"predictions": rows}
+            else:
+                body = {
+                    "predictions": rows,
+                    "deployedModelId": settings.deployed_model_id,
+                    "model": settings.model_resource,
+                    "modelDisplayName": model.name,
+                    "modelVersionId": model.version,
+                }
+            return Response(_dumps(body), media_type=JSON, headers=headers)
+        except InputError as exc:
+            status = exc.status
+            return google_error(exc.status, str(exc))
+        except Exception as exc:
+            status = 500
+            log.exception("prediction failed")
+            return google_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+        finally:
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+    async def container_call(request: Request, route: str, vertex: bool) -> Response:
+        start = time.perf_counter()
+        status = 200
+        try:
+            payload = loads(await read_body(request, settings.max_body_bytes))
+            model = served_or_error()
+            batch = parse_any(payload, settings.max_instances, model.features)
+            rows = await score(model, batch, vertex=vertex)
+            return Response(_dumps({"predictions": rows}), media_type=JSON, headers={"X-Model-Version": model.version})
+        except InputError as exc:
+            status = exc.status
+            return mlflow_error(exc.status, str(exc))
+        except Exception as exc:
+            status = 500
+            log.exception("prediction failed")
+            return mlflow_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+        finally:
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+    @app.post(
+        VERTEX_PREFIX + "/{endpoint}:predict",
+        summary="Vertex AI predict",
+        openapi_extra=schemas.body(schemas.VERTEX_REQUEST),
+        responses=schemas.PREDICT_RESPONSES,
+        tags=["vertex"],
+    )
+    async def predict(request: Request, project: str, location: str, endpoint: str) -> Response:
+        """`{"instances": [...], "parameters": {...}}` -> predictions and the model version that answered."""
+        return await vertex_call(request, "predict", project, location, endpoint, raw=False)
+
+    @app.post(
+        VERTEX_PREFIX + "/{endpoint}:rawPredict",
+        summary="Vertex AI rawPredict",
+        openapi_extra=schemas.body(schemas.ANY_REQUEST),
+        responses=schemas.RAW_RESPONSES,
+        tags=["vertex"],
+    )
+    async def raw_predict(request: Request, project: str, location: str, endpoint: str) -> Response:
+        """The body goes to the model server as is (any /invocations shape); its answer comes back as is."""
+        return await vertex_call(request, "rawPredict", project, location, endpoint, raw=True)
+
+    @app.get(VERTEX_PREFIX + "/{endpoint}", summary="Get the Endpoint resource", tags=["vertex"])
+    async def get_endpoint(project: str, location: str, endpoint: str) -> Response:
+        """What `aiplatform.Endpoint(name)` fetches first: name, display name, deployed models."""
+        try:
+            check_resource(project, location, endpoint)
+        except InputError as exc:
+            return google_error(exc.status, str(exc))
+        return Response(_dumps(endpoint_resource()), media_type=JSON)
+
+    @app.get(VERTEX_PREFIX, summary="List endpoints", tags=["vertex"])
+    async def list_endpoints(project: str, location: str) -> Response:
+        if (project, location) != (settings.project, settings.location):
+            return Response(_dumps({}), media_type=JSON)
+        return Response(_dumps({"endpoints": [endpoint_resource()]}), media_type=JSON)
+
+    def endpoint_resource() -> dict[str, Any]:
+        model = holder.current
+        deployed = []
+        if model is not None:
+            loaded = datetime.fromtimestamp(model.loaded_at, UTC).isoformat().replace("+00:00", "Z")
+            deployed.append(
+                {
+                    "id": settings.deployed_model_id,
+                    "model": settings.model_resource,
+                    "modelVersionId": model.version,
+                    "displayName": model.name,
+                    "createTime": loaded,
+                    "dedicatedResources": {"machineSpec": {"machineType": "local"}, "minReplicaCount": 1},
+                }
+            )
+        return {
+            "name": settings.endpoint_name,
+            "displayName": f"{settings.model_name}-endpoint",
+            "deployedModels": deployed,
+            "trafficSplit": {settings.deployed_model_id: 100} if deployed else {},
+        }
+
+    @app.post(
+        settings.predict_route,
+        summary="Custom-container predict route (AIP_PREDICT_ROUTE)",
+        openapi_extra=schemas.body(schemas.ANY_REQUEST),
+        responses=schemas.RAW_RESPONSES,
+        tags=["container"],
+    )
+    async def container_predict(request: Request) -> Response:
+        return await container_call(request, "container", vertex=True)
+
+    @app.post(
+        "/invocations",
+        summary="MLflow scoring server's /invocations",
+        openapi_extra=schemas.body(schemas.ANY_REQUEST),
+        responses=schemas.RAW_RESPONSES,
+        tags=["mlflow"],
+    )
+    async def invocations(request: Request) -> Response:
+        """dataframe_split, dataframe_records, instances or inputs -> {"predictions": [...]}."""
+        return await container_call(request, "invocations", vertex=False)
+
+    async def health() -> Response:
+        model = holder.current
+        if model is None:
+            body = {"status": "loading", "model": settings.model_uri, "error": holder.last_error}
+            return Response(_dumps(body), status_code=503, media_type=JSON)
+        body = {"status": "ok", "model": model.name, "version": model.version, "alias": settings.model_alias}
+        return Response(_dumps(body), media_type=JSON, headers={"X-Model-Version": model.version})
+
+    health_paths = dict.fromkeys([settings.health_route, "/health", "/ping"])
+    for path in health_paths:
+        app.add_api_route(path, health, methods=["GET"], summary="Health: 200 once a model is loaded", tags=["ops"])
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["ops"])
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,40 @@
+"""Settings of `hyp endpoint`, from the environment (Vertex's AIP_* names where they exist)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+
+from services.common.settings import CommonSettings
+
+
+class EndpointSettings(CommonSettings):
+    host: str = Field("127.0.0.1", validation_alias="HYP_ENDPOINT_HOST")
+    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("AIP_HTTP_PORT", "HYP_ENDPOINT_PORT"))
+    endpoint_id: str = Field("1", validation_alias="HYP_ENDPOINT_ID")
+    deployed_model_id: str = Field("1", validation_alias=AliasChoices("AIP_DEPLOYED_MODEL_ID", "HYP_DEPLOYED_MODEL_ID"))
+    # the custom-container contract: Vertex tells the container where to answer
+    predict_route: str = Field("/predict", validation_alias="AIP_PREDICT_ROUTE")
+    health_route: str = Field("/health", validation_alias="AIP_HEALTH_ROUTE")
+    # how often the @alias is checked for a new version (seconds; 0 turns hot reload off)
+    reload_interval_s: float = Field(5.0, ge=0, validation_alias="HYP_ENDPOINT_RELOAD_INTERVAL_S")
+    # Vertex AI online prediction refuses requests over 1.5 MB
+    max_body_bytes: int = Field(1_572_864, ge=1024, validation_alias="HYP_ENDPOINT_MAX_BODY_BYTES")
+    max_instances: int = Field(10_000, ge=1, validation_alias="HYP_ENDPOINT_MAX_INSTANCES")
+    # batches up to this many rows are scored on the event loop; bigger ones in a worker thread
+    inline_rows: int = Field(256, ge=0, validation_alias="HYP_ENDPOINT_INLINE_ROWS")
+    workers: int = Field(1, ge=1, validation_alias="HYP_ENDPOINT_WORKERS")
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/endpoints/{self.endpoint_id}"
+
+    @property
+    def model_resource(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/models/{self.model_name}"
+
+
+@lru_cache
+def get_settings() -> EndpointSettings:
+    return EndpointSettings()
