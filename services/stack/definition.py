@@ -1,0 +1,298 @@
+"""The one definition of the stack: every service's command, settings, ports, health check and dependencies.
+
+Both ways of running the stack follow it: ``hyp up`` starts these services as local processes and
+``python -m services.stack.compose_gen`` writes ``docker-compose.yml`` and ``.env`` from it (a fast test
+keeps the committed files equal to what the generator writes). Changing a port or a variable here changes
+both.
+
+Values may hold placeholders, filled in by :func:`resolve` for the place the service runs in:
+
+``{bind}``
+    the address a server listens on (``127.0.0.1`` locally, ``0.0.0.0`` in a container)
+``{data}``
+    the data root (``.hyp`` in the working directory locally, ``/data`` in a container)
+``{pubsub}``, ``{mlflow}``, ``{endpoint}``, ... (any service name)
+    the host that service is reached at (``127.0.0.1`` locally, the compose service name in compose)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+VERSION = "0.1.0"
+
+# Ports: written once, used by the commands, the health checks and the published ports.
+PUBSUB_PORT = 8085
+MLFLOW_PORT = 5000
+ENDPOINT_PORT = 8080
+PROCESSOR_PORT = 8081
+DETECTOR_METRICS_PORT = 9464
+CONSOLE_PORT = 8000
+
+
+@dataclass(frozen=True)
+class Image:
+    """One build of compose/Dockerfile: which pyproject extras it installs on which base image."""
+
+    key: str
+    extras: str  # comma-separated pyproject extras, "" for the base dependencies only
+    description: str
+
+    @property
+    def tag(self) -> str:
+        return f"hyp-local/{self.key}:{VERSION}"
+
+
+IMAGES: dict[str, Image] = {
+    i.key: i
+    for i in (
+        Image("pubsub", "", "the Pub/Sub emulator and the load generator: base dependencies only, small"),
+        Image("app", "warehouse,serve,models,beam", "MLflow, training, detector, endpoint, processor (no TensorFlow)"),
+        Image("app-postgres", "warehouse,serve,models,postgres", "MLflow with the PostgreSQL driver"),
+        Image("app-gpu", "warehouse,serve,models,beam,tf", "the TensorFlow services on a CUDA base (GPU overlay)"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to tell a service is ready: an HTTP GET answering 2xx (with ``expect`` in the body, if given)."""
+
+    port: int
+    path: str = "/"
+    expect: str | None = None
+    interval_s: float = 2.0
+    retries: int = 30
+    start_period_s: float = 5.0
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{self.path}"
+
+    def probe_args(self, host: str = "127.0.0.1") -> list[str]:
+        """Arguments of ``python -m services.stack.healthcheck`` for this check."""
+        args = [self.url(host)]
+        if self.expect is not None:
+            args += ["--expect", self.expect]
+        return args
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the stack, run as ``hyp <command...>`` in both worlds."""
+
+    name: str
+    command: tuple[str, ...]  # arguments of `hyp`; the first one is the sub-command
+    image: str  # key of IMAGES
+    summary: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    health: Health | None = None
+    depends_on: tuple[str, ...] = ()  # must be healthy (or, for one-shot jobs, completed) first
+    oneshot: bool = False  # a job that runs to completion (exit 0) before its dependants start
+    volumes: Mapping[str, str] = field(default_factory=dict)  # named volume -> mount path in the container
+    urls: Mapping[str, str] = field(default_factory=dict)  # label -> URL shown by `hyp up` (placeholders ok)
+    memory: str | None = None  # compose memory limit
+    stop_grace_s: int = 10
+    gpu: bool = False  # uses TensorFlow: docker-compose.gpu.yml rebuilds it on a CUDA base with a GPU reserved
+
+    @property
+    def subcommand(self) -> str:
+        return self.command[0]
+
+
+# The GPU overlay: the CUDA base image (a build argument; Ubuntu 22.04 gets Python 3.11 from apt).
+CUDA_BASE_IMAGE = "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
+GPU_IMAGE = "app-gpu"
+GPU_MEMORY = "6g"
+
+# Settings the user may change; compose reads them as ${NAME:-default} and .env lists the defaults.
+TUNABLES: dict[str, str] = {
+    "HYP_PROJECT": "hyp-local",
+    "HYP_LOCATION": "europe-west1",
+    "HYP_MODEL_NAME": "purchase-anomaly",
+    "HYP_MODEL_ALIAS": "champion",
+    "HYP_LOG_LEVEL": "INFO",
+    "HYP_LOADGEN_RATE": "200",
+    "HYP_LOADGEN_ANOMALY_RATE": "0.05",
+    "BASE_IMAGE": "python:3.11-slim",
+    "CUDA_BASE_IMAGE": CUDA_BASE_IMAGE,
+}
+
+# Every service gets these (all are CommonSettings names).
+COMMON_ENV: dict[str, str] = {
+    "HYP_PROJECT": "${HYP_PROJECT}",
+    "HYP_LOCATION": "${HYP_LOCATION}",
+    "HYP_MODEL_NAME": "${HYP_MODEL_NAME}",
+    "HYP_MODEL_ALIAS": "${HYP_MODEL_ALIAS}",
+    "HYP_LOG_LEVEL": "${HYP_LOG_LEVEL}",
+    "PUBSUB_EMULATOR_HOST": "{pubsub}:" + str(PUBSUB_PORT),
+    "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
+    "HYP_WAREHOUSE_DIR": "{data}/warehouse",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="pubsub",
+        command=("pubsub", "--host", "{bind}", "--port", str(PUBSUB_PORT), "--data-dir", "{data}/pubsub"),
+        image="pubsub",
+        summary="Pub/Sub emulator with the stack's topology (gRPC + REST)",
+        env={"HYP_PUSH_ENDPOINT_HOST": "{processor}:" + str(PROCESSOR_PORT)},
+        ports=(PUBSUB_PORT,),
+        health=Health(PUBSUB_PORT, "/", expect="Ok.", interval_s=1.0),
+        volumes={"pubsub-data": "/data/pubsub"},
+        urls={"Pub/Sub emulator": "PUBSUB_EMULATOR_HOST={pubsub}:" + str(PUBSUB_PORT)},
+        memory="512m",
+    ),
+    Service(
+        name="mlflow",
+        command=("mlflow", "--host", "{bind}", "--port", str(MLFLOW_PORT), "--data-dir", "{data}/mlflow"),
+        image="app",
+        summary="MLflow tracking server and model registry (sqlite, served artifacts)",
+        env={
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "HYP_MLFLOW_ALLOWED_HOSTS": "{mlflow}:" + str(MLFLOW_PORT) + ",localhost:*,127.0.0.1:*",
+        },
+        ports=(MLFLOW_PORT,),
+        health=Health(MLFLOW_PORT, "/health", retries=60),
+        volumes={"mlflow-data": "/data/mlflow"},
+        urls={"MLflow": "http://{mlflow}:" + str(MLFLOW_PORT)},
+        memory="1g",
+    ),
+    Service(
+        name="init",
+        gpu=True,
+        command=("train", "--bootstrap"),
+        image="app",
+        summary="one-shot: train and promote a first champion when the registry is empty",
+        depends_on=("mlflow",),
+        oneshot=True,
+        memory="1g",
+    ),
+    Service(
+        name="detector",
+        gpu=True,
+        command=("detector", "--metrics-port", str(DETECTOR_METRICS_PORT)),
+        image="app",
+        summary="Beam streaming detector (scores events with @champion)",
+        ports=(DETECTOR_METRICS_PORT,),
+        health=Health(DETECTOR_METRICS_PORT, "/metrics", retries=60),
+        depends_on=("pubsub", "init"),
+        volumes={"warehouse-data": "/data/warehouse"},
+        urls={"detector metrics": "http://{detector}:" + str(DETECTOR_METRICS_PORT) + "/metrics"},
+        memory="1g",
+    ),
+    Service(
+        name="endpoint",
+        gpu=True,
+        command=("endpoint", "--host", "{bind}", "--port", str(ENDPOINT_PORT)),
+        image="app",
+        summary="Vertex-AI-compatible prediction endpoint",
+        ports=(ENDPOINT_PORT,),
+        health=Health(ENDPOINT_PORT, "/health", retries=60),
+        depends_on=("init",),
+        urls={"endpoint": "http://{endpoint}:" + str(ENDPOINT_PORT) + "/docs"},
+        memory="768m",
+    ),
+    Service(
+        name="processor",
+        command=("processor", "--host", "{bind}", "--port", str(PROCESSOR_PORT)),
+        image="app",
+        summary="Cloud-Run-style processor (push from hyp_subscription_cloud_run)",
+        env={"HYP_ENDPOINT_URL": "http://{endpoint}:" + str(ENDPOINT_PORT)},
+        ports=(PROCESSOR_PORT,),
+        health=Health(PROCESSOR_PORT, "/health"),
+        depends_on=("pubsub", "endpoint"),
+        volumes={"warehouse-data": "/data/warehouse"},
+        urls={"processor": "http://{processor}:" + str(PROCESSOR_PORT)},
+        memory="512m",
+    ),
+    Service(
+        name="loadgen",
+        command=(
+            "loadgen",
+            "--to",
+            "pubsub",
+            "--rate",
+            "${HYP_LOADGEN_RATE}",
+            "--anomaly-rate",
+            "${HYP_LOADGEN_ANOMALY_RATE}",
+        ),
+        image="pubsub",
+        summary="load generator: purchase events with labelled anomalies",
+        depends_on=("pubsub", "detector", "processor"),
+        memory="256m",
+    ),
+)
+
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+
+
+def service(name: str) -> Service:
+    for s in SERVICES:
+        if s.name == name:
+            return s
+    raise KeyError(f"unknown service {name!r} (services: {', '.join(SERVICE_NAMES)})")
+
+
+def order(services: tuple[Service, ...] = SERVICES) -> list[Service]:
+    """Services in dependency order (a dependency before its dependants); raises on a cycle."""
+    by_name = {s.name: s for s in services}
+    done: list[Service] = []
+    seen: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(s: Service) -> None:
+        if s.name in seen:
+            return
+        if s.name in visiting:
+            raise ValueError(f"dependency cycle through {s.name!r}")
+        visiting.add(s.name)
+        for dep in s.depends_on:
+            if dep not in by_name:
+                raise ValueError(f"{s.name!r} depends on unknown service {dep!r}")
+            visit(by_name[dep])
+        visiting.discard(s.name)
+        seen.add(s.name)
+        done.append(s)
+
+    for s in services:
+        visit(s)
+    return done
+
+
+Place = Literal["local", "compose"]
+
+
+def hosts(place: Place, services: tuple[Service, ...] = SERVICES) -> dict[str, str]:
+    return {s.name: ("127.0.0.1" if place == "local" else s.name) for s in services}
+
+
+def resolve(value: str, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> str:
+    """Fill the placeholders of one value for a place.
+
+    ``${NAME}`` becomes the tunable's value locally (from ``tunables``) and ``${NAME:-default}`` in compose.
+    """
+    fills = {"bind": "127.0.0.1" if place == "local" else "0.0.0.0", "data": data, **hosts(place)}
+    out = value
+    for name, default in TUNABLES.items():
+        token = "${" + name + "}"
+        if token in out:
+            replacement = (tunables or {}).get(name, default) if place == "local" else "${" + f"{name}:-{default}" + "}"
+            out = out.replace(token, replacement)
+    for key, fill in fills.items():
+        out = out.replace("{" + key + "}", fill)
+    return out
+
+
+def environment(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of one service in a place (common settings first, the service's own over them)."""
+    merged = {**COMMON_ENV, **s.env}
+    return {k: resolve(v, place, data=data, tunables=tunables) for k, v in merged.items()}
+
+
+def command(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> list[str]:
+    return [resolve(a, place, data=data, tunables=tunables) for a in s.command]

@@ -1,0 +1,202 @@
+"""Optional compose profiles: flink, google-emulator, postgres.
+
+Services that run our own code derive from the core definition (same image, same settings, a different
+command or variables); the third-party images (Flink, Kafka, the Beam job server, PostgreSQL, Google's
+emulator) are pinned here. None of these images can be pulled on the reference machine: the flink and
+google-emulator profiles are validated with ``docker compose --profile NAME config`` only (docs/stack.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from services.stack import definition as d
+
+FLINK_IMAGE = "flink:1.18.1-scala_2.12-java11"
+BEAM_JOB_SERVER_IMAGE = "apache/beam_flink1.18_job_server:2.77.0"
+KAFKA_IMAGE = "apache/kafka:3.8.0"
+POSTGRES_IMAGE = "postgres:16.4-bookworm"
+GOOGLE_EMULATOR_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:497.0.0-emulators"
+
+POSTGRES_URI = "postgresql://mlflow:${POSTGRES_PASSWORD:-mlflow}@postgres:5432/mlflow"
+KAFKA_BOOTSTRAP = "kafka:9092"
+FLINK_REST_PORT = 8088  # published as 8088 so it does not collide with the processor's 8081
+
+ComposeService = Callable[[d.Service, dict[str, d.Service]], dict[str, Any]]
+
+
+def _third_party(profile: str, image: str, **fields: Any) -> dict[str, Any]:
+    return {"image": image, "profiles": [profile], "init": True, "restart": "unless-stopped", **fields}
+
+
+def _ours(
+    s: d.Service, profile: str, by_name: dict[str, d.Service], compose_service: ComposeService, **extra: Any
+) -> dict[str, Any]:
+    out = compose_service(s, by_name)
+    out["profiles"] = [profile]
+    depends = extra.pop("depends_on", None)
+    if depends:
+        out["depends_on"] = {**out.get("depends_on", {}), **depends}
+    out.update(extra)
+    return out
+
+
+def services(by_name: dict[str, d.Service], compose_service: ComposeService) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    out.update(_postgres(by_name, compose_service))
+    out.update(_google_emulator())
+    out.update(_flink(by_name, compose_service))
+    return out
+
+
+def volumes() -> set[str]:
+    return {"postgres-data"}
+
+
+def _postgres(by_name: dict[str, d.Service], compose_service: ComposeService) -> dict[str, dict[str, Any]]:
+    mlflow = by_name["mlflow"]
+    # MLflow on PostgreSQL: the same server command with a PostgreSQL backend store, started in place of
+    # `mlflow` by `docker compose --profile postgres up mlflow-postgres ...` (docs/stack.md).
+    pg_mlflow = replace(
+        mlflow,
+        name="mlflow-postgres",
+        command=(*mlflow.command, "--backend-store-uri", POSTGRES_URI),
+        image="app-postgres",
+        ports=(),
+        urls={},
+    )
+    return {
+        "postgres": _third_party(
+            "postgres",
+            POSTGRES_IMAGE,
+            environment={
+                "POSTGRES_USER": "mlflow",
+                "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:-mlflow}",
+                "POSTGRES_DB": "mlflow",
+            },
+            volumes=["postgres-data:/var/lib/postgresql/data"],
+            healthcheck={
+                "test": ["CMD", "pg_isready", "-U", "mlflow", "-d", "mlflow"],
+                "interval": "2s",
+                "timeout": "5s",
+                "retries": 30,
+            },
+        ),
+        "mlflow-postgres": _ours(
+            pg_mlflow,
+            "postgres",
+            by_name,
+            compose_service,
+            depends_on={"postgres": {"condition": "service_healthy"}},
+            ports=[f"127.0.0.1:{d.MLFLOW_PORT + 1}:{d.MLFLOW_PORT}"],
+        ),
+    }
+
+
+def _google_emulator() -> dict[str, dict[str, Any]]:
+    # Google's own emulator (JVM, starts empty, keeps nothing): point the stack at it with
+    # HYP_PUBSUB_HOST=pubsub-google; `hyp pubsub --apply-topology` creates the stack's topics in it.
+    return {
+        "pubsub-google": _third_party(
+            "google-emulator",
+            GOOGLE_EMULATOR_IMAGE,
+            command=[
+                "gcloud",
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                "--project=${HYP_PROJECT:-hyp-local}",
+                f"--host-port=0.0.0.0:{d.PUBSUB_PORT}",
+            ],
+            ports=[f"127.0.0.1:{d.PUBSUB_PORT + 10}:{d.PUBSUB_PORT}"],
+            healthcheck={
+                "test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{d.PUBSUB_PORT}/"],
+                "interval": "2s",
+                "timeout": "5s",
+                "retries": 60,
+            },
+        ),
+    }
+
+
+def _flink(by_name: dict[str, d.Service], compose_service: ComposeService) -> dict[str, dict[str, Any]]:
+    flink_conf = "jobmanager.rpc.address: flink-jobmanager\ntaskmanager.numberOfTaskSlots: 2\nrest.port: 8081\n"
+    detector = by_name["detector"]
+    flink_detector = replace(
+        detector,
+        name="detector-flink",
+        command=(
+            "detector",
+            "--runner",
+            "FlinkRunner",
+            "--flink-master",
+            "flink-jobmanager:8081",
+            "--source",
+            "kafka",
+            "--kafka-bootstrap",
+            KAFKA_BOOTSTRAP,
+            "--metrics-port",
+            str(d.DETECTOR_METRICS_PORT),
+        ),
+        ports=(),
+    )
+    return {
+        "kafka": _third_party(
+            "flink",
+            KAFKA_IMAGE,
+            environment={
+                "KAFKA_NODE_ID": "1",
+                "KAFKA_PROCESS_ROLES": "broker,controller",
+                "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+                "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{KAFKA_BOOTSTRAP}",
+                "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+                "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka:9093",
+                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+            },
+            healthcheck={
+                "test": ["CMD", "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--list"],
+                "interval": "5s",
+                "timeout": "10s",
+                "retries": 30,
+            },
+        ),
+        "flink-jobmanager": _third_party(
+            "flink",
+            FLINK_IMAGE,
+            command=["jobmanager"],
+            environment={"FLINK_PROPERTIES": flink_conf},
+            ports=[f"127.0.0.1:{FLINK_REST_PORT}:8081"],
+            healthcheck={
+                "test": ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/overview"],
+                "interval": "5s",
+                "timeout": "5s",
+                "retries": 30,
+            },
+        ),
+        "flink-taskmanager": _third_party(
+            "flink",
+            FLINK_IMAGE,
+            command=["taskmanager"],
+            environment={"FLINK_PROPERTIES": flink_conf},
+            depends_on={"flink-jobmanager": {"condition": "service_healthy"}},
+        ),
+        "beam-job-server": _third_party(
+            "flink",
+            BEAM_JOB_SERVER_IMAGE,
+            command=["--flink-master=flink-jobmanager:8081", "--job-host=0.0.0.0"],
+            depends_on={"flink-jobmanager": {"condition": "service_healthy"}},
+        ),
+        "detector-flink": _ours(
+            flink_detector,
+            "flink",
+            by_name,
+            compose_service,
+            depends_on={
+                "kafka": {"condition": "service_healthy"},
+                "beam-job-server": {"condition": "service_started"},
+            },
+        ),
+    }

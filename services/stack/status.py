@@ -1,0 +1,62 @@
+"""`hyp status`: each service of the local stack: running or not, healthy or not, its URL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from services.stack import definition as d
+from services.stack import processes as p
+from services.stack.healthcheck import probe
+from services.stack.settings import get_settings
+
+
+def rows(home: Path) -> list[dict]:
+    pids = p.recorded(home / "run")
+    out = []
+    for s in d.SERVICES:
+        if s.oneshot:
+            continue
+        pid = pids.get(s.name)
+        alive = pid is not None and p.pid_alive(pid)
+        health = None
+        if alive and s.health is not None:
+            health = probe(s.health.url(), s.health.expect, timeout=1.0) or "healthy"
+        out.append(
+            {
+                "service": s.name,
+                "pid": pid if alive else None,
+                "state": "running" if alive else ("exited" if pid else "stopped"),
+                "health": health if alive else None,
+                "url": s.health.url() if s.health else None,
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hyp status", description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per service")
+    args = ap.parse_args(argv)
+    home = (args.home or get_settings().home).resolve()
+    table = rows(home)
+    if args.json:
+        for row in table:
+            print(json.dumps(row))
+    else:
+        print(f"{'SERVICE':<10} {'STATE':<8} {'PID':>7}  HEALTH")
+        for r in table:
+            health = r["health"] or "-"
+            print(f"{r['service']:<10} {r['state']:<8} {r['pid'] or '-':>7}  {health}")
+    running = [r for r in table if r["state"] == "running"]
+    if not running:
+        print(f"no stack running from {home / 'run'} (`hyp up --detach` starts one)", file=sys.stderr)
+        return 3
+    return 0 if all(r["health"] in (None, "healthy") for r in running) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The live summary of a running stack: events/s, anomalies, dead-lettered, model version, precision/recall.
+
+Sources: the services' Prometheus ``/metrics`` (emulator and detector) and the warehouse (DuckDB over the
+Parquet tables; labels come from the ``attributes`` column, never from the payload). Every source is
+optional: what cannot be read yet shows as ``-``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Samples of a Prometheus text exposition: (name, labels, value)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m["value"])
+        except ValueError:
+            continue
+        out.append((m["name"], dict(_LABEL.findall(m["labels"] or "")), value))
+    return out
+
+
+def scrape(url: str, timeout: float = 1.0) -> list[tuple[str, dict[str, str], float]]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return parse_metrics(response.read().decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return []
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name_part: str, **labels: str) -> float | None:
+    """Sum of the samples whose name contains ``name_part`` (counters' ``_total``) and carry ``labels``."""
+    found = [
+        v
+        for n, lab, v in samples
+        if name_part in n and not n.endswith("_created") and all(lab.get(k) == w for k, w in labels.items())
+    ]
+    return sum(found) if found else None
+
+
+def label_of(samples: list[tuple[str, dict[str, str], float]], name_part: str, label: str) -> str | None:
+    for n, lab, v in samples:
+        if name_part in n and label in lab and v:
+            return lab[label]
+    return None
+
+
+@dataclass
+class WarehouseStats:
+    events: int = 0
+    scored: int = 0
+    flagged: int = 0
+    true_positives: int = 0
+    labelled_anomalies: int = 0
+    model_version: str | None = None
+    latest: list[dict] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_positives / self.flagged if self.flagged else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_positives / self.labelled_anomalies if self.labelled_anomalies else None
+
+
+LABEL_SQL = "coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1'"
+
+
+def warehouse_stats(warehouse_dir: Path, latest_after: float | None = None) -> WarehouseStats | None:
+    """Counts from the warehouse, or None when it cannot be read (yet)."""
+    try:
+        from services.warehouse.query import query
+
+        counts = query(
+            warehouse_dir,
+            f"""
+            SELECT (SELECT count(*) FROM cloud_run) AS events,
+                   count(*) AS scored,
+                   count(*) FILTER (WHERE anomaly) AS flagged,
+                   count(*) FILTER (WHERE anomaly AND {LABEL_SQL}) AS tp,
+                   count(*) FILTER (WHERE {LABEL_SQL}) AS labelled,
+                   max(model_version) AS model_version
+            FROM cloud_run_anomaly
+            """,
+        ).to_pylist()[0]
+        since = "" if latest_after is None else f"AND epoch(scored_at) > {latest_after:.6f}"
+        latest = query(
+            warehouse_dir,
+            f"""
+            SELECT transaction_id, value, tax, shipping, score, model_version, source, epoch(scored_at) AS at,
+                   json_extract_string(attributes, '$.anomaly_kind') AS kind, {LABEL_SQL} AS labelled
+            FROM cloud_run_anomaly WHERE anomaly {since} ORDER BY scored_at DESC LIMIT 5
+            """,
+        ).to_pylist()
+    except Exception:  # the warehouse may be empty, half-created or missing: the summary shows '-'
+        return None
+    return WarehouseStats(
+        events=counts["events"] or 0,
+        scored=counts["scored"] or 0,
+        flagged=counts["flagged"] or 0,
+        true_positives=counts["tp"] or 0,
+        labelled_anomalies=counts["labelled"] or 0,
+        model_version=counts["model_version"],
+        latest=list(reversed(latest)),
+    )
+
+
+@dataclass
+class Snapshot:
+    at: float
+    published: float | None  # events published into hyp-pubsub-topic (emulator metric)
+    detector_events: float | None
+    anomalies: float | None
+    deadlettered: float | None
+    model_version: str | None
+    warehouse: WarehouseStats | None
+
+
+def take(emulator_metrics: str | None, detector_metrics: str | None, warehouse_dir: Path, latest_after=None):
+    em = scrape(emulator_metrics) if emulator_metrics else []
+    det = scrape(detector_metrics) if detector_metrics else []
+    wh = warehouse_stats(warehouse_dir, latest_after)
+    published = total(em, "publish", topic="hyp-pubsub-topic")
+    deadletter = total(em, "publish", topic="hyp-deadletter")
+    if deadletter is None:
+        deadletter = total(det, "deadletter")
+    anomalies = total(det, "anomal")
+    if anomalies is None:
+        anomalies = total(em, "publish", topic="hyp-detections")
+    if anomalies is None and wh is not None:
+        anomalies = float(wh.flagged)
+    return Snapshot(
+        at=time.monotonic(),
+        published=published,
+        detector_events=total(det, "events"),
+        anomalies=anomalies,
+        deadlettered=deadletter,
+        model_version=label_of(det, "model", "version") or (wh.model_version if wh else None),
+        warehouse=wh,
+    )
+
+
+def _num(v: float | int | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def line(now: Snapshot, before: Snapshot | None) -> str:
+    rate = None
+    if before is not None and now.published is not None and before.published is not None and now.at > before.at:
+        rate = (now.published - before.published) / (now.at - before.at)
+    wh = now.warehouse
+    return (
+        f"events/s {_num(rate)} | published {_num(now.published)} | in warehouse {_num(wh.events if wh else None)}"
+        f" | anomalies {_num(now.anomalies)} | dead-lettered {_num(now.deadlettered)}"
+        f" | model v{now.model_version or '-'}"
+        f" | precision {_ratio(wh.precision if wh else None)} recall {_ratio(wh.recall if wh else None)}"
+    )
+
+
+def detection_line(row: dict) -> str:
+    truth = "labelled anomaly" if row.get("labelled") else "not labelled"
+    kind = f" ({row['kind']})" if row.get("kind") else ""
+    return (
+        f"  ANOMALY tx={row.get('transaction_id')} value={row.get('value')} tax={row.get('tax')} "
+        f"shipping={row.get('shipping')} score={row.get('score') or 0:.3g} by {row.get('source') or '?'} "
+        f"model v{row.get('model_version')} -> {truth}{kind}"
+    )
+
+
+def as_json(s: Snapshot) -> str:
+    wh = s.warehouse
+    return json.dumps(
+        {
+            "published": s.published,
+            "anomalies": s.anomalies,
+            "deadlettered": s.deadlettered,
+            "model_version": s.model_version,
+            "warehouse_events": wh.events if wh else None,
+            "flagged": wh.flagged if wh else None,
+            "precision": wh.precision if wh else None,
+            "recall": wh.recall if wh else None,
+        }
+    )

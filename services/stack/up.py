@@ -1,0 +1,242 @@
+"""`hyp up`: the whole stack as local processes, no Docker needed.
+
+Starts the services of services/stack/definition.py in dependency order (the emulator with its topology,
+MLflow, a first champion when the registry is empty, the detector, the endpoint, the processor, the load
+generator), waits until each is healthy, prints the URLs, then shows a live summary until Ctrl-C (or
+``--duration``), and stops everything: SIGTERM, then SIGKILL after a bound. ``--detach`` leaves the stack
+running for ``hyp status``, ``hyp logs SERVICE`` and ``hyp down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from services.stack import definition as d
+from services.stack import processes as p
+from services.stack import summary
+from services.stack.settings import StackSettings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # children import `services` from this checkout
+
+
+class _Stop(Exception):
+    pass
+
+
+def _csv(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    for name in names:
+        if name not in d.SERVICE_NAMES:
+            raise argparse.ArgumentTypeError(f"unknown service {name!r} (services: {', '.join(d.SERVICE_NAMES)})")
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hyp up", description=__doc__.splitlines()[0])
+    ap.add_argument("--detach", "-d", action="store_true", help="leave the stack running and return once healthy")
+    ap.add_argument("--services", type=_csv, help="only these services (and what they depend on), comma-separated")
+    ap.add_argument("--without", type=_csv, default=[], help="leave these services out, comma-separated")
+    ap.add_argument("--duration", type=float, help="stop after this many seconds of live summary (exit 0)")
+    ap.add_argument(
+        "--expect-detections",
+        type=int,
+        metavar="N",
+        help="stop (exit 0) once N anomalies are detected; with --duration, exit 1 if they do not come in time",
+    )
+    ap.add_argument("--rate", type=float, help="load generator events/s (env HYP_LOADGEN_RATE)")
+    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
+    ap.add_argument("--health-timeout", type=float, help="seconds each service may take to become healthy")
+    ap.add_argument("--json", action="store_true", help="print the live summary as JSON lines")
+    return ap
+
+
+def select(only: list[str] | None, without: list[str]) -> list[d.Service]:
+    """The services to start, in dependency order: ``only`` plus their dependencies, minus ``without``."""
+    plan = d.order()
+    if only:
+        wanted: set[str] = set()
+        todo = list(only)
+        while todo:
+            name = todo.pop()
+            if name not in wanted:
+                wanted.add(name)
+                todo.extend(d.service(name).depends_on)
+        plan = [s for s in plan if s.name in wanted]
+    return [s for s in plan if s.name not in without]
+
+
+def tunables(rate: float | None) -> dict[str, str]:
+    values = {k: os.environ.get(k, v) for k, v in d.TUNABLES.items()}
+    if rate is not None:
+        values["HYP_LOADGEN_RATE"] = f"{rate:g}"
+    return values
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) -> None:
+    for r in reversed(started):
+        if r.service.oneshot:
+            continue
+        how = p.stop_pid(r.pid, settings.stop_timeout_s, r.proc)
+        print(f"  {r.service.name}: {how}", file=sys.stderr)
+        p.pid_file(run_dir, r.service.name).unlink(missing_ok=True)
+    (run_dir / "stack.json").unlink(missing_ok=True)
+
+
+def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str, str]) -> list[p.Running]:
+    """Start ``plan`` in order and wait for each; on failure stop what was started and raise StackError."""
+    home = settings.home.resolve()
+    run_dir = home / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started: list[p.Running] = []
+    t0 = time.monotonic()
+    try:
+        for s in plan:
+            if not p.command_available(s):
+                print(f"  {s.name:<10} skipped: `hyp {s.subcommand}` is not in this checkout", file=sys.stderr)
+                continue
+            env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+            r = p.start(s, run_dir, env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
+            started.append(r)
+            if s.oneshot:
+                code = p.wait_exit(r, settings.init_timeout_s)
+                if code != 0:
+                    raise p.StackError(f"{s.name} failed with status {code}; log {r.log}:\n{p.tail(r.log)}")
+                print(f"  {s.name:<10} done      {time.monotonic() - t0:6.1f} s", file=sys.stderr)
+            else:
+                p.wait_healthy(r, settings.health_timeout_s)
+                print(f"  {s.name:<10} healthy   {time.monotonic() - t0:6.1f} s", file=sys.stderr)
+    except BaseException:
+        _stop_all(started, settings, run_dir)
+        raise
+    return started
+
+
+def print_urls(started: list[p.Running], settings: StackSettings) -> None:
+    print("hyp-local is up:")
+    for r in started:
+        for label, url in r.service.urls.items():
+            print(f"  {label:<18} {d.resolve(url, 'local', data=str(settings.home.resolve()))}")
+    print(f'  {"warehouse":<18} hyp sql "SELECT count(*) FROM cloud_run"   ({settings.home.resolve() / "warehouse"})')
+    print(f"  {'logs':<18} hyp logs SERVICE   ({settings.home.resolve() / 'run'})")
+
+
+def live(started: list[p.Running], settings: StackSettings, args: argparse.Namespace, t0: float) -> int:
+    names = {r.service.name for r in started}
+    emulator = d.service("pubsub").health
+    emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
+    detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics" if "detector" in names else None
+    warehouse = settings.home.resolve() / "warehouse"
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    before: summary.Snapshot | None = None
+    latest_after: float | None = None
+    first_detection: float | None = None
+    tty = sys.stdout.isatty() and not args.json
+    while True:
+        for r in started:
+            if not r.service.oneshot and r.returncode() is not None:
+                print(f"\n{r.service.name} stopped unexpectedly; log {r.log}:\n{p.tail(r.log)}", file=sys.stderr)
+                return 1
+        snap = summary.take(emulator_metrics, detector_metrics, warehouse, latest_after)
+        if snap.warehouse and snap.warehouse.latest:
+            if first_detection is None:
+                first_detection = time.monotonic() - t0
+                print(f"\rfirst detection {first_detection:.1f} s after `hyp up` started" + " " * 20)
+            for row in snap.warehouse.latest:
+                print(("\r" if tty else "") + summary.detection_line(row))
+            latest_after = max(row["at"] for row in snap.warehouse.latest)
+        text = summary.as_json(snap) if args.json else summary.line(snap, before)
+        print(("\r" + text) if tty else text, end="" if tty else "\n", flush=True)
+        before = snap
+        flagged = snap.anomalies or 0
+        if args.expect_detections is not None and flagged >= args.expect_detections:
+            print(f"\n{flagged:.0f} anomalies detected (wanted {args.expect_detections})")
+            return 0
+        if deadline is not None and time.monotonic() >= deadline:
+            if args.expect_detections is not None:
+                wanted = args.expect_detections
+                print(f"\nonly {flagged:.0f} of {wanted} anomalies in {args.duration:g} s", file=sys.stderr)
+                return 1
+            print()
+            return 0
+        pause = settings.refresh_s
+        if deadline is not None:
+            pause = min(pause, max(0.05, deadline - time.monotonic()))
+        time.sleep(pause)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    updates = {}
+    if args.home is not None:
+        updates["home"] = args.home
+    if args.health_timeout is not None:
+        if args.health_timeout <= 0:
+            print("hyp up: --health-timeout must be > 0", file=sys.stderr)
+            return 2
+        updates["health_timeout_s"] = args.health_timeout
+    settings = settings.model_copy(update=updates)
+    if args.rate is not None and args.rate <= 0:
+        print("hyp up: --rate must be > 0", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("hyp up: --duration must be > 0", file=sys.stderr)
+        return 2
+    run_dir = settings.home.resolve() / "run"
+    alive = {n: pid for n, pid in p.recorded(run_dir).items() if p.pid_alive(pid)}
+    if alive:
+        names = ", ".join(alive)
+        print(f"hyp up: a stack is already running from {run_dir} ({names}); `hyp down` first", file=sys.stderr)
+        return 1
+    plan = select(args.services, args.without)
+    busy = [f"{s.name}:{port}" for s in plan for port in s.ports if p.command_available(s) and port_in_use(port)]
+    if busy:
+        names = ", ".join(busy)
+        print(f"hyp up: ports already in use on 127.0.0.1: {names} (another stack? `hyp down`)", file=sys.stderr)
+        return 1
+
+    t0 = time.monotonic()
+    print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
+
+    def on_term(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    started: list[p.Running] = []
+    try:
+        started = start_stack(plan, settings, tunables(args.rate))
+        p.write_state(run_dir, {"started_at": time.time(), "services": [r.service.name for r in started]})
+        print_urls(started, settings)
+        if args.detach:
+            print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down`")
+            return 0
+        print("live summary (Ctrl-C stops the stack):")
+        return live(started, settings, args, t0)
+    except p.StackError as exc:
+        print(f"hyp up: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Stop):
+        print("\nstopping", file=sys.stderr)
+        return 0
+    finally:
+        if not args.detach:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _stop_all(started, settings, run_dir)
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
