@@ -57,6 +57,10 @@ def mlflow_error(status: int, message: str) -> Response:
     return Response(_dumps({"error_code": code, "message": message}), status_code=status, media_type=JSON)
 
 
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or InputError(413) as soon as it is over ``limit`` bytes."""
     declared = request.headers.get("content-length")
@@ -86,6 +90,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
         metrics.model_version.labels(new.name, new.version).set(1)
 
     holder = ModelHolder(source, on_swap=on_swap)
+    created = _rfc3339(time.time())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -231,9 +236,10 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
 
     def endpoint_resource() -> dict[str, Any]:
         model = holder.current
-        deployed = []
+        deployed: list[dict[str, Any]] = []
+        loaded = created
         if model is not None:
-            loaded = datetime.fromtimestamp(model.loaded_at, UTC).isoformat().replace("+00:00", "Z")
+            loaded = _rfc3339(model.loaded_at)
             deployed.append(
                 {
                     "id": settings.deployed_model_id,
@@ -246,6 +252,8 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             )
         return {
             "name": settings.endpoint_name,
+            "createTime": created,
+            "updateTime": loaded if deployed else created,
             "displayName": f"{settings.model_name}-endpoint",
             "deployedModels": deployed,
             "trafficSplit": {settings.deployed_model_id: 100} if deployed else {},

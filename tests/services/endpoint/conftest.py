@@ -5,6 +5,12 @@ Fast tests use these (no MLflow server); the integration tests use the real regi
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,3 +65,27 @@ class FakeSource:
 @pytest.fixture
 def source() -> FakeSource:
     return FakeSource({"1": TinyKMeans(1.0), "2": TinyKMeans(2.0)}, alias="1")
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, timeout_s: float = 20.0) -> Iterator[str]:
+    """Run an ASGI app under uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout_s)
+        sock.close()
