@@ -1,0 +1,1 @@
+"""The orchestrator (Vertex AI Pipelines / Mage triggers): sensors -> retrain -> evaluate -> gate -> promote."""

@@ -1,0 +1,116 @@
+"""What a run needs from the models package, behind one small interface.
+
+:class:`ModelOps` is the seam: the runner never imports ``models`` itself. :class:`ModelsPackageOps`
+adapts the models engineer's training, evaluation, gate and registry functions to it; it holds no
+training logic of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class ModelOps(Protocol):
+    def candidates(self) -> list[str]: ...
+
+    def train(self, candidate: str, frame: pd.DataFrame) -> Any: ...
+
+    def evaluate(self, model: Any, holdout: pd.DataFrame) -> dict[str, float]: ...
+
+    def evaluate_version(self, version: str, holdout: pd.DataFrame) -> dict[str, float]: ...
+
+    def rank(self, metrics: dict[str, float]) -> float: ...
+
+    def gate(self, challenger: dict[str, float], champion: dict[str, float] | None) -> tuple[bool, str]: ...
+
+    def register(self, model: Any, metrics: dict[str, float], tags: dict[str, Any]) -> str: ...
+
+    def promote(self, version: str) -> None: ...
+
+    def champion_version(self) -> str | None: ...
+
+    def champion_tags(self) -> dict[str, str]: ...
+
+    def champion_created(self) -> datetime | None: ...
+
+
+class ModelsPackageOps:
+    """The real seam: the models package's registry, gate, training and evaluation (imported lazily)."""
+
+    def __init__(self, settings) -> None:  # settings: OrchestratorSettings
+        self.settings = settings
+        self._client = None
+
+    @property
+    def client(self):  # -> mlflow.MlflowClient
+        if self._client is None:
+            from models.registry import client
+
+            self._client = client(self.settings.mlflow_tracking_uri)
+        return self._client
+
+    def _model_settings(self):
+        from models.settings import get_settings
+
+        return get_settings()
+
+    # ---- registry ------------------------------------------------------------------------------
+    def champion_version(self) -> str | None:
+        from models.registry import champion_version
+
+        return champion_version(self.client, self.settings.model_name, self.settings.model_alias)
+
+    def champion_tags(self) -> dict[str, str]:
+        version = self.champion_version()
+        if version is None:
+            return {}
+        return dict(self.client.get_model_version(self.settings.model_name, version).tags)
+
+    def champion_created(self) -> datetime | None:
+        version = self.champion_version()
+        if version is None:
+            return None
+        created = self.client.get_model_version(self.settings.model_name, version).creation_timestamp
+        return datetime.fromtimestamp(created / 1000)
+
+    def promote(self, version: str) -> None:
+        from models.registry import set_champion
+
+        set_champion(
+            self.client,
+            version,
+            action="promote",
+            reason="hyp orchestrator: challenger won the gate",
+            name=self.settings.model_name,
+            alias=self.settings.model_alias,
+        )
+
+    def gate(self, challenger: dict[str, float], champion: dict[str, float] | None) -> tuple[bool, str]:
+        from models.registry import gate
+
+        ms = self._model_settings()
+        return gate(challenger, champion, ms.promotion_metric, ms.promotion_min_delta)
+
+    def rank(self, metrics: dict[str, float]) -> float:
+        return float(metrics.get(self._model_settings().promotion_metric, float("-inf")))
+
+    # ---- training and evaluation (models package) ------------------------------------------------
+    def candidates(self) -> list[str]:
+        from models.detectors import MODEL_KINDS
+
+        return list(MODEL_KINDS)
+
+    def train(self, candidate: str, frame: pd.DataFrame) -> Any:
+        raise NotImplementedError("training is wired to the models package once its training API lands")
+
+    def evaluate(self, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
+        raise NotImplementedError("evaluation is wired to the models package once its evaluation API lands")
+
+    def evaluate_version(self, version: str, holdout: pd.DataFrame) -> dict[str, float]:
+        raise NotImplementedError("evaluation is wired to the models package once its evaluation API lands")
+
+    def register(self, model: Any, metrics: dict[str, float], tags: dict[str, Any]) -> str:
+        raise NotImplementedError("registration is wired to the models package once its training API lands")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.orchestrator.api import create_app
+from services.orchestrator.runner import Orchestrator
+from tests.services.orchestrator.helpers import StubOps
+
+
+@pytest.fixture
+def client(settings_for, warehouse_with_purchases):
+    orch = Orchestrator(settings_for(), StubOps(champion="1", champion_f1=0.1))
+    with TestClient(create_app(orch, run_sensors=False)) as c:
+        yield c, orch
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"window_minutes": -5}, "window_minutes"),
+        ({"max_rows": "many"}, "max_rows"),
+        ({"holdout_fraction": 1.5}, "holdout_fraction"),
+        ({"candidates": []}, "candidates"),
+        ({"candidates": ["nope"]}, "candidates"),
+        ({"windw_minutes": 5}, "windw_minutes"),
+    ],
+)
+def test_bad_trigger_parameters_get_a_4xx_naming_the_field(client, body, field):
+    c, orch = client
+    response = c.post("/runs", json=body)
+    assert response.status_code == 422
+    assert response.json()["field"] == field
+    assert response.json()["error"].startswith(f"{field}:")
+    assert orch.history.list() == []
+
+
+def test_post_runs_starts_a_run_and_get_runs_shows_it(client):
+    c, orch = client
+    response = c.post("/runs", json={"candidates": ["threshold"], "reason": "demo"})
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run"]["id"]
+    assert orch.wait(30)
+    record = c.get(f"/runs/{run_id}").json()
+    assert record["status"] == "succeeded" and record["params"]["candidates"] == ["threshold"]
+    assert record["trigger"] == {"kind": "manual", "reason": "demo"}
+    assert [r["id"] for r in c.get("/runs").json()["runs"]] == [run_id]
+    assert c.get("/runs/unknown").status_code == 404
+    metrics = c.get("/metrics").text
+    assert 'hyp_orchestrator_runs_total{trigger="manual"} 1.0' in metrics
+    assert 'hyp_orchestrator_run_outcomes_total{decision="promote",status="succeeded"} 1.0' in metrics
+    assert c.get("/health").json()["status"] == "ok"
+    assert c.get("/openapi.json").json()["paths"]["/runs"]["post"]
