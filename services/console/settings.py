@@ -18,7 +18,7 @@ class ConsoleSettings(CommonSettings):
 
     host: str = Field("127.0.0.1", validation_alias="HYP_CONSOLE_HOST")
     port: int = Field(8000, ge=1, le=65535, validation_alias="HYP_CONSOLE_PORT")
-    pubsub_http_url: str = Field("http://127.0.0.1:8085", validation_alias="HYP_CONSOLE_PUBSUB_URL")
+    pubsub_http_url: str = Field("http://127.0.0.1:8086", validation_alias="HYP_CONSOLE_PUBSUB_URL")
     detector_metrics_url: str = Field(
         "http://127.0.0.1:9464/metrics", validation_alias="HYP_CONSOLE_DETECTOR_METRICS_URL"
     )

@@ -34,15 +34,15 @@ def short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def label_rows(scrape: Scrape, label: str) -> dict[str, dict[str, float]]:
-    """Every sample carrying ``label``, grouped by the label's (short) value, summed per sample name."""
+def label_rows(scrape: Scrape, label: str, *, without: str | None = None) -> dict[str, dict[str, float]]:
+    """Every sample carrying ``label`` (and not ``without``), grouped by the label's short value."""
     rows: dict[str, dict[str, float]] = defaultdict(dict)
     for name, samples in scrape.samples.items():
         if name.endswith(("_bucket", "_created")):
             continue
         for s in samples:
             value = s.labels.get(label)
-            if value is not None:
+            if value is not None and (without is None or without not in s.labels):
                 row = rows[short(value)]
                 row[name] = row.get(name, 0.0) + s.value
     return dict(rows)
@@ -69,12 +69,12 @@ def rate(now: dict[str, float], before: dict[str, float] | None, name: str | Non
 
 def summarize_pubsub(scrape: Scrape, previous: Scrape | None, dt: float) -> dict[str, Any]:
     """Topics and subscriptions with counts and rates, whatever the emulator names its metrics."""
-    topics_now, subs_now = label_rows(scrape, "topic"), label_rows(scrape, "subscription")
-    topics_before = label_rows(previous, "topic") if previous else {}
+    topics_now, subs_now = label_rows(scrape, "topic", without="subscription"), label_rows(scrape, "subscription")
+    topics_before = label_rows(previous, "topic", without="subscription") if previous else {}
     subs_before = label_rows(previous, "subscription") if previous else {}
     topics = []
     for name, row in sorted(topics_now.items()):
-        published = pick(row, "publish", "message", counter=True)
+        published = pick(row, "messages_published", "publish", counter=True, avoid=("byte",))
         topics.append(
             {
                 "name": name,

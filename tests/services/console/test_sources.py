@@ -16,22 +16,24 @@ from services.console.prometheus import parse
 def pubsub_metrics(published: int, delivered: int, acked: int, backlog: int) -> str:
     topic = "projects/hyp-local/topics/hyp-pubsub-topic"
     sub = "projects/hyp-local/subscriptions/hyp_subscription_dataflow"
+    labels = f'subscription="{sub}",topic="{topic}"'
+    # the emulator's metric names (services/pubsub/metrics.py); subscription samples carry the topic too
     return f"""\
-# TYPE pubsub_topic_published counter
-pubsub_topic_published_total{{topic="{topic}"}} {published}
-pubsub_topic_published_total{{topic="projects/hyp-local/topics/hyp-deadletter"}} 3
-# TYPE pubsub_topic_published_bytes counter
-pubsub_topic_published_bytes_total{{topic="{topic}"}} {published * 500}
-# TYPE pubsub_subscription_backlog gauge
-pubsub_subscription_backlog{{subscription="{sub}",topic="{topic}"}} {backlog}
-# TYPE pubsub_subscription_oldest_unacked_age_seconds gauge
-pubsub_subscription_oldest_unacked_age_seconds{{subscription="{sub}"}} 1.5
-# TYPE pubsub_subscription_delivered counter
-pubsub_subscription_delivered_total{{subscription="{sub}"}} {delivered}
-# TYPE pubsub_subscription_acked counter
-pubsub_subscription_acked_total{{subscription="{sub}"}} {acked}
-# TYPE pubsub_subscription_dead_lettered counter
-pubsub_subscription_dead_lettered_total{{subscription="{sub}"}} 2
+# TYPE pubsub_topic_messages_published_total counter
+pubsub_topic_messages_published_total{{topic="{topic}"}} {published}
+pubsub_topic_messages_published_total{{topic="projects/hyp-local/topics/hyp-deadletter"}} 3
+# TYPE pubsub_topic_bytes_published_total counter
+pubsub_topic_bytes_published_total{{topic="{topic}"}} {published * 500}
+# TYPE pubsub_subscription_backlog_messages gauge
+pubsub_subscription_backlog_messages{{{labels}}} {backlog}
+# TYPE pubsub_subscription_oldest_unacked_message_age_seconds gauge
+pubsub_subscription_oldest_unacked_message_age_seconds{{{labels}}} 1.5
+# TYPE pubsub_subscription_delivered_total counter
+pubsub_subscription_delivered_total{{{labels}}} {delivered}
+# TYPE pubsub_subscription_acked_total counter
+pubsub_subscription_acked_total{{{labels}}} {acked}
+# TYPE pubsub_subscription_dead_lettered_total counter
+pubsub_subscription_dead_lettered_total{{{labels}}} 2
 """
 
 
