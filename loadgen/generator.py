@@ -54,6 +54,11 @@ class EventGenerator:
         self.config = config
         self._buffer, self._cursor = None, 0
 
+    def prime(self) -> None:
+        """Draw the next chunk now (before a timed loop starts)."""
+        if self._buffer is None or self._cursor >= len(self._buffer):
+            self._buffer, self._cursor = draw_events(self._rng, self.config, CHUNK, self._state), 0
+
     def next_columns(self, n: int) -> Batch:
         """The next n events as columns (for the fast file and Pub/Sub paths)."""
         pieces = []

@@ -23,6 +23,7 @@ CURRENCY = "EUR"
 CHECKOUT_PAGE, CONFIRMATION_PAGE = "/checkout", "/checkout/confirmation"
 PREVIOUS_PAGES = ("/", "/search")  # codes 0, 1; code 2 = the product's category page
 KIND_NAMES = ("", *ANOMALY_KINDS)
+SEP = (",", ":")
 
 
 @lru_cache(maxsize=1)
@@ -150,13 +151,12 @@ def _money(cents: np.ndarray, purchase: np.ndarray) -> pa.Array:
 def attributes_json(batch: Batch, run_id: str, sent_at_ms: int) -> pa.Array:
     """The ``attributes`` column: the message attributes as a JSON object per row."""
     heads = [
-        json.dumps({"anomaly": "1" if k else "0", "anomaly_kind": KIND_NAMES[k], "event": e})[:-1]
+        json.dumps({"anomaly": "1" if k else "0", "anomaly_kind": KIND_NAMES[k], "event": e}, separators=SEP)[:-1]
         for k in range(len(KIND_NAMES))
         for e in EVENT_TYPES
     ]
-    tail = json.dumps({"sent_at": str(sent_at_ms), "run_id": run_id}).replace("{", ", ", 1)
-    index = batch.kind.astype(np.int64) * len(EVENT_TYPES) + batch.etype
-    return pc.binary_join_element_wise(_lookup(heads, index), tail, "")
+    tail = json.dumps({"sent_at": str(sent_at_ms), "run_id": run_id}, separators=SEP).replace("{", ",", 1)
+    return pc.binary_join_element_wise(_lookup(heads, attribute_index(batch)), tail, "")
 
 
 def columns(batch: Batch, n_users: int, now: float | None = None) -> dict[str, pa.Array]:
@@ -197,3 +197,56 @@ def labels(batch: Batch) -> dict[str, pa.Array]:
         "anomaly": pa.array((batch.kind > 0).astype(np.int64)),
         "anomaly_kind": _lookup(KIND_NAMES, batch.kind),
     }
+
+
+def _null_string() -> pa.Scalar:
+    return pa.scalar(None, pa.string())
+
+
+def payloads(batch: Batch, n_users: int, now: float | None = None) -> pa.Array:
+    """Each event as compact JSON (the Pub/Sub message data), built column-wise: equal to the dict events."""
+    now = time.time() if now is None else now
+    c = columns(batch, n_users, now)
+    when = pa.array(datetime_strings(_timestamps(batch, now)))
+    purchase = pa.array(batch.etype == PURCHASE)
+    head = pc.binary_join_element_wise(
+        '{"event_datetime":"', when, '","event":"', c["event"], '","user_id":"', c["user_id"],
+        '","client_id":"', c["client_id"], '","page":"', c["page"], '","page_previous":"', c["page_previous"],
+        '","ecommerce":', "",
+    )  # fmt: skip
+    coupon = pc.if_else(
+        pc.is_null(c["coupon"]), "", pc.binary_join_element_wise(',"coupon":"', pc.fill_null(c["coupon"], ""), '"', "")
+    )
+    bought = pc.binary_join_element_wise(
+        '{"purchase":{"transaction_id":"', pc.fill_null(c["transaction_id"], ""), '","affiliation":"',
+        pc.fill_null(c["affiliation"], ""), '","value":', money_strings(batch.value), ',"tax":',
+        money_strings(batch.tax), ',"shipping":', money_strings(batch.shipping), f',"currency":"{CURRENCY}"',
+        coupon, ',"items":', c["items"], "}}}", "",
+    )  # fmt: skip
+    browsed = pc.binary_join_element_wise('{"items":', c["items"], "}}", "")
+    return pc.binary_join_element_wise(head, pc.if_else(purchase, bought, browsed), "")
+
+
+def attribute_dicts(batch: Batch, run_id: str, sent_at_ms: int) -> list[dict[str, str]]:
+    """The message attributes of each row (labels, event type, send time, run)."""
+    templates = attribute_templates(run_id, sent_at_ms)
+    return [dict(templates[i]) for i in attribute_index(batch).tolist()]
+
+
+def attribute_index(batch: Batch) -> np.ndarray:
+    """Index of each row's (anomaly kind, event type) pair, as used by :func:`attribute_templates`."""
+    return batch.kind.astype(np.int64) * len(EVENT_TYPES) + batch.etype
+
+
+def attribute_templates(run_id: str, sent_at_ms: int) -> list[dict[str, str]]:
+    return [
+        {
+            "anomaly": "1" if k else "0",
+            "anomaly_kind": KIND_NAMES[k],
+            "event": e,
+            "sent_at": str(sent_at_ms),
+            "run_id": run_id,
+        }
+        for k in range(len(KIND_NAMES))
+        for e in EVENT_TYPES
+    ]
