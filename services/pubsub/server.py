@@ -1,0 +1,116 @@
+"""Wires the emulator together: broker, storage, topology, gRPC and REST servers, push, housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from services.pubsub import topology
+from services.pubsub.broker import Broker
+from services.pubsub.grpc_api import PubsubGrpc
+from services.pubsub.push import PushDelivery
+from services.pubsub.rest_api import RestServer
+from services.pubsub.settings import PubsubSettings
+from services.pubsub.storage import Store
+
+log = logging.getLogger("hyp.pubsub")
+TICK_S = 0.1
+COMPACT_EVERY_S = 2.0
+
+
+class Emulator:
+    """A running emulator; ``start()`` binds both ports, ``stop()`` shuts down cleanly."""
+
+    def __init__(self, settings: PubsubSettings) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir, settings.fsync_interval_s) if settings.data_dir else None
+        self.broker = Broker(self.store)
+        self.push = PushDelivery(self.broker, settings.push_concurrency, settings.push_timeout_s)
+        self.broker.on_push_subscription = self.push.watch
+        self._stop = threading.Event()
+        self.grpc_server: grpc.Server | None = None
+        self.rest: RestServer | None = None
+        self.port = settings.port
+        self.rest_port = settings.rest_port
+
+    def start(self) -> None:
+        s = self.settings
+        if self.store is not None:
+            self.store.load(self.broker)
+            self.store.start(self.broker.lock)
+        if s.topology and s.topology.lower() != "none":
+            topology.apply(self.broker, topology.load(Path(s.topology)), s.project)
+        self.grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=s.grpc_workers, thread_name_prefix="grpc"),
+            handlers=PubsubGrpc(self.broker).handlers(),
+            options=[
+                ("grpc.max_receive_message_length", 20 * 1024 * 1024),
+                ("grpc.max_send_message_length", -1),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.port = self.grpc_server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
+        self.rest = RestServer(
+            self.broker,
+            s.host,
+            s.rest_port or self.port + 1,
+            lambda: {k: dict(v) for k, v in self.push.outcomes.items()},
+        )
+        self.rest_port = self.rest.port
+        self.grpc_server.start()
+        self.rest.start()
+        for sub in list(self.broker.subs.values()):
+            if sub.pb.push_config.push_endpoint and not sub.pb.detached:
+                self.push.watch(sub)
+        threading.Thread(target=self._housekeeping, name="pubsub-housekeeping", daemon=True).start()
+        log.info(
+            "pubsub emulator serving",
+            extra={
+                "fields": {
+                    "grpc": f"{s.host}:{self.port}",
+                    "rest": f"{s.host}:{self.rest_port}",
+                    "data_dir": str(s.data_dir) if s.data_dir else None,
+                    "topics": len(self.broker.topics),
+                    "subscriptions": len(self.broker.subs),
+                }
+            },
+        )
+
+    def push_outcomes(self) -> dict[str, dict[str, int]]:
+        with self.broker.lock:
+            return {k: dict(v) for k, v in self.push.outcomes.items()}
+
+    def _housekeeping(self) -> None:
+        last_compact = time.monotonic()
+        while not self._stop.wait(TICK_S):
+            try:
+                self.broker.tick()
+                if time.monotonic() - last_compact >= COMPACT_EVERY_S:
+                    last_compact = time.monotonic()
+                    self.broker.compact()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.push.close()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=1.0).wait(2.0)
+        if self.rest is not None:
+            self.rest.stop()
+        if self.store is not None:
+            self.store.close()
+        log.info("pubsub emulator stopped")

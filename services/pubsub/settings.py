@@ -1,0 +1,32 @@
+"""Settings of the Pub/Sub emulator (environment first, `hyp pubsub` flags override)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+DEFAULT_TOPOLOGY = Path(__file__).with_name("topology.yaml")
+
+
+class PubsubSettings(CommonSettings):
+    host: str = Field("127.0.0.1", validation_alias="HYP_PUBSUB_HOST")
+    port: int = Field(8085, ge=0, le=65535, validation_alias="HYP_PUBSUB_PORT")
+    # REST, /metrics and the `GET /` health check; unset means gRPC port + 1, 0 picks a free port
+    rest_port: int | None = Field(None, ge=0, le=65535, validation_alias="HYP_PUBSUB_REST_PORT")
+    # YAML topology loaded at start; "none" starts empty
+    topology: str = Field(str(DEFAULT_TOPOLOGY), validation_alias="HYP_PUBSUB_TOPOLOGY")
+    # durable message logs; unset keeps everything in memory
+    data_dir: Path | None = Field(None, validation_alias="HYP_PUBSUB_DATA_DIR")
+    fsync_interval_s: float = Field(0.2, gt=0, validation_alias="HYP_PUBSUB_FSYNC_INTERVAL_S")
+    grpc_workers: int = Field(64, ge=4, validation_alias="HYP_PUBSUB_GRPC_WORKERS")
+    push_concurrency: int = Field(8, ge=1, validation_alias="HYP_PUBSUB_PUSH_CONCURRENCY")
+    push_timeout_s: float = Field(30.0, gt=0, validation_alias="HYP_PUBSUB_PUSH_TIMEOUT_S")
+
+
+@lru_cache
+def get_settings() -> PubsubSettings:
+    return PubsubSettings()
