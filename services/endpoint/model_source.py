@@ -1,4 +1,4 @@
-"""Models from the MLflow registry: which version ``models:/NAME@ALIAS`` points at, and loading it.
+"""Models from the MLflow registry (models/registry.py): the version ``models:/NAME@ALIAS`` is at, and loading it.
 
 Scoring skips MLflow's per-call schema step when the pyfunc offers ``score_rows`` (the project's
 one serving wrapper, models/pyfunc.py, does): the endpoint has already checked the features,
@@ -19,34 +19,25 @@ log = logging.getLogger(__name__)
 
 
 class MlflowSource:
-    """The champion (or any alias) of one registered model on an MLflow tracking server."""
+    """``models:/NAME@ALIAS`` on an MLflow tracking server, through models.registry."""
 
     def __init__(self, tracking_uri: str, model_name: str, alias: str) -> None:
-        from mlflow import MlflowClient
+        from models.registry import client
 
         self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.alias = alias
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = client(tracking_uri)
 
     def current_version(self) -> str | None:
-        from mlflow.exceptions import MlflowException
+        from models.registry import champion_version
 
-        try:
-            return str(self.client.get_model_version_by_alias(self.model_name, self.alias).version)
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                return None
-            raise
+        return champion_version(self.client, self.model_name, self.alias)
 
     def load(self, version: str) -> ServedModel:
-        import mlflow
+        from models.registry import load_version
 
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{self.model_name}/{version}", tracking_uri=self.tracking_uri
-        )
-        pyfunc = mlflow.pyfunc.load_model(local)
-        return served(pyfunc, version=version, name=self.model_name)
+        return served(load_version(self.tracking_uri, self.model_name, version), version=version, name=self.model_name)
 
 
 def served(pyfunc: Any, *, version: str, name: str) -> ServedModel:

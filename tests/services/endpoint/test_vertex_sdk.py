@@ -11,7 +11,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.conftest import serve_in_thread
+from tests.services.endpoint.helpers import serve_in_thread
 
 
 def workshop_call(api_endpoint: str) -> object:

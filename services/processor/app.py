@@ -1,0 +1,334 @@
+"""The processor's FastAPI app: one push in, rows durable, then the answer (2xx acks, else Pub/Sub retries).
+
+What each push gets:
+
+* not a push envelope (bad JSON, no message, no messageId, bad base64): **400** with the reason;
+  Pub/Sub retries and, after the subscription's attempts, dead-letters it;
+* an event that fails the contract (services.common.events.parse_event) or that the endpoint
+  refuses (4xx): published to the dead-letter topic with the reason in ``deadletter_reason``,
+  then **204** (acked: retrying cannot fix it). Without a dead-letter topic: 400 with the reason;
+* a good event: its ``cloud_run`` row; for purchases, the endpoint's answer and a
+  ``cloud_run_anomaly`` row; **204** once both are durable;
+* the endpoint down, slow or 5xx: the ``cloud_run`` row is still written, then **503** so the
+  message comes back; the redelivery only scores (the ledger says the event row exists);
+* a message already processed (redelivery, also after a restart): **204**, no new row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from services.common.events import EventError, event_row, parse_event, purchase
+from services.processor.deadletter import DeadLetter
+from services.processor.endpoint_client import EndpointRejected, EndpointUnavailable, VertexClient
+from services.processor.envelope import EnvelopeError, PushMessage, parse_envelope
+from services.processor.ledger import SOURCE, Ledger
+from services.processor.settings import ProcessorSettings
+from services.processor.sink import WarehouseSink
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {
+        "message": {
+            "type": "object",
+            "required": ["data", "messageId"],
+            "properties": {
+                "data": {"type": "string", "description": "the event, base64"},
+                "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                "messageId": {"type": "string"},
+                "publishTime": {"type": "string", "format": "date-time"},
+            },
+        },
+        "subscription": {"type": "string"},
+        "deliveryAttempt": {"type": "integer"},
+    },
+}
+
+
+class Outcome(Exception):
+    """Ends a push early with a status and a reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _reply(status: int, reason: str | None = None) -> Response:
+    if status == 204:
+        return Response(status_code=204)
+    body = json.dumps({"status": status, "reason": reason}).encode()
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+class Processor:
+    """The push handler's logic, apart from HTTP."""
+
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        endpoint: VertexClient,
+        sink: WarehouseSink,
+        ledger: Ledger,
+        deadletter: DeadLetter | None,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.settings, self.endpoint, self.sink, self.ledger, self.deadletter = (
+            settings,
+            endpoint,
+            sink,
+            ledger,
+            deadletter,
+        )
+        self._locks: dict[str, list[Any]] = {}  # message id -> [lock, deliveries holding or awaiting it]
+        self.outcomes = Counter("hyp_processor_pushes", "Pushes by outcome", ["outcome"], registry=registry)
+        self.latency = Histogram(
+            "hyp_processor_push_seconds",
+            "Push handling time, body to durable rows",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.endpoint_latency = Histogram(
+            "hyp_processor_endpoint_seconds",
+            "Endpoint predict call time",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=registry,
+        )
+
+    async def handle(self, body: bytes) -> tuple[int, str | None]:
+        try:
+            message = parse_envelope(body)
+        except EnvelopeError as exc:
+            self.outcomes.labels("bad_envelope").inc()
+            return 400, str(exc)
+        # one delivery of a message at a time: a redelivery racing the first waits, then sees the ledger
+        entry = self._locks.get(message.message_id)
+        if entry is None:
+            entry = self._locks[message.message_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._process(message)
+        except Outcome as exc:
+            self.outcomes.labels(f"http_{exc.status}").inc()
+            if exc.status >= 500:
+                log.warning("push not acked", extra={"fields": {"message_id": message.message_id, "reason": str(exc)}})
+            return exc.status, str(exc)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[message.message_id]
+
+    async def _process(self, message: PushMessage) -> tuple[int, str | None]:
+        mid = message.message_id
+        if mid in self.ledger.deadlettered:
+            self.outcomes.labels("duplicate").inc()
+            return 204, None
+        try:
+            event = parse_event(message.data)
+        except EventError as exc:
+            await self._dead_letter(message, f"unusable event: {exc}")
+            return 204, None
+        is_purchase = event["event"] == "purchase"
+        need_event = not self.ledger.has("cloud_run", mid)
+        need_score = is_purchase and not self.ledger.has("cloud_run_anomaly", mid)
+        if not need_event and not need_score:
+            self.outcomes.labels("duplicate").inc()
+            return 204, None
+        attributes = json.dumps(message.attributes, separators=(",", ":"), sort_keys=True)
+        row = event_row(event)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        if need_event:
+            row_out = dict(row)
+            row_out.update(
+                message_id=mid,
+                publish_time=message.publish_time,
+                attributes=attributes,
+                source=SOURCE,
+                ingested_at=_now(),
+            )
+            rows["cloud_run"] = [row_out]
+        failure: Outcome | None = None
+        if need_score:
+            try:
+                rows["cloud_run_anomaly"] = [await self._score(event, row, mid, attributes)]
+            except EndpointRejected as exc:
+                if need_event:
+                    await self._write(rows)
+                await self._dead_letter(message, str(exc))
+                return 204, None
+            except EndpointUnavailable as exc:
+                failure = Outcome(503, str(exc))
+        await self._write(rows)
+        if failure is not None:
+            raise failure
+        self.outcomes.labels("scored" if need_score else "stored").inc()
+        return 204, None
+
+    async def _score(self, event: dict[str, Any], row: dict[str, Any], mid: str, attributes: str) -> dict[str, Any]:
+        p = purchase(event)
+        instance = {
+            "tax": p["tax"],
+            "shipping": p["shipping"],
+            "value": p["value"],
+            "items": row["items"],
+            "items_count": row["items_count"],
+        }
+        start = time.perf_counter()
+        try:
+            [scored] = await self.endpoint.predict([instance])
+        finally:
+            self.endpoint_latency.observe(time.perf_counter() - start)
+        prediction = scored.prediction
+        centroid = prediction.get("nearest_centroid_id")
+        if isinstance(centroid, list):  # the Vertex shape: [id]
+            centroid = centroid[0] if centroid else None
+        return {
+            "event_datetime": row["event_datetime"],
+            "transaction_id": row["transaction_id"],
+            "user_id": row["user_id"],
+            "tax": float(p["tax"]),
+            "shipping": float(p["shipping"]),
+            "value": float(p["value"]),
+            "anomaly": bool(prediction.get("is_anomaly")),
+            "score": prediction.get("score"),
+            "nearest_centroid_id": int(centroid) if isinstance(centroid, int | float) else None,
+            "normalized_distance": prediction.get("normalized_distance"),
+            "model_version": scored.model_version,
+            "message_id": mid,
+            "attributes": attributes,
+            "source": SOURCE,
+            "scored_at": _now(),
+        }
+
+    async def _write(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        if not rows:
+            return
+        try:
+            await self.sink.write(rows)
+        except Exception as exc:
+            log.exception("warehouse write failed")
+            raise Outcome(503, f"warehouse write failed: {type(exc).__name__}: {exc}") from None
+
+    async def _dead_letter(self, message: PushMessage, reason: str) -> None:
+        if self.deadletter is None:
+            raise Outcome(400, reason)
+        try:
+            await self.deadletter.publish(message.data, message.attributes, reason)
+        except Exception as exc:
+            raise Outcome(503, f"{reason}; and the dead-letter publish failed: {type(exc).__name__}: {exc}") from None
+        self.ledger.deadlettered.add(message.message_id)
+        self.outcomes.labels("deadlettered").inc()
+        log.info("dead-lettered", extra={"fields": {"message_id": message.message_id, "reason": reason}})
+
+
+def create_app(
+    settings: ProcessorSettings,
+    *,
+    endpoint: VertexClient | None = None,
+    deadletter: Any = True,
+) -> FastAPI:
+    """The processor app.
+
+    ``deadletter``: True publishes unusable events to ``settings.deadletter_topic`` (through the
+    emulator when PUBSUB_EMULATOR_HOST is set); None/False answers 400 instead; or an object with
+    DeadLetter's ``publish``/``close``.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    ledger = Ledger()
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        count = await asyncio.to_thread(ledger.load, settings.warehouse_dir)
+        log.info("ledger loaded", extra={"fields": {"message_ids": count}})
+        s = settings
+        client = endpoint or VertexClient(s.endpoint_url, s.project, s.location, s.endpoint_id, s.endpoint_timeout_s)
+        dl: DeadLetter | None = None
+        if deadletter is True:
+            if settings.deadletter_topic:
+                dl = DeadLetter(settings.pubsub_emulator_host, settings.topic_path(settings.deadletter_topic))
+        elif deadletter:
+            dl = deadletter  # anything with DeadLetter's publish/close
+
+        def written(table: str, rows: list[dict[str, Any]]) -> None:
+            ledger.add(table, [r["message_id"] for r in rows])
+
+        sink = WarehouseSink(settings.warehouse_dir, settings.max_batch_rows, on_written=written)
+        sink.start()
+        state["processor"] = Processor(settings, client, sink, ledger, dl, registry)
+        try:
+            yield
+        finally:
+            await sink.stop()
+            await client.aclose()
+            if dl is not None:
+                await asyncio.to_thread(dl.close)
+
+    app = FastAPI(
+        title="hyp processor",
+        description="The Cloud Run inference processing service: receives Pub/Sub pushes, scores purchases on "
+        "the Vertex-AI-compatible endpoint, writes cloud_run and cloud_run_anomaly rows.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.ledger = ledger
+    app.state.registry = registry
+    app.state.parts = state
+
+    @app.post(
+        "/",
+        status_code=204,
+        summary="Pub/Sub push endpoint",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ENVELOPE_SCHEMA}}}},
+        responses={
+            204: {"description": "acked: rows durable, duplicate, or dead-lettered with its reason"},
+            400: {"description": "not a push envelope; the reason says what is wrong"},
+            413: {"description": "body too large"},
+            503: {"description": "endpoint or warehouse unavailable: Pub/Sub retries"},
+        },
+    )
+    async def push(request: Request) -> Response:
+        processor: Processor = state["processor"]
+        start = time.perf_counter()
+        try:
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > settings.max_body_bytes:
+                return _reply(413, f"body: {declared} bytes is over the limit of {settings.max_body_bytes}")
+            body = await request.body()
+            if len(body) > settings.max_body_bytes:
+                return _reply(413, f"body: over the limit of {settings.max_body_bytes} bytes")
+            status, reason = await processor.handle(body)
+            return _reply(status, reason)
+        finally:
+            processor.latency.observe(time.perf_counter() - start)
+
+    @app.get("/health", summary="Health")
+    async def health() -> Response:
+        body = {"status": "ok", "processed": {t: len(ids) for t, ids in ledger.done.items()}}
+        return Response(json.dumps(body).encode(), media_type=JSON)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
