@@ -24,12 +24,14 @@ from typing import Literal
 VERSION = "0.1.0"
 
 # Ports: written once, used by the commands, the health checks and the published ports.
-PUBSUB_PORT = 8085
+PUBSUB_PORT = 8085  # gRPC
+PUBSUB_REST_PORT = 8086  # REST, `GET /` health ("Ok."), /metrics
 MLFLOW_PORT = 5000
 ENDPOINT_PORT = 8080
 PROCESSOR_PORT = 8081
 DETECTOR_METRICS_PORT = 9464
 CONSOLE_PORT = 8000
+ORCHESTRATOR_PORT = 8090
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,27 @@ COMMON_ENV: dict[str, str] = {
 SERVICES: tuple[Service, ...] = (
     Service(
         name="pubsub",
-        command=("pubsub", "--host", "{bind}", "--port", str(PUBSUB_PORT), "--data-dir", "{data}/pubsub"),
+        command=(
+            "pubsub",
+            "--host",
+            "{bind}",
+            "--port",
+            str(PUBSUB_PORT),
+            "--rest-port",
+            str(PUBSUB_REST_PORT),
+            "--data-dir",
+            "{data}/pubsub",
+        ),
         image="pubsub",
         summary="Pub/Sub emulator with the stack's topology (gRPC + REST)",
-        env={"HYP_PUSH_ENDPOINT_HOST": "{processor}:" + str(PROCESSOR_PORT)},
-        ports=(PUBSUB_PORT,),
-        health=Health(PUBSUB_PORT, "/", expect="Ok.", interval_s=1.0),
+        env={"HYP_PROCESSOR_PUSH_ENDPOINT": "http://{processor}:" + str(PROCESSOR_PORT) + "/"},
+        ports=(PUBSUB_PORT, PUBSUB_REST_PORT),
+        health=Health(PUBSUB_REST_PORT, "/", expect="Ok.", interval_s=1.0),
         volumes={"pubsub-data": "/data/pubsub"},
-        urls={"Pub/Sub emulator": "PUBSUB_EMULATOR_HOST={pubsub}:" + str(PUBSUB_PORT)},
+        urls={
+            "Pub/Sub emulator": "PUBSUB_EMULATOR_HOST={pubsub}:" + str(PUBSUB_PORT),
+            "Pub/Sub REST": "http://{pubsub}:" + str(PUBSUB_REST_PORT) + "/metrics",
+        },
         memory="512m",
     ),
     Service(
@@ -225,6 +240,47 @@ SERVICES: tuple[Service, ...] = (
         summary="load generator: purchase events with labelled anomalies",
         depends_on=("pubsub", "detector", "processor"),
         memory="256m",
+    ),
+    Service(
+        name="orchestrator",
+        command=(
+            *("orchestrator", "--host", "{bind}", "--port", str(ORCHESTRATOR_PORT)),
+            *("--data-dir", "{data}/orchestrator"),
+        ),
+        image="app",
+        summary="orchestrator: new data or drift -> retrain -> evaluate -> promote",
+        env={
+            "HYP_ORCH_ENDPOINT_URL": "http://{endpoint}:" + str(ENDPOINT_PORT),
+            "HYP_ORCH_DETECTOR_METRICS_URL": "http://{detector}:" + str(DETECTOR_METRICS_PORT) + "/metrics",
+        },
+        ports=(ORCHESTRATOR_PORT,),
+        health=Health(ORCHESTRATOR_PORT, "/health", retries=60),
+        depends_on=("init",),
+        volumes={"warehouse-data": "/data/warehouse", "orchestrator-data": "/data/orchestrator"},
+        urls={"orchestrator": "http://{orchestrator}:" + str(ORCHESTRATOR_PORT) + "/runs"},
+        memory="1g",
+    ),
+    Service(
+        name="console",
+        command=("console", "--host", "{bind}", "--port", str(CONSOLE_PORT)),
+        image="app",
+        summary="web console: topics, backlog, throughput, anomalies, model versions",
+        env={
+            "HYP_CONSOLE_PUBSUB_URL": "http://{pubsub}:" + str(PUBSUB_REST_PORT),
+            "HYP_CONSOLE_DETECTOR_METRICS_URL": "http://{detector}:" + str(DETECTOR_METRICS_PORT) + "/metrics",
+            "HYP_CONSOLE_ENDPOINT_URL": "http://{endpoint}:" + str(ENDPOINT_PORT),
+            "HYP_CONSOLE_PROCESSOR_URL": "http://{processor}:" + str(PROCESSOR_PORT),
+            "HYP_CONSOLE_ORCHESTRATOR_URL": "http://{orchestrator}:" + str(ORCHESTRATOR_PORT),
+            # what the browser opens: the ports published on the host
+            "HYP_CONSOLE_MLFLOW_PUBLIC_URL": "http://127.0.0.1:" + str(MLFLOW_PORT),
+            "HYP_CONSOLE_ENDPOINT_PUBLIC_URL": "http://127.0.0.1:" + str(ENDPOINT_PORT),
+        },
+        ports=(CONSOLE_PORT,),
+        health=Health(CONSOLE_PORT, "/health"),
+        depends_on=("pubsub",),
+        volumes={"warehouse-data": "/data/warehouse"},
+        urls={"console": "http://{console}:" + str(CONSOLE_PORT)},
+        memory="512m",
     ),
 )
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.stack import definition as d
-from services.stack.healthcheck import probe
 
-MARKER = "services.cli"  # every process we start has it on its command line
+MARKER = "services.cli"  # every process we start is `python -m services.cli ...`
 
 
 class StackError(RuntimeError):
@@ -53,22 +52,25 @@ class Running:
         """None while running; the exit status (or -1 when not our child) once it ended."""
         if self.proc is not None:
             return self.proc.poll()
-        return None if pid_alive(self.pid) else -1
+        return None if pid_alive(self.pid) else -1  # not our child: no status to read
 
 
-def pid_alive(pid: int) -> bool:
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of a process (clock ticks since boot), or None when there is no such process."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie or a reused pid is not ours
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return MARKER.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z"
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def pid_alive(pid: int, started: int | None = None) -> bool:
+    """Whether ``pid`` runs and (given its recorded start time) is still the process we started, not a reuse."""
+    now = start_time(pid)
+    if now is None:
+        return False
+    return started is None or now == started
 
 
 def pid_file(run_dir: Path, name: str) -> Path:
@@ -95,7 +97,7 @@ def start(s: d.Service, run_dir: Path, env: Mapping[str, str], args: list[str], 
             start_new_session=True,
         )
     if not s.oneshot:
-        pid_file(run_dir, s.name).write_text(f"{proc.pid}\n")
+        pid_file(run_dir, s.name).write_text(f"{proc.pid} {start_time(proc.pid) or 0}\n")
     return Running(s, proc.pid, log, proc)
 
 
@@ -107,45 +109,15 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_healthy(r: Running, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> float:
-    """Poll the service's health check until it passes; seconds waited. Raises StackError on exit or timeout."""
-    health = r.service.health
-    started = time.monotonic()
-    deadline = started + timeout_s
-    reason = "no health check"
-    while True:
-        code = r.returncode()
-        if code is not None:
-            raise StackError(f"{r.service.name} exited with status {code} while starting; log {r.log}:\n{tail(r.log)}")
-        if health is None:
-            return time.monotonic() - started
-        reason = probe(health.url(), health.expect, timeout=2.0) or ""
-        if not reason:
-            return time.monotonic() - started
-        if time.monotonic() >= deadline:
-            raise StackError(f"{r.service.name} not healthy after {timeout_s:g} s ({reason}); log {r.log}")
-        if on_wait:
-            on_wait(reason)
-        time.sleep(min(0.2 + 0.1 * (time.monotonic() - started), 1.0))
-
-
-def wait_exit(r: Running, timeout_s: float) -> int:
-    """Wait for a one-shot job; its exit status. Raises StackError on timeout."""
-    assert r.proc is not None
-    try:
-        return r.proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        stop_pid(r.pid, 5.0)
-        raise StackError(f"{r.service.name} did not finish within {timeout_s:g} s; log {r.log}") from None
-
-
-def stop_pid(pid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> str:
+def stop_pid(
+    pid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, started: int | None = None
+) -> str:
     """SIGTERM the process group, SIGKILL it after ``timeout_s``; how it ended ("stopped", "killed", "gone")."""
 
     def alive() -> bool:
         if proc is not None:
             return proc.poll() is None
-        return pid_alive(pid)
+        return pid_alive(pid, started)
 
     if not alive():
         return "gone"
@@ -164,17 +136,19 @@ def stop_pid(pid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = 
     return "killed"
 
 
-def recorded(run_dir: Path) -> dict[str, int]:
-    """Services with a pid file in the run dir (name -> pid), in the stack's start order."""
-    out: dict[str, int] = {}
+def recorded(run_dir: Path) -> dict[str, tuple[int, int | None]]:
+    """Services with a pid file in the run dir (name -> (pid, start time)), in the stack's start order."""
+    out: dict[str, tuple[int, int | None]] = {}
     names = [*d.SERVICE_NAMES, *sorted(p.stem for p in run_dir.glob("*.pid") if p.stem not in d.SERVICE_NAMES)]
     for name in names:
         path = pid_file(run_dir, name)
         if path.exists():
             try:
-                out[name] = int(path.read_text().strip())
+                parts = [int(x) for x in path.read_text().split()]
             except ValueError:
                 continue
+            if parts:
+                out[name] = (parts[0], parts[1] if len(parts) > 1 and parts[1] else None)
     return out
 
 
@@ -183,7 +157,8 @@ def stop_recorded(run_dir: Path, timeout_s: float, report: Callable[[str], None]
     pids = recorded(run_dir)
     running = 0
     for name in reversed(list(pids)):
-        how = stop_pid(pids[name], timeout_s)
+        pid, started = pids[name]
+        how = stop_pid(pid, timeout_s, started=started)
         if how != "gone":
             running += 1
         report(f"{name}: {how}")

@@ -19,8 +19,8 @@ def rows(home: Path) -> list[dict]:
     for s in d.SERVICES:
         if s.oneshot:
             continue
-        pid = pids.get(s.name)
-        alive = pid is not None and p.pid_alive(pid)
+        pid, started = pids.get(s.name, (None, None))
+        alive = pid is not None and p.pid_alive(pid, started)
         health = None
         if alive and s.health is not None:
             health = probe(s.health.url(), s.health.expect, timeout=1.0) or "healthy"

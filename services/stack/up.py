@@ -20,6 +20,7 @@ from pathlib import Path
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack import summary
+from services.stack.healthcheck import probe
 from services.stack.settings import StackSettings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # children import `services` from this checkout
@@ -95,33 +96,75 @@ def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) 
 
 
 def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str, str]) -> list[p.Running]:
-    """Start ``plan`` in order and wait for each; on failure stop what was started and raise StackError."""
+    """Start ``plan``, each service as soon as what it depends on is ready (independent ones in parallel).
+
+    Polls every starting service (health check, or exit status for one-shot jobs) within bounds; on a
+    failure stops what was started and raises StackError naming the service and the reason.
+    """
     home = settings.home.resolve()
     run_dir = home / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     started: list[p.Running] = []
+    ready: set[str] = set()
+    waiting: dict[str, tuple[p.Running, float]] = {}  # name -> (process, deadline)
+    todo = list(plan)
     t0 = time.monotonic()
+
+    def note(name: str, what: str) -> None:
+        print(f"  {name:<12} {what:<9} {time.monotonic() - t0:6.1f} s", file=sys.stderr)
+
     try:
-        for s in plan:
-            if not p.command_available(s):
-                print(f"  {s.name:<10} skipped: `hyp {s.subcommand}` is not in this checkout", file=sys.stderr)
-                continue
-            env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-            r = p.start(s, run_dir, env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
-            started.append(r)
-            if s.oneshot:
-                code = p.wait_exit(r, settings.init_timeout_s)
-                if code != 0:
-                    raise p.StackError(f"{s.name} failed with status {code}; log {r.log}:\n{p.tail(r.log)}")
-                print(f"  {s.name:<10} done      {time.monotonic() - t0:6.1f} s", file=sys.stderr)
-            else:
-                p.wait_healthy(r, settings.health_timeout_s)
-                print(f"  {s.name:<10} healthy   {time.monotonic() - t0:6.1f} s", file=sys.stderr)
+        while todo or waiting:
+            for s in list(todo):
+                if not all(dep in ready for dep in s.depends_on if dep in {x.name for x in plan}):
+                    continue
+                todo.remove(s)
+                if not p.command_available(s):
+                    print(f"  {s.name:<12} skipped: `hyp {s.subcommand}` is not in this checkout", file=sys.stderr)
+                    ready.add(s.name)
+                    continue
+                env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+                r = p.start(s, run_dir, env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
+                started.append(r)
+                timeout = settings.init_timeout_s if s.oneshot else settings.health_timeout_s
+                waiting[s.name] = (r, time.monotonic() + timeout)
+            if not waiting:
+                if todo:  # only reachable when a dependency is outside the plan and never becomes ready
+                    raise p.StackError(f"cannot start {', '.join(s.name for s in todo)}: dependencies not ready")
+                break
+            for name, (r, deadline) in list(waiting.items()):
+                if check_ready(r, deadline):
+                    del waiting[name]
+                    ready.add(name)
+                    note(name, "done" if r.service.oneshot else "healthy")
+            time.sleep(0.2)
     except BaseException:
         _stop_all(started, settings, run_dir)
         raise
     return started
+
+
+def check_ready(r: p.Running, deadline: float) -> bool:
+    """One poll of a starting service: True when ready, False while starting; StackError on failure."""
+    s = r.service
+    code = r.returncode()
+    if s.oneshot:
+        if code is None:
+            if time.monotonic() > deadline:
+                raise p.StackError(f"{s.name} did not finish in time; log {r.log}")
+            return False
+        if code != 0:
+            raise p.StackError(f"{s.name} failed with status {code}; log {r.log}:\n{p.tail(r.log)}")
+        return True
+    if code is not None:
+        raise p.StackError(f"{s.name} exited with status {code} while starting; log {r.log}:\n{p.tail(r.log)}")
+    if s.health is None:
+        return True
+    reason = probe(s.health.url(), s.health.expect, timeout=1.0)
+    if reason and time.monotonic() > deadline:
+        raise p.StackError(f"{s.name} not healthy in time ({reason}); log {r.log}")
+    return reason is None
 
 
 def print_urls(started: list[p.Running], settings: StackSettings) -> None:
@@ -196,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print("hyp up: --duration must be > 0", file=sys.stderr)
         return 2
     run_dir = settings.home.resolve() / "run"
-    alive = {n: pid for n, pid in p.recorded(run_dir).items() if p.pid_alive(pid)}
+    alive = [n for n, (pid, started) in p.recorded(run_dir).items() if p.pid_alive(pid, started)]
     if alive:
         names = ", ".join(alive)
         print(f"hyp up: a stack is already running from {run_dir} ({names}); `hyp down` first", file=sys.stderr)
