@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from loadgen.config import ANOMALY_KINDS, Drift, GeneratorConfig
 from loadgen.core import State, draw_purchases
