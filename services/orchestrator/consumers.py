@@ -28,8 +28,9 @@ def endpoint_version(base_url: str, endpoint_name: str, *, timeout: float = 5.0)
 def detector_version(metrics_url: str, *, timeout: float = 5.0) -> str | None:
     """The model version a Prometheus text page reports.
 
-    Accepted shapes: an info-style gauge with a ``model_version`` label and a non-zero value, or a
-    gauge whose name ends in ``model_version`` and whose value is the version number.
+    Accepted shapes: an info-style gauge with a ``model_version`` label (or a ``*model_version*`` gauge
+    with a ``version`` label, as the endpoint's) and a non-zero value, or a gauge whose name ends in
+    ``model_version`` and whose value is the version number.
     """
     response = httpx.get(metrics_url, timeout=timeout)
     response.raise_for_status()
@@ -48,8 +49,9 @@ def version_from_metrics(text: str) -> str | None:
         except ValueError:
             continue
         labels = dict(_LABEL.findall(match["labels"] or ""))
-        if "model_version" in labels and value != 0 and labels["model_version"]:
-            by_label = labels["model_version"]
+        label = labels.get("model_version") or (labels.get("version") if "model_version" in match["name"] else None)
+        if label and value != 0:
+            by_label = label
         elif match["name"].endswith("model_version") and value > 0 and value.is_integer():
             by_value = str(int(value))
     return by_label or by_value

@@ -8,6 +8,7 @@ alias move of a run, so an interrupted run never leaves a half-promoted model.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import uuid
@@ -16,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 FINAL = ("succeeded", "failed", "interrupted")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (e.g. an undefined ROC-AUC) become null, so every record is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def now_iso() -> str:
@@ -70,7 +82,7 @@ class RunHistory:
         return record
 
     def save(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, default=str)
+        text = json.dumps(_finite(record), default=str)
         with self._lock, self._connect() as con:
             con.execute(
                 "INSERT INTO runs (id, started_at, status, record) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE"

@@ -26,7 +26,7 @@ class ModelOps(Protocol):
 
     def gate(self, challenger: dict[str, float], champion: dict[str, float] | None) -> tuple[bool, str]: ...
 
-    def register(self, model: Any, metrics: dict[str, float], tags: dict[str, Any]) -> str: ...
+    def register(self, model: Any, holdout: pd.DataFrame, tags: dict[str, Any]) -> str: ...
 
     def promote(self, version: str) -> None: ...
 
@@ -43,6 +43,7 @@ class ModelsPackageOps:
     def __init__(self, settings) -> None:  # settings: OrchestratorSettings
         self.settings = settings
         self._client = None
+        self._loaded: dict[str, Any] = {}  # the champion model, loaded once per version
 
     @property
     def client(self):  # -> mlflow.MlflowClient
@@ -97,20 +98,51 @@ class ModelsPackageOps:
     def rank(self, metrics: dict[str, float]) -> float:
         return float(metrics.get(self._model_settings().promotion_metric, float("-inf")))
 
-    # ---- training and evaluation (models package) ------------------------------------------------
+    # ---- training and evaluation: models.training, unchanged ----------------------------------------
     def candidates(self) -> list[str]:
         from models.detectors import MODEL_KINDS
 
         return list(MODEL_KINDS)
 
     def train(self, candidate: str, frame: pd.DataFrame) -> Any:
-        raise NotImplementedError("training is wired to the models package once its training API lands")
+        from models.training import fit
+
+        ms = self._model_settings()
+        return fit(candidate, frame, seed=ms.seed, min_rows=min(ms.min_training_rows, len(frame)))
 
     def evaluate(self, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
-        raise NotImplementedError("evaluation is wired to the models package once its evaluation API lands")
+        from models.training import evaluate_model
+
+        model.metrics = evaluate_model(model.model, holdout)  # log_and_register reuses them
+        return model.metrics
 
     def evaluate_version(self, version: str, holdout: pd.DataFrame) -> dict[str, float]:
-        raise NotImplementedError("evaluation is wired to the models package once its evaluation API lands")
+        from models import registry
+        from models.training import evaluate_model
 
-    def register(self, model: Any, metrics: dict[str, float], tags: dict[str, Any]) -> str:
-        raise NotImplementedError("registration is wired to the models package once its training API lands")
+        if version not in self._loaded:
+            name = self.settings.model_name
+            self._loaded = {
+                version: registry.unwrap(registry.load_version(self.settings.mlflow_tracking_uri, name, version))
+            }
+        return evaluate_model(self._loaded[version], holdout)
+
+    def register(self, model: Any, holdout: pd.DataFrame, tags: dict[str, Any]) -> str:
+        """Log and register the winner without moving any alias (promote="never"); tag it with its window."""
+        from models.training import log_and_register
+
+        ms = self._model_settings()
+        result = log_and_register(
+            model,
+            holdout,
+            tracking_uri=self.settings.mlflow_tracking_uri,
+            experiment=ms.experiment,
+            model_name=self.settings.model_name,
+            promote="never",
+            metric=ms.promotion_metric,
+            extra_params={k: v for k, v in tags.items() if k == "hyp.orchestrator_run"},
+            run_name=f"{model.kind}-orchestrator-{tags.get('hyp.orchestrator_run', '')}",
+        )
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.settings.model_name, result.version, key, str(value))
+        return str(result.version)

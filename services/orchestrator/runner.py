@@ -220,7 +220,7 @@ class Orchestrator:
                 "hyp.candidate": best,
             }
             if "version" not in data:  # a retry must not register twice
-                data["version"] = self.ops.register(data["trained"][best], data["scores"][best], tags)
+                data["version"] = self.ops.register(data["trained"][best], data["holdout"], tags)
             entry["outputs"] = {"version": data["version"]}
 
         def promote(entry: dict[str, Any]) -> None:

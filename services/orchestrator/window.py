@@ -16,7 +16,7 @@ from services.warehouse.query import query
 FEATURES = ("tax", "shipping", "value")
 
 _SELECT = (
-    "SELECT event_datetime, tax, shipping, value,"
+    "SELECT event_datetime, tax, shipping, value, items, items_count,"
     " coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1' AS anomaly,"
     " json_extract_string(attributes, '$.anomaly_kind') AS anomaly_kind"
     " FROM cloud_run WHERE event = 'purchase' AND tax IS NOT NULL AND shipping IS NOT NULL AND value IS NOT NULL"
@@ -38,7 +38,7 @@ def training_window(
     """The newest purchases within ``minutes`` before ``end`` (default: the newest event), oldest first."""
     end = end or latest_event_time(warehouse_dir)
     if end is None:
-        return pd.DataFrame(columns=["event_datetime", *FEATURES, "anomaly", "anomaly_kind"])
+        return pd.DataFrame(columns=["event_datetime", *FEATURES, "items", "items_count", "anomaly", "anomaly_kind"])
     sql = (
         f"SELECT * FROM ({_SELECT} AND event_datetime <= TIMESTAMP '{_ts(end)}'"
         f" AND event_datetime > TIMESTAMP '{_ts(end)}' - INTERVAL {float(minutes) * 60:.3f} SECOND"

@@ -106,7 +106,7 @@ class StubOps:
             return True, f"f1 {challenger['f1']:.3f} beats {champion and champion['f1']}"
         return False, f"f1 {challenger['f1']:.3f} does not beat {champion['f1']:.3f}"
 
-    def register(self, model: Any, metrics: dict[str, float], tags: dict[str, Any]) -> str:
+    def register(self, model: Any, holdout: pd.DataFrame, tags: dict[str, Any]) -> str:
         self._call("register")
         version = str(int(self.version or 0) + len(self.registered) + 1)
         self.registered.append(version)

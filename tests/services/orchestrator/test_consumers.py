@@ -11,6 +11,14 @@ def test_info_gauge_with_a_model_version_label():
     assert version_from_metrics(text) == "4"
 
 
+def test_the_endpoints_gauge_with_a_version_label():
+    text = (
+        'hyp_endpoint_model_version{model="purchase-anomaly",version="5"} 1.0\n'
+        'hyp_endpoint_predictions_total{version="4"} 9.0\n'
+    )
+    assert version_from_metrics(text) == "5"
+
+
 def test_gauge_named_model_version_with_the_number_as_value():
     assert version_from_metrics("hyp_detector_model_version 7.0\nother_metric 1\n") == "7"
 
