@@ -1,0 +1,171 @@
+"""The hyp-local compose stack under testcontainers, with clients that point at it.
+
+Every published port is remapped to a free one on 127.0.0.1 (a generated override file, so a local
+``hyp up`` or another test run on the default ports is no obstacle), the compose project gets its own
+name, and ``docker compose down --volumes`` removes everything afterwards. Clients never touch
+``os.environ``: they get the emulator host and URLs explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from testcontainers.compose import DockerCompose
+
+from services.common import pubsub_clients
+from services.stack import definition as d
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Compose(DockerCompose):
+    """DockerCompose with its own project name (``-p``)."""
+
+    project: str = "hyp-test"
+
+    @cached_property
+    def compose_command_property(self) -> list[str]:
+        cmd = super().compose_command_property
+        return [*cmd[:2], "-p", self.project, *cmd[2:]]
+
+
+def _port_override(services: list[str]) -> str:
+    """A compose override that publishes each service's ports on free host ports of 127.0.0.1."""
+    lines = ["services:"]
+    for s in d.SERVICES:
+        if s.name in services and s.ports:
+            lines.append(f"  {s.name}:")
+            lines.append("    ports: !override")
+            lines += [f'      - "127.0.0.1::{p}"' for p in s.ports]
+    return "\n".join(lines) + "\n"
+
+
+class HypStack:
+    """Start ``services`` (and what they depend on) with ``docker compose up --wait``; stop with ``down -v``.
+
+    >>> with HypStack(["pubsub"]) as stack:
+    ...     stack.publisher().publish(stack.topic("hyp-pubsub-topic"), b"{}").result()
+    """
+
+    def __init__(
+        self,
+        services: list[str] | None = None,
+        *,
+        root: Path = ROOT,
+        compose_files: tuple[str, ...] = ("docker-compose.yml",),
+        project: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        unknown = sorted(set(services or []) - set(d.SERVICE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown service(s) {', '.join(unknown)} (services: {', '.join(d.SERVICE_NAMES)})")
+        self.services = list(services or [s.name for s in d.SERVICES])
+        self.root = root
+        self._tmp = tempfile.TemporaryDirectory(prefix="hyp-stack-")
+        override = Path(self._tmp.name) / "ports.override.yml"
+        override.write_text(_port_override(self._closure(self.services)))
+        env_file = None
+        if env:
+            env_file = str(Path(self._tmp.name) / "test.env")
+            Path(env_file).write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.compose = _Compose(
+            context=str(root),
+            compose_file_name=[*(str(root / f) for f in compose_files), str(override)],
+            services=self.services,
+            wait=True,
+            env_file=[str(root / ".env"), env_file] if env_file else None,
+        )
+        self.compose.project = project or f"hyp-test-{uuid.uuid4().hex[:8]}"
+        self.project = d.TUNABLES["HYP_PROJECT"] if not env else env.get("HYP_PROJECT", d.TUNABLES["HYP_PROJECT"])
+
+    @staticmethod
+    def _closure(names: list[str]) -> list[str]:
+        out: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in out:
+                out.add(name)
+                todo.extend(d.service(name).depends_on)
+        return sorted(out)
+
+    # lifecycle
+    def start(self) -> HypStack:
+        self.compose.start()
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.compose.stop(down=True)
+        finally:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> HypStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # addresses
+    def port(self, service: str, port: int) -> int:
+        published = self.compose.get_service_port(service, port)
+        if published is None:
+            raise RuntimeError(f"{service}:{port} is not published")
+        return int(published)
+
+    @property
+    def pubsub_host(self) -> str:
+        """What PUBSUB_EMULATOR_HOST would be for this stack."""
+        return f"127.0.0.1:{self.port('pubsub', d.PUBSUB_PORT)}"
+
+    @property
+    def pubsub_rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('pubsub', d.PUBSUB_REST_PORT)}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port('mlflow', d.MLFLOW_PORT)}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('endpoint', d.ENDPOINT_PORT)}"
+
+    @property
+    def predict_url(self) -> str:
+        p, loc = self.project, d.TUNABLES["HYP_LOCATION"]
+        return f"{self.endpoint_url}/v1/projects/{p}/locations/{loc}/endpoints/1:predict"
+
+    def topic(self, name: str) -> str:
+        return f"projects/{self.project}/topics/{name}"
+
+    def subscription(self, name: str) -> str:
+        return f"projects/{self.project}/subscriptions/{name}"
+
+    # clients
+    def publisher(self, **kwargs: Any):
+        return pubsub_clients.publisher(self.pubsub_host, **kwargs)
+
+    def subscriber(self, **kwargs: Any):
+        return pubsub_clients.subscriber(self.pubsub_host, **kwargs)
+
+    # the warehouse lives in a named volume: query it inside a container that mounts it
+    def sql(self, query: str, service: str = "detector") -> list[dict[str, Any]]:
+        out, err, code = self.compose.exec_in_container(
+            ["python", "-m", "services.cli", "sql", "--format", "json", query], service
+        )
+        if code != 0:
+            raise RuntimeError(f"hyp sql failed in {service}: {err.strip() or out.strip()}")
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def logs(self, *services: str) -> str:
+        out, err = self.compose.get_logs(*services)
+        return out + err
