@@ -1,0 +1,253 @@
+"""Pub/Sub emulator benchmark: publish throughput, streaming-pull drain, publish latency, backlog RSS.
+
+Starts `hyp pubsub` (memory only, empty topology) on free ports, drives it from this one process
+and prints a markdown table plus the command that made it. Not a test: numbers depend on the box.
+
+    .venv/bin/python benchmarks/pubsub_bench.py [--messages 200000] [--backlog 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+from google.pubsub_v1 import types
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "bench"
+PAYLOAD = b"x" * 200
+
+
+def start(workdir: Path) -> tuple[subprocess.Popen, str, str]:
+    log = workdir / "pubsub.log"
+    cmd = [sys.executable, "-m", "services.cli", "pubsub", "--port", "0", "--rest-port", "0", "--topology", "none"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYP_LOG_LEVEL": "WARNING"}
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    with open(log, "wb") as fh:
+        env["HYP_LOG_LEVEL"] = "INFO"
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if '"pubsub emulator serving"' in line:
+                entry = json.loads(line)
+                if httpx.get(f"http://{entry['rest']}/", timeout=2).text == "Ok.":
+                    return proc, entry["grpc"], f"http://{entry['rest']}"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"emulator did not start:\n{log.read_text()[-2000:]}")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Raw:
+    """Raw gRPC stubs (what the Google client sends, without its batching machinery)."""
+
+    def __init__(self, host: str) -> None:
+        opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self.channel = grpc.insecure_channel(host, options=opts)
+        c = self.channel
+
+        def stub(service: str, method: str, req: type, resp: type):
+            return c.unary_unary(f"/google.pubsub.v1.{service}/{method}", req.serialize, resp.deserialize)
+
+        self.create_topic = stub("Publisher", "CreateTopic", types.Topic, types.Topic)
+        self.create_sub = stub("Subscriber", "CreateSubscription", types.Subscription, types.Subscription)
+        self.publish_pb = c.unary_unary(
+            "/google.pubsub.v1.Publisher/Publish",
+            types.PublishRequest.pb().SerializeToString,
+            types.PublishResponse.pb().FromString,
+        )
+        self.streaming_pull = c.stream_stream(
+            "/google.pubsub.v1.Subscriber/StreamingPull",
+            types.StreamingPullRequest.pb().SerializeToString,
+            types.StreamingPullResponse.pb().FromString,
+        )
+
+    def batch(self, topic: str, n: int) -> bytes:
+        req = types.PublishRequest.pb()(topic=topic)
+        for _ in range(n):
+            req.messages.add(data=PAYLOAD)
+        return req
+
+
+def bench_raw_publish(raw: Raw, topic: str, total: int, batch: int = 1000, inflight: int = 4) -> float:
+    req = raw.batch(topic, batch)
+    start = time.perf_counter()
+    pending: list = []
+    sent = 0
+    while sent < total:
+        pending.append(raw.publish_pb.future(req, timeout=60))
+        sent += batch
+        if len(pending) >= inflight:
+            pending.pop(0).result()
+    for f in pending:
+        f.result()
+    return total / (time.perf_counter() - start)
+
+
+def bench_client_publish(host: str, topic: str, total: int) -> float:
+    from google.cloud import pubsub_v1
+
+    from services.common.pubsub_clients import publisher
+
+    client = publisher(
+        host,
+        batch_settings=pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=5_000_000, max_latency=0.05),
+    )
+    start = time.perf_counter()
+    futures = [client.publish(topic, PAYLOAD) for _ in range(total)]
+    for f in futures:
+        f.result(timeout=120)
+    return total / (time.perf_counter() - start)
+
+
+def bench_latency(raw: Raw, topic: str, n: int, batch: int) -> tuple[float, float]:
+    req = raw.batch(topic, batch)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        raw.publish_pb(req, timeout=30)
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def bench_raw_drain(raw: Raw, sub: str, total: int) -> float:
+    """One StreamingPull stream, acks sent on the same stream."""
+    req_cls = types.StreamingPullRequest.pb()
+    acks: list[list[str]] = []
+    cond = threading.Condition()
+    done = threading.Event()
+
+    def requests():
+        yield req_cls(subscription=sub, stream_ack_deadline_seconds=60, max_outstanding_messages=0)
+        while not done.is_set():
+            with cond:
+                cond.wait_for(lambda: acks or done.is_set(), timeout=0.5)
+                batch, acks[:] = [a for chunk in acks for a in chunk], []
+            if batch:
+                yield req_cls(ack_ids=batch)
+
+    received = 0
+    start = time.perf_counter()
+    stream = raw.streaming_pull(requests(), timeout=300)
+    for resp in stream:
+        ids = [m.ack_id for m in resp.received_messages]
+        received += len(ids)
+        with cond:
+            acks.append(ids)
+            cond.notify()
+        if received >= total:
+            break
+    elapsed = time.perf_counter() - start
+    done.set()
+    with cond:
+        cond.notify()
+    stream.cancel()
+    return received / elapsed
+
+
+def bench_client_drain(host: str, sub: str, total: int) -> float:
+    from google.cloud import pubsub_v1
+
+    from services.common.pubsub_clients import subscriber
+
+    client = subscriber(host)
+    count = 0
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def callback(message) -> None:
+        nonlocal count
+        message.ack()
+        with lock:
+            count += 1
+            if count >= total:
+                done.set()
+
+    start = time.perf_counter()
+    future = client.subscribe(sub, callback, flow_control=pubsub_v1.types.FlowControl(max_messages=5000))
+    done.wait(300)
+    elapsed = time.perf_counter() - start
+    future.cancel()
+    return count / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(REPO))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, default=200_000, help="messages per throughput run")
+    p.add_argument("--client-messages", type=int, default=50_000, help="messages for the google-cloud-pubsub runs")
+    p.add_argument("--backlog", type=int, default=1_000_000, help="backlog size for the RSS measurement")
+    args = p.parse_args(argv)
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, host, rest = start(Path(tmp))
+        try:
+            raw = Raw(host)
+            topic, sub = f"projects/{PROJECT}/topics/throughput", f"projects/{PROJECT}/subscriptions/throughput"
+            raw.create_topic(types.Topic(name=topic))
+            raw.create_sub(types.Subscription(name=sub, topic=topic, ack_deadline_seconds=60))
+            rows.append(("start-up RSS", f"{rss_mib(proc.pid):.0f} MiB"))
+
+            rate = bench_raw_publish(raw, topic, args.messages)
+            rows.append(("publish, raw gRPC, 1000 msgs x 200 B per request, 4 in flight", f"{rate:,.0f} msg/s"))
+            rate = bench_raw_drain(raw, sub, args.messages)
+            rows.append(("drain, raw StreamingPull, acks on the stream (one subscriber)", f"{rate:,.0f} msg/s"))
+
+            rate = bench_client_publish(host, topic, args.client_messages)
+            rows.append(("publish, google-cloud-pubsub PublisherClient, batches of 1000", f"{rate:,.0f} msg/s"))
+            rate = bench_client_drain(host, sub, args.client_messages)
+            rows.append(("drain, google-cloud-pubsub subscribe() callback + ack", f"{rate:,.0f} msg/s"))
+
+            lat_topic = f"projects/{PROJECT}/topics/latency"
+            raw.create_topic(types.Topic(name=lat_topic))
+            raw.create_sub(types.Subscription(name=f"projects/{PROJECT}/subscriptions/latency", topic=lat_topic))
+            p50, p99 = bench_latency(raw, lat_topic, 2000, 1)
+            rows.append(("publish latency, 1 message per request (p50 / p99)", f"{p50:.2f} / {p99:.2f} ms"))
+            p50, p99 = bench_latency(raw, lat_topic, 200, 1000)
+            rows.append(("publish latency, 1000 messages per request (p50 / p99)", f"{p50:.2f} / {p99:.2f} ms"))
+
+            big_topic = f"projects/{PROJECT}/topics/backlog"
+            raw.create_topic(types.Topic(name=big_topic))
+            raw.create_sub(types.Subscription(name=f"projects/{PROJECT}/subscriptions/backlog", topic=big_topic))
+            before = rss_mib(proc.pid)
+            bench_raw_publish(raw, big_topic, args.backlog)
+            backlog = httpx.get(f"{rest}/admin/state", timeout=30).json()
+            n = next(s["backlog"] for s in backlog["subscriptions"] if s["name"].endswith("/backlog"))
+            after = rss_mib(proc.pid)
+            rows.append((f"RSS with {n:,} x 200 B messages in backlog (one subscription)", f"{after:.0f} MiB"))
+            per_msg = (after - before) * 2**20 / n
+            rows.append(("growth from filling the backlog", f"{after - before:.0f} MiB ({per_msg:.0f} B/msg)"))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"`{' '.join(['.venv/bin/python', 'benchmarks/pubsub_bench.py', *(argv or sys.argv[1:])])}`")
+    print(f"on {platform.node()} ({os.cpu_count()} CPUs), emulator and client on the same box\n")
+    print("| measurement | result |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
