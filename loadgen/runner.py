@@ -100,7 +100,10 @@ def run(
         for phase in phases:
             if stop.is_set() or (count and report.sent >= count) or time.monotonic() >= run_deadline:
                 break
-            generator.configure(phase.config)
+            if phase.ramp_from is not None:
+                generator.configure(phase.config.model_copy(update={"drift": phase.ramp_from}))
+            else:
+                generator.configure(phase.config)
             generator.prime()
             t0 = time.monotonic()
             deadline = min(t0 + phase.duration if phase.duration else math.inf, run_deadline)
