@@ -1,0 +1,85 @@
+"""Prometheus metrics of the detector (``/metrics`` on ``--metrics-port``).
+
+Created on first use, never at import, in one registry so a test can read them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+from services.detector.batch import Batch
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+
+
+class DetectorMetrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("hyp_detector_events", "messages read and fully handled (acknowledged)", registry=r)
+        self.purchases = Counter("hyp_detector_purchases_scored", "purchase events scored", registry=r)
+        self.anomalies = Counter("hyp_detector_anomalies", "anomalies published to hyp-detections", registry=r)
+        self.deadlettered = Counter("hyp_detector_deadlettered", "messages sent to hyp-deadletter", registry=r)
+        self.batch_size = Histogram("hyp_detector_batch_size", "messages per batch", buckets=BATCH_BUCKETS, registry=r)
+        self.latency = Histogram(
+            "hyp_detector_latency_seconds",
+            "end to end: the event's sent_at attribute to its batch being durable and acknowledged",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "hyp_detector_model_version",
+            "1 for the model version that scored the last batch (label model_version)",
+            ["model_version"],
+            registry=r,
+        )
+        self.last_batch = Gauge("hyp_detector_last_batch_timestamp_seconds", "when the last batch finished", registry=r)
+        self._version: str | None = None
+        self._lock = threading.Lock()
+
+    def observe_batch(self, batch: Batch, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.events.inc(len(batch.messages))
+        self.batch_size.observe(len(batch.messages))
+        self.purchases.inc(len(batch.verdicts))
+        self.anomalies.inc(sum(1 for v in batch.verdicts if v.get("is_anomaly")))
+        self.deadlettered.inc(len(batch.rejected))
+        for message in batch.messages:
+            sent = message.attributes.get("sent_at")
+            if sent:
+                with contextlib.suppress(ValueError):
+                    self.latency.observe(max(0.0, now - int(sent) / 1000))
+        if batch.model_version and batch.model_version != self._version:
+            with self._lock:
+                if self._version is not None:
+                    self.model_version.remove(self._version)
+                self._version = str(batch.model_version)
+                self.model_version.labels(self._version).set(1)
+        self.last_batch.set(now)
+
+    def sample(self, name: str) -> Any:
+        return self.registry.get_sample_value(name)
+
+
+@lru_cache
+def get_metrics() -> DetectorMetrics:
+    return DetectorMetrics()
+
+
+def observe_batch(batch: Batch) -> None:
+    get_metrics().observe_batch(batch)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> Any:
+    """Start the /metrics HTTP server in a daemon thread; returns the server (shutdown() to stop)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host, registry=get_metrics().registry)
+    return server

@@ -1,0 +1,179 @@
+"""The detector pipeline: extract -> transform -> load, each stage a small labelled transform.
+
+Elements are :class:`~services.detector.batch.Batch` objects (many messages each). I/O lives only
+in :func:`Extract` and :func:`Load`; :func:`Transform` is pure apart from the model, so tests feed
+it with ``beam.Create`` and check it with ``assert_that``.
+
+Order is what makes the local read lossless: ``Load`` is a chain (warehouse -> detections ->
+dead letters -> acknowledge), so a batch's acknowledgement only exists once its writes returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import RunInference
+
+from services.detector import local_read, records, scoring, sinks
+from services.detector.batch import Batch, Message, Rejected
+from services.detector.options import DetectorConfig
+
+
+def subscription_config(cfg: DetectorConfig) -> local_read.SubscriptionConfig:
+    return local_read.SubscriptionConfig(
+        subscription=cfg.subscription,
+        emulator_host=cfg.emulator_host,
+        max_messages=min(cfg.batch_size, 5000),
+        max_outstanding=cfg.max_outstanding,
+        ack_deadline_s=cfg.ack_deadline,
+    )
+
+
+# --- extract -------------------------------------------------------------------------------------
+
+
+def pubsub_message(message: Any) -> Message:
+    """Beam's PubsubMessage (ReadFromPubSub with_attributes=True) -> Message (no ack id: the runner acks)."""
+    publish = getattr(message, "publish_time", None)
+    publish_us = int(publish.timestamp() * 1_000_000) if publish is not None else int(time.time() * 1_000_000)
+    return Message(message.data or b"", dict(message.attributes or {}), message.message_id or "", publish_us)
+
+
+def kafka_message(record: Any) -> Message:
+    """A ReadFromKafka(with_metadata=True) record -> Message; headers become attributes."""
+    headers = {}
+    for header in getattr(record, "headers", None) or []:
+        key, value = (header.key, header.value) if hasattr(header, "key") else header
+        headers[str(key)] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    message_id = f"{record.topic}/{record.partition}/{record.offset}"
+    return Message(record.value or b"", headers, message_id, int(record.timestamp) * 1000)
+
+
+def to_batch(messages: list[Message]) -> Batch:
+    return Batch(messages=tuple(messages), received_at=time.time())
+
+
+def kafka_read(cfg: DetectorConfig) -> beam.PTransform:
+    """Beam's cross-language Kafka read (needs a Java expansion service: Flink/Dataflow, not here)."""
+    from apache_beam.io.kafka import ReadFromKafka
+
+    return ReadFromKafka(
+        consumer_config={
+            "bootstrap.servers": cfg.kafka_bootstrap_servers,
+            "group.id": cfg.kafka_group,
+            "auto.offset.reset": "earliest",
+        },
+        topics=[cfg.kafka_topic],
+        with_metadata=True,
+        commit_offset_in_finalize=True,  # offsets commit once the runner has checkpointed the bundle
+    )
+
+
+@beam.ptransform_fn
+def Extract(pbegin: beam.pvalue.PBegin, cfg: DetectorConfig) -> beam.PCollection:
+    """Batches of messages from the configured source."""
+    if cfg.source == "local":
+        return pbegin | "ReadPubSubBatches" >> local_read.ReadPubSubBatches(
+            subscription_config(cfg), batch_size=cfg.batch_size
+        )
+    if cfg.source == "pubsub":
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+        messages = (
+            pbegin
+            | "ReadFromPubSub" >> ReadFromPubSub(subscription=cfg.subscription, with_attributes=True)
+            | "ToMessage" >> beam.Map(pubsub_message)
+        )
+    else:
+        messages = pbegin | "ReadFromKafka" >> kafka_read(cfg) | "ToMessage" >> beam.Map(kafka_message)
+    return (
+        messages
+        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)
+        | "ToBatch" >> beam.Map(to_batch)
+    )
+
+
+# --- transform -----------------------------------------------------------------------------------
+
+
+def scoring_failed(failure: tuple[Any, Any]) -> list[Batch]:
+    """RunInference's failed batches -> the same batches with their purchases rejected (dead letter)."""
+    batches, exc = failure
+    out = []
+    for batch in batches if isinstance(batches, list | tuple) else [batches]:
+        reason = f"scoring: {type(exc).__name__}: {exc}"
+        rejected = tuple(Rejected(batch.event_messages[i], reason) for i in batch.purchase_index)
+        keep = [i for i in range(len(batch.events)) if i not in set(batch.purchase_index)]
+        out.append(
+            batch.replace(
+                events=tuple(batch.events[i] for i in keep),
+                event_messages=tuple(batch.event_messages[i] for i in keep),
+                purchase_index=(),
+                verdicts=(),
+                rejected=batch.rejected + rejected,
+            )
+        )
+    return out
+
+
+@beam.ptransform_fn
+def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Scorer]) -> beam.PCollection:
+    """Parse (bad events -> rejected), then score purchases in one model call per batch."""
+    parsed = batches | "Parse" >> beam.Map(records.parse_batch)
+    results, failures = (
+        parsed | "Score" >> RunInference(scoring.BatchModelHandler(make_scorer)).with_exception_handling()
+    )
+    ok = results | "Verdicts" >> beam.Map(scoring.scored)
+    failed = failures.failed_inferences | "ScoringFailed" >> beam.FlatMap(scoring_failed)
+    return (ok, failed) | "Scored" >> beam.Flatten()
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+@beam.ptransform_fn
+def Load(batches: beam.PCollection, cfg: DetectorConfig) -> beam.PCollection:
+    """Warehouse, detections, dead letters, then acknowledge: one chain, so the ack follows durability."""
+    ack = subscription_config(cfg) if cfg.source == "local" else None
+    return (
+        batches
+        | "WriteWarehouse" >> beam.ParDo(sinks.WriteWarehouseFn(cfg.warehouse_dir))
+        | "PublishDetections" >> beam.ParDo(sinks.PublishDetectionsFn(cfg.detections_topic, cfg.emulator_host))
+        | "PublishDeadLetters" >> beam.ParDo(sinks.PublishDeadLettersFn(cfg.deadletter_topic, cfg.emulator_host))
+        | "Acknowledge" >> beam.ParDo(local_read.AcknowledgeFn(ack))
+        | "Observe" >> beam.ParDo(sinks.ObserveFn())
+    )
+
+
+def make_scorer_factory(cfg: DetectorConfig) -> Callable[[], scoring.Scorer]:
+    """A picklable zero-argument factory for the configured scorer."""
+    if cfg.scorer == "champion":
+        return _ChampionFactory(cfg.tracking_uri, cfg.model_name, cfg.model_alias, cfg.reload_interval)
+    return _OnlineFactory(cfg.scorer)
+
+
+class _ChampionFactory:
+    def __init__(self, uri: str, name: str, alias: str, interval: float) -> None:
+        self.args = (uri, name, alias, interval)
+
+    def __call__(self) -> scoring.Scorer:
+        uri, name, alias, interval = self.args
+        return scoring.ChampionScorer(uri, name, alias, poll_interval_s=interval)
+
+
+class _OnlineFactory:
+    def __init__(self, detector: str) -> None:
+        self.detector = detector
+
+    def __call__(self) -> scoring.Scorer:
+        return scoring.OnlineScorer(self.detector)
+
+
+def build(pipeline: beam.Pipeline, cfg: DetectorConfig) -> beam.PCollection:
+    """Extract -> Transform -> Load on ``pipeline``; returns the per-batch counts after acknowledgement."""
+    return (
+        pipeline | "Extract" >> Extract(cfg) | "Transform" >> Transform(make_scorer_factory(cfg)) | "Load" >> Load(cfg)
+    )

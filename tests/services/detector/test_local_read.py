@@ -1,0 +1,100 @@
+"""The local read on BundleBasedDirectRunner: Beam's internals it relies on, batching, ack after downstream, drain."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from services.detector import local_read
+from services.detector.batch import Batch
+from tests.services.detector.helpers import FAKES, FakeSubscriber, fake_client
+
+
+def test_beam_internals_are_where_the_read_expects_them():
+    # Fails loudly when a Beam upgrade moves the direct runner's evaluator hooks: update local_read.py.
+    local_read.check_beam_internals()
+
+
+def test_version_mismatch_is_reported(monkeypatch):
+    monkeypatch.setattr(beam, "__version__", "9.9.9")
+    with pytest.raises(local_read.BeamInternalsChanged, match=r"9\.9\.9"):
+        local_read.check_beam_internals()
+
+
+class _RecordAckState(beam.DoFn):
+    """Downstream stage: notes, per batch, how many of its messages were already acknowledged."""
+
+    seen: list[tuple[int, int]] = []
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def process(self, batch: Batch):
+        fake = FAKES[self.key]
+        with fake.lock:
+            early = sum(1 for a in batch.ack_ids if a in fake.acked)
+        _RecordAckState.seen.append((len(batch), early))
+        yield batch
+
+
+@pytest.mark.timeout(120)
+def test_streams_batches_acks_after_downstream_and_drains():
+    key, n = "read-test", 12_000
+    FAKES[key] = fake = FakeSubscriber(n)
+    _RecordAckState.seen = []
+    config = local_read.SubscriptionConfig(
+        "projects/p/subscriptions/s", key, max_messages=1000, max_outstanding=4000, client_factory=fake_client
+    )
+    p = beam.Pipeline(options=PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"]))
+    _ = (
+        p
+        | local_read.ReadPubSubBatches(config, batch_size=1500)
+        | beam.ParDo(_RecordAckState(key))
+        | beam.ParDo(local_read.AcknowledgeFn(config))
+    )
+    result = p.run()
+    deadline = time.monotonic() + 90
+    while len(fake.acked) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    local_read.stop_all()
+    done = threading.Event()
+    threading.Thread(target=lambda: (result.wait_until_finish(), done.set()), daemon=True).start()
+    try:
+        assert done.wait(30), "the pipeline did not finish after stop_all (drain)"
+        assert result.state == "DONE"
+        assert fake.acked == {f"a{j}" for j in range(n)}
+        sizes = [size for size, _ in _RecordAckState.seen]
+        assert sum(sizes) == n and max(sizes) <= 1500
+        assert max(sizes) > 10, "the read should hand out large batches, not the stock 10 per bundle"
+        assert all(early == 0 for _, early in _RecordAckState.seen), "a message was acked before downstream ran"
+    finally:
+        local_read.close_all()
+        FAKES.pop(key, None)
+
+
+def test_flow_control_stops_pulling_at_max_outstanding():
+    key = "flow-test"
+    FAKES[key] = FakeSubscriber(10_000)
+    config = local_read.SubscriptionConfig(
+        "projects/p/subscriptions/s", key, max_messages=500, max_outstanding=1000, client_factory=fake_client
+    )
+    sub = local_read.LocalSubscription(config).start()
+    try:
+        deadline = time.monotonic() + 10
+        while sub.pulled < 1000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # give the loop time to overshoot, if it would
+        assert sub.pulled == 1000 and sub.outstanding == 1000
+        taken = sub.take(600)
+        sub.acknowledge([m.ack_id for m in taken])
+        deadline = time.monotonic() + 10
+        while sub.pulled < 1600 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sub.pulled == 1600 and sub.outstanding == 1000
+    finally:
+        sub.close()
+        FAKES.pop(key, None)
