@@ -663,6 +663,8 @@ class Broker:
                 low = t.next_seq
                 for sub in t.subs.values():
                     low = min(low, sub.low_water())
+                    if self.store is not None:
+                        self.store.maybe_rewrite_sub(sub)
                     if sub.pb.retain_acked_messages:
                         low = min(low, t.first_seq_at(wall - _duration_s(sub.pb.message_retention_duration)))
                 if t.pb.HasField("message_retention_duration"):

@@ -139,6 +139,11 @@ class Store:
             parts.append(b)
         self._replace(self._topic_path(topic.uid), b"".join(parts))
 
+    def maybe_rewrite_sub(self, sub: SubState) -> None:
+        """Compact a subscription's log once it has grown past REWRITE_BYTES (ack and delivery records)."""
+        if self._written.get(str(self._sub_path(sub.uid)), 0) >= REWRITE_BYTES:
+            self.rewrite_sub(sub)
+
     def rewrite_sub(self, sub: SubState) -> None:
         t = sub.topic
         low = min(sub.unacked) if sub.unacked else t.next_seq
