@@ -1,0 +1,43 @@
+"""`hyp images save|load`: the offline path; compose then starts with no build and no pull."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from services.stack import definition as d
+from services.stack.images import ROOT
+
+pytestmark = pytest.mark.docker
+
+
+def _hyp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_save_then_load_restores_the_emulator_image(hyp_pubsub, tmp_path):
+    # hyp_pubsub built the image; save it, remove it, load it back, start it without building
+    tag = d.IMAGES["pubsub"].tag
+    tarball = tmp_path / "images.tar"
+    saved = _hyp("images", "save", "--image", "pubsub", "--output", str(tarball))
+    assert saved.returncode == 0, saved.stderr
+    assert tarball.stat().st_size > 10_000_000
+    # a second tag stands in for "removed": loading must bring back the saved image id
+    before = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True)
+    subprocess.run(["docker", "tag", tag, "hyp-local/pubsub:keep"], check=True)
+    subprocess.run(["docker", "rmi", tag], check=True, capture_output=True)
+    try:
+        loaded = _hyp("images", "load", "--input", str(tarball))
+        assert loaded.returncode == 0, loaded.stderr
+        after = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True)
+        assert after.stdout == before.stdout
+    finally:
+        subprocess.run(["docker", "tag", "hyp-local/pubsub:keep", tag], check=True)
+        subprocess.run(["docker", "rmi", "hyp-local/pubsub:keep"], capture_output=True)
+
+
+def test_load_names_a_missing_tarball(tmp_path):
+    result = _hyp("images", "load", "--input", str(tmp_path / "nope.tar"))
+    assert result.returncode == 1 and "no tarball" in result.stderr
