@@ -1,0 +1,159 @@
+"""The one feature function, shared by training and serving.
+
+Input rows follow the event contract's flat ``cloud_run`` shape: ``tax``, ``shipping`` and
+``value`` are required (the workshop's instance shape, always enough); ``items`` (JSON text or a
+list of item objects) and ``items_count`` are used when present. Features that need a column the
+caller did not send come out as NaN, and the model fills them with the training median it stored,
+so a workshop-shaped instance still scores (on what it has).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.errors import ModelInputError
+
+BASE_COLUMNS: tuple[str, ...] = ("tax", "shipping", "value")
+"""The workshop's (and BigQuery ML's) feature columns."""
+
+DERIVED_COLUMNS: tuple[str, ...] = ("tax_rate", "shipping_rate", "log_value")
+"""Computed from the base columns alone, so always available."""
+
+ITEM_COLUMNS: tuple[str, ...] = ("items_count", "items_gap", "max_quantity", "max_unit_price")
+"""Need ``items`` (or ``items_count``); NaN when the row does not carry them."""
+
+ALL_COLUMNS: tuple[str, ...] = BASE_COLUMNS + DERIVED_COLUMNS + ITEM_COLUMNS
+
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "base": BASE_COLUMNS,
+    # one column per invariant of a normal purchase: size, tax rate, shipping, basket total, quantities
+    "rich": ("log_value", "tax_rate", "shipping", "items_gap", "max_quantity"),
+    "all": ALL_COLUMNS,
+}
+
+RATE_CLIP = 10.0
+
+
+def as_frame(rows: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows in any accepted shape -> a DataFrame (no copy for a DataFrame)."""
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ModelInputError(f"row {i}: expected an object with tax, shipping and value, got {type(row).__name__}")
+    return pd.DataFrame.from_records(rows)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    series = frame[column]
+    if series.dtype == object or not (
+        pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+    ):
+        converted = pd.to_numeric(series, errors="coerce")
+        bad = converted.isna() & series.notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ModelInputError(f"{column}: row {i} is not a number ({series.iloc[i]!r})")
+        series = converted
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        what = "missing (NaN)" if math.isnan(values[i]) else f"not finite ({values[i]})"
+        raise ModelInputError(f"{column}: row {i} is {what}; {int((~finite).sum())} bad row(s) in all")
+    return values
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str] = BASE_COLUMNS) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ModelInputError(f"missing column(s): {', '.join(missing)} (rows need tax, shipping and value)")
+
+
+def _item_stats(items: Any) -> tuple[float, float, float, float]:
+    """(count, total of price*quantity, max quantity, max unit price) of one row's items; NaNs if absent."""
+    if items is None or (isinstance(items, float) and math.isnan(items)):
+        return (math.nan,) * 4
+    if isinstance(items, str | bytes):
+        try:
+            items = json.loads(items) if items else []
+        except json.JSONDecodeError:
+            return (math.nan,) * 4
+    if not isinstance(items, list | tuple | np.ndarray):
+        return (math.nan,) * 4
+    total = max_q = max_p = 0.0
+    count = 0
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        price = item.get("price", item.get("item_price"))
+        qty = item.get("quantity", 1)
+        try:
+            price_f = float(price) if price is not None else 0.0
+            qty_f = float(qty) if qty is not None else 1.0
+        except (TypeError, ValueError):
+            continue
+        if not (math.isfinite(price_f) and math.isfinite(qty_f)):
+            continue
+        count += 1
+        total += price_f * qty_f
+        max_q = max(max_q, qty_f)
+        max_p = max(max_p, price_f)
+    return float(count), total, max_q, max_p
+
+
+def features(
+    rows: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    columns: Sequence[str] = BASE_COLUMNS,
+) -> pd.DataFrame:
+    """Compute the named feature columns (float64) for every row, vectorised where it can be.
+
+    Raises ModelInputError naming the column and row for a missing base column or a
+    non-numeric, NaN or infinite base value. Item features are NaN when a row has no items.
+    """
+    unknown = [c for c in columns if c not in ALL_COLUMNS]
+    if unknown:
+        raise ModelInputError(f"unknown feature(s): {', '.join(unknown)}")
+    frame = as_frame(rows)
+    check_columns(frame)
+    tax, shipping, value = (_numeric(frame, c) for c in BASE_COLUMNS)
+    out: dict[str, np.ndarray] = {"tax": tax, "shipping": shipping, "value": value}
+    wanted = set(columns)
+    if wanted & set(DERIVED_COLUMNS):
+        positive = value > 0
+        safe = np.where(positive, value, 1.0)
+        out["tax_rate"] = np.clip(np.where(positive, tax / safe, np.sign(tax) * RATE_CLIP), -RATE_CLIP, RATE_CLIP)
+        out["shipping_rate"] = np.clip(shipping / np.maximum(np.abs(value), 1.0), -RATE_CLIP, RATE_CLIP)
+        out["log_value"] = np.sign(value) * np.log1p(np.abs(value))
+    if wanted & set(ITEM_COLUMNS):
+        n = len(frame)
+        if "items" in frame.columns:
+            stats = np.array([_item_stats(v) for v in frame["items"].to_numpy()], dtype=np.float64).reshape(n, 4)
+        else:
+            stats = np.full((n, 4), np.nan)
+        count, total, max_q, max_p = stats.T
+        if "items_count" in frame.columns:
+            given = pd.to_numeric(frame["items_count"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            count = np.where(np.isnan(count), given, count)
+        out["items_count"] = count
+        out["items_gap"] = np.clip((value - total) / np.maximum(np.abs(total), 1.0), -RATE_CLIP, RATE_CLIP)
+        out["max_quantity"] = np.log1p(np.maximum(max_q, 0.0))
+        out["max_unit_price"] = np.log1p(np.maximum(max_p, 0.0))
+    return pd.DataFrame({c: out[c] for c in columns}, index=frame.index)
+
+
+def fill_missing(matrix: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
+    """Replace NaNs (features a row could not provide) with the training medians, column by column."""
+    mask = np.isnan(matrix)
+    if mask.any():
+        matrix = np.where(mask, fill_values[np.newaxis, :], matrix)
+    return matrix
