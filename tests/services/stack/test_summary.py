@@ -1,0 +1,68 @@
+"""The live summary reads Prometheus text and the warehouse (labels from attributes only)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from services.stack import summary
+from services.warehouse import append
+
+METRICS = """\
+# HELP hyp_pubsub_published_messages_total Messages published.
+# TYPE hyp_pubsub_published_messages_total counter
+hyp_pubsub_published_messages_total{topic="hyp-pubsub-topic"} 1500.0
+hyp_pubsub_published_messages_total{topic="hyp-deadletter"} 3.0
+hyp_pubsub_published_messages_created{topic="hyp-pubsub-topic"} 1.7e9
+hyp_detector_model_version{version="7"} 1.0
+garbage line
+"""
+
+
+def test_parse_and_sum_by_label():
+    samples = summary.parse_metrics(METRICS)
+    assert summary.total(samples, "publish", topic="hyp-pubsub-topic") == 1500
+    assert summary.total(samples, "publish", topic="hyp-deadletter") == 3
+    assert summary.total(samples, "publish", topic="nope") is None
+    assert summary.label_of(samples, "model", "version") == "7"
+
+
+def _anomaly_row(i: int, flagged: bool, labelled: bool) -> dict:
+    now = datetime(2026, 11, 22, 12, 0, i)
+    return {
+        "event_datetime": now,
+        "transaction_id": f"t{i}",
+        "user_id": "u",
+        "tax": 1.0,
+        "shipping": 2.0,
+        "value": 10.0,
+        "anomaly": flagged,
+        "score": 0.9 if flagged else 0.1,
+        "model_version": "3",
+        "message_id": str(i),
+        "attributes": json.dumps({"anomaly": "1" if labelled else "0", "anomaly_kind": "value_spike"}),
+        "source": "detector",
+        "scored_at": now,
+    }
+
+
+def test_precision_and_recall_from_the_warehouse(tmp_path):
+    # 3 flagged (2 right), 4 labelled anomalies, 5 normal: precision 2/3, recall 2/4
+    rows = [_anomaly_row(0, True, True), _anomaly_row(1, True, True), _anomaly_row(2, True, False)]
+    rows += [_anomaly_row(3 + i, False, True) for i in range(2)]
+    rows += [_anomaly_row(5 + i, False, False) for i in range(5)]
+    append(tmp_path, "cloud_run_anomaly", rows)
+    stats = summary.warehouse_stats(tmp_path)
+    assert stats is not None
+    assert (stats.flagged, stats.true_positives, stats.labelled_anomalies) == (3, 2, 4)
+    assert abs(stats.precision - 2 / 3) < 1e-9 and stats.recall == 0.5
+    assert stats.model_version == "3"
+    assert [r["transaction_id"] for r in stats.latest] == ["t0", "t1", "t2"]
+    later = summary.warehouse_stats(tmp_path, latest_after=stats.latest[-1]["at"])
+    assert later is not None and later.latest == []
+
+
+def test_empty_warehouse_shows_dashes(tmp_path):
+    snap = summary.take(None, None, tmp_path / "missing")
+    text = summary.line(snap, None)
+    assert "precision -" in text and "anomalies" in text

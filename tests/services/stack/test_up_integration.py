@@ -1,0 +1,89 @@
+"""`hyp up` with real processes: the emulator alone (the rest of the stack is exercised by the benchmark
+and the docker tier). Uses the stack's fixed ports, so it skips when something else holds them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.stack import definition as d
+from services.stack import processes as p
+from services.stack.healthcheck import probe
+from services.stack.up import port_in_use
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+PORTS = d.service("pubsub").ports
+
+
+@pytest.fixture
+def free_ports():
+    busy = [port for port in PORTS if port_in_use(port)]
+    if busy:
+        pytest.skip(f"ports {busy} are in use on 127.0.0.1 (another emulator or stack is running)")
+
+
+def hyp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_detach_status_logs_down(free_ports, tmp_path):
+    home = str(tmp_path / "hyp")
+    started = hyp("up", "--detach", "--services", "pubsub", "--home", home)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "PUBSUB_EMULATOR_HOST=127.0.0.1:8085" in started.stdout
+        state = hyp("status", "--home", home, "--json")
+        assert state.returncode == 0, state.stderr
+        assert '"service": "pubsub"' in state.stdout and '"health": "healthy"' in state.stdout
+        again = hyp("up", "--detach", "--services", "pubsub", "--home", home)
+        assert again.returncode == 1 and "already running" in again.stderr
+        log = hyp("logs", "pubsub", "--home", home)
+        assert log.returncode == 0 and "hyp up: starting pubsub" in log.stdout
+        pid, _ = p.recorded(tmp_path / "hyp" / "run")["pubsub"]
+    finally:
+        stopped = hyp("down", "--home", home)
+    assert stopped.returncode == 0 and "pubsub: stopped" in stopped.stdout
+    assert not p.pid_alive(pid)
+    assert probe(d.service("pubsub").health.url()) is not None  # nothing answers any more
+
+
+def test_foreground_stops_everything_on_sigterm(free_ports, tmp_path):
+    home = tmp_path / "hyp"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--services", "pubsub", "--home", str(home)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:  # bounded by the deadline check and the process's own health timeout
+            if "live summary" in line or time.monotonic() > deadline:
+                break
+        pid, _ = p.recorded(home / "run")["pubsub"]
+        assert p.pid_alive(pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not p.pid_alive(pid)
+    assert not (home / "run" / "pubsub.pid").exists()
+
+
+def test_bounded_run_exits_zero_after_duration(free_ports, tmp_path):
+    result = hyp("up", "--services", "pubsub", "--home", str(tmp_path / "hyp"), "--duration", "2", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"published"' in result.stdout
+    assert not any(port_in_use(port) for port in PORTS)
