@@ -13,7 +13,10 @@ if [ -z "$py" ]; then
 fi
 [ -n "$py" ] || { echo "setup: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$py" -m venv .venv
-[ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check "uv==$(sed -n "s/^uv==//p" requirements.lock)"
+fi
 .venv/bin/uv pip sync -q -p .venv/bin/python requirements.lock
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 echo "setup: ready; .venv/bin/hyp --help lists the commands" >&2
