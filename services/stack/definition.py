@@ -50,7 +50,7 @@ class Image:
 IMAGES: dict[str, Image] = {
     i.key: i
     for i in (
-        Image("pubsub", "", "the Pub/Sub emulator and the load generator: base dependencies only, small"),
+        Image("pubsub", "", "the Pub/Sub emulator: base dependencies only, small"),
         Image("app", "warehouse,serve,models,beam", "MLflow, training, detector, endpoint, processor (no TensorFlow)"),
         Image("app-postgres", "warehouse,serve,models,postgres", "MLflow with the PostgreSQL driver"),
         Image("app-gpu", "warehouse,serve,models,beam,tf", "the TensorFlow services on a CUDA base (GPU overlay)"),
@@ -117,7 +117,6 @@ TUNABLES: dict[str, str] = {
     "HYP_MODEL_ALIAS": "champion",
     "HYP_LOG_LEVEL": "INFO",
     "HYP_LOADGEN_RATE": "200",
-    "HYP_LOADGEN_ANOMALY_RATE": "0.05",
     "BASE_IMAGE": "python:3.11-slim",
     "CUDA_BASE_IMAGE": CUDA_BASE_IMAGE,
 }
@@ -190,7 +189,7 @@ SERVICES: tuple[Service, ...] = (
     Service(
         name="detector",
         gpu=True,
-        command=("detector", "--metrics-port", str(DETECTOR_METRICS_PORT)),
+        command=("detector", "--metrics_port", str(DETECTOR_METRICS_PORT)),
         image="app",
         summary="Beam streaming detector (scores events with @champion)",
         ports=(DETECTOR_METRICS_PORT,),
@@ -227,19 +226,11 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         name="loadgen",
-        command=(
-            "loadgen",
-            "--to",
-            "pubsub",
-            "--rate",
-            "${HYP_LOADGEN_RATE}",
-            "--anomaly-rate",
-            "${HYP_LOADGEN_ANOMALY_RATE}",
-        ),
-        image="pubsub",
+        command=("loadgen", "--to", "pubsub", "--rate", "${HYP_LOADGEN_RATE}", "--no-progress"),
+        image="app",  # numpy and pyarrow
         summary="load generator: purchase events with labelled anomalies",
         depends_on=("pubsub", "detector", "processor"),
-        memory="256m",
+        memory="384m",
     ),
     Service(
         name="orchestrator",

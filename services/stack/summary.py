@@ -11,8 +11,11 @@ import json
 import re
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -43,12 +46,19 @@ def scrape(url: str, timeout: float = 1.0) -> list[tuple[str, dict[str, str], fl
         return []
 
 
+def _label_matches(value: str | None, wanted: str) -> bool:
+    # a short resource name matches its full path too: hyp-deadletter ~ projects/p/topics/hyp-deadletter
+    return value is not None and (value == wanted or value.endswith("/" + wanted))
+
+
 def total(samples: list[tuple[str, dict[str, str], float]], name_part: str, **labels: str) -> float | None:
     """Sum of the samples whose name contains ``name_part`` (counters' ``_total``) and carry ``labels``."""
     found = [
         v
         for n, lab, v in samples
-        if name_part in n and not n.endswith("_created") and all(lab.get(k) == w for k, w in labels.items())
+        if name_part in n
+        and not n.endswith("_created")
+        and all(_label_matches(lab.get(k), w) for k, w in labels.items())
     ]
     return sum(found) if found else None
 
@@ -87,6 +97,7 @@ def warehouse_stats(warehouse_dir: Path, latest_after: float | None = None) -> W
     try:
         from services.warehouse.query import query
 
+        warnings.filterwarnings("ignore", category=UserWarning, module="services.warehouse.query")
         counts = query(
             warehouse_dir,
             f"""
@@ -136,13 +147,13 @@ def take(emulator_metrics: str | None, detector_metrics: str | None, warehouse_d
     em = scrape(emulator_metrics) if emulator_metrics else []
     det = scrape(detector_metrics) if detector_metrics else []
     wh = warehouse_stats(warehouse_dir, latest_after)
-    published = total(em, "publish", topic="hyp-pubsub-topic")
-    deadletter = total(em, "publish", topic="hyp-deadletter")
+    published = total(em, "messages_published", topic=EVENTS_TOPIC)
+    deadletter = total(em, "messages_published", topic=DEADLETTER_TOPIC)
     if deadletter is None:
-        deadletter = total(det, "deadletter")
-    anomalies = total(det, "anomal")
+        deadletter = total(det, "deadlettered")
+    anomalies = total(em, "messages_published", topic=DETECTIONS_TOPIC)
     if anomalies is None:
-        anomalies = total(em, "publish", topic="hyp-detections")
+        anomalies = total(det, "anomalies")
     if anomalies is None and wh is not None:
         anomalies = float(wh.flagged)
     return Snapshot(
@@ -151,7 +162,7 @@ def take(emulator_metrics: str | None, detector_metrics: str | None, warehouse_d
         detector_events=total(det, "events"),
         anomalies=anomalies,
         deadlettered=deadletter,
-        model_version=label_of(det, "model", "version") or (wh.model_version if wh else None),
+        model_version=label_of(det, "model_version", "model_version") or (wh.model_version if wh else None),
         warehouse=wh,
     )
 

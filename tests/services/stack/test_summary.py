@@ -9,22 +9,23 @@ from services.stack import summary
 from services.warehouse import append
 
 METRICS = """\
-# HELP hyp_pubsub_published_messages_total Messages published.
-# TYPE hyp_pubsub_published_messages_total counter
-hyp_pubsub_published_messages_total{topic="hyp-pubsub-topic"} 1500.0
-hyp_pubsub_published_messages_total{topic="hyp-deadletter"} 3.0
-hyp_pubsub_published_messages_created{topic="hyp-pubsub-topic"} 1.7e9
-hyp_detector_model_version{version="7"} 1.0
+# HELP pubsub_topic_messages_published_total Messages published.
+# TYPE pubsub_topic_messages_published_total counter
+pubsub_topic_messages_published_total{topic="projects/hyp-local/topics/hyp-pubsub-topic"} 1500.0
+pubsub_topic_messages_published_total{topic="projects/hyp-local/topics/hyp-deadletter"} 3.0
+pubsub_topic_messages_published_created{topic="projects/hyp-local/topics/hyp-pubsub-topic"} 1.7e9
+hyp_detector_model_version{model_version="7"} 1.0
+hyp_detector_model_version{model_version="6"} 0.0
 garbage line
 """
 
 
 def test_parse_and_sum_by_label():
     samples = summary.parse_metrics(METRICS)
-    assert summary.total(samples, "publish", topic="hyp-pubsub-topic") == 1500
-    assert summary.total(samples, "publish", topic="hyp-deadletter") == 3
-    assert summary.total(samples, "publish", topic="nope") is None
-    assert summary.label_of(samples, "model", "version") == "7"
+    assert summary.total(samples, "messages_published", topic="hyp-pubsub-topic") == 1500
+    assert summary.total(samples, "messages_published", topic="hyp-deadletter") == 3
+    assert summary.total(samples, "messages_published", topic="pubsub-topic") is None  # no partial names
+    assert summary.label_of(samples, "model_version", "model_version") == "7"
 
 
 def _anomaly_row(i: int, flagged: bool, labelled: bool) -> dict:
