@@ -64,8 +64,8 @@ class DetectorMetrics:
                 self.model_version.labels(self._version).set(1)
         self.last_batch.set(now)
 
-    def sample(self, name: str) -> Any:
-        return self.registry.get_sample_value(name)
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> Any:
+        return self.registry.get_sample_value(name, labels)
 
 
 @lru_cache

@@ -1,0 +1,164 @@
+"""Benchmark of `hyp detector`: sustained events/s with nothing lost, latency at a fixed rate, RSS,
+and the same pipeline with Beam's stock ReadFromPubSub beside it.
+
+Everything runs on this machine: a private `hyp pubsub` emulator, `hyp loadgen` publishing, the
+detector (BundleBasedDirectRunner) scoring with Beam's online z-score (no MLflow needed) or, with
+--scorer champion --tracking-uri URI, the registry's champion. Prints a markdown table and the
+command that made it.
+
+    .venv/bin/python benchmarks/detector_bench.py [--events 100000] [--rate 1000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.pubsub import start_emulator, stop_emulator  # noqa: E402
+from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector  # noqa: E402
+
+
+def warehouse_stats(warehouse: Path) -> dict[str, float]:
+    from services.warehouse.query import query
+
+    sql = """
+        SELECT count(*) AS rows, count(DISTINCT message_id) AS distinct_ids,
+               quantile_cont(lat, 0.5) AS p50, quantile_cont(lat, 0.99) AS p99
+        FROM (SELECT message_id,
+                     epoch_ms(ingested_at) - CAST(json_extract_string(attributes, '$.sent_at') AS BIGINT) AS lat
+              FROM cloud_run WHERE source = 'detector')
+    """
+    row = query(warehouse, sql).to_pylist()[0]
+    return {k: (v if v is not None else float("nan")) for k, v in row.items()}
+
+
+def detection_latency(messages: list) -> tuple[float, float, int]:
+    lat = sorted(
+        m.publish_time.timestamp() * 1000 - int(m.attributes["sent_at"]) for m in messages if "sent_at" in m.attributes
+    )
+    if not lat:
+        return float("nan"), float("nan"), 0
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
+
+
+def throughput(emulator, work: Path, source: str, events: int, scorer_args: list[str], timeout: float) -> dict:
+    """Publish ``events`` as fast as loadgen can while the detector runs; time until all are handled."""
+    res = Resources(emulator.host, emulator.project).create()
+    warehouse = work / f"wh-{source}-{res.suffix}"
+    det = start_detector(res, warehouse, work, "--source", source, *scorer_args)
+    try:
+        det.wait_up()
+        t0 = time.monotonic()
+        publish_events(res, events, timeout=timeout)
+        published_s = time.monotonic() - t0
+        handled = det.wait_events(events, timeout)
+        elapsed = time.monotonic() - t0
+        rss = det.rss_peak_mb()
+    finally:
+        code = det.stop()
+    stats = warehouse_stats(warehouse)
+    return {
+        "source": source,
+        "events": events,
+        "handled": handled,
+        "elapsed_s": elapsed,
+        "published_s": published_s,
+        "rate": handled / elapsed,
+        "distinct": stats["distinct_ids"],
+        "rows": stats["rows"],
+        "rss_mb": rss,
+        "exit": code,
+    }
+
+
+def latency(emulator, work: Path, source: str, rate: float, seconds: float, scorer_args: list[str]) -> dict:
+    res = Resources(emulator.host, emulator.project).create()
+    warehouse = work / f"wh-lat-{source}-{res.suffix}"
+    det = start_detector(res, warehouse, work, "--source", source, *scorer_args)
+    n = int(rate * seconds)
+    try:
+        det.wait_up()
+        publish_events(res, n, rate=rate, timeout=seconds * 4 + 60)
+        handled = det.wait_events(n, 60)
+        rss = det.rss_peak_mb()
+    finally:
+        det.stop()
+    stats = warehouse_stats(warehouse)
+    d50, d99, dn = detection_latency(pull_all(emulator.host, res.detections_subscription))
+    return {
+        "n": n,
+        "handled": handled,
+        "p50": stats["p50"],
+        "p99": stats["p99"],
+        "d50": d50,
+        "d99": d99,
+        "dn": dn,
+        "rss_mb": rss,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
+    parser.add_argument("--stock-events", type=int, default=5_000, help="events for the stock ReadFromPubSub run")
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
+    parser.add_argument("--scorer", default="zscore", help="zscore (no MLflow) or champion")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI for --scorer champion")
+    parser.add_argument("--batch-size", type=int, default=2000, help="detector batch size")
+    args = parser.parse_args(argv)
+    scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
+    if args.tracking_uri:
+        scorer_args += ["--tracking-uri", args.tracking_uri]
+
+    work = Path(tempfile.mkdtemp(prefix="hyp-detector-bench-"))
+    emulator = start_emulator(work / "pubsub", topology="none")
+    try:
+        local = throughput(emulator, work, "local", args.events, scorer_args, timeout=600)
+        lat = latency(emulator, work, "local", args.rate, args.seconds, scorer_args)
+        stock = throughput(emulator, work, "pubsub", args.stock_events, scorer_args, timeout=300)
+    finally:
+        stop_emulator(emulator)
+
+    lost = local["events"] - local["distinct"]
+    stock_lost = stock["events"] - stock["distinct"]
+    ratio = local["rate"] / stock["rate"] if stock["rate"] else float("inf")
+    print("| measure | local batched read | stock ReadFromPubSub | ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| sustained events/s, end to end (publish -> warehouse + ack) | {local['rate']:,.0f} "
+        f"({local['events']:,} events in {local['elapsed_s']:.1f} s) | {stock['rate']:,.0f} "
+        f"({stock['events']:,} events in {stock['elapsed_s']:.1f} s) | {ratio:.1f}x |"
+    )
+    print(
+        f"| events lost / duplicated in the warehouse | {lost:.0f} / {local['rows'] - local['distinct']:.0f} "
+        f"| {stock_lost:.0f} / {stock['rows'] - stock['distinct']:.0f} | |"
+    )
+    print(
+        f"| publish -> warehouse latency at {args.rate:,.0f} events/s, p50 / p99 (all {lat['n']:,} events) "
+        f"| {lat['p50']:.0f} ms / {lat['p99']:.0f} ms | | |"
+    )
+    print(
+        f"| publish -> hyp-detections latency at {args.rate:,.0f} events/s, p50 / p99 ({lat['dn']} anomalies) "
+        f"| {lat['d50']:.0f} ms / {lat['d99']:.0f} ms | | |"
+    )
+    print(
+        f"| detector peak RSS | {local['rss_mb']:.0f} MiB (throughput run), {lat['rss_mb']:.0f} MiB (latency run) "
+        f"| {stock['rss_mb']:.0f} MiB | |"
+    )
+    print()
+    print(f"command: .venv/bin/python benchmarks/detector_bench.py {shlex.join(argv or sys.argv[1:])}".rstrip())
+    print(f"details: {json.dumps({'local': local, 'latency': lat, 'stock': stock}, default=str)}")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
