@@ -176,7 +176,9 @@ def print_urls(started: list[p.Running], settings: StackSettings) -> None:
     print(f"  {'logs':<18} hyp logs SERVICE   ({settings.home.resolve() / 'run'})")
 
 
-def live(started: list[p.Running], settings: StackSettings, args: argparse.Namespace, t0: float) -> int:
+def live(
+    started: list[p.Running], settings: StackSettings, args: argparse.Namespace, t0: float, started_at: float
+) -> int:
     names = {r.service.name for r in started}
     emulator = d.service("pubsub").health
     emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
@@ -184,7 +186,7 @@ def live(started: list[p.Running], settings: StackSettings, args: argparse.Names
     warehouse = settings.home.resolve() / "warehouse"
     deadline = None if args.duration is None else time.monotonic() + args.duration
     before: summary.Snapshot | None = None
-    latest_after: float | None = None
+    latest_after: float | None = started_at  # only detections of this run (scored_at is UTC, like time.time)
     first_detection: float | None = None
     tty = sys.stdout.isatty() and not args.json
     while True:
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyp up: ports already in use on 127.0.0.1: {names} (another stack? `hyp down`)", file=sys.stderr)
         return 1
 
-    t0 = time.monotonic()
+    t0, started_at = time.monotonic(), time.time()
     print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
 
     def on_term(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down`")
             return 0
         print("live summary (Ctrl-C stops the stack):")
-        return live(started, settings, args, t0)
+        return live(started, settings, args, t0, started_at)
     except p.StackError as exc:
         print(f"hyp up: {exc}", file=sys.stderr)
         return 1
