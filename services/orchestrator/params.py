@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -14,6 +16,7 @@ class RunParams(BaseModel):
     window_minutes: float | None = Field(None, gt=0, le=7 * 24 * 60, description="training window length (minutes)")
     max_rows: int | None = Field(None, gt=0, le=1_000_000, description="newest purchases of the window used at most")
     holdout_fraction: float | None = Field(None, gt=0, lt=1, description="newest share of the window held out")
+    since: datetime | None = Field(None, description="the window starts no earlier than this event time")
     promote: bool = Field(True, description="false: train, evaluate and gate, but never move @champion")
     reason: str | None = Field(None, max_length=500, description="free text recorded with the run")
 
@@ -38,6 +41,7 @@ class RunParams(BaseModel):
             "window_minutes": self.window_minutes or settings.window_minutes,
             "max_rows": self.max_rows or settings.max_rows,
             "holdout_fraction": self.holdout_fraction or settings.holdout_fraction,
+            "since": self.since.replace(tzinfo=None).isoformat(sep=" ") if self.since else None,
             "promote": self.promote,
             "reason": self.reason,
         }

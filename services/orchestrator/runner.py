@@ -162,12 +162,19 @@ class Orchestrator:
         data: dict[str, Any] = {}
 
         def load_window(entry: dict[str, Any]) -> None:
-            frame = window.training_window(
-                s.warehouse_dir, minutes=params["window_minutes"], max_rows=params["max_rows"]
-            )
+            since = datetime.fromisoformat(params["since"]) if params.get("since") else None
+            deadline = time.monotonic() + s.window_wait_s
+            while True:  # wait (bounded) for enough rows, e.g. after a drift, for rows of the new normal
+                frame = window.training_window(
+                    s.warehouse_dir, minutes=params["window_minutes"], max_rows=params["max_rows"], since=since
+                )
+                enough = round(len(frame) * (1 - params["holdout_fraction"])) >= s.min_rows
+                if enough or time.monotonic() >= deadline or self.stop_event.wait(1.0):
+                    break
             train, holdout = window.split_holdout(frame, params["holdout_fraction"])
             entry["inputs"] = {
                 "window_minutes": params["window_minutes"],
+                "since": params.get("since"),
                 "max_rows": params["max_rows"],
                 "rows": len(frame),
                 "train_rows": len(train),

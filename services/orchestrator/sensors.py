@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from services.orchestrator import drift, window
+from services.orchestrator.params import RunParams
 from services.orchestrator.runner import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class Sensors:
                 "kind": "drift",
                 "reason": f"drift in {', '.join(drifted)} against the {ref_source}",
                 "features": results,
+                "since": str(recent["event_datetime"].min()),
             }
         return None
 
@@ -137,7 +139,8 @@ class Sensors:
                 continue
             if fired:
                 self.orch.metrics.sensor_fired.labels(name).inc()
-                params = self.orch.default_params()
+                since = fired.get("since")  # a drift run trains on the new normal only
+                params = self.orch.resolve(RunParams(since=since)) if since else self.orch.default_params()
                 self.orch.trigger(fired, params)
                 return fired
         return None

@@ -17,11 +17,12 @@ class OrchestratorSettings(CommonSettings):
     experiment: str = Field("hyp-orchestrator", validation_alias="HYP_ORCH_EXPERIMENT")
 
     # what a run does
-    candidates: list[str] = Field(["kmeans"], validation_alias="HYP_ORCH_CANDIDATES")
+    candidates: list[str] = Field(["kmeans", "iforest"], validation_alias="HYP_ORCH_CANDIDATES")
     window_minutes: float = Field(30.0, validation_alias="HYP_ORCH_WINDOW_MINUTES", gt=0)
     max_rows: int = Field(5000, validation_alias="HYP_ORCH_MAX_ROWS", gt=0)
-    min_rows: int = Field(300, validation_alias="HYP_ORCH_MIN_ROWS", gt=0)
+    min_rows: int = Field(1000, validation_alias="HYP_ORCH_MIN_ROWS", gt=0)
     holdout_fraction: float = Field(0.3, validation_alias="HYP_ORCH_HOLDOUT_FRACTION", gt=0, lt=1)
+    window_wait_s: float = Field(90.0, validation_alias="HYP_ORCH_WINDOW_WAIT_S", ge=0)
     step_retries: int = Field(2, validation_alias="HYP_ORCH_STEP_RETRIES", ge=0)
     retry_backoff_s: float = Field(1.0, validation_alias="HYP_ORCH_RETRY_BACKOFF_S", ge=0)
 

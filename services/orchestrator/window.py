@@ -33,16 +33,23 @@ def latest_event_time(warehouse_dir: str | os.PathLike[str]) -> datetime | None:
 
 
 def training_window(
-    warehouse_dir: str | os.PathLike[str], *, minutes: float, max_rows: int, end: datetime | None = None
+    warehouse_dir: str | os.PathLike[str],
+    *,
+    minutes: float,
+    max_rows: int,
+    end: datetime | None = None,
+    since: datetime | None = None,
 ) -> pd.DataFrame:
-    """The newest purchases within ``minutes`` before ``end`` (default: the newest event), oldest first."""
+    """The newest purchases within ``minutes`` before ``end`` (default: the newest event) and after
+    ``since``, oldest first."""
     end = end or latest_event_time(warehouse_dir)
     if end is None:
         return pd.DataFrame(columns=["event_datetime", *FEATURES, "items", "items_count", "anomaly", "anomaly_kind"])
     sql = (
         f"SELECT * FROM ({_SELECT} AND event_datetime <= TIMESTAMP '{_ts(end)}'"
         f" AND event_datetime > TIMESTAMP '{_ts(end)}' - INTERVAL {float(minutes) * 60:.3f} SECOND"
-        f" ORDER BY event_datetime DESC LIMIT {int(max_rows)}) ORDER BY event_datetime"
+        + (f" AND event_datetime >= TIMESTAMP '{_ts(since)}'" if since else "")
+        + f" ORDER BY event_datetime DESC LIMIT {int(max_rows)}) ORDER BY event_datetime"
     )
     return query(warehouse_dir, sql).to_pandas()
 

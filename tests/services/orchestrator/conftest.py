@@ -14,6 +14,7 @@ def make_settings(tmp_path, **overrides) -> OrchestratorSettings:
         "warehouse_dir": tmp_path / "warehouse",
         "retry_backoff_s": 0.01,
         "min_rows": 100,
+        "window_wait_s": 0.0,
         "endpoint_url": None,
         "detector_metrics_url": None,
         "webhook_url": None,

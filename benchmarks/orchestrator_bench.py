@@ -1,0 +1,165 @@
+"""Time from drift onset to the new champion scoring, with the orchestrator's default settings.
+
+Starts a real `hyp mlflow` server and `hyp endpoint`, fills a tmp warehouse with a baseline
+(simulated clock, ending now), bootstraps @champion with a manual run, then streams the drift
+scenario's "new normal" into the warehouse in real time at --rate events/s and times:
+drift onset -> drift sensor fires -> new version promoted -> the endpoint answers with it.
+
+    .venv/bin/python benchmarks/orchestrator_bench.py [--rate 200] [--anomaly-rate 0.05]
+
+Prints a markdown table and the command that made it. Everything runs on 127.0.0.1 and is
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="events per second (default: the stack's 200)")
+    parser.add_argument("--anomaly-rate", type=float, default=0.05, help="share of purchases that are anomalies")
+    parser.add_argument("--baseline-minutes", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=400.0, help="give up after this many seconds of drift")
+    args = parser.parse_args(argv)
+
+    import httpx
+
+    from loadgen.config import DEFAULT_ANOMALY_RATES, GeneratorConfig
+    from loadgen.generator import EventGenerator
+    from loadgen.scenario import load
+    from loadgen.sinks.parquet import ParquetSink
+    from services.orchestrator.modelops import ModelsPackageOps
+    from services.orchestrator.runner import Orchestrator
+    from services.orchestrator.sensors import Sensors
+    from services.orchestrator.settings import OrchestratorSettings
+    from tests.fixtures.mlflow import start_mlflow, stop
+    from tests.services.orchestrator.test_integration import _start_endpoint, _stop
+
+    tmp = Path(tempfile.mkdtemp(prefix="hyp-orch-bench-"))
+    server = start_mlflow(tmp / "mlflow")
+    endpoint = orch = sensors = None
+    try:
+        total = sum(DEFAULT_ANOMALY_RATES.values())
+        rates = {k: v * args.anomaly_rate / total for k, v in DEFAULT_ANOMALY_RATES.items()}
+        n_base = int(args.rate * args.baseline_minutes * 60)
+        start = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=args.baseline_minutes)
+        config = GeneratorConfig.build(clock="simulated", start=start, sim_rate=args.rate, anomaly_rates=rates)
+        gen = EventGenerator(seed=5, config=config)
+        sink = ParquetSink(tmp / "warehouse", config.n_users, gen.run_id)
+        sink.send(gen.next_columns(n_base), time.time())
+        sink.flush()
+
+        endpoint, endpoint_url = _start_endpoint(server.tracking_uri, "purchase-anomaly", tmp / "endpoint.log")
+        settings = OrchestratorSettings(_env_file=None).model_copy(
+            update={
+                "data_dir": tmp / "orch",
+                "warehouse_dir": tmp / "warehouse",
+                "mlflow_tracking_uri": server.tracking_uri,
+                "endpoint_url": endpoint_url,
+                "cooldown_s": 0.0,  # the bootstrap run has just ended; nothing else differs from the defaults
+            }
+        )
+        orch = Orchestrator(settings, ModelsPackageOps(settings))
+        boot, _ = orch.trigger({"kind": "manual", "reason": "bootstrap"}, orch.default_params())
+        orch.wait(600)
+        boot = orch.history.get(boot["id"])
+        if boot["status"] != "succeeded":
+            print(f"bootstrap run failed: {boot['reason']}", file=sys.stderr)
+            return 1
+        v1 = boot["promoted_version"]
+        boot_secs = sum(s["seconds"] for s in boot["steps"])
+
+        sensors = Sensors(orch)
+        sensors.start()
+        gen.configure(config.model_copy(update={"clock": "real", "drift": load("drift").phases[-1].drift}))
+        stop_stream = threading.Event()
+
+        def stream() -> None:
+            tick = 0.25
+            while not stop_stream.wait(tick):
+                sink.send(gen.next_columns(max(1, int(args.rate * tick))), time.time())
+                sink.flush()
+
+        t0 = time.monotonic()
+        writer = threading.Thread(target=stream, daemon=True)
+        writer.start()
+        marks: dict[str, float] = {}
+        name = f"projects/{settings.project}/locations/{settings.location}/endpoints/{settings.endpoint_id}"
+        run = None
+        while time.monotonic() - t0 < args.timeout:
+            runs = orch.history.list(limit=1)
+            if "fired" not in marks and runs and runs[0]["id"] != boot["id"]:
+                marks["fired"] = time.monotonic() - t0
+                run = runs[0]
+            if run is not None:
+                record = orch.history.get(run["id"])
+                if record.get("promoted_version") and "promoted" not in marks:
+                    marks["promoted"] = time.monotonic() - t0
+                if record["status"] != "running" and not record.get("promoted_version"):
+                    print(f"run ended without promotion: {record['reason']}", file=sys.stderr)
+                    break
+                if "promoted" in marks:
+                    answer = httpx.post(
+                        f"{endpoint_url}/v1/{name}:predict",
+                        json={"instances": [{"tax": 9, "shipping": 5, "value": 60}]},
+                    )
+                    if answer.status_code == 200 and answer.json().get("modelVersionId") == record["promoted_version"]:
+                        marks["scoring"] = time.monotonic() - t0
+                        break
+            time.sleep(0.2)
+        stop_stream.set()
+        writer.join(5)
+        orch.wait(120)
+        record = orch.history.get(run["id"]) if run else None
+        steps = {s["name"]: s["seconds"] for s in (record or {}).get("steps", [])}
+
+        given = sys.argv[1:] if argv is None else argv
+        cmd = " ".join([".venv/bin/python benchmarks/orchestrator_bench.py", *(shlex.quote(a) for a in given)])
+        print(f"\n`{cmd}`\n")
+        print(
+            f"Stream {args.rate:g} events/s (15% purchases, {args.anomaly_rate:.0%} anomalies), baseline "
+            f"{args.baseline_minutes:g} min = {n_base} events; bootstrap run {boot_secs:.1f} s -> v{v1}; "
+            f"defaults: window {settings.window_minutes:g} min / {settings.max_rows} rows, min {settings.min_rows} "
+            f"training rows, candidates {','.join(settings.candidates)}, "
+            f"sensor every {settings.sensor_interval_s:g} s, "
+            f"drift on the newest {settings.drift_recent_rows} purchases.\n"
+        )
+        print("| stage | seconds after drift onset |")
+        print("|---|---|")
+        for key, label in (
+            ("fired", "drift sensor fired"),
+            ("promoted", "new version promoted (@champion moved)"),
+            ("scoring", "endpoint answers with the new version"),
+        ):
+            print(f"| {label} | {marks[key]:.1f} |" if key in marks else f"| {label} | not reached |")
+        if steps:
+            print("\n| run step | seconds |\n|---|---|")
+            for step, secs in steps.items():
+                print(f"| {step} | {secs:.1f} |")
+        if record:
+            print(f"\ndecision: {record.get('decision')}: {record.get('reason')}")
+        return 0 if "scoring" in marks else 1
+    finally:
+        if orch is not None:
+            orch.stop()
+        if sensors is not None:
+            sensors.join()
+        if endpoint is not None:
+            _stop(endpoint)
+        stop(server.process)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
