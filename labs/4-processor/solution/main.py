@@ -1,0 +1,100 @@
+"""The inference processing service (the workshop's Cloud Run service), reference solution.
+
+Pub/Sub pushes every event here. For a purchase we ask the endpoint whether it looks anomalous and
+store the answer in the warehouse table ``cloud_run_anomaly``. Run it with:
+
+    python -m uvicorn main:app --app-dir .hyp/lab/work/4-processor --port 8081
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+
+from services.common.events import parse_datetime
+from services.warehouse import append
+
+ENDPOINT_URL = os.environ.get("HYP_ENDPOINT_URL", "http://127.0.0.1:8080").rstrip("/")
+PROJECT = os.environ.get("HYP_PROJECT", "hyp-local")
+LOCATION = os.environ.get("HYP_LOCATION", "europe-west1")
+ENDPOINT_ID = os.environ.get("HYP_ENDPOINT_ID", "1")
+WAREHOUSE_DIR = os.environ.get("HYP_WAREHOUSE_DIR", ".hyp/warehouse")
+PREDICT_URL = f"{ENDPOINT_URL}/v1/projects/{PROJECT}/locations/{LOCATION}/endpoints/{ENDPOINT_ID}:predict"
+
+app = FastAPI(title="lab 4: inference processing service")
+http = httpx.Client(timeout=10.0)
+
+
+def decode(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
+    """A push envelope -> (the event, the message attributes, the message id)."""
+    message = envelope["message"]
+    event = json.loads(base64.b64decode(message["data"]))
+    return event, message.get("attributes") or {}, message["messageId"]
+
+
+def instance(event: dict[str, Any]) -> dict[str, float]:
+    """The features the model takes, from the purchase block of the event."""
+    purchase = event["ecommerce"]["purchase"]
+    return {"tax": float(purchase["tax"]), "shipping": float(purchase["shipping"]), "value": float(purchase["value"])}
+
+
+def predict(features: dict[str, float]) -> tuple[dict[str, Any], str]:
+    """Ask the endpoint: (the one prediction, the model version that answered)."""
+    response = http.post(PREDICT_URL, json={"instances": [features]})
+    response.raise_for_status()
+    body = response.json()
+    return body["predictions"][0], str(body["modelVersionId"])
+
+
+def anomaly_row(
+    event: dict[str, Any],
+    features: dict[str, float],
+    prediction: dict[str, Any],
+    version: str,
+    message_id: str,
+    attributes: dict[str, str],
+) -> dict[str, Any]:
+    """One row of cloud_run_anomaly (given: you do not need to change it)."""
+    centroid = prediction.get("nearest_centroid_id")
+    return {
+        "event_datetime": parse_datetime(event["event_datetime"]),
+        "transaction_id": event["ecommerce"]["purchase"].get("transaction_id"),
+        "user_id": event.get("user_id"),
+        **features,
+        "anomaly": bool(prediction["is_anomaly"]),
+        "score": prediction.get("score"),
+        "nearest_centroid_id": centroid[0] if isinstance(centroid, list) and centroid else None,
+        "normalized_distance": prediction.get("normalized_distance"),
+        "model_version": version,
+        "message_id": message_id,
+        "attributes": json.dumps(attributes, sort_keys=True),
+        "source": "lab-4",
+        "scored_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+
+
+@app.post("/")
+def push(envelope: dict[str, Any]) -> Response:
+    try:
+        event, attributes, message_id = decode(envelope)
+    except (KeyError, ValueError) as exc:
+        return Response(f"not a push envelope: {exc}", status_code=400)  # Pub/Sub retries, then dead-letters
+    if event.get("event") != "purchase":
+        return Response(status_code=204)  # only purchases are scored
+    features = instance(event)
+    prediction, version = predict(features)
+    append(
+        WAREHOUSE_DIR, "cloud_run_anomaly", [anomaly_row(event, features, prediction, version, message_id, attributes)]
+    )
+    return Response(status_code=204)  # 2xx acks the message
+
+
+@app.get("/health")
+def health(request: Request) -> dict[str, str]:
+    return {"status": "ok", "predict_url": PREDICT_URL}

@@ -1,0 +1,1 @@
+"""Offline workshop labs: the Activate chapter, challenge by challenge (`hyp lab start|check|solve|reset`)."""
