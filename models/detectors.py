@@ -25,6 +25,7 @@ STREAMING_FIT = {
     "kmeans": True,
     "iforest": True,
     "hbos": True,
+    "envelope": True,
     "autoencoder": True,
     "ecod": False,
     "copod": False,
