@@ -1,0 +1,92 @@
+"""End to end in containers: `docker compose up --wait`, 5,000 generated events with labelled anomalies,
+detections and warehouse rows with the right counts, `docker compose down -v` (the hyp_stack fixture)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from services.common.settings import DETECTIONS_TOPIC
+from services.stack.images import ROOT
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+EVENTS = 5000
+
+
+def _poll(what: str, check, timeout_s: float = 240.0, every_s: float = 2.0):
+    """Call ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    pytest.fail(f"{what}: not reached in {timeout_s:g} s (last: {last!r})")
+
+
+def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
+    run_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    detections_sub = hyp_stack.subscription(f"e2e_detections_{run_id[4:]}")
+    subscriber = hyp_stack.subscriber()
+    subscriber.create_subscription(
+        request={"name": detections_sub, "topic": hyp_stack.topic(DETECTIONS_TOPIC), "ack_deadline_seconds": 60}
+    )
+    loadgen = ["loadgen", "--to", "pubsub", "--emulator-host", hyp_stack.pubsub_host, "--count", str(EVENTS)]
+    sent = subprocess.run(
+        [sys.executable, "-m", "services.cli", *loadgen, "--max", "--seed", "7", "--run-id", run_id, "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sent.returncode == 0, sent.stderr
+    report = json.loads(sent.stdout.strip().splitlines()[-1])
+    assert report["sent"] == EVENTS and report["anomalies"] > 0
+
+    mine = f"json_extract_string(attributes, '$.run_id') = '{run_id}'"
+    label = "json_extract_string(attributes, '$.anomaly') = '1'"
+
+    def landed():
+        rows = hyp_stack.sql(
+            f"SELECT source, count(DISTINCT message_id) AS n FROM cloud_run WHERE {mine} GROUP BY source"
+        )
+        counts = {r["source"]: r["n"] for r in rows}
+        return counts if counts.get("detector") == EVENTS and counts.get("processor") == EVENTS else None
+
+    _poll(f"{EVENTS} events in cloud_run from the detector and the processor", landed)
+
+    verdicts = hyp_stack.sql(
+        f"""SELECT count(DISTINCT message_id) AS scored,
+                   count(DISTINCT message_id) FILTER (WHERE {label}) AS labelled,
+                   count(DISTINCT message_id) FILTER (WHERE anomaly) AS flagged,
+                   count(DISTINCT message_id) FILTER (WHERE anomaly AND {label}) AS caught
+            FROM cloud_run_anomaly WHERE {mine} AND source = 'detector'"""
+    )[0]
+    assert verdicts["scored"] == report["purchases"]
+    assert verdicts["labelled"] == report["anomalies"]
+    assert verdicts["caught"] >= 0.5 * report["anomalies"], verdicts  # the champion finds most of them
+    assert verdicts["caught"] >= 0.8 * verdicts["flagged"], verdicts  # and few false alarms
+
+    # one detection message per flagged purchase, carrying the event's attributes
+    seen: set[str] = set()
+
+    def detections():
+        response = subscriber.pull(request={"subscription": detections_sub, "max_messages": 1000}, timeout=10)
+        for m in response.received_messages:
+            if m.message.attributes.get("run_id") == run_id:
+                seen.add(json.loads(m.message.data)["transaction_id"])
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={"subscription": detections_sub, "ack_ids": [m.ack_id for m in response.received_messages]}
+            )
+        return len(seen) >= verdicts["flagged"]
+
+    _poll("detections on hyp-detections", detections, timeout_s=60, every_s=0.1)
+    assert len(seen) == verdicts["flagged"]
