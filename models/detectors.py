@@ -61,6 +61,10 @@ class Detector:
         """Model-specific output columns beside score and is_anomaly (k-means: BQML columns)."""
         return {}
 
+    def score_with_extra(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(score, extra columns) in one pass; detectors whose extras share the work override it."""
+        return self.score(X), self.extra(X)
+
     def describe(self) -> dict[str, Any]:
         return {"model_kind": self.kind, "features": ",".join(self.columns), **self.params}
 
@@ -89,6 +93,10 @@ class KMeansDetector(Detector):
     def extra(self, X: np.ndarray) -> dict[str, np.ndarray]:
         ids, nd = self.model.normalized(X)
         return {"nearest_centroid_id": ids.astype(np.int64), "normalized_distance": nd}
+
+    def score_with_extra(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        ids, nd = self.model.normalized(X)
+        return nd, {"nearest_centroid_id": ids.astype(np.int64), "normalized_distance": nd}
 
     def cluster_mapping(self, labels: np.ndarray | None, X: np.ndarray) -> dict[str, Any]:
         """Per centroid id: training size, and (with labels) its anomaly share; ids where anomalies dominate."""

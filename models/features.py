@@ -111,19 +111,10 @@ def _item_stats(items: Any) -> tuple[float, float, float, float]:
     return float(count), total, max_q, max_p
 
 
-def features(
-    rows: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
-    columns: Sequence[str] = BASE_COLUMNS,
-) -> pd.DataFrame:
-    """Compute the named feature columns (float64) for every row, vectorised where it can be.
-
-    Raises ModelInputError naming the column and row for a missing base column or a
-    non-numeric, NaN or infinite base value. Item features are NaN when a row has no items.
-    """
+def _compute(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]:
     unknown = [c for c in columns if c not in ALL_COLUMNS]
     if unknown:
         raise ModelInputError(f"unknown feature(s): {', '.join(unknown)}")
-    frame = as_frame(rows)
     check_columns(frame)
     tax, shipping, value = (_numeric(frame, c) for c in BASE_COLUMNS)
     out: dict[str, np.ndarray] = {"tax": tax, "shipping": shipping, "value": value}
@@ -148,7 +139,30 @@ def features(
         out["items_gap"] = np.clip((value - total) / np.maximum(np.abs(total), 1.0), -RATE_CLIP, RATE_CLIP)
         out["max_quantity"] = np.log1p(np.maximum(max_q, 0.0))
         out["max_unit_price"] = np.log1p(np.maximum(max_p, 0.0))
+    return out
+
+
+def features(
+    rows: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    columns: Sequence[str] = BASE_COLUMNS,
+) -> pd.DataFrame:
+    """Compute the named feature columns (float64) for every row, vectorised where it can be.
+
+    Raises ModelInputError naming the column and row for a missing base column or a
+    non-numeric, NaN or infinite base value. Item features are NaN when a row has no items.
+    """
+    frame = as_frame(rows)
+    out = _compute(frame, columns)
     return pd.DataFrame({c: out[c] for c in columns}, index=frame.index)
+
+
+def feature_matrix(
+    rows: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    columns: Sequence[str] = BASE_COLUMNS,
+) -> np.ndarray:
+    """The same features as :func:`features`, as a float64 matrix (the scoring path: no DataFrame)."""
+    out = _compute(as_frame(rows), columns)
+    return np.column_stack([out[c] for c in columns])
 
 
 def fill_missing(matrix: np.ndarray, fill_values: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from models.detectors import Detector, KMeansDetector
-from models.features import features, fill_missing
+from models.features import feature_matrix, fill_missing
 
 KMEANS_COLUMNS = ("nearest_centroid_id", "normalized_distance")
 INPUT_EXAMPLE = pd.DataFrame(
@@ -56,14 +56,13 @@ class AnomalyModel(mlflow.pyfunc.PythonModel):
             self.detector.load(path)
 
     def matrix(self, rows: Any) -> np.ndarray:
-        X = features(rows, self.detector.columns).to_numpy(dtype=np.float64)
-        return fill_missing(X, self.fill_values)
+        return fill_missing(feature_matrix(rows, self.detector.columns), self.fill_values)
 
     def score_matrix(self, X: np.ndarray) -> pd.DataFrame:
-        scores = self.detector.score(X)
+        scores, extra = self.detector.score_with_extra(X)
         out: dict[str, Any] = {"score": scores, "is_anomaly": scores > self.threshold}
-        out.update(self.detector.extra(X))
-        return pd.DataFrame(out)
+        out.update(extra)
+        return pd.DataFrame(out, copy=False)
 
     def score_rows(self, rows: Any) -> pd.DataFrame:
         """Score rows (DataFrame, dicts) without MLflow's schema step; same result as predict."""
