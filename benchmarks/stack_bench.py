@@ -1,0 +1,147 @@
+"""Whole-stack benchmark: start-up times and memory, as a markdown table.
+
+    .venv/bin/python benchmarks/stack_bench.py [--skip-docker] [--skip-local]
+
+Measures, on this machine:
+- ``docker compose up --wait`` until every service is healthy, images already built (the build is done
+  first and not timed), and the containers' memory (``docker stats``) once healthy;
+- ``hyp up`` until the first anomaly is detected, from an empty data folder (the first champion is
+  trained) and again with the registry already filled (a second start);
+- the resident memory (RSS) of every process of the local stack once detections flow.
+The stack runs under its own compose project / data folder and is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.stack import definition as d  # noqa: E402
+from services.stack import processes as p  # noqa: E402
+from services.stack.summary import warehouse_stats  # noqa: E402
+from services.testing.stack import _port_override  # noqa: E402
+
+PY = sys.executable
+
+
+def _mib(text: str) -> float:
+    m = re.match(r"([\d.]+)\s*([KMG]i?B|B)", text.strip())
+    if not m:
+        return 0.0
+    factor = {"B": 1 / 2**20, "KiB": 1 / 1024, "KB": 1 / 1024, "MiB": 1, "MB": 1, "GiB": 1024, "GB": 1024}[m[2]]
+    return float(m[1]) * factor
+
+
+def bench_compose(rows: list[tuple[str, str, str]]) -> None:
+    services = [s.name for s in d.SERVICES]
+    with tempfile.TemporaryDirectory() as tmp:
+        override = Path(tmp) / "ports.yml"
+        override.write_text(_port_override(services))
+        base = ["docker", "compose", "-p", "hyp-bench", "-f", str(ROOT / "docker-compose.yml"), "-f", str(override)]
+        subprocess.run([*base, "build", "--quiet"], cwd=ROOT, check=True)
+        t0 = time.monotonic()
+        up = subprocess.run([*base, "up", "--wait", "--quiet-pull"], cwd=ROOT, capture_output=True, text=True)
+        elapsed = time.monotonic() - t0
+        try:
+            if up.returncode != 0:
+                raise SystemExit(f"docker compose up --wait failed:\n{up.stderr[-2000:]}")
+            rows.append(("`docker compose up --wait`, images built, to all healthy", f"{elapsed:.1f} s", "<= 60 s"))
+            # let the load generator run a little so memory reflects a working stack
+            time.sleep(20)
+            ids = subprocess.run([*base, "ps", "-q"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+            stats = subprocess.run(
+                ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *ids],
+                capture_output=True,
+                text=True,
+            ).stdout
+            total = sum(_mib(line.split(" ", 1)[1].split("/")[0]) for line in stats.splitlines() if " " in line)
+            rows.append(("compose stack memory (docker stats, all containers, no TensorFlow)", f"{total:,.0f} MiB", ""))
+        finally:
+            subprocess.run([*base, "down", "-v", "--timeout", "20"], cwd=ROOT, capture_output=True)
+
+
+def _hyp_up_until_detection(home: Path) -> float:
+    cmd = [PY, "-m", "services.cli", "up", "--home", str(home), "--expect-detections", "1", "--duration", "300"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    m = re.search(r"first detection ([\d.]+) s", out.stdout)
+    if out.returncode != 0 or not m:
+        raise SystemExit(f"hyp up did not show a detection:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return float(m[1])
+
+
+def _session_rss_mib(leaders: list[int]) -> float:
+    """RSS of every process in the sessions the stack's services lead (each service is its own session)."""
+    total_kib = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) not in leaders:  # field 6 of stat: session id
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total_kib / 1024
+
+
+def bench_local(rows: list[tuple[str, str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "hyp"
+        cold = _hyp_up_until_detection(home)
+        rows.append(("`hyp up` to the first detection, empty registry (trains a champion)", f"{cold:.1f} s", ""))
+        warm = _hyp_up_until_detection(home)
+        rows.append(("`hyp up` to the first detection, second start", f"{warm:.1f} s", "<= 20 s"))
+        # memory: detached stack, once detections flow
+        subprocess.run([PY, "-m", "services.cli", "up", "--detach", "--home", str(home)], cwd=ROOT, check=True)
+        try:
+            deadline = time.monotonic() + 180
+            before = warehouse_stats(home / "warehouse")
+            start_flagged = before.flagged if before else 0
+            while time.monotonic() < deadline:
+                stats = warehouse_stats(home / "warehouse")
+                if stats and stats.flagged > start_flagged:
+                    break
+                time.sleep(2)
+            time.sleep(15)  # steady state with events flowing
+            leaders = [pid for pid, _ in p.recorded(home / "run").values()]
+            rss = _session_rss_mib(leaders)
+            what = f"local stack RSS, {len(leaders)} services, all processes, no TensorFlow"
+            rows.append((what, f"{rss:,.0f} MiB", "<= 1,536 MiB"))
+        finally:
+            subprocess.run([PY, "-m", "services.cli", "down", "--home", str(home)], cwd=ROOT, capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-docker", action="store_true", help="leave out the compose measurements")
+    ap.add_argument("--skip-local", action="store_true", help="leave out the hyp up measurements")
+    args = ap.parse_args(argv)
+    rows: list[tuple[str, str, str]] = []
+    if not args.skip_local:
+        bench_local(rows)
+    if not args.skip_docker:
+        bench_compose(rows)
+    command = [".venv/bin/python", "benchmarks/stack_bench.py", *(argv or sys.argv[1:])]
+    print(f"Command: `{shlex.join(command)}`")
+    print()
+    print("| measure | result | target |")
+    print("|---|---|---|")
+    for what, result, target in rows:
+        print(f"| {what} | {result} | {target or '-'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
