@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HTTP_PROXY", "HTTPS_PROXY"))}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        # `mlflow models serve` execs `uvicorn` by name: the venv's bin must be on PATH
+        env["PATH"] = f"{Path(PY).parent}{os.pathsep}{env.get('PATH', '')}"
         try:
             tracking_uri = args.tracking_uri
             if tracking_uri is None:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +119,9 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     app.state.metrics = metrics
     app.state.settings = settings
 
+    def reader(request: Request) -> BodyReader:
+        return lambda: read_body(request, settings.max_body_bytes)
+
     def served_or_error() -> ServedModel:
         model = holder.current
         if model is None:
@@ -138,12 +142,12 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             name = f"projects/{project}/locations/{location}/endpoints/{endpoint}"
             raise InputError(f"Endpoint `{name}` not found.", status=404)
 
-    async def vertex_call(request: Request, route: str, project: str, location: str, endpoint: str, raw: bool):
+    async def vertex_call(body: BodyReader, route: str, project: str, location: str, endpoint: str, raw: bool):
         start = time.perf_counter()
         status = 200
         try:
             check_resource(project, location, endpoint)
-            payload = loads(await read_body(request, settings.max_body_bytes))
+            payload = loads(await body())
             model = served_or_error()
             if raw:
                 batch = parse_any(payload, settings.max_instances, model.features)
@@ -177,11 +181,11 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)
 
-    async def container_call(request: Request, route: str, vertex: bool) -> Response:
+    async def container_call(body: BodyReader, route: str, vertex: bool) -> Response:
         start = time.perf_counter()
         status = 200
         try:
-            payload = loads(await read_body(request, settings.max_body_bytes))
+            payload = loads(await body())
             model = served_or_error()
             batch = parse_any(payload, settings.max_instances, model.features)
             rows = await score(model, batch, vertex=vertex)
@@ -206,7 +210,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     )
     async def predict(request: Request, project: str, location: str, endpoint: str) -> Response:
         """`{"instances": [...], "parameters": {...}}` -> predictions and the model version that answered."""
-        return await vertex_call(request, "predict", project, location, endpoint, raw=False)
+        return await vertex_call(reader(request), "predict", project, location, endpoint, raw=False)
 
     @app.post(
         VERTEX_PREFIX + "/{endpoint}:rawPredict",
@@ -217,7 +221,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     )
     async def raw_predict(request: Request, project: str, location: str, endpoint: str) -> Response:
         """The body goes to the model server as is (any /invocations shape); its answer comes back as is."""
-        return await vertex_call(request, "rawPredict", project, location, endpoint, raw=True)
+        return await vertex_call(reader(request), "rawPredict", project, location, endpoint, raw=True)
 
     @app.get(VERTEX_PREFIX + "/{endpoint}", summary="Get the Endpoint resource", tags=["vertex"])
     async def get_endpoint(project: str, location: str, endpoint: str) -> Response:
@@ -267,7 +271,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
         tags=["container"],
     )
     async def container_predict(request: Request) -> Response:
-        return await container_call(request, "container", vertex=True)
+        return await container_call(reader(request), "container", vertex=True)
 
     @app.post(
         "/invocations",
@@ -278,7 +282,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     )
     async def invocations(request: Request) -> Response:
         """dataframe_split, dataframe_records, instances or inputs -> {"predictions": [...]}."""
-        return await container_call(request, "invocations", vertex=False)
+        return await container_call(reader(request), "invocations", vertex=False)
 
     async def health() -> Response:
         model = holder.current
@@ -296,4 +300,61 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def fast_vertex(body: BodyReader, match: re.Match[str]) -> Response:
+        project, location, endpoint, verb = match.groups()
+        raw = verb == "rawPredict"
+        return await vertex_call(body, verb, project, location, endpoint, raw=raw)
+
+    routes: dict[str, FastHandler] = {
+        settings.predict_route: lambda body, _: container_call(body, "container", vertex=True),
+        "/invocations": lambda body, _: container_call(body, "invocations", vertex=False),
+    }
+    app.add_middleware(PredictFastPath, exact=routes, vertex=fast_vertex, limit=settings.max_body_bytes)
     return app
+
+
+BodyReader = Callable[[], Awaitable[bytes]]
+FastHandler = Callable[[BodyReader, Any], Awaitable[Response]]
+VERTEX_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/endpoints/([^/]+):(predict|rawPredict)$")
+
+
+class PredictFastPath:
+    """ASGI middleware: prediction POSTs go straight to their handler, skipping FastAPI's routing and
+    dependency machinery (a large share of a one-instance request); everything else, and the same
+    handlers for /docs and OpenAPI, stays with FastAPI."""
+
+    def __init__(self, app: Any, exact: dict[str, FastHandler], vertex: FastHandler, limit: int) -> None:
+        self.app, self.exact, self.vertex, self.limit = app, exact, vertex, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            handler, match = self.exact.get(path), None
+            if handler is None and path.startswith("/v1/"):
+                match = VERTEX_RE.match(path)
+                handler = self.vertex if match else None
+            if handler is not None:
+                response = await handler(lambda: self._body(scope, receive), match)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _body(self, scope: dict[str, Any], receive: Any) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise InputError("Content-Length: not a number")
+                if int(value) > self.limit:
+                    raise InputError(f"body: {int(value)} bytes is over the limit of {self.limit} bytes", status=413)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise InputError("body: the client went away", status=400)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise InputError(f"body: over the limit of {self.limit} bytes", status=413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from services.endpoint.instances import FEATURES, InputError
@@ -41,18 +42,54 @@ class MlflowSource:
 
 
 def served(pyfunc: Any, *, version: str, name: str) -> ServedModel:
-    """Wrap a loaded pyfunc (or anything with ``predict(DataFrame)``) as a ServedModel."""
+    """Wrap a loaded pyfunc (or anything with ``predict(DataFrame)``) as a ServedModel.
+
+    The project's wrapper (models/pyfunc.py's AnomalyModel) is called without MLflow's schema
+    step: its scoring straight on the feature columns when the detector uses only the base
+    features (k-means: no DataFrame on the way in or out), ``score_rows`` otherwise (the shared
+    feature function derives the rest). Any other pyfunc gets MLflow's own ``predict``.
+    """
     try:
         inner = pyfunc.unwrap_python_model()
-    except Exception:  # not a custom PythonModel: MLflow's own predict, schema step and all
+    except Exception:  # not a custom PythonModel
         inner = None
-    score = getattr(inner, "score_rows", None) or pyfunc.predict
-    kind = getattr(inner, "kind", None)
+    detector_columns = tuple(getattr(getattr(inner, "detector", None), "columns", ()) or ())
+    score_rows = getattr(inner, "score_rows", None)
 
-    def predict(frame: pd.DataFrame) -> pd.DataFrame:
+    score_columns = getattr(inner, "score_columns", None) or _score_columns(inner)
+    if score_columns is not None and detector_columns and set(detector_columns) <= set(FEATURES):
+
+        def score(columns: dict[str, Any]) -> Any:
+            return score_columns(np.column_stack([columns[c] for c in detector_columns]))
+
+    else:
+        frame_scorer = score_rows or pyfunc.predict
+
+        def score(columns: dict[str, Any]) -> Any:
+            return frame_scorer(pd.DataFrame(columns))
+
+    def predict(columns: dict[str, Any]) -> Any:
         try:
-            return score(frame)
+            return score(columns)
         except ValueError as exc:  # models.errors.ModelInputError and MLflow's schema errors
             raise InputError(str(exc)) from None
 
-    return ServedModel(predict=predict, version=version, name=name, features=FEATURES, kind=kind)
+    return ServedModel(
+        predict=predict, version=version, name=name, features=FEATURES, kind=getattr(inner, "kind", None)
+    )
+
+
+def _score_columns(inner: Any) -> Any:
+    """``AnomalyModel.score_matrix`` without its DataFrame: {column: array} (a third of a small request's
+    cost is building that DataFrame). Same outputs by construction; tests compare the two on a real model."""
+    detector, threshold = getattr(inner, "detector", None), getattr(inner, "threshold", None)
+    if detector is None or threshold is None or not hasattr(inner, "score_matrix"):
+        return None
+
+    def score_columns(X: np.ndarray) -> dict[str, np.ndarray]:
+        scores = detector.score(X)
+        out = {"score": scores, "is_anomaly": scores > threshold}
+        out.update(detector.extra(X))
+        return out
+
+    return score_columns

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,12 +22,14 @@ from services.endpoint.instances import FEATURES, Batch
 
 log = logging.getLogger(__name__)
 
-Predict = Callable[[pd.DataFrame], pd.DataFrame]
+# feature columns (name -> float64 array, or list for extra columns) -> output columns
+# (a DataFrame, or a mapping of name -> array: the fast path skips building a DataFrame)
+Predict = Callable[[dict[str, Any]], "pd.DataFrame | Mapping[str, Any]"]
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded model version. ``predict``: DataFrame of features -> DataFrame of outputs."""
+    """One loaded model version. ``predict``: feature columns -> output columns, one row per input row."""
 
     predict: Predict
     version: str
@@ -49,8 +51,7 @@ class ModelSource(Protocol):
 
 def warm_up(model: ServedModel) -> None:
     """Score one ordinary row so lazy initialisation (TF graphs, caches) happens before traffic."""
-    frame = pd.DataFrame({name: np.array([1.0]) for name in model.features})
-    model.predict(frame)
+    model.predict({name: np.array([1.0]) for name in model.features})
 
 
 class ModelHolder:
@@ -105,14 +106,13 @@ def predict_rows(model: ServedModel, batch: Batch, *, vertex: bool) -> list[dict
     ``predictions[0]["nearest_centroid_id"][0]`` as BigQuery ML's exported k-means answers;
     MLflow's shape keeps the model's plain columns. Non-finite outputs become null (JSON has no inf).
     """
-    frame = pd.DataFrame(batch.columns, copy=False)
-    out = model.predict(frame)
-    if len(out) != batch.rows:
-        raise RuntimeError(f"model returned {len(out)} rows for {batch.rows} instances")
-    names = list(out.columns)
+    out = model.predict(batch.columns)
+    names = list(out.columns) if isinstance(out, pd.DataFrame) else list(out)
     columns = []
     for name in names:
-        array = out[name].to_numpy()
+        array = np.asarray(out[name])
+        if len(array) != batch.rows:
+            raise RuntimeError(f"model returned {len(array)} rows of {name} for {batch.rows} instances")
         values = array.tolist()
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             values = [v if math.isfinite(v) else None for v in values]

@@ -23,7 +23,7 @@ class EndpointSettings(CommonSettings):
     max_body_bytes: int = Field(1_572_864, ge=1024, validation_alias="HYP_ENDPOINT_MAX_BODY_BYTES")
     max_instances: int = Field(10_000, ge=1, validation_alias="HYP_ENDPOINT_MAX_INSTANCES")
     # batches up to this many rows are scored on the event loop; bigger ones in a worker thread
-    inline_rows: int = Field(256, ge=0, validation_alias="HYP_ENDPOINT_INLINE_ROWS")
+    inline_rows: int = Field(5000, ge=0, validation_alias="HYP_ENDPOINT_INLINE_ROWS")
     workers: int = Field(1, ge=1, validation_alias="HYP_ENDPOINT_WORKERS")
 
     @property

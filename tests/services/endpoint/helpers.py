@@ -58,7 +58,11 @@ class FakeSource:
     def load(self, version: str) -> ServedModel:
         self.loads += 1
         model = self.versions[version]
-        return ServedModel(predict=model.predict, version=version, name="purchase-anomaly", kind="kmeans")
+
+        def predict(columns):
+            return model.predict(pd.DataFrame(columns))
+
+        return ServedModel(predict=predict, version=version, name="purchase-anomaly", kind="kmeans")
 
 
 @contextlib.contextmanager
