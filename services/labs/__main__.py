@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     took = time.monotonic() - began
     if args.verb == "start":
         print(f"ready in {took:.0f} s; your files are in {s.work_dir}; when done: hyp lab check {number}")
+        print('(in a new terminal, eval "$(hyp lab env)" points hyp train, hyp sql and hyp models at the lab)')
     else:
         print(f"reference solution applied in {took:.0f} s; now: hyp lab check {number}")
     return 0

@@ -33,6 +33,8 @@ class LabSettings(CommonSettings):
     events: int = Field(6000, ge=500, validation_alias="HYP_LAB_EVENTS")
     # seconds a check waits for services and data (bounded polls)
     wait_s: float = Field(90.0, gt=0, validation_alias="HYP_LAB_WAIT_S")
+    # seconds check 7 waits for the first detection of its test events (the detector's start-up included)
+    detection_wait_s: float = Field(90.0, gt=0, validation_alias="HYP_LAB_DETECTION_WAIT_S")
 
     @property
     def run_dir(self) -> Path:

@@ -82,10 +82,12 @@ def check(s: LabSettings) -> str:
         run_hyp(s, [*args, "--emulator-host", s.pubsub_emulator_host or "", "--no-progress"])
     except LabError as exc:
         raise NotYet(f"could not publish test events: {exc}") from None
-    found = detections(s, path, run_id, s.wait_s)
+    log(f"published 200 purchases (run {run_id}); waiting up to {s.detection_wait_s:.0f} s for detections")
+    found = detections(s, path, run_id, s.detection_wait_s)
     if not found:
         raise NotYet(
-            f"no detection of the test run reached {s.detections_topic} within {s.wait_s:.0f} s: is `hyp detector` "
+            f"no detection of the test run reached {s.detections_topic} within {s.detection_wait_s:.0f} s: "
+            "is `hyp detector` "
             f"running against the emulator at {s.pubsub_emulator_host}, reading {s.detector_subscription}?"
         )
     versions = sorted({str(d.get("model_version") or d["_attributes"].get("model_version")) for d in found})
