@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ec = sub.add_parser("ensure-champion", help="if there is no @champion, train and promote one (idempotent)")
     ec.add_argument("--model", default=s.default_model)
     args = parser.parse_args(argv)
+    # a quick command: fail in seconds, not minutes, when the server is down (MLflow's default is 7 retries)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
     if args.command == "ensure-champion":
         from models import train_cli
