@@ -92,7 +92,6 @@ def fit(
     validate_rows(frame, min_rows)
     params = dict(params or {})
     control = {k: params.pop(k) for k in CONTROL_PARAMS if k in params}
-    detector = build(kind, params)
     labelled = None if unsupervised else labels_of(frame)
     bqml_like = kind == "kmeans"
     fit_on = control.get("fit_on", "all" if (bqml_like or labelled is None) else "normal")
@@ -100,6 +99,10 @@ def fit(
     contamination = float(control.get("contamination", 0.01))
     if fit_on not in ("all", "normal") or method not in ("f1", "contamination"):
         raise ModelInputError("params: fit_on must be all|normal and threshold must be f1|contamination")
+    if kind == "envelope" and fit_on == "all":
+        # the rows include anomalies: the envelope is the inner quantile range, not the min-max
+        params.setdefault("quantile", contamination / 2)
+    detector = build(kind, params)
     if labelled is None and (fit_on == "normal" or method == "f1"):
         raise ModelInputError("fit_on=normal and threshold=f1 need labelled rows (an anomaly column)")
 

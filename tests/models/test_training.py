@@ -42,6 +42,13 @@ def test_kmeans_unsupervised_uses_bqml_contamination(plain_rows: pd.DataFrame) -
     assert 0.02 <= flagged <= 0.08
 
 
+def test_envelope_without_labels_uses_an_inner_quantile_range(purchases: pd.DataFrame, held_out) -> None:
+    trained = training.fit("envelope", purchases, unsupervised=True)
+    assert trained.params["quantile"] == pytest.approx(0.005)
+    metrics = training.evaluate_model(trained.model, held_out)
+    assert metrics["recall"] >= 0.5 and metrics["precision"] >= 0.3  # no labels: weaker, but far from nothing
+
+
 def test_champion_quality_on_a_held_out_generated_set(purchases: pd.DataFrame, held_out: pd.DataFrame) -> None:
     trained = training.fit("envelope", purchases)
     metrics = training.evaluate_model(trained.model, held_out)
