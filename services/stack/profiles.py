@@ -97,7 +97,7 @@ def _postgres(by_name: dict[str, d.Service], compose_service: ComposeService) ->
 
 def _google_emulator() -> dict[str, dict[str, Any]]:
     # Google's own emulator (JVM, starts empty, keeps nothing): point the stack at it with
-    # HYP_PUBSUB_HOST=pubsub-google; `hyp pubsub --apply-topology` creates the stack's topics in it.
+    # PUBSUB_EMULATOR_HOST=pubsub-google:8085 in a compose override; it starts empty (docs/stack.md).
     return {
         "pubsub-google": _third_party(
             "google-emulator",
