@@ -54,7 +54,9 @@ def test_alias_move_switches_the_served_version_without_a_failed_request(champio
     c = client(champion.tracking_uri)
     alias = "endpoint-test"
     current = c.get_model_version(champion.model_name, champion.version)
-    moved = c.create_model_version(champion.model_name, current.source, run_id=current.run_id)
+    # a second version of the same logged model (MLflow 3 names the logged model in the source)
+    model_id = getattr(current, "model_id", None) or current.source.rsplit("/", 1)[-1]
+    moved = c.create_model_version(champion.model_name, current.source, run_id=current.run_id, model_id=model_id)
     c.set_registered_model_alias(champion.model_name, alias, champion.version)
     settings = EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0.2", HYP_MODEL_ALIAS=alias)
     app = create_app(settings, MlflowSource(champion.tracking_uri, champion.model_name, alias))
