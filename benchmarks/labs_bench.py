@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(
         shlex.quote(a) for a in [".venv/bin/python", "benchmarks/labs_bench.py", *(argv or sys.argv[1:])]
     )
-    print(f"\n`{command}` ({os.cpu_count()} CPU cores, {args.events} events)\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n`{command}` ({os.cpu_count()} CPU cores, load average {load}, {args.events} events)\n")
     print("| step | seconds | exit |")
     print("|---|---:|---:|")
     for step, seconds, rc in rows:
