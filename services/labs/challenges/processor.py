@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from services.labs.challenges import NotYet, deploy
+from services.labs.challenges import NotYet, deploy, kmeans
 from services.labs.challenges.common import copy_solution, copy_template, work_folder
 from services.labs.runtime import (
     LabError,
@@ -33,7 +33,7 @@ PURCHASES = 60
 
 def start(s: LabSettings) -> None:
     deploy.start(s)
-    if deploy.kmeans.candidate(s) is not None:
+    if kmeans.candidate(s) is not None:
         try:
             deploy.check(s)
         except NotYet:
