@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     parser.add_argument("--scorer", default="zscore", help="zscore (no MLflow) or champion")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for --scorer champion")
-    parser.add_argument("--batch-size", type=int, default=2000, help="detector batch size")
+    parser.add_argument("--batch-size", type=int, default=5000, help="detector batch size")
     args = parser.parse_args(argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
     if args.tracking_uri:

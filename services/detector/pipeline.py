@@ -4,7 +4,7 @@ Elements are :class:`~services.detector.batch.Batch` objects (many messages each
 in :func:`Extract` and :func:`Load`; :func:`Transform` is pure apart from the model, so tests feed
 it with ``beam.Create`` and check it with ``assert_that``.
 
-Order is what makes the local read lossless: ``Load`` is a chain (warehouse -> detections ->
+Order is what makes the local read lossless: ``Load`` is a chain (detections -> warehouse ->
 dead letters -> acknowledge), so a batch's acknowledgement only exists once its writes returned.
 """
 
@@ -136,12 +136,15 @@ def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Score
 
 @beam.ptransform_fn
 def Load(batches: beam.PCollection, cfg: DetectorConfig) -> beam.PCollection:
-    """Warehouse, detections, dead letters, then acknowledge: one chain, so the ack follows durability."""
+    """Detections (first: they are the latency that matters), warehouse, dead letters, then acknowledge.
+
+    One chain, so the acknowledgement follows durability of all three.
+    """
     ack = subscription_config(cfg) if cfg.source == "local" else None
     return (
         batches
-        | "WriteWarehouse" >> beam.ParDo(sinks.WriteWarehouseFn(cfg.warehouse_dir))
         | "PublishDetections" >> beam.ParDo(sinks.PublishDetectionsFn(cfg.detections_topic, cfg.emulator_host))
+        | "WriteWarehouse" >> beam.ParDo(sinks.WriteWarehouseFn(cfg.warehouse_dir))
         | "PublishDeadLetters" >> beam.ParDo(sinks.PublishDeadLettersFn(cfg.deadletter_topic, cfg.emulator_host))
         | "Acknowledge" >> beam.ParDo(local_read.AcknowledgeFn(ack))
         | "Observe" >> beam.ParDo(sinks.ObserveFn())

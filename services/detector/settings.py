@@ -21,7 +21,7 @@ class DetectorSettings(CommonSettings):
     deadletter_topic: str = Field(DEADLETTER_TOPIC, validation_alias="HYP_DEADLETTER_TOPIC")
     scorer: str = Field("champion", validation_alias="HYP_DETECTOR_SCORER")
     reload_interval: float = Field(5.0, validation_alias="HYP_DETECTOR_RELOAD_INTERVAL")
-    batch_size: int = Field(2000, validation_alias="HYP_DETECTOR_BATCH_SIZE")
+    batch_size: int = Field(5000, validation_alias="HYP_DETECTOR_BATCH_SIZE")
     max_outstanding: int = Field(20_000, validation_alias="HYP_DETECTOR_MAX_OUTSTANDING")
     ack_deadline: int = Field(60, validation_alias="HYP_DETECTOR_ACK_DEADLINE")
     metrics_port: int = Field(9464, validation_alias="HYP_DETECTOR_METRICS_PORT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -54,7 +55,8 @@ def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_em
         # a new version (same artifacts) becomes champion: the running detector must switch to it
         c = client(champion.tracking_uri)
         old = c.get_model_version(champion.model_name, champion.version)
-        new = c.create_model_version(champion.model_name, old.source, run_id=old.run_id)
+        model_id = getattr(old, "model_id", None) or old.source.rsplit("/", 1)[-1]  # MLflow 3 logged-model id
+        new = c.create_model_version(champion.model_name, old.source, run_id=old.run_id, model_id=model_id)
         _wait_for(lambda: c.get_model_version(champion.model_name, new.version).status == "READY", 60, "new version")
         set_champion(c, new.version, action="manual", reason="hot reload test")
         _wait_for(lambda: _publish_and_check(res, warehouse, new.version), 90, "the detector to use the new version")
@@ -97,7 +99,7 @@ def test_poison_messages_all_reach_the_dead_letter_topic_with_reasons(pubsub_emu
         assert det.wait_events(6000, 180) >= 6000, det.log()[-3000:]
         assert det.process.poll() is None
     finally:
-        assert det.stop() == 0, det.log()[-3000:]
+        assert det.stop(signal.SIGINT) == 0, det.log()[-3000:]  # Ctrl-C drains and exits 0 too
     letters = pull_all(res.host, res.deadletter_subscription, idle_s=2.0)
     ids = sorted(int(m.attributes["poison_id"]) for m in letters)
     assert ids == list(range(1000))
