@@ -14,4 +14,4 @@ os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
 
 # Fixtures that start real processes (emulator, MLflow server, ...), shared by every test folder.
-pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.mlflow"]
+pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.mlflow", "services.testing.fixtures"]
