@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kafka_bootstrap_servers",
         "--kafka-bootstrap-servers",
         "--kafka-bootstrap",
+        "--kafka_bootstrap",
         dest="kafka_bootstrap_servers",
         help="Kafka bootstrap servers (source=kafka)",
     )

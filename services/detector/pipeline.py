@@ -123,10 +123,8 @@ def scoring_failed(failure: tuple[Any, Any]) -> list[Batch]:
 def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Scorer]) -> beam.PCollection:
     """Parse (bad events -> rejected), then score purchases in one model call per batch."""
     parsed = batches | "Parse" >> beam.Map(records.parse_batch)
-    results, failures = (
-        parsed | "Score" >> RunInference(scoring.BatchModelHandler(make_scorer)).with_exception_handling()
-    )
-    ok = results | "Verdicts" >> beam.Map(scoring.scored)
+    handler = scoring.BatchModelHandler(make_scorer).with_postprocess_fn(scoring.scored)  # -> Batch, in-stage
+    ok, failures = parsed | "Score" >> RunInference(handler).with_exception_handling()
     failed = failures.failed_inferences | "ScoringFailed" >> beam.FlatMap(scoring_failed)
     return (ok, failed) | "Scored" >> beam.Flatten()
 

@@ -111,3 +111,13 @@ def test_metrics_count_a_batch():
     m.observe_batch(b.replace(model_version="5"))
     assert m.sample("hyp_detector_model_version", {"model_version": "4"}) is None
     assert m.sample("hyp_detector_model_version", {"model_version": "5"}) == 1
+
+
+def test_the_stacks_flink_command_line_resolves():
+    from services.detector.__main__ import _beam_args
+
+    flags = ["--runner", "FlinkRunner", "--flink-master", "flink-jobmanager:8081", "--source", "kafka"]
+    options = PipelineOptions(_beam_args([*flags, "--kafka-bootstrap", "kafka:9092", "--metrics-port", "9464"]))
+    cfg = resolve(options, DetectorSettings())
+    assert (cfg.runner, cfg.kafka_bootstrap_servers, cfg.metrics_port) == ("FlinkRunner", "kafka:9092", 9464)
+    assert options.get_all_options()["flink_master"] == "flink-jobmanager:8081"
