@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -18,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from services.endpoint import schemas
 from services.endpoint.instances import InputError, loads, parse_any, parse_vertex
 from services.endpoint.metrics import EndpointMetrics
-from services.endpoint.serving import ModelHolder, ModelSource, ServedModel, predict_rows
+from services.endpoint.serving import ModelHolder, ModelSource, ServedModel, predict_json
 from services.endpoint.settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,13 @@ JSON = "application/json"
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(obj)
+
+
+def _with_predictions(predictions: bytes, rest: dict[str, Any] | None = None) -> bytes:
+    """``{"predictions": <already encoded>, **rest}`` without decoding or re-encoding the predictions."""
+    tail = orjson.dumps(rest)[1:] if rest else b"}"
+    return b'{"predictions":' + predictions + (b"," + tail if rest else tail)
 
 
 def google_error(status: int, message: str) -> Response:
@@ -128,14 +134,15 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             raise InputError(f"no model loaded yet ({holder.last_error or 'loading'})", status=503)
         return model
 
-    async def score(model: ServedModel, batch: Any, *, vertex: bool) -> list[dict[str, Any]]:
+    async def score(model: ServedModel, batch: Any, *, vertex: bool) -> bytes:
+        """The predictions' JSON array (encoded column by column, no per-row objects)."""
         metrics.batch_size.observe(batch.rows)
         if batch.rows <= settings.inline_rows:
-            rows = predict_rows(model, batch, vertex=vertex)
+            encoded = predict_json(model, batch, vertex=vertex)
         else:
-            rows = await run_in_threadpool(predict_rows, model, batch, vertex=vertex)
+            encoded = await run_in_threadpool(predict_json, model, batch, vertex=vertex)
         metrics.predictions.labels(model.version).inc(batch.rows)
-        return rows
+        return encoded
 
     def check_resource(project: str, location: str, endpoint: str) -> None:
         if (project, location, endpoint) != (settings.project, settings.location, settings.endpoint_id):
@@ -153,23 +160,25 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
                 batch = parse_any(payload, settings.max_instances, model.features)
             else:
                 batch = parse_vertex(payload, settings.max_instances, model.features)
-            rows = await score(model, batch, vertex=True)
+            predictions = await score(model, batch, vertex=True)
             headers = {
                 "X-Model-Version": model.version,
                 "X-Vertex-AI-Endpoint-Id": settings.endpoint_id,
                 "X-Vertex-AI-Deployed-Model-Id": settings.deployed_model_id,
             }
             if raw:
-                body = {"predictions": rows}
+                body = _with_predictions(predictions)
             else:
-                body = {
-                    "predictions": rows,
-                    "deployedModelId": settings.deployed_model_id,
-                    "model": settings.model_resource,
-                    "modelDisplayName": model.name,
-                    "modelVersionId": model.version,
-                }
-            return Response(_dumps(body), media_type=JSON, headers=headers)
+                body = _with_predictions(
+                    predictions,
+                    {
+                        "deployedModelId": settings.deployed_model_id,
+                        "model": settings.model_resource,
+                        "modelDisplayName": model.name,
+                        "modelVersionId": model.version,
+                    },
+                )
+            return Response(body, media_type=JSON, headers=headers)
         except InputError as exc:
             status = exc.status
             return google_error(exc.status, str(exc))
@@ -188,8 +197,9 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             payload = loads(await body())
             model = served_or_error()
             batch = parse_any(payload, settings.max_instances, model.features)
-            rows = await score(model, batch, vertex=vertex)
-            return Response(_dumps({"predictions": rows}), media_type=JSON, headers={"X-Model-Version": model.version})
+            predictions = await score(model, batch, vertex=vertex)
+            body = _with_predictions(predictions)
+            return Response(body, media_type=JSON, headers={"X-Model-Version": model.version})
         except InputError as exc:
             status = exc.status
             return mlflow_error(exc.status, str(exc))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 FEATURES: tuple[str, ...] = ("tax", "shipping", "value")
 _NUMBER_TYPES = {float, int}
@@ -46,9 +47,19 @@ class Batch:
 
 
 def loads(body: bytes) -> Any:
-    """Decode a JSON body; NaN/Infinity literals and bad UTF-8 are input errors."""
+    """Decode a JSON body; NaN/Infinity literals and bad UTF-8 are input errors.
+
+    orjson first (several times the standard library's speed). What it refuses goes through the
+    standard library, which either names the problem (a ``NaN``/``Infinity`` literal, the position
+    of a syntax error) or accepts what orjson is stricter about (an integer or exponent past
+    float64, a lone surrogate), so the error messages and the accepted inputs stay as they were.
+    """
     if not body:
         raise InputError("body: empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except InputError:

@@ -87,9 +87,10 @@ def _score_columns(inner: Any) -> Any:
         return None
 
     def score_columns(X: np.ndarray) -> dict[str, np.ndarray]:
-        scores = detector.score(X)
+        # one pass: k-means' score and its BQML columns come from the same distances
+        scores, extra = detector.score_with_extra(X)
         out = {"score": scores, "is_anomaly": scores > threshold}
-        out.update(detector.extra(X))
+        out.update(extra)
         return out
 
     return score_columns
