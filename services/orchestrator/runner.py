@@ -182,6 +182,8 @@ class Orchestrator:
                 "holdout_anomalies": int(holdout["anomaly"].sum()) if len(holdout) else 0,
                 "window_start": str(frame["event_datetime"].min()) if len(frame) else None,
                 "window_end": str(frame["event_datetime"].max()) if len(frame) else None,
+                # the gate compares on the newest rows: for a drift run, rows of the new normal
+                "holdout_start": str(holdout["event_datetime"].min()) if len(holdout) else None,
             }
             if len(train) < s.min_rows:
                 raise ValueError(

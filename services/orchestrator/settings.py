@@ -16,8 +16,8 @@ class OrchestratorSettings(CommonSettings):
     data_dir: Path = Field(Path(".hyp/orchestrator"), validation_alias="HYP_ORCH_DATA_DIR")
     experiment: str = Field("hyp-orchestrator", validation_alias="HYP_ORCH_EXPERIMENT")
 
-    # what a run does
-    candidates: list[str] = Field(["kmeans", "iforest"], validation_alias="HYP_ORCH_CANDIDATES")
+    # what a run does; envelope = the models package's best kind (and its default champion), kmeans = BQML parity
+    candidates: list[str] = Field(["envelope", "kmeans"], validation_alias="HYP_ORCH_CANDIDATES")
     window_minutes: float = Field(30.0, validation_alias="HYP_ORCH_WINDOW_MINUTES", gt=0)
     max_rows: int = Field(5000, validation_alias="HYP_ORCH_MAX_ROWS", gt=0)
     min_rows: int = Field(1000, validation_alias="HYP_ORCH_MIN_ROWS", gt=0)
