@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 EVENT_TYPES = ("view_item", "add_to_cart", "purchase")
@@ -42,17 +42,17 @@ def _string(obj: dict[str, Any], field: str, path: str, *, required: bool = True
 
 
 def parse_datetime(value: str) -> datetime:
-    """Parse the workshop's ``event_datetime`` ("%Y-%m-%d %H:%M:%S[.f]") or ISO 8601."""
-    text = value.strip().replace("T", " ").removesuffix("Z")
-    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
+    """Parse the workshop's ``event_datetime`` ("%Y-%m-%d %H:%M:%S[.f]") or any ISO 8601 form.
+
+    Times with an offset are converted to UTC; the result is naive UTC, as the warehouse stores it.
+    """
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
         raise EventError(f"event_datetime: not a date-time: {value!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
 
 
 def validate_event(event: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 import json
+from datetime import datetime
 
 import pytest
 
-from services.common.events import EventError, event_row, parse_event
+from services.common.events import EventError, event_row, parse_datetime, parse_event
 
 
 def purchase_event(**overrides):
@@ -68,3 +69,16 @@ def test_non_finite_amounts_are_rejected():
             '{"event":"purchase","event_datetime":"2026-01-01 00:00:00","user_id":"u",'
             '"ecommerce":{"purchase":{"transaction_id":"t","value":NaN,"tax":1,"shipping":1}}}'
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-22 10:00:00", datetime(2026, 11, 22, 10, 0, 0)),
+        ("2026-11-22 10:00:00.250", datetime(2026, 11, 22, 10, 0, 0, 250_000)),
+        ("2026-11-22T10:00:00Z", datetime(2026, 11, 22, 10, 0, 0)),
+        ("2026-11-22T11:00:00+01:00", datetime(2026, 11, 22, 10, 0, 0)),
+    ],
+)
+def test_event_datetime_forms_parse_to_naive_utc(text, expected):
+    assert parse_datetime(text) == expected
