@@ -1,9 +1,11 @@
-"""Time from drift onset to the new champion scoring, with the orchestrator's default settings.
+"""Time from drift onset to the new champion scoring the stream, with the orchestrator's default settings.
 
-Starts a real `hyp mlflow` server and `hyp endpoint`, fills a tmp warehouse with a baseline
-(simulated clock, ending now), bootstraps @champion with a manual run, then streams the drift
-scenario's "new normal" into the warehouse in real time at --rate events/s and times:
-drift onset -> drift sensor fires -> new version promoted -> the endpoint answers with it.
+Starts a real `hyp pubsub` emulator, `hyp mlflow`, `hyp endpoint` and `hyp detector`; fills a tmp
+warehouse with a baseline history (simulated clock, ending now); makes the workshop's BQML-style
+k-means @champion with a manual run; then the load generator publishes to the emulator in real
+time at --rate events/s (the detector writes the warehouse), switches to the drift scenario's "new
+normal", and the script times: drift onset -> drift sensor fires -> new version promoted -> the
+endpoint answers with it -> the detector scores the stream with it.
 
     .venv/bin/python benchmarks/orchestrator_bench.py [--rate 200] [--anomaly-rate 0.05]
 
@@ -17,7 +19,6 @@ import argparse
 import shlex
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,16 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     from loadgen.generator import EventGenerator
     from loadgen.scenario import load
     from loadgen.sinks.parquet import ParquetSink
+    from services.orchestrator import consumers
     from services.orchestrator.modelops import ModelsPackageOps
+    from services.orchestrator.params import RunParams
     from services.orchestrator.runner import Orchestrator
     from services.orchestrator.sensors import Sensors
     from services.orchestrator.settings import OrchestratorSettings
     from tests.fixtures.mlflow import start_mlflow, stop
-    from tests.services.orchestrator.test_integration import _start_endpoint, _stop
+    from tests.fixtures.pubsub import start_emulator, stop_emulator
+    from tests.services.detector.harness import Resources, start_detector
+    from tests.services.orchestrator.test_integration import Publisher, _start_endpoint, _stop
 
     tmp = Path(tempfile.mkdtemp(prefix="hyp-orch-bench-"))
     server = start_mlflow(tmp / "mlflow")
-    endpoint = orch = sensors = None
+    emulator = start_emulator(tmp / "pubsub")
+    endpoint = detector = publisher = orch = sensors = None
     try:
         total = sum(DEFAULT_ANOMALY_RATES.values())
         rates = {k: v * args.anomaly_rate / total for k, v in DEFAULT_ANOMALY_RATES.items()}
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         orch = Orchestrator(settings, ModelsPackageOps(settings))
-        boot, _ = orch.trigger({"kind": "manual", "reason": "bootstrap"}, orch.default_params())
+        bootstrap = orch.resolve(RunParams(candidates=["kmeans"], reason="bootstrap: the workshop's k-means"))
+        boot, _ = orch.trigger({"kind": "manual", "reason": "bootstrap"}, bootstrap)
         orch.wait(600)
         boot = orch.history.get(boot["id"])
         if boot["status"] != "succeeded":
@@ -81,20 +88,26 @@ def main(argv: list[str] | None = None) -> int:
         v1 = boot["promoted_version"]
         boot_secs = sum(s["seconds"] for s in boot["steps"])
 
+        # the live part: generator -> emulator -> detector -> warehouse, on the wall clock
+        res = Resources(emulator.host, emulator.project).create()
+        detector = start_detector(res, tmp / "warehouse", tmp, "--tracking-uri", server.tracking_uri)
+        gen.configure(config.model_copy(update={"clock": "real"}))
+        publisher = Publisher(gen, res, rate=args.rate)
+        publisher.thread.start()
+        detector.wait_up()
+        deadline = time.monotonic() + 120
+        while consumers.version_from_metrics(httpx.get(detector.metrics_url).text) != v1:
+            if time.monotonic() > deadline:
+                print(f"the detector did not score with v{v1}:\n{detector.log()[-2000:]}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        orch.settings = settings = settings.model_copy(update={"detector_metrics_url": detector.metrics_url})
+
         sensors = Sensors(orch)
         sensors.start()
-        gen.configure(config.model_copy(update={"clock": "real", "drift": load("drift").phases[-1].drift}))
-        stop_stream = threading.Event()
-
-        def stream() -> None:
-            tick = 0.25
-            while not stop_stream.wait(tick):
-                sink.send(gen.next_columns(max(1, int(args.rate * tick))), time.time())
-                sink.flush()
-
-        t0 = time.monotonic()
-        writer = threading.Thread(target=stream, daemon=True)
-        writer.start()
+        with publisher.lock:  # drift onset
+            gen.configure(gen.config.model_copy(update={"drift": load("drift").phases[-1].drift}))
+            t0 = time.monotonic()
         marks: dict[str, float] = {}
         name = f"projects/{settings.project}/locations/{settings.location}/endpoints/{settings.endpoint_id}"
         run = None
@@ -105,22 +118,26 @@ def main(argv: list[str] | None = None) -> int:
                 run = runs[0]
             if run is not None:
                 record = orch.history.get(run["id"])
-                if record.get("promoted_version") and "promoted" not in marks:
+                v2 = record.get("promoted_version")
+                if v2 and "promoted" not in marks:
                     marks["promoted"] = time.monotonic() - t0
-                if record["status"] != "running" and not record.get("promoted_version"):
+                if record["status"] != "running" and not v2:
                     print(f"run ended without promotion: {record['reason']}", file=sys.stderr)
                     break
-                if "promoted" in marks:
+                if v2 and "endpoint" not in marks:
                     answer = httpx.post(
                         f"{endpoint_url}/v1/{name}:predict",
                         json={"instances": [{"tax": 9, "shipping": 5, "value": 60}]},
                     )
-                    if answer.status_code == 200 and answer.json().get("modelVersionId") == record["promoted_version"]:
-                        marks["scoring"] = time.monotonic() - t0
-                        break
+                    if answer.status_code == 200 and answer.json().get("modelVersionId") == v2:
+                        marks["endpoint"] = time.monotonic() - t0
+                seen = consumers.version_from_metrics(httpx.get(detector.metrics_url).text) if v2 else None
+                if seen and seen == v2 and "detector" not in marks:
+                    marks["detector"] = time.monotonic() - t0
+                if "endpoint" in marks and "detector" in marks:
+                    break
             time.sleep(0.2)
-        stop_stream.set()
-        writer.join(5)
+        publisher.close()
         orch.wait(120)
         record = orch.history.get(run["id"]) if run else None
         steps = {s["name"]: s["seconds"] for s in (record or {}).get("steps", [])}
@@ -129,19 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         cmd = " ".join([".venv/bin/python benchmarks/orchestrator_bench.py", *(shlex.quote(a) for a in given)])
         print(f"\n`{cmd}`\n")
         print(
-            f"Stream {args.rate:g} events/s (15% purchases, {args.anomaly_rate:.0%} anomalies), baseline "
-            f"{args.baseline_minutes:g} min = {n_base} events; bootstrap run {boot_secs:.1f} s -> v{v1}; "
-            f"defaults: window {settings.window_minutes:g} min / {settings.max_rows} rows, min {settings.min_rows} "
-            f"training rows, candidates {','.join(settings.candidates)}, "
-            f"sensor every {settings.sensor_interval_s:g} s, "
-            f"drift on the newest {settings.drift_recent_rows} purchases.\n"
+            f"Stream {args.rate:g} events/s (15% purchases, {args.anomaly_rate:.0%} anomalies) through the emulator "
+            f"and `hyp detector`, baseline history {args.baseline_minutes:g} min = {n_base} events; bootstrap run "
+            f"(k-means) {boot_secs:.1f} s -> v{v1}; defaults: window {settings.window_minutes:g} min / "
+            f"{settings.max_rows} rows, min {settings.min_rows} training rows, candidates "
+            f"{','.join(settings.candidates)}, sensor every {settings.sensor_interval_s:g} s, drift on the newest "
+            f"{settings.drift_recent_rows} purchases; detector and endpoint check @champion every 5 s and 1 s.\n"
         )
         print("| stage | seconds after drift onset |")
         print("|---|---|")
         for key, label in (
             ("fired", "drift sensor fired"),
             ("promoted", "new version promoted (@champion moved)"),
-            ("scoring", "endpoint answers with the new version"),
+            ("endpoint", "endpoint answers with the new version"),
+            ("detector", "detector scores the stream with the new version"),
         ):
             print(f"| {label} | {marks[key]:.1f} |" if key in marks else f"| {label} | not reached |")
         if steps:
@@ -150,14 +168,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {step} | {secs:.1f} |")
         if record:
             print(f"\ndecision: {record.get('decision')}: {record.get('reason')}")
-        return 0 if "scoring" in marks else 1
+        return 0 if "endpoint" in marks and "detector" in marks else 1
     finally:
+        if publisher is not None:
+            publisher.close()
         if orch is not None:
             orch.stop()
         if sensors is not None:
             sensors.join()
         if endpoint is not None:
             _stop(endpoint)
+        if detector is not None:
+            detector.stop()
+        stop_emulator(emulator)
         stop(server.process)
 
 

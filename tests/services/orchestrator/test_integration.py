@@ -71,10 +71,10 @@ class Stream:
 class Publisher:
     """The same generator, live: ``rate`` purchases per second to the emulator, as `hyp loadgen` sends them."""
 
-    def __init__(self, stream: Stream, res: Resources, rate: float = 200.0) -> None:
+    def __init__(self, gen, res: Resources, rate: float = 200.0) -> None:  # gen: loadgen EventGenerator
         from loadgen.sinks.pubsub import PubSubSink
 
-        self.gen, self.rate = stream.gen, rate
+        self.gen, self.rate = gen, rate
         self.sink = PubSubSink(res.events_topic, res.host, self.gen.config.n_users, self.gen.run_id)
         self.sent = 0
         self.closed = False
@@ -202,7 +202,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
         "--reload-interval", "1", "--detector-batch-size", "1000",
     )  # fmt: skip
     endpoint, endpoint_url = _start_endpoint(mlflow_server.tracking_uri, model_name, tmp_path / "endpoint.log")
-    publisher = Publisher(stream, res)
+    publisher = Publisher(stream.gen, res)
     orch = sensors = None
     try:
         settings = _settings(
