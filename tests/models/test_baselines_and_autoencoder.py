@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models import training
 from models.baselines import beam_baselines
@@ -28,3 +29,19 @@ def test_autoencoder_same_code_path_cpu_or_gpu(purchases: pd.DataFrame, tmp_path
     fresh.load(path)
     X = trained.model.matrix(purchases.head(20))
     np.testing.assert_allclose(fresh.score(X), detector.score(X), rtol=1e-5)
+
+
+def _tensorflow_gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+@pytest.mark.gpu
+def test_autoencoder_trains_on_the_gpu_when_one_is_present(purchases: pd.DataFrame) -> None:
+    if not _tensorflow_gpus():
+        pytest.skip("TensorFlow sees no GPU on this machine (the CPU path is covered by the test above)")
+    trained = training.fit("autoencoder", purchases, {"epochs": 2})
+    assert trained.params["device"] == "GPU"
+    X = trained.model.matrix(purchases.head(1000))
+    assert np.isfinite(trained.model.detector.score(X)).all()
