@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from models.errors import ModelInputError
@@ -82,33 +83,111 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str] = BASE_COLUMNS) -
 def _item_stats(items: Any) -> tuple[float, float, float, float]:
     """(count, total of price*quantity, max quantity, max unit price) of one row's items; NaNs if absent."""
     if items is None or (isinstance(items, float) and math.isnan(items)):
-        return (math.nan,) * 4
+        return _NO_ITEMS
     if isinstance(items, str | bytes):
-        try:
-            items = json.loads(items) if items else []
-        except json.JSONDecodeError:
-            return (math.nan,) * 4
+        items = _parse_items(items)
     if not isinstance(items, list | tuple | np.ndarray):
-        return (math.nan,) * 4
+        return _NO_ITEMS
     total = max_q = max_p = 0.0
     count = 0
     for item in items:
-        if not isinstance(item, Mapping):
+        if type(item) is dict:  # what JSON gives: the common case, one lookup per field
+            price = item["price"] if "price" in item else item.get("item_price")
+            qty = item.get("quantity", 1)
+        elif isinstance(item, Mapping):
+            price = item.get("price", item.get("item_price"))
+            qty = item.get("quantity", 1)
+        else:
             continue
-        price = item.get("price", item.get("item_price"))
-        qty = item.get("quantity", 1)
         try:
-            price_f = float(price) if price is not None else 0.0
-            qty_f = float(qty) if qty is not None else 1.0
-        except (TypeError, ValueError):
+            price_f = 0.0 if price is None else float(price)
+            qty_f = 1.0 if qty is None else float(qty)
+        except (TypeError, ValueError, OverflowError):
             continue
         if not (math.isfinite(price_f) and math.isfinite(qty_f)):
             continue
         count += 1
         total += price_f * qty_f
-        max_q = max(max_q, qty_f)
-        max_p = max(max_p, price_f)
+        if qty_f > max_q:
+            max_q = qty_f
+        if price_f > max_p:
+            max_p = price_f
     return float(count), total, max_q, max_p
+
+
+_NO_ITEMS = (math.nan,) * 4
+
+
+def _item_columns(values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_item_stats` of every row as four float64 columns (count, total, max quantity, max price).
+
+    The common row (JSON text of a list of objects with numeric price and quantity) is handled
+    inline in one pass with no per-row call or tuple; any other row goes through ``_item_stats``,
+    so every row gets exactly the same numbers.
+    """
+    count: list[float] = []
+    total: list[float] = []
+    max_q: list[float] = []
+    max_p: list[float] = []
+    loads, isfinite, number = orjson.loads, math.isfinite, (float, int)
+    for raw in values:
+        items = None
+        if type(raw) is str and raw:
+            try:
+                items = loads(raw)
+            except orjson.JSONDecodeError:
+                items = None
+        if type(items) is list:
+            t = mq = mp = 0.0
+            for item in items:
+                if type(item) is not dict:
+                    break
+                price = item["price"] if "price" in item else item.get("item_price")
+                qty = item.get("quantity", 1)
+                if type(price) not in number or type(qty) not in number:
+                    break  # null, strings, booleans: the general path below
+                try:
+                    price_f, qty_f = float(price), float(qty)
+                except OverflowError:  # an integer past float64
+                    break
+                if not (isfinite(price_f) and isfinite(qty_f)):
+                    break
+                t += price_f * qty_f
+                if qty_f > mq:
+                    mq = qty_f
+                if price_f > mp:
+                    mp = price_f
+            else:  # every item counted
+                count.append(float(len(items)))
+                total.append(t)
+                max_q.append(mq)
+                max_p.append(mp)
+                continue
+        c, t, q, p = _item_stats(raw)
+        count.append(c)
+        total.append(t)
+        max_q.append(q)
+        max_p.append(p)
+    as_array = np.array
+    return as_array(count), as_array(total), as_array(max_q), as_array(max_p)
+
+
+def _parse_items(text: str | bytes) -> Any:
+    """Items JSON -> Python; None when it is not JSON (the row's item features become NaN).
+
+    orjson first; what it refuses goes through the standard library, which accepts a little more
+    (NaN and Infinity literals, integers past 64 bits, lone surrogates), so results never change.
+    """
+    if not text:
+        return []
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def _compute(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -119,19 +198,21 @@ def _compute(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarra
     tax, shipping, value = (_numeric(frame, c) for c in BASE_COLUMNS)
     out: dict[str, np.ndarray] = {"tax": tax, "shipping": shipping, "value": value}
     wanted = set(columns)
-    if wanted & set(DERIVED_COLUMNS):
+    # only what the feature set needs: a base-feature model never touches items
+    if "tax_rate" in wanted:
         positive = value > 0
         safe = np.where(positive, value, 1.0)
         out["tax_rate"] = np.clip(np.where(positive, tax / safe, np.sign(tax) * RATE_CLIP), -RATE_CLIP, RATE_CLIP)
+    if "shipping_rate" in wanted:
         out["shipping_rate"] = np.clip(shipping / np.maximum(np.abs(value), 1.0), -RATE_CLIP, RATE_CLIP)
+    if "log_value" in wanted:
         out["log_value"] = np.sign(value) * np.log1p(np.abs(value))
     if wanted & set(ITEM_COLUMNS):
         n = len(frame)
         if "items" in frame.columns:
-            stats = np.array([_item_stats(v) for v in frame["items"].to_numpy()], dtype=np.float64).reshape(n, 4)
+            count, total, max_q, max_p = _item_columns(frame["items"].to_numpy())
         else:
-            stats = np.full((n, 4), np.nan)
-        count, total, max_q, max_p = stats.T
+            count = total = max_q = max_p = np.full(n, np.nan)
         if "items_count" in frame.columns:
             given = pd.to_numeric(frame["items_count"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             count = np.where(np.isnan(count), given, count)

@@ -52,16 +52,32 @@ def _with_predictions(predictions: bytes, rest: dict[str, Any] | None = None) ->
     return b'{"predictions":' + predictions + (b"," + tail if rest else tail)
 
 
+class JsonBytes(Response):
+    """An already-encoded JSON body with its headers laid out once (Starlette's Response rebuilds
+    and re-checks the header list on every construction: a measurable share of a tiny request)."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
 def google_error(status: int, message: str) -> Response:
     """Google APIs' error body, which the Vertex SDK turns into google.api_core exceptions."""
     body = {"error": {"code": status, "message": message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}}
-    return Response(_dumps(body), status_code=status, media_type=JSON)
+    return JsonBytes(_dumps(body), status)
 
 
 def mlflow_error(status: int, message: str) -> Response:
     """MLflow scoring server's error body."""
     code = {400: "BAD_REQUEST", 413: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
-    return Response(_dumps({"error_code": code, "message": message}), status_code=status, media_type=JSON)
+    return JsonBytes(_dumps({"error_code": code, "message": message}), status)
 
 
 def _rfc3339(ts: float) -> str:
@@ -115,7 +131,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
 
-    app = FastAPI(
+    app = EndpointApp(
         title="hyp endpoint",
         description="Vertex AI online prediction (REST) for the champion model of the MLflow registry.",
         version="1",
@@ -141,8 +157,22 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             encoded = predict_json(model, batch, vertex=vertex)
         else:
             encoded = await run_in_threadpool(predict_json, model, batch, vertex=vertex)
-        metrics.predictions.labels(model.version).inc(batch.rows)
+        counted(metrics.predictions, model.version).inc(batch.rows)
         return encoded
+
+    children: dict[tuple[Any, ...], Any] = {}
+
+    def counted(metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (prometheus_client's labels() costs microseconds)."""
+        key = (metric, *labels)
+        child = children.get(key)
+        if child is None:
+            child = children[key] = metric.labels(*labels)
+        return child
+
+    def observe(route: str, status: int, start: float) -> None:
+        counted(metrics.requests, route, str(status)).inc()
+        counted(metrics.latency, route).observe(time.perf_counter() - start)
 
     def check_resource(project: str, location: str, endpoint: str) -> None:
         if (project, location, endpoint) != (settings.project, settings.location, settings.endpoint_id):
@@ -178,7 +208,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
                         "modelVersionId": model.version,
                     },
                 )
-            return Response(body, media_type=JSON, headers=headers)
+            return JsonBytes(body, headers=headers)
         except InputError as exc:
             status = exc.status
             return google_error(exc.status, str(exc))
@@ -187,8 +217,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             log.exception("prediction failed")
             return google_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
         finally:
-            metrics.requests.labels(route, str(status)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - start)
+            observe(route, status, start)
 
     async def container_call(body: BodyReader, route: str, vertex: bool) -> Response:
         start = time.perf_counter()
@@ -199,7 +228,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             batch = parse_any(payload, settings.max_instances, model.features)
             predictions = await score(model, batch, vertex=vertex)
             body = _with_predictions(predictions)
-            return Response(body, media_type=JSON, headers={"X-Model-Version": model.version})
+            return JsonBytes(body, headers={"X-Model-Version": model.version})
         except InputError as exc:
             status = exc.status
             return mlflow_error(exc.status, str(exc))
@@ -208,8 +237,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             log.exception("prediction failed")
             return mlflow_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
         finally:
-            metrics.requests.labels(route, str(status)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - start)
+            observe(route, status, start)
 
     @app.post(
         VERTEX_PREFIX + "/{endpoint}:predict",
@@ -319,7 +347,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
         settings.predict_route: lambda body, _: container_call(body, "container", vertex=True),
         "/invocations": lambda body, _: container_call(body, "invocations", vertex=False),
     }
-    app.add_middleware(PredictFastPath, exact=routes, vertex=fast_vertex, limit=settings.max_body_bytes)
+    app.fast_path = PredictFastPath(routes, fast_vertex, settings.max_body_bytes)
     return app
 
 
@@ -329,25 +357,25 @@ VERTEX_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/endpoints/([^/]
 
 
 class PredictFastPath:
-    """ASGI middleware: prediction POSTs go straight to their handler, skipping FastAPI's routing and
+    """Prediction POSTs straight to their handler, skipping FastAPI's routing, middleware and
     dependency machinery (a large share of a one-instance request); everything else, and the same
     handlers for /docs and OpenAPI, stays with FastAPI."""
 
-    def __init__(self, app: Any, exact: dict[str, FastHandler], vertex: FastHandler, limit: int) -> None:
-        self.app, self.exact, self.vertex, self.limit = app, exact, vertex, limit
+    def __init__(self, exact: dict[str, FastHandler], vertex: FastHandler, limit: int) -> None:
+        self.exact, self.vertex, self.limit = exact, vertex, limit
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            handler, match = self.exact.get(path), None
-            if handler is None and path.startswith("/v1/"):
-                match = VERTEX_RE.match(path)
-                handler = self.vertex if match else None
-            if handler is not None:
-                response = await handler(lambda: self._body(scope, receive), match)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        """Answer the request when it is a prediction; False (nothing sent) when it is not."""
+        path = scope["path"]
+        handler, match = self.exact.get(path), None
+        if handler is None and path.startswith("/v1/"):
+            match = VERTEX_RE.match(path)
+            handler = self.vertex if match else None
+        if handler is None:
+            return False
+        response = await handler(lambda: self._body(scope, receive), match)
+        await response(scope, receive, send)
+        return True
 
     async def _body(self, scope: dict[str, Any], receive: Any) -> bytes:
         for name, value in scope["headers"]:
@@ -368,3 +396,16 @@ class PredictFastPath:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class EndpointApp(FastAPI):
+    """FastAPI with the prediction fast path in front of it (before FastAPI's per-request checks)."""
+
+    fast_path: PredictFastPath | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        fast = self.fast_path
+        is_post = scope["type"] == "http" and scope["method"] == "POST"
+        if is_post and fast is not None and await fast.handle(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)

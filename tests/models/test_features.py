@@ -74,3 +74,38 @@ def test_bad_rows_get_one_clear_error(rows: list, message: str) -> None:
 def test_unknown_feature_is_an_error() -> None:
     with pytest.raises(ModelInputError, match="unknown feature"):
         features([{"tax": 1.0, "shipping": 0.0, "value": 2.0}], ("colour",))
+
+
+ODD_ITEMS = [
+    ITEMS,
+    json.dumps([{"price": 2, "quantity": 3}, {"item_price": 1.5}]),
+    '[{"price": NaN, "quantity": 1}, {"price": 2, "quantity": 3}]',  # orjson refuses NaN: the stdlib reads it
+    '[{"price": 100000000000000000000000000, "quantity": 2}]',
+    '[{"price": 1' + "0" * 400 + '}, {"price": 3}]',  # an integer past float64: that item is skipped
+    '[{"item_price": "5.5", "quantity": "2"}, {"price": null, "item_price": 5}, {"price": true}]',
+    '[1, [2], {"quantity": null, "price": 4}]',
+    '[{"price": "abc"}, {"price": -5, "quantity": -1}]',
+    "{not json",
+    "",
+    "null",
+    "3",
+    None,
+    float("nan"),
+    [{"price": 5.0, "quantity": 2}],
+]
+
+
+def test_the_one_pass_item_columns_equal_the_per_row_definition() -> None:
+    from models.features import _item_columns, _item_stats
+
+    columns = np.column_stack(_item_columns(ODD_ITEMS))
+    expected = np.array([_item_stats(v) for v in ODD_ITEMS], dtype=np.float64)
+    assert np.array_equal(columns, expected, equal_nan=True)
+    assert columns[2].tolist() == [1.0, 6.0, 3.0, 2.0]  # the NaN-priced item is skipped, not the row
+    assert columns[4].tolist() == [1.0, 3.0, 1.0, 3.0]
+    assert np.isnan(columns[8]).all() and columns[9].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_base_feature_model_never_reads_items() -> None:
+    f = features([{"tax": 1.0, "shipping": 0.0, "value": 5.0, "items": object()}], FEATURE_SETS["base"])
+    assert f.to_numpy().tolist() == [[1.0, 0.0, 5.0]]
