@@ -18,6 +18,17 @@ def build_app():  # -> FastAPI; uvicorn's factory for --workers > 1 (settings fr
     return create_app(settings, MlflowSource(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias))
 
 
+def server_options() -> dict[str, str]:
+    """uvloop and httptools (the serve extra installs both: several times h11's and asyncio's speed per
+    request), named explicitly so a missing one shows in the log; the pure-Python pair otherwise."""
+    from importlib.util import find_spec
+
+    return {
+        "loop": "uvloop" if find_spec("uvloop") else "asyncio",
+        "http": "httptools" if find_spec("httptools") else "h11",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hyp endpoint",
@@ -60,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
 
+    import logging
+
     import uvicorn
 
     common = {"host": settings.host, "port": settings.port, "access_log": False, "log_config": None}
+    common.update(server_options())
+    logging.getLogger(__name__).info("uvicorn event loop and HTTP parser", extra={"fields": common})
     if settings.workers > 1:
         uvicorn.run("services.endpoint.__main__:build_app", factory=True, workers=settings.workers, **common)
     else:
