@@ -28,7 +28,14 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.pubsub_v1 import types
 
 from services.pubsub import names, wire
-from services.pubsub.errors import ApiError, already_exists, failed_precondition, invalid, not_found
+from services.pubsub.errors import (
+    ApiError,
+    already_exists,
+    failed_precondition,
+    invalid,
+    invalid_ack_ids,
+    not_found,
+)
 from services.pubsub.filters import Predicate, compile_filter
 
 log = logging.getLogger("hyp.pubsub.broker")
@@ -96,7 +103,10 @@ class SubState:
     busy_keys: dict[str, int] = field(default_factory=dict)  # ordering key -> leased or delayed count
     next_expiry: float = float("inf")
     start_seq: int = 0  # first seq published after creation
-    generation: int = 0
+    # Delivery generation, the second half of every ack id. Starting at the creation time in microseconds
+    # keeps ack ids of an earlier process (or of a deleted subscription of the same name) from ever naming
+    # a new delivery, which exactly-once delivery relies on.
+    generation: int = field(default_factory=lambda: time.time_ns() // 1000)
     delivered: int = 0
     acked: int = 0
     dead_lettered: int = 0
@@ -109,6 +119,10 @@ class SubState:
     @property
     def ordered(self) -> bool:
         return self.pb.enable_message_ordering
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.pb.enable_exactly_once_delivery
 
     @property
     def dead_letter_topic(self) -> str:
@@ -530,12 +544,60 @@ class Broker:
             raise invalid(f"Invalid ack ID: {ack_id[:60]!r}") from None
 
     def acknowledge(self, name: str, ack_ids: Iterable[str]) -> None:
-        parsed = [self._parse_ack_id(a) for a in ack_ids]
-        if not parsed:
+        ack_ids = list(ack_ids)
+        if not ack_ids:
             raise invalid("No ack ids given")
         with self.lock:
             sub = self._sub(name)
+            if sub.exactly_once:
+                failed = self.ack_exactly_once(sub, ack_ids)
+                if failed:
+                    raise invalid_ack_ids(failed)
+                return
+        parsed = [self._parse_ack_id(a) for a in ack_ids]
+        with self.lock:
             self._ack(sub, parsed)
+
+    # Exactly-once delivery: an ack id is good only for the current delivery of its message and only
+    # until that delivery's ack deadline (as extended); anything else fails, and the message is not
+    # redelivered while a valid delivery is outstanding.
+    def _live_lease(self, sub: SubState, ack_id: str, now: float) -> tuple[int, int] | None:
+        """(seq, generation) when ack_id names the current, unexpired delivery; None otherwise. Lock held."""
+        try:
+            seq, gen = self._parse_ack_id(ack_id)
+        except ApiError:
+            return None
+        lease = sub.leased.get(seq)
+        if lease is None or lease[1] != gen or lease[0] <= now:
+            return None
+        return seq, gen
+
+    def ack_exactly_once(self, sub: SubState, ack_ids: Iterable[str]) -> list[str]:
+        """Ack the ack ids that name live deliveries; returns those that failed. Lock held."""
+        now = time.monotonic()
+        good: list[tuple[int, int]] = []
+        failed: list[str] = []
+        for ack_id in ack_ids:
+            lease = self._live_lease(sub, ack_id, now)
+            if lease is None:
+                failed.append(ack_id)
+            else:
+                good.append(lease)
+        if good:
+            self._ack(sub, good)
+        return failed
+
+    def modack_exactly_once(self, sub: SubState, items: Iterable[tuple[str, float]]) -> list[str]:
+        """Modify deadlines (0 = nack) of live deliveries; returns the ack ids that failed. Lock held."""
+        now = time.monotonic()
+        failed: list[str] = []
+        for ack_id, seconds in items:
+            lease = self._live_lease(sub, ack_id, now)
+            if lease is None:
+                failed.append(ack_id)
+            else:
+                self._modack(sub, [lease], seconds)
+        return failed
 
     def _ack(self, sub: SubState, parsed: list[tuple[int, int]]) -> None:
         records = []
@@ -559,11 +621,18 @@ class Broker:
                     del sub.busy_keys[key]
 
     def modify_ack_deadline(self, name: str, ack_ids: Iterable[str], seconds: int) -> None:
-        parsed = [self._parse_ack_id(a) for a in ack_ids]
+        ack_ids = list(ack_ids)
         if not 0 <= seconds <= names.MAX_ACK_DEADLINE_S:
             raise invalid(f"Invalid ack_deadline_seconds: {seconds} (must be between 0 and 600)")
         with self.lock:
             sub = self._sub(name)
+            if sub.exactly_once:
+                failed = self.modack_exactly_once(sub, ((a, seconds) for a in ack_ids))
+                if failed:
+                    raise invalid_ack_ids(failed)
+                return
+        parsed = [self._parse_ack_id(a) for a in ack_ids]
+        with self.lock:
             self._modack(sub, parsed, seconds)
 
     def _modack(self, sub: SubState, parsed: list[tuple[int, int]], seconds: float) -> None:

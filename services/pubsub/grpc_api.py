@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 from google.pubsub_v1 import types
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
 from services.pubsub import names
 from services.pubsub.broker import Broker, SubState
@@ -38,6 +40,16 @@ def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any],
     return items[start:end], str(end) if end < len(items) else ""
 
 
+def abort(context: grpc.ServicerContext, error: ApiError) -> None:
+    """End the call with the error's code and message, and its details (ErrorInfo) as the real service does."""
+    if error.details:
+        status = status_pb2.Status(code=error.code.value[0], message=error.message)
+        for detail in error.details:
+            status.details.add().Pack(detail)
+        context.abort_with_status(rpc_status.to_status(status))
+    context.abort(error.code, error.message)
+
+
 def _unary(req_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler:
     name = req_cls.DESCRIPTOR.name
 
@@ -57,7 +69,7 @@ def _unary(req_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc
         except Exception:
             log.exception("unexpected error in %s", name)
             error = ApiError(grpc.StatusCode.INTERNAL, f"internal error handling {name}")
-        context.abort(error.code, error.message)
+        abort(context, error)
         raise AssertionError("unreachable")
 
     return grpc.unary_unary_rpc_method_handler(handler)
@@ -174,6 +186,12 @@ class PubsubGrpc:
         yield from stream.responses()
 
 
+def _properties(sub: SubState) -> bytes:
+    """subscription_properties (field 4): exactly_once_delivery_enabled (1), message_ordering_enabled (2)."""
+    body = (b"\x08\x01" if sub.exactly_once else b"") + (b"\x10\x01" if sub.ordered else b"")
+    return b"\x22" + bytes((len(body),)) + body if body else b""
+
+
 def _parse_stream_request(raw: bytes) -> Any:
     try:
         return T.StreamingPullRequest.pb().FromString(raw)
@@ -203,6 +221,11 @@ class _Stream:
         self.max_messages = first.max_outstanding_messages
         self.max_bytes = first.max_outstanding_bytes
         self.mine: dict[int, int] = {}
+        # exactly-once: outcomes of acks/modacks received on the stream, confirmed in the next response
+        self.acked_ok: list[str] = []
+        self.acked_bad: list[str] = []
+        self.modacked_ok: list[str] = []
+        self.modacked_bad: list[str] = []
         self.done = threading.Event()
         self.error: ApiError | None = None
         self._apply(first)
@@ -212,15 +235,27 @@ class _Stream:
     def _apply(self, req: Any) -> None:
         sub, b = self.sub, self.b
         if req.ack_ids:
-            parsed = [b._parse_ack_id(a) for a in req.ack_ids]
             with b.lock:
-                b._ack(sub, parsed)
+                if sub.exactly_once:
+                    failed = b.ack_exactly_once(sub, req.ack_ids)
+                    self._confirm(req.ack_ids, failed, self.acked_ok, self.acked_bad)
+                else:
+                    parsed = [b._parse_ack_id(a) for a in req.ack_ids]
+                    b._ack(sub, parsed)
         if req.modify_deadline_ack_ids:
             if len(req.modify_deadline_ack_ids) != len(req.modify_deadline_seconds):
                 raise invalid("modify_deadline_seconds and modify_deadline_ack_ids must have the same length")
+            items = [
+                (ack_id, max(0, min(seconds, names.MAX_ACK_DEADLINE_S)))
+                for ack_id, seconds in zip(req.modify_deadline_ack_ids, req.modify_deadline_seconds, strict=True)
+            ]
             with b.lock:
-                for ack_id, seconds in zip(req.modify_deadline_ack_ids, req.modify_deadline_seconds, strict=True):
-                    b._modack(sub, [b._parse_ack_id(ack_id)], max(0, min(seconds, names.MAX_ACK_DEADLINE_S)))
+                if sub.exactly_once:
+                    failed = b.modack_exactly_once(sub, items)
+                    self._confirm(req.modify_deadline_ack_ids, failed, self.modacked_ok, self.modacked_bad)
+                else:
+                    for ack_id, seconds in items:
+                        b._modack(sub, [b._parse_ack_id(ack_id)], seconds)
         if req.stream_ack_deadline_seconds:
             self.deadline_s = max(
                 names.MIN_ACK_DEADLINE_S, min(req.stream_ack_deadline_seconds, names.MAX_ACK_DEADLINE_S)
@@ -229,6 +264,30 @@ class _Stream:
             self.max_messages = req.max_outstanding_messages
         if req.max_outstanding_bytes:
             self.max_bytes = req.max_outstanding_bytes
+
+    def _confirm(self, ack_ids: Any, failed: list[str], ok: list[str], bad: list[str]) -> None:
+        """Queue a confirmation for the responder (lock held) and wake it."""
+        failed_set = set(failed)
+        ok.extend(a for a in ack_ids if a not in failed_set)
+        bad.extend(failed)
+        self.sub.cond.notify_all()
+
+    def _confirmations(self) -> bytes:
+        """Encoded acknowledge_confirmation / modify_ack_deadline_confirmation fields, emptied. Lock held."""
+        out = b""
+        if self.acked_ok or self.acked_bad:
+            conf = T.StreamingPullResponse.AcknowledgeConfirmation.pb()(
+                ack_ids=self.acked_ok, invalid_ack_ids=self.acked_bad
+            )
+            out += T.StreamingPullResponse.pb()(acknowledge_confirmation=conf).SerializeToString()
+            self.acked_ok, self.acked_bad = [], []
+        if self.modacked_ok or self.modacked_bad:
+            conf = T.StreamingPullResponse.ModifyAckDeadlineConfirmation.pb()(
+                ack_ids=self.modacked_ok, invalid_ack_ids=self.modacked_bad
+            )
+            out += T.StreamingPullResponse.pb()(modify_ack_deadline_confirmation=conf).SerializeToString()
+            self.modacked_ok, self.modacked_bad = [], []
+        return out
 
     def _read(self) -> None:
         try:
@@ -253,8 +312,6 @@ class _Stream:
 
     def responses(self) -> Iterator[bytes]:
         sub, b = self.sub, self.b
-        # subscription_properties (field 4): message_ordering_enabled (field 2) when the subscription is ordered
-        props = b"\x22\x02\x10\x01" if sub.ordered else b""
         while not self.done.is_set() and self.context.is_active():
             with b.lock:
                 if b.subs.get(sub.name) is not sub:
@@ -265,9 +322,11 @@ class _Stream:
                     break
                 cap = self._capacity()
                 items = b.take(sub, cap, self.deadline_s, self.max_bytes, self.mine) if cap else []
-                if not items:
+                confirmations = self._confirmations() if sub.exactly_once else b""
+                if not items and not confirmations:
                     sub.cond.wait(0.5 if cap else 0.05)
                     continue
-            yield b"".join(items) + props
+                props = _properties(sub)
+            yield b"".join(items) + confirmations + props
         if self.error is not None:
             self.context.abort(self.error.code, self.error.message)
