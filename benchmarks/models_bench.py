@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         t = best_of(args.repeat, lambda m=trained.model, X=X: m.score_matrix(X))
         rows.append((f"{kind} scoring, model only", args.rows, t, target))
         sample = big.iloc[:200_000]
-        t = best_of(1, lambda m=trained.model, s=sample: m.score_rows(s))
+        t = best_of(args.repeat, lambda m=trained.model, s=sample: m.score_rows(s))
         rows.append((f"{kind} scoring, end to end incl. items JSON features", len(sample), t, target))
 
     cpu = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
