@@ -93,7 +93,7 @@ def signature(model: AnomalyModel) -> ModelSignature:
 
 def pip_requirements(kind: str) -> list[str]:
     """Explicit pins of what unpickling and scoring need (never inferred: inference imports the world)."""
-    names = ["mlflow", "numpy", "pandas", "scikit-learn", "cloudpickle", "pydantic-settings"]
+    names = ["mlflow", "numpy", "pandas", "scikit-learn", "cloudpickle", "pydantic-settings", "orjson"]
     if kind not in ("kmeans", "autoencoder"):
         names += ["pyod", "scipy", "numba"]
     if kind == "autoencoder":
