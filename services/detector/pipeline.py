@@ -4,8 +4,10 @@ Elements are :class:`~services.detector.batch.Batch` objects (many messages each
 in :func:`Extract` and :func:`Load`; :func:`Transform` is pure apart from the model, so tests feed
 it with ``beam.Create`` and check it with ``assert_that``.
 
-Order is what makes the local read lossless: ``Load`` is a chain (detections -> warehouse ->
-dead letters -> acknowledge), so a batch's acknowledgement only exists once its writes returned.
+Order is what makes the local read lossless: ``Load`` is one step that publishes detections, writes
+the warehouse, publishes dead letters and only then acknowledges, so a batch's acknowledgement only
+exists once its writes returned. Each stage is one bundle per batch on the direct runner, so the graph
+is kept to four steps per batch: read, parse, score, load.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
 from services.detector import local_read, records, scoring, sinks
-from services.detector.batch import Batch, Message, Rejected
+from services.detector.batch import Batch, Message
 from services.detector.options import DetectorConfig
 
 
@@ -100,30 +102,23 @@ def Extract(pbegin: beam.pvalue.PBegin, cfg: DetectorConfig) -> beam.PCollection
 
 
 def scoring_failed(failure: tuple[Any, Any]) -> list[Batch]:
-    """RunInference's failed batches -> the same batches with their purchases rejected (dead letter)."""
+    """RunInference's failed batches (a backstop: the handler catches the model's own errors) -> the same
+    batches with their purchases rejected (dead letter)."""
     batches, exc = failure
-    out = []
-    for batch in batches if isinstance(batches, list | tuple) else [batches]:
-        reason = f"scoring: {type(exc).__name__}: {exc}"
-        rejected = tuple(Rejected(batch.event_messages[i], reason) for i in batch.purchase_index)
-        keep = [i for i in range(len(batch.events)) if i not in set(batch.purchase_index)]
-        out.append(
-            batch.replace(
-                events=tuple(batch.events[i] for i in keep),
-                event_messages=tuple(batch.event_messages[i] for i in keep),
-                purchase_index=(),
-                verdicts=(),
-                rejected=batch.rejected + rejected,
-            )
-        )
-    return out
+    reason = f"scoring: {type(exc).__name__}: {exc}"
+    return [scoring.reject_purchases(b, reason) for b in (batches if isinstance(batches, list | tuple) else [batches])]
+
+
+def parse(batch: Batch) -> list[Batch]:
+    """Parse a batch; the one-element list is what RunInference (batching skipped) takes as its model batch."""
+    return [records.parse_batch(batch)]
 
 
 @beam.ptransform_fn
 def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Scorer]) -> beam.PCollection:
     """Parse (bad events -> rejected), then score purchases in one model call per batch."""
-    parsed = batches | "Parse" >> beam.Map(records.parse_batch)
-    handler = scoring.BatchModelHandler(make_scorer).with_postprocess_fn(scoring.scored)  # -> Batch, in-stage
+    parsed = batches | "Parse" >> beam.Map(parse)
+    handler = scoring.BatchModelHandler(make_scorer)  # yields scored Batches: no postprocess stage
     ok, failures = parsed | "Score" >> RunInference(handler).with_exception_handling()
     failed = failures.failed_inferences | "ScoringFailed" >> beam.FlatMap(scoring_failed)
     return (ok, failed) | "Scored" >> beam.Flatten()
@@ -136,16 +131,12 @@ def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Score
 def Load(batches: beam.PCollection, cfg: DetectorConfig) -> beam.PCollection:
     """Detections (first: they are the latency that matters), warehouse, dead letters, then acknowledge.
 
-    One chain, so the acknowledgement follows durability of all three.
+    One step per batch (``sinks.LoadFn``), so the acknowledgement follows durability of all three and the
+    direct runner pays for one bundle, not five.
     """
     ack = subscription_config(cfg) if cfg.source == "local" else None
-    return (
-        batches
-        | "PublishDetections" >> beam.ParDo(sinks.PublishDetectionsFn(cfg.detections_topic, cfg.emulator_host))
-        | "WriteWarehouse" >> beam.ParDo(sinks.WriteWarehouseFn(cfg.warehouse_dir))
-        | "PublishDeadLetters" >> beam.ParDo(sinks.PublishDeadLettersFn(cfg.deadletter_topic, cfg.emulator_host))
-        | "Acknowledge" >> beam.ParDo(local_read.AcknowledgeFn(ack))
-        | "Observe" >> beam.ParDo(sinks.ObserveFn())
+    return batches | "Sink" >> beam.ParDo(
+        sinks.LoadFn(cfg.detections_topic, cfg.deadletter_topic, cfg.emulator_host, cfg.warehouse_dir, ack)
     )
 
 
@@ -162,7 +153,9 @@ class _ChampionFactory:
 
     def __call__(self) -> scoring.Scorer:
         uri, name, alias, interval = self.args
-        return scoring.ChampionScorer(uri, name, alias, poll_interval_s=interval)
+        return scoring.shared_scorer(
+            ("champion", *self.args), lambda: scoring.ChampionScorer(uri, name, alias, poll_interval_s=interval)
+        )
 
 
 class _OnlineFactory:
@@ -170,7 +163,7 @@ class _OnlineFactory:
         self.detector = detector
 
     def __call__(self) -> scoring.Scorer:
-        return scoring.OnlineScorer(self.detector)
+        return scoring.shared_scorer(("online", self.detector), lambda: scoring.OnlineScorer(self.detector))
 
 
 def build(pipeline: beam.Pipeline, cfg: DetectorConfig) -> beam.PCollection:

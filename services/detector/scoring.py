@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import ModelHandler
 
-from services.detector.batch import Batch
+from services.detector.batch import Batch, Rejected
 from services.detector.flags import ONLINE_DETECTORS
 from services.detector.records import feature_rows
 
@@ -174,7 +174,7 @@ class OnlineScorer:
         pass
 
 
-class BatchModelHandler(ModelHandler[Batch, PredictionResult, Scorer]):
+class BatchModelHandler(ModelHandler[Batch, Batch, Scorer]):
     """RunInference handler: one example is one Batch; its purchases are scored in one call."""
 
     def __init__(self, make_scorer: Callable[[], Scorer]) -> None:
@@ -186,14 +186,24 @@ class BatchModelHandler(ModelHandler[Batch, PredictionResult, Scorer]):
 
     def run_inference(
         self, batch: Sequence[Batch], model: Scorer, inference_args: dict[str, Any] | None = None
-    ) -> Iterable[PredictionResult]:
+    ) -> Iterable[Batch]:
+        """Each element comes out as the scored Batch itself (no postprocess stage: one bundle less per batch).
+
+        A batch the model fails on comes out with its purchases rejected (``scoring: ...``, dead letter),
+        the rest of it kept: one bad batch never stops the job.
+        """
         for element in batch:
             rows = feature_rows(element)
-            if rows:
+            if not rows:
+                yield element.replace(verdicts=(), model_version=getattr(model, "version", None))
+                continue
+            try:
                 verdicts, version = model.score(rows)
-            else:
-                verdicts, version = [], getattr(model, "version", None)
-            yield PredictionResult(example=element, inference=verdicts, model_id=version)
+            except Exception as exc:  # the model's failure, not the pipeline's
+                log.warning("scoring failed for a batch of %d purchases: %s", len(rows), exc)
+                yield reject_purchases(element, f"scoring: {type(exc).__name__}: {exc}")
+                continue
+            yield element.replace(verdicts=tuple(verdicts), model_version=version)
 
     def get_num_bytes(self, batch: Sequence[Batch]) -> int:
         # the default pickles every batch just to measure it
@@ -202,6 +212,9 @@ class BatchModelHandler(ModelHandler[Batch, PredictionResult, Scorer]):
     def batch_elements_kwargs(self) -> dict[str, Any]:
         return {"min_batch_size": 1, "max_batch_size": 1}  # elements are already batches
 
+    def should_skip_batching(self) -> bool:
+        return True  # elements arrive as one-Batch lists (Transform/Parse): no BatchElements stage
+
     def get_metrics_namespace(self) -> str:
         return "hyp_detector"
 
@@ -209,7 +222,32 @@ class BatchModelHandler(ModelHandler[Batch, PredictionResult, Scorer]):
         return False
 
 
-def scored(result: PredictionResult) -> Batch:
-    """PredictionResult -> the Batch with its verdicts and the model version that made them."""
-    batch: Batch = result.example
-    return batch.replace(verdicts=tuple(result.inference), model_version=result.model_id)
+def reject_purchases(batch: Batch, reason: str) -> Batch:
+    """The batch with its purchases moved to ``rejected`` (dead letter with ``reason``); other events kept."""
+    purchases = set(batch.purchase_index)
+    keep = [i for i in range(len(batch.events)) if i not in purchases]
+    return batch.replace(
+        events=tuple(batch.events[i] for i in keep),
+        event_messages=tuple(batch.event_messages[i] for i in keep),
+        purchase_index=(),
+        verdicts=(),
+        rejected=batch.rejected + tuple(Rejected(batch.event_messages[i], reason) for i in batch.purchase_index),
+    )
+
+
+_SCORERS: dict[tuple[Any, ...], Scorer] = {}
+_SCORERS_LOCK = threading.Lock()
+
+
+def shared_scorer(key: tuple[Any, ...], make: Callable[[], Scorer]) -> Scorer:
+    """One scorer per configuration for the whole process.
+
+    The direct runner sets up RunInference's DoFn anew for every bundle, and Beam's ``Shared`` handle
+    lives in that DoFn, so without this the model would be loaded again for every batch (and an online
+    detector would forget what it learnt).
+    """
+    with _SCORERS_LOCK:
+        scorer = _SCORERS.get(key)
+        if scorer is None:
+            scorer = _SCORERS[key] = make()
+        return scorer
