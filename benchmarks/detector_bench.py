@@ -6,7 +6,8 @@ detector (BundleBasedDirectRunner) scoring with Beam's online z-score (no MLflow
 --scorer champion --tracking-uri URI, the registry's champion. Prints a markdown table and the
 command that made it.
 
-    .venv/bin/python benchmarks/detector_bench.py [--events 100000] [--rate 1000] [--seconds 30]
+    .venv/bin/python benchmarks/detector_bench.py [--events 100000] [--rate 1000] [--seconds 60]
+        [--anomaly-rate value_spike=0.2]
 """
 
 from __future__ import annotations
@@ -79,14 +80,17 @@ def throughput(emulator, work: Path, source: str, events: int, scorer_args: list
     }
 
 
-def latency(emulator, work: Path, source: str, rate: float, seconds: float, scorer_args: list[str]) -> dict:
+def latency(
+    emulator, work: Path, source: str, rate: float, seconds: float, scorer_args: list[str], anomaly_rate: str
+) -> dict:
     res = Resources(emulator.host, emulator.project).create()
     warehouse = work / f"wh-lat-{source}-{res.suffix}"
     det = start_detector(res, warehouse, work, "--source", source, *scorer_args)
     n = int(rate * seconds)
     try:
         det.wait_up()
-        publish_events(res, n, rate=rate, timeout=seconds * 4 + 60)
+        extra = ("--anomaly-rate", anomaly_rate) if anomaly_rate else ()
+        publish_events(res, n, rate=rate, timeout=seconds * 4 + 60, extra=extra)
         handled = det.wait_events(n, 60)
         rss = det.rss_peak_mb()
     finally:
@@ -105,12 +109,24 @@ def latency(emulator, work: Path, source: str, rate: float, seconds: float, scor
     }
 
 
+def load_average() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
     parser.add_argument("--stock-events", type=int, default=5_000, help="events for the stock ReadFromPubSub run")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s of the latency run")
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the latency run")
+    parser.add_argument(
+        "--anomaly-rate",
+        default="value_spike=0.2",
+        help="loadgen --anomaly-rate for the latency run: more anomalies, more detection latency samples ('' = off)",
+    )
     parser.add_argument("--scorer", default="zscore", help="zscore (no MLflow) or champion")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for --scorer champion")
     parser.add_argument("--batch-size", type=int, default=5000, help="detector batch size")
@@ -119,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tracking_uri:
         scorer_args += ["--tracking-uri", args.tracking_uri]
 
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="hyp-detector-bench-"))
     emulator = start_emulator(work / "pubsub", topology="none")
     try:
         local = throughput(emulator, work, "local", args.events, scorer_args, timeout=600)
-        lat = latency(emulator, work, "local", args.rate, args.seconds, scorer_args)
+        lat = latency(emulator, work, "local", args.rate, args.seconds, scorer_args, args.anomaly_rate)
         stock = throughput(emulator, work, "pubsub", args.stock_events, scorer_args, timeout=300)
     finally:
         stop_emulator(emulator)
@@ -147,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| {lat['p50']:.0f} ms / {lat['p99']:.0f} ms | | |"
     )
     print(
-        f"| publish -> hyp-detections latency at {args.rate:,.0f} events/s, p50 / p99 ({lat['dn']} anomalies) "
+        f"| publish -> hyp-detections latency at {args.rate:,.0f} events/s, p50 / p99 ({lat['dn']:,} anomalies; "
+        f"loadgen --anomaly-rate {args.anomaly_rate or 'default'}) "
         f"| {lat['d50']:.0f} ms / {lat['d99']:.0f} ms | | |"
     )
     print(
@@ -155,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {stock['rss_mb']:.0f} MiB | |"
     )
     print()
+    print(f"load average (1/5/15 min): {load_before} before, {load_average()} after")
     print(f"command: .venv/bin/python benchmarks/detector_bench.py {shlex.join(argv or sys.argv[1:])}".rstrip())
     print(f"details: {json.dumps({'local': local, 'latency': lat, 'stock': stock}, default=str)}")
     return 0 if lost == 0 else 1

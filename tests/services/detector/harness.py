@@ -182,12 +182,19 @@ def start_detector(
 
 
 def publish_events(
-    res: Resources, count: int, *, rate: float | None = None, seed: int = 7, timeout: float = 300
+    res: Resources,
+    count: int,
+    *,
+    rate: float | None = None,
+    seed: int = 7,
+    timeout: float = 300,
+    extra: tuple[str, ...] = (),
 ) -> str:
     """Publish with `hyp loadgen` (a separate process, as in the stack); returns its JSON summary line."""
     args = [sys.executable, "-m", "services.cli", "loadgen", "--topic", res.events_topic, "--emulator-host", res.host]
     args += ["--count", str(count), "--seed", str(seed), "--no-progress"]
     args += ["--rate", str(rate)] if rate else ["--max"]
+    args += list(extra)  # e.g. ("--anomaly-rate", "value_spike=0.3")
     result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ})
     if result.returncode != 0:
         raise RuntimeError(f"hyp loadgen failed: {result.stderr[-2000:]}")
