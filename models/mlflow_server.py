@@ -2,7 +2,12 @@
 
 sqlite backend and served artifacts under one data folder (default .hyp/mlflow), or a
 PostgreSQL backend via HYP_MLFLOW_BACKEND_STORE_URI. MLflow's job execution is switched off and
-nothing is downloaded. The process execs ``mlflow server``, so SIGTERM reaches MLflow directly.
+nothing is downloaded.
+
+One process: ``mlflow server``'s own command line runs in this process (its option checks, store
+initialisation and migrations), and the uvicorn server it would start as a child runs here too, on the
+MLflow modules already imported. Stock ``mlflow server`` keeps a parent process of about 250 MB alive
+beside its uvicorn child and imports MLflow twice; this saves both. SIGTERM reaches uvicorn directly.
 """
 
 from __future__ import annotations
@@ -86,10 +91,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"hyp mlflow: cannot create --data-dir {args.data_dir}: {exc.strerror}", file=sys.stderr)
         return 2
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="false")
-    sys.stdout.flush()
-    os.execve(sys.executable, cmd, env)
-    return 0  # not reached
+    os.environ.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="false")
+    return serve_in_process(cmd[4:])
+
+
+def serve_in_process(server_args: list[str]) -> int:
+    """Run ``mlflow server <server_args>`` with its uvicorn server in this process instead of a child."""
+    import mlflow.server
+    from mlflow.cli import cli
+
+    spawn = mlflow.server._exec_cmd  # what `mlflow server` starts its web server with (a child process)
+
+    def run_here(cmd: list[str], *, extra_env: dict[str, str] | None = None, **kwargs: object) -> object:
+        if list(cmd[1:3]) != ["-m", "uvicorn"]:  # gunicorn/waitress or an unknown form: MLflow's own way
+            return spawn(cmd, extra_env=extra_env, **kwargs)
+        import uvicorn.main
+
+        os.environ.update(extra_env or {})
+        sys.stdout.flush()
+        uvicorn.main.main(args=list(cmd[3:]), prog_name="uvicorn", standalone_mode=True)
+        return None  # not reached: standalone_mode exits
+
+    mlflow.server._exec_cmd = run_here
+    try:
+        cli.main(args=["server", *server_args], prog_name="mlflow", standalone_mode=True)
+    except SystemExit as exc:  # click ends with SystemExit; hand its code back to `hyp`
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -91,7 +91,12 @@ def compose_service(s: d.Service, by_name: dict[str, d.Service]) -> dict[str, An
     out["stop_grace_period"] = _duration(s.stop_grace_s)
     if s.memory:
         out["mem_limit"] = s.memory
+    if s.background:
+        out["cpu_shares"] = BACKGROUND_CPU_SHARES
     return out
+
+
+BACKGROUND_CPU_SHARES = 256  # of the default 1024: a background service gets a quarter share when cores are busy
 
 
 def compose_document() -> dict[str, Any]:

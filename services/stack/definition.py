@@ -93,11 +93,17 @@ class Service:
     health: Health | None = None
     depends_on: tuple[str, ...] = ()  # must be healthy (or, for one-shot jobs, completed) first
     oneshot: bool = False  # a job that runs to completion (exit 0) before its dependants start
+    # one-shot jobs only: a probe that, when it passes, means the job has nothing to do; `hyp up` then
+    # skips starting it (compose always runs the job, which is idempotent)
+    done_if: Health | None = None
     volumes: Mapping[str, str] = field(default_factory=dict)  # named volume -> mount path in the container
     urls: Mapping[str, str] = field(default_factory=dict)  # label -> URL shown by `hyp up` (placeholders ok)
     memory: str | None = None  # compose memory limit
     stop_grace_s: int = 10
     gpu: bool = False  # uses TensorFlow: docker-compose.gpu.yml rebuilds it on a CUDA base with a GPU reserved
+    # off the data path (console, orchestrator): started at a lower CPU priority, so on a small machine the
+    # emulator, MLflow and the detector get the cores first (`hyp up`: nice 10; compose: cpu_shares)
+    background: bool = False
 
     @property
     def subcommand(self) -> str:
@@ -132,6 +138,9 @@ COMMON_ENV: dict[str, str] = {
     "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
     "HYP_WAREHOUSE_DIR": "{data}/warehouse",
     "PYTHONUNBUFFERED": "1",
+    # glibc makes up to 8 malloc arenas per core for threaded processes (gRPC, uvicorn, Beam): two is
+    # plenty here and keeps each service's resident memory down
+    "MALLOC_ARENA_MAX": "2",
 }
 
 
@@ -184,6 +193,12 @@ SERVICES: tuple[Service, ...] = (
         summary="one-shot: train and promote a first champion when the registry is empty",
         depends_on=("mlflow",),
         oneshot=True,
+        # the registry already has the alias: nothing to train (saves starting a Python with MLflow)
+        done_if=Health(
+            MLFLOW_PORT,
+            "/api/2.0/mlflow/registered-models/alias?name=${HYP_MODEL_NAME}&alias=${HYP_MODEL_ALIAS}",
+            expect='"model_version"',
+        ),
         memory="1g",
     ),
     Service(
@@ -194,7 +209,10 @@ SERVICES: tuple[Service, ...] = (
         summary="Beam streaming detector (scores events with @champion)",
         ports=(DETECTOR_METRICS_PORT,),
         health=Health(DETECTOR_METRICS_PORT, "/metrics", retries=60),
-        depends_on=("pubsub", "init"),
+        # Not "init": importing Beam and starting the runner (most of its start-up) needs no model, so it
+        # overlaps MLflow's start. The detector then waits for @champion itself (its MLflow client retries
+        # while the server starts; then up to 60 s for the alias, which the init job sets on a first start).
+        depends_on=("pubsub",),
         volumes={"warehouse-data": "/data/warehouse"},
         urls={"detector metrics": "http://{detector}:" + str(DETECTOR_METRICS_PORT) + "/metrics"},
         memory="1g",
@@ -229,6 +247,8 @@ SERVICES: tuple[Service, ...] = (
         command=("loadgen", "--to", "pubsub", "--rate", "${HYP_LOADGEN_RATE}", "--no-progress"),
         image="app",  # numpy and pyarrow
         summary="load generator: purchase events with labelled anomalies",
+        # last: started early, its 200 events/s (and the emulator's pushes to a processor not yet up) take
+        # CPU from the services still starting on a small machine (measured: slower, not faster, start-up)
         depends_on=("pubsub", "detector", "processor"),
         memory="384m",
     ),
@@ -250,6 +270,7 @@ SERVICES: tuple[Service, ...] = (
         volumes={"warehouse-data": "/data/warehouse", "orchestrator-data": "/data/orchestrator"},
         urls={"orchestrator": "http://{orchestrator}:" + str(ORCHESTRATOR_PORT) + "/runs"},
         memory="1g",
+        background=True,
     ),
     Service(
         name="console",
@@ -272,6 +293,7 @@ SERVICES: tuple[Service, ...] = (
         volumes={"warehouse-data": "/data/warehouse"},
         urls={"console": "http://{console}:" + str(CONSOLE_PORT)},
         memory="512m",
+        background=True,
     ),
 )
 

@@ -81,6 +81,13 @@ def log_file(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.log"
 
 
+BACKGROUND_NICE = 10  # niceness of services off the data path (definition.Service.background)
+
+
+def _lower_priority() -> None:  # runs in the child between fork and exec
+    os.nice(BACKGROUND_NICE)
+
+
 def start(s: d.Service, run_dir: Path, env: Mapping[str, str], args: list[str], cwd: Path) -> Running:
     run_dir.mkdir(parents=True, exist_ok=True)
     log = log_file(run_dir, s.name)
@@ -95,6 +102,7 @@ def start(s: d.Service, run_dir: Path, env: Mapping[str, str], args: list[str], 
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_lower_priority if s.background else None,
         )
     if not s.oneshot:
         pid_file(run_dir, s.name).write_text(f"{proc.pid} {start_time(proc.pid) or 0}\n")

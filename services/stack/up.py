@@ -123,6 +123,10 @@ def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str
                     print(f"  {s.name:<12} skipped: `hyp {s.subcommand}` is not in this checkout", file=sys.stderr)
                     ready.add(s.name)
                     continue
+                if already_done(s, home, values):
+                    ready.add(s.name)
+                    note(s.name, "done")
+                    continue
                 env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
                 env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
                 r = p.start(s, run_dir, env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
@@ -143,6 +147,14 @@ def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str
         _stop_all(started, settings, run_dir)
         raise
     return started
+
+
+def already_done(s: d.Service, home: Path, values: dict[str, str]) -> bool:
+    """Whether a one-shot job's ``done_if`` probe passes now (e.g. the registry already has a champion)."""
+    if not s.oneshot or s.done_if is None:
+        return False
+    url = d.resolve(s.done_if.url(), "local", data=str(home), tunables=values)
+    return probe(url, s.done_if.expect, timeout=2.0) is None
 
 
 def check_ready(r: p.Running, deadline: float) -> bool:
