@@ -74,3 +74,11 @@ def test_online_scorer_flags_an_outlier_after_warm_up():
     assert verdicts[0]["score"] is None and not verdicts[0]["is_anomaly"]  # warm-up: no verdict yet
     assert not any(v["is_anomaly"] for v in verdicts[5:200])
     assert verdicts[-1]["is_anomaly"] and verdicts[-1]["model_version"] == "beam-zscore"
+
+
+def test_the_scorer_is_one_per_process_so_bundles_share_what_it_learnt():
+    # The direct runner rebuilds RunInference's DoFn (and its Shared handle) every bundle: the factory
+    # must hand back the same scorer, or the model reloads per batch and online detectors forget.
+    factory = pipeline._OnlineFactory("robust-zscore")
+    assert factory() is factory() is pipeline._OnlineFactory("robust-zscore")()
+    assert factory() is not pipeline._OnlineFactory("iqr")()
