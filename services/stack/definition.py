@@ -247,9 +247,12 @@ SERVICES: tuple[Service, ...] = (
         command=("loadgen", "--to", "pubsub", "--rate", "${HYP_LOADGEN_RATE}", "--no-progress"),
         image="app",  # numpy and pyarrow
         summary="load generator: purchase events with labelled anomalies",
-        # last: started early, its 200 events/s (and the emulator's pushes to a processor not yet up) take
-        # CPU from the services still starting on a small machine (measured: slower, not faster, start-up)
-        depends_on=("pubsub", "detector", "processor"),
+        # Events flow once the detector runs and a champion exists (init), not after the processor: the
+        # detector loads @champion when its first messages arrive, so that load overlaps the endpoint's and
+        # processor's start, and no CPU goes to the stream while MLflow starts or the first champion trains.
+        # Nothing is lost: pushes to a processor still starting are retried with backoff (10 s doubling, the
+        # topology's policy) and the detector's subscription holds its events until it pulls them.
+        depends_on=("pubsub", "detector", "init"),
         memory="384m",
     ),
     Service(

@@ -95,11 +95,32 @@ def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) 
     (run_dir / "stack.json").unlink(missing_ok=True)
 
 
-def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str, str]) -> list[p.Running]:
+class FirstDetection:
+    """Watches the detector's anomaly counter while the rest of the stack starts; says when the first lands."""
+
+    def __init__(self, t0: float, every_s: float = 1.0) -> None:
+        self.t0, self.every_s = t0, every_s
+        self.seconds: float | None = None  # after `hyp up` started
+        self._next = 0.0
+
+    def poll(self) -> None:
+        if self.seconds is not None or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.every_s
+        found = summary.total(summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics"), "anomalies")
+        if found:
+            self.seconds = time.monotonic() - self.t0
+            print(f"first detection {self.seconds:.1f} s after `hyp up` started (the detector, on hyp-detections)")
+
+
+def start_stack(
+    plan: list[d.Service], settings: StackSettings, values: dict[str, str], first: FirstDetection | None = None
+) -> list[p.Running]:
     """Start ``plan``, each service as soon as what it depends on is ready (independent ones in parallel).
 
     Polls every starting service (health check, or exit status for one-shot jobs) within bounds; on a
-    failure stops what was started and raises StackError naming the service and the reason.
+    failure stops what was started and raises StackError naming the service and the reason. With ``first``,
+    the detector's first anomaly is reported as soon as it is published, while other services still start.
     """
     home = settings.home.resolve()
     run_dir = home / "run"
@@ -142,6 +163,8 @@ def start_stack(plan: list[d.Service], settings: StackSettings, values: dict[str
                     del waiting[name]
                     ready.add(name)
                     note(name, "done" if r.service.oneshot else "healthy")
+            if first is not None and "detector" in ready and "detector" in {r.service.name for r in started}:
+                first.poll()
             time.sleep(0.2)
     except BaseException:
         _stop_all(started, settings, run_dir)
@@ -189,7 +212,12 @@ def print_urls(started: list[p.Running], settings: StackSettings) -> None:
 
 
 def live(
-    started: list[p.Running], settings: StackSettings, args: argparse.Namespace, t0: float, started_at: float
+    started: list[p.Running],
+    settings: StackSettings,
+    args: argparse.Namespace,
+    t0: float,
+    started_at: float,
+    first_detection: float | None = None,
 ) -> int:
     names = {r.service.name for r in started}
     emulator = d.service("pubsub").health
@@ -199,7 +227,6 @@ def live(
     deadline = None if args.duration is None else time.monotonic() + args.duration
     before: summary.Snapshot | None = None
     latest_after: float | None = started_at  # only detections of this run (scored_at is UTC, like time.time)
-    first_detection: float | None = None
     tty = sys.stdout.isatty() and not args.json
     while True:
         for r in started:
@@ -274,14 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     started: list[p.Running] = []
     try:
-        started = start_stack(plan, settings, tunables(args.rate))
+        first = FirstDetection(t0)
+        started = start_stack(plan, settings, tunables(args.rate), first)
         p.write_state(run_dir, {"started_at": time.time(), "services": [r.service.name for r in started]})
         print_urls(started, settings)
         if args.detach:
             print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down`")
             return 0
         print("live summary (Ctrl-C stops the stack):")
-        return live(started, settings, args, t0, started_at)
+        return live(started, settings, args, t0, started_at, first.seconds)
     except p.StackError as exc:
         print(f"hyp up: {exc}", file=sys.stderr)
         return 1
