@@ -18,13 +18,13 @@ import asyncio
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from services.common.processes import free_port, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -106,12 +106,6 @@ def load_main(args: argparse.Namespace) -> int:
 # --- orchestration ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
     import httpx
 
@@ -135,16 +129,6 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     process.log_path = log  # type: ignore[attr-defined]
     return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
 
 
 def ensure_champion(tracking_uri: str, work: Path, env: dict[str, str]) -> str:
@@ -254,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
         finally:
             for process in reversed(processes):
-                stop(process)
+                stop_group(process)
     print(report(results, version, args))
     return 0
 

@@ -41,16 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     from loadgen.generator import EventGenerator
     from loadgen.scenario import load
     from loadgen.sinks.parquet import ParquetSink
+    from services.common.processes import stop_group as stop
     from services.orchestrator import consumers
     from services.orchestrator.modelops import ModelsPackageOps
     from services.orchestrator.params import RunParams
     from services.orchestrator.runner import Orchestrator
     from services.orchestrator.sensors import Sensors
     from services.orchestrator.settings import OrchestratorSettings
-    from tests.fixtures.mlflow import start_mlflow, stop
+    from tests.fixtures.mlflow import start_mlflow
     from tests.fixtures.pubsub import start_emulator, stop_emulator
     from tests.services.detector.harness import Resources, start_detector
-    from tests.services.orchestrator.test_integration import Publisher, _start_endpoint, _stop
+    from tests.services.orchestrator.test_integration import Publisher, _start_endpoint
 
     tmp = Path(tempfile.mkdtemp(prefix="hyp-orch-bench-"))
     server = start_mlflow(tmp / "mlflow")
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         if sensors is not None:
             sensors.join()
         if endpoint is not None:
-            _stop(endpoint)
+            stop(endpoint)
         if detector is not None:
             detector.stop()
         stop_emulator(emulator)

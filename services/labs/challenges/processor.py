@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from services.common.processes import stop_group
 from services.labs.challenges import NotYet, deploy, kmeans
 from services.labs.challenges.common import copy_solution, copy_template, work_folder
 from services.labs.runtime import (
@@ -62,26 +63,13 @@ def run_service(s: LabSettings, folder: Path, log_path: Path) -> subprocess.Pope
         if port_open("127.0.0.1", s.processor_port):
             return proc
         time.sleep(0.2)
-    _stop(proc)
+    stop_group(proc)
     raise NotYet(f"your service did not listen on port {s.processor_port} within 30 s:\n{_tail(log_path)}")
 
 
 def _tail(path: Path, lines: int = 12) -> str:
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    import os
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def smoke_push(s: LabSettings, run_id: str) -> None:
@@ -198,7 +186,7 @@ def check(s: LabSettings) -> str:
             sub.delete_subscription(subscription=path, timeout=10)
         sub.close()
         if proc is not None:
-            _stop(proc)
+            stop_group(proc)
     where = f"\n--- your service's log ({folder / 'service.log'}):\n{_tail(folder / 'service.log')}" if proc else ""
     if m < PURCHASES * 0.9:
         raise NotYet(f"{m} of {PURCHASES} pushed purchases reached cloud_run_anomaly within the wait{where}")

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
 from datetime import datetime
 from importlib.resources import files
 
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.processes import free_port
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

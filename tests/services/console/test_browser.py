@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from services.common.processes import free_port, stop_group
 from services.common.settings import DETECTIONS_TOPIC, EVENTS_TOPIC
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,12 +46,6 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -62,15 +56,6 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def emulator_addresses(fixture: object) -> tuple[str, str]:
@@ -108,7 +93,7 @@ def stand_in() -> Iterator[tuple[subprocess.Popen, str]]:
         yield proc, url
     finally:
         if proc.poll() is None:
-            stop(proc)
+            stop_group(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -153,7 +138,7 @@ def console(pubsub_emulator, stand_in, tmp_path_factory) -> Iterator[dict[str, s
             time.sleep(0.2)
         yield {"url": url, "emulator": host}
     finally:
-        stop(proc)
+        stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +275,7 @@ def test_sql_box_answers_and_names_bad_sql(page):
 def test_a_stopped_service_shows_as_unhealthy(page, stand_in):
     proc, _ = stand_in
     page.wait_for_selector('#services li[data-service="endpoint"][data-healthy="true"]', timeout=10_000)
-    stop(proc)
+    stop_group(proc)
     page.wait_for_selector('#services li[data-service="endpoint"][data-healthy="false"]', timeout=10_000)
     assert "unhealthy" in page.locator('#diagram [data-node="endpoint"]').text_content()
     assert page.locator('#diagram [data-node="endpoint"]').get_attribute("class").endswith("unhealthy")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import datetime
 
 import httpx
 import pytest
 
+from services.common.processes import free_port
 from services.console import sources
 from services.console.prometheus import parse
 
@@ -101,12 +101,6 @@ def test_warehouse_counts_rows_and_forgets_compacted_files(tmp_path):
         f.unlink()
         break
     assert counter.counts(tmp_path)["tables"]["pubsub_direct"] in {1, 2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_dead_sources_are_unhealthy_with_a_reason_never_an_exception():

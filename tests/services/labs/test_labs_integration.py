@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mlflow import free_port
+from services.common.processes import free_port
 from tests.fixtures.pubsub import unique
 
 ROOT = Path(__file__).resolve().parents[3]

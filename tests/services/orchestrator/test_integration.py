@@ -13,8 +13,6 @@ measured from the detector's own verdicts, per scoring version, and asserted to 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.mlflow import free_port
+from services.common.processes import free_port, stop_group, wait_for
 from tests.services.detector.harness import Resources, start_detector
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
@@ -114,16 +112,6 @@ def _start_endpoint(tracking_uri: str, model_name: str, log: Path) -> tuple[subp
     return process, f"http://127.0.0.1:{port}"
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-
-
 def _settings(tmp_path: Path, tracking_uri: str, model_name: str, **overrides):
     from services.orchestrator.settings import OrchestratorSettings
 
@@ -145,16 +133,6 @@ def _settings(tmp_path: Path, tracking_uri: str, model_name: str, **overrides):
         "webhook_url": None,
     }
     return OrchestratorSettings(_env_file=None).model_copy(update={**base, **overrides})
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _stream_quality(warehouse: Path, onset: datetime) -> dict[str, dict]:
@@ -233,7 +211,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
             onset = window.latest_event_time(warehouse)
             stream.drift()
         sensors.start()
-        run = _wait_for(lambda: orch.history.list(limit=1)[0] if len(orch.history.list()) == 2 else None, 90, "drift")
+        run = wait_for(lambda: orch.history.list(limit=1)[0] if len(orch.history.list()) == 2 else None, 90, "drift")
         assert run["trigger"]["kind"] == "drift", run["trigger"]
         print(f"\ndrift trigger: {run['trigger']['reason']}; features: {run['trigger']['features']}")
         assert orch.wait(300)
@@ -267,7 +245,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
         assert answer.status_code == 200 and answer.json()["modelVersionId"] == v2
 
         # 4. precision and recall on the drifted stream recover: the detector's verdicts, v1 vs v2
-        _wait_for(lambda: _stream_quality(warehouse, onset).get(v2, {}).get("n", 0) >= 2000, 90, "2,000 scored by v2")
+        wait_for(lambda: _stream_quality(warehouse, onset).get(v2, {}).get("n", 0) >= 2000, 90, "2,000 scored by v2")
         publisher.close()
         quality = _stream_quality(warehouse, onset)
         for version in (v1, v2):
@@ -295,7 +273,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
             orch.stop()
         if sensors is not None:
             sensors.join()
-        _stop(endpoint)
+        stop_group(endpoint)
         assert detector.stop() == 0, detector.log()[-3000:]
 
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from services.common.processes import free_port
 from services.warehouse.query import query
-from tests.fixtures.mlflow import free_port
 from tests.fixtures.pubsub import unique
 from tests.services.processor.helpers import purchase_event, view_event
 
