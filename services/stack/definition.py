@@ -138,9 +138,13 @@ COMMON_ENV: dict[str, str] = {
     "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
     "HYP_WAREHOUSE_DIR": "{data}/warehouse",
     "PYTHONUNBUFFERED": "1",
-    # glibc makes up to 8 malloc arenas per core for threaded processes (gRPC, uvicorn, Beam): two is
-    # plenty here and keeps each service's resident memory down
+    # Resident memory: glibc makes up to 8 malloc arenas per core for threaded processes (gRPC, uvicorn,
+    # Beam), two are plenty here; blocks of 64 KiB and more (query results, Arrow buffers, which Arrow then
+    # takes from malloc rather than its own jemalloc pool) are mapped and go back to the system when freed.
     "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    "MALLOC_TRIM_THRESHOLD_": "131072",
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
 }
 
 
