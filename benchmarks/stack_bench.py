@@ -90,8 +90,8 @@ def _session_rss_mib(leaders: list[int]) -> float:
     return sum(_rss_by_session(leaders).values())
 
 
-def _rss_by_session(leaders: list[int]) -> dict[int, float]:
-    """RSS (MiB) per session leader, summed over every process of its session."""
+def _rss_by_session(leaders: list[int], field: str = "VmRSS:", field_file: str = "status") -> dict[int, float]:
+    """RSS (MiB) per session leader, summed over every process of its session (or PSS: "Pss:", "smaps_rollup")."""
     total_kib: dict[int, int] = dict.fromkeys(leaders, 0)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -101,8 +101,8 @@ def _rss_by_session(leaders: list[int]) -> dict[int, float]:
             session = int(fields[3])  # field 6 of stat: session id
             if session not in total_kib:
                 continue
-            for line in (proc / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in (proc / field_file).read_text().splitlines():
+                if line.startswith(field):
                     total_kib[session] += int(line.split()[1])
         except (OSError, IndexError, ValueError):
             continue
@@ -141,6 +141,9 @@ def bench_local(rows: list[tuple[str, str, str]], notes: list[str], warm_runs: i
             what = f"local stack RSS, {len(recorded)} services, all processes, no TensorFlow"
             rows.append((what, f"{rss:,.0f} MiB", "<= 1,536 MiB"))
             each = ", ".join(f"{name} {by_leader[pid]:,.0f}" for name, (pid, _) in recorded.items())
+            pss = sum(_rss_by_session(list(by_leader), "Pss:", "smaps_rollup").values())
+            what = "local stack PSS (shared library pages counted once, split between the processes mapping them)"
+            rows.append((what, f"{pss:,.0f} MiB", ""))
             notes.append(f"- RSS per service (MiB, load {_load()}): {each}")
         finally:
             subprocess.run([PY, "-m", "services.cli", "down", "--home", str(home)], cwd=ROOT, capture_output=True)

@@ -100,10 +100,11 @@ def serve_in_process(server_args: list[str]) -> int:
     import mlflow.server
     from mlflow.cli import cli
 
-    spawn = mlflow.server._exec_cmd  # what `mlflow server` starts its web server with (a child process)
+    # what `mlflow server` starts its web server with (a child process); absent in another MLflow: stock way
+    spawn = getattr(mlflow.server, "_exec_cmd", None)
 
     def run_here(cmd: list[str], *, extra_env: dict[str, str] | None = None, **kwargs: object) -> object:
-        if list(cmd[1:3]) != ["-m", "uvicorn"]:  # gunicorn/waitress or an unknown form: MLflow's own way
+        if list(cmd[1:3]) != ["-m", "uvicorn"] and spawn is not None:  # gunicorn/waitress: MLflow's own way
             return spawn(cmd, extra_env=extra_env, **kwargs)
         import uvicorn.main
 
@@ -112,7 +113,8 @@ def serve_in_process(server_args: list[str]) -> int:
         uvicorn.main.main(args=list(cmd[3:]), prog_name="uvicorn", standalone_mode=True)
         return None  # not reached: standalone_mode exits
 
-    mlflow.server._exec_cmd = run_here
+    if spawn is not None:
+        mlflow.server._exec_cmd = run_here
     try:
         cli.main(args=["server", *server_args], prog_name="mlflow", standalone_mode=True)
     except SystemExit as exc:  # click ends with SystemExit; hand its code back to `hyp`

@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from models import mlflow_server
 
@@ -36,3 +45,38 @@ def test_bad_port_is_a_one_line_error(capsys) -> None:
 def test_dry_run_prints_the_command(capsys, tmp_path: Path) -> None:
     assert mlflow_server.main(["--dry-run", "--data-dir", str(tmp_path), "--port", "5999"]) == 0
     assert "--port 5999" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_server_runs_in_one_process_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`hyp mlflow` serves from its own process (no uvicorn child beside a `mlflow server` parent)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "mlflow.log").open("wb")
+    cmd = [sys.executable, "-m", "services.cli", "mlflow", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HYP_MLFLOW_WORKERS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "hyp mlflow not healthy in 120 s"
+            time.sleep(0.2)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children == [], f"expected one process, found children {children}"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status says SIGTERM
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        log.flush()
+        assert "Application shutdown complete" in (tmp_path / "mlflow.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
