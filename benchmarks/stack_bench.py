@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from services.stack import definition as d  # noqa: E402
 from services.stack import processes as p  # noqa: E402
 from services.stack.summary import warehouse_stats  # noqa: E402
-from services.testing.stack import _port_override  # noqa: E402
+from services.testing.stack import port_override  # noqa: E402
 
 PY = sys.executable
 
@@ -46,7 +46,7 @@ def bench_compose(rows: list[tuple[str, str, str]]) -> None:
     services = [s.name for s in d.SERVICES]
     with tempfile.TemporaryDirectory() as tmp:
         override = Path(tmp) / "ports.yml"
-        override.write_text(_port_override(services))
+        override.write_text(port_override(services))
         base = ["docker", "compose", "-p", "hyp-bench", "-f", str(ROOT / "docker-compose.yml"), "-f", str(override)]
         subprocess.run([*base, "build", "--quiet"], cwd=ROOT, check=True)
         t0 = time.monotonic()

@@ -34,7 +34,7 @@ class _Compose(DockerCompose):
         return [*cmd[:2], "-p", self.project, *cmd[2:]]
 
 
-def _port_override(services: list[str]) -> str:
+def port_override(services: list[str]) -> str:
     """A compose override that publishes each service's ports on free host ports of 127.0.0.1."""
     lines = ["services:"]
     for s in d.SERVICES:
@@ -68,7 +68,7 @@ class HypStack:
         self.root = root
         self._tmp = tempfile.TemporaryDirectory(prefix="hyp-stack-")
         override = Path(self._tmp.name) / "ports.override.yml"
-        override.write_text(_port_override(self._closure(self.services)))
+        override.write_text(port_override(self._closure(self.services)))
         env_file = None
         if env:
             env_file = str(Path(self._tmp.name) / "test.env")
