@@ -34,6 +34,7 @@ def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_em
 
     res = Resources(pubsub_emulator.host, pubsub_emulator.project).create()
     warehouse = tmp_path / "warehouse"
+    c = client(champion.tracking_uri)
     det = start_detector(
         res,
         warehouse,
@@ -53,7 +54,6 @@ def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_em
         assert set(before) == {champion.version}, before
 
         # a new version (same artifacts) becomes champion: the running detector must switch to it
-        c = client(champion.tracking_uri)
         old = c.get_model_version(champion.model_name, champion.version)
         model_id = getattr(old, "model_id", None) or old.source.rsplit("/", 1)[-1]  # MLflow 3 logged-model id
         new = c.create_model_version(champion.model_name, old.source, run_id=old.run_id, model_id=model_id)
@@ -63,6 +63,8 @@ def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_em
         assert det.metrics().get(f'hyp_detector_model_version{{model_version="{new.version}"}}') == 1
         assert det.process.poll() is None, "the detector restarted instead of hot-reloading"
     finally:
+        # the champion fixture is shared by the session: give the alias back to the version it promised
+        set_champion(c, champion.version, action="manual", reason="hot reload test done")
         assert det.stop() == 0, det.log()[-3000:]
     after = _versions(warehouse)
     assert str(new.version) in after and champion.version in after
