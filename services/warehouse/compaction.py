@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.warehouse.tables import table
-from services.warehouse.writer import _write_atomic, to_arrow
+from services.warehouse.writer import to_arrow, write_atomic
 
 
 def compact(warehouse_dir: str | os.PathLike[str], table_name: str, *, min_files: int = 2) -> dict[str, int]:
@@ -27,7 +27,7 @@ def compact(warehouse_dir: str | os.PathLike[str], table_name: str, *, min_files
         if len(sources) < min_files:
             continue
         data = pa.concat_tables([to_arrow(table_name, pq.read_table(f)) for f in sources])
-        _write_atomic(data, partition)
+        write_atomic(data, partition)
         for f in sources:
             f.unlink()
         merged_partitions += 1

@@ -71,7 +71,7 @@ def query(warehouse_dir: str | os.PathLike[str], sql: str, *, read_only: bool = 
         check_read_only(sql)
     con = connect(warehouse_dir)
     try:
-        return con.execute(sql).to_arrow_table()
+        return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise WarehouseError(f"sql: {str(exc).splitlines()[0]}") from None
     finally:

@@ -53,7 +53,7 @@ def to_arrow(table_name: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> p
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _write_atomic(data: pa.Table, folder: Path) -> Path:
+def write_atomic(data: pa.Table, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
     tmp = folder / f".{name}.tmp"
@@ -80,5 +80,5 @@ def append(
     written = []
     for date in pc.unique(dates).to_pylist():
         part = data.filter(pc.equal(dates, date))
-        written.append(_write_atomic(part, root / f"date={date}"))
+        written.append(write_atomic(part, root / f"date={date}"))
     return written
