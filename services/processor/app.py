@@ -12,18 +12,23 @@ What each push gets:
 * the endpoint down, slow or 5xx: the ``cloud_run`` row is still written, then **503** so the
   message comes back; the redelivery only scores (the ledger says the event row exists);
 * a message already processed (redelivery, also after a restart): **204**, no new row.
+
+POST / is served by a small ASGI handler in front of FastAPI (``_PushRoute``): the push is the
+hot path, and FastAPI's routing and request objects cost more than the push's own work; the
+route stays declared on the FastAPI app for the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -31,9 +36,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from services.common.events import EventError, event_row, parse_event, purchase
 from services.processor.deadletter import DeadLetter
-from services.processor.endpoint_client import EndpointRejected, EndpointUnavailable, VertexClient
+from services.processor.endpoint_client import EndpointRejected, EndpointUnavailable, PredictBatcher, VertexClient
 from services.processor.envelope import EnvelopeError, PushMessage, parse_envelope
-from services.processor.ledger import SOURCE, Ledger
+from services.processor.ledger import SOURCE, TABLES, Ledger, LookupFailed, Lookups
 from services.processor.settings import ProcessorSettings
 from services.processor.sink import WarehouseSink
 
@@ -86,7 +91,7 @@ class Processor:
     def __init__(
         self,
         settings: ProcessorSettings,
-        endpoint: VertexClient,
+        endpoint: PredictBatcher,
         sink: WarehouseSink,
         ledger: Ledger,
         deadletter: DeadLetter | None,
@@ -99,7 +104,9 @@ class Processor:
             ledger,
             deadletter,
         )
-        self._locks: dict[str, list[Any]] = {}  # message id -> [lock, deliveries holding or awaiting it]
+        # message id -> [lock, deliveries holding or awaiting it]; an entry lives only while a delivery
+        # of its message is in flight, so the map is bounded by the pushes in flight
+        self._locks: dict[str, list[Any]] = {}
         self.outcomes = Counter("hyp_processor_pushes", "Pushes by outcome", ["outcome"], registry=registry)
         self.latency = Histogram(
             "hyp_processor_push_seconds",
@@ -113,6 +120,18 @@ class Processor:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5),
             registry=registry,
         )
+        self.endpoint_instances = Histogram(
+            "hyp_processor_endpoint_instances",
+            "Instances per endpoint predict call (pushes batched together)",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=registry,
+        )
+
+        def on_call(instances: int, seconds: float) -> None:
+            self.endpoint_latency.observe(seconds)
+            self.endpoint_instances.observe(instances)
+
+        endpoint.on_call = on_call
 
     async def handle(self, body: bytes) -> tuple[int, str | None]:
         try:
@@ -149,13 +168,20 @@ class Processor:
             await self._dead_letter(message, f"unusable event: {exc}")
             return 204, None
         is_purchase = event["event"] == "purchase"
-        need_event = not self.ledger.has("cloud_run", mid)
-        need_score = is_purchase and not self.ledger.has("cloud_run_anomaly", mid)
+        row = event_row(event)
+        published = message.publish_time.replace(tzinfo=UTC).timestamp() if message.publish_time else None
+        moment = row.get("event_datetime")
+        date = moment.date().isoformat() if isinstance(moment, datetime) else None
+        try:
+            needed = await self.ledger.needed(mid, published, date, list(TABLES if is_purchase else TABLES[:1]))
+        except LookupFailed as exc:
+            raise Outcome(503, str(exc)) from None
+        need_event = "cloud_run" in needed
+        need_score = "cloud_run_anomaly" in needed
         if not need_event and not need_score:
             self.outcomes.labels("duplicate").inc()
             return 204, None
         attributes = json.dumps(message.attributes, separators=(",", ":"), sort_keys=True)
-        row = event_row(event)
         rows: dict[str, list[dict[str, Any]]] = {}
         if need_event:
             row_out = dict(row)
@@ -173,12 +199,12 @@ class Processor:
                 rows["cloud_run_anomaly"] = [await self._score(event, row, mid, attributes)]
             except EndpointRejected as exc:
                 if need_event:
-                    await self._write(rows)
+                    await self._write(rows, (mid, published))
                 await self._dead_letter(message, str(exc))
                 return 204, None
             except EndpointUnavailable as exc:
                 failure = Outcome(503, str(exc))
-        await self._write(rows)
+        await self._write(rows, (mid, published))
         if failure is not None:
             raise failure
         self.outcomes.labels("scored" if need_score else "stored").inc()
@@ -193,11 +219,7 @@ class Processor:
             "items": row["items"],
             "items_count": row["items_count"],
         }
-        start = time.perf_counter()
-        try:
-            [scored] = await self.endpoint.predict([instance])
-        finally:
-            self.endpoint_latency.observe(time.perf_counter() - start)
+        scored = await self.endpoint.predict(instance)
         prediction = scored.prediction
         centroid = prediction.get("nearest_centroid_id")
         if isinstance(centroid, list):  # the Vertex shape: [id]
@@ -220,11 +242,11 @@ class Processor:
             "scored_at": _now(),
         }
 
-    async def _write(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+    async def _write(self, rows: dict[str, list[dict[str, Any]]], tag: tuple[str, float | None]) -> None:
         if not rows:
             return
         try:
-            await self.sink.write(rows)
+            await self.sink.write(rows, tag)
         except Exception as exc:
             log.exception("warehouse write failed")
             raise Outcome(503, f"warehouse write failed: {type(exc).__name__}: {exc}") from None
@@ -241,6 +263,58 @@ class Processor:
         log.info("dead-lettered", extra={"fields": {"message_id": message.message_id, "reason": reason}})
 
 
+class _PushRoute:
+    """POST / straight to the Processor (pure ASGI); everything else goes on to FastAPI."""
+
+    def __init__(self, app: Any, state: dict[str, Any], max_body_bytes: int) -> None:
+        self.app, self.state, self.max_body_bytes = app, state, max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        processor: Processor | None = self.state.get("processor")
+        if processor is None:
+            await _send(send, 503, "starting")
+            return
+        start = time.perf_counter()
+        try:
+            limit = self.max_body_bytes
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > limit:
+                    await _send(send, 413, f"body: {int(value)} bytes is over the limit of {limit}")
+                    return
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await _send(send, 413, f"body: over the limit of {limit} bytes")
+                    return
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            status, reason = await processor.handle(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            await _send(send, status, reason)
+        finally:
+            processor.latency.observe(time.perf_counter() - start)
+
+
+async def _send(send: Any, status: int, reason: str | None) -> None:
+    if status == 204:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = json.dumps({"status": status, "reason": reason}).encode()
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     settings: ProcessorSettings,
     *,
@@ -254,15 +328,15 @@ def create_app(
     DeadLetter's ``publish``/``close``.
     """
     registry = CollectorRegistry(auto_describe=True)
-    ledger = Ledger()
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        count = await asyncio.to_thread(ledger.load, settings.warehouse_dir)
-        log.info("ledger loaded", extra={"fields": {"message_ids": count}})
         s = settings
+        lookups = Lookups(s.warehouse_dir)
+        ledger = Ledger(lookups, max_ids=s.ledger_max_ids, max_age_s=s.ledger_max_age_s)
         client = endpoint or VertexClient(s.endpoint_url, s.project, s.location, s.endpoint_id, s.endpoint_timeout_s)
+        batcher = PredictBatcher(client, linger_s=s.predict_linger_s, max_instances=s.predict_max_instances)
         dl: DeadLetter | None = None
         if deadletter is True:
             if settings.deadletter_topic:
@@ -270,19 +344,26 @@ def create_app(
         elif deadletter:
             dl = deadletter  # anything with DeadLetter's publish/close
 
-        def written(table: str, rows: list[dict[str, Any]]) -> None:
-            ledger.add(table, [r["message_id"] for r in rows])
+        def written(table: str, tags: list[tuple[str, float | None]]) -> None:
+            ledger.add(table, tags)
 
-        sink = WarehouseSink(settings.warehouse_dir, settings.max_batch_rows, on_written=written)
+        sink = WarehouseSink(s.warehouse_dir, s.max_batch_rows, s.commit_interval_s, on_written=written)
         sink.start()
-        state["processor"] = Processor(settings, client, sink, ledger, dl, registry)
+        compactor = _start_compactor(s)
+        state.update(ledger=ledger, lookups=lookups, sink=sink, batcher=batcher)
+        state["processor"] = Processor(settings, batcher, sink, ledger, dl, registry)
         try:
             yield
         finally:
+            state.pop("processor", None)
             await sink.stop()
-            await client.aclose()
+            await batcher.aclose()
             if dl is not None:
                 await asyncio.to_thread(dl.close)
+            if compactor is not None:
+                stopped = await asyncio.to_thread(compactor.stop)
+                if inspect.isawaitable(stopped):
+                    await stopped
 
     app = FastAPI(
         title="hyp processor",
@@ -291,9 +372,9 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    app.state.ledger = ledger
     app.state.registry = registry
     app.state.parts = state
+    app.add_middleware(cast(Any, _PushRoute), state=state, max_body_bytes=settings.max_body_bytes)
 
     @app.post(
         "/",
@@ -307,28 +388,33 @@ def create_app(
             503: {"description": "endpoint or warehouse unavailable: Pub/Sub retries"},
         },
     )
-    async def push(request: Request) -> Response:
-        processor: Processor = state["processor"]
-        start = time.perf_counter()
-        try:
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > settings.max_body_bytes:
-                return _reply(413, f"body: {declared} bytes is over the limit of {settings.max_body_bytes}")
-            body = await request.body()
-            if len(body) > settings.max_body_bytes:
-                return _reply(413, f"body: over the limit of {settings.max_body_bytes} bytes")
-            status, reason = await processor.handle(body)
-            return _reply(status, reason)
-        finally:
-            processor.latency.observe(time.perf_counter() - start)
+    async def push(request: Request) -> Response:  # served by _PushRoute; declared for the OpenAPI document
+        return _reply(503, "push route not mounted")
 
     @app.get("/health", summary="Health")
     async def health() -> Response:
-        body = {"status": "ok", "processed": {t: len(ids) for t, ids in ledger.done.items()}}
-        return Response(json.dumps(body).encode(), media_type=JSON)
+        ledger: Ledger | None = state.get("ledger")
+        body: dict[str, Any] = {"status": "ok" if ledger is not None else "starting"}
+        if ledger is not None:
+            body.update(processed=ledger.written, ledger_ids=ledger.size(), lookups=ledger.lookups)
+        return Response(json.dumps(body).encode(), status_code=200 if ledger else 503, media_type=JSON)
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _start_compactor(settings: ProcessorSettings) -> Any:
+    """The warehouse compactor, when enabled (one owner across processes, by file lock)."""
+    if settings.compact_interval_s <= 0:
+        return None
+    try:
+        from services.warehouse.compaction import Compactor  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.info("warehouse compactor not available; not compacting")
+        return None
+    compactor = Compactor(settings.warehouse_dir, interval_s=settings.compact_interval_s)
+    compactor.start()
+    return compactor

@@ -1,12 +1,15 @@
-"""Group commit into the warehouse: concurrent pushes share Parquet files, each waits until durable.
+"""Group commit into the warehouse: pushes share Parquet files, each waits until its rows are durable.
 
-``await sink.write({"cloud_run": [row], ...})`` returns only after its rows are in files that
-were fsynced and renamed into place (services.warehouse.append). While one write runs, the rows
-of later requests queue up and go together in the next one, so a busy processor writes few,
-larger files and an idle one adds no delay. Tables are appended one at a time and
-``on_written(table, rows)`` reports each durable append, so a caller's idempotency record never
-runs ahead of (or behind) what is on disk. A table append that fails is retried writer by writer,
-so one bad row fails only its own request.
+``await sink.write({"cloud_run": [row], ...}, tag)`` returns only after its rows are in files that
+were fsynced and renamed into place (services.warehouse.append). Rows wait for a commit, which
+starts when ``batch_rows`` rows are pending or the oldest pending row has waited
+``commit_interval_s``, so a steady stream makes one file per table per interval (not one per
+message) and each push waits at most about the interval plus the write. Tables are appended one
+at a time and ``on_written(table, tags)`` reports each durable append (in the event loop), so a
+caller's idempotency record never runs ahead of (or behind) what is on disk. A table append that
+fails is retried writer by writer, so one bad row fails only its own request.
+
+No task runs while nothing is pending.
 """
 
 from __future__ import annotations
@@ -25,85 +28,113 @@ log = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]
 
 
+class _Pending:
+    __slots__ = ("at", "future", "rows", "tag")
+
+    def __init__(self, rows: Rows, tag: Any, future: asyncio.Future[None], at: float) -> None:
+        self.rows, self.tag, self.future, self.at = rows, tag, future, at
+
+
 class WarehouseSink:
     def __init__(
         self,
         warehouse_dir: str | os.PathLike[str],
-        max_batch_rows: int = 5000,
-        on_written: Callable[[str, list[dict[str, Any]]], None] | None = None,
+        batch_rows: int = 500,
+        commit_interval_s: float = 0.5,
+        on_written: Callable[[str, list[Any]], None] | None = None,
     ) -> None:
         self.warehouse_dir = warehouse_dir
-        self.on_written = on_written  # called (in a worker thread) once a table's rows are durable
-        self.max_batch_rows = max_batch_rows
-        self._pending: list[tuple[Rows, asyncio.Future[None]]] = []
-        self._wakeup = asyncio.Event()
+        self.on_written = on_written
+        self.batch_rows = batch_rows
+        self.commit_interval_s = commit_interval_s
+        self._pending: list[_Pending] = []
+        self._pending_rows = 0
+        self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._running = False
         self.files_written = 0
         self.batches = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="warehouse-sink")
+        self._running = True
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        if self._pending:
+        """Commit what is queued, then stop."""
+        self._running = False
+        self._full.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
             await self._flush()
 
-    async def write(self, rows: Rows) -> None:
-        if self._task is None:
+    async def write(self, rows: Rows, tag: Any = None) -> None:
+        if not self._running:
             raise RuntimeError("warehouse sink is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
-        self._wakeup.set()
-        await asyncio.shield(future)
+        loop = asyncio.get_running_loop()
+        item = _Pending(rows, tag, loop.create_future(), loop.time())
+        self._pending.append(item)
+        self._pending_rows += sum(len(v) for v in rows.values())
+        if self._pending_rows >= self.batch_rows:
+            self._full.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="warehouse-sink")
+        await asyncio.shield(item.future)
 
     async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
+        loop = asyncio.get_running_loop()
+        while self._pending and self._running:
+            wait = self._pending[0].at + self.commit_interval_s - loop.time()
+            if wait > 0 and self._pending_rows < self.batch_rows:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            if self._pending:
                 await self._flush()
 
-    def _take(self) -> list[tuple[Rows, asyncio.Future[None]]]:
-        taken, count = [], 0
-        while self._pending and (not taken or count < self.max_batch_rows):
+    def _take(self) -> list[_Pending]:
+        taken: list[_Pending] = []
+        count = 0
+        while self._pending and (not taken or count < self.batch_rows):
             item = self._pending.pop(0)
             taken.append(item)
-            count += sum(len(v) for v in item[0].values())
+            count += sum(len(v) for v in item.rows.values())
+        self._pending_rows -= count
         return taken
 
     async def _flush(self) -> None:
         batch = self._take()
         errors: dict[int, BaseException] = {}
-        tables = list(dict.fromkeys(t for rows, _ in batch for t, r in rows.items() if r))
+        tables = list(dict.fromkeys(t for item in batch for t, r in item.rows.items() if r))
         for table in tables:
-            members = [(i, rows[table]) for i, (rows, _) in enumerate(batch) if rows.get(table)]
+            members = [(i, item) for i, item in enumerate(batch) if item.rows.get(table)]
             try:
-                await asyncio.to_thread(self._append, table, [r for _, rs in members for r in rs])
+                await asyncio.to_thread(self._append, table, [r for _, m in members for r in m.rows[table]])
             except Exception as exc:
                 if len(members) == 1:
                     errors[members[0][0]] = exc
                     continue
-                for i, rs in members:  # find the bad rows: each writer on its own
+                for i, m in members:  # find the bad rows: each writer on its own
                     try:
-                        await asyncio.to_thread(self._append, table, rs)
+                        await asyncio.to_thread(self._append, table, m.rows[table])
                     except Exception as one:
                         errors[i] = one
+                    else:
+                        self._written(table, [m])
+            else:
+                self._written(table, [m for _, m in members])
         self.batches += 1
-        for i, (_, future) in enumerate(batch):
-            if not future.done():
+        for i, item in enumerate(batch):
+            if not item.future.done():
                 if i in errors:
-                    future.set_exception(errors[i])
+                    item.future.set_exception(errors[i])
                 else:
-                    future.set_result(None)
+                    item.future.set_result(None)
+
+    def _written(self, table: str, members: list[_Pending]) -> None:
+        if self.on_written is not None:
+            self.on_written(table, [m.tag for m in members])
 
     def _append(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.files_written += len(append(self.warehouse_dir, table, rows))
-        if self.on_written is not None:
-            self.on_written(table, rows)

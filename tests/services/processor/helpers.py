@@ -67,6 +67,8 @@ def settings(warehouse_dir, endpoint_url: str, **env: Any) -> ProcessorSettings:
         "HYP_WAREHOUSE_DIR": str(warehouse_dir),
         "HYP_ENDPOINT_URL": endpoint_url,
         "HYP_PROCESSOR_ENDPOINT_TIMEOUT_S": "2",
+        "HYP_PROCESSOR_COMMIT_INTERVAL_S": "0.05",  # sequential test pushes need not wait the default 0.5 s
+        "HYP_PROCESSOR_COMPACT_INTERVAL_S": "0",
         **env,
     }
     return ProcessorSettings(**{k: str(v) for k, v in values.items()})
