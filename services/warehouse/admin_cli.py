@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from services.warehouse.compaction import compact
+from services.warehouse.compaction import Compactor
 from services.warehouse.query import files, query
 from services.warehouse.settings import get_settings
 from services.warehouse.tables import TABLES, WarehouseError
@@ -16,17 +16,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hyp warehouse", description="Warehouse housekeeping.")
     parser.add_argument("--warehouse-dir", help="warehouse folder (env HYP_WAREHOUSE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compact", help="merge each partition's files into one")
-    c.add_argument("--table", choices=list(TABLES), help="one table (default: all)")
-    c.add_argument("--min-files", type=int, default=2)
+    c = sub.add_parser("compact", help="merge small files (safe while the stack runs; one compactor at a time)")
+    c.add_argument("--min-files", type=int, default=8, help="merge a size tier once it has this many files")
+    c.add_argument(
+        "--grace-s", type=float, default=60.0, help="keep replaced files this long for readers (0 when nothing runs)"
+    )
+    c.add_argument(
+        "--quiet-s", type=float, default=600.0, help="merge a partition whole once it has had no new file this long"
+    )
     sub.add_parser("stats", help="files and rows per table")
     args = parser.parse_args(argv)
     root = args.warehouse_dir or get_settings().warehouse_dir
     try:
         if args.command == "compact":
-            for name in [args.table] if args.table else list(TABLES):
-                result = compact(root, name, min_files=args.min_files)
-                print(f"{name}: {result['files_merged']} files merged in {result['partitions']} partitions")
+            compactor = Compactor(root, min_files=args.min_files, grace_s=args.grace_s, quiet_s=args.quiet_s)
+            try:
+                result = compactor.run_once()
+            finally:
+                compactor.stop()
+            if result["skipped"]:
+                print("hyp warehouse: another process owns compaction (it runs in the stack); nothing done")
+                return 1
+            print(
+                f"{result['files_merged']} files merged into {result['merged']}, "
+                f"{result['files_removed']} replaced files removed, {result['live_files']} live files"
+            )
         else:
             for name in TABLES:
                 rows = query(root, f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py()

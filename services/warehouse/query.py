@@ -3,38 +3,48 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from services.warehouse.live import live_files
 from services.warehouse.tables import TABLES, WarehouseError
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
 def files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
-    return sorted((Path(warehouse_dir) / table_name).glob("date=*/*.parquet"))
+    """The table's live files: committed and not replaced by a merged file (see live.py)."""
+    return live_files(warehouse_dir, table_name)
 
 
 def connect(warehouse_dir: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per table (empty tables too).
 
-    Views list the files when a query runs, so a long-lived connection sees new
-    appends; ``ecommerce_sink.<table>`` works as well as the bare name.
+    The views name the live files at the time they are made: call ``refresh`` before
+    a query on a long-lived connection to see new appends and compactions.
+    ``ecommerce_sink.<table>`` works as well as the bare name.
     """
     con = duckdb.connect(":memory:")
     con.execute("CREATE SCHEMA IF NOT EXISTS ecommerce_sink")
+    refresh(con, warehouse_dir)
+    return con
+
+
+def refresh(con: duckdb.DuckDBPyConnection, warehouse_dir: str | os.PathLike[str]) -> None:
+    """(Re)create the table views over the live files as they are now."""
     for name, spec in TABLES.items():
-        pattern = str(Path(warehouse_dir) / name / "date=*" / "*.parquet").replace("'", "''")
-        if files(warehouse_dir, name):
-            source = f"read_parquet('{pattern}', union_by_name=true)"
+        paths = files(warehouse_dir, name)
+        if paths:
+            listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+            source = f"read_parquet([{listed}], union_by_name=true)"
         else:
             cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in spec.schema)
             source = f"(SELECT {cols} WHERE false)"
         for qualified in (name, f"ecommerce_sink.{name}"):
             con.execute(f"CREATE OR REPLACE VIEW {qualified} AS SELECT * FROM {source}")
-    return con
 
 
 def _duck_type(arrow_type: Any) -> str:
@@ -65,13 +75,28 @@ def check_read_only(sql: str) -> None:
             raise WarehouseError(f"sql: only SELECT is allowed here, got {kind}")
 
 
-def query(warehouse_dir: str | os.PathLike[str], sql: str, *, read_only: bool = False):  # -> pyarrow.Table
-    """Run SQL over the warehouse and return an Arrow table."""
+def query(
+    warehouse_dir: str | os.PathLike[str],
+    sql: str,
+    *,
+    read_only: bool = False,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+):  # -> pyarrow.Table
+    """Run SQL over the warehouse and return an Arrow table.
+
+    ``params`` are DuckDB prepared-statement values (``?`` or ``$name``). If a file
+    vanished between listing and reading (compaction deleted it after its grace
+    period), the files are listed again and the query runs once more.
+    """
     if read_only:
         check_read_only(sql)
     con = connect(warehouse_dir)
     try:
-        return con.sql(sql).to_arrow_table()
+        try:
+            return con.sql(sql, params=params).to_arrow_table()
+        except duckdb.IOException:
+            refresh(con, warehouse_dir)
+            return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as exc:
         raise WarehouseError(f"sql: {str(exc).splitlines()[0]}") from None
     finally:

@@ -11,4 +11,4 @@ class WarehouseSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> WarehouseSettings:
-    return WarehouseSettings()
+    return WarehouseSettings()  # type: ignore[call-arg]  # values come from the environment
