@@ -4,6 +4,15 @@ Starts `hyp pubsub` (memory only, empty topology) on free ports, drives it from 
 and prints a markdown table plus the command that made it. Not a test: numbers depend on the box.
 
     .venv/bin/python benchmarks/pubsub_bench.py [--messages 200000] [--backlog 1000000]
+
+``--cpu`` instead measures the emulator's CPU (% of one core, from /proc/PID/stat) idle and at
+``--rate`` msg/s with one google-cloud-pubsub StreamingPull subscriber and one push subscription to
+a fast receiver; ``--push-sweep`` finds the largest publish rate a push subscription sustains with a
+flat backlog against a receiver that takes ``--push-delay`` s per request. ``--repo DIR`` runs the
+emulator from another checkout (a git worktree of an older commit) for before/after tables.
+
+    .venv/bin/python benchmarks/pubsub_bench.py --cpu --seconds 60 [--repo /work/before]
+    .venv/bin/python benchmarks/pubsub_bench.py --push-sweep 20,100,500,1000,2000,3000
 """
 
 from __future__ import annotations
@@ -29,14 +38,13 @@ PROJECT = "bench"
 PAYLOAD = b"x" * 200
 
 
-def start(workdir: Path) -> tuple[subprocess.Popen, str, str]:
+def start(workdir: Path, repo: Path = REPO) -> tuple[subprocess.Popen, str, str]:
     log = workdir / "pubsub.log"
     cmd = [sys.executable, "-m", "services.cli", "pubsub", "--port", "0", "--rest-port", "0", "--topology", "none"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYP_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "PYTHONPATH": str(repo), "HYP_LOG_LEVEL": "INFO"}
     env.pop("PUBSUB_EMULATOR_HOST", None)
     with open(log, "wb") as fh:
-        env["HYP_LOG_LEVEL"] = "INFO"
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for line in log.read_text().splitlines():
@@ -192,14 +200,206 @@ def bench_client_drain(host: str, sub: str, total: int) -> float:
     return count / elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_percent(pid: int, seconds: float) -> float:
+    """% of one core the process used over the next `seconds`."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+class Receiver:
+    """An aiohttp push endpoint on its own event loop: answers 204 after `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        self.delay = delay
+        self.count = 0
+        self.inflight = 0
+        self.max_inflight = 0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def handle(request: web.Request) -> web.Response:
+            await request.read()
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            finally:
+                self.inflight -= 1
+            self.count += 1
+            return web.Response(status=204)
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/push", handle)
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=4096)
+            await site.start()
+            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/push"  # type: ignore[union-attr]
+            ready.set()
+
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(serve(), self.loop)
+        ready.wait(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def publish_at(raw: Raw, topic: str, rate: float, stop: threading.Event, tick: float = 0.05) -> None:
+    """Publish `rate` msg/s in one request per `tick` until stop is set."""
+    sent, start = 0, time.monotonic()
+    while not stop.wait(max(0.0, start + (sent / rate) - time.monotonic())):
+        due = int((time.monotonic() - start + tick) * rate) - sent
+        if due > 0:
+            raw.publish_pb(raw.batch(topic, due), timeout=30)
+            sent += due
+
+
+def sub_state(rest: str, name: str) -> dict:
+    subs = httpx.get(f"{rest}/admin/state", timeout=30).json()["subscriptions"]
+    return next(s for s in subs if s["name"] == name)
+
+
+def bench_cpu(args: argparse.Namespace, rows: list[tuple[str, str]]) -> None:
+    from google.cloud import pubsub_v1
+
+    from services.common.pubsub_clients import subscriber
+
+    label = f"({args.repo})" if args.repo != REPO else ""
+    receiver = Receiver()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, host, rest = start(Path(tmp), args.repo)
+        client = subscriber(host)
+        try:
+            raw = Raw(host)
+            topic = f"projects/{PROJECT}/topics/cpu"
+            pull_sub, push_sub = f"projects/{PROJECT}/subscriptions/pull", f"projects/{PROJECT}/subscriptions/push"
+            raw.create_topic(types.Topic(name=topic))
+            raw.create_sub(types.Subscription(name=pull_sub, topic=topic, ack_deadline_seconds=60))
+            raw.create_sub(
+                types.Subscription(
+                    name=push_sub, topic=topic, ack_deadline_seconds=60, push_config={"push_endpoint": receiver.url}
+                )
+            )
+            future = client.subscribe(
+                pull_sub, lambda m: m.ack(), flow_control=pubsub_v1.types.FlowControl(max_messages=1000)
+            )
+            time.sleep(5)  # warm-up: the stream is open, the client's lease loop running
+            idle = cpu_percent(proc.pid, args.seconds)
+            rows.append(
+                (f"emulator CPU idle, 1 StreamingPull + 1 push sub, {args.seconds:.0f} s {label}", f"{idle:.2f} %")
+            )
+            stop = threading.Event()
+            threading.Thread(target=publish_at, args=(raw, topic, args.rate, stop), daemon=True).start()
+            time.sleep(5)
+            busy = cpu_percent(proc.pid, args.seconds)
+            pull, push = sub_state(rest, pull_sub), sub_state(rest, push_sub)
+            stop.set()
+            rows.append((f"emulator CPU at {args.rate:.0f} msg/s, same subscribers {label}", f"{busy:.2f} %"))
+            rows.append(
+                (
+                    f"backlog at the end (pull / push), oldest unacked {label}",
+                    f"{pull['backlog']} / {push['backlog']}, "
+                    f"{max(pull['oldest_unacked_age_s'], push['oldest_unacked_age_s']):.1f} s",
+                )
+            )
+            rows.append((f"emulator RSS after the run {label}", f"{rss_mib(proc.pid):.0f} MiB"))
+            rows.append((f"log bytes written {label}", f"{(Path(tmp) / 'pubsub.log').stat().st_size:,}"))
+            future.cancel()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            receiver.close()
+
+
+def bench_push_sweep(args: argparse.Namespace, rows: list[tuple[str, str]]) -> None:
+    """Largest rate with a flat push backlog (oldest unacked < 5 s after --step-seconds at the rate)."""
+    label = f"({args.repo})" if args.repo != REPO else ""
+    receiver = Receiver(args.push_delay)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, host, rest = start(Path(tmp), args.repo)
+        try:
+            raw = Raw(host)
+            best = 0.0
+            for rate in [float(r) for r in args.push_sweep.split(",")]:
+                topic = f"projects/{PROJECT}/topics/push-{rate:.0f}"
+                sub = f"projects/{PROJECT}/subscriptions/push-{rate:.0f}"
+                raw.create_topic(types.Topic(name=topic))
+                raw.create_sub(
+                    types.Subscription(
+                        name=sub, topic=topic, ack_deadline_seconds=60, push_config={"push_endpoint": receiver.url}
+                    )
+                )
+                stop = threading.Event()
+                threading.Thread(target=publish_at, args=(raw, topic, rate, stop), daemon=True).start()
+                c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                time.sleep(args.step_seconds)
+                state = sub_state(rest, sub)
+                cpu = 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+                stop.set()
+                flat = state["oldest_unacked_age_s"] < 5.0
+                rows.append(
+                    (
+                        f"push at {rate:.0f} msg/s, receiver {args.push_delay} s/request {label}",
+                        f"{'flat' if flat else 'GROWING'}: backlog {state['backlog']}, oldest "
+                        f"{state['oldest_unacked_age_s']:.1f} s, receiver max in flight {receiver.max_inflight}, "
+                        f"emulator CPU {cpu:.0f} %",
+                    )
+                )
+                raw_delete = raw.channel.unary_unary(
+                    "/google.pubsub.v1.Subscriber/DeleteSubscription",
+                    types.DeleteSubscriptionRequest.serialize,
+                    lambda b: b,
+                )
+                raw_delete(types.DeleteSubscriptionRequest(subscription=sub), timeout=30)
+                if not flat:
+                    break
+                best = rate
+                receiver.max_inflight = 0
+            rows.append((f"largest push rate with a flat backlog {label}", f"{best:.0f} msg/s"))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            receiver.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=200_000, help="messages per throughput run")
     p.add_argument("--client-messages", type=int, default=50_000, help="messages for the google-cloud-pubsub runs")
     p.add_argument("--backlog", type=int, default=1_000_000, help="backlog size for the RSS measurement")
+    p.add_argument("--cpu", action="store_true", help="measure emulator CPU idle and at --rate instead")
+    p.add_argument("--rate", type=float, default=200.0, help="publish rate of --cpu (msg/s)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of each --cpu measurement")
+    p.add_argument("--push-sweep", help="comma-separated publish rates for the push-throughput sweep")
+    p.add_argument("--push-delay", type=float, default=0.5, help="receiver seconds per push request (sweep)")
+    p.add_argument("--step-seconds", type=float, default=20.0, help="seconds at each rate of the sweep")
+    p.add_argument("--repo", type=Path, default=REPO, help="checkout to run the emulator from")
     args = p.parse_args(argv)
     rows: list[tuple[str, str]] = []
+    if args.cpu or args.push_sweep:
+        if args.cpu:
+            bench_cpu(args, rows)
+        if args.push_sweep:
+            bench_push_sweep(args, rows)
+        _print(argv, rows)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         proc, host, rest = start(Path(tmp))
         try:
@@ -241,12 +441,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+    _print(argv, rows)
+    return 0
+
+
+def _print(argv: list[str] | None, rows: list[tuple[str, str]]) -> None:
     print(f"`{' '.join(['.venv/bin/python', 'benchmarks/pubsub_bench.py', *(argv or sys.argv[1:])])}`")
     print(f"on {platform.node()} ({os.cpu_count()} CPUs), emulator and client on the same box\n")
     print("| measurement | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyp pubsub: invalid setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    import logging
+
+    # httpx logs every push request at INFO ("HTTP Request: POST ..."): per-request lines only at DEBUG
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     from services.pubsub.server import Emulator
     from services.pubsub.topology import TopologyError

@@ -111,6 +111,9 @@ class SubState:
     acked: int = 0
     dead_lettered: int = 0
     expired: int = 0
+    retention_expired: int = 0
+    # called (broker lock held) whenever sub.cond is notified: wakes push delivery's event loop
+    waker: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -131,6 +134,12 @@ class SubState:
     @property
     def max_attempts(self) -> int:
         return self.pb.dead_letter_policy.max_delivery_attempts or DEFAULT_DEAD_LETTER_ATTEMPTS
+
+    def notify(self) -> None:
+        """Wake everything waiting on this subscription (pulls, streams, push). Lock held."""
+        self.cond.notify_all()
+        if self.waker is not None:
+            self.waker()
 
     def accepts(self, msg: Any) -> bool:
         return self.predicate is None or self.predicate(msg.attributes)
@@ -190,6 +199,10 @@ class Broker:
         self._next_id = time.time_ns() // 1000
         self.started = time.time()
         self.on_push_subscription: Callable[[SubState], None] | None = None
+        # Housekeeping sleeps on `timer` until `due` (the earliest lease deadline or backoff end, monotonic);
+        # whoever sets an earlier one notifies it.
+        self.timer = threading.Condition(self.lock)
+        self.due = float("inf")
 
     # ---------------------------------------------------------------- helpers
     def _uid(self) -> int:
@@ -213,6 +226,12 @@ class Broker:
     def _save_state(self) -> None:
         if self.store is not None:
             self.store.save_state(self)
+
+    def _schedule(self, when: float) -> None:
+        """Make housekeeping run at `when` (monotonic) at the latest. Lock held."""
+        if when < self.due:
+            self.due = when
+            self.timer.notify()
 
     def _sub_log(self, sub: SubState, records: Iterable[tuple[int, int]]) -> None:
         if self.store is not None:
@@ -273,7 +292,7 @@ class Broker:
             sub.topic.subs.pop(sub.name, None)
             self._clear(sub)
             self._save_state()
-            sub.cond.notify_all()
+            sub.notify()
 
     # ---------------------------------------------------------------- subscriptions
     def create_subscription(self, req: Any) -> Any:
@@ -358,7 +377,7 @@ class Broker:
             was_push = bool(sub.pb.push_config.push_endpoint)
             sub.pb = pb
             self._save_state()
-            sub.cond.notify_all()
+            sub.notify()
         if pb.push_config.push_endpoint and not was_push and self.on_push_subscription:
             self.on_push_subscription(sub)
         return pb
@@ -381,7 +400,7 @@ class Broker:
             if self.store is not None:
                 self.store.drop_sub(sub.uid)
             self._save_state()
-            sub.cond.notify_all()
+            sub.notify()
 
     def _clear(self, sub: SubState) -> None:
         sub.unacked.clear()
@@ -454,7 +473,7 @@ class Broker:
                 chosen = [seq0 + i for i, m in enumerate(messages) if sub.predicate(m.attributes)]
                 sub.unacked.update(chosen)
                 sub.ready.extend(chosen)
-            sub.cond.notify_all()
+            sub.notify()
         return [str(first_id + i) for i in range(len(blobs))]
 
     # ---------------------------------------------------------------- delivery
@@ -516,6 +535,7 @@ class Broker:
         if out:
             sub.delivered += len(out)
             sub.next_expiry = min(sub.next_expiry, deadline)
+            self._schedule(deadline)
             self._sub_log(sub, records)
         return out
 
@@ -533,7 +553,7 @@ class Broker:
                 left = end - time.monotonic()
                 if left <= 0 or self.subs.get(name) is not sub:
                     return out
-                sub.cond.wait(min(left, 1.0))
+                sub.cond.wait(left)
 
     @staticmethod
     def _parse_ack_id(ack_id: str) -> tuple[int, int]:
@@ -611,6 +631,8 @@ class Broker:
                 records.append((65, seq))  # 'A'
         sub.acked += len(records)
         self._sub_log(sub, records)
+        if records:
+            sub.cond.notify_all()  # a stream at its max_outstanding_messages may take more now
 
     def _release_key(self, sub: SubState, seq: int) -> None:
         if sub.ordered:
@@ -646,7 +668,8 @@ class Broker:
             else:
                 sub.leased[seq] = (now + seconds, gen)
                 sub.next_expiry = min(sub.next_expiry, now + seconds)
-        sub.cond.notify_all()
+                self._schedule(now + seconds)
+        sub.notify()
 
     def _return(self, sub: SubState, seq: int, now: float, push: bool = False) -> None:
         """Take a leased message back (nack or expiry): dead-letter, delay by backoff, or make ready."""
@@ -659,6 +682,7 @@ class Broker:
         wait = sub.backoff(attempt, push)
         if wait > 0:
             heapq.heappush(sub.delayed, (now + wait, seq))  # key stays busy until it is ready again
+            self._schedule(now + wait)
         else:
             self._release_key(sub, seq)
             heapq.heappush(sub.ready, seq)
@@ -695,13 +719,14 @@ class Broker:
             lease = sub.leased.get(seq)
             if lease is not None and lease[1] == gen:
                 self._return(sub, seq, time.monotonic(), push=push)
-                sub.cond.notify_all()
+                sub.notify()
 
     # ---------------------------------------------------------------- housekeeping
     def tick(self) -> None:
-        """Expire leases, release delayed messages, truncate topic logs. Called a few times a second."""
+        """Expire leases and release delayed messages that are due; sets `due` to the next such time."""
         now = time.monotonic()
         with self.lock:
+            due = float("inf")
             for sub in list(self.subs.values()):
                 changed = False
                 if sub.leased and now >= sub.next_expiry:
@@ -721,16 +746,20 @@ class Broker:
                         heapq.heappush(sub.ready, seq)
                         changed = True
                 if changed:
-                    sub.cond.notify_all()
-            self._expire_snapshots()
+                    sub.notify()
+                due = min(due, sub.next_expiry if sub.leased else due, sub.delayed[0][0] if sub.delayed else due)
+            self.due = due
 
-    def compact(self) -> None:
-        """Drop the prefix of each topic log that nothing needs any more."""
-        wall = time.time()
+    def compact(self, wall: float | None = None) -> None:
+        """Expire messages past their subscription's retention, drop the prefix of each topic log that
+        nothing needs any more, expire snapshots. Called every few seconds (wall: now, for tests)."""
+        wall = time.time() if wall is None else wall
         with self.lock:
+            self._expire_snapshots()
             for t in list(self.topics.values()) + [s.topic for s in self.subs.values() if s.topic.deleted]:
                 low = t.next_seq
                 for sub in t.subs.values():
+                    self._expire_retention(sub, wall)
                     low = min(low, sub.low_water())
                     if self.store is not None:
                         self.store.maybe_rewrite_sub(sub)
@@ -749,6 +778,27 @@ class Broker:
                     t.base = low
                     if self.store is not None:
                         self.store.truncated(t)
+
+    def _expire_retention(self, sub: SubState, wall: float) -> None:
+        """Drop unacked messages published longer than message_retention_duration ago. Lock held."""
+        t = sub.topic
+        cutoff = t.first_seq_at(wall - _duration_s(sub.pb.message_retention_duration))
+        if not sub.unacked or cutoff <= t.base:
+            return
+        low = sub.low_water()
+        if low >= cutoff:
+            return
+        unacked, leased = sub.unacked, sub.leased
+        records = []
+        for seq in range(low, cutoff):
+            if seq in unacked:
+                unacked.discard(seq)
+                if leased.pop(seq, None) is not None:
+                    self._release_key(sub, seq)
+                sub.attempts.pop(seq, None)
+                records.append((65, seq))  # 'A': gone for good, also after a restart
+        sub.retention_expired += len(records)
+        self._sub_log(sub, records)
 
     # ---------------------------------------------------------------- seek and snapshots
     def seek(self, name: str, when: Any | None, snapshot: str | None) -> None:
@@ -780,7 +830,7 @@ class Broker:
             sub.next_expiry = float("inf")
             records = [(ord("W"), low)] + [(65, s) for s in range(low, t.next_seq) if s not in chosen]
             self._sub_log(sub, records)
-            sub.cond.notify_all()
+            sub.notify()
 
     @staticmethod
     def _start_seq(sub: SubState) -> int:
@@ -857,6 +907,7 @@ class Broker:
             "acked_total": sub.acked,
             "dead_lettered_total": sub.dead_lettered,
             "expired_total": sub.expired,
+            "retention_expired_total": sub.retention_expired,
             "detached": sub.pb.detached,
         }
 

@@ -27,6 +27,9 @@ log = logging.getLogger("hyp.pubsub.grpc")
 T = types
 Empty = b""
 MAX_PULL_WAIT_S = 30.0
+# A stream sleeps until the broker notifies its subscription (messages, acks, nacks, expiry) or the call
+# ends; this is only a safety net.
+STREAM_IDLE_WAIT_S = 60.0
 
 
 def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any], str]:
@@ -229,6 +232,7 @@ class _Stream:
         self.done = threading.Event()
         self.error: ApiError | None = None
         self._apply(first)
+        context.add_callback(self._wake)
         self.reader = threading.Thread(target=self._read, name="streaming-pull-reader", daemon=True)
         self.reader.start()
 
@@ -264,6 +268,10 @@ class _Stream:
             self.max_messages = req.max_outstanding_messages
         if req.max_outstanding_bytes:
             self.max_bytes = req.max_outstanding_bytes
+
+    def _wake(self) -> None:
+        with self.b.lock:
+            self.sub.cond.notify_all()
 
     def _confirm(self, ack_ids: Any, failed: list[str], ok: list[str], bad: list[str]) -> None:
         """Queue a confirmation for the responder (lock held) and wake it."""
@@ -321,10 +329,11 @@ class _Stream:
                     self.error = ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"Subscription is detached: {sub.name}")
                     break
                 cap = self._capacity()
-                items = b.take(sub, cap, self.deadline_s, self.max_bytes, self.mine) if cap else []
+                track = self.mine if self.max_messages else None  # only flow control needs the leases
+                items = b.take(sub, cap, self.deadline_s, self.max_bytes, track) if cap else []
                 confirmations = self._confirmations() if sub.exactly_once else b""
                 if not items and not confirmations:
-                    sub.cond.wait(0.5 if cap else 0.05)
+                    sub.cond.wait(STREAM_IDLE_WAIT_S)
                     continue
                 props = _properties(sub)
             yield b"".join(items) + confirmations + props

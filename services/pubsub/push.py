@@ -1,20 +1,27 @@
 """Push delivery: POST each message of a push subscription to its endpoint.
 
-A 2xx (102, 200, 201, 202, 204 on the real service) acks; anything else (or no answer before
-the timeout) nacks, and the message comes back after the retry policy's exponential backoff
+A 2xx (102, 200, 201, 202, 204 on the real service) acks; anything else (or no answer within the
+ack deadline) nacks, and the message comes back after the retry policy's exponential backoff
 (0.1 s doubling to 60 s without one, a local choice), then goes to the dead-letter topic after
 ``max_delivery_attempts``. The body is the Cloud Run envelope; ``no_wrapper`` sends the raw data
 (attributes as ``x-goog-pubsub-*`` headers when ``write_metadata`` is set).
+
+All push subscriptions share one asyncio event-loop thread and one keep-alive
+``httpx.AsyncClient``. Each subscription keeps up to ``max_outstanding`` requests in flight (as the
+real service keeps many pushes outstanding); like the real service's push flow control, its window
+halves on each failure and grows by one on each success (a slow start back up to the maximum), so a
+failing endpoint is not hammered. A subscription's task sleeps until the broker wakes it (messages
+ready, a nack's backoff over, a request done): no polling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import threading
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -22,6 +29,7 @@ import httpx
 from services.pubsub.broker import Broker, PubsubMessage, SubState
 
 log = logging.getLogger("hyp.pubsub.push")
+OK_STATUS = frozenset((102, 200, 201, 202, 204))
 
 
 def envelope(sub: SubState, msg: Any, attempt: int) -> tuple[bytes, dict[str, str]]:
@@ -52,79 +60,166 @@ def envelope(sub: SubState, msg: Any, attempt: int) -> tuple[bytes, dict[str, st
     return json.dumps(body).encode(), {"content-type": "application/json"}
 
 
-class PushDelivery:
-    """One dispatcher thread per push subscription; POSTs run on a shared thread pool."""
+class _Window:
+    """One subscription's push flow control: requests in flight and the current window."""
 
-    def __init__(self, broker: Broker, concurrency: int = 8, timeout_s: float = 30.0) -> None:
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.size = maximum
+        self.inflight = 0
+        self.wake = asyncio.Event()
+        self.scheduled = False  # a wake is queued on the loop (set from another thread)
+
+    def free(self) -> int:
+        return max(0, self.size - self.inflight)
+
+    def done(self, ok: bool) -> None:
+        self.inflight -= 1
+        self.size = min(self.maximum, self.size + 1) if ok else max(1, self.size // 2)
+        self.wake.set()
+
+
+class PushDelivery:
+    """Delivers every push subscription from one event-loop thread."""
+
+    def __init__(
+        self, broker: Broker, max_outstanding: int = 2000, timeout_s: float = 30.0, max_connections: int = 2000
+    ) -> None:
         self.b = broker
-        self.concurrency = concurrency
-        self.client = httpx.Client(timeout=timeout_s, trust_env=False)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency * 2, thread_name_prefix="push")
-        self.stop = threading.Event()
-        self.threads: dict[str, threading.Thread] = {}
-        self.inflight: Counter[str] = Counter()
+        self.max_outstanding = max_outstanding
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # subscription uid -> its dispatcher
+        self.posts: set[asyncio.Task[None]] = set()
+        self.windows: dict[int, _Window] = {}
         self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
 
-    def watch(self, sub: SubState) -> None:
-        with self.b.lock:
-            thread = self.threads.get(sub.name)
-            if thread is not None and thread.is_alive():
-                return
-            thread = threading.Thread(target=self._loop, args=(sub,), name=f"push-{sub.name}", daemon=True)
-            self.threads[sub.name] = thread
-            thread.start()
+    def _start(self) -> asyncio.AbstractEventLoop:
+        """Start the event-loop thread on first use. Broker lock held."""
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            self.thread = threading.Thread(target=self.loop.run_forever, name="pubsub-push", daemon=True)
+            self.thread.start()
+        return self.loop
 
-    def _loop(self, sub: SubState) -> None:
+    def watch(self, sub: SubState) -> None:
+        """Deliver this push subscription (idempotent); called from any thread."""
+        with self.b.lock:
+            if self.stopping:
+                return
+            self._start().call_soon_threadsafe(self._watch, sub)
+
+    def _watch(self, sub: SubState) -> None:
+        task = self.tasks.get(sub.uid)
+        if task is not None and not task.done():
+            self.windows[sub.uid].wake.set()
+            return
+        if self.client is None:
+            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+            self.client = httpx.AsyncClient(timeout=None, limits=limits, trust_env=False)
+        window = self.windows.get(sub.uid) or _Window(self.max_outstanding)
+        self.windows[sub.uid] = window
+        assert self.loop is not None
+        loop = self.loop
+
+        def waker() -> None:  # broker lock held, any thread
+            if not window.scheduled:
+                window.scheduled = True
+                loop.call_soon_threadsafe(self._wake, window)
+
+        with self.b.lock:
+            sub.waker = waker
+        self.tasks[sub.uid] = loop.create_task(self._run(sub, window))
+
+    @staticmethod
+    def _wake(window: _Window) -> None:
+        window.scheduled = False
+        window.wake.set()
+
+    async def _run(self, sub: SubState, window: _Window) -> None:
         b = self.b
-        while not self.stop.is_set():
+        while not self.stopping:
+            window.wake.clear()
             with b.lock:
                 if b.subs.get(sub.name) is not sub or not sub.pb.push_config.push_endpoint or sub.pb.detached:
-                    self.threads.pop(sub.name, None)
-                    return
-                free = self.concurrency - self.inflight[sub.name]
+                    if sub.waker is not None:
+                        sub.waker = None
+                    break
                 track: dict[int, int] = {}
+                free = window.free()
                 if free > 0:
                     b.take(sub, free, sub.pb.ack_deadline_seconds, track=track)
-                if not track:
-                    sub.cond.wait(0.5)
-                    continue
-                jobs = [
-                    (seq, gen, sub.topic.data[seq - sub.topic.base], sub.attempts.get(seq, 1))
-                    for seq, gen in track.items()
-                ]
-                self.inflight[sub.name] += len(jobs)
+                base, data, attempts = sub.topic.base, sub.topic.data, sub.attempts
+                jobs = [(seq, gen, data[seq - base], attempts.get(seq, 1)) for seq, gen in track.items()]
+                window.inflight += len(jobs)
+                endpoint = sub.pb.push_config.push_endpoint
+                timeout = min(self.timeout_s, float(sub.pb.ack_deadline_seconds))
             for job in jobs:
-                self.pool.submit(self._post, sub, *job)
+                post = asyncio.create_task(self._post(sub, window, endpoint, timeout, *job))
+                self.posts.add(post)
+                post.add_done_callback(self.posts.discard)
+            if not jobs:
+                await window.wake.wait()
+            else:
+                await asyncio.sleep(0)  # let the requests start before taking more
+        self.tasks.pop(sub.uid, None)
+        if window.inflight == 0:
+            self.windows.pop(sub.uid, None)
 
-    def _post(self, sub: SubState, seq: int, gen: int, blob: bytes, attempt: int) -> None:
+    async def _post(
+        self,
+        sub: SubState,
+        window: _Window,
+        endpoint: str,
+        timeout: float,
+        seq: int,
+        gen: int,
+        blob: bytes,
+        attempt: int,
+    ) -> None:
+        assert self.client is not None
         ok = False
         outcome = "error"
         try:
             body, headers = envelope(sub, PubsubMessage.FromString(blob), attempt)
-            resp = self.client.post(sub.pb.push_config.push_endpoint, content=body, headers=headers)
-            ok = resp.status_code in (102, 200, 201, 202, 204)
+            async with asyncio.timeout(timeout):
+                resp = await self.client.post(endpoint, content=body, headers=headers)
+            ok = resp.status_code in OK_STATUS
             outcome = "ack" if ok else f"http_{resp.status_code}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             outcome = type(exc).__name__
         except Exception:
             log.exception("push delivery failed", extra={"fields": {"subscription": sub.name}})
+        window.done(ok)
         with self.b.lock:
-            self.inflight[sub.name] -= 1
             self.outcomes[sub.name]["ack" if ok else "nack"] += 1
             if ok:
                 self.b._ack(sub, [(seq, gen)])
             else:
                 log.debug("push nacked", extra={"fields": {"subscription": sub.name, "outcome": outcome}})
-            sub.cond.notify_all()
-        if not ok:
-            self.b.nack(sub, seq, gen, push=True)
+                self.b.nack(sub, seq, gen, push=True)
 
     def close(self) -> None:
-        self.stop.set()
         with self.b.lock:
-            for sub in self.b.subs.values():
-                sub.cond.notify_all()
-        for thread in list(self.threads.values()):
-            thread.join(timeout=2)
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
+            self.stopping = True
+            loop = self.loop
+        if loop is None or self.thread is None:
+            return
+
+        async def shutdown() -> None:
+            for task in [*self.tasks.values(), *self.posts]:
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), *self.posts, return_exceptions=True)
+            if self.client is not None:
+                await self.client.aclose()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
+        except Exception:  # a slow shutdown must not keep the process up
+            log.warning("push shutdown incomplete")
+        loop.call_soon_threadsafe(loop.stop)
+        self.thread.join(timeout=2)

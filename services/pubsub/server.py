@@ -19,7 +19,8 @@ from services.pubsub.settings import PubsubSettings
 from services.pubsub.storage import Store
 
 log = logging.getLogger("hyp.pubsub")
-TICK_S = 0.1
+# Retention expiry, log truncation and snapshot expiry run this often; lease expiry and backoff ends
+# wake housekeeping when they are due (Broker.due), so an idle emulator wakes only for this.
 COMPACT_EVERY_S = 2.0
 
 
@@ -30,7 +31,9 @@ class Emulator:
         self.settings = settings
         self.store = Store(settings.data_dir, settings.fsync_interval_s) if settings.data_dir else None
         self.broker = Broker(self.store)
-        self.push = PushDelivery(self.broker, settings.push_concurrency, settings.push_timeout_s)
+        self.push = PushDelivery(
+            self.broker, settings.push_max_outstanding, settings.push_timeout_s, settings.push_max_connections
+        )
         self.broker.on_push_subscription = self.push.watch
         self._stop = threading.Event()
         self.grpc_server: grpc.Server | None = None
@@ -61,7 +64,7 @@ class Emulator:
             self.broker,
             s.host,
             s.rest_port or self.port + 1,
-            lambda: {k: dict(v) for k, v in self.push.outcomes.items()},
+            self.push_outcomes,
         )
         self.rest_port = self.rest.port
         self.grpc_server.start()
@@ -88,15 +91,21 @@ class Emulator:
             return {k: dict(v) for k, v in self.push.outcomes.items()}
 
     def _housekeeping(self) -> None:
-        last_compact = time.monotonic()
-        while not self._stop.wait(TICK_S):
-            try:
-                self.broker.tick()
-                if time.monotonic() - last_compact >= COMPACT_EVERY_S:
-                    last_compact = time.monotonic()
-                    self.broker.compact()
-            except Exception:
-                log.exception("housekeeping failed")
+        b = self.broker
+        next_compact = time.monotonic() + COMPACT_EVERY_S
+        with b.lock:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                try:
+                    if now >= b.due:
+                        b.tick()
+                    if now >= next_compact:
+                        next_compact = now + COMPACT_EVERY_S
+                        b.compact()
+                except Exception:
+                    log.exception("housekeeping failed")
+                    b.due = min(b.due, now + 1.0)
+                b.timer.wait(max(0.0, min(b.due, next_compact) - time.monotonic()))
 
     def wait(self) -> None:
         self._stop.wait()
@@ -106,6 +115,8 @@ class Emulator:
 
     def stop(self) -> None:
         self._stop.set()
+        with self.broker.lock:
+            self.broker.timer.notify_all()
         self.push.close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1.0).wait(2.0)

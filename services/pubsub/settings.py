@@ -23,7 +23,11 @@ class PubsubSettings(CommonSettings):
     data_dir: Path | None = Field(None, validation_alias="HYP_PUBSUB_DATA_DIR")
     fsync_interval_s: float = Field(0.2, gt=0, validation_alias="HYP_PUBSUB_FSYNC_INTERVAL_S")
     grpc_workers: int = Field(64, ge=4, validation_alias="HYP_PUBSUB_GRPC_WORKERS")
-    push_concurrency: int = Field(8, ge=1, validation_alias="HYP_PUBSUB_PUSH_CONCURRENCY")
+    # push requests in flight per push subscription (the processor answers each in up to ~1 s: 2,000 msg/s)
+    push_max_outstanding: int = Field(2000, ge=1, validation_alias="HYP_PUBSUB_PUSH_MAX_OUTSTANDING")
+    # keep-alive HTTP connections of all push subscriptions together
+    push_max_connections: int = Field(2000, ge=1, validation_alias="HYP_PUBSUB_PUSH_MAX_CONNECTIONS")
+    # a push request fails after this long or the subscription's ack deadline, whichever is shorter
     push_timeout_s: float = Field(30.0, gt=0, validation_alias="HYP_PUBSUB_PUSH_TIMEOUT_S")
 
 

@@ -59,6 +59,8 @@ class Store:
         self._written: dict[str, int] = {}
         self._dirty: set[int] = set()
         self._stop = threading.Event()
+        self._written_since_sync = threading.Event()
+        self._lock: Any = threading.Lock()  # the broker's lock once started
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- files
@@ -89,6 +91,7 @@ class Store:
             view = view[n:]
         self._written[str(path)] += len(payload)
         self._dirty.add(fd)
+        self._written_since_sync.set()
 
     def _close(self, path: Path) -> None:
         fd = self._fds.pop(str(path), None)
@@ -296,7 +299,12 @@ class Store:
         self._thread.start()
 
     def _fsync_loop(self) -> None:
-        while not self._stop.wait(self.fsync_interval_s):
+        """fsync at most every fsync_interval_s, and only after writes: an idle emulator sleeps here."""
+        while not self._stop.is_set():
+            self._written_since_sync.wait()
+            if self._stop.wait(self.fsync_interval_s):
+                break
+            self._written_since_sync.clear()
             self.sync()
 
     def sync(self) -> None:
@@ -308,6 +316,7 @@ class Store:
 
     def close(self) -> None:
         self._stop.set()
+        self._written_since_sync.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
         with self._lock:

@@ -112,3 +112,37 @@ def test_store_replays_unacked_and_delivery_counts(tmp_path: Path) -> None:
     assert [m.message.data for m in again] == [b"b", b"c"]
     assert [m.delivery_attempt for m in again] == [2, 2]
     assert [m.message.message_id for m in again] == [m.message.message_id for m in got[1:]]
+
+
+def test_retention_expires_unacked_backlog_and_frees_the_log(tmp_path: Path, monkeypatch) -> None:
+    from services.pubsub import storage
+
+    monkeypatch.setattr(storage, "REWRITE_BYTES", 0)  # rewrite the topic log as soon as it shrinks
+    store = Store(tmp_path)
+    b = _broker(store, message_retention_duration={"seconds": 600})
+    _publish(b, *[(f"m{i}", "") for i in range(50)])
+    leased = _pull(b, 5)
+    sub, topic = b.subs[SUB], b.topics[TOPIC]
+    log_path = tmp_path / "topics" / f"{topic.uid}.log"
+    full = log_path.stat().st_size
+    b.compact(wall=time.time() + 60)  # within retention: everything stays
+    assert len(sub.unacked) == 50 and len(topic.data) == 50
+    b.compact(wall=time.time() + 601)  # past retention: all 50 go, the leased ones included
+    assert not sub.unacked and not sub.leased and sub.retention_expired == 50
+    assert not topic.data  # the topic log in memory dropped them
+    assert log_path.stat().st_size < full / 10  # and the log on disk was rewritten
+    b.acknowledge(SUB, [leased[0].ack_id])  # an ack of an expired delivery is harmless
+    _publish(b, ("late", ""))
+    assert [m.message.data for m in _pull(b)] == [b"late"]
+    assert b.stats()["subscriptions"][0]["retention_expired_total"] == 50
+    store.close()
+    replayed = Broker(Store(tmp_path))
+    replayed.store.load(replayed)
+    assert len(replayed.subs[SUB].unacked) == 1  # expired messages stay gone after a restart
+
+
+def test_retention_keeps_what_is_younger() -> None:
+    b = _broker(message_retention_duration={"seconds": 600})
+    _publish(b, ("old", ""))
+    b.compact(wall=time.time() + 599)
+    assert len(b.subs[SUB].unacked) == 1 and b.subs[SUB].retention_expired == 0

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.fixtures.pubsub import EmulatorProcess, unique
+from tests.fixtures.pubsub import EmulatorProcess, start_emulator, stop_emulator, unique
 
 pytestmark = pytest.mark.integration
 WAIT_S = 20.0
@@ -140,3 +140,112 @@ def test_push_dead_letters_after_max_attempts(pubsub_emulator: EmulatorProcess, 
     assert dead and dead[0].message.data == b"never-accepted"
     assert dead[0].message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
     assert len(receiver.requests) == 5
+
+
+class SlowReceiver:
+    """An endpoint that answers 204 after `delay` seconds, counting the requests it holds at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.ids: list[str] = []
+        self.bodies: list[tuple[dict[str, str], bytes]] = []
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the emulator's client expects
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.active += 1
+                    receiver.max_active = max(receiver.max_active, receiver.active)
+                time.sleep(delay)  # the slow endpoint under test (server side), not a wait in the test
+                with receiver.lock:
+                    receiver.active -= 1
+                    if self.headers["content-type"] == "application/json":
+                        receiver.ids.append(json.loads(raw)["message"]["messageId"])
+                    else:
+                        receiver.bodies.append((dict(self.headers), raw))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def limited_emulator(tmp_path) -> Iterator[EmulatorProcess]:
+    """A private emulator whose push subscriptions keep at most 20 requests in flight."""
+    emulator = start_emulator(tmp_path, topology="none", extra_env={"HYP_PUBSUB_PUSH_MAX_OUTSTANDING": "20"})
+    try:
+        yield emulator
+    finally:
+        stop_emulator(emulator)
+
+
+def _sub_state(emulator: EmulatorProcess, name: str) -> dict:
+    subs = httpx.get(f"{emulator.rest_url}/admin/state", timeout=10).json()["subscriptions"]
+    return next(s for s in subs if s["name"] == name)
+
+
+def test_push_keeps_many_requests_in_flight_to_a_slow_endpoint(limited_emulator: EmulatorProcess) -> None:
+    receiver = SlowReceiver(delay=0.5)
+    try:
+        topic = limited_emulator.topic_path(unique("t"))
+        sub = limited_emulator.subscription_path(unique("push"))
+        publisher = limited_emulator.publisher()
+        publisher.create_topic(name=topic)
+        limited_emulator.subscriber().create_subscription(
+            request={"name": sub, "topic": topic, "push_config": {"push_endpoint": receiver.url}}
+        )
+        futures = [publisher.publish(topic, f"m{i}".encode()) for i in range(200)]
+        published = sorted(f.result(timeout=WAIT_S) for f in futures)
+        # 200 x 0.5 s one at a time would be 100 s; 20 at a time, 5 s
+        assert _wait(lambda: len(receiver.ids) >= 200 and _sub_state(limited_emulator, sub)["backlog"] == 0, 60)
+        assert sorted(receiver.ids) == published  # every message once: none lost, none pushed twice
+        assert receiver.max_active == 20  # the subscription's max outstanding, reached and never exceeded
+        metrics = httpx.get(f"{limited_emulator.rest_url}/metrics", timeout=10).text
+        assert f'pubsub_push_requests_total{{subscription="{sub}",outcome="ack"}} 200' in metrics
+    finally:
+        receiver.close()
+
+
+def test_push_no_wrapper_sends_raw_data_and_metadata_headers(pubsub_emulator: EmulatorProcess) -> None:
+    receiver = SlowReceiver(delay=0.0)
+    try:
+        topic = pubsub_emulator.topic_path(unique("t"))
+        sub = pubsub_emulator.subscription_path(unique("push"))
+        publisher = pubsub_emulator.publisher()
+        publisher.create_topic(name=topic)
+        pubsub_emulator.subscriber().create_subscription(
+            request={
+                "name": sub,
+                "topic": topic,
+                "push_config": {"push_endpoint": receiver.url, "no_wrapper": {"write_metadata": True}},
+            }
+        )
+        message_id = publisher.publish(topic, b"\x00raw bytes", kind="raw").result(timeout=WAIT_S)
+        assert _wait(lambda: len(receiver.bodies) >= 1 and _sub_state(pubsub_emulator, sub)["backlog"] == 0)
+        headers, body = receiver.bodies[0]
+        headers = {k.lower(): v for k, v in headers.items()}
+        assert body == b"\x00raw bytes"
+        assert headers["x-goog-pubsub-kind"] == "raw"
+        assert headers["x-goog-pubsub-message-id"] == message_id
+        assert headers["x-goog-pubsub-subscription-name"] == sub
+    finally:
+        receiver.close()
