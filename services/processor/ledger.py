@@ -12,15 +12,15 @@ of every id evicted from memory. So a message is
 * otherwise (published before the floor, or without a publish time: a redelivery after a
   restart, a Seek replay, a retry long after the first attempt) looked up in the warehouse.
 
-Lookups of concurrent pushes go together in one query per table (``Lookups``), restricted to
-the partitions of the events' dates. Each table is tracked on its own, so a crash between the
-two appends redoes only the missing one. Dead-lettered ids are kept in a bounded set too.
+Lookups of concurrent pushes go together in one query per table (``Lookups``), over only the
+files that can hold them (the events' date partitions, written after the messages' publish).
+Each table is tracked on its own, so a crash between the two appends redoes only the missing
+one. Dead-lettered ids are kept in a bounded set too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import time
@@ -61,14 +61,14 @@ class BoundedSet:
 class Ledger:
     def __init__(
         self,
-        lookup: Callable[[str, list[tuple[str, str | None]]], Any] | None = None,
+        lookup: Callable[[str, list[tuple[str, str | None, float | None]]], Any] | None = None,
         *,
         max_ids: int = 100_000,
         max_age_s: float = 900.0,
         start_margin_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # lookup(table, [(message_id, partition date or None)]) -> awaitable of the ids found
+        # lookup(table, [(message_id, partition date, publish time)]) -> awaitable: found or not
         self.lookup = lookup
         self.max_ids, self.max_age_s, self.clock = max_ids, max_age_s, clock
         self.floor = clock() + start_margin_s  # publish time (epoch s)
@@ -117,7 +117,7 @@ class Ledger:
             if self.lookup is None:
                 return tables
             self.lookups += 1
-            found = await asyncio.gather(*(self.lookup(t, [(message_id, date)]) for t in ask))
+            found = await asyncio.gather(*(self.lookup(t, [(message_id, date, published)]) for t in ask))
             for table, hit in zip(ask, found, strict=True):
                 if hit:
                     self.recent[table][message_id] = (self.clock(), None)  # published before the floor
@@ -130,27 +130,37 @@ class Ledger:
 
 
 class Lookups:
-    """``await lookups(table, [(id, date)])`` -> True when found; concurrent calls share one query.
+    """``await lookups(table, [(id, date, published)])`` -> True when found; concurrent calls share a query.
 
-    While one query runs, the ids asked for meanwhile queue up and go together in the next.
+    While one query runs, the ids asked for meanwhile queue up and go together in the next. Only
+    files that can hold the rows are read: those of the events' date partitions, written after the
+    earliest publish time asked about (a row is written after its message is published, and files
+    are never rewritten in place: a compacted file is a new, later file), less ``clock_margin_s``.
+    So redeliveries of a backlog published while the processor was down read no file at all, and
+    those of messages in flight at a crash read only the last few files.
     """
 
-    def __init__(self, warehouse_dir: str | os.PathLike[str], max_ids: int = 5000) -> None:
+    def __init__(
+        self, warehouse_dir: str | os.PathLike[str], max_ids: int = 5000, clock_margin_s: float = 30.0
+    ) -> None:
         self.warehouse_dir = Path(warehouse_dir)
-        self.max_ids = max_ids
-        self._pending: dict[str, dict[str, tuple[str | None, asyncio.Future[bool]]]] = {t: {} for t in TABLES}
+        self.max_ids, self.clock_margin_s = max_ids, clock_margin_s
+        self._pending: dict[str, dict[str, tuple[str | None, float | None, asyncio.Future[bool]]]] = {
+            t: {} for t in TABLES
+        }
         self._task: asyncio.Task[None] | None = None
-        self.queries = 0
+        self.queries = 0  # DuckDB queries run
+        self.files_read = 0
 
-    async def __call__(self, table: str, ids: list[tuple[str, str | None]]) -> bool:
+    async def __call__(self, table: str, ids: list[tuple[str, str | None, float | None]]) -> bool:
         loop = asyncio.get_running_loop()
         futures = []
         pending = self._pending[table]
-        for mid, date in ids:
+        for mid, date, published in ids:
             entry = pending.get(mid)
             if entry is None:
-                entry = pending[mid] = (date, loop.create_future())
-            futures.append(entry[1])
+                entry = pending[mid] = (date, published, loop.create_future())
+            futures.append(entry[2])
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ledger-lookups")
         return any(await asyncio.gather(*futures))
@@ -164,55 +174,68 @@ class Lookups:
                 batch = dict(list(pending.items())[: self.max_ids])
                 for mid in batch:
                     del pending[mid]
+                asked = {m: (d, p) for m, (d, p, _) in batch.items()}
                 try:
-                    found = await asyncio.to_thread(self._query, table, {m: d for m, (d, _) in batch.items()})
+                    found = await asyncio.to_thread(self._lookup, table, asked)
                 except Exception as exc:
                     log.warning("ledger lookup failed", extra={"fields": {"table": table, "error": str(exc)}})
                     failure = LookupFailed(f"warehouse lookup failed: {type(exc).__name__}: {exc}")
-                    for _, future in batch.values():
+                    for *_, future in batch.values():
                         if not future.done():
                             future.set_exception(failure)
                     continue
-                for mid, (_, future) in batch.items():
+                for mid, (*_, future) in batch.items():
                     if not future.done():
                         future.set_result(mid in found)
 
-    def _query(self, table: str, ids: dict[str, str | None]) -> set[str]:
+    def _lookup(self, table: str, ids: dict[str, tuple[str | None, float | None]]) -> set[str]:
+        try:
+            return self._query(table, ids)
+        except Exception:  # once more with a fresh listing: compaction may have replaced a file meanwhile
+            return self._query(table, ids)
+
+    def candidates(self, table: str, ids: dict[str, tuple[str | None, float | None]]) -> list[str]:
+        """The live files that can hold rows of these messages."""
         from services.warehouse.query import files
 
-        if not files(self.warehouse_dir, table):
+        dates = {d for d, _ in ids.values()}
+        published = [p for _, p in ids.values()]
+        since = None if None in published else min(p for p in published if p is not None) - self.clock_margin_s
+        chosen = []
+        for f in files(self.warehouse_dir, table):
+            if None not in dates and f.parent.name.removeprefix("date=") not in dates:
+                continue
+            if since is not None:
+                try:
+                    if f.stat().st_mtime < since:
+                        continue
+                except FileNotFoundError:
+                    continue
+            chosen.append(str(f))
+        return chosen
+
+    def _query(self, table: str, ids: dict[str, tuple[str | None, float | None]]) -> set[str]:
+        import duckdb
+
+        paths = self.candidates(table, ids)
+        if not paths:
             return set()
         self.queries += 1
-        sql, params = lookup_sql(table, ids)
+        self.files_read += len(paths)
+        sql, params = lookup_sql(list(ids))
+        con = duckdb.connect(":memory:", config={"threads": 1})
         try:
-            return _run_query(self.warehouse_dir, sql, params)
-        except Exception:
-            if not files(self.warehouse_dir, table):  # emptied meanwhile (a test, a reset)
-                return set()
-            return _run_query(self.warehouse_dir, sql, params)  # once more: compaction may have moved files
+            rows = con.execute(sql, [paths, *params]).fetchall()
+        finally:
+            con.close()
+        return {r[0] for r in rows}
 
 
-def lookup_sql(table: str, ids: dict[str, str | None]) -> tuple[str, list[str]]:
-    """``SELECT message_id FROM <table> WHERE source=? AND message_id IN (...)`` (+ the partitions)."""
-    if table not in TABLES:
-        raise ValueError(f"not a processor table: {table}")
+def lookup_sql(ids: list[str]) -> tuple[str, list[str]]:
+    """The query over a list of files (the first parameter) for the processor's rows of these ids."""
     marks = ", ".join("?" for _ in ids)
-    sql = f"SELECT message_id FROM {table} WHERE source = ? AND message_id IN ({marks})"
-    params = [SOURCE, *ids]
-    dates = set(ids.values())
-    if None not in dates:  # only the partitions of the events' dates (file pruning)
-        sql += f" AND date IN ({', '.join('CAST(? AS DATE)' for _ in dates)})"
-        params += sorted(d for d in dates if d is not None)
-    return sql, params
-
-
-def _run_query(warehouse_dir: Path, sql: str, params: list[str]) -> set[str]:
-    from services.warehouse import query as q
-
-    if "params" in inspect.signature(q.query).parameters:
-        result = q.query(warehouse_dir, sql, params=params)
-    else:  # until the warehouse takes parameters: quoted literals
-        parts = sql.split("?")
-        literal = [f"'{p.replace(chr(39), chr(39) * 2)}'" for p in params]
-        result = q.query(warehouse_dir, "".join(a + b for a, b in zip(parts, [*literal, ""], strict=True)))
-    return {v for v in result.column("message_id").to_pylist() if v is not None}
+    sql = (
+        "SELECT DISTINCT message_id FROM read_parquet(?, union_by_name = true) "
+        f"WHERE source = ? AND message_id IN ({marks})"
+    )
+    return sql, [SOURCE, *ids]

@@ -6,14 +6,22 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from services.processor.app import create_app
 from services.processor.settings import ProcessorSettings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def purchase_event(value: float = 50.0, tax: float = 4.0, shipping: float = 5.0, user: str = "u1") -> dict[str, Any]:
@@ -103,3 +111,103 @@ def run(coro):
 
 def make_app(s: ProcessorSettings, deadletter: Any = None):
     return create_app(s, deadletter=deadletter)
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Service:
+    """One `hyp <command>` subprocess on a fixed port, restartable."""
+
+    def __init__(self, command: str, port: int, env: dict[str, str], log: Path, health: str = "/health") -> None:
+        self.command, self.port, self.env, self.log, self.health = command, port, env, log, health
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", self.command, "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def healthy() -> bool:
+            assert self.process.poll() is None, f"hyp {self.command} exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                return httpx.get(self.url + self.health, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 120, f"hyp {self.command} healthy")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+
+
+def fill_warehouse(
+    warehouse: Path, commits: int, rows_per_commit: int = 2, prefix: str = "old"
+) -> list[tuple[str, dict]]:
+    """What hours of running leave: ``commits`` small files per table of processor rows, one per commit.
+
+    Returns (message_id, event) of every message written (purchases, in both tables, except the
+    last message of every tenth commit, which has only its cloud_run row: a crash between the appends).
+    Files are laid out as services.warehouse.append writes them, without the fsync (it only adds time).
+    """
+    import pyarrow.parquet as pq
+
+    from services.common.events import event_row, parse_event
+    from services.warehouse.writer import to_arrow
+
+    written = []
+    stamp = datetime.now(UTC).replace(tzinfo=None)
+    rows: dict[str, list[dict]] = {"cloud_run": [], "cloud_run_anomaly": []}
+    bounds: dict[str, list[int]] = {"cloud_run": [0], "cloud_run_anomaly": [0]}
+    for c in range(commits):
+        for r in range(rows_per_commit):
+            mid = f"{prefix}-{c}-{r}"
+            event = purchase_event(20.0 + r, user=f"{prefix}{c}")
+            row = event_row(parse_event(json.dumps(event).encode()))
+            row.update(message_id=mid, publish_time=stamp, attributes="{}", source="processor", ingested_at=stamp)
+            rows["cloud_run"].append(row)
+            if not (c % 10 == 0 and r == rows_per_commit - 1):
+                score = {k: row[k] for k in ("event_datetime", "transaction_id", "user_id", "tax", "shipping", "value")}
+                score.update(anomaly=False, score=1.0, model_version="0", message_id=mid, attributes="{}")
+                rows["cloud_run_anomaly"].append({**score, "source": "processor", "scored_at": stamp})
+            written.append((mid, event))
+        for table in rows:
+            bounds[table].append(len(rows[table]))
+    for table, table_rows in rows.items():
+        data = to_arrow(table, table_rows)
+        for c in range(commits):
+            lo, hi = bounds[table][c], bounds[table][c + 1]
+            folder = warehouse / table / f"date={table_rows[lo]['event_datetime']:%Y-%m-%d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data.slice(lo, hi - lo), folder / f"part-fill-{prefix}-{c:06d}.parquet", compression="zstd")
+    return written
+
+
+def push_envelope(event: dict, message_id: str, published: datetime) -> bytes:
+    """A push body as the emulator sends it, with this publish time."""
+    body = envelope(event, message_id)
+    body["message"]["publishTime"] = published.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(body).encode()

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,61 +18,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from services.common.processes import free_port
 from services.warehouse.query import query
 from tests.fixtures.pubsub import unique
-from tests.services.processor.helpers import purchase_event, view_event
+from tests.services.processor.helpers import Service, purchase_event, view_event, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class Service:
-    """One `hyp <command>` subprocess on a fixed port, restartable."""
-
-    def __init__(self, command: str, port: int, env: dict[str, str], log: Path, health: str = "/health") -> None:
-        self.command, self.port, self.env, self.log, self.health = command, port, env, log, health
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", self.command, "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def healthy() -> bool:
-            assert self.process.poll() is None, f"hyp {self.command} exited:\n{self.log.read_text()[-3000:]}"
-            try:
-                return httpx.get(self.url + self.health, timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 120, f"hyp {self.command} healthy")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
