@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger("services.detector")
 
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
     import apache_beam as beam
 
-    from services.detector import local_read, metrics, pipeline
+    from services.detector import commit, local_read, metrics, pipeline
 
     if cfg.source == "local":
         try:
@@ -89,6 +90,7 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
     p = beam.Pipeline(options=options)
     pipeline.build(p, cfg)
     stop = threading.Event()
+    wake = threading.Event()  # a signal or the end of the pipeline: the main loop sleeps until one
 
     def request_stop(signum: int, _frame: object) -> None:
         if stop.is_set():
@@ -96,6 +98,7 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
             raise SystemExit(1)
         log.info("signal %s: draining in-flight batches, then exiting", signal.Signals(signum).name)
         stop.set()
+        wake.set()
 
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info(
@@ -110,6 +113,7 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
             }
         },
     )
+    compactor = _start_compactor(cfg)
     result = p.run()
     outcome: dict[str, BaseException | None] = {"error": None}
     finished = threading.Event()
@@ -121,11 +125,15 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
             outcome["error"] = exc
         finally:
             finished.set()
+            wake.set()
 
     threading.Thread(target=wait, name="hyp-detector-wait", daemon=True).start()
     idle_since, last_pulled = time.monotonic(), -1
+    # Wakes for a signal or the pipeline's end; only --stop-after-idle needs a periodic look.
+    check_s = min(1.0, cfg.stop_after_idle / 4) if cfg.stop_after_idle > 0 else 30.0
     try:
-        while not finished.wait(0.2):
+        while not finished.is_set():
+            wake.wait(check_s)
             if cfg.stop_after_idle > 0 and cfg.source == "local" and not stop.is_set():
                 pulled = local_read.subscription_for(pipeline.subscription_config(cfg)).pulled
                 if pulled != last_pulled:
@@ -146,14 +154,38 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        # batches the pipeline finished but the warehouse has not committed yet: commit, acknowledge
+        if not commit.close_all(DRAIN_TIMEOUT_S):
+            log.warning("the last warehouse commit took over %.0f s (unacknowledged messages replay)", DRAIN_TIMEOUT_S)
         local_read.close_all()
+        if compactor is not None:
+            compactor.stop()
         if server is not None:
             server.shutdown()
     if outcome["error"] is not None and not stop.is_set():
-        print(f"hyp detector: pipeline failed: {str(outcome['error']).splitlines()[0]}", file=sys.stderr)
+        error = outcome["error"]
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        print(f"hyp detector: pipeline failed: {reason}", file=sys.stderr)
         return 1
     log.info("detector stopped")
     return 0
+
+
+def _start_compactor(cfg) -> Any:
+    """The warehouse compactor (services.warehouse.compaction.Compactor), when this process writes the warehouse.
+
+    Several processes may each run one: the compactor itself keeps a single owner by a file lock.
+    """
+    if cfg.compact_interval_s <= 0:
+        return None
+    try:
+        from services.warehouse.compaction import Compactor  # type: ignore[attr-defined]
+    except ImportError:
+        log.info("warehouse compaction is not available in this version; not compacting")
+        return None
+    compactor = Compactor(cfg.warehouse_dir, interval_s=cfg.compact_interval_s)
+    compactor.start()
+    return compactor
 
 
 if __name__ == "__main__":

@@ -67,3 +67,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="drain and stop after this many seconds without input (0: run until stopped)",
     )
+    add(
+        "--commit_max_rows",
+        "--commit-max-rows",
+        dest="commit_max_rows",
+        type=int,
+        help="local read: commit the warehouse once this many messages are pending (then acknowledge them)",
+    )
+    add(
+        "--commit_interval_s",
+        "--commit-interval-s",
+        dest="commit_interval_s",
+        type=float,
+        help="local read: ... or once the oldest pending batch waited this many seconds",
+    )
+    add(
+        "--compact_interval_s",
+        "--compact-interval-s",
+        dest="compact_interval_s",
+        type=float,
+        help="seconds between warehouse compactions by this process (0: off)",
+    )

@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 
 BEAM_VERSION = "2.77.0"  # the version these internals were read from; keep in step with pyproject.toml
 ACK_CHUNK = 2500  # ack ids per acknowledge/modify_ack_deadline request (Pub/Sub's request size limit)
+# An idle root evaluation blocks this long for the first message (the runner has one worker thread and
+# schedules the root only when nothing else runs, so waiting here costs no latency; a message or a stop
+# wakes it at once). Short waits made the idle runner cycle ~100 times a second (30% of a core).
+IDLE_WAIT_S = 1.0
+QUICK_EMPTY_S = 0.05  # an empty pull answered faster than this was not held by the server
+MIN_EMPTY_WAIT_S, MAX_EMPTY_WAIT_S = 0.005, 0.25
 
 
 class BeamInternalsChanged(RuntimeError):
@@ -161,6 +167,17 @@ class LocalSubscription:
             n = min(max_n, len(self._buffer))
             return [self._buffer.popleft() for _ in range(n)]
 
+    def release(self, ack_ids: Iterable[str]) -> None:
+        """Give messages back for redelivery now (their outputs could not be made durable)."""
+        ids = list(ack_ids)
+        if not ids:
+            return
+        with self._cond:
+            for ack_id in ids:
+                self._leases.pop(ack_id, None)
+            self._cond.notify_all()
+        self._modify(ids, 0)
+
     def acknowledge(self, ack_ids: Iterable[str]) -> None:
         """Acknowledge (after what the messages produced is durable); failures leave them to redelivery."""
         ids = list(ack_ids)
@@ -186,14 +203,15 @@ class LocalSubscription:
 
     # background threads ------------------------------------------------------------------------
     def _pull_loop(self) -> None:
-        backoff = 0.1
+        backoff, empty_wait = 0.1, MIN_EMPTY_WAIT_S
         request = {"subscription": self.config.subscription}
         while not self._stopping.is_set():
             with self._cond:
                 room = self.config.max_outstanding - len(self._leases)
                 if room <= 0:
-                    self._cond.wait(0.05)
+                    self._cond.wait(1.0)  # acknowledge() and stop() notify: no need to poll fast
                     continue
+            asked = time.monotonic()
             try:
                 response = self._client.pull(
                     request={**request, "max_messages": min(room, self.config.max_messages)},
@@ -210,8 +228,13 @@ class LocalSubscription:
             backoff = 0.1
             messages = _messages(response)
             if not messages:
-                self._stopping.wait(0.005)  # an emulator may answer an empty pull at once
+                # A server that holds an empty pull (Pub/Sub, hyp pubsub) answers after seconds: pull again at
+                # once. One that answers at once would make this a busy loop: back off, 5 ms doubling to 250 ms.
+                if time.monotonic() - asked < QUICK_EMPTY_S:
+                    self._stopping.wait(empty_wait)
+                    empty_wait = min(empty_wait * 2, MAX_EMPTY_WAIT_S)
                 continue
+            empty_wait = MIN_EMPTY_WAIT_S
             now = time.monotonic()
             with self._cond:
                 if self._stopping.is_set():
@@ -302,14 +325,16 @@ def close_all() -> None:
 class ReadPubSubBatches(beam.PTransform):
     """Root transform: a PCollection of :class:`Batch` read from a subscription (local runner only)."""
 
-    def __init__(self, config: SubscriptionConfig, *, batch_size: int = 2000, poll_wait_s: float = 0.01) -> None:
+    def __init__(self, config: SubscriptionConfig, *, batch_size: int = 2000, poll_wait_s: float = IDLE_WAIT_S) -> None:
         super().__init__()
         self.config = config
         self.batch_size = batch_size
         self.poll_wait_s = poll_wait_s
 
     def get_windowing(self, unused_inputs: Any) -> beam.Windowing:
-        return beam.Windowing(beam.window.GlobalWindows())
+        from apache_beam.transforms.window import GlobalWindows
+
+        return beam.Windowing(GlobalWindows())
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
         _register_evaluator()
@@ -339,7 +364,8 @@ def _register_evaluator() -> None:
             pass
 
         def finish_bundle(self) -> TransformResult:
-            transform: ReadPubSubBatches = self._applied_ptransform.transform
+            transform = self._applied_ptransform.transform
+            assert isinstance(transform, ReadPubSubBatches)
             sub = subscription_for(transform.config)
             messages = sub.take(transform.batch_size, wait_s=transform.poll_wait_s)
             bundles = []
@@ -352,7 +378,8 @@ def _register_evaluator() -> None:
                 bundles.append(bundle)
             if sub.stopping:  # drain: no more input, the watermark goes to +inf and the pipeline ends
                 return TransformResult(self, bundles, [], None, {None: MAX_TIMESTAMP})
-            again = self._evaluation_context.create_bundle(pvalue.PBegin(self._applied_ptransform.transform.pipeline))
+            # the root's (empty) input; the runner's round-tripped transform has no pipeline, and needs none
+            again = self._evaluation_context.create_bundle(pvalue.PBegin(transform.pipeline))  # type: ignore[arg-type]
             return TransformResult(self, bundles, [again], None, {None: Timestamp.of(now)})
 
     TransformEvaluatorRegistry._test_evaluators_overrides[ReadPubSubBatches] = _ReadBatchesEvaluator

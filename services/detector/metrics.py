@@ -40,6 +40,10 @@ class DetectorMetrics:
             ["model_version"],
             registry=r,
         )
+        self.commit_pending = Gauge(
+            "hyp_detector_commit_pending", "messages loaded and waiting for the next warehouse commit", registry=r
+        )
+        self.commits = Counter("hyp_detector_commits", "warehouse commits (each: two files, then one ack)", registry=r)
         self.last_batch = Gauge("hyp_detector_last_batch_timestamp_seconds", "when the last batch finished", registry=r)
         self._version: str | None = None
         self._lock = threading.Lock()

@@ -48,6 +48,9 @@ class DetectorConfig:
     kafka_group: str
     metrics_port: int
     stop_after_idle: float
+    commit_max_rows: int = 10_000
+    commit_interval_s: float = 1.0
+    compact_interval_s: float = 30.0
 
 
 class OptionsError(ValueError):
@@ -98,6 +101,9 @@ def resolve(options: PipelineOptions, settings: DetectorSettings) -> DetectorCon
         kafka_group=pick("kafka_group", settings.kafka_group),
         metrics_port=int(pick("metrics_port", settings.metrics_port)),
         stop_after_idle=float(pick("stop_after_idle", settings.stop_after_idle)),
+        commit_max_rows=int(pick("commit_max_rows", settings.commit_max_rows)),
+        commit_interval_s=float(pick("commit_interval_s", settings.commit_interval_s)),
+        compact_interval_s=float(pick("compact_interval_s", settings.compact_interval_s)),
     )
     for name in ("batch_size", "max_outstanding", "ack_deadline"):
         if getattr(cfg, name) < 1:
@@ -106,6 +112,17 @@ def resolve(options: PipelineOptions, settings: DetectorSettings) -> DetectorCon
         raise OptionsError(f"ack_deadline: must be 10..600 seconds (Pub/Sub's range), got {cfg.ack_deadline}")
     if cfg.max_outstanding < cfg.batch_size:
         raise OptionsError(f"max_outstanding: {cfg.max_outstanding} is below the batch size {cfg.batch_size}")
+    if cfg.commit_max_rows < 1:
+        raise OptionsError(f"commit_max_rows: must be at least 1, got {cfg.commit_max_rows}")
+    if source == "local" and cfg.commit_max_rows + cfg.batch_size > cfg.max_outstanding:
+        raise OptionsError(
+            f"commit_max_rows: {cfg.commit_max_rows} plus a batch ({cfg.batch_size}) must fit in max_outstanding "
+            f"({cfg.max_outstanding}): messages waiting for a commit stay outstanding"
+        )
+    if not 0 < cfg.commit_interval_s <= 600:
+        raise OptionsError(f"commit_interval_s: must be above 0 and at most 600, got {cfg.commit_interval_s}")
+    if cfg.compact_interval_s < 0:
+        raise OptionsError(f"compact_interval_s: must be 0 (off) or positive, got {cfg.compact_interval_s}")
     if cfg.reload_interval <= 0:
         raise OptionsError(f"reload_interval: must be positive, got {cfg.reload_interval}")
     if not 0 <= cfg.metrics_port <= 65535:

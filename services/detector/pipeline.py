@@ -4,10 +4,11 @@ Elements are :class:`~services.detector.batch.Batch` objects (many messages each
 in :func:`Extract` and :func:`Load`; :func:`Transform` is pure apart from the model, so tests feed
 it with ``beam.Create`` and check it with ``assert_that``.
 
-Order is what makes the local read lossless: ``Load`` is one step that publishes detections, writes
-the warehouse, publishes dead letters and only then acknowledges, so a batch's acknowledgement only
-exists once its writes returned. Each stage is one bundle per batch on the direct runner, so the graph
-is kept to four steps per batch: read, parse, score, load.
+Order is what makes the local read lossless: ``Load`` publishes detections and dead letters, then hands
+the batch to the committer, which writes the warehouse rows of consecutive batches in one commit and only
+then acknowledges their messages, so an acknowledgement only exists once the writes returned. Each stage
+is one bundle per batch on the direct runner, so the graph is kept to four steps per batch: read, parse,
+score, load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
-from services.detector import local_read, records, scoring, sinks
+from services.detector import commit, local_read, records, scoring, sinks
 from services.detector.batch import Batch, Message
 from services.detector.options import DetectorConfig
 
@@ -131,13 +132,20 @@ def Transform(batches: beam.PCollection, make_scorer: Callable[[], scoring.Score
 def Load(batches: beam.PCollection, cfg: DetectorConfig) -> beam.PCollection:
     """Detections (first: they are the latency that matters), warehouse, dead letters, then acknowledge.
 
-    One step per batch (``sinks.LoadFn``), so the acknowledgement follows durability of all three and the
-    direct runner pays for one bundle, not five.
+    One step per batch (``sinks.LoadFn``), so the direct runner pays for one bundle, not five. With the
+    local read the warehouse rows of consecutive batches are committed together by a background thread,
+    which acknowledges the messages after the commit (commit.py).
     """
     ack = subscription_config(cfg) if cfg.source == "local" else None
     return batches | "Sink" >> beam.ParDo(
-        sinks.LoadFn(cfg.detections_topic, cfg.deadletter_topic, cfg.emulator_host, cfg.warehouse_dir, ack)
+        sinks.LoadFn(
+            cfg.detections_topic, cfg.deadletter_topic, cfg.emulator_host, cfg.warehouse_dir, ack, commit_config(cfg)
+        )
     )
+
+
+def commit_config(cfg: DetectorConfig) -> commit.CommitConfig:
+    return commit.CommitConfig(cfg.warehouse_dir, max_rows=cfg.commit_max_rows, interval_s=cfg.commit_interval_s)
 
 
 def make_scorer_factory(cfg: DetectorConfig) -> Callable[[], scoring.Scorer]:

@@ -26,6 +26,10 @@ class DetectorSettings(CommonSettings):
     ack_deadline: int = Field(60, validation_alias="HYP_DETECTOR_ACK_DEADLINE")
     metrics_port: int = Field(9464, validation_alias="HYP_DETECTOR_METRICS_PORT")
     stop_after_idle: float = Field(0.0, validation_alias="HYP_DETECTOR_STOP_AFTER_IDLE")
+    # warehouse commits (local read): rows of consecutive batches in one commit, then their acknowledgement
+    commit_max_rows: int = Field(10_000, validation_alias="HYP_DETECTOR_COMMIT_MAX_ROWS")
+    commit_interval_s: float = Field(1.0, validation_alias="HYP_DETECTOR_COMMIT_INTERVAL_S")
+    compact_interval_s: float = Field(30.0, validation_alias="HYP_DETECTOR_COMPACT_INTERVAL_S")
     kafka_bootstrap_servers: str | None = Field(
         None, validation_alias=AliasChoices("HYP_KAFKA_BOOTSTRAP_SERVERS", "HYP_KAFKA_BOOTSTRAP")
     )

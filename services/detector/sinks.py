@@ -106,12 +106,42 @@ def write_warehouse(warehouse_dir: str, batch: Batch) -> Batch:
     return batch
 
 
+def write_warehouse_many(warehouse_dir: str, batches: list[Batch]) -> list[Batch]:
+    """One commit for several batches: both tables' rows in one file each (written concurrently).
+
+    If the warehouse refuses the group, each batch is written on its own (row by row where needed).
+    Returns the batches as written (refused rows moved to ``rejected``).
+    """
+    from services.warehouse import WarehouseError, append
+
+    if len(batches) == 1:
+        return [write_warehouse(warehouse_dir, batches[0])]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    root = Path(warehouse_dir)
+    events = [row for b in batches for row in records.cloud_run_rows(b, now)]
+    verdicts = [row for b in batches if b.verdicts for row in records.anomaly_rows(b, now)]
+    tables = [(name, rows) for name, rows in (("cloud_run", events), ("cloud_run_anomaly", verdicts)) if rows]
+    try:
+        futures = [_writer_pool().submit(append, root, name, rows) for name, rows in tables]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+    except WarehouseError as exc:
+        log.warning("warehouse refused a commit of %d batches, writing them one by one: %s", len(batches), exc)
+        return [write_warehouse(warehouse_dir, b) for b in batches]
+    return list(batches)
+
+
 def _write_row_by_row(root: Path, batch: Batch, now: datetime) -> Batch:
     from services.warehouse import WarehouseError, append
 
     rejected = list(batch.rejected)
     verdict_of = dict(zip(batch.purchase_index, batch.verdicts, strict=True))
-    keep_events, keep_messages, keep_index, keep_verdicts = [], [], [], []
+    keep_events: list[dict[str, Any]] = []
+    keep_messages: list[Any] = []
+    keep_index: list[int] = []
+    keep_verdicts: list[dict[str, Any]] = []
     for i, (event, message) in enumerate(zip(batch.events, batch.event_messages, strict=True)):
         one = Batch(messages=(message,), events=(event,), event_messages=(message,))
         if i in verdict_of:
@@ -139,10 +169,11 @@ def _write_row_by_row(root: Path, batch: Batch, now: datetime) -> Batch:
 class LoadFn(beam.DoFn):
     """The whole load side of one batch in one step (one bundle, not five, per batch on the direct runner).
 
-    Order: detections published (and confirmed) first, as they are the latency that matters; then the
-    two warehouse files, written concurrently; then dead letters (which include rows the warehouse
-    refused); then the acknowledgement, so a message is acknowledged only once everything it produced
-    is durable; then the metrics.
+    Order: detections published (and confirmed) first, as they are the latency that matters; then dead
+    letters. With the local read (``ack`` set) the batch then goes to the process's committer, which
+    writes the warehouse rows of consecutive batches as one commit and acknowledges their messages only
+    after it (see commit.py). Where the source acknowledges by itself (Dataflow, Flink: when the bundle
+    ends) the two warehouse files are written here, before the bundle ends, as nothing may be deferred.
     """
 
     def __init__(
@@ -152,22 +183,46 @@ class LoadFn(beam.DoFn):
         emulator_host: str | None,
         warehouse_dir: str,
         ack: Any = None,  # local_read.SubscriptionConfig, or None where the source acknowledges
+        commit: Any = None,  # commit.CommitConfig for the local read; None: defaults
     ) -> None:
         self.detections_topic, self.deadletter_topic = detections_topic, deadletter_topic
         self.emulator_host, self.warehouse_dir, self.ack = emulator_host, warehouse_dir, ack
+        self.commit = commit
 
     def process(self, batch: Batch):
-        from services.detector import local_read
-
         found = records.detections(batch)
         if found:
             publish_all(self.detections_topic, self.emulator_host, found)
-        batch = write_warehouse(self.warehouse_dir, batch)
+        if self.ack is None:
+            batch = write_warehouse(self.warehouse_dir, batch)
+            letters = records.deadletters(batch)
+            if letters:
+                publish_all(self.deadletter_topic, self.emulator_host, letters)
+            metrics.observe_batch(batch)
+            yield len(batch)
+            return
         letters = records.deadletters(batch)
         if letters:
             publish_all(self.deadletter_topic, self.emulator_host, letters)
-        ids = batch.ack_ids
-        if ids and self.ack is not None:
-            local_read.subscription_for(self.ack, pull=False).acknowledge(ids)
-        metrics.observe_batch(batch)
+        self._committer().add(batch)
         yield len(batch)
+
+    def _committer(self) -> Any:
+        from services.detector import commit, local_read
+
+        config = self.commit or commit.CommitConfig(self.warehouse_dir)
+        topic, host, ack = self.deadletter_topic, self.emulator_host, self.ack
+
+        def make() -> commit.Committer:
+            sub = local_read.subscription_for(ack, pull=False)
+
+            def refused(before: Batch, after: Batch) -> None:
+                """Dead-letter the rows the warehouse refused (parse rejections went out already)."""
+                new = after.replace(rejected=after.rejected[len(before.rejected) :])
+                letters = records.deadletters(new)
+                if letters:
+                    publish_all(topic, host, letters)
+
+            return commit.Committer(config, write_warehouse_many, sub.acknowledge, sub.release, refused)
+
+        return commit.committer_for(config, make)

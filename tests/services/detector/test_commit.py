@@ -1,0 +1,87 @@
+"""Grouped warehouse commits: several batches per commit, acknowledged only after it, drained on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from services.warehouse.query import query
+from tests.services.detector.harness import Detector, Resources, publish_events, pull_all, start_detector
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+ZSCORE = ("--scorer", "zscore", "--compact-interval-s", "0")
+
+
+def _files(warehouse: Path, table: str) -> int:
+    return len(list((warehouse / table).rglob("*.parquet")))
+
+
+def _wait_metric(det: Detector, name: str, value: float, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    seen = 0.0
+    while time.monotonic() < deadline:
+        if det.process.poll() is not None:
+            raise AssertionError(f"detector exited with {det.process.returncode}:\n{det.log()[-3000:]}")
+        seen = det.metrics().get(name, 0.0)
+        if seen >= value:
+            return seen
+        time.sleep(0.2)
+    return seen
+
+
+def test_a_commit_groups_the_rows_of_several_batches(pubsub_emulator, tmp_path):
+    res = Resources(pubsub_emulator.host, pubsub_emulator.project).create()
+    warehouse = tmp_path / "warehouse"
+    flags = (*ZSCORE, "--detector-batch-size", "50", "--commit-interval-s", "2", "--commit-max-rows", "5000")
+    det = start_detector(res, warehouse, tmp_path, *flags)
+    try:
+        det.wait_up()
+        publish_events(res, 2000, rate=1000)  # ~50 events per loadgen tick: dozens of small batches
+        assert det.wait_events(2000, 120) >= 2000, det.log()[-3000:]
+        metrics = det.metrics()
+    finally:
+        assert det.stop() == 0, det.log()[-3000:]
+    batches, commits = metrics["hyp_detector_batch_size_count"], metrics["hyp_detector_commits_total"]
+    files = _files(warehouse, "cloud_run")
+    assert batches >= 10, metrics
+    assert files == commits <= batches / 3, (files, commits, batches)
+    n = query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]["n"]
+    assert n == 2000
+
+
+def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pubsub_emulator, tmp_path):
+    res = Resources(pubsub_emulator.host, pubsub_emulator.project).create(ack_deadline=10)
+    warehouse = tmp_path / "warehouse"
+    # a commit only by count (never reached) or after 10 minutes: nothing is committed while the test runs
+    flags = (*ZSCORE, "--ack-deadline", "10", "--commit-interval-s", "600", "--commit-max-rows", "15000")
+    n = 500
+    first = start_detector(res, warehouse, tmp_path, *flags)
+    try:
+        first.wait_up()
+        publish_events(res, n, extra=("--anomaly-rate", "value_spike=0.3"))
+        pending = _wait_metric(first, "hyp_detector_commit_pending", n, 120)
+        assert pending == n, first.log()[-3000:]
+        assert first.events() == 0 and _files(warehouse, "cloud_run") == 0
+        # detections go out at once, before the commit
+        assert pull_all(res.host, res.detections_subscription, idle_s=1.0)
+    finally:
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    second = start_detector(res, warehouse, tmp_path, *flags)
+    try:
+        second.wait_up()
+        # none was acknowledged: all come back once the killed process's leases lapse (10 s)
+        pending = _wait_metric(second, "hyp_detector_commit_pending", n, 120)
+        assert pending == n, second.log()[-3000:]
+        assert _files(warehouse, "cloud_run") == 0
+    finally:
+        assert second.stop(signal.SIGTERM) == 0, second.log()[-3000:]  # drains: commits, acknowledges, exits 0
+    row = query(warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]
+    assert row == {"rows": n, "n": n}
+    assert _files(warehouse, "cloud_run") == 1
+    # acknowledged: nothing comes back after the lease would have lapsed
+    assert pull_all(res.host, res.subscription, idle_s=12.0, limit=40.0) == []
