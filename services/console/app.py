@@ -68,25 +68,27 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     @app.get("/api/snapshot")
     async def snapshot(request: Request) -> JSONResponse:
-        return JSONResponse(request.app.state.collector.snapshot)
+        """The snapshot, refreshed first when older than ``refresh_s``."""
+        return JSONResponse(await request.app.state.collector.fresh())
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:
-        """Server-sent events: one ``snapshot`` event per refresh (about one a second)."""
+        """Server-sent events: one ``snapshot`` event per refresh (every ``refresh_s`` while a page is open)."""
         collector: Collector = request.app.state.collector
 
         async def events() -> AsyncIterator[str]:
             seen = -1
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
-                if collector.version != seen:
-                    seen = collector.version
-                    yield f"event: snapshot\ndata: {json.dumps(collector.snapshot, default=str)}\n\n"
-                async with collector.changed:
-                    try:
-                        await asyncio.wait_for(collector.changed.wait(), timeout=15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
+            with collector.watching():  # the refresh loop runs at the watched cadence while this is open
+                while not await request.is_disconnected():
+                    if collector.version != seen:
+                        seen = collector.version
+                        yield f"event: snapshot\ndata: {json.dumps(collector.snapshot, default=str)}\n\n"
+                    async with collector.changed:
+                        try:
+                            await asyncio.wait_for(collector.changed.wait(), timeout=15)
+                        except TimeoutError:
+                            yield ": keep-alive\n\n"
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

@@ -2,13 +2,20 @@
 
 Sources are read concurrently with short timeouts, so one slow or dead service
 delays nothing else; each refresh costs the same whatever the event rate.
+
+The loop reads every ``refresh_s`` only while someone watches (an open page's SSE
+stream, see :meth:`Collector.watching`) and every ``idle_refresh_s`` otherwise: every
+read also costs CPU in the service read, so an unwatched console stays quiet. A page
+that opens gets a fresh snapshot at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,42 +27,92 @@ from services.console.prometheus import Scrape, parse
 from services.console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
-WAREHOUSE_REFRESH_S = 3.0
+MAX_CHAMPIONS = 20
+MAX_RUN_METRICS = 64  # runs whose metrics are cached (the page shows 20 versions)
 
 
 class Collector:
-    def __init__(self, settings: ConsoleSettings, live: LiveAnomalies, feeds_status=lambda: None) -> None:
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        live: LiveAnomalies,
+        feeds_status: Callable[[], dict[str, Any] | None] = lambda: None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.live = live
         self.feeds_status = feeds_status
+        self.clock = clock
         self.client = httpx.AsyncClient(timeout=settings.probe_timeout_s, trust_env=False)
         self.snapshot: dict[str, Any] = {}
         self.version = 0  # bumped on every refresh; the SSE stream waits on it
         self.changed = asyncio.Condition()
+        self.watchers = 0  # open SSE streams
+        self.refreshed_at: float | None = None  # clock() when the last refresh started
+        self._wake = asyncio.Event()
+        self._refreshing = asyncio.Lock()
         self._previous: dict[str, tuple[float, Scrape]] = {}
         self._models: dict[str, Any] = {"healthy": False, "error": "not read yet", "versions": []}
-        self._models_at = 0.0
-        self._metrics_cache: dict[str, Any] = {}
+        self._models_at: float | None = None
+        self._metrics_cache = sources.BoundedCache(MAX_RUN_METRICS)
         self._champions: list[dict[str, Any]] = []
         self._warehouse: dict[str, Any] = {"healthy": False, "error": "not read yet", "tables": {}}
-        self._warehouse_at = 0.0
+        self._warehouse_at: float | None = None
         self._counter = sources.WarehouseCounter()
 
     async def close(self) -> None:
         await self.client.aclose()
 
+    @property
+    def interval_s(self) -> float:
+        """Seconds between refreshes now: ``refresh_s`` while watched, ``idle_refresh_s`` otherwise."""
+        return self.settings.refresh_s if self.watchers else self.settings.idle_refresh_s
+
+    def due_in(self) -> float:
+        """Seconds until the next refresh is due (0 or less: now)."""
+        if self.refreshed_at is None:
+            return 0.0
+        return self.refreshed_at + self.interval_s - self.clock()
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Count one watcher (an open page) for the block; the first one wakes the loop at once."""
+        self.watchers += 1
+        self._wake.set()
+        try:
+            yield
+        finally:
+            self.watchers -= 1
+
     async def run(self) -> None:
+        """Refresh whenever one is due; a new watcher re-evaluates the wait at once."""
         while True:
-            started = time.monotonic()
-            try:
-                await self.refresh()
-            except Exception:  # a bug in one refresh must not stop the console
-                log.exception("console refresh failed")
-            await asyncio.sleep(max(0.05, self.settings.refresh_s - (time.monotonic() - started)))
+            delay = self.due_in()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            await self.refresh_safely()
+
+    async def refresh_safely(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # a bug in one refresh must not stop the console
+            log.exception("console refresh failed")
+
+    async def fresh(self) -> dict[str, Any]:
+        """The snapshot, refreshed first when older than ``refresh_s`` (a one-off reader, e.g. /api/snapshot)."""
+        if self.refreshed_at is None or self.clock() - self.refreshed_at >= self.settings.refresh_s:
+            async with self._refreshing:  # readers arriving together share one refresh
+                if self.refreshed_at is None or self.clock() - self.refreshed_at >= self.settings.refresh_s:
+                    await self._refresh_locked()
+        return self.snapshot
 
     async def _scrape(self, key: str, url: str) -> tuple[dict[str, Any], Scrape | None, Scrape | None, float]:
         got = await sources.fetch(self.client, url)
-        now = time.monotonic()
+        now = self.clock()
         if not got["healthy"]:
             return got, None, None, 0.0
         try:
@@ -67,9 +124,13 @@ class Collector:
         return got, scrape, before[1] if before else None, now - before[0] if before else 0.0
 
     async def refresh(self) -> dict[str, Any]:
+        async with self._refreshing:
+            return await self._refresh_locked()
+
+    async def _refresh_locked(self) -> dict[str, Any]:
         s = self.settings
         pubsub_base = s.pubsub_http_url.rstrip("/")
-        now = time.monotonic()
+        now = self.refreshed_at = self.clock()
         tasks: dict[str, Any] = {
             "pubsub": sources.fetch(self.client, pubsub_base + "/", expect="Ok."),
             "pubsub_metrics": self._scrape("pubsub", pubsub_base + "/metrics"),
@@ -79,18 +140,20 @@ class Collector:
             "processor": sources.fetch(self.client, s.processor_url.rstrip("/") + "/health"),
             "orchestrator": sources.read_orchestrator(self.client, s.orchestrator_url),
         }
-        if now - self._models_at >= s.models_refresh_s:
+        if self._models_at is None or now - self._models_at >= s.models_refresh_s:
             self._models_at = now
             tasks["models"] = sources.read_models(
                 self.client, s.mlflow_tracking_uri, s.model_name, s.model_alias, self._metrics_cache
             )
-        if now - self._warehouse_at >= WAREHOUSE_REFRESH_S:
+        if self._warehouse_at is None or now - self._warehouse_at >= s.warehouse_refresh_s:
             self._warehouse_at = now
             tasks["warehouse"] = asyncio.to_thread(self._counter.counts, Path(s.warehouse_dir))
-        results = dict(zip(tasks, await asyncio.gather(*tasks.values(), return_exceptions=True), strict=True))
-        for key, value in results.items():
+        gathered = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        results: dict[str, Any] = {}
+        for key, value in zip(tasks, gathered, strict=True):
             if isinstance(value, BaseException):  # readers do not raise; this is a safety net
-                results[key] = {"healthy": False, "error": f"{type(value).__name__}: {value}"}
+                value = {"healthy": False, "error": f"{type(value).__name__}: {value}"}
+            results[key] = value
 
         pubsub_probe, (pm_got, pm_scrape, pm_before, pm_dt) = results["pubsub"], _tuple(results["pubsub_metrics"])
         empty: dict[str, Any] = {"topics": [], "subscriptions": []}
@@ -126,7 +189,7 @@ class Collector:
         feeds = self.feeds_status() or {"healthy": False, "error": "live feeds off"}
         snapshot = {
             "t": time.time(),
-            "refresh_s": s.refresh_s,
+            "refresh_s": self.interval_s,
             "project": s.project,
             "links": {"mlflow": s.mlflow_link, "endpoint_docs": s.endpoint_docs_link},
             "services": services,
@@ -148,7 +211,7 @@ class Collector:
         if version is None or (self._champions and self._champions[-1]["version"] == version):
             return
         self._champions.append({"version": version, "since": time.time()})
-        del self._champions[:-20]
+        del self._champions[:-MAX_CHAMPIONS]
 
 
 def _tuple(value: Any) -> tuple[dict[str, Any], Scrape | None, Scrape | None, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from concurrent import futures
 from typing import Any
 
 from services.common.pubsub_clients import subscriber
@@ -23,6 +24,7 @@ from services.console.settings import ConsoleSettings
 log = logging.getLogger(__name__)
 LABEL_FILTER = 'attributes.anomaly = "1"'
 ADMIN_TIMEOUT_S = 5.0
+WATCH_S = 30.0  # the feed thread re-checks its stop flag at least this often
 
 
 class Feeds:
@@ -73,11 +75,11 @@ class Feeds:
                 self._subscribe()
                 backoff = 1.0
                 while not self._stop.is_set():
-                    done = [f for f in self._futures if f.done()]
-                    if done:
-                        done[0].result()  # raises the reason the stream ended
+                    # blocks until a stream ends (stop() cancels them, which ends them too): no polling
+                    done, _ = futures.wait(self._futures, timeout=WATCH_S, return_when=futures.FIRST_COMPLETED)
+                    if done and not self._stop.is_set():
+                        next(iter(done)).result()  # raises the reason the stream ended
                         raise RuntimeError("a streaming pull ended")
-                    self._stop.wait(0.5)
             except Exception as exc:  # never let the feed thread die: report and retry
                 if self._stop.is_set():
                     break

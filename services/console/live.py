@@ -86,8 +86,8 @@ class LiveAnomalies:
                 self.events_seen += 1
             return
         body = _decode(data)
-        ecommerce = body.get("ecommerce") if isinstance(body.get("ecommerce"), dict) else {}
-        purchase = ecommerce.get("purchase") if isinstance(ecommerce.get("purchase"), dict) else {}
+        ecommerce = _mapping(body.get("ecommerce"))
+        purchase = _mapping(ecommerce.get("purchase"))
         key = str(purchase.get("transaction_id") or attributes.get("transaction_id") or id(data))
         kind = attributes.get("anomaly_kind") or None
         now = self._clock()
@@ -114,7 +114,7 @@ class LiveAnomalies:
             with self._lock:
                 self.undecodable += 1
             return
-        features = body.get("features") if isinstance(body.get("features"), dict) else {}
+        features = _mapping(body.get("features"))
         label = attributes.get("anomaly")
         label = label if label in {"0", "1"} else None
         key = str(body.get("transaction_id") or attributes.get("transaction_id") or id(data))
@@ -186,6 +186,10 @@ class LiveAnomalies:
         out["recall"] = min(1.0, tp / labelled) if labelled else None
         out["anomalies"] = [dict(asdict(r), status=r.status(now, self.miss_after_s)) for r in reversed(rows)]
         return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str | None:

@@ -27,8 +27,11 @@ class ConsoleSettings(CommonSettings):
     orchestrator_url: str = Field("http://127.0.0.1:8090", validation_alias="HYP_CONSOLE_ORCHESTRATOR_URL")
     mlflow_public_url: str | None = Field(None, validation_alias="HYP_CONSOLE_MLFLOW_PUBLIC_URL")
     endpoint_public_url: str | None = Field(None, validation_alias="HYP_CONSOLE_ENDPOINT_PUBLIC_URL")
-    refresh_s: float = Field(1.0, gt=0, le=60, validation_alias="HYP_CONSOLE_REFRESH_S")
-    models_refresh_s: float = Field(5.0, gt=0, le=600, validation_alias="HYP_CONSOLE_MODELS_REFRESH_S")
+    # while a page is open (SSE client) the sources are read every refresh_s; with none, every idle_refresh_s
+    refresh_s: float = Field(2.0, gt=0, le=60, validation_alias="HYP_CONSOLE_REFRESH_S")
+    idle_refresh_s: float = Field(30.0, gt=0, le=3600, validation_alias="HYP_CONSOLE_IDLE_REFRESH_S")
+    models_refresh_s: float = Field(10.0, gt=0, le=600, validation_alias="HYP_CONSOLE_MODELS_REFRESH_S")
+    warehouse_refresh_s: float = Field(10.0, gt=0, le=3600, validation_alias="HYP_CONSOLE_WAREHOUSE_REFRESH_S")
     probe_timeout_s: float = Field(0.8, gt=0, le=30, validation_alias="HYP_CONSOLE_PROBE_TIMEOUT_S")
     subscribe: bool = Field(True, validation_alias="HYP_CONSOLE_SUBSCRIBE")
     subscription_prefix: str = Field("hyp_console", validation_alias="HYP_CONSOLE_SUBSCRIPTION_PREFIX")
@@ -45,4 +48,4 @@ class ConsoleSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> ConsoleSettings:
-    return ConsoleSettings()
+    return ConsoleSettings()  # type: ignore[call-arg]  # pydantic-settings reads the environment

@@ -4,8 +4,9 @@ that is down, slow or answering garbage is reported as unhealthy with the reason
 
 from __future__ import annotations
 
+import os
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -173,34 +174,47 @@ def model_version(scrape: Scrape) -> str | None:
 
 
 class WarehouseCounter:
-    """Row counts per table from Parquet footers; files are immutable, so each is read once."""
+    """Row counts per table from Parquet footers, incrementally.
+
+    Files are immutable, so each footer is read once (the cache holds the live files only).
+    A table is listed again (``services.warehouse.query.files``: the live files) only when a
+    folder of it changed: its own folder's or a ``date=*`` folder's modification time, which a
+    committed (renamed-in) or deleted file changes. A folder modified within ``RACY_S`` of the
+    listing may change again within the same timestamp tick, so that listing is not trusted
+    next time. An unchanged warehouse costs a few ``stat`` calls a table, whatever its size.
+    """
+
+    RACY_S = 2.0
 
     def __init__(self) -> None:
         self._rows: dict[Path, int] = {}
+        self._listed: dict[str, tuple[tuple[tuple[str, int], ...], list[Path]]] = {}
+        self.listings = 0  # tables listed (for tests and the benchmark)
+        self.footers = 0  # footers read
 
     def counts(self, warehouse_dir: Path) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-
-        from services.warehouse.query import files
         from services.warehouse.tables import TABLES
 
         root = Path(warehouse_dir)
         if not root.exists():  # a fresh stack: the first writer creates it
+            self._rows.clear()
+            self._listed.clear()
             return {"healthy": True, "error": None, "note": "empty", "tables": dict.fromkeys(TABLES, 0)}
         if not root.is_dir():
             return {"healthy": False, "error": f"warehouse: {root} is not a folder", "tables": {}}
         tables: dict[str, int] = {}
         seen: set[Path] = set()
-        errors = []
+        errors: list[str] = []
         for name in TABLES:
             total = 0
-            for path in files(warehouse_dir, name):
+            for path in self._live(root, name):
                 seen.add(path)
                 if path not in self._rows:
                     try:
-                        self._rows[path] = pq.read_metadata(path).num_rows
+                        self._rows[path] = self._footer_rows(path)
                     except (OSError, ValueError) as exc:  # a file removed by compaction meanwhile, or torn
                         errors.append(f"{path.name}: {exc}")
+                        self._listed.pop(name, None)  # list again next time
                         continue
                 total += self._rows[path]
             tables[name] = total
@@ -208,9 +222,48 @@ class WarehouseCounter:
             del self._rows[gone]
         return {"healthy": True, "error": "; ".join(errors[:3]) or None, "tables": tables}
 
+    def _footer_rows(self, path: Path) -> int:
+        import pyarrow.parquet as pq
+
+        self.footers += 1
+        return int(pq.read_metadata(path).num_rows)
+
+    def _live(self, root: Path, table: str) -> list[Path]:
+        from services.warehouse.query import files
+
+        started = time.time()
+        signature = _folder_times(root / table)
+        cached = self._listed.get(table)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        self.listings += 1
+        live = files(root, table)
+        racy = any(started - ns / 1e9 < self.RACY_S for _, ns in signature)
+        if racy:
+            self._listed.pop(table, None)
+        else:
+            self._listed[table] = (signature, live)
+        return live
+
+
+def _folder_times(table_dir: Path) -> tuple[tuple[str, int], ...]:
+    """(name, mtime_ns) of a table's folder and of each of its ``date=*`` folders."""
+    try:
+        out = [("", table_dir.stat().st_mtime_ns)]
+        with os.scandir(table_dir) as entries:
+            for e in entries:
+                if e.name.startswith("date=") and e.is_dir():
+                    out.append((e.name, e.stat().st_mtime_ns))
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    return tuple(sorted(out))
+
 
 async def read_models(client: httpx.AsyncClient, base: str, name: str, alias: str, metrics_cache: dict) -> dict:
-    """Versions of the registered model, their aliases, run metrics and tags, from MLflow's REST API."""
+    """Versions of the registered model, their aliases, run metrics and tags, from MLflow's REST API.
+
+    ``metrics_cache`` (run id -> (time, metrics)) should be bounded: a :class:`BoundedCache`.
+    """
     base = base.rstrip("/")
     try:
         got = await client.get(f"{base}/api/2.0/mlflow/registered-models/get", params={"name": name})
@@ -250,9 +303,27 @@ async def read_models(client: httpx.AsyncClient, base: str, name: str, alias: st
     return {"healthy": True, "error": None, "versions": rows, "champion": champion, "alias": alias}
 
 
+RUN_METRICS_TTL_S = 300.0
+
+
+class BoundedCache(OrderedDict):
+    """A dict that forgets its oldest-written entries beyond ``maxsize``."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
 async def _run_metrics(client: httpx.AsyncClient, base: str, run_id: str, cache: dict) -> dict[str, float]:
+    """A run's metrics, cached ``RUN_METRICS_TTL_S`` (a finished run's metrics rarely change)."""
     cached = cache.get(run_id)
-    if cached is not None and time.monotonic() - cached[0] < 60:
+    if cached is not None and time.monotonic() - cached[0] < RUN_METRICS_TTL_S:
         return cached[1]
     try:
         got = await client.get(f"{base}/api/2.0/mlflow/runs/get", params={"run_id": run_id})
