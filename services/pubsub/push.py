@@ -6,11 +6,12 @@ ack deadline) nacks, and the message comes back after the retry policy's exponen
 ``max_delivery_attempts``. The body is the Cloud Run envelope; ``no_wrapper`` sends the raw data
 (attributes as ``x-goog-pubsub-*`` headers when ``write_metadata`` is set).
 
-All push subscriptions share one asyncio event-loop thread and one keep-alive
-``httpx.AsyncClient``. Each subscription keeps up to ``max_outstanding`` requests in flight (as the
-real service keeps many pushes outstanding); like the real service's push flow control, its window
-halves on each failure and grows by one on each success (a slow start back up to the maximum), so a
-failing endpoint is not hammered. A subscription's task sleeps until the broker wakes it (messages
+All push subscriptions share one asyncio event-loop thread and one pool of keep-alive connections
+(:mod:`services.pubsub.http_client`, at most ``max_connections`` requests in flight). Each
+subscription keeps up to ``max_outstanding`` requests in flight (the real service keeps many pushes
+outstanding); like the real service's push flow control, its window halves on each failure and
+grows by one on each success (a slow start back up to the maximum), so a failing endpoint is not
+hammered. A subscription's task sleeps until the broker wakes it (messages
 ready, a nack's backoff over, a request done): no polling.
 """
 
@@ -24,9 +25,8 @@ import threading
 from collections import Counter, defaultdict
 from typing import Any
 
-import httpx
-
 from services.pubsub.broker import Broker, PubsubMessage, SubState
+from services.pubsub.http_client import HttpError, PostClient
 
 log = logging.getLogger("hyp.pubsub.push")
 OK_STATUS = frozenset((102, 200, 201, 202, 204))
@@ -90,7 +90,7 @@ class PushDelivery:
         self.timeout_s = timeout_s
         self.max_connections = max_connections
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.client: httpx.AsyncClient | None = None
+        self.client: PostClient | None = None
         self.thread: threading.Thread | None = None
         self.stopping = False
         self.tasks: dict[int, asyncio.Task[None]] = {}  # subscription uid -> its dispatcher
@@ -118,9 +118,6 @@ class PushDelivery:
         if task is not None and not task.done():
             self.windows[sub.uid].wake.set()
             return
-        if self.client is None:
-            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-            self.client = httpx.AsyncClient(timeout=None, limits=limits, trust_env=False)
         window = self.windows.get(sub.uid) or _Window(self.max_outstanding)
         self.windows[sub.uid] = window
         assert self.loop is not None
@@ -181,16 +178,17 @@ class PushDelivery:
         blob: bytes,
         attempt: int,
     ) -> None:
-        assert self.client is not None
         ok = False
         outcome = "error"
+        if self.client is None:
+            self.client = PostClient(self.max_connections)
         try:
             body, headers = envelope(sub, PubsubMessage.FromString(blob), attempt)
             async with asyncio.timeout(timeout):
-                resp = await self.client.post(endpoint, content=body, headers=headers)
-            ok = resp.status_code in OK_STATUS
-            outcome = "ack" if ok else f"http_{resp.status_code}"
-        except (httpx.HTTPError, TimeoutError) as exc:
+                status = await self.client.post(endpoint, body, headers)
+            ok = status in OK_STATUS
+            outcome = "ack" if ok else f"http_{status}"
+        except (HttpError, OSError, TimeoutError) as exc:
             outcome = type(exc).__name__
         except Exception:
             log.exception("push delivery failed", extra={"fields": {"subscription": sub.name}})
