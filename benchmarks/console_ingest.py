@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--anomaly-share", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--warehouse", help="also time the warehouse row counts over this folder")
     args = parser.parse_args(argv)
     live = LiveAnomalies()
     every = max(1, round(1 / args.anomaly_share)) if args.anomaly_share > 0 else 0
@@ -71,9 +72,37 @@ def main(argv: list[str] | None = None) -> int:
         f"| snapshot + JSON per page update (200 anomalies, 300 points) | {snap_ms:.2f} ms, "
         f"{len(payload) / 1024:.0f} KiB |"
     )
+    if args.warehouse:
+        for row in warehouse_rows(Path(args.warehouse)):
+            print(row)
     print()
     print(f"command: .venv/bin/python benchmarks/console_ingest.py {' '.join(sys.argv[1:])}".rstrip())
     return 0
+
+
+def warehouse_rows(root: Path) -> list[str]:
+    """CPU of one warehouse count: first (every footer), unchanged (stat calls only), and a full listing."""
+    from services.console.sources import WarehouseCounter
+    from services.warehouse.query import files
+    from services.warehouse.tables import TABLES
+
+    def cpu_ms(fn, n: int = 1) -> float:
+        started = time.process_time()
+        for _ in range(n):
+            fn()
+        return (time.process_time() - started) / n * 1000
+
+    counter = WarehouseCounter()
+    first = cpu_ms(lambda: counter.counts(root))
+    total = sum(len(files(root, t)) for t in TABLES)
+    again = cpu_ms(lambda: counter.counts(root), 20)
+    listing = cpu_ms(lambda: [files(root, t) for t in TABLES], 3)
+    note = "" if counter.listings == len(TABLES) else " (folders changed within 2 s: listed again)"
+    return [
+        f"| warehouse count, first ({total:,} files: every footer) | {first:,.0f} ms CPU |",
+        f"| warehouse count, unchanged{note} | {again:.2f} ms CPU |",
+        f"| listing the live files (what each count cost before when unchanged) | {listing:,.0f} ms CPU |",
+    ]
 
 
 if __name__ == "__main__":
