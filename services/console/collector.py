@@ -190,6 +190,7 @@ class Collector:
         snapshot = {
             "t": time.time(),
             "refresh_s": self.interval_s,
+            "watchers": self.watchers,  # open pages (SSE streams)
             "project": s.project,
             "links": {"mlflow": s.mlflow_link, "endpoint_docs": s.endpoint_docs_link},
             "services": services,

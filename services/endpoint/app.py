@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -197,9 +197,9 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
                 "X-Vertex-AI-Deployed-Model-Id": settings.deployed_model_id,
             }
             if raw:
-                body = _with_predictions(predictions)
+                encoded = _with_predictions(predictions)
             else:
-                body = _with_predictions(
+                encoded = _with_predictions(
                     predictions,
                     {
                         "deployedModelId": settings.deployed_model_id,
@@ -208,7 +208,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
                         "modelVersionId": model.version,
                     },
                 )
-            return JsonBytes(body, headers=headers)
+            return JsonBytes(encoded, headers=headers)
         except InputError as exc:
             status = exc.status
             return google_error(exc.status, str(exc))
@@ -227,8 +227,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
             model = served_or_error()
             batch = parse_any(payload, settings.max_instances, model.features)
             predictions = await score(model, batch, vertex=vertex)
-            body = _with_predictions(predictions)
-            return JsonBytes(body, headers={"X-Model-Version": model.version})
+            return JsonBytes(_with_predictions(predictions), headers={"X-Model-Version": model.version})
         except InputError as exc:
             status = exc.status
             return mlflow_error(exc.status, str(exc))
@@ -364,7 +363,7 @@ class PredictFastPath:
     def __init__(self, exact: dict[str, FastHandler], vertex: FastHandler, limit: int) -> None:
         self.exact, self.vertex, self.limit = exact, vertex, limit
 
-    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    async def handle(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> bool:
         """Answer the request when it is a prediction; False (nothing sent) when it is not."""
         path = scope["path"]
         handler, match = self.exact.get(path), None
@@ -377,7 +376,7 @@ class PredictFastPath:
         await response(scope, receive, send)
         return True
 
-    async def _body(self, scope: dict[str, Any], receive: Any) -> bytes:
+    async def _body(self, scope: MutableMapping[str, Any], receive: Any) -> bytes:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
@@ -403,7 +402,7 @@ class EndpointApp(FastAPI):
 
     fast_path: PredictFastPath | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         fast = self.fast_path
         is_post = scope["type"] == "http" and scope["method"] == "POST"
         if is_post and fast is not None and await fast.handle(scope, receive, send):

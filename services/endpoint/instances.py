@@ -80,6 +80,11 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _at(prefix: str, suffix: str) -> Callable[[int], str]:
+    """The path of cell ``i``: ``prefix[i]suffix``."""
+    return lambda i: f"{prefix}[{i}]{suffix}"
+
+
 def _column(values: list[Any], cell: Callable[[int], str]) -> np.ndarray:
     """A float64 column, or InputError naming the first bad cell (``cell(i)`` is its path)."""
     types = set(map(type, values))
@@ -129,7 +134,7 @@ def from_records(
             except KeyError:
                 i = next(i for i, r in enumerate(records) if name not in r)
                 raise InputError(f"{where.format(i)}.{name}: missing (required: {', '.join(features)})") from None
-            columns[name] = _column(values, lambda i, n=name: f"{field}[{i}].{n}")
+            columns[name] = _column(values, _at(field, f".{name}"))
         for name in first:  # more columns (items, items_count, ...) when every row has them
             if name not in columns and all(name in r for r in records):
                 columns[name] = [r[name] for r in records]
@@ -144,8 +149,7 @@ def from_records(
                     f"{where.format(i)}: expected {width} values ({', '.join(features)}), got {len(record)}"
                 )
         columns = {
-            name: _column([r[j] for r in records], lambda i, j=j, n=name: f"{field}[{i}][{j}] ({n})")
-            for j, name in enumerate(features)
+            name: _column([r[j] for r in records], _at(field, f"[{j}] ({name})")) for j, name in enumerate(features)
         }
         return Batch(columns, len(records), parameters or {})
     raise InputError(
@@ -193,7 +197,7 @@ def from_columns(columns: dict[str, Any], field: str, max_rows: int, features: S
         raise InputError(f"{field}: columns have different lengths ({', '.join(map(str, sorted(lengths)))})")
     rows = lengths.pop()
     _check_size(rows, field, max_rows)
-    arrays = {name: _column(values, lambda i, n=name: f"{field}.{n}[{i}]") for name, values in out.items()}
+    arrays: dict[str, Any] = {name: _column(values, _at(f"{field}.{name}", "")) for name, values in out.items()}
     for name, values in columns.items():
         if name not in arrays and isinstance(values, list) and len(values) == rows:
             arrays[name] = values

@@ -38,4 +38,4 @@ class EndpointSettings(CommonSettings):
 
 @lru_cache
 def get_settings() -> EndpointSettings:
-    return EndpointSettings()
+    return EndpointSettings()  # type: ignore[call-arg]  # pydantic-settings reads the environment

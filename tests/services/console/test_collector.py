@@ -153,3 +153,31 @@ def test_caches_stay_bounded(tmp_path):
         collector._track_champion(str(v))
     assert len(collector._champions) == MAX_CHAMPIONS and collector._champions[-1]["version"] == "99"
     asyncio.run(collector.close())
+
+
+def test_an_open_page_is_a_watcher_until_it_goes(tmp_path):
+    """Through the real app and server: an SSE stream brings the fast cadence; closing it ends it."""
+    import json
+    import time
+
+    import httpx
+
+    from services.console.app import create_app
+    from tests.services.endpoint.helpers import serve_in_thread
+
+    app = create_app(settings(tmp_path, HYP_CONSOLE_REFRESH_S=0.2, HYP_CONSOLE_IDLE_REFRESH_S=3600))
+    with serve_in_thread(app) as url:
+        assert httpx.get(url + "/api/snapshot", trust_env=False).json()["watchers"] == 0
+        snapshots = []
+        with httpx.stream("GET", url + "/api/stream", timeout=10, trust_env=False) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    snapshots.append(json.loads(line.removeprefix("data: ")))
+                if len(snapshots) == 2:  # the one there was, then a refresh the page brought at once
+                    break
+        assert snapshots[1]["watchers"] == 1 and snapshots[1]["refresh_s"] == 0.2
+        deadline = time.monotonic() + 10
+        while (snap := httpx.get(url + "/api/snapshot", trust_env=False).json())["watchers"]:
+            assert time.monotonic() < deadline, "the closed stream still counts as a watcher"
+            time.sleep(0.1)
+        assert snap["refresh_s"] == 3600
