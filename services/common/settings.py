@@ -26,6 +26,8 @@ class CommonSettings(BaseSettings):
     model_name: str = Field("purchase-anomaly", validation_alias="HYP_MODEL_NAME")
     model_alias: str = Field("champion", validation_alias="HYP_MODEL_ALIAS")
     log_level: str = Field("INFO", validation_alias="HYP_LOG_LEVEL")
+    # one log line per HTTP request (uvicorn's access log): off by default, for debugging only
+    access_log: bool = Field(False, validation_alias="HYP_ACCESS_LOG")
 
     @property
     def model_uri(self) -> str:
