@@ -96,6 +96,11 @@ def compose_service(s: d.Service, by_name: dict[str, d.Service]) -> dict[str, An
     return out
 
 
+def logging_section() -> dict[str, Any]:
+    """Every container's output rotated by Docker (json-file driver), so no service's logs grow unbounded."""
+    return {"driver": "json-file", "options": {"max-size": d.LOG_MAX_SIZE, "max-file": str(d.LOG_MAX_FILE)}}
+
+
 BACKGROUND_CPU_SHARES = 256  # of the default 1024: a background service gets a quarter share when cores are busy
 
 
@@ -103,6 +108,8 @@ def compose_document() -> dict[str, Any]:
     by_name = {s.name: s for s in d.SERVICES}
     services = {s.name: compose_service(s, by_name) for s in d.SERVICES}
     services.update(profiles.services(by_name, compose_service))
+    for body in services.values():
+        body["logging"] = logging_section()
     volumes = sorted({v for s in d.SERVICES for v in s.volumes} | profiles.volumes())
     return {"name": "hyp-local", "services": services, "volumes": {v: {} for v in volumes}}
 

@@ -122,6 +122,7 @@ TUNABLES: dict[str, str] = {
     "HYP_MODEL_NAME": "purchase-anomaly",
     "HYP_MODEL_ALIAS": "champion",
     "HYP_LOG_LEVEL": "INFO",
+    "HYP_ACCESS_LOG": "false",  # uvicorn's line per HTTP request (CommonSettings.access_log): debugging only
     "HYP_LOADGEN_RATE": "200",
     "BASE_IMAGE": "python:3.11-slim",
     "CUDA_BASE_IMAGE": CUDA_BASE_IMAGE,
@@ -134,6 +135,7 @@ COMMON_ENV: dict[str, str] = {
     "HYP_MODEL_NAME": "${HYP_MODEL_NAME}",
     "HYP_MODEL_ALIAS": "${HYP_MODEL_ALIAS}",
     "HYP_LOG_LEVEL": "${HYP_LOG_LEVEL}",
+    "HYP_ACCESS_LOG": "${HYP_ACCESS_LOG}",
     "PUBSUB_EMULATOR_HOST": "{pubsub}:" + str(PUBSUB_PORT),
     "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
     "HYP_WAREHOUSE_DIR": "{data}/warehouse",
@@ -146,6 +148,13 @@ COMMON_ENV: dict[str, str] = {
     "MALLOC_TRIM_THRESHOLD_": "131072",
     "ARROW_DEFAULT_MEMORY_POOL": "system",
 }
+
+
+# Logs kept per service: compose's json-file driver rotates each container's output at LOG_MAX_SIZE and keeps
+# LOG_MAX_FILE files; `hyp up` has each service rotate its own log file (services/common/logs.py) at
+# HYP_LOG_MAX_BYTES with HYP_LOG_BACKUPS older files (defaults: the same bound, 5 MB x 3).
+LOG_MAX_SIZE = "5m"
+LOG_MAX_FILE = 3
 
 
 SERVICES: tuple[Service, ...] = (
