@@ -26,6 +26,9 @@ from services.stack.settings import StackSettings, get_settings
 REPO_ROOT = Path(__file__).resolve().parents[2]  # children import `services` from this checkout
 
 
+STARTUP_POLL_S = 0.5  # while services start: one health probe (or exit check) per starting service this often
+
+
 class _Stop(Exception):
     pass
 
@@ -165,7 +168,7 @@ def start_stack(
                     note(name, "done" if r.service.oneshot else "healthy")
             if first is not None and "detector" in ready and "detector" in {r.service.name for r in started}:
                 first.poll()
-            time.sleep(0.2)
+            time.sleep(STARTUP_POLL_S)
     except BaseException:
         _stop_all(started, settings, run_dir)
         raise
@@ -220,6 +223,7 @@ def live(
     first_detection: float | None = None,
 ) -> int:
     names = {r.service.name for r in started}
+    watched = [r for r in started if not r.service.oneshot]
     emulator = d.service("pubsub").health
     emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
     detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics" if "detector" in names else None
@@ -229,8 +233,8 @@ def live(
     latest_after: float | None = started_at  # only detections of this run (scored_at is UTC, like time.time)
     tty = sys.stdout.isatty() and not args.json
     while True:
-        for r in started:
-            if not r.service.oneshot and r.returncode() is not None:
+        for r in watched:
+            if r.returncode() is not None:
                 print(f"\n{r.service.name} stopped unexpectedly; log {r.log}:\n{p.tail(r.log)}", file=sys.stderr)
                 return 1
         snap = summary.take(emulator_metrics, detector_metrics, warehouse, latest_after)
