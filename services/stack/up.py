@@ -10,6 +10,7 @@ running for ``hyp status``, ``hyp logs SERVICE`` and ``hyp down``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack import summary
@@ -214,6 +216,45 @@ def print_urls(started: list[p.Running], settings: StackSettings) -> None:
     print(f"  {'logs':<18} hyp logs SERVICE   ({settings.home.resolve() / 'run'})")
 
 
+WAREHOUSE_EVERY_S = 10.0  # the live summary's warehouse query (it reads every table) at most this often
+
+
+class Sampler:
+    """The live summary's snapshots: metrics (two small HTTP scrapes) every refresh, the warehouse query at
+    most every ``every_s``; in between the last warehouse counts are shown again (without re-listing its
+    latest detections)."""
+
+    def __init__(self, emulator: str | None, detector: str | None, warehouse: Path, every_s: float) -> None:
+        self.emulator, self.detector, self.warehouse, self.every_s = emulator, detector, warehouse, every_s
+        self._stats: summary.WarehouseStats | None = None
+        self._next = 0.0
+
+    def take(self, latest_after: float | None) -> summary.Snapshot:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every_s
+            snap = summary.take(self.emulator, self.detector, self.warehouse, latest_after)
+            self._stats = snap.warehouse
+            return snap
+        # summary.take without the warehouse query (keep in step with it)
+        em = summary.scrape(self.emulator) if self.emulator else []
+        det = summary.scrape(self.detector) if self.detector else []
+        wh = dataclasses.replace(self._stats, latest=[]) if self._stats is not None else None
+        deadletter = summary.total(em, "messages_published", topic=DEADLETTER_TOPIC)
+        anomalies = summary.total(em, "messages_published", topic=DETECTIONS_TOPIC)
+        if anomalies is None:
+            anomalies = summary.total(det, "anomalies")
+        return summary.Snapshot(
+            at=now,
+            published=summary.total(em, "messages_published", topic=EVENTS_TOPIC),
+            detector_events=summary.total(det, "events"),
+            anomalies=anomalies if anomalies is not None or wh is None else float(wh.flagged),
+            deadlettered=deadletter if deadletter is not None else summary.total(det, "deadlettered"),
+            model_version=summary.label_of(det, "model_version", "model_version") or (wh.model_version if wh else None),
+            warehouse=wh,
+        )
+
+
 def live(
     started: list[p.Running],
     settings: StackSettings,
@@ -227,7 +268,7 @@ def live(
     emulator = d.service("pubsub").health
     emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
     detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics" if "detector" in names else None
-    warehouse = settings.home.resolve() / "warehouse"
+    sampler = Sampler(emulator_metrics, detector_metrics, settings.home.resolve() / "warehouse", WAREHOUSE_EVERY_S)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     before: summary.Snapshot | None = None
     latest_after: float | None = started_at  # only detections of this run (scored_at is UTC, like time.time)
@@ -237,7 +278,7 @@ def live(
             if r.returncode() is not None:
                 print(f"\n{r.service.name} stopped unexpectedly; log {r.log}:\n{p.tail(r.log)}", file=sys.stderr)
                 return 1
-        snap = summary.take(emulator_metrics, detector_metrics, warehouse, latest_after)
+        snap = sampler.take(latest_after)
         if snap.warehouse and snap.warehouse.latest:
             if first_detection is None:
                 first_detection = time.monotonic() - t0
