@@ -49,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from services.processor.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None)
+    app = create_app(settings)
+    # app.state.front: POST / straight to the processor, everything else (and the lifespan) to FastAPI
+    uvicorn.run(app.state.front, host=settings.host, port=settings.port, access_log=False, log_config=None)
     return 0
 
 

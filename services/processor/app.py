@@ -107,6 +107,7 @@ class Processor:
         # message id -> [lock, deliveries holding or awaiting it]; an entry lives only while a delivery
         # of its message is in flight, so the map is bounded by the pushes in flight
         self._locks: dict[str, list[Any]] = {}
+        self._failing = False  # the last push answered 503
         self.outcomes = Counter("hyp_processor_pushes", "Pushes by outcome", ["outcome"], registry=registry)
         self.latency = Histogram(
             "hyp_processor_push_seconds",
@@ -150,7 +151,11 @@ class Processor:
         except Outcome as exc:
             self.outcomes.labels(f"http_{exc.status}").inc()
             if exc.status >= 500:
-                log.warning("push not acked", extra={"fields": {"message_id": message.message_id, "reason": str(exc)}})
+                fields = {"message_id": message.message_id, "reason": str(exc)}
+                if not self._failing:  # a state change: log it once, not once per push
+                    log.warning("pushes not acked (503) until this clears", extra={"fields": fields})
+                self._failing = True
+                log.debug("push not acked", extra={"fields": fields})
             return exc.status, str(exc)
         finally:
             entry[1] -= 1
@@ -208,6 +213,9 @@ class Processor:
         if failure is not None:
             raise failure
         self.outcomes.labels("scored" if need_score else "stored").inc()
+        if self._failing:
+            self._failing = False
+            log.info("pushes acked again")
         return 204, None
 
     async def _score(self, event: dict[str, Any], row: dict[str, Any], mid: str, attributes: str) -> dict[str, Any]:
@@ -248,7 +256,8 @@ class Processor:
         try:
             await self.sink.write(rows, tag)
         except Exception as exc:
-            log.exception("warehouse write failed")
+            if not self._failing:
+                log.exception("warehouse write failed")
             raise Outcome(503, f"warehouse write failed: {type(exc).__name__}: {exc}") from None
 
     async def _dead_letter(self, message: PushMessage, reason: str) -> None:
@@ -260,7 +269,7 @@ class Processor:
             raise Outcome(503, f"{reason}; and the dead-letter publish failed: {type(exc).__name__}: {exc}") from None
         self.ledger.deadlettered.add(message.message_id)
         self.outcomes.labels("deadlettered").inc()
-        log.info("dead-lettered", extra={"fields": {"message_id": message.message_id, "reason": reason}})
+        log.debug("dead-lettered", extra={"fields": {"message_id": message.message_id, "reason": reason}})
 
 
 class _PushRoute:
@@ -350,12 +359,14 @@ def create_app(
         sink = WarehouseSink(s.warehouse_dir, s.max_batch_rows, s.commit_interval_s, on_written=written)
         sink.start()
         compactor = _start_compactor(s)
+        warm = asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up")  # not awaited: /health at once
         state.update(ledger=ledger, lookups=lookups, sink=sink, batcher=batcher)
         state["processor"] = Processor(settings, batcher, sink, ledger, dl, registry)
         try:
             yield
         finally:
             state.pop("processor", None)
+            await warm
             await sink.stop()
             await batcher.aclose()
             if dl is not None:
@@ -374,7 +385,10 @@ def create_app(
     )
     app.state.registry = registry
     app.state.parts = state
+    # in-process clients (tests) go through FastAPI's middleware stack; the server runs app.state.front,
+    # which takes POST / before FastAPI and its middleware see it
     app.add_middleware(cast(Any, _PushRoute), state=state, max_body_bytes=settings.max_body_bytes)
+    app.state.front = _PushRoute(app, state, settings.max_body_bytes)
 
     @app.post(
         "/",
@@ -404,6 +418,14 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _warm_up() -> None:
+    """Import what the first commit and the first lookup need, so the first pushes do not wait on it."""
+    import duckdb  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+
+    from services.warehouse import writer  # noqa: F401
 
 
 def _start_compactor(settings: ProcessorSettings) -> Any:

@@ -65,7 +65,7 @@ class Ledger:
         *,
         max_ids: int = 100_000,
         max_age_s: float = 900.0,
-        start_margin_s: float = 5.0,
+        start_margin_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         # lookup(table, [(message_id, partition date, publish time)]) -> awaitable: found or not
@@ -150,6 +150,7 @@ class Lookups:
         }
         self._task: asyncio.Task[None] | None = None
         self.queries = 0  # DuckDB queries run
+        self.failing = False
         self.files_read = 0
 
     async def __call__(self, table: str, ids: list[tuple[str, str | None, float | None]]) -> bool:
@@ -178,12 +179,17 @@ class Lookups:
                 try:
                     found = await asyncio.to_thread(self._lookup, table, asked)
                 except Exception as exc:
-                    log.warning("ledger lookup failed", extra={"fields": {"table": table, "error": str(exc)}})
+                    level = logging.DEBUG if self.failing else logging.WARNING  # log the change, not each
+                    log.log(level, "ledger lookup failed", extra={"fields": {"table": table, "error": str(exc)}})
+                    self.failing = True
                     failure = LookupFailed(f"warehouse lookup failed: {type(exc).__name__}: {exc}")
                     for *_, future in batch.values():
                         if not future.done():
                             future.set_exception(failure)
                     continue
+                if self.failing:
+                    self.failing = False
+                    log.info("ledger lookups work again")
                 for mid, (*_, future) in batch.items():
                     if not future.done():
                         future.set_result(mid in found)
