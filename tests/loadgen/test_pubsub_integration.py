@@ -65,8 +65,8 @@ def test_sink_publishes_every_event_with_its_attributes(pubsub_emulator, topic_a
 def test_missing_topic_is_a_one_line_error(pubsub_emulator):
     gen = EventGenerator(1)
     sink = PubSubSink(pubsub_emulator.topic_path(unique("absent")), pubsub_emulator.host, 20_000, "r")
-    sink.send(gen.next_columns(10), 0.0)
-    with pytest.raises(SinkError, match="does not exist"):
+    with pytest.raises(SinkError, match="does not exist"):  # at the send (a small one is a blocking call) or close
+        sink.send(gen.next_columns(10), 0.0)
         sink.close()
 
 
