@@ -42,6 +42,12 @@ _SUB = [
         "dead_lettered_total",
     ),
     ("pubsub_subscription_expired_total", "counter", "Leases that ran past their ack deadline.", "expired_total"),
+    (
+        "pubsub_subscription_retention_expired_total",
+        "counter",
+        "Unacked messages dropped after message_retention_duration.",
+        "retention_expired_total",
+    ),
 ]
 
 

@@ -193,6 +193,8 @@ class PushDelivery:
         except Exception:
             log.exception("push delivery failed", extra={"fields": {"subscription": sub.name}})
         window.done(ok)
+        if window.inflight == 0 and sub.uid not in self.tasks:  # the subscription is gone
+            self.windows.pop(sub.uid, None)
         with self.b.lock:
             self.outcomes[sub.name]["ack" if ok else "nack"] += 1
             if ok:

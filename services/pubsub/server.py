@@ -63,7 +63,7 @@ class Emulator:
         self.rest = RestServer(
             self.broker,
             s.host,
-            s.rest_port or self.port + 1,
+            self.port + 1 if s.rest_port is None else s.rest_port,
             self.push_outcomes,
         )
         self.rest_port = self.rest.port
