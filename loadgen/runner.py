@@ -6,8 +6,8 @@ starts, whatever the sink's latency; each turn sends everything that is due
 than quietly lowering the rate.
 
 The loop sleeps between turns: a turn comes at most every ``TICK_S`` (or when the
-next event is due, if later), so at 200 events/s it wakes 20 times a second and
-sends ~10 events each time instead of waking for every event. The lag therefore
+next event is due, if later), so at 200 events/s it wakes 10 times a second and
+sends ~20 events each time instead of waking for every event. The lag therefore
 includes up to one tick of batching. A stop (SIGTERM) ends the sleep at once.
 """
 
@@ -28,7 +28,7 @@ from loadgen.generator import EventGenerator
 from loadgen.sinks import Sink
 
 RAMP_STEP_S = 0.5  # how often a ramping phase updates its drift
-TICK_S = 0.05  # at most this often a paced run wakes up and sends what is due (one batch per tick)
+TICK_S = 0.1  # at most this often a paced run wakes up and sends what is due (one batch per tick)
 
 
 @dataclass(frozen=True)
