@@ -51,7 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = create_app(settings)
     # app.state.front: POST / straight to the processor, everything else (and the lifespan) to FastAPI
-    uvicorn.run(app.state.front, host=settings.host, port=settings.port, access_log=False, log_config=None)
+    uvicorn.run(
+        app.state.front,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,  # the push's client address is not used: skip uvicorn's per-request header pass
+    )
     return 0
 
 

@@ -358,7 +358,10 @@ def create_app(
 
         sink = WarehouseSink(s.warehouse_dir, s.max_batch_rows, s.commit_interval_s, on_written=written)
         sink.start()
-        compactor = _start_compactor(s)
+        compactor = _compactor(s)
+        # first compaction a little after start: the service answers /health first (the first run of a
+        # long-running warehouse merges thousands of files)
+        starting = asyncio.get_running_loop().call_later(5.0, compactor.start) if compactor else None
         warm = asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up")  # not awaited: /health at once
         state.update(ledger=ledger, lookups=lookups, sink=sink, batcher=batcher)
         state["processor"] = Processor(settings, batcher, sink, ledger, dl, registry)
@@ -371,6 +374,8 @@ def create_app(
             await batcher.aclose()
             if dl is not None:
                 await asyncio.to_thread(dl.close)
+            if starting is not None:
+                starting.cancel()
             if compactor is not None:
                 stopped = await asyncio.to_thread(compactor.stop)
                 if inspect.isawaitable(stopped):
@@ -423,12 +428,13 @@ def create_app(
 def _warm_up() -> None:
     """Import what the first commit and the first lookup need, so the first pushes do not wait on it."""
     import duckdb  # noqa: F401
-    import pyarrow.compute  # noqa: F401
 
-    from services.warehouse import writer  # noqa: F401
+    from services.warehouse.writer import to_arrow
+
+    to_arrow("cloud_run", [])  # pyarrow loads its pandas shim on the first conversion: seconds of CPU
 
 
-def _start_compactor(settings: ProcessorSettings) -> Any:
+def _compactor(settings: ProcessorSettings) -> Any:
     """The warehouse compactor, when enabled (one owner across processes, by file lock)."""
     if settings.compact_interval_s <= 0:
         return None
@@ -437,6 +443,4 @@ def _start_compactor(settings: ProcessorSettings) -> Any:
     except ImportError:
         log.info("warehouse compactor not available; not compacting")
         return None
-    compactor = Compactor(settings.warehouse_dir, interval_s=settings.compact_interval_s)
-    compactor.start()
-    return compactor
+    return Compactor(settings.warehouse_dir, interval_s=settings.compact_interval_s)
