@@ -22,6 +22,12 @@ MAX_BYTES_ENV = "HYP_LOG_MAX_BYTES"
 BACKUPS_ENV = "HYP_LOG_BACKUPS"
 DEFAULT_MAX_BYTES = 5_000_000
 DEFAULT_BACKUPS = 2
+ACCESS_LOG_ENV = "HYP_ACCESS_LOG"  # CommonSettings.access_log
+
+# Third-party loggers that write one INFO line per HTTP request: kept at WARNING unless the level is DEBUG
+# (per-request lines are debugging output, not state changes)
+PER_REQUEST = ("httpx", "httpcore")
+ACCESS = "uvicorn.access"  # uvicorn's request lines: only when HYP_ACCESS_LOG is on (or at DEBUG)
 
 
 class JsonFormatter(logging.Formatter):
@@ -109,3 +115,8 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = True, env: Mapping[
             old.close()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in PER_REQUEST:
+        logging.getLogger(name).setLevel(quiet)
+    access = (os.environ if env is None else env).get(ACCESS_LOG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    logging.getLogger(ACCESS).setLevel(logging.NOTSET if access else quiet)

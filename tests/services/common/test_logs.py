@@ -16,10 +16,13 @@ from services.common import logs
 def root_logger() -> Iterator[logging.Logger]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    others = {name: logging.getLogger(name).level for name in (*logs.PER_REQUEST, logs.ACCESS)}
     yield root
     for h in root.handlers:
         h.close()
     root.handlers[:], root.level = handlers, level
+    for name, old in others.items():
+        logging.getLogger(name).setLevel(old)
 
 
 def _total(folder: Path) -> int:
@@ -70,3 +73,25 @@ def test_setting_up_again_closes_the_previous_file(root_logger, tmp_path):
     assert isinstance(first, logging.FileHandler) and first.stream is None
     logging.getLogger("svc").debug("to b")
     assert "to b" in (tmp_path / "b.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("level", "env", "httpx_logged", "access_logged"),
+    [
+        ("INFO", {}, False, False),
+        ("INFO", {"HYP_ACCESS_LOG": "true"}, False, True),
+        ("DEBUG", {}, True, True),
+    ],
+)
+def test_per_request_lines_only_at_debug_or_opted_in(root_logger, tmp_path, level, env, httpx_logged, access_logged):
+    path = tmp_path / "svc.log"
+    logs.setup_logging(level, env={"HYP_LOG_FILE": str(path), **env})
+    logging.getLogger("svc").info("state changed")
+    logging.getLogger("httpx").info("HTTP Request: POST http://127.0.0.1:8080/predict")
+    logging.getLogger("uvicorn.access").info('127.0.0.1:1 - "POST / HTTP/1.1" 200')
+    text = path.read_text()
+    assert "state changed" in text
+    assert ("HTTP Request" in text) == httpx_logged
+    assert ("POST / HTTP/1.1" in text) == access_logged
+    logging.getLogger("httpx").warning("a failed request")
+    assert "a failed request" in path.read_text()
