@@ -190,6 +190,9 @@ SERVICES: tuple[Service, ...] = (
         summary="MLflow tracking server and model registry (sqlite, served artifacts)",
         env={
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # no uvicorn line per request (MLflow's server prints them raw: ~6 KB/min at the default rate);
+            # drop this line to see them again (docs/stack.md)
+            "MLFLOW_UVICORN_OPTS": "--no-access-log",
             "HYP_MLFLOW_ALLOWED_HOSTS": "{mlflow}:" + str(MLFLOW_PORT) + ",localhost:*,127.0.0.1:*",
         },
         ports=(MLFLOW_PORT,),
