@@ -7,7 +7,7 @@ detector (BundleBasedDirectRunner) scoring with Beam's online z-score (no MLflow
 command that made it.
 
     .venv/bin/python benchmarks/detector_bench.py [--events 100000] [--rate 1000] [--seconds 60]
-        [--anomaly-rate value_spike=0.2]
+        [--anomaly-rate value_spike=0.2] [--cpu-seconds 30]
 """
 
 from __future__ import annotations
@@ -109,6 +109,50 @@ def latency(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc/<pid>/stat."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """% of one core each process used over ``seconds`` (a blocking wait: this is the measurement window)."""
+    before, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    return {k: 100 * (cpu_seconds(p) - before[k]) / elapsed for k, p in pids.items()}
+
+
+def cpu_use(emulator, work: Path, scorer_args: list[str], seconds: float, rates: list[float]) -> dict:
+    """The detector's CPU with no input and with `hyp loadgen` at each rate (loadgen's own CPU beside it)."""
+    import subprocess
+
+    res = Resources(emulator.host, emulator.project).create()
+    det = start_detector(res, work / f"wh-cpu-{res.suffix}", work, *scorer_args)
+    out: dict = {}
+    try:
+        det.wait_up()
+        time.sleep(10)  # warm-up: the scorer loaded, the first pulls answered
+        out["idle"] = cpu_percent({"detector": det.process.pid}, seconds)
+        for rate in rates:
+            args = [sys.executable, "-m", "services.cli", "loadgen", "--topic", res.events_topic]
+            args += ["--emulator-host", res.host, "--rate", str(rate), "--no-progress"]
+            gen = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(8)  # loadgen started and the detector at its pace
+                out[rate] = cpu_percent({"detector": det.process.pid, "loadgen": gen.pid}, seconds)
+            finally:
+                gen.terminate()
+                report, _ = gen.communicate(timeout=60)
+            lines = report.strip().splitlines()
+            out[rate]["achieved"] = json.loads(lines[-1])["achieved_rate"] if lines else float("nan")
+    finally:
+        det.stop()
+    return out
+
+
 def load_average() -> str:
     try:
         return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -130,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorer", default="zscore", help="zscore (no MLflow) or champion")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for --scorer champion")
     parser.add_argument("--batch-size", type=int, default=5000, help="detector batch size")
+    parser.add_argument(
+        "--cpu-seconds", type=float, default=0.0, help="also measure CPU (idle, 200 and 2,000 events/s) this long"
+    )
     args = parser.parse_args(argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
     if args.tracking_uri:
@@ -142,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         local = throughput(emulator, work, "local", args.events, scorer_args, timeout=600)
         lat = latency(emulator, work, "local", args.rate, args.seconds, scorer_args, args.anomaly_rate)
         stock = throughput(emulator, work, "pubsub", args.stock_events, scorer_args, timeout=300)
+        cpu = cpu_use(emulator, work, scorer_args, args.cpu_seconds, [200.0, 2000.0]) if args.cpu_seconds else {}
     finally:
         stop_emulator(emulator)
 
@@ -172,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         f"| detector peak RSS | {local['rss_mb']:.0f} MiB (throughput run), {lat['rss_mb']:.0f} MiB (latency run) "
         f"| {stock['rss_mb']:.0f} MiB | |"
     )
+    for key, use in cpu.items():
+        what = "no input" if key == "idle" else f"loadgen at {key:,.0f} events/s (achieved {use['achieved']:,.0f})"
+        gen = f"{use['loadgen']:.1f}%" if "loadgen" in use else ""
+        print(f"| CPU, % of one core, {what}: detector / loadgen | {use['detector']:.2f}% / {gen or '-'} | | |")
     print()
     print(f"load average (1/5/15 min): {load_before} before, {load_average()} after")
     print(f"command: .venv/bin/python benchmarks/detector_bench.py {shlex.join(argv or sys.argv[1:])}".rstrip())
-    print(f"details: {json.dumps({'local': local, 'latency': lat, 'stock': stock}, default=str)}")
+    print(f"details: {json.dumps({'local': local, 'latency': lat, 'stock': stock, 'cpu': cpu}, default=str)}")
     return 0 if lost == 0 else 1
 
 
