@@ -47,7 +47,9 @@ def test_detach_status_logs_down(free_ports, tmp_path):
         again = hyp("up", "--detach", "--services", "pubsub", "--home", home)
         assert again.returncode == 1 and "already running" in again.stderr
         log = hyp("logs", "pubsub", "--home", home)
-        assert log.returncode == 0 and "hyp up: starting pubsub" in log.stdout
+        assert log.returncode == 0 and "hyp up: starting pubsub" in log.stdout  # raw output: <run>/pubsub.out
+        assert '"msg": "topic created"' in log.stdout  # the structured log: <run>/pubsub.log (HYP_LOG_FILE)
+        assert log.stdout.index("hyp up: starting pubsub") < log.stdout.index('"msg": "topic created"')
         pid, _ = p.recorded(tmp_path / "hyp" / "run")["pubsub"]
     finally:
         stopped = hyp("down", "--home", home)
