@@ -11,8 +11,9 @@ All push subscriptions share one asyncio event-loop thread and one pool of keep-
 subscription keeps up to ``max_outstanding`` requests in flight (the real service keeps many pushes
 outstanding); like the real service's push flow control, its window halves on each failure and
 grows by one on each success (a slow start back up to the maximum), so a failing endpoint is not
-hammered. A subscription's task sleeps until the broker wakes it (messages
-ready, a nack's backoff over, a request done): no polling.
+hammered: at a window of one, failures also pause the subscription's pushes (100 ms doubling to
+10 s; GCP documents 100 ms to 60 s of push backoff). A subscription's task sleeps until the
+broker wakes it (messages ready, a nack's backoff over, a request done): no polling.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from services.pubsub.http_client import HttpError, PostClient
 
 log = logging.getLogger("hyp.pubsub.push")
 OK_STATUS = frozenset((102, 200, 201, 202, 204))
+PUSH_BACKOFF_MIN_S = 0.1
+PUSH_BACKOFF_MAX_S = 10.0  # GCP: up to 60 s; shorter here so a restarted processor gets pushes soon
 
 
 def envelope(sub: SubState, msg: Any, attempt: int) -> tuple[bytes, dict[str, str]]:
@@ -61,21 +64,32 @@ def envelope(sub: SubState, msg: Any, attempt: int) -> tuple[bytes, dict[str, st
 
 
 class _Window:
-    """One subscription's push flow control: requests in flight and the current window."""
+    """One subscription's push flow control: requests in flight, the window, the push backoff."""
 
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.size = maximum
         self.inflight = 0
+        self.pause = 0.0  # the current push backoff, seconds
+        self.resume_at = 0.0  # loop time before which nothing is sent
         self.wake = asyncio.Event()
         self.scheduled = False  # a wake is queued on the loop (set from another thread)
 
     def free(self) -> int:
         return max(0, self.size - self.inflight)
 
-    def done(self, ok: bool) -> None:
+    def done(self, ok: bool, now: float) -> None:
         self.inflight -= 1
-        self.size = min(self.maximum, self.size + 1) if ok else max(1, self.size // 2)
+        if ok:
+            self.size = min(self.maximum, self.size + 1)
+            self.pause = 0.0
+        else:
+            self.size = max(1, self.size // 2)
+            # Push backoff (GCP: delivery stops for 100 ms to 60 s after failures): grows only with failures of
+            # requests sent after the last pause, so one burst of failures costs one short pause.
+            if self.size == 1 and now >= self.resume_at:
+                self.pause = min(PUSH_BACKOFF_MAX_S, self.pause * 2 or PUSH_BACKOFF_MIN_S)
+                self.resume_at = now + self.pause
         self.wake.set()
 
 
@@ -139,7 +153,12 @@ class PushDelivery:
 
     async def _run(self, sub: SubState, window: _Window) -> None:
         b = self.b
+        loop = asyncio.get_running_loop()
         while not self.stopping:
+            wait = window.resume_at - loop.time()
+            if wait > 0:  # push backoff after failures
+                await asyncio.sleep(wait)
+                continue
             window.wake.clear()
             with b.lock:
                 if b.subs.get(sub.name) is not sub or not sub.pb.push_config.push_endpoint or sub.pb.detached:
@@ -192,7 +211,7 @@ class PushDelivery:
             outcome = type(exc).__name__
         except Exception:
             log.exception("push delivery failed", extra={"fields": {"subscription": sub.name}})
-        window.done(ok)
+        window.done(ok, asyncio.get_running_loop().time())
         if window.inflight == 0 and sub.uid not in self.tasks:  # the subscription is gone
             self.windows.pop(sub.uid, None)
         with self.b.lock:
