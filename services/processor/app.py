@@ -363,7 +363,7 @@ def create_app(
         # long-running warehouse merges thousands of files)
         starting = asyncio.get_running_loop().call_later(5.0, compactor.start) if compactor else None
         warm = asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up")  # not awaited: /health at once
-        state.update(ledger=ledger, lookups=lookups, sink=sink, batcher=batcher)
+        state.update(ledger=ledger, lookups=lookups, sink=sink, batcher=batcher, compactor=compactor)
         state["processor"] = Processor(settings, batcher, sink, ledger, dl, registry)
         try:
             yield

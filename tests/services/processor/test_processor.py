@@ -200,3 +200,24 @@ def test_health_and_metrics(tmp_path, endpoint_url):
     assert health["processed"] == {"cloud_run": 1, "cloud_run_anomaly": 1}
     assert 'hyp_processor_pushes_total{outcome="scored"} 1.0' in metrics
     assert 'hyp_processor_pushes_total{outcome="bad_envelope"} 1.0' in metrics
+
+
+def test_the_processor_hosts_the_warehouse_compactor_and_stops_it_on_shutdown(tmp_path, endpoint_url):
+    from services.common.processes import wait_for
+    from tests.services.processor.helpers import fill_warehouse
+
+    fill_warehouse(tmp_path, 40)  # 40 small files per table, as a day of commits leaves them
+    app = make_app(settings(tmp_path, endpoint_url, HYP_PROCESSOR_COMPACT_INTERVAL_S=0.2))
+
+    async def scenario():
+        async with processor_client(app) as c:
+            assert (await c.get("/health")).status_code == 200  # before any compaction ran
+            compactor = app.state.parts["compactor"]
+            await asyncio.to_thread(
+                wait_for, lambda: len(files(tmp_path, "cloud_run")) < 40, 60, "the first compaction"
+            )
+        return compactor
+
+    compactor = run(scenario())
+    assert not compactor.owner  # stopped with the service: the lock is free for another process
+    assert rows(tmp_path, "SELECT count(*) AS n FROM cloud_run")[0]["n"] == 80
