@@ -46,7 +46,8 @@ def serve_endpoint(port: int) -> int:
     from services.endpoint.settings import EndpointSettings
     from tests.services.endpoint.helpers import FakeSource, TinyKMeans
 
-    app = create_app(EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0"), FakeSource({"1": TinyKMeans()}, alias="1"))
+    settings = EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0")  # type: ignore[call-arg]  # by env name
+    app = create_app(settings, FakeSource({"1": TinyKMeans()}, alias="1"))
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     return 0
 

@@ -79,7 +79,7 @@ def settings(warehouse_dir, endpoint_url: str, **env: Any) -> ProcessorSettings:
         "HYP_PROCESSOR_COMPACT_INTERVAL_S": "0",
         **env,
     }
-    return ProcessorSettings(**{k: str(v) for k, v in values.items()})
+    return ProcessorSettings(**{k: str(v) for k, v in values.items()})  # type: ignore[arg-type]  # env names
 
 
 class RecordingDeadLetter:
@@ -145,8 +145,10 @@ class Service:
                 start_new_session=True,
             )
 
+        process = self.process
+
         def healthy() -> bool:
-            assert self.process.poll() is None, f"hyp {self.command} exited:\n{self.log.read_text()[-3000:]}"
+            assert process.poll() is None, f"hyp {self.command} exited:\n{self.log.read_text()[-3000:]}"
             try:
                 return httpx.get(self.url + self.health, timeout=2).status_code == 200
             except httpx.HTTPError:
