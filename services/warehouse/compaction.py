@@ -50,7 +50,7 @@ WRITER_TMP_STALE_S = 3600.0  # a writer's hidden temp file this old belongs to a
 TIER_BASE_BYTES = 64 * 1024
 TIER_FACTOR = 8
 ROW_GROUP_ROWS = 50_000  # rows buffered before a row group is written: bounds memory per merge
-_TS = re.compile(r"^part-(\d{8}T\d{6})-")
+_TS = re.compile(r"^part-(\d{8}T\d{6,12})-")
 
 # Steps reported to ``on_step`` (tests kill the process at each one).
 STEPS = ("temp_written", "committed", "source_deleted", "swept")
@@ -249,7 +249,7 @@ class Compactor:
         for name in sources:  # transitively, so deleting any covered file never uncovers another
             covered |= covers(partition / name) & on_disk
         m = _TS.match(sources[0])
-        stamp = m.group(1) if m else f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        stamp = m.group(1) if m else f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         final = f"part-{stamp}-{uuid.uuid4().hex[:12]}{MERGED_SUFFIX}"
         tmp = partition / f"{TMP_PREFIX}{uuid.uuid4().hex}.tmp"
         schema = table(table_name).schema.with_metadata({COVERS_KEY: json.dumps(sorted(covered)).encode()})

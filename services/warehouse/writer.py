@@ -55,7 +55,7 @@ def to_arrow(table_name: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> p
 
 def write_atomic(data: pa.Table, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
+    name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"  # names sort in time order
     tmp = folder / f".{name}.tmp"
     pq.write_table(data, tmp, compression="zstd")
     with open(tmp, "rb") as fh:
