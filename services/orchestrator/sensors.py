@@ -19,6 +19,7 @@ from typing import Any
 
 from services.orchestrator import drift, window
 from services.orchestrator.params import RunParams
+from services.orchestrator.recent import RecentWindow
 from services.orchestrator.runner import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class Sensors:
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}  # sensor -> its last reading, for /health and the console
         self._thread: threading.Thread | None = None
+        self.recent = RecentWindow(self.settings.warehouse_dir, self.settings.drift_recent_rows)
+        self._reference: tuple[Any, Any, str] | None = None  # (champion window, frame, source), per champion
+        self._drift: tuple[Any, dict[str, Any] | None] | None = None  # (inputs, trigger) of the last computation
 
     # ---- readings ------------------------------------------------------------------------------
     def champion_window(self) -> tuple[datetime | None, datetime | None]:
@@ -63,28 +67,53 @@ class Sensors:
             }
         return None
 
+    def _reference_window(self, start: datetime | None, end: datetime | None):
+        """The champion's reference rows: read once per champion window (and while fewer than wanted)."""
+        s = self.settings
+        key = (start, end)
+        if self._reference is None or self._reference[0] != key or len(self._reference[1]) < s.drift_reference_rows:
+            if start and end:
+                frame = window.between(s.warehouse_dir, start, end, max_rows=s.drift_reference_rows)
+                source = f"champion training window {start}..{end}"
+            else:
+                frame = window.oldest(s.warehouse_dir, rows=s.drift_reference_rows)
+                source = "oldest purchases in the warehouse (the champion has no training window tags)"
+            self._reference = (key, frame, source)
+        return self._reference[1], self._reference[2]
+
     def check_drift(self) -> dict[str, Any] | None:
+        """Drift of the newest purchases against the champion's window; recomputed only when either changed."""
         s = self.settings
         if not s.drift_enabled:
             return None
         start, end = self.champion_window()
-        if start and end:
-            reference = window.between(s.warehouse_dir, start, end, max_rows=s.drift_reference_rows)
-            ref_source = f"champion training window {start}..{end}"
-        else:
-            reference = window.oldest(s.warehouse_dir, rows=s.drift_reference_rows)
-            ref_source = "oldest purchases in the warehouse (the champion has no training window tags)"
-        recent = window.newest(s.warehouse_dir, rows=s.drift_recent_rows)
-        if len(recent) < s.drift_recent_rows or len(reference) < min(s.drift_reference_rows, s.drift_recent_rows):
-            self.last["drift"] = {"status": "waiting for data", "recent": len(recent), "reference": len(reference)}
+        if self.recent.rows != s.drift_recent_rows:
+            self.recent = RecentWindow(s.warehouse_dir, s.drift_recent_rows)
+        grew = self.recent.update()
+        inputs = (start, end, s.drift_recent_rows, s.drift_reference_rows)
+        if not grew and self._drift is not None and self._drift[0] == inputs:
+            return self._drift[1]  # nothing new: the same answer, without reading anything
+        fired = self._drift_of(start, end)
+        self._drift = (inputs, fired)
+        return fired
+
+    def _drift_of(self, start: datetime | None, end: datetime | None) -> dict[str, Any] | None:
+        s = self.settings
+        reference, ref_source = self._reference_window(start, end)
+        recent = self.recent.table
+        n_recent = len(self.recent)
+        if n_recent < s.drift_recent_rows or len(reference) < min(s.drift_reference_rows, s.drift_recent_rows):
+            self.last["drift"] = {"status": "waiting for data", "recent": n_recent, "reference": len(reference)}
             return None
-        if end is not None and recent["event_datetime"].min() <= end:
-            self.last["drift"] = {"status": "recent window overlaps the training window", "recent": len(recent)}
+        assert recent is not None
+        oldest_recent = recent.column("event_datetime")[n_recent - 1].as_py()
+        if end is not None and oldest_recent <= end:
+            self.last["drift"] = {"status": "recent window overlaps the training window", "recent": n_recent}
             return None
         results = {}
         drifted = []
         for feature in window.FEATURES:
-            d = drift.feature_drift(feature, reference[feature].to_numpy(), recent[feature].to_numpy())
+            d = drift.feature_drift(feature, reference[feature].to_numpy(), recent.column(feature).to_numpy())
             self.orch.metrics.psi.labels(feature).set(d.psi)
             self.orch.metrics.ks.labels(feature).set(d.ks_statistic)
             self.orch.metrics.ks_p.labels(feature).set(d.ks_pvalue)
@@ -99,7 +128,7 @@ class Sensors:
                 "kind": "drift",
                 "reason": f"drift in {', '.join(drifted)} against the {ref_source}",
                 "features": results,
-                "since": str(recent["event_datetime"].min()),
+                "since": str(oldest_recent),
             }
         return None
 

@@ -33,7 +33,7 @@ class OrchestratorSettings(CommonSettings):
     confirm_timeout_s: float = Field(60.0, validation_alias="HYP_ORCH_CONFIRM_TIMEOUT_S", gt=0)
 
     # sensors
-    sensor_interval_s: float = Field(5.0, validation_alias="HYP_ORCH_SENSOR_INTERVAL_S", gt=0)
+    sensor_interval_s: float = Field(15.0, validation_alias="HYP_ORCH_SENSOR_INTERVAL_S", gt=0)
     cooldown_s: float = Field(120.0, validation_alias="HYP_ORCH_COOLDOWN_S", ge=0)
     new_data_rows: int = Field(0, validation_alias="HYP_ORCH_NEW_DATA_ROWS", ge=0)  # 0 = sensor off
     drift_enabled: bool = Field(True, validation_alias="HYP_ORCH_DRIFT_ENABLED")
