@@ -11,7 +11,6 @@ import json
 import re
 import time
 import urllib.request
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,46 +89,74 @@ class WarehouseStats:
 
 
 LABEL_SQL = "coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1'"
+_COUNTS = f"""
+    SELECT filename, count(*) AS scored, count(*) FILTER (WHERE anomaly) AS flagged,
+           count(*) FILTER (WHERE anomaly AND {LABEL_SQL}) AS tp, count(*) FILTER (WHERE {LABEL_SQL}) AS labelled,
+           max(model_version) AS model_version
+    FROM read_parquet(?, union_by_name=true, filename=true) GROUP BY filename
+"""
+_LATEST = f"""
+    SELECT transaction_id, value, tax, shipping, score, model_version, source, epoch(scored_at) AS at,
+           json_extract_string(attributes, '$.anomaly_kind') AS kind, {LABEL_SQL} AS labelled
+    FROM read_parquet(?, union_by_name=true) WHERE anomaly AND epoch(scored_at) > ? ORDER BY scored_at DESC LIMIT 5
+"""
+
+
+class _Tally:
+    """Counts per live file, so a refresh reads only the files added since the last one.
+
+    Totals are sums over the files live now: a compacted file replaces its sources' counts, never adds to them.
+    """
+
+    def __init__(self, warehouse_dir: Path) -> None:
+        self.warehouse_dir = warehouse_dir
+        self.events: dict[str, int] = {}  # cloud_run file -> rows (from the Parquet footer)
+        self.anomaly: dict[str, dict] = {}  # cloud_run_anomaly file -> its counts
+
+    def update(self, latest_after: float | None) -> WarehouseStats:
+        import duckdb
+        import pyarrow.parquet as pq
+
+        from services.warehouse.query import files
+
+        live = [str(f) for f in files(self.warehouse_dir, "cloud_run")]
+        self.events = {f: self.events[f] if f in self.events else pq.read_metadata(f).num_rows for f in live}
+        live = [str(f) for f in files(self.warehouse_dir, "cloud_run_anomaly")]
+        new = [f for f in live if f not in self.anomaly]
+        self.anomaly = {f: self.anomaly[f] for f in live if f in self.anomaly}
+        latest: list[dict] = []
+        if new:
+            con = duckdb.connect(":memory:")
+            try:
+                for row in con.sql(_COUNTS, params=[new]).to_arrow_table().to_pylist():
+                    self.anomaly[row.pop("filename")] = row
+                after = -1.0 if latest_after is None else latest_after
+                latest = con.sql(_LATEST, params=[new, after]).to_arrow_table().to_pylist()
+            finally:
+                con.close()
+        counts = list(self.anomaly.values())
+        versions = [c["model_version"] for c in counts if c["model_version"] is not None]
+        return WarehouseStats(
+            events=sum(self.events.values()),
+            scored=sum(c["scored"] for c in counts),
+            flagged=sum(c["flagged"] for c in counts),
+            true_positives=sum(c["tp"] for c in counts),
+            labelled_anomalies=sum(c["labelled"] for c in counts),
+            model_version=max(versions) if versions else None,
+            latest=list(reversed(latest)),
+        )
+
+
+_TALLIES: dict[Path, _Tally] = {}  # one per warehouse, filled on first use (the live summary's process only)
 
 
 def warehouse_stats(warehouse_dir: Path, latest_after: float | None = None) -> WarehouseStats | None:
-    """Counts from the warehouse, or None when it cannot be read (yet)."""
+    """Counts from the warehouse, or None when it cannot be read (yet); reads only files new since the last call."""
+    tally = _TALLIES.setdefault(Path(warehouse_dir), _Tally(Path(warehouse_dir)))
     try:
-        from services.warehouse.query import query
-
-        warnings.filterwarnings("ignore", category=UserWarning, module="services.warehouse.query")
-        counts = query(
-            warehouse_dir,
-            f"""
-            SELECT (SELECT count(*) FROM cloud_run) AS events,
-                   count(*) AS scored,
-                   count(*) FILTER (WHERE anomaly) AS flagged,
-                   count(*) FILTER (WHERE anomaly AND {LABEL_SQL}) AS tp,
-                   count(*) FILTER (WHERE {LABEL_SQL}) AS labelled,
-                   max(model_version) AS model_version
-            FROM cloud_run_anomaly
-            """,
-        ).to_pylist()[0]
-        since = "" if latest_after is None else f"AND epoch(scored_at) > {latest_after:.6f}"
-        latest = query(
-            warehouse_dir,
-            f"""
-            SELECT transaction_id, value, tax, shipping, score, model_version, source, epoch(scored_at) AS at,
-                   json_extract_string(attributes, '$.anomaly_kind') AS kind, {LABEL_SQL} AS labelled
-            FROM cloud_run_anomaly WHERE anomaly {since} ORDER BY scored_at DESC LIMIT 5
-            """,
-        ).to_pylist()
+        return tally.update(latest_after)
     except Exception:  # the warehouse may be empty, half-created or missing: the summary shows '-'
         return None
-    return WarehouseStats(
-        events=counts["events"] or 0,
-        scored=counts["scored"] or 0,
-        flagged=counts["flagged"] or 0,
-        true_positives=counts["tp"] or 0,
-        labelled_anomalies=counts["labelled"] or 0,
-        model_version=counts["model_version"],
-        latest=list(reversed(latest)),
-    )
 
 
 @dataclass

@@ -67,3 +67,24 @@ def test_empty_warehouse_shows_dashes(tmp_path):
     snap = summary.take(None, None, tmp_path / "missing")
     text = summary.line(snap, None)
     assert "precision -" in text and "anomalies" in text
+
+
+def test_refreshes_read_new_files_only_and_compaction_counts_once(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from services.warehouse.query import files
+
+    append(tmp_path, "cloud_run_anomaly", [_anomaly_row(0, True, True), _anomaly_row(1, False, True)])
+    first = summary.warehouse_stats(tmp_path)
+    assert first is not None and (first.scored, first.flagged, first.labelled_anomalies) == (2, 1, 2)
+    append(tmp_path, "cloud_run_anomaly", [_anomaly_row(2, True, False)])
+    second = summary.warehouse_stats(tmp_path)
+    assert second is not None and (second.scored, second.flagged, second.true_positives) == (3, 2, 1)
+    assert [r["transaction_id"] for r in second.latest] == ["t2"]  # only what the new file holds
+    sources = files(tmp_path, "cloud_run_anomaly")  # compaction, by hand: one file replaces both
+    pq.write_table(pa.concat_tables([pq.read_table(f) for f in sources]), sources[0].parent / "part-merged.parquet")
+    for f in sources:
+        f.unlink()
+    third = summary.warehouse_stats(tmp_path)
+    assert third is not None and (third.scored, third.flagged, third.true_positives) == (3, 2, 1)
