@@ -82,8 +82,8 @@ def test_reads_see_every_row_once_while_writers_append_and_compaction_runs(tmp_p
     assert len(reads) > 1
     assert len(files(tmp_path, TABLE)) < 30  # merged while the writer wrote
     final = Compactor(tmp_path, grace_s=0, quiet_s=0).run_once()
-    assert final["live_files"] == 1
-    assert on_disk(tmp_path) == [files(tmp_path, TABLE)[0].name]
+    assert final["live_files"] <= 2  # whole, unless one file is 8x the rest (kept, bounding rewrites)
+    assert on_disk(tmp_path) == [p.name for p in files(tmp_path, TABLE)]
     assert counts(tmp_path) == (total, total)
     ids = query(tmp_path, f"SELECT transaction_id FROM {TABLE}").column(0).to_pylist()
     first = batches * size
