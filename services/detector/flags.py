@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="messages per batch element",
     )
     add(
+        "--batch_linger_s",
+        "--batch-linger-s",
+        dest="batch_linger_s",
+        type=float,
+        help="local read: seconds a batch waits after its first message for more (0: take what is there)",
+    )
+    add(
         "--max_outstanding",
         "--max-outstanding",
         dest="max_outstanding",

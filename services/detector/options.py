@@ -48,6 +48,7 @@ class DetectorConfig:
     kafka_group: str
     metrics_port: int
     stop_after_idle: float
+    batch_linger_s: float = 0.05
     commit_max_rows: int = 10_000
     commit_interval_s: float = 1.0
     compact_interval_s: float = 30.0
@@ -101,6 +102,7 @@ def resolve(options: PipelineOptions, settings: DetectorSettings) -> DetectorCon
         kafka_group=pick("kafka_group", settings.kafka_group),
         metrics_port=int(pick("metrics_port", settings.metrics_port)),
         stop_after_idle=float(pick("stop_after_idle", settings.stop_after_idle)),
+        batch_linger_s=float(pick("batch_linger_s", settings.batch_linger_s)),
         commit_max_rows=int(pick("commit_max_rows", settings.commit_max_rows)),
         commit_interval_s=float(pick("commit_interval_s", settings.commit_interval_s)),
         compact_interval_s=float(pick("compact_interval_s", settings.compact_interval_s)),
@@ -121,6 +123,8 @@ def resolve(options: PipelineOptions, settings: DetectorSettings) -> DetectorCon
         )
     if not 0 < cfg.commit_interval_s <= 600:
         raise OptionsError(f"commit_interval_s: must be above 0 and at most 600, got {cfg.commit_interval_s}")
+    if not 0 <= cfg.batch_linger_s <= 10:
+        raise OptionsError(f"batch_linger_s: must be 0..10 seconds, got {cfg.batch_linger_s}")
     if cfg.compact_interval_s < 0:
         raise OptionsError(f"compact_interval_s: must be 0 (off) or positive, got {cfg.compact_interval_s}")
     if cfg.reload_interval <= 0:

@@ -80,7 +80,7 @@ def Extract(pbegin: beam.pvalue.PBegin, cfg: DetectorConfig) -> beam.PCollection
     """Batches of messages from the configured source."""
     if cfg.source == "local":
         return pbegin | "ReadPubSubBatches" >> local_read.ReadPubSubBatches(
-            subscription_config(cfg), batch_size=cfg.batch_size
+            subscription_config(cfg), batch_size=cfg.batch_size, linger_s=cfg.batch_linger_s
         )
     if cfg.source == "pubsub":
         from apache_beam.io.gcp.pubsub import ReadFromPubSub

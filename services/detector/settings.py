@@ -22,6 +22,8 @@ class DetectorSettings(CommonSettings):
     scorer: str = Field("champion", validation_alias="HYP_DETECTOR_SCORER")
     reload_interval: float = Field(5.0, validation_alias="HYP_DETECTOR_RELOAD_INTERVAL")
     batch_size: int = Field(5000, validation_alias="HYP_DETECTOR_BATCH_SIZE")
+    # local read: a batch waits this long after its first message for more (fewer, fuller bundles)
+    batch_linger_s: float = Field(0.05, validation_alias="HYP_DETECTOR_BATCH_LINGER_S")
     max_outstanding: int = Field(20_000, validation_alias="HYP_DETECTOR_MAX_OUTSTANDING")
     ack_deadline: int = Field(60, validation_alias="HYP_DETECTOR_ACK_DEADLINE")
     metrics_port: int = Field(9464, validation_alias="HYP_DETECTOR_METRICS_PORT")

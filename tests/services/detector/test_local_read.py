@@ -10,7 +10,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from services.detector import local_read
-from services.detector.batch import Batch
+from services.detector.batch import Batch, Message
 from tests.services.detector.helpers import FAKES, FakeSubscriber, fake_client
 
 
@@ -98,3 +98,39 @@ def test_flow_control_stops_pulling_at_max_outstanding():
     finally:
         sub.close()
         FAKES.pop(key, None)
+
+
+def test_take_lingers_for_a_fuller_batch_and_no_longer_than_asked():
+    FAKES["linger-test"] = FakeSubscriber(0)
+    config = local_read.SubscriptionConfig("projects/p/subscriptions/s", "linger-test", client_factory=fake_client)
+    sub = local_read.LocalSubscription(config)  # not started: the test feeds its buffer as the pull thread would
+    try:
+        _linger_checks(sub)
+    finally:
+        FAKES.pop("linger-test", None)
+
+
+def _linger_checks(sub: local_read.LocalSubscription) -> None:
+
+    def put(*ids: str) -> None:
+        with sub._cond:
+            sub._buffer.extend(Message(b"{}", {}, i, 0, f"ack-{i}") for i in ids)
+            sub._cond.notify_all()
+
+    put("1")
+    assert [m.message_id for m in sub.take(10)] == ["1"]  # no linger: what is there
+
+    put("2")
+    threading.Timer(0.05, put, args=("3",)).start()
+    t0 = time.monotonic()
+    taken = sub.take(10, wait_s=1.0, linger_s=0.5)
+    waited = time.monotonic() - t0
+    assert [m.message_id for m in taken] == ["2", "3"]  # the later message joined the batch
+    assert 0.45 <= waited < 2.0  # the batch never filled: it waited the linger out, and no more
+
+    put("4")
+    threading.Timer(0.05, put, args=("5",)).start()
+    t0 = time.monotonic()
+    taken = sub.take(2, wait_s=1.0, linger_s=5.0)
+    assert [m.message_id for m in taken] == ["4", "5"]
+    assert time.monotonic() - t0 < 2.0  # a full batch leaves at once, long before the linger
