@@ -4,33 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from pydantic import ValidationError
-
-TICK_S = 1.0  # uvicorn's own main loop: 0.1 s
-
-
-def quiet_server(config: Any) -> Any:  # uvicorn.Config -> uvicorn.Server
-    """uvicorn's server ticking once a second instead of ten times.
-
-    Its tick only refreshes the Date header (once a second either way) and checks for shutdown;
-    an idle server then wakes once a second. A stop takes up to one tick longer.
-    """
-    import asyncio
-
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        async def main_loop(self) -> None:
-            counter = 0
-            should_exit = await self.on_tick(counter)
-            while not should_exit:
-                counter = (counter + 10) % 864000  # on_tick refreshes the Date header when counter % 10 == 0
-                await asyncio.sleep(TICK_S)
-                should_exit = await self.on_tick(counter)
-
-    return QuietServer(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,13 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
 
-    import uvicorn
-
+    from services.common.serve import serve
     from services.console.app import create_app
 
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=None)
     try:
-        quiet_server(config).run()  # handles SIGTERM/SIGINT: stops accepting, runs the lifespan's shutdown
+        serve(create_app(settings), settings)  # handles SIGTERM/SIGINT: stops accepting, runs the lifespan's shutdown
     except OSError as exc:
         print(f"hyp console: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1

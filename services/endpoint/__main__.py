@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
-
-TICK_S = 1.0  # uvicorn's own main loop: 0.1 s
 
 
 def build_app():  # -> FastAPI; uvicorn's factory for --workers > 1 (settings from the environment)
@@ -19,39 +16,6 @@ def build_app():  # -> FastAPI; uvicorn's factory for --workers > 1 (settings fr
 
     settings = get_settings()
     return create_app(settings, MlflowSource(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias))
-
-
-def server_options() -> dict[str, str]:
-    """uvloop and httptools (the serve extra installs both: several times h11's and asyncio's speed per
-    request), named explicitly so a missing one shows in the log; the pure-Python pair otherwise."""
-    from importlib.util import find_spec
-
-    return {
-        "loop": "uvloop" if find_spec("uvloop") else "asyncio",
-        "http": "httptools" if find_spec("httptools") else "h11",
-    }
-
-
-def quiet_server(config: Any) -> Any:  # uvicorn.Config -> uvicorn.Server
-    """uvicorn's server ticking once a second instead of ten times.
-
-    Its tick only refreshes the Date header (once a second either way) and checks for shutdown;
-    an idle server then wakes once a second. A stop takes up to one tick longer.
-    """
-    import asyncio
-
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        async def main_loop(self) -> None:
-            counter = 0
-            should_exit = await self.on_tick(counter)
-            while not should_exit:
-                counter = (counter + 10) % 864000  # on_tick refreshes the Date header when counter % 10 == 0
-                await asyncio.sleep(TICK_S)
-                should_exit = await self.on_tick(counter)
-
-    return QuietServer(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,13 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "access_log": False, "log_config": None}
-    common.update(server_options())
-    logging.getLogger(__name__).info("uvicorn event loop and HTTP parser", extra={"fields": common})
+    from services.common.serve import options, serve
+
+    common = options(settings)
+    logging.getLogger(__name__).info(
+        "uvicorn event loop and HTTP parser", extra={"fields": {k: common[k] for k in ("loop", "http")}}
+    )
     if settings.workers > 1:
         uvicorn.run("services.endpoint.__main__:build_app", factory=True, workers=settings.workers, **common)
     else:
-        quiet_server(uvicorn.Config(build_app(), **common)).run()  # uvicorn.run's single-process path
+        serve(build_app(), settings)
     return 0
 
 

@@ -80,9 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(json.dumps(r, default=str) for r in records) if args.json else _table(records))
         return 0
 
-    import uvicorn
-
     from services.common.logs import setup_logging
+    from services.common.serve import serve
     from services.orchestrator.api import create_app
     from services.orchestrator.modelops import ModelsPackageOps
     from services.orchestrator.runner import Orchestrator
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     orchestrator = Orchestrator(settings, ModelsPackageOps(settings))
     app = create_app(orchestrator, run_sensors=not args.no_sensors)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    serve(app, settings)
     return 0
 
 

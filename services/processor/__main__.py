@@ -45,20 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
 
-    import uvicorn
-
+    from services.common.serve import serve
     from services.processor.app import create_app
 
     app = create_app(settings)
-    # app.state.front: POST / straight to the processor, everything else (and the lifespan) to FastAPI
-    uvicorn.run(
-        app.state.front,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,  # the push's client address is not used: skip uvicorn's per-request header pass
-    )
+    # app.state.front: POST / straight to the processor, everything else (and the lifespan) to FastAPI;
+    # the push's client address is not used: no per-request proxy-header pass
+    serve(app.state.front, settings, proxy_headers=False)
     return 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.endpoint.__main__ import main, server_options
+from services.common.serve import server_options
+from services.endpoint.__main__ import main
 
 
 def test_uvicorn_runs_on_uvloop_and_httptools_from_the_serve_extra():

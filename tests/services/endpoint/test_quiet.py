@@ -11,7 +11,7 @@ import time
 import httpx
 from fastapi.testclient import TestClient
 
-from services.endpoint.__main__ import TICK_S, quiet_server
+from services.common.serve import TICK_S, quiet_server
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
 from tests.services.endpoint.helpers import FakeSource, TinyKMeans
