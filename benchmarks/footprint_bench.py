@@ -80,6 +80,19 @@ def rss_mib(pids: list[int]) -> float:
     return total / 2**20
 
 
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size: shared pages (numpy, pyarrow, Python itself) split between the processes mapping them."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
 @dataclass
 class Stack:
     root: Path
@@ -198,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "t_min": round((time.monotonic() - t_start) / 60, 1),
                     "rss": {n: round(rss_mib(tree(p)), 1) for n, p in pids.items()},
+                    "pss": {n: round(pss_mib(tree(p)), 1) for n, p in pids.items()},
                     "backlog": {s["name"].rsplit("/", 1)[-1]: s["backlog"] for s in subs},
                     "oldest_s": {s["name"].rsplit("/", 1)[-1]: s["oldest_unacked_age_s"] for s in subs},
                     "files": files_per_table(stack.home),
@@ -253,18 +267,20 @@ def render(r: dict) -> str:
     lines = [
         f"### {r['label']}: {r['minutes']:g} minutes at {r['rate']:g} events/s",
         "",
-        "| service | CPU at rate (% of a core) | CPU, no events | RSS at 1 min (MiB) | RSS at end (MiB) |",
-        "|---|---|---|---|---|",
+        "| service | CPU at rate (% of a core) | CPU, no events | RSS after warm-up (MiB) | RSS at end (MiB) | PSS at end |",
+        "|---|---|---|---|---|---|",
     ]
     names = sorted(set(r.get("cpu_at_rate", {})) | set(r.get("cpu_idle", {})))
     for n in names:
         lines.append(
             f"| {n} | {r['cpu_at_rate'].get(n, 0):.1f} | {r.get('cpu_idle', {}).get(n, 0):.1f} "
-            f"| {first.get('rss', {}).get(n, 0):.0f} | {last.get('rss', {}).get(n, 0):.0f} |"
+            f"| {first.get('rss', {}).get(n, 0):.0f} | {last.get('rss', {}).get(n, 0):.0f} "
+            f"| {last.get('pss', {}).get(n, 0):.0f} |"
         )
     lines.append(
         f"| **total** | **{sum(r['cpu_at_rate'].values()):.1f}** | **{sum(r.get('cpu_idle', {}).values()):.1f}** "
-        f"| **{sum(first.get('rss', {}).values()):.0f}** | **{sum(last.get('rss', {}).values()):.0f}** |"
+        f"| **{sum(first.get('rss', {}).values()):.0f}** | **{sum(last.get('rss', {}).values()):.0f}** "
+        f"| **{sum(last.get('pss', {}).values()):.0f}** |"
     )
     second = f"{r['second_up_s']:.1f} s" if "second_up_s" in r else f"failed: {r.get('second_up_error', 'not run')}"
     worst = max((v for m in r.get("timeline", []) for v in m["oldest_s"].values()), default=0.0)
