@@ -5,6 +5,8 @@
   a stop takes up to one tick longer.
 - Request lines only with ``HYP_ACCESS_LOG`` (``CommonSettings.access_log``); uvicorn never
   reconfigures logging (``setup_logging`` did).
+- Only requests for one of the service's own names (``Host``): services/common/hosts.py, the
+  DNS-rebinding check, wraps every app served here.
 - uvloop and httptools where installed (several times asyncio's and h11's speed per request),
   named explicitly so a missing one shows in the log.
 """
@@ -60,10 +62,24 @@ def quiet_server(config: Any) -> Any:  # uvicorn.Config -> uvicorn.Server
     return QuietServer(config)
 
 
+def host_checked(app: Any, settings: Any, bind_host: str | None = None) -> Any:
+    """``app`` behind the Host check for a service with these settings (bound to ``bind_host``, by
+    default its settings' host)."""
+    from services.common import hosts
+
+    allowed = hosts.for_settings(settings, bind_host)
+    if hosts.ANY in allowed:
+        log.warning(f"{hosts.ENV} has '*': any Host header is accepted (no DNS-rebinding protection)")
+    else:
+        log.debug("allowed Host names", extra={"fields": {"names": sorted(allowed)}})
+    return hosts.protect(app, allowed)
+
+
 def serve(app: Any, settings: Any, **overrides: Any) -> None:
-    """Serve ``app`` in this process until SIGTERM/SIGINT (the lifespan's shutdown runs)."""
+    """Serve ``app`` (behind the Host check) in this process until SIGTERM/SIGINT (the lifespan's
+    shutdown runs)."""
     import uvicorn
 
     opts = options(settings, **overrides)
     log.debug("uvicorn options", extra={"fields": {k: v for k, v in opts.items() if k != "log_config"}})
-    quiet_server(uvicorn.Config(app, **opts)).run()
+    quiet_server(uvicorn.Config(host_checked(app, settings, opts["host"]), **opts)).run()

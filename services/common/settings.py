@@ -28,6 +28,9 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="HYP_LOG_LEVEL")
     # one log line per HTTP request (uvicorn's access log): off by default, for debugging only
     access_log: bool = Field(False, validation_alias="HYP_ACCESS_LOG")
+    # Host names an HTTP service answers to besides 127.0.0.1, localhost, [::1] and its bind address
+    # (a comma list; `*` allows any Host, turning the DNS-rebinding check off): services/common/hosts.py
+    allowed_hosts: str = Field("", validation_alias="HYP_ALLOWED_HOSTS")
 
     @property
     def model_uri(self) -> str:

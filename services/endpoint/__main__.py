@@ -9,13 +9,20 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 
-def build_app():  # -> FastAPI; uvicorn's factory for --workers > 1 (settings from the environment)
+def build_app():  # -> FastAPI (settings from the environment)
     from services.endpoint.app import create_app
     from services.endpoint.model_source import MlflowSource
     from services.endpoint.settings import get_settings
 
     settings = get_settings()
     return create_app(settings, MlflowSource(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias))
+
+
+def build_checked_app():  # uvicorn's factory for each worker: build_app behind the Host check (serve() adds it for one)
+    from services.common.serve import host_checked
+    from services.endpoint.settings import get_settings
+
+    return host_checked(build_app(), get_settings())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "uvicorn event loop and HTTP parser", extra={"fields": {k: common[k] for k in ("loop", "http")}}
     )
     if settings.workers > 1:
-        uvicorn.run("services.endpoint.__main__:build_app", factory=True, workers=settings.workers, **common)
+        uvicorn.run("services.endpoint.__main__:build_checked_app", factory=True, workers=settings.workers, **common)
     else:
         serve(build_app(), settings)
     return 0
