@@ -2,7 +2,8 @@
 
 ``GET /`` answers ``Ok.`` (as Google's emulator does), ``GET /metrics`` is Prometheus text,
 ``GET /admin/state`` is JSON (topics, subscriptions with backlog) for the console. Errors come
-back in Google's JSON error shape with the HTTP status the real REST API uses.
+back in Google's JSON error shape with the HTTP status the real REST API uses. A request whose
+``Host`` is not one of the emulator's names is refused first (services/common/hosts.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,6 +20,7 @@ import grpc
 from google.protobuf import json_format
 from google.pubsub_v1 import types
 
+from services.common import hosts
 from services.pubsub import metrics
 from services.pubsub.broker import Broker, PullResponse
 from services.pubsub.errors import ApiError, invalid, not_found
@@ -172,6 +174,7 @@ class Routes:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     routes: Routes
+    allowed_hosts: Collection[str] = ()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format % args)
@@ -188,6 +191,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(doc).encode(), "application/json; charset=utf-8")
 
     def _handle(self) -> None:
+        refused = hosts.refused(self.headers.get_all("Host") or [], self.allowed_hosts)
+        if refused is not None:  # not one of our names (DNS rebinding): the body, if any, is left unread
+            self.close_connection = True
+            self._send(*refused, "application/json")
+            return
         path = self.path.split("?", 1)[0]
         if self.command in ("GET", "HEAD") and path == "/":
             self._send(200, b"Ok.", "text/plain; charset=utf-8")
@@ -221,8 +229,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer:
-    def __init__(self, broker: Broker, host: str, port: int, push_outcomes: Callable[[], dict] | None = None) -> None:
-        handler = type("Handler", (_Handler,), {"routes": Routes(broker, push_outcomes)})
+    def __init__(
+        self,
+        broker: Broker,
+        host: str,
+        port: int,
+        push_outcomes: Callable[[], dict] | None = None,
+        allowed_hosts: Collection[str] | None = None,
+    ) -> None:
+        if allowed_hosts is None:  # the bind address, the loopback names and HYP_ALLOWED_HOSTS
+            from services.common.settings import CommonSettings
+
+            allowed_hosts = hosts.allowed_names(host, CommonSettings().allowed_hosts)
+        attrs = {"routes": Routes(broker, push_outcomes), "allowed_hosts": frozenset(allowed_hosts)}
+        handler = type("Handler", (_Handler,), attrs)
         ThreadingHTTPServer.allow_reuse_address = True
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True

@@ -13,6 +13,8 @@ Values may hold placeholders, filled in by :func:`resolve` for the place the ser
     the data root (``.hyp`` in the working directory locally, ``/data`` in a container)
 ``{pubsub}``, ``{mlflow}``, ``{endpoint}``, ... (any service name)
     the host that service is reached at (``127.0.0.1`` locally, the compose service name in compose)
+``{self}``
+    the same for the service whose value it is (its own name in compose)
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ TUNABLES: dict[str, str] = {
     "HYP_MODEL_ALIAS": "champion",
     "HYP_LOG_LEVEL": "INFO",
     "HYP_ACCESS_LOG": "false",  # uvicorn's line per HTTP request (CommonSettings.access_log): debugging only
+    "HYP_ALLOWED_HOSTS": "",  # more Host names every HTTP service answers to (services/common/hosts.py)
     "HYP_LOADGEN_RATE": "200",
     "BASE_IMAGE": "python:3.11-slim",
     "CUDA_BASE_IMAGE": CUDA_BASE_IMAGE,
@@ -136,6 +139,8 @@ COMMON_ENV: dict[str, str] = {
     "HYP_MODEL_ALIAS": "${HYP_MODEL_ALIAS}",
     "HYP_LOG_LEVEL": "${HYP_LOG_LEVEL}",
     "HYP_ACCESS_LOG": "${HYP_ACCESS_LOG}",
+    # the Host check (DNS rebinding) lets a service answer to the name the others reach it at
+    "HYP_ALLOWED_HOSTS": "{self},${HYP_ALLOWED_HOSTS}",
     "PUBSUB_EMULATOR_HOST": "{pubsub}:" + str(PUBSUB_PORT),
     "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
     "HYP_WAREHOUSE_DIR": "{data}/warehouse",
@@ -379,7 +384,8 @@ def resolve(value: str, place: Place, *, data: str, tunables: Mapping[str, str] 
 def environment(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of one service in a place (common settings first, the service's own over them)."""
     merged = {**COMMON_ENV, **s.env}
-    return {k: resolve(v, place, data=data, tunables=tunables) for k, v in merged.items()}
+    own = "127.0.0.1" if place == "local" else s.name
+    return {k: resolve(v.replace("{self}", own), place, data=data, tunables=tunables) for k, v in merged.items()}
 
 
 def command(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> list[str]:
