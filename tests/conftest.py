@@ -1,8 +1,13 @@
-"""Shared test configuration: environment for testcontainers and no cloud probing."""
+"""Shared test configuration: environment for testcontainers, no cloud probing, no Beam runner that downloads."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
 
 # Nothing in the test run may reach a cloud metadata server or a registry.
 os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:1")
@@ -15,3 +20,29 @@ os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
 
 # Fixtures that start real processes (emulator, MLflow server, ...), shared by every test folder.
 pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.mlflow", "services.testing.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _no_prism_runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test whose Beam pipeline reaches the PrismRunner: Beam's default runner (DirectRunner, and so a
+    bare ``TestPipeline()``) tries Prism first, which downloads its binary into ~/.apache_beam/cache/prism.
+    Tests pin a local runner (``runner="BundleBasedDirectRunner"``); the refused run makes Beam fall back, so the
+    test still ends and this says why it fails."""
+    if "apache_beam" not in sys.modules:  # only tests that imported Beam can build a pipeline
+        yield
+        return
+    from apache_beam.runners.portability import prism_runner
+
+    refused: list[str] = []
+
+    def refuse(self: object, pipeline: object, options: object) -> NoReturn:
+        refused.append(type(pipeline).__name__)
+        raise RuntimeError("the PrismRunner downloads its binary; tests pin runner='BundleBasedDirectRunner'")
+
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", refuse)
+    yield
+    if refused:
+        pytest.fail(
+            "a Beam pipeline used the default runner, which tries Prism (a download) first: "
+            "pin runner='BundleBasedDirectRunner' (TestPipeline(runner=...) or PipelineOptions(runner=...))"
+        )

@@ -25,7 +25,7 @@ def test_load_writes_events_and_verdicts_to_the_warehouse(tmp_path):
     cfg = _cfg("--warehouse-dir", str(tmp_path), "--source", "pubsub", "--runner", "DataflowRunner")
     parsed = pipeline.records.parse_batch(batch(message(0, purchase_event(0), ack=False), message(1, view_event(1))))
     scored = parsed.replace(verdicts=({"score": 0.1, "is_anomaly": False, "model_version": "3"},), model_version="3")
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as p:
         counts = p | beam.Create([scored]) | pipeline.Load(cfg)
         assert_that(counts, equal_to([2]))
     events = query(tmp_path, "SELECT message_id, source FROM cloud_run ORDER BY 1").to_pylist()

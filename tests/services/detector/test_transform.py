@@ -48,7 +48,7 @@ def test_transform_parses_scores_and_tags_every_verdict():
         assert {v["model_version"] for b in batches for v in b.verdicts} == {"test-1"}
         assert first.model_version == second.model_version == "test-1"
 
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as p:
         out = p | beam.Create(_input()) | pipeline.Transform(ThresholdScorer)
         assert_that(out, check)
 
@@ -61,7 +61,7 @@ def test_scoring_failure_dead_letters_the_purchases_and_keeps_the_rest():
         assert [m.message_id for b in batches for m in b.event_messages] == ["m1"]
         assert all(not b.verdicts for b in batches)
 
-    with test_pipeline.TestPipeline() as p:
+    with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as p:
         out = p | beam.Create(_input()) | pipeline.Transform(BrokenScorer)
         assert_that(out, check)
 
