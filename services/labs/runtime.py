@@ -68,7 +68,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 def wait_until(what: str, ready: Callable[[], str | None], timeout_s: float, alive: Callable[[], bool]) -> None:
     """Poll ``ready`` (None = ready, else the reason) until it is, the process dies, or time runs out."""
     deadline = time.monotonic() + timeout_s
-    reason = "not checked yet"
+    reason: str | None = "not checked yet"
     while time.monotonic() < deadline:
         reason = ready()
         if reason is None:

@@ -63,7 +63,7 @@ class RunHistory:
         return marked
 
     def create(self, trigger: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        record = {
+        record: dict[str, Any] = {
             "id": uuid.uuid4().hex[:12],
             "status": "running",
             "trigger": trigger,

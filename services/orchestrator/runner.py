@@ -249,15 +249,12 @@ class Orchestrator:
         def confirm(entry: dict[str, Any]) -> None:
             want = str(record["promoted_version"])
             results: dict[str, Any] = {}
+            endpoint_url, metrics_url = s.endpoint_url, s.detector_metrics_url
             probes: dict[str, Callable[[], str | None] | None] = {
                 "endpoint": (
-                    (lambda: consumers.endpoint_version(s.endpoint_url, self.endpoint_name()))
-                    if s.endpoint_url
-                    else None
+                    (lambda: consumers.endpoint_version(endpoint_url, self.endpoint_name())) if endpoint_url else None
                 ),
-                "detector": (lambda: consumers.detector_version(s.detector_metrics_url))
-                if s.detector_metrics_url
-                else None,
+                "detector": (lambda: consumers.detector_version(metrics_url)) if metrics_url else None,
             }
             for name, probe in probes.items():
                 if probe is None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.common import logs
 from services.stack import definition as d
@@ -278,14 +279,15 @@ def stop_recorded(run_dir: Path, timeout_s: float, report: Callable[[str], None]
     return running
 
 
-def write_state(run_dir: Path, state: dict) -> None:
+def write_state(run_dir: Path, state: dict[str, Any]) -> None:
     tmp = run_dir / "stack.json.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(run_dir / "stack.json")
 
 
-def read_state(run_dir: Path) -> dict:
+def read_state(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / "stack.json").read_text())
+        state: dict[str, Any] = json.loads((run_dir / "stack.json").read_text())
+        return state
     except (OSError, ValueError):
         return {}

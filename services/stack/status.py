@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from services.stack import definition as d
 from services.stack import processes as p
@@ -13,7 +14,7 @@ from services.stack.healthcheck import probe
 from services.stack.settings import get_settings
 
 
-def rows(home: Path) -> list[dict]:
+def rows(home: Path) -> list[dict[str, Any]]:
     pids = p.recorded(home / "run")
     out = []
     for s in d.SERVICES:

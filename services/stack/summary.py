@@ -13,6 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
@@ -77,7 +78,7 @@ class WarehouseStats:
     true_positives: int = 0
     labelled_anomalies: int = 0
     model_version: str | None = None
-    latest: list[dict] = field(default_factory=list)
+    latest: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def precision(self) -> float | None:
@@ -111,7 +112,7 @@ class _Tally:
     def __init__(self, warehouse_dir: Path) -> None:
         self.warehouse_dir = warehouse_dir
         self.events: dict[str, int] = {}  # cloud_run file -> rows (from the Parquet footer)
-        self.anomaly: dict[str, dict] = {}  # cloud_run_anomaly file -> its counts
+        self.anomaly: dict[str, dict[str, Any]] = {}  # cloud_run_anomaly file -> its counts
 
     def update(self, latest_after: float | None) -> WarehouseStats:
         import duckdb
@@ -124,7 +125,7 @@ class _Tally:
         live = [str(f) for f in files(self.warehouse_dir, "cloud_run_anomaly")]
         new = [f for f in live if f not in self.anomaly]
         self.anomaly = {f: self.anomaly[f] for f in live if f in self.anomaly}
-        latest: list[dict] = []
+        latest: list[dict[str, Any]] = []
         if new:
             con = duckdb.connect(":memory:")
             try:
@@ -170,7 +171,9 @@ class Snapshot:
     warehouse: WarehouseStats | None
 
 
-def take(emulator_metrics: str | None, detector_metrics: str | None, warehouse_dir: Path, latest_after=None):
+def take(
+    emulator_metrics: str | None, detector_metrics: str | None, warehouse_dir: Path, latest_after: float | None = None
+) -> Snapshot:
     em = scrape(emulator_metrics) if emulator_metrics else []
     det = scrape(detector_metrics) if detector_metrics else []
     wh = warehouse_stats(warehouse_dir, latest_after)
@@ -215,7 +218,7 @@ def line(now: Snapshot, before: Snapshot | None) -> str:
     )
 
 
-def detection_line(row: dict) -> str:
+def detection_line(row: dict[str, Any]) -> str:
     truth = "labelled anomaly" if row.get("labelled") else "not labelled"
     kind = f" ({row['kind']})" if row.get("kind") else ""
     return (

@@ -17,6 +17,8 @@ import socket
 import sys
 import time
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 from services.stack import definition as d
@@ -340,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     t0, started_at = time.monotonic(), time.time()
     print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
 
-    def on_term(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
+    # SIGTERM behaves like Ctrl-C: stop everything cleanly
+    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
         raise _Stop
 
     previous = signal.signal(signal.SIGTERM, on_term)
