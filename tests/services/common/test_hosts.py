@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.common import hosts
+from services.common.processes import free_port, stop_group, wait_for
 
 LOCAL = hosts.allowed_names("127.0.0.1")
 
@@ -17,7 +25,7 @@ LOCAL = hosts.allowed_names("127.0.0.1")
 
 
 def test_a_service_answers_to_the_loopback_names_and_a_specific_bind_address():
-    assert LOCAL == {"127.0.0.1", "localhost", "::1"}
+    assert sorted(LOCAL) == ["127.0.0.1", "::1", "localhost"]
     assert hosts.allowed_names("0.0.0.0") == LOCAL
     assert hosts.allowed_names("::") == LOCAL
     assert hosts.allowed_names("[::]") == LOCAL
@@ -218,3 +226,183 @@ def test_serve_wraps_every_app_with_the_services_names(monkeypatch):
     assert checked.allowed == LOCAL | {"processor"}
     monkeypatch.setenv("HYP_ALLOWED_HOSTS", "*")
     assert host_checked(app, ProcessorSettings()) is app
+
+
+# --- every HTTP service, as a real process ---------------------------------------------------------------
+# Raw HTTP with a Host header of our choosing: this is our own protection, not a GCP API contract.
+
+ROOT = Path(__file__).resolve().parents[3]
+EXTRA_NAME = "hyp-own-name"  # what compose adds: the name the other services reach this one at
+REBINDING_SQL = {"sql": "SELECT content FROM read_text('/etc/hostname')"}
+START_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A harmless GET that answers 200 from a name of ours, and a request a rebinding page would want."""
+
+    get: str
+    method: str
+    path: str
+    body: dict = field(default_factory=dict)
+    own_names: bool = True  # HYP_ALLOWED_HOSTS applies (MLflow has its own allow-list)
+
+
+PROBES: dict[str, Probe] = {
+    "console": Probe("/health", "POST", "/api/sql", REBINDING_SQL),
+    "endpoint": Probe("/metrics", "POST", "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"),
+    # uvicorn's worker processes build the app through the endpoint's factory, not serve()
+    "endpoint --workers 2": Probe("/metrics", "POST", "/invocations"),
+    "processor": Probe("/metrics", "POST", "/", {"message": {"data": "e30="}, "subscription": "s"}),
+    "orchestrator": Probe("/runs", "POST", "/runs"),
+    "pubsub": Probe("/admin/state", "PUT", "/v1/projects/hyp-local/topics/rebound"),
+    "mlflow": Probe(
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        {"name": "rebound"},
+        own_names=False,
+    ),
+}
+
+
+def send(port: int, method: str, path: str, host: str | None, body: dict | None = None) -> tuple[int, bytes]:
+    """One request on its own connection with exactly this Host header (none when ``host`` is None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        data = json.dumps(body).encode() if body is not None else b""
+        if method != "GET":
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data if method != "GET" else None)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def answers(port: int, path: str) -> bool:
+    try:
+        return send(port, "GET", path, f"127.0.0.1:{port}")[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ports(tmp_path_factory, mlflow_server) -> Iterator[dict[str, int]]:
+    """console, endpoint (one and two workers), processor, orchestrator and the Pub/Sub emulator as real
+    processes on free ports (temp home and warehouse, HYP_ALLOWED_HOSTS=EXTRA_NAME), and the session's
+    MLflow server."""
+    from tests.fixtures.pubsub import start_emulator, stop_emulator
+
+    work = tmp_path_factory.mktemp("hosts")
+    (work / "home").mkdir()
+    emulator = start_emulator(work / "pubsub", extra_env={"HYP_ALLOWED_HOSTS": EXTRA_NAME, "HOME": str(work / "home")})
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "HOME": str(work / "home"),
+        "HYP_ALLOWED_HOSTS": EXTRA_NAME,
+        "HYP_WAREHOUSE_DIR": str(work / "warehouse"),
+        "PUBSUB_EMULATOR_HOST": emulator.host,
+        "MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
+        "HYP_ENDPOINT_URL": closed,
+        "HYP_CONSOLE_PUBSUB_URL": emulator.rest_url,
+        "HYP_CONSOLE_ENDPOINT_URL": closed,
+        "HYP_CONSOLE_PROCESSOR_URL": closed,
+        "HYP_CONSOLE_ORCHESTRATOR_URL": closed,
+        "HYP_CONSOLE_DETECTOR_METRICS_URL": closed + "/metrics",
+        "HYP_ORCH_ENDPOINT_URL": closed,
+        "HYP_ORCH_DETECTOR_METRICS_URL": closed + "/metrics",
+    }
+    extra = {
+        "endpoint": ["--reload-interval", "0"],
+        "endpoint --workers 2": ["--reload-interval", "0"],
+        "orchestrator": ["--no-sensors", "--data-dir", str(work / "orchestrator")],
+    }
+    started = ("console", "endpoint", "endpoint --workers 2", "processor", "orchestrator")
+    found = {name: free_port() for name in started}
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        for name, port in found.items():
+            args = [sys.executable, "-m", "services.cli", *name.split(), "--host", "127.0.0.1", "--port", str(port)]
+            with open(work / f"{name.replace(' ', '')}.log", "wb") as log:
+                processes[name] = subprocess.Popen(
+                    [*args, *extra.get(name, [])],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        for name, port in found.items():
+            process = processes[name]
+            wait_for(
+                lambda p=process, n=name, port=port: p.poll() is not None or answers(port, PROBES[n].get),
+                START_TIMEOUT_S,
+                f"hyp {name} on port {port}",
+            )
+            assert process.poll() is None, (work / f"{name.replace(' ', '')}.log").read_text()[-3000:]
+        found["pubsub"] = int(emulator.rest_url.rsplit(":", 1)[1])
+        found["mlflow"] = int(mlflow_server.tracking_uri.rsplit(":", 1)[1])
+        yield found
+    finally:
+        for process in processes.values():
+            stop_group(process)
+        stop_emulator(emulator)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("service", list(PROBES))
+def test_a_request_for_another_name_is_refused(ports, service):
+    port, probe = ports[service], PROBES[service]
+    for method, path, body in (("GET", probe.get, None), (probe.method, probe.path, probe.body)):
+        status, content = send(port, method, path, f"attacker.example:{port}", body)
+        assert 400 <= status < 500, (method, path, status, content[:300])
+        if probe.own_names:
+            assert status == 400
+            assert json.loads(content)["error"]["host"] == "attacker.example"
+    if probe.own_names:
+        assert send(port, "GET", probe.get, None)[0] == 400  # no Host at all
+
+
+@pytest.mark.integration
+def test_the_console_does_not_run_sql_for_a_rebound_page(ports):
+    port = ports["console"]
+    status, content = send(port, "POST", "/api/sql", f"attacker.example:{port}", REBINDING_SQL)
+    hostname = Path("/etc/hostname").read_bytes().strip()
+    assert status == 400
+    assert not hostname or hostname not in content
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("service", list(PROBES))
+def test_our_own_names_are_served(ports, service):
+    port, probe = ports[service], PROBES[service]
+    names = ["127.0.0.1", "localhost"] + (["[::1]", EXTRA_NAME] if probe.own_names else [])
+    for name in names:
+        status, content = send(port, "GET", probe.get, f"{name}:{port}")
+        assert status == 200, (name, status, content[:300])
+
+
+@pytest.mark.integration
+def test_a_refused_request_changed_nothing_and_googles_rest_client_still_works(ports):
+    """The topic a rebound page tried to create does not exist; Google's Pub/Sub client over REST
+    (its Host is 127.0.0.1:PORT) creates, publishes and lists as before."""
+    from google.api_core.exceptions import NotFound
+    from google.auth.credentials import AnonymousCredentials
+    from google.pubsub_v1 import PublisherClient
+    from google.pubsub_v1.services.publisher.transports.rest import PublisherRestTransport
+
+    port = ports["pubsub"]
+    transport = PublisherRestTransport(host=f"127.0.0.1:{port}", url_scheme="http", credentials=AnonymousCredentials())
+    client = PublisherClient(transport=transport)
+    with pytest.raises(NotFound):
+        client.get_topic(topic="projects/hyp-local/topics/rebound")
+    topic = "projects/hyp-local/topics/over-rest"
+    assert client.create_topic(name=topic).name == topic
+    assert client.publish(topic=topic, messages=[{"data": b"x"}]).message_ids
+    assert topic in [t.name for t in client.list_topics(project="projects/hyp-local")]
