@@ -406,3 +406,24 @@ def test_a_refused_request_changed_nothing_and_googles_rest_client_still_works(p
     assert client.create_topic(name=topic).name == topic
     assert client.publish(topic=topic, messages=[{"data": b"x"}]).message_ids
     assert topic in [t.name for t in client.list_topics(project="projects/hyp-local")]
+
+
+def test_compose_lets_each_service_answer_to_its_service_name_and_hyp_up_keeps_the_users_names():
+    from services.common.settings import CommonSettings
+    from services.stack import definition as d
+
+    for s in d.SERVICES:
+        env = d.environment(s, "compose", data="/data")
+        assert env["HYP_ALLOWED_HOSTS"] == s.name + ",${HYP_ALLOWED_HOSTS:-}"
+    processor = d.service("processor")
+    local = d.environment(processor, "local", data=".hyp", tunables={"HYP_ALLOWED_HOSTS": "laptop.lan"})
+    settings = CommonSettings.model_validate({"HYP_ALLOWED_HOSTS": local["HYP_ALLOWED_HOSTS"]})
+    assert hosts.for_settings(settings, "127.0.0.1") == LOCAL | {"laptop.lan"}
+    # every name a service is reached at inside compose is one it answers to
+    urls = [v for s in d.SERVICES for v in d.environment(s, "compose", data="/data").values() if "://" in v]
+    reached = {u.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0] for u in urls}
+    by_name = {s.name: s for s in d.SERVICES}
+    assert {"pubsub", "mlflow", "endpoint", "processor", "orchestrator"} <= reached
+    for name in reached - {"127.0.0.1"}:  # 127.0.0.1: the console's links for the browser on the host
+        own = d.environment(by_name[name], "compose", data="/data")["HYP_ALLOWED_HOSTS"].split(",")[0]
+        assert own == name
