@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import json
 import os
@@ -338,13 +339,13 @@ def ports(tmp_path_factory, mlflow_server) -> Iterator[dict[str, int]]:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+
+        def up_or_exited(name: str) -> bool:
+            return processes[name].poll() is not None or answers(found[name], PROBES[name].get)
+
         for name, port in found.items():
             process = processes[name]
-            wait_for(
-                lambda p=process, n=name, port=port: p.poll() is not None or answers(port, PROBES[n].get),
-                START_TIMEOUT_S,
-                f"hyp {name} on port {port}",
-            )
+            wait_for(functools.partial(up_or_exited, name), START_TIMEOUT_S, f"hyp {name} on port {port}")
             assert process.poll() is None, (work / f"{name.replace(' ', '')}.log").read_text()[-3000:]
         found["pubsub"] = int(emulator.rest_url.rsplit(":", 1)[1])
         found["mlflow"] = int(mlflow_server.tracking_uri.rsplit(":", 1)[1])
