@@ -35,7 +35,7 @@ class ApiError(Exception):
     def http_status(self) -> int:
         return _HTTP.get(self.code, 500)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.http_status, "message": self.message, "status": self.code.name}
         if self.details:
             error["details"] = [

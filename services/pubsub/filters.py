@@ -84,9 +84,10 @@ class _Parser:
             terms.append(self.term())
         if len(terms) == 1:
             return terms[0]
+        ts = tuple(terms)
         if joiner == "AND":
-            return lambda a, ts=tuple(terms): all(t(a) for t in ts)
-        return lambda a, ts=tuple(terms): any(t(a) for t in ts)
+            return lambda a: all(t(a) for t in ts)
+        return lambda a: any(t(a) for t in ts)
 
     def term(self) -> Predicate:
         if self.at("word", "NOT") or self.at("op", "-"):

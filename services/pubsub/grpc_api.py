@@ -19,8 +19,10 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from services.pubsub import names
-from services.pubsub.broker import Broker, SubState
+from services.pubsub.broker import Broker
 from services.pubsub.errors import ApiError, invalid
+from services.pubsub.subscription import SubState
+from services.pubsub.validation import parse_ack_id
 
 log = logging.getLogger("hyp.pubsub.grpc")
 
@@ -51,6 +53,16 @@ def abort(context: grpc.ServicerContext, error: ApiError) -> None:
             status.details.add().Pack(detail)
         context.abort_with_status(rpc_status.to_status(status))
     context.abort(error.code, error.message)
+
+
+def _void(call: Callable[[Any], None], reply: Any) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """A handler for a call that returns nothing: run it, answer `reply`."""
+
+    def handler(req: Any, context: grpc.ServicerContext) -> Any:
+        call(req)
+        return reply
+
+    return handler
 
 
 def _unary(req_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler:
@@ -94,10 +106,10 @@ class PubsubGrpc:
             "ListTopics": _unary(T.ListTopicsRequest.pb(), self.list_topics),
             "ListTopicSubscriptions": _unary(T.ListTopicSubscriptionsRequest.pb(), self.list_topic_subscriptions),
             "ListTopicSnapshots": _unary(T.ListTopicSnapshotsRequest.pb(), self.list_topic_snapshots),
-            "DeleteTopic": _unary(T.DeleteTopicRequest.pb(), lambda r, c: b.delete_topic(r.topic) or Empty),
+            "DeleteTopic": _unary(T.DeleteTopicRequest.pb(), _void(lambda r: b.delete_topic(r.topic), Empty)),
             "DetachSubscription": _unary(
                 T.DetachSubscriptionRequest.pb(),
-                lambda r, c: b.detach_subscription(r.subscription) or T.DetachSubscriptionResponse.pb()(),
+                _void(lambda r: b.detach_subscription(r.subscription), T.DetachSubscriptionResponse.pb()()),
             ),
         }
         subscriber = {
@@ -108,20 +120,20 @@ class PubsubGrpc:
             ),
             "ListSubscriptions": _unary(T.ListSubscriptionsRequest.pb(), self.list_subscriptions),
             "DeleteSubscription": _unary(
-                T.DeleteSubscriptionRequest.pb(), lambda r, c: b.delete_subscription(r.subscription) or Empty
+                T.DeleteSubscriptionRequest.pb(), _void(lambda r: b.delete_subscription(r.subscription), Empty)
             ),
             "ModifyAckDeadline": _unary(
                 T.ModifyAckDeadlineRequest.pb(),
-                lambda r, c: b.modify_ack_deadline(r.subscription, r.ack_ids, r.ack_deadline_seconds) or Empty,
+                _void(lambda r: b.modify_ack_deadline(r.subscription, r.ack_ids, r.ack_deadline_seconds), Empty),
             ),
             "Acknowledge": _unary(
-                T.AcknowledgeRequest.pb(), lambda r, c: b.acknowledge(r.subscription, r.ack_ids) or Empty
+                T.AcknowledgeRequest.pb(), _void(lambda r: b.acknowledge(r.subscription, r.ack_ids), Empty)
             ),
             "Pull": _unary(T.PullRequest.pb(), self.pull),
             "StreamingPull": grpc.stream_stream_rpc_method_handler(self.streaming_pull),
             "ModifyPushConfig": _unary(
                 T.ModifyPushConfigRequest.pb(),
-                lambda r, c: b.modify_push_config(r.subscription, r.push_config) or Empty,
+                _void(lambda r: b.modify_push_config(r.subscription, r.push_config), Empty),
             ),
             "GetSnapshot": _unary(T.GetSnapshotRequest.pb(), lambda r, c: b.get_snapshot(r.snapshot)),
             "ListSnapshots": _unary(T.ListSnapshotsRequest.pb(), self.list_snapshots),
@@ -131,7 +143,9 @@ class PubsubGrpc:
             "UpdateSnapshot": _unary(
                 T.UpdateSnapshotRequest.pb(), lambda r, c: b.update_snapshot(r.snapshot, r.update_mask)
             ),
-            "DeleteSnapshot": _unary(T.DeleteSnapshotRequest.pb(), lambda r, c: b.delete_snapshot(r.snapshot) or Empty),
+            "DeleteSnapshot": _unary(
+                T.DeleteSnapshotRequest.pb(), _void(lambda r: b.delete_snapshot(r.snapshot), Empty)
+            ),
             "Seek": _unary(T.SeekRequest.pb(), self.seek),
         }
         return [
@@ -241,11 +255,10 @@ class _Stream:
         if req.ack_ids:
             with b.lock:
                 if sub.exactly_once:
-                    failed = b.ack_exactly_once(sub, req.ack_ids)
+                    failed = sub.ack_exactly_once(req.ack_ids)
                     self._confirm(req.ack_ids, failed, self.acked_ok, self.acked_bad)
                 else:
-                    parsed = [b._parse_ack_id(a) for a in req.ack_ids]
-                    b._ack(sub, parsed)
+                    sub.ack([parse_ack_id(a) for a in req.ack_ids])
         if req.modify_deadline_ack_ids:
             if len(req.modify_deadline_ack_ids) != len(req.modify_deadline_seconds):
                 raise invalid("modify_deadline_seconds and modify_deadline_ack_ids must have the same length")
@@ -255,11 +268,11 @@ class _Stream:
             ]
             with b.lock:
                 if sub.exactly_once:
-                    failed = b.modack_exactly_once(sub, items)
+                    failed = sub.modack_exactly_once(items)
                     self._confirm(req.modify_deadline_ack_ids, failed, self.modacked_ok, self.modacked_bad)
                 else:
                     for ack_id, seconds in items:
-                        b._modack(sub, [b._parse_ack_id(ack_id)], seconds)
+                        sub.modack([parse_ack_id(ack_id)], seconds)
         if req.stream_ack_deadline_seconds:
             self.deadline_s = max(
                 names.MIN_ACK_DEADLINE_S, min(req.stream_ack_deadline_seconds, names.MAX_ACK_DEADLINE_S)
@@ -316,7 +329,7 @@ class _Stream:
         leased = self.sub.leased
         if len(self.mine) >= self.max_messages:
             self.mine = {s: g for s, g in self.mine.items() if (lease := leased.get(s)) is not None and lease[1] == g}
-        return max(0, min(names.MAX_PULL_MESSAGES, self.max_messages - len(self.mine)))
+        return max(0, min(names.MAX_PULL_MESSAGES, int(self.max_messages) - len(self.mine)))
 
     def responses(self) -> Iterator[bytes]:
         sub, b = self.sub, self.b
@@ -330,7 +343,7 @@ class _Stream:
                     break
                 cap = self._capacity()
                 track = self.mine if self.max_messages else None  # only flow control needs the leases
-                items = b.take(sub, cap, self.deadline_s, self.max_bytes, track) if cap else []
+                items = sub.take(cap, self.deadline_s, self.max_bytes, track) if cap else []
                 confirmations = self._confirmations() if sub.exactly_once else b""
                 if not items and not confirmations:
                     sub.cond.wait(STREAM_IDLE_WAIT_S)

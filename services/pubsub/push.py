@@ -26,8 +26,10 @@ import threading
 from collections import Counter, defaultdict
 from typing import Any
 
-from services.pubsub.broker import Broker, PubsubMessage, SubState
+from services.pubsub.broker import Broker
 from services.pubsub.http_client import HttpError, PostClient
+from services.pubsub.subscription import SubState
+from services.pubsub.topic import PubsubMessage
 
 log = logging.getLogger("hyp.pubsub.push")
 OK_STATUS = frozenset((102, 200, 201, 202, 204))
@@ -168,7 +170,7 @@ class PushDelivery:
                 track: dict[int, int] = {}
                 free = window.free()
                 if free > 0:
-                    b.take(sub, free, sub.pb.ack_deadline_seconds, track=track)
+                    sub.take(free, sub.pb.ack_deadline_seconds, track=track)
                 base, data, attempts = sub.topic.base, sub.topic.data, sub.attempts
                 jobs = [(seq, gen, data[seq - base], attempts.get(seq, 1)) for seq, gen in track.items()]
                 window.inflight += len(jobs)
@@ -217,10 +219,10 @@ class PushDelivery:
         with self.b.lock:
             self.outcomes[sub.name]["ack" if ok else "nack"] += 1
             if ok:
-                self.b._ack(sub, [(seq, gen)])
+                sub.ack([(seq, gen)])
             else:
                 log.debug("push nacked", extra={"fields": {"subscription": sub.name, "outcome": outcome}})
-                self.b.nack(sub, seq, gen, push=True)
+                sub.nack(seq, gen, push=True)
 
     def close(self) -> None:
         with self.b.lock:

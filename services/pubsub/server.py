@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent import futures
 from pathlib import Path
 
 import grpc
 
-from services.pubsub import topology
+from services.pubsub import housekeeping, topology
 from services.pubsub.broker import Broker
 from services.pubsub.grpc_api import PubsubGrpc
 from services.pubsub.push import PushDelivery
@@ -19,9 +18,6 @@ from services.pubsub.settings import PubsubSettings
 from services.pubsub.storage import Store
 
 log = logging.getLogger("hyp.pubsub")
-# Retention expiry, log truncation and snapshot expiry run this often; lease expiry and backoff ends
-# wake housekeeping when they are due (Broker.due), so an idle emulator wakes only for this.
-COMPACT_EVERY_S = 2.0
 
 
 class Emulator:
@@ -72,7 +68,9 @@ class Emulator:
         for sub in list(self.broker.subs.values()):
             if sub.pb.push_config.push_endpoint and not sub.pb.detached:
                 self.push.watch(sub)
-        threading.Thread(target=self._housekeeping, name="pubsub-housekeeping", daemon=True).start()
+        threading.Thread(
+            target=housekeeping.run, args=(self.broker, self._stop), name="pubsub-housekeeping", daemon=True
+        ).start()
         log.info(
             "pubsub emulator serving",
             extra={
@@ -89,23 +87,6 @@ class Emulator:
     def push_outcomes(self) -> dict[str, dict[str, int]]:
         with self.broker.lock:
             return {k: dict(v) for k, v in self.push.outcomes.items()}
-
-    def _housekeeping(self) -> None:
-        b = self.broker
-        next_compact = time.monotonic() + COMPACT_EVERY_S
-        with b.lock:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                try:
-                    if now >= b.due:
-                        b.tick()
-                    if now >= next_compact:
-                        next_compact = now + COMPACT_EVERY_S
-                        b.compact()
-                except Exception:
-                    log.exception("housekeeping failed")
-                    b.due = min(b.due, now + 1.0)
-                b.timer.wait(max(0.0, min(b.due, next_compact) - time.monotonic()))
 
     def wait(self) -> None:
         self._stop.wait()

@@ -5,8 +5,9 @@ Layout under the data dir:
 - ``state.json``: topics, subscriptions and snapshots (their protobufs as JSON) and the uids
   that name their log files; rewritten atomically on every admin change.
 - ``topics/<uid>.log``: an 8-byte base sequence number, then records ``<u32 length><PubsubMessage>``.
-- ``subs/<uid>.log``: 9-byte records ``<type><i64 seq>``: ``W`` everything below seq is acked,
-  ``A`` seq acked, ``D`` seq delivered once more (delivery counts survive restarts).
+- ``subs/<uid>.log``: 9-byte records ``<type><i64 seq>``, the type one of
+  :class:`~services.pubsub.records.Record`: ``W`` everything below seq is acked, ``A`` seq acked,
+  ``D`` seq delivered once more (delivery counts survive restarts).
 
 Every publish and ack batch is one ``write`` (so a killed process loses nothing the kernel has);
 a background thread fsyncs every ``fsync_interval_s`` (so a power cut loses at most that).
@@ -25,21 +26,16 @@ import threading
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
-from services.pubsub.broker import (
-    Broker,
-    PubsubMessage,
-    Snapshot,
-    SnapshotState,
-    Subscription,
-    SubState,
-    Topic,
-    TopicState,
-)
-from services.pubsub.filters import compile_filter
+from services.pubsub.records import Record, SubRecord
+from services.pubsub.subscription import SubState
+from services.pubsub.topic import Snapshot, Subscription, Topic, TopicState
+
+if TYPE_CHECKING:
+    from services.pubsub.broker import Broker
 
 log = logging.getLogger("hyp.pubsub.storage")
 
@@ -117,7 +113,7 @@ class Store:
             parts.append(b)
         self._write(self._topic_path(uid), b"".join(parts), header=_BASE.pack(0))
 
-    def append_sub(self, uid: int, records: Iterable[tuple[int, int]]) -> None:
+    def append_sub(self, uid: int, records: Iterable[SubRecord]) -> None:
         payload = b"".join(_REC.pack(kind, seq) for kind, seq in records)
         if payload:
             self._write(self._sub_path(uid), payload)
@@ -150,10 +146,10 @@ class Store:
     def rewrite_sub(self, sub: SubState) -> None:
         t = sub.topic
         low = min(sub.unacked) if sub.unacked else t.next_seq
-        records = [(ord("W"), low)]
-        records += [(ord("A"), s) for s in range(low, t.next_seq) if s not in sub.unacked]
+        records: list[SubRecord] = [(Record.WATERMARK, low)]
+        records += [(Record.ACKED, s) for s in range(low, t.next_seq) if s not in sub.unacked]
         for seq, n in sub.attempts.items():
-            records += [(ord("D"), seq)] * n
+            records += [(Record.DELIVERED, seq)] * n
         self._replace(self._sub_path(sub.uid), b"".join(_REC.pack(k, s) for k, s in records))
 
     def save_state(self, broker: Broker) -> None:
@@ -164,7 +160,7 @@ class Store:
             topics.setdefault(snap.topic.uid, snap.topic)
         state = {
             "version": 1,
-            "next_uid": broker._next_uid,
+            "next_uid": broker.next_uid,
             "topics": [
                 {"uid": t.uid, "deleted": t.deleted, "pb": json_format.MessageToDict(t.pb)} for t in topics.values()
             ],
@@ -196,60 +192,51 @@ class Store:
 
     # ---------------------------------------------------------------- replay
     def load(self, broker: Broker) -> None:
+        """Replay state.json and the logs into an empty broker through its restore API."""
         path = self.dir / "state.json"
         if not path.exists():
             return
         state = json.loads(path.read_text())
-        broker._next_uid = max(broker._next_uid, int(state.get("next_uid", 1)))
+        broker.restore_counters(next_uid=int(state.get("next_uid", 1)))
         topics: dict[int, TopicState] = {}
         msgs: dict[int, list[Any]] = {}
         for entry in state["topics"]:
             pb = json_format.ParseDict(entry["pb"], Topic())
-            t = TopicState(uid=entry["uid"], pb=pb, deleted=entry.get("deleted", False))
-            msgs[t.uid] = self._read_topic(t, broker)
+            t = broker.restore_topic(entry["uid"], pb, deleted=entry.get("deleted", False))
+            msgs[t.uid], max_id = self._read_topic(t)
+            broker.restore_counters(next_message_id=max_id + 1)
             topics[t.uid] = t
-            if not t.deleted:
-                broker.topics[pb.name] = t
+        subs: list[SubState] = []
         for entry in state["subscriptions"]:
             pb = json_format.ParseDict(entry["pb"], Subscription())
             t = topics[entry["topic_uid"]]
-            sub = SubState(
-                uid=entry["uid"],
-                pb=pb,
-                topic=t,
-                predicate=compile_filter(pb.filter),
-                cond=threading.Condition(broker.lock),
-            )
-            sub.start_seq = entry.get("start_seq", t.base)
+            sub = broker.restore_subscription(entry["uid"], pb, t, start_seq=entry.get("start_seq", t.base))
             self._replay_sub(sub, msgs[t.uid])
-            broker.subs[pb.name] = sub
-            if not pb.detached:
-                t.subs[pb.name] = sub
+            subs.append(sub)
         for entry in state["snapshots"]:
             pb = json_format.ParseDict(entry["pb"], Snapshot())
             seqs = array("q")
             seqs.frombytes(base64.b64decode(entry["seqs"]))
-            broker.snapshots[pb.name] = SnapshotState(
-                pb=pb, topic=topics[entry["topic_uid"]], seqs=seqs, end=entry["end"]
-            )
+            broker.restore_snapshot(pb, topics[entry["topic_uid"]], seqs, entry["end"])
         for t in topics.values():
             self.rewrite_topic(t)
-        for sub in broker.subs.values():
+        for sub in subs:
             self.rewrite_sub(sub)
-        backlog = sum(len(s.unacked) for s in broker.subs.values())
+        backlog = sum(len(s.unacked) for s in subs)
         log.info(
             "recovered",
             extra={"fields": {"topics": len(broker.topics), "subscriptions": len(broker.subs), "backlog": backlog}},
         )
 
-    def _read_topic(self, t: TopicState, broker: Broker) -> list[Any]:
+    def _read_topic(self, t: TopicState) -> tuple[list[Any], int]:
+        """Fill t's log from disk; returns the messages parsed and the largest message id seen."""
         path = self._topic_path(t.uid)
         parsed: list[Any] = []
         if not path.exists():
-            return parsed
+            return parsed, 0
         raw = path.read_bytes()
         if len(raw) < _BASE.size:
-            return parsed
+            return parsed, 0
         (t.base,) = _BASE.unpack_from(raw, 0)
         pos = _BASE.size
         max_id = 0
@@ -260,14 +247,10 @@ class Store:
                 break
             blob = raw[pos + _LEN.size : pos + _LEN.size + n]
             pos += _LEN.size + n
-            msg = PubsubMessage.FromString(blob)
+            msg = t.restore(blob)
             parsed.append(msg)
-            t.data.append(blob)
-            t.ts.append(msg.publish_time.ToNanoseconds() / 1e9)
-            t.keys.append(msg.ordering_key)
             max_id = max(max_id, int(msg.message_id or 0))
-        broker._next_id = max(broker._next_id, max_id + 1)
-        return parsed
+        return parsed, max_id
 
     def _replay_sub(self, sub: SubState, parsed: list[Any]) -> None:
         t = sub.topic
@@ -278,19 +261,16 @@ class Store:
         raw = path.read_bytes() if path.exists() else b""
         usable = len(raw) - len(raw) % _REC.size
         for kind, seq in _REC.iter_unpack(raw[:usable]):
-            if kind == 87:  # W
+            if kind == Record.WATERMARK:
                 low = seq
                 acked.clear()
-            elif kind == 65:  # A
+            elif kind == Record.ACKED:
                 acked.add(seq)
-            elif kind == 68:  # D
+            elif kind == Record.DELIVERED:
                 attempts[seq] = attempts.get(seq, 0) + 1
         start = max(low, t.base)
-        for seq in range(start, t.next_seq):
-            if seq not in acked and sub.accepts(parsed[seq - t.base]):
-                sub.unacked.add(seq)
-        sub.ready = sorted(sub.unacked)
-        sub.attempts = {s: n for s, n in attempts.items() if s in sub.unacked}
+        unacked = {seq for seq in range(start, t.next_seq) if seq not in acked and sub.accepts(parsed[seq - t.base])}
+        sub.restore(unacked, attempts)
 
     # ---------------------------------------------------------------- fsync
     def start(self, lock: Any) -> None:

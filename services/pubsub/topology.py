@@ -116,5 +116,5 @@ def _apply_subscription(broker: Broker, entry: dict[str, Any], project: str) -> 
 def _field(cls: Any, json_key: str) -> str:
     for f in cls.DESCRIPTOR.fields:
         if json_key in (f.name, f.json_name):
-            return f.name
+            return str(f.name)
     raise TopologyError(f"topology: unknown field {json_key!r} for {cls.DESCRIPTOR.name}")
