@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from services.common.processes import free_port, stop_group
 
@@ -92,6 +94,7 @@ def load_main(args: argparse.Namespace) -> int:
     body = Path(args.body).read_bytes()
     # uvloop when installed (the serve extra has it): the load tool's own cost per request stays small
     # beside either server's, on a machine where it shares the cores with them
+    run: Callable[..., Any]
     try:
         import uvloop
 

@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = orch.resolve(RunParams(candidates=["kmeans"], reason="bootstrap: the workshop's k-means"))
         boot, _ = orch.trigger({"kind": "manual", "reason": "bootstrap"}, bootstrap)
         orch.wait(600)
-        boot = orch.history.get(boot["id"])
+        boot = cast(dict[str, Any], orch.history.get(boot["id"]))
         if boot["status"] != "succeeded":
             print(f"bootstrap run failed: {boot['reason']}", file=sys.stderr)
             return 1
@@ -112,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         marks: dict[str, float] = {}
         name = f"projects/{settings.project}/locations/{settings.location}/endpoints/{settings.endpoint_id}"
         run = None
+        record: dict[str, Any] | None
         while time.monotonic() - t0 < args.timeout:
             runs = orch.history.list(limit=1)
             if "fired" not in marks and runs and runs[0]["id"] != boot["id"]:
                 marks["fired"] = time.monotonic() - t0
                 run = runs[0]
             if run is not None:
-                record = orch.history.get(run["id"])
+                record = cast(dict[str, Any], orch.history.get(run["id"]))
                 v2 = record.get("promoted_version")
                 if v2 and "promoted" not in marks:
                     marks["promoted"] = time.monotonic() - t0

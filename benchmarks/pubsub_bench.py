@@ -75,7 +75,7 @@ class Raw:
         self.channel = grpc.insecure_channel(host, options=opts)
         c = self.channel
 
-        def stub(service: str, method: str, req: type, resp: type):
+        def stub(service: str, method: str, req: Any, resp: Any) -> Any:  # proto-plus message classes
             return c.unary_unary(f"/google.pubsub.v1.{service}/{method}", req.serialize, resp.deserialize)
 
         self.create_topic = stub("Publisher", "CreateTopic", types.Topic, types.Topic)
