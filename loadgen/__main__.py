@@ -17,6 +17,9 @@ from loadgen.config import ANOMALY_KINDS, DEFAULT_ANOMALY_RATES, ConfigError, Dr
 from loadgen.sinks import SINKS, SinkError
 
 DEFAULT_RATE = 100.0
+SIM_RATE = GeneratorConfig.model_fields["sim_rate"].default
+# Sinks that write files (training sets, backfills): their events get the simulated clock unless --clock real.
+FILE_SINKS = frozenset({"jsonl", "parquet"})
 BATCH = {"pubsub": 5000, "parquet": 50_000, "jsonl": 20_000, "http": 100, "kafka": 1000}
 log = logging.getLogger("loadgen")
 # GeneratorConfig field -> the flag that sets it, for error messages
@@ -50,9 +53,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--anomaly-rate", action="append", default=[], metavar="KIND=RATE", help="share of purchases")
     p.add_argument("--drift", action="append", default=[], metavar="KEY=VALUE", help=f"{', '.join(Drift.model_fields)}")
     p.add_argument("--users", type=int, help="size of the user population (env HYP_LOADGEN_USERS)")
-    p.add_argument("--clock", choices=["real", "simulated"], default="real", help="timestamps: now, or simulated")
-    p.add_argument("--start", help="--clock simulated: first timestamp (ISO 8601, UTC)")
-    p.add_argument("--sim-rate", type=float, default=None, help="--clock simulated: events per simulated second")
+    p.add_argument(
+        "--clock",
+        choices=["real", "simulated"],
+        help="timestamps: now, or simulated (default: simulated for --to jsonl/parquet, real otherwise)",
+    )
+    p.add_argument("--start", help="--clock simulated: first timestamp (ISO 8601, UTC; default 2026-11-01)")
+    p.add_argument(
+        "--sim-rate",
+        type=float,
+        default=None,
+        help=f"--clock simulated: events per simulated second (default {SIM_RATE:g}, Poisson arrivals)",
+    )
     p.add_argument("--run-id", help="run_id attribute (default: random)")
     p.add_argument("--batch", type=int, help="events per send call")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (tty)")
@@ -105,7 +117,8 @@ def build(args: argparse.Namespace):
         start = datetime.fromisoformat(args.start) if args.start else None
     except ValueError:
         raise ConfigError(f"--start: not an ISO 8601 date-time: {args.start!r}") from None
-    fields: dict[str, object] = {"n_users": args.users or s.users, "clock": args.clock, "run_id": args.run_id or ""}
+    clock = args.clock or ("simulated" if to in FILE_SINKS else "real")
+    fields: dict[str, object] = {"n_users": args.users or s.users, "clock": clock, "run_id": args.run_id or ""}
     if start:
         fields["start"] = start
     if args.sim_rate is not None:

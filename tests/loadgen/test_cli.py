@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
-from loadgen.__main__ import main
+from loadgen.__main__ import SIM_RATE, build, main, parser
 from loadgen.config import GeneratorConfig
 from loadgen.generator import EventGenerator
 from loadgen.runner import RunPhase, run
@@ -150,3 +151,37 @@ def test_ramp_moves_drift_during_the_phase():
     run(gen, Recorder(), [RunPhase(config, rate=400.0, duration=1.2, ramp_from=Drift())])
     assert seen[0] == 1.0
     assert 1.0 < max(seen) <= 3.0 and seen == sorted(seen)
+
+
+def _stamps(path) -> list[datetime]:
+    lines = path.read_text().splitlines()
+    return [datetime.fromisoformat(json.loads(line)["data"]["event_datetime"]) for line in lines]
+
+
+def test_file_sinks_default_to_the_simulated_clock_spread_at_the_nominal_rate(tmp_path, capsys):
+    out = tmp_path / "train.jsonl"
+    assert main(["--to", "jsonl", "--out", str(out), "--count", "2000", "--max", "--seed", "3", "--no-progress"]) == 0
+    stamps = _stamps(out)
+    assert len(stamps) == 2000 and stamps == sorted(stamps)
+    assert stamps[0] >= GeneratorConfig().start  # the simulated clock's documented start, not today
+    span = (stamps[-1] - stamps[0]).total_seconds()
+    # Poisson arrivals at SIM_RATE events per simulated second: 2000 events span ~20 s (sd ~0.45 s)
+    assert 2000 / SIM_RATE * 0.85 <= span <= 2000 / SIM_RATE * 1.15
+    assert len(set(stamps)) > 1500  # millisecond stamps: a few arrivals share one; the real clock gives 1 or 2
+
+
+def test_file_sinks_keep_the_real_clock_when_asked(tmp_path, capsys):
+    out = tmp_path / "live.jsonl"
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    args = ["--to", "jsonl", "--out", str(out), "--count", "500", "--max", "--clock", "real", "--no-progress"]
+    assert main(args) == 0
+    after = datetime.now(UTC).replace(tzinfo=None)
+    assert all(before <= s <= after for s in _stamps(out))
+
+
+@pytest.mark.parametrize(("to", "clock"), [("http", "real"), ("jsonl", "simulated"), ("parquet", "simulated")])
+def test_default_clock_by_sink(to, clock, tmp_path):
+    args = parser().parse_args(["--to", to, "--url", "http://127.0.0.1:9/json", "--out", str(tmp_path / "o")])
+    generator, sink, _, _ = build(args)
+    sink.close()
+    assert generator.config.clock == clock
