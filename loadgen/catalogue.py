@@ -18,8 +18,8 @@ CATALOGUE_SEED = 20201116  # the workshop's date: fixed, independent of --seed
 CATEGORIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
     "Apparel": (8.0, 90.0, ("Tee", "Hoodie", "Cap", "Jacket", "Socks")),
     "Bags": (15.0, 160.0, ("Backpack", "Tote", "Duffel", "Laptop Sleeve")),
-    "Drinkware": (6.0, 40.0, ("Mug", "Bottle", "Tumbler")),
-    "Office": (2.0, 30.0, ("Notebook", "Pen Set", "Sticker Pack", "Lanyard")),
+    "Drinkware": (6.0, 40.0, ("Mug", "Bottle", "Tumbler", "Coffee Beans")),
+    "Office": (2.0, 30.0, ("Notebook", "Pen Set", "Sticker Pack", "Lanyard", "Book")),
     "Electronics": (25.0, 900.0, ("Earbuds", "Speaker", "Charger", "Smart Display", "Headphones")),
     "Home": (10.0, 250.0, ("Blanket", "Lamp", "Cushion")),
     "Lifestyle": (4.0, 70.0, ("Sunglasses", "Umbrella", "Keychain")),
@@ -31,16 +31,20 @@ PRODUCTS_PER_CATEGORY = 25
 # Categories a fraud burst buys from (resellable, high value).
 BURST_CATEGORIES = ("Electronics", "Gift Cards")
 
-# country -> (VAT rate, base shipping in cents); tax is value * VAT, shipping depends on basket and country.
-COUNTRIES: dict[str, tuple[float, int]] = {
-    "DE": (0.19, 490),
-    "FR": (0.20, 590),
-    "IT": (0.22, 690),
-    "ES": (0.21, 690),
-    "NL": (0.21, 490),
-    "AT": (0.20, 590),
-    "IE": (0.23, 890),
-    "SE": (0.25, 990),
+# Products that take a country's reduced VAT rate (food and books); everything else takes the standard rate.
+REDUCED_RATE_NOUNS = frozenset({"Coffee Beans", "Book"})
+# country -> (standard VAT rate, reduced VAT rate, base shipping in cents). A basket's tax is the sum of its
+# lines at their own rates (less the coupon), so baskets mixing both rates spread tax / value between the
+# two. One reduced rate per country (the one food takes; books share it here, a simplification).
+COUNTRIES: dict[str, tuple[float, float, int]] = {
+    "DE": (0.19, 0.07, 490),
+    "FR": (0.20, 0.055, 590),
+    "IT": (0.22, 0.10, 690),
+    "ES": (0.21, 0.10, 690),
+    "NL": (0.21, 0.09, 490),
+    "AT": (0.20, 0.10, 590),
+    "IE": (0.23, 0.135, 890),
+    "SE": (0.25, 0.12, 990),
 }
 COUNTRY_WEIGHTS = (0.30, 0.20, 0.12, 0.12, 0.10, 0.06, 0.04, 0.06)
 FREE_SHIPPING_CENTS = 15_000  # baskets from 150 EUR ship free
@@ -62,6 +66,7 @@ class Catalogue:
     price_cents: np.ndarray  # int64, one per product
     popularity: np.ndarray  # float64, sums to 1
     burst_products: np.ndarray  # int64 product indices a fraud burst draws from
+    reduced: np.ndarray  # bool, one per product: takes the reduced VAT rate
     item_base: list[dict[str, str]]  # the static item fields, one dict per product
 
     @property
@@ -102,12 +107,13 @@ def catalogue() -> Catalogue:
     popularity /= popularity.sum()
     price_cents = np.array(prices, dtype=np.int64)
     burst = np.array([i for i in range(n) if cats[i] in BURST_CATEGORIES and price_cents[i] >= 5_000], dtype=np.int64)
+    reduced = np.array([name.split(" ", 1)[1].rsplit(" ", 1)[0] in REDUCED_RATE_NOUNS for name in names])
     base = [
         {"item_name": names[i], "item_id": ids[i], "item_brand": brands[i], "item_category": cats[i],
          "item_variant": variants[i]}
         for i in range(n)
     ]  # fmt: skip
-    return Catalogue(ids, names, brands, cats, variants, price_cents, popularity, burst, base)
+    return Catalogue(ids, names, brands, cats, variants, price_cents, popularity, burst, reduced, base)
 
 
 @lru_cache(maxsize=8)
@@ -119,7 +125,8 @@ def users(n: int) -> Users:
     return Users(n, country, activity, [f"u{i:06d}" for i in range(n)])
 
 
-VAT_RATES = np.array([v for v, _ in COUNTRIES.values()])
-BASE_SHIPPING_CENTS = np.array([s for _, s in COUNTRIES.values()], dtype=np.int64)
+VAT_RATES = np.array([v for v, _, _ in COUNTRIES.values()])  # standard rate per country
+REDUCED_VAT_RATES = np.array([r for _, r, _ in COUNTRIES.values()])
+BASE_SHIPPING_CENTS = np.array([s for _, _, s in COUNTRIES.values()], dtype=np.int64)
 COUPON_NAMES = ("", *COUPONS)  # index 0: no coupon
 COUPON_DISCOUNTS = np.array([0.0, *COUPONS.values()])

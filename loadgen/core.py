@@ -16,6 +16,7 @@ from loadgen.catalogue import (
     BASE_SHIPPING_CENTS,
     COUPON_DISCOUNTS,
     FREE_SHIPPING_CENTS,
+    REDUCED_VAT_RATES,
     SHIPPING_CAP_CENTS,
     SHIPPING_PER_EXTRA_UNIT_CENTS,
     VAT_RATES,
@@ -35,7 +36,7 @@ MAX_EXTRA_LINES = 5
 BURST_QTY = (10, 40)
 SPIKE_VALUE_CENTS = (2_400_000, 120_000_000)  # items worth 24,000 .. 1,200,000 EUR: >= 20,400 after any coupon
 MISMATCH_HIGH, MISMATCH_LOW = (1.6, 4.0), (0.2, 0.6)
-TAX_HIGH, TAX_LOW = (0.40, 1.20), (0.01, 0.08)
+TAX_HIGH, TAX_LOW = (0.40, 1.20), (0.005, 0.035)  # normal tax / value lies in 0.055..0.25
 SHIPPING_OUTLIER_CENTS = (15_000, 90_000)
 
 
@@ -175,7 +176,12 @@ def draw_purchases(rng: np.random.Generator, config: GeneratorConfig, m: int, st
         ratio = np.where(high, rng.uniform(*MISMATCH_HIGH, m), rng.uniform(*MISMATCH_LOW, m))
         value[mismatch] = _round(value * ratio)[mismatch]
     country = pop.country[user]
-    tax = _round(value * VAT_RATES[country])
+    # each line at its own rate (standard, or reduced for food and books): the basket's blended rate
+    line_country = np.repeat(country, lines)
+    line_rate = np.where(cat.reduced[product], REDUCED_VAT_RATES[line_country], VAT_RATES[line_country])
+    line_total = price * qty
+    blended = np.add.reduceat(line_total * line_rate, offsets[:-1]) / np.maximum(items_total, 1)
+    tax = _round(value * blended)
     taxed = kind == TAX
     if taxed.any():
         high = rng.random(m) < 0.5

@@ -34,7 +34,7 @@ def matches_kind(f: dict[str, float]) -> set[str]:
     ratio = f["value"] / f["items_total"]
     if not 0.84 <= ratio <= 1.0001:
         kinds.add("value_mismatch")
-    if not 0.185 <= f["tax"] / f["value"] <= 0.255:
+    if not 0.045 <= f["tax"] / f["value"] <= 0.255:
         kinds.add("tax_mismatch")
     if f["shipping"] > 100:
         kinds.add("shipping_outlier")
