@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,22 +84,69 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or InputError(413) as soon as it is over ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise InputError("Content-Length: not a number")
-        if int(declared) > limit:
-            raise InputError(f"body: {declared} bytes is over the limit of {limit} bytes", status=413)
-        return await request.body()
+# An oversized body is read and thrown away up to this many bytes before the 413 goes out: answering
+# with the body unread and then closing (the client sent ``Connection: close``, or the keep-alive timer
+# fired mid-upload) makes the kernel reset the connection, and the client sees ``Connection reset by
+# peer`` instead of the status. Bodies declared larger than this are answered at once.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+def too_large(limit: int, declared: int | None = None) -> InputError:
+    size = f"{declared} bytes is " if declared is not None else ""
+    return InputError(f"body: {size}over the limit of {limit} bytes", status=413)
+
+
+async def discard(receive: Receive, read: int, more_body: bool = True, bound: int = DRAIN_MAX_BYTES) -> None:
+    """Read and drop the rest of a request body (at most ``bound`` bytes in all) so the answer reaches
+    the client; ``read`` bytes are already in."""
+    while more_body and read <= bound:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        read += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
+
+
+def _declared(value: bytes) -> int:
+    """The Content-Length as a number; InputError when it is not one."""
+    if not value.isdigit():
+        raise InputError("Content-Length: not a number")
+    return int(value)
+
+
+async def receive_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
+    """The whole body, or InputError(413) once it is over ``limit`` bytes (the rest read and dropped)."""
+    declared, expect = None, False
+    for name, value in headers:
+        if name == b"content-length":
+            declared = _declared(value)
+        elif name == b"expect":
+            expect = value.lower() == b"100-continue"
+    if declared is not None and declared > limit:
+        if not expect and declared <= DRAIN_MAX_BYTES:  # with Expect the client waits: nothing to drain
+            await discard(receive, 0)
+        raise too_large(limit, declared)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InputError("body: the client went away", status=400)
+        chunk = message.get("body", b"")
         size += len(chunk)
+        more = message.get("more_body", False)
         if size > limit:
-            raise InputError(f"body: over the limit of {limit} bytes", status=413)
+            await discard(receive, size, more)
+            raise too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not more:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """:func:`receive_body` of a FastAPI request."""
+    return await receive_body(request.scope["headers"], request.receive, limit)
 
 
 def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
@@ -377,24 +424,7 @@ class PredictFastPath:
         return True
 
     async def _body(self, scope: MutableMapping[str, Any], receive: Any) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    raise InputError("Content-Length: not a number")
-                if int(value) > self.limit:
-                    raise InputError(f"body: {int(value)} bytes is over the limit of {self.limit} bytes", status=413)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise InputError("body: the client went away", status=400)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise InputError(f"body: over the limit of {self.limit} bytes", status=413)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await receive_body(scope["headers"], receive, self.limit)
 
 
 class EndpointApp(FastAPI):

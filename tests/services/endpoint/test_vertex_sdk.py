@@ -70,3 +70,26 @@ def test_vertex_sdk_sees_bad_input_as_invalid_argument(source):
         assert (deployed.id, deployed.model_version_id) == ("1", "1")
         with pytest.raises(exceptions.NotFound):
             aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/77").predict(instances=[{}])
+
+
+def test_vertex_sdk_gets_an_error_naming_the_limit_for_a_huge_batch(source):
+    """Over the body limit the client gets a status and the limit, not ``Connection reset by peer``."""
+    from google.api_core import exceptions
+    from google.cloud import aiplatform
+
+    settings = EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0")
+    app = create_app(settings, source)
+    with serve_in_thread(app) as url:
+        aiplatform.init(
+            project="hyp-local",
+            location="europe-west1",
+            api_endpoint=url,
+            api_transport="rest",
+            credentials=AnonymousCredentials(),
+        )
+        endpoint = aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/1")
+        instances = [{"tax": 4.9, "shipping": 5.99, "value": 35.43}] * 40_000  # ~2 MB: over Vertex's 1.5 MB
+        with pytest.raises(exceptions.GoogleAPICallError) as caught:
+            endpoint.predict(instances=instances)
+    assert caught.value.code == 413
+    assert f"over the limit of {settings.max_body_bytes} bytes" in caught.value.message
