@@ -112,7 +112,7 @@ class GeneratorConfig(_Model):
         return [self.mix.get(t, 0.0) / total for t in EVENT_TYPES]
 
     @classmethod
-    def build(cls, prefix: str = "", **fields: object) -> GeneratorConfig:
+    def build(cls, prefix: str = "", /, **fields: object) -> GeneratorConfig:
         """Validate, raising ConfigError with one line naming the field."""
         try:
             return cls(**fields)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +32,10 @@ def concat(batches: list[Batch]) -> Batch:
         offsets.append(b.offsets[1:] + base)
         base += int(b.offsets[-1])
     fields = ("etype", "user", "client", "ts", "prev_page")
-    rows = {f: np.concatenate([getattr(b, f) for b in batches]) for f in fields}
-    lines = {f: np.concatenate([getattr(b, f) for b in batches]) for f in ("product", "price", "qty")}
+    rows: dict[str, Any] = {f: np.concatenate([getattr(b, f) for b in batches]) for f in fields}
+    lines: dict[str, Any] = {f: np.concatenate([getattr(b, f) for b in batches]) for f in ("product", "price", "qty")}
     tail = ("value", "tax", "shipping", "coupon", "affiliation", "txn", "kind")
-    rest = {f: np.concatenate([getattr(b, f) for b in batches]) for f in tail}
+    rest: dict[str, Any] = {f: np.concatenate([getattr(b, f) for b in batches]) for f in tail}
     return Batch(offsets=np.concatenate(offsets), **rows, **lines, **rest)
 
 
