@@ -267,7 +267,7 @@ def render(r: dict) -> str:
     lines = [
         f"### {r['label']}: {r['minutes']:g} minutes at {r['rate']:g} events/s",
         "",
-        "| service | CPU at rate (% of a core) | CPU, no events | RSS after warm-up (MiB) | RSS at end (MiB) | PSS at end |",
+        "| service | CPU at rate (% of a core) | CPU, no events | RSS warm (MiB) | RSS at end | PSS at end |",
         "|---|---|---|---|---|---|",
     ]
     names = sorted(set(r.get("cpu_at_rate", {})) | set(r.get("cpu_idle", {})))
