@@ -87,3 +87,19 @@ def serve_in_thread(app, timeout_s: float = 20.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=timeout_s)
         sock.close()
+
+
+def vertex_endpoint(api_endpoint: str, endpoint_id: str = "1"):  # -> aiplatform.Endpoint
+    """Google's Vertex AI SDK pointed at a local endpoint: only init's api_endpoint/transport/credentials differ
+    from GCP (``workshop_call`` in test_vertex_sdk.py spells the workshop's own call out in full)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    aiplatform.init(
+        project="hyp-local",
+        location="europe-west1",
+        api_endpoint=api_endpoint,
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+    )
+    return aiplatform.Endpoint(f"projects/hyp-local/locations/europe-west1/endpoints/{endpoint_id}")

@@ -10,12 +10,11 @@ import time
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
 from services.endpoint.app import create_app
 from services.endpoint.model_source import MlflowSource
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import serve_in_thread
+from tests.services.endpoint.helpers import serve_in_thread, vertex_endpoint
 
 pytestmark = pytest.mark.integration
 PREDICT = "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"
@@ -24,19 +23,11 @@ SPIKE = {"tax": 7.6, "shipping": 4.99, "value": 1_000_000.1}
 
 
 def test_vertex_sdk_predict_against_the_registered_champion(champion):
-    from google.cloud import aiplatform
 
     settings = EndpointSettings(MLFLOW_TRACKING_URI=champion.tracking_uri, HYP_ENDPOINT_RELOAD_INTERVAL_S="0")
     app = create_app(settings, MlflowSource(champion.tracking_uri, champion.model_name, "champion"))
     with serve_in_thread(app, timeout_s=120) as url:
-        aiplatform.init(
-            project="hyp-local",
-            location="europe-west1",
-            api_endpoint=url,
-            api_transport="rest",
-            credentials=AnonymousCredentials(),
-        )
-        endpoint = aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/1")
+        endpoint = vertex_endpoint(url)
         response = endpoint.predict(instances=[NORMAL, SPIKE])
         assert response.model_version_id == champion.version
         normal, spike = response.predictions

@@ -11,7 +11,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import serve_in_thread
+from tests.services.endpoint.helpers import serve_in_thread, vertex_endpoint
 
 
 def workshop_call(api_endpoint: str) -> object:
@@ -50,18 +50,10 @@ def test_vertex_sdk_endpoint_predict_gets_the_predictions(source):
 
 def test_vertex_sdk_sees_bad_input_as_invalid_argument(source):
     from google.api_core import exceptions
-    from google.cloud import aiplatform
 
     app = create_app(EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0"), source)
     with serve_in_thread(app) as url:
-        aiplatform.init(
-            project="hyp-local",
-            location="europe-west1",
-            api_endpoint=url,
-            api_transport="rest",
-            credentials=AnonymousCredentials(),
-        )
-        endpoint = aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/1")
+        endpoint = vertex_endpoint(url)
         with pytest.raises(exceptions.BadRequest, match=r"instances\[0\]\.value: missing"):
             endpoint.predict(instances=[{"tax": 1.0, "shipping": 2.0}])
         # the SDK fetches the Endpoint resource lazily; what it reads from it is there
@@ -69,25 +61,17 @@ def test_vertex_sdk_sees_bad_input_as_invalid_argument(source):
         [deployed] = endpoint.list_models()
         assert (deployed.id, deployed.model_version_id) == ("1", "1")
         with pytest.raises(exceptions.NotFound):
-            aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/77").predict(instances=[{}])
+            vertex_endpoint(url, "77").predict(instances=[{}])
 
 
 def test_vertex_sdk_gets_an_error_naming_the_limit_for_a_huge_batch(source):
     """Over the body limit the client gets a status and the limit, not ``Connection reset by peer``."""
     from google.api_core import exceptions
-    from google.cloud import aiplatform
 
     settings = EndpointSettings(HYP_ENDPOINT_RELOAD_INTERVAL_S="0")
     app = create_app(settings, source)
     with serve_in_thread(app) as url:
-        aiplatform.init(
-            project="hyp-local",
-            location="europe-west1",
-            api_endpoint=url,
-            api_transport="rest",
-            credentials=AnonymousCredentials(),
-        )
-        endpoint = aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/1")
+        endpoint = vertex_endpoint(url)
         instances = [{"tax": 4.9, "shipping": 5.99, "value": 35.43}] * 40_000  # ~2 MB: over Vertex's 1.5 MB
         with pytest.raises(exceptions.GoogleAPICallError) as caught:
             endpoint.predict(instances=instances)
