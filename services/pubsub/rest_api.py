@@ -235,12 +235,9 @@ class RestServer:
         host: str,
         port: int,
         push_outcomes: Callable[[], dict] | None = None,
-        allowed_hosts: Collection[str] | None = None,
+        *,
+        allowed_hosts: Collection[str],  # hosts.for_settings: the bind address, loopback, HYP_ALLOWED_HOSTS
     ) -> None:
-        if allowed_hosts is None:  # the bind address, the loopback names and HYP_ALLOWED_HOSTS
-            from services.common.settings import CommonSettings
-
-            allowed_hosts = hosts.allowed_names(host, CommonSettings().allowed_hosts)
         attrs = {"routes": Routes(broker, push_outcomes), "allowed_hosts": frozenset(allowed_hosts)}
         handler = type("Handler", (_Handler,), attrs)
         ThreadingHTTPServer.allow_reuse_address = True

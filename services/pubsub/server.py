@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 
+from services.common import hosts
 from services.pubsub import housekeeping, topology
 from services.pubsub.broker import Broker
 from services.pubsub.grpc_api import PubsubGrpc
@@ -61,6 +62,7 @@ class Emulator:
             s.host,
             self.port + 1 if s.rest_port is None else s.rest_port,
             self.push_outcomes,
+            allowed_hosts=hosts.for_settings(s),
         )
         self.rest_port = self.rest.port
         self.grpc_server.start()
