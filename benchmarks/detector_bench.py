@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from services.common.processes import cpu_seconds  # noqa: E402
 from tests.fixtures.pubsub import start_emulator, stop_emulator  # noqa: E402
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector  # noqa: E402
 
@@ -107,14 +108,6 @@ def latency(
         "dn": dn,
         "rss_mb": rss,
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc/<pid>/stat."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:

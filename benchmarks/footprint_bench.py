@@ -32,9 +32,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common.processes import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -59,15 +60,15 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_seconds_of(pids: list[int]) -> float:
+    """CPU time of these processes (those that ended meanwhile count nothing)."""
+    total = 0.0
     for pid in pids:
         try:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += cpu_seconds(pid)
         except OSError:
             continue
-        total += int(f[11]) + int(f[12])  # utime + stime of the process (its threads included)
-    return total / TICK
+    return total
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -130,11 +131,11 @@ def sample_cpu(stack: Stack, seconds: float) -> dict[str, float]:
     """% of one core per service over ``seconds`` (its process tree)."""
     pids = stack.pids()
     trees = {n: tree(p) for n, p in pids.items()}
-    before = {n: cpu_seconds(t) for n, t in trees.items()}
+    before = {n: cpu_seconds_of(t) for n, t in trees.items()}
     t0 = time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - t0
-    return {n: 100 * (cpu_seconds(trees[n]) - before[n]) / elapsed for n in trees}
+    return {n: 100 * (cpu_seconds_of(trees[n]) - before[n]) / elapsed for n in trees}
 
 
 def subscriptions() -> list[dict]:

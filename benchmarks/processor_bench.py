@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.common.processes import free_port, stop_group
+from services.common.processes import cpu_seconds, free_port, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -149,11 +149,6 @@ def load_main(port: int, bodies_file: str, rate: float, concurrency: int) -> int
 
 
 # --- orchestration ---------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> float:

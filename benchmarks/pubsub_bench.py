@@ -34,6 +34,8 @@ import grpc
 import httpx
 from google.pubsub_v1 import types
 
+from services.common.processes import cpu_seconds
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench"
 PAYLOAD = b"x" * 200
@@ -199,11 +201,6 @@ def bench_client_drain(host: str, sub: str, total: int) -> float:
     elapsed = time.perf_counter() - start
     future.cancel()
     return count / elapsed
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def cpu_percent(pid: int, seconds: float) -> float:
