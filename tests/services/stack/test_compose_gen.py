@@ -101,7 +101,7 @@ def test_image_extras_exist_in_pyproject():
 needs_compose = pytest.mark.skipif(
     shutil.which("docker") is None
     or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
-    reason="docker compose CLI not installed (scripts/test.sh installs it for the docker tier)",
+    reason="docker compose CLI not installed (scripts/test.sh sets Docker up before the first tier, as root)",
 )
 
 
