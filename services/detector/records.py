@@ -14,7 +14,7 @@ from services.detector.batch import Batch, Message, Rejected
 
 SOURCE = "detector"  # the `source` column of every warehouse row this service writes
 REASON_ATTRIBUTE = "deadletter_reason"  # attribute carrying why a message was dead-lettered
-FEATURES = ("tax", "shipping", "value")  # the workshop's instance shape (ARCHITECTURE.md model contract)
+FEATURES = ("tax", "shipping", "value")  # the workshop's instance shape (docs/architecture.md, Contracts)
 VERDICT_COLUMNS = ("score", "is_anomaly", "nearest_centroid_id", "normalized_distance")
 
 
@@ -113,7 +113,7 @@ def anomaly_rows(batch: Batch, now: datetime | None = None) -> list[dict[str, An
 
 
 def detections(batch: Batch) -> list[tuple[bytes, dict[str, str]]]:
-    """(data, attributes) of one ``hyp-detections`` message per anomaly (ARCHITECTURE.md)."""
+    """(data, attributes) of one ``hyp-detections`` message per anomaly (docs/architecture.md, Contracts)."""
     out = []
     for i, verdict in zip(batch.purchase_index, batch.verdicts, strict=True):
         if not verdict["is_anomaly"]:

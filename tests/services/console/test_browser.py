@@ -190,7 +190,7 @@ def publish_labelled_events(host: str, n: int = 400) -> list[tuple[dict, dict[st
 
 
 def publish_detection(host: str, event: dict, attributes: dict[str, str]) -> None:
-    """One message in the detector's shape (ARCHITECTURE.md): a stand-in for the Beam detector."""
+    """One message in the detector's shape (docs/architecture.md, Contracts): a stand-in for the Beam detector."""
     from services.common.pubsub_clients import publisher
     from services.common.settings import CommonSettings
 
