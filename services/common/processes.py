@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -18,7 +18,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on ``host`` a moment ago."""
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -28,7 +29,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop_group(process: subprocess.Popen, timeout: float = 15.0) -> int | None:
+def stop_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> int | None:
     """SIGTERM, then SIGKILL after ``timeout``; return the exit code.
 
     A process started with ``start_new_session=True`` leads its own group, and the whole group is

@@ -7,10 +7,13 @@ credentials of real Pub/Sub.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the client library loads on first use, not at import
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 
-def publisher(emulator_host: str | None, **kwargs: Any):  # -> pubsub_v1.PublisherClient
+def publisher(emulator_host: str | None, **kwargs: Any) -> PublisherClient:
     from google.cloud import pubsub_v1
 
     if emulator_host:
@@ -25,7 +28,7 @@ def publisher(emulator_host: str | None, **kwargs: Any):  # -> pubsub_v1.Publish
     return pubsub_v1.PublisherClient(**kwargs)
 
 
-def subscriber(emulator_host: str | None, **kwargs: Any):  # -> pubsub_v1.SubscriberClient
+def subscriber(emulator_host: str | None, **kwargs: Any) -> SubscriberClient:
     from google.cloud import pubsub_v1
 
     if emulator_host:

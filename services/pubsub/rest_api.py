@@ -31,11 +31,26 @@ MAX_BODY = 20_000_000
 _P = r"projects/(?P<project>[^/:]+)"
 
 
-def _to_json(pb: Any) -> dict:
-    return json_format.MessageToDict(pb)
+Json = dict[str, Any]
+Handler = Callable[[re.Match[str], Json], Any]
 
 
-def _parse(body: dict, cls: Any) -> Any:
+def _to_json(pb: Any) -> Json:
+    doc: Json = json_format.MessageToDict(pb)
+    return doc
+
+
+def _empty(action: Callable[[str], None]) -> Handler:
+    """A handler for a call that returns nothing (delete, detach): run it on the path's name, answer ``{}``."""
+
+    def handle(m: re.Match[str], _: Json) -> Json:
+        action(m["name"])
+        return {}
+
+    return handle
+
+
+def _parse(body: Json, cls: Any) -> Any:
     try:
         return json_format.ParseDict(body, cls())
     except json_format.ParseError as exc:
@@ -45,17 +60,17 @@ def _parse(body: dict, cls: Any) -> Any:
 class Routes:
     """(method, path regex) -> handler(match, body) returning a JSON-able dict."""
 
-    def __init__(self, broker: Broker, push_outcomes: Callable[[], dict] | None = None) -> None:
+    def __init__(self, broker: Broker, push_outcomes: Callable[[], Json] | None = None) -> None:
         self.b = broker
         self.push_outcomes = push_outcomes or (lambda: {})
         topic = rf"/v1/(?P<name>{_P}/topics/(?P<id>[^/:]+))"
         sub = rf"/v1/(?P<name>{_P}/subscriptions/(?P<id>[^/:]+))"
         snap = rf"/v1/(?P<name>{_P}/snapshots/(?P<id>[^/:]+))"
-        self.table: list[tuple[str, re.Pattern[str], Callable[[re.Match[str], dict], Any]]] = [
+        self.table: list[tuple[str, re.Pattern[str], Handler]] = [
             ("PUT", re.compile(topic), self.create_topic),
             ("GET", re.compile(topic), lambda m, _: _to_json(self.b.get_topic(m["name"]))),
             ("PATCH", re.compile(topic), self.update_topic),
-            ("DELETE", re.compile(topic), lambda m, _: self.b.delete_topic(m["name"]) or {}),
+            ("DELETE", re.compile(topic), _empty(self.b.delete_topic)),
             ("POST", re.compile(topic + ":publish"), self.publish),
             ("GET", re.compile(r"/v1/(?P<parent>projects/[^/:]+)/topics"), self.list_topics),
             ("GET", re.compile(topic + "/subscriptions"), self.list_topic_subscriptions),
@@ -63,22 +78,22 @@ class Routes:
             ("PUT", re.compile(sub), self.create_subscription),
             ("GET", re.compile(sub), lambda m, _: _to_json(self.b.get_subscription(m["name"]))),
             ("PATCH", re.compile(sub), self.update_subscription),
-            ("DELETE", re.compile(sub), lambda m, _: self.b.delete_subscription(m["name"]) or {}),
+            ("DELETE", re.compile(sub), _empty(self.b.delete_subscription)),
             ("POST", re.compile(sub + ":pull"), self.pull),
             ("POST", re.compile(sub + ":acknowledge"), self.acknowledge),
             ("POST", re.compile(sub + ":modifyAckDeadline"), self.modify_ack_deadline),
             ("POST", re.compile(sub + ":modifyPushConfig"), self.modify_push_config),
             ("POST", re.compile(sub + ":seek"), self.seek),
-            ("POST", re.compile(sub + ":detach"), lambda m, _: self.b.detach_subscription(m["name"]) or {}),
+            ("POST", re.compile(sub + ":detach"), _empty(self.b.detach_subscription)),
             ("GET", re.compile(r"/v1/(?P<parent>projects/[^/:]+)/subscriptions"), self.list_subscriptions),
             ("PUT", re.compile(snap), self.create_snapshot),
             ("GET", re.compile(snap), lambda m, _: _to_json(self.b.get_snapshot(m["name"]))),
             ("PATCH", re.compile(snap), self.update_snapshot),
-            ("DELETE", re.compile(snap), lambda m, _: self.b.delete_snapshot(m["name"]) or {}),
+            ("DELETE", re.compile(snap), _empty(self.b.delete_snapshot)),
             ("GET", re.compile(r"/v1/(?P<parent>projects/[^/:]+)/snapshots"), self.list_snapshots),
         ]
 
-    def dispatch(self, method: str, path: str, body: dict) -> Any:
+    def dispatch(self, method: str, path: str, body: Json) -> Any:
         known_path = False
         for verb, pattern, fn in self.table:
             m = pattern.fullmatch(path)
@@ -91,65 +106,65 @@ class Routes:
         raise not_found(f"Unknown path: {path}")
 
     # topics
-    def create_topic(self, m: re.Match[str], body: dict) -> Any:
+    def create_topic(self, m: re.Match[str], body: Json) -> Any:
         pb = _parse(body, T.Topic.pb())
         pb.name = m["name"]
         return _to_json(self.b.create_topic(pb))
 
-    def update_topic(self, m: re.Match[str], body: dict) -> Any:
+    def update_topic(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.UpdateTopicRequest.pb())
         req.topic.name = m["name"]
         return _to_json(self.b.update_topic(req.topic, req.update_mask))
 
-    def publish(self, m: re.Match[str], body: dict) -> Any:
+    def publish(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.PublishRequest.pb())
         return {"messageIds": self.b.publish(m["name"], req.messages)}
 
-    def list_topics(self, m: re.Match[str], _: dict) -> Any:
+    def list_topics(self, m: re.Match[str], _: Json) -> Any:
         return {"topics": [_to_json(t) for t in self.b.list_topics(m["parent"])]}
 
-    def list_topic_subscriptions(self, m: re.Match[str], _: dict) -> Any:
+    def list_topic_subscriptions(self, m: re.Match[str], _: Json) -> Any:
         return {"subscriptions": self.b.list_topic_subscriptions(m["name"])}
 
-    def list_topic_snapshots(self, m: re.Match[str], _: dict) -> Any:
+    def list_topic_snapshots(self, m: re.Match[str], _: Json) -> Any:
         return {"snapshots": self.b.list_topic_snapshots(m["name"])}
 
     # subscriptions
-    def create_subscription(self, m: re.Match[str], body: dict) -> Any:
+    def create_subscription(self, m: re.Match[str], body: Json) -> Any:
         pb = _parse(body, T.Subscription.pb())
         pb.name = m["name"]
         return _to_json(self.b.create_subscription(pb))
 
-    def update_subscription(self, m: re.Match[str], body: dict) -> Any:
+    def update_subscription(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.UpdateSubscriptionRequest.pb())
         req.subscription.name = m["name"]
         return _to_json(self.b.update_subscription(req.subscription, req.update_mask))
 
-    def list_subscriptions(self, m: re.Match[str], _: dict) -> Any:
+    def list_subscriptions(self, m: re.Match[str], _: Json) -> Any:
         return {"subscriptions": [_to_json(s) for s in self.b.list_subscriptions(m["parent"])]}
 
-    def pull(self, m: re.Match[str], body: dict) -> Any:
+    def pull(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.PullRequest.pb())
         wait = 0.0 if req.return_immediately else 10.0
         items = self.b.pull(m["name"], req.max_messages, req.return_immediately, wait)
         return _to_json(PullResponse.FromString(b"".join(items)))
 
-    def acknowledge(self, m: re.Match[str], body: dict) -> Any:
+    def acknowledge(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.AcknowledgeRequest.pb())
         self.b.acknowledge(m["name"], req.ack_ids)
         return {}
 
-    def modify_ack_deadline(self, m: re.Match[str], body: dict) -> Any:
+    def modify_ack_deadline(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.ModifyAckDeadlineRequest.pb())
         self.b.modify_ack_deadline(m["name"], req.ack_ids, req.ack_deadline_seconds)
         return {}
 
-    def modify_push_config(self, m: re.Match[str], body: dict) -> Any:
+    def modify_push_config(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.ModifyPushConfigRequest.pb())
         self.b.modify_push_config(m["name"], req.push_config)
         return {}
 
-    def seek(self, m: re.Match[str], body: dict) -> Any:
+    def seek(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.SeekRequest.pb())
         target = req.WhichOneof("target")
         if target is None:
@@ -158,16 +173,16 @@ class Routes:
         return {}
 
     # snapshots
-    def create_snapshot(self, m: re.Match[str], body: dict) -> Any:
+    def create_snapshot(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.CreateSnapshotRequest.pb())
         return _to_json(self.b.create_snapshot(m["name"], req.subscription, dict(req.labels)))
 
-    def update_snapshot(self, m: re.Match[str], body: dict) -> Any:
+    def update_snapshot(self, m: re.Match[str], body: Json) -> Any:
         req = _parse(body, T.UpdateSnapshotRequest.pb())
         req.snapshot.name = m["name"]
         return _to_json(self.b.update_snapshot(req.snapshot, req.update_mask))
 
-    def list_snapshots(self, m: re.Match[str], _: dict) -> Any:
+    def list_snapshots(self, m: re.Match[str], _: Json) -> Any:
         return {"snapshots": [_to_json(s) for s in self.b.list_snapshots(m["parent"])]}
 
 
@@ -234,7 +249,7 @@ class RestServer:
         broker: Broker,
         host: str,
         port: int,
-        push_outcomes: Callable[[], dict] | None = None,
+        push_outcomes: Callable[[], Json] | None = None,
         *,
         allowed_hosts: Collection[str],  # hosts.for_settings: the bind address, loopback, HYP_ALLOWED_HOSTS
     ) -> None:
