@@ -8,13 +8,14 @@ import time. The variable names are the ones docker-compose.yml uses.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    """Names and addresses every part of the stack agrees on (ARCHITECTURE.md)."""
+    """Names and addresses every part of the stack agrees on (docs/architecture.md)."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -32,6 +33,13 @@ class CommonSettings(BaseSettings):
     # (a comma list; `*` allows any Host, turning the DNS-rebinding check off): services/common/hosts.py
     allowed_hosts: str = Field("", validation_alias="HYP_ALLOWED_HOSTS")
 
+    def __init__(self, **values: Any) -> None:
+        """Fields by name (``port=8091``) or by their environment name (``HYP_ORCH_PORT=8091``); either way
+        above the environment. (``validate_by_name`` would do the first, but pydantic-settings then also
+        reads variables named like fields: ``HOME`` would set ``home``.)"""
+        fields = type(self).model_fields
+        super().__init__(**{_alias(k, fields[k].validation_alias) if k in fields else k: v for k, v in values.items()})
+
     @property
     def model_uri(self) -> str:
         return f"models:/{self.model_name}@{self.model_alias}"
@@ -43,7 +51,15 @@ class CommonSettings(BaseSettings):
         return f"projects/{self.project}/subscriptions/{subscription}"
 
 
-# Topic and subscription names of the stack (ARCHITECTURE.md); the topology file declares them.
+def _alias(name: str, alias: object) -> str:
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return name
+
+
+# Topic and subscription names of the stack (docs/architecture.md); the topology file declares them.
 EVENTS_TOPIC = "hyp-pubsub-topic"
 DETECTIONS_TOPIC = "hyp-detections"
 DEADLETTER_TOPIC = "hyp-deadletter"
