@@ -29,8 +29,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> int | None:
-    """SIGTERM, then SIGKILL after ``timeout``; return the exit code.
+def stop_group(process: subprocess.Popen[Any], timeout: float = 15.0, *, first: int = signal.SIGTERM) -> int | None:
+    """Send ``first`` (SIGTERM; SIGINT or SIGKILL where a test wants that), then SIGKILL after ``timeout``;
+    return the exit code.
 
     A process started with ``start_new_session=True`` leads its own group, and the whole group is
     signalled (servers' workers, Beam's threads); any other process is signalled alone.
@@ -46,7 +47,7 @@ def stop_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> int | N
             pass
 
     if process.poll() is None:
-        send(signal.SIGTERM)
+        send(first)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -55,7 +56,7 @@ def stop_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> int | N
     return process.returncode
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll ``predicate`` until it returns something truthy; TimeoutError naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -9,31 +9,11 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
+from services.testing.pubsub import pull, topic_and_subscription
 from tests.fixtures.pubsub import EmulatorProcess, unique
 
 pytestmark = pytest.mark.integration
 WAIT_S = 20.0
-
-
-def _make(emulator: EmulatorProcess, **sub_fields) -> tuple[str, str]:
-    topic = emulator.topic_path(unique("t"))
-    sub = emulator.subscription_path(unique("s"))
-    emulator.publisher().create_topic(name=topic)
-    emulator.subscriber().create_subscription(request={"name": sub, "topic": topic, **sub_fields})
-    return topic, sub
-
-
-def _pull(emulator: EmulatorProcess, sub: str, want: int, ack: bool = True) -> list:
-    """Pull until `want` messages arrived (bounded)."""
-    client = emulator.subscriber()
-    got: list = []
-    deadline = time.monotonic() + WAIT_S
-    while len(got) < want and time.monotonic() < deadline:
-        resp = client.pull(subscription=sub, max_messages=want - len(got), timeout=5)
-        got += resp.received_messages
-        if ack and resp.received_messages:
-            client.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in resp.received_messages])
-    return got
 
 
 def test_default_topology_is_loaded(pubsub_emulator: EmulatorProcess) -> None:
@@ -47,11 +27,11 @@ def test_default_topology_is_loaded(pubsub_emulator: EmulatorProcess) -> None:
 
 
 def test_publish_and_pull_with_attributes(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator)
+    topic, sub = topic_and_subscription(pubsub_emulator)
     futures = [pubsub_emulator.publisher().publish(topic, f"m{i}".encode(), idx=str(i)) for i in range(20)]
     ids = [f.result(timeout=WAIT_S) for f in futures]
     assert len(set(ids)) == 20
-    got = _pull(pubsub_emulator, sub, 20)
+    got = pull(pubsub_emulator.subscriber(), sub, 20)
     assert sorted(m.message.data for m in got) == sorted(f"m{i}".encode() for i in range(20))
     assert all(m.message.attributes["idx"] == m.message.data.decode()[1:] for m in got)
     assert {m.message.message_id for m in got} == set(ids)
@@ -60,7 +40,7 @@ def test_publish_and_pull_with_attributes(pubsub_emulator: EmulatorProcess) -> N
 
 
 def test_publish_with_ordering_keys_delivers_in_order(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, enable_message_ordering=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, enable_message_ordering=True)
     publisher = pubsub_emulator.publisher(
         publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
     )
@@ -86,7 +66,7 @@ def test_publish_with_ordering_keys_delivers_in_order(pubsub_emulator: EmulatorP
 
 
 def test_streaming_pull_subscribe(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator)
+    topic, sub = topic_and_subscription(pubsub_emulator)
     publisher = pubsub_emulator.publisher()
     for f in [publisher.publish(topic, f"s{i}".encode()) for i in range(200)]:
         f.result(timeout=WAIT_S)
@@ -108,13 +88,15 @@ def test_streaming_pull_subscribe(pubsub_emulator: EmulatorProcess) -> None:
 def test_nack_is_redelivered_with_attempt_count(pubsub_emulator: EmulatorProcess) -> None:
     dl_topic = pubsub_emulator.topic_path(unique("dl"))
     pubsub_emulator.publisher().create_topic(name=dl_topic)
-    topic, sub = _make(pubsub_emulator, dead_letter_policy={"dead_letter_topic": dl_topic, "max_delivery_attempts": 10})
+    topic, sub = topic_and_subscription(
+        pubsub_emulator, dead_letter_policy={"dead_letter_topic": dl_topic, "max_delivery_attempts": 10}
+    )
     pubsub_emulator.publisher().publish(topic, b"again").result(timeout=WAIT_S)
     client = pubsub_emulator.subscriber()
-    first = _pull(pubsub_emulator, sub, 1, ack=False)[0]
+    first = pull(pubsub_emulator.subscriber(), sub, 1, ack=False)[0]
     assert first.delivery_attempt == 1
     client.modify_ack_deadline(subscription=sub, ack_ids=[first.ack_id], ack_deadline_seconds=0)
-    second = _pull(pubsub_emulator, sub, 1, ack=False)[0]
+    second = pull(pubsub_emulator.subscriber(), sub, 1, ack=False)[0]
     assert second.message.message_id == first.message.message_id
     assert second.delivery_attempt == 2
     client.acknowledge(subscription=sub, ack_ids=[second.ack_id])
@@ -127,14 +109,16 @@ def test_dead_letter_after_max_attempts(pubsub_emulator: EmulatorProcess) -> Non
     dl_sub = pubsub_emulator.subscription_path(unique("dls"))
     pubsub_emulator.publisher().create_topic(name=dl_topic)
     pubsub_emulator.subscriber().create_subscription(name=dl_sub, topic=dl_topic)
-    topic, sub = _make(pubsub_emulator, dead_letter_policy={"dead_letter_topic": dl_topic, "max_delivery_attempts": 5})
+    topic, sub = topic_and_subscription(
+        pubsub_emulator, dead_letter_policy={"dead_letter_topic": dl_topic, "max_delivery_attempts": 5}
+    )
     pubsub_emulator.publisher().publish(topic, b"poison", kind="bad").result(timeout=WAIT_S)
     client = pubsub_emulator.subscriber()
     for attempt in range(1, 6):
-        msg = _pull(pubsub_emulator, sub, 1, ack=False)[0]
+        msg = pull(pubsub_emulator.subscriber(), sub, 1, ack=False)[0]
         assert msg.delivery_attempt == attempt
         client.modify_ack_deadline(subscription=sub, ack_ids=[msg.ack_id], ack_deadline_seconds=0)
-    dead = _pull(pubsub_emulator, dl_sub, 1)
+    dead = pull(pubsub_emulator.subscriber(), dl_sub, 1)
     assert [m.message.data for m in dead] == [b"poison"]
     attrs = dead[0].message.attributes
     assert attrs["kind"] == "bad"
@@ -145,39 +129,39 @@ def test_dead_letter_after_max_attempts(pubsub_emulator: EmulatorProcess) -> Non
 
 
 def test_filter_delivers_only_matching(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, filter='attributes.event = "purchase" AND NOT attributes:test')
+    topic, sub = topic_and_subscription(pubsub_emulator, filter='attributes.event = "purchase" AND NOT attributes:test')
     publisher = pubsub_emulator.publisher()
     cases = [("purchase", {}), ("view_item", {}), ("purchase", {"test": "1"}), ("purchase", {"x": "y"})]
     for f in [publisher.publish(topic, f"{i}".encode(), event=e, **extra) for i, (e, extra) in enumerate(cases)]:
         f.result(timeout=WAIT_S)
-    got = _pull(pubsub_emulator, sub, 2)
+    got = pull(pubsub_emulator.subscriber(), sub, 2)
     assert sorted(m.message.data for m in got) == [b"0", b"3"]
     resp = pubsub_emulator.subscriber().pull(subscription=sub, max_messages=10, return_immediately=True, timeout=5)
     assert list(resp.received_messages) == []
 
 
 def test_seek_to_time_and_snapshot(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, retain_acked_messages=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, retain_acked_messages=True)
     publisher, client = pubsub_emulator.publisher(), pubsub_emulator.subscriber()
     before = time.time()
     for f in [publisher.publish(topic, f"a{i}".encode()) for i in range(3)]:
         f.result(timeout=WAIT_S)
-    assert len(_pull(pubsub_emulator, sub, 3)) == 3  # all acked
+    assert len(pull(pubsub_emulator.subscriber(), sub, 3)) == 3  # all acked
     snapshot = pubsub_emulator.snapshot_path(unique("snap"))
     client.create_snapshot(name=snapshot, subscription=sub)
     for f in [publisher.publish(topic, f"b{i}".encode()) for i in range(2)]:
         f.result(timeout=WAIT_S)
-    assert sorted(m.message.data for m in _pull(pubsub_emulator, sub, 2)) == [b"b0", b"b1"]
+    assert sorted(m.message.data for m in pull(pubsub_emulator.subscriber(), sub, 2)) == [b"b0", b"b1"]
 
     client.seek(request={"subscription": sub, "snapshot": snapshot})
-    assert sorted(m.message.data for m in _pull(pubsub_emulator, sub, 2)) == [b"b0", b"b1"]
+    assert sorted(m.message.data for m in pull(pubsub_emulator.subscriber(), sub, 2)) == [b"b0", b"b1"]
 
     from google.protobuf import timestamp_pb2
 
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int((before - 0.001) * 1e9))
     client.seek(request={"subscription": sub, "time": ts})
-    got = sorted(m.message.data for m in _pull(pubsub_emulator, sub, 5))
+    got = sorted(m.message.data for m in pull(pubsub_emulator.subscriber(), sub, 5))
     assert got == [b"a0", b"a1", b"a2", b"b0", b"b1"]
     assert snapshot in [s.name for s in client.list_snapshots(project=f"projects/{pubsub_emulator.project}")]
     client.delete_snapshot(snapshot=snapshot)

@@ -18,18 +18,11 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.exceptions import AcknowledgeError, AcknowledgeStatus
 from google.pubsub_v1 import types
 
-from tests.fixtures.pubsub import EmulatorProcess, unique
+from services.testing.pubsub import topic_and_subscription
+from tests.fixtures.pubsub import EmulatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 WAIT_S = 20.0
-
-
-def _make(emulator: EmulatorProcess, **sub_fields) -> tuple[str, str]:
-    topic = emulator.topic_path(unique("t"))
-    sub = emulator.subscription_path(unique("s"))
-    emulator.publisher().create_topic(name=topic)
-    emulator.subscriber().create_subscription(request={"name": sub, "topic": topic, **sub_fields})
-    return topic, sub
 
 
 def _backlog(emulator: EmulatorProcess, sub: str) -> int:
@@ -44,7 +37,7 @@ def _invalid_ack(future) -> None:
 
 
 def test_ack_with_response_succeeds_then_a_second_ack_is_reported(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, enable_exactly_once_delivery=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, enable_exactly_once_delivery=True)
     got: queue.Queue = queue.Queue()
     streaming = pubsub_emulator.subscriber().subscribe(sub, got.put)
     try:
@@ -62,7 +55,7 @@ def test_ack_with_response_succeeds_then_a_second_ack_is_reported(pubsub_emulato
 def test_expired_ack_id_fails_and_the_message_comes_back_once_with_a_new_ack_id(
     pubsub_emulator: EmulatorProcess,
 ) -> None:
-    topic, sub = _make(pubsub_emulator, enable_exactly_once_delivery=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, enable_exactly_once_delivery=True)
     got: queue.Queue = queue.Queue()
     # The client stops extending a lease after max_lease_duration; its receipt modack asks for 10 s.
     flow = pubsub_v1.types.FlowControl(
@@ -90,7 +83,7 @@ def test_expired_ack_id_fails_and_the_message_comes_back_once_with_a_new_ack_id(
 
 
 def test_unary_ack_error_carries_error_info_per_ack_id(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, enable_exactly_once_delivery=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, enable_exactly_once_delivery=True)
     pubsub_emulator.publisher().publish(topic, b"x").result(timeout=WAIT_S)
     client = pubsub_emulator.subscriber()
     (msg,) = client.pull(subscription=sub, max_messages=1, timeout=WAIT_S).received_messages
@@ -112,7 +105,7 @@ def _stream(client, first: types.StreamingPullRequest, then: queue.Queue) -> Ite
 
 
 def test_streaming_pull_confirms_acks_and_modacks(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator, enable_exactly_once_delivery=True)
+    topic, sub = topic_and_subscription(pubsub_emulator, enable_exactly_once_delivery=True)
     pubsub_emulator.publisher().publish(topic, b"a").result(timeout=WAIT_S)
     pubsub_emulator.publisher().publish(topic, b"b").result(timeout=WAIT_S)
     sends: queue.Queue = queue.Queue()
@@ -145,7 +138,7 @@ def test_streaming_pull_confirms_acks_and_modacks(pubsub_emulator: EmulatorProce
 
 
 def test_plain_subscription_keeps_at_least_once_semantics(pubsub_emulator: EmulatorProcess) -> None:
-    topic, sub = _make(pubsub_emulator)
+    topic, sub = topic_and_subscription(pubsub_emulator)
     got: queue.Queue = queue.Queue()
     streaming = pubsub_emulator.subscriber().subscribe(sub, got.put)
     try:

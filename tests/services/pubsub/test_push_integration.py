@@ -3,62 +3,38 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from services.common.processes import wait_for
+from services.testing.pubsub import pull
+from services.testing.push import PushReceiver, PushRequest
 from tests.fixtures.pubsub import EmulatorProcess, start_emulator, stop_emulator, unique
 
 pytestmark = pytest.mark.integration
 WAIT_S = 20.0
 
 
-class Receiver:
-    """An HTTP endpoint that fails the first `failures` deliveries of each message, then answers 204."""
+def failing_receiver(failures: int = 0, always_fail: bool = False) -> PushReceiver:
+    """An endpoint that fails (503) the first `failures` deliveries of each message, then answers 204."""
 
-    def __init__(self, failures: int = 0, always_fail: bool = False) -> None:
-        self.failures = failures
-        self.always_fail = always_fail
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
+    def answer(request: PushRequest) -> int:
+        ok = not always_fail and receiver.count(request.message_id) > failures
+        return 204 if ok else 503
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.lock:
-                    receiver.requests.append(body)
-                    seen = sum(
-                        1 for r in receiver.requests if r["message"]["messageId"] == body["message"]["messageId"]
-                    )
-                ok = not receiver.always_fail and seen > receiver.failures
-                self.send_response(204 if ok else 503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    receiver = PushReceiver(answer)
+    return receiver
 
 
 @pytest.fixture
 def receiver_factory() -> Iterator:
-    made: list[Receiver] = []
+    made: list[PushReceiver] = []
 
-    def make(**kwargs) -> Receiver:
-        made.append(Receiver(**kwargs))
+    def make(**kwargs) -> PushReceiver:
+        made.append(failing_receiver(**kwargs))
         return made[-1]
 
     yield make
@@ -66,13 +42,8 @@ def receiver_factory() -> Iterator:
         r.close()
 
 
-def _wait(predicate, timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+def _wait(predicate: Callable[[], object], timeout: float = WAIT_S) -> bool:
+    return bool(wait_for(predicate, timeout, "the push deliveries", interval=0.05))
 
 
 def test_push_retries_until_2xx(pubsub_emulator: EmulatorProcess, receiver_factory) -> None:
@@ -90,7 +61,7 @@ def test_push_retries_until_2xx(pubsub_emulator: EmulatorProcess, receiver_facto
     )
     pubsub_emulator.publisher().publish(topic, b"payload", event="purchase").result(timeout=WAIT_S)
     assert _wait(lambda: len(receiver.requests) >= 3)
-    first = receiver.requests[0]
+    first = receiver.requests[0].json()
     assert base64.b64decode(first["message"]["data"]) == b"payload"
     assert first["message"]["attributes"] == {"event": "purchase"}
     assert first["subscription"] == sub
@@ -132,60 +103,35 @@ def test_push_dead_letters_after_max_attempts(pubsub_emulator: EmulatorProcess, 
     )
     publisher.publish(topic, b"never-accepted").result(timeout=WAIT_S)
     assert _wait(lambda: len(receiver.requests) >= 5)
-    assert [r["deliveryAttempt"] for r in receiver.requests[:5]] == [1, 2, 3, 4, 5]
-    deadline = time.monotonic() + WAIT_S
-    dead = []
-    while not dead and time.monotonic() < deadline:
-        dead = list(client.pull(subscription=dl_sub, max_messages=1, timeout=5).received_messages)
+    assert [r.json()["deliveryAttempt"] for r in receiver.requests[:5]] == [1, 2, 3, 4, 5]
+    dead = pull(client, dl_sub, 1, timeout=WAIT_S)
     assert dead and dead[0].message.data == b"never-accepted"
     assert dead[0].message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
     assert len(receiver.requests) == 5
 
 
-class SlowReceiver:
+class SlowReceiver(PushReceiver):
     """An endpoint that answers 204 after `delay` seconds, counting the requests it holds at once."""
 
     def __init__(self, delay: float) -> None:
-        self.ids: list[str] = []
-        self.bodies: list[tuple[dict[str, str], bytes]] = []
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-        receiver = self
+        self.delay = delay
+        self.ids: list[str] = []  # wrapped deliveries, in the order they were answered
+        self.bodies: list[tuple[dict[str, str], bytes]] = []  # unwrapped ones
+        self.active = self.max_active = 0
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the emulator's client expects
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    receiver.active += 1
-                    receiver.max_active = max(receiver.max_active, receiver.active)
-                time.sleep(delay)  # the slow endpoint under test (server side), not a wait in the test
-                with receiver.lock:
-                    receiver.active -= 1
-                    if self.headers["content-type"] == "application/json":
-                        receiver.ids.append(json.loads(raw)["message"]["messageId"])
-                    else:
-                        receiver.bodies.append((dict(self.headers), raw))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 512
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, request: PushRequest) -> int:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(self.delay)  # the slow endpoint under test (server side), not a wait in the test
+        with self.lock:
+            self.active -= 1
+            if request.wrapped:
+                self.ids.append(request.message_id)
+            else:
+                self.bodies.append((request.headers, request.body))
+        return 204
 
 
 @pytest.fixture
