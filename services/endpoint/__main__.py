@@ -2,74 +2,68 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from services.common.config import Command
+    from services.endpoint.settings import EndpointSettings
 
 
-def build_app():  # -> FastAPI (settings from the environment)
+def build_app(settings: EndpointSettings | None = None) -> Any:  # -> FastAPI
+    """The endpoint's app for ``settings`` (default: from the environment)."""
     from services.endpoint.app import create_app
     from services.endpoint.model_source import MlflowSource
     from services.endpoint.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     return create_app(settings, MlflowSource(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias))
 
 
-def build_checked_app():  # uvicorn's factory for each worker: build_app behind the Host check (serve() adds it for one)
+def build_checked_app(settings: EndpointSettings) -> Any:
+    """Each worker's app (``--workers`` > 1): build_app behind the Host check (serve() adds it for one).
+
+    The parent hands each worker its validated settings in the factory itself (a pickled
+    ``functools.partial``), so workers see the flags without anything written to the environment."""
     from services.common.serve import host_checked
-    from services.endpoint.settings import get_settings
 
-    return host_checked(build_app(), get_settings())
+    return host_checked(build_app(settings), settings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="hyp endpoint",
+def command() -> Command[EndpointSettings]:
+    from services.common.config import Command
+    from services.endpoint.settings import EndpointSettings
+
+    cli = Command(
+        "endpoint",
+        EndpointSettings,
         description="Serve models:/NAME@ALIAS from MLflow over Vertex AI's online-prediction REST contract "
         "(plus MLflow's /invocations), switching versions when the alias moves.",
     )
-    parser.add_argument("--host", help="bind address (env HYP_ENDPOINT_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (env AIP_HTTP_PORT or HYP_ENDPOINT_PORT, default 8080)")
-    parser.add_argument("--mlflow-tracking-uri", help="MLflow server (env MLFLOW_TRACKING_URI)")
-    parser.add_argument("--model-name", help="registered model (env HYP_MODEL_NAME, default purchase-anomaly)")
-    parser.add_argument("--model-alias", help="alias served (env HYP_MODEL_ALIAS, default champion)")
-    parser.add_argument("--endpoint-id", help="Vertex endpoint id in the URL (env HYP_ENDPOINT_ID, default 1)")
-    parser.add_argument("--reload-interval", type=float, help="seconds between alias checks; 0 = never")
-    parser.add_argument("--workers", type=int, help="worker processes (env HYP_ENDPOINT_WORKERS, default 1)")
-    args = parser.parse_args(argv)
+    cli.flag("host", help="bind address")
+    cli.flag("port", help="port")
+    cli.flag("mlflow_tracking_uri", help="MLflow server")
+    cli.flag("model_name", help="registered model")
+    cli.flag("model_alias", help="alias served")
+    cli.flag("endpoint_id", help="Vertex endpoint id in the URL")
+    cli.flag("reload_interval_s", "--reload-interval", help="seconds between alias checks; 0 = never")
+    cli.flag("workers", help="worker processes")
+    return cli
 
-    import os
 
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.common.config import ConfigError
     from services.common.logs import setup_logging
-    from services.endpoint.settings import get_settings
 
-    overrides = {
-        "HYP_ENDPOINT_HOST": args.host,
-        "AIP_HTTP_PORT": args.port,
-        "MLFLOW_TRACKING_URI": args.mlflow_tracking_uri,
-        "HYP_MODEL_NAME": args.model_name,
-        "HYP_MODEL_ALIAS": args.model_alias,
-        "HYP_ENDPOINT_ID": args.endpoint_id,
-        "HYP_ENDPOINT_RELOAD_INTERVAL_S": args.reload_interval,
-        "HYP_ENDPOINT_WORKERS": args.workers,
-    }
-    # flags override the environment; worker processes (--workers > 1) read the same variables
-    os.environ.update({k: str(v) for k, v in overrides.items() if v is not None})
-    get_settings.cache_clear()
+    cli = command()
     try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"hyp endpoint: {first['loc'][0] if first['loc'] else 'settings'}: {first['msg']}", file=sys.stderr)
-        return 2
+        _, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     setup_logging(settings.log_level)
 
     import logging
-
-    import uvicorn
 
     from services.common.serve import options, serve
 
@@ -78,10 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "uvicorn event loop and HTTP parser", extra={"fields": {k: common[k] for k in ("loop", "http")}}
     )
     if settings.workers > 1:
-        uvicorn.run("services.endpoint.__main__:build_checked_app", factory=True, workers=settings.workers, **common)
+        serve_workers(settings, common)
     else:
-        serve(build_app(), settings)
+        serve(build_app(settings), settings)
     return 0
+
+
+def serve_workers(settings: EndpointSettings, common: dict[str, Any]) -> None:
+    """``settings.workers`` processes on one socket (what ``uvicorn.run(..., workers=N)`` does, with the app
+    factory bound to the parent's settings instead of an import string)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(partial(build_checked_app, settings), factory=True, workers=settings.workers, **common)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-from pydantic import ValidationError
 
 
 def _table(runs: list[dict]) -> str:
@@ -25,42 +21,30 @@ def _table(runs: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="hyp orchestrator",
+    from services.common.config import Command, ConfigError
+    from services.orchestrator.settings import OrchestratorSettings
+
+    cli = Command(
+        "orchestrator",
+        OrchestratorSettings,
         description="Retrain on new data, drift, a schedule or demand; promote only a better model; "
         "confirm the detector and endpoint follow. Settings: HYP_ORCH_* (docs/orchestrator.md).",
     )
-    parser.add_argument("--host", help="listen address (env HYP_ORCH_HOST)")
-    parser.add_argument("--port", type=int, help="listen port (env HYP_ORCH_PORT, default 8090)")
-    parser.add_argument("--data-dir", type=Path, help="run history folder (env HYP_ORCH_DATA_DIR)")
-    parser.add_argument("--warehouse-dir", type=Path, help="warehouse folder (env HYP_WAREHOUSE_DIR)")
+    cli.flag("host", help="listen address")
+    cli.flag("port", help="listen port")
+    cli.flag("data_dir", help="run history folder")
+    cli.flag("warehouse_dir", help="warehouse folder")
+    parser = cli.parser
     parser.add_argument("--no-sensors", action="store_true", help="serve the API only; runs start by POST /runs")
     sub = parser.add_subparsers(dest="command")
     runs = sub.add_parser("runs", help="print the run history")
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true", help="one JSON record per line")
     runs.add_argument("--id", help="print one run in full (JSON)")
-    args = parser.parse_args(argv)
-
-    from services.orchestrator.settings import OrchestratorSettings, get_settings
-
     try:
-        overrides = {
-            k: v
-            for k, v in {
-                "host": args.host,
-                "port": args.port,
-                "data_dir": args.data_dir,
-                "warehouse_dir": args.warehouse_dir,
-            }.items()
-            if v is not None
-        }
-        settings = get_settings().model_copy(update=overrides) if overrides else get_settings()
-        OrchestratorSettings.model_validate(settings.model_dump())
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        print(f"hyp orchestrator: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
-        return 2
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
 
     from services.orchestrator.history import RunHistory
 

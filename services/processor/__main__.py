@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="hyp processor",
+    from services.common.config import Command, ConfigError
+    from services.common.logs import setup_logging
+    from services.processor.settings import ProcessorSettings
+
+    cli = Command(
+        "processor",
+        ProcessorSettings,
         description="Receive Pub/Sub pushes of purchase events, score purchases on the Vertex-AI-compatible "
         "endpoint and write the cloud_run and cloud_run_anomaly warehouse tables.",
     )
-    parser.add_argument("--host", help="bind address (env HYP_PROCESSOR_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (env HYP_PROCESSOR_PORT, default 8081)")
-    parser.add_argument("--endpoint-url", help="the endpoint's base URL (env HYP_ENDPOINT_URL)")
-    parser.add_argument("--endpoint-timeout", type=float, help="seconds before the endpoint counts as down")
-    parser.add_argument("--warehouse-dir", help="warehouse folder (env HYP_WAREHOUSE_DIR)")
-    parser.add_argument("--deadletter-topic", help="topic for unusable events; '' to answer 400 instead")
-    args = parser.parse_args(argv)
-
-    from services.common.logs import setup_logging
-    from services.processor.settings import get_settings
-
-    overrides = {
-        "HYP_PROCESSOR_HOST": args.host,
-        "HYP_PROCESSOR_PORT": args.port,
-        "HYP_ENDPOINT_URL": args.endpoint_url,
-        "HYP_PROCESSOR_ENDPOINT_TIMEOUT_S": args.endpoint_timeout,
-        "HYP_WAREHOUSE_DIR": args.warehouse_dir,
-        "HYP_PROCESSOR_DEADLETTER_TOPIC": args.deadletter_topic,
-    }
-    os.environ.update({k: str(v) for k, v in overrides.items() if v is not None})  # flags override the env
-    get_settings.cache_clear()
+    cli.flag("host", help="bind address")
+    cli.flag("port", help="port")
+    cli.flag("endpoint_url", help="the endpoint's base URL")
+    cli.flag("endpoint_timeout_s", "--endpoint-timeout", help="seconds before the endpoint counts as down")
+    cli.flag("warehouse_dir", help="warehouse folder")
+    cli.flag("deadletter_topic", help="topic for unusable events; '' to answer 400 instead")
     try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"hyp processor: {first['loc'][0] if first['loc'] else 'settings'}: {first['msg']}", file=sys.stderr)
-        return 2
+        _, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     setup_logging(settings.log_level)
 
     from services.common.serve import serve

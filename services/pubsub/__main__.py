@@ -2,59 +2,37 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
-from pathlib import Path
 
-from pydantic import ValidationError
-
+from services.common.config import Command, ConfigError
 from services.common.logs import setup_logging
+from services.pubsub.settings import PubsubSettings
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hyp pubsub",
+def _command() -> Command[PubsubSettings]:
+    cli = Command(
+        "pubsub",
+        PubsubSettings,
         description="Pub/Sub emulator: gRPC google.pubsub.v1 on --port, REST, `GET /` health and /metrics on "
         "--rest-port (default port + 1). Settings come from HYP_PUBSUB_* variables; flags override.",
     )
-    p.add_argument("--host", help="address to bind (HYP_PUBSUB_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="gRPC port (HYP_PUBSUB_PORT, default 8085; 0 picks a free one)")
-    p.add_argument("--rest-port", type=int, help="REST, health, /metrics (HYP_PUBSUB_REST_PORT, default port+1)")
-    p.add_argument("--topology", help="YAML topology file, or 'none' (HYP_PUBSUB_TOPOLOGY, default: the stack's)")
-    p.add_argument("--data-dir", type=Path, help="keep messages durably here (HYP_PUBSUB_DATA_DIR; default memory)")
-    p.add_argument("--project", help="default project for short names in the topology (HYP_PROJECT)")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (HYP_LOG_LEVEL)")
-    return p
+    cli.flag("host", help="address to bind")
+    cli.flag("port", help="gRPC port (0 picks a free one)")
+    cli.flag("rest_port", help="REST, health, /metrics (unset: port + 1)")
+    cli.flag("topology", help="YAML topology file, or 'none' (default: the stack's)")
+    cli.flag("data_dir", help="keep messages durably here (unset: memory)")
+    cli.flag("project", help="default project for short names in the topology")
+    cli.flag("log_level", help="DEBUG, INFO, WARNING")
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from services.pubsub.settings import PubsubSettings, get_settings
-
-    overrides = {
-        k: v
-        for k, v in {
-            "host": args.host,
-            "port": args.port,
-            "rest_port": args.rest_port,
-            "topology": args.topology,
-            "data_dir": args.data_dir,
-            "project": args.project,
-            "log_level": args.log_level,
-        }.items()
-        if v is not None
-    }
+    cli = _command()
     try:
-        if overrides:  # flags override the environment: pass them by their variable names
-            fields = PubsubSettings.model_fields
-            settings = PubsubSettings(**{str(fields[k].validation_alias): v for k, v in overrides.items()})
-        else:
-            settings = get_settings()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        print(f"hyp pubsub: invalid setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
-        return 2
+        _, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     setup_logging(settings.log_level)
     import logging
 
