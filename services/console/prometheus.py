@@ -26,50 +26,16 @@ class Scrape:
 
     samples: dict[str, list[Sample]] = field(default_factory=dict)
 
-    def names(self) -> list[str]:
-        return sorted(self.samples)
-
-    def find(self, *candidates: str) -> str | None:
-        """The first candidate name present, exact first, then as a suffix (``hyp_`` prefixes vary)."""
-        for c in candidates:
-            if c in self.samples:
-                return c
-        for c in candidates:
-            for name in self.samples:
-                if name.endswith(c):
-                    return name
-        return None
-
-    def like(self, *words: str, suffix: str = "") -> str | None:
-        """The shortest sample name containing every word (and ending with ``suffix``)."""
-        hits = [n for n in self.samples if n.endswith(suffix) and all(w in n for w in words)]
-        return min(hits, key=len) if hits else None
-
-    def total(self, *candidates: str, **match: str) -> float | None:
-        name = self.find(*candidates)
-        if name is None:
+    def total(self, name: str, **match: str) -> float | None:
+        """Sum of the samples named ``name`` (an exact name, services.common.metric_names) carrying ``match``."""
+        if name not in self.samples:
             return None
         return sum(s.value for s in self.samples[name] if _matches(s, match))
 
-    def by_label(self, label: str, *candidates: str) -> dict[str, float]:
-        name = self.find(*candidates)
-        out: dict[str, float] = defaultdict(float)
-        for s in self.samples.get(name or "", []):
-            if label in s.labels:
-                out[s.labels[label]] += s.value
-        return dict(out)
-
-    def label_values(self, label: str, *candidates: str) -> list[str]:
-        name = self.find(*candidates)
-        return sorted({s.labels[label] for s in self.samples.get(name or "", []) if label in s.labels})
-
     def histogram(self, base: str) -> list[tuple[float, float]]:
         """Cumulative (upper bound, count) pairs of a histogram, summed over its other labels."""
-        name = self.find(base + "_bucket")
-        if name is None:
-            return []
         buckets: dict[float, float] = defaultdict(float)
-        for s in self.samples[name]:
+        for s in self.samples.get(base + "_bucket", []):
             le = s.labels.get("le")
             if le is not None:
                 buckets[float(le)] += s.value

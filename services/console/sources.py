@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from services.common import metric_names as m
+from services.common import names
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 from services.console import prometheus
 from services.console.prometheus import Scrape
@@ -30,11 +32,6 @@ async def fetch(client: httpx.AsyncClient, url: str, *, expect: str | None = Non
     return {"healthy": healthy, "status": response.status_code, "ms": ms, "error": error, "text": response.text}
 
 
-def short(name: str) -> str:
-    """``projects/p/topics/t`` -> ``t``."""
-    return name.rsplit("/", 1)[-1]
-
-
 def label_rows(scrape: Scrape, label: str, *, without: str | None = None) -> dict[str, dict[str, float]]:
     """Every sample carrying ``label`` (and not ``without``), grouped by the label's short value."""
     rows: dict[str, dict[str, float]] = defaultdict(dict)
@@ -44,63 +41,45 @@ def label_rows(scrape: Scrape, label: str, *, without: str | None = None) -> dic
         for s in samples:
             value = s.labels.get(label)
             if value is not None and (without is None or without not in s.labels):
-                row = rows[short(value)]
+                row = rows[names.short(value)]
                 row[name] = row.get(name, 0.0) + s.value
     return dict(rows)
 
 
-def pick(row: dict[str, float], *words: str, counter: bool | None = None, avoid: tuple[str, ...] = ()) -> str | None:
-    """The first metric name of a row containing one of ``words`` (in order of preference)."""
-    for word in words:
-        for name in sorted(row, key=len):
-            if word not in name or any(a in name for a in avoid):
-                continue
-            if counter is not None and name.endswith("_total") != counter:
-                continue
-            return name
-    return None
-
-
-def rate(now: dict[str, float], before: dict[str, float] | None, name: str | None, dt: float) -> float | None:
-    if name is None or before is None or name not in before or dt <= 0:
+def rate(now: dict[str, float], before: dict[str, float] | None, name: str, dt: float) -> float | None:
+    if name not in now or before is None or name not in before or dt <= 0:
         return None
     delta = now[name] - before[name]
     return max(delta, 0.0) / dt  # a restart resets counters: show 0, not a negative rate
 
 
 def summarize_pubsub(scrape: Scrape, previous: Scrape | None, dt: float) -> dict[str, Any]:
-    """Topics and subscriptions with counts and rates, whatever the emulator names its metrics."""
-    topics_now, subs_now = label_rows(scrape, "topic", without="subscription"), label_rows(scrape, "subscription")
-    topics_before = label_rows(previous, "topic", without="subscription") if previous else {}
-    subs_before = label_rows(previous, "subscription") if previous else {}
+    """Topics and subscriptions with counts and rates, from the emulator's metrics (services/pubsub/metrics.py)."""
+    topics_now, subs_now = label_rows(scrape, m.TOPIC, without=m.SUBSCRIPTION), label_rows(scrape, m.SUBSCRIPTION)
+    topics_before = label_rows(previous, m.TOPIC, without=m.SUBSCRIPTION) if previous else {}
+    subs_before = label_rows(previous, m.SUBSCRIPTION) if previous else {}
     topics = []
     for name, row in sorted(topics_now.items()):
-        published = pick(row, "messages_published", "publish", counter=True, avoid=("byte",))
         topics.append(
             {
                 "name": name,
-                "published": row.get(published) if published else None,
-                "publish_rate": rate(row, topics_before.get(name), published, dt),
+                "published": row.get(m.PUBSUB_TOPIC_PUBLISHED),
+                "publish_rate": rate(row, topics_before.get(name), m.PUBSUB_TOPIC_PUBLISHED, dt),
             }
         )
     subscriptions = []
     for name, row in sorted(subs_now.items()):
         before = subs_before.get(name)
-        delivered = pick(row, "deliver", "sent", "pull", "push", counter=True, avoid=("dead", "fail", "nack"))
-        acked = pick(row, "ack", counter=True, avoid=("unack", "nack", "not_ack"))
-        backlog = pick(row, "backlog", "undelivered", "unacked_messages", "outstanding", "num_messages", counter=False)
-        oldest = pick(row, "oldest", counter=False)
-        dead = pick(row, "dead")
         subscriptions.append(
             {
                 "name": name,
-                "backlog": row.get(backlog) if backlog else None,
-                "oldest_unacked_s": row.get(oldest) if oldest else None,
-                "delivered": row.get(delivered) if delivered else None,
-                "delivery_rate": rate(row, before, delivered, dt),
-                "acked": row.get(acked) if acked else None,
-                "ack_rate": rate(row, before, acked, dt),
-                "dead_lettered": row.get(dead) if dead else None,
+                "backlog": row.get(m.PUBSUB_SUBSCRIPTION_BACKLOG),
+                "oldest_unacked_s": row.get(m.PUBSUB_SUBSCRIPTION_OLDEST_UNACKED_AGE),
+                "delivered": row.get(m.PUBSUB_SUBSCRIPTION_DELIVERED),
+                "delivery_rate": rate(row, before, m.PUBSUB_SUBSCRIPTION_DELIVERED, dt),
+                "acked": row.get(m.PUBSUB_SUBSCRIPTION_ACKED),
+                "ack_rate": rate(row, before, m.PUBSUB_SUBSCRIPTION_ACKED, dt),
+                "dead_lettered": row.get(m.PUBSUB_SUBSCRIPTION_DEAD_LETTERED),
             }
         )
     deadletter = next((t for t in topics if t["name"] == DEADLETTER_TOPIC), None)
@@ -116,37 +95,27 @@ def summarize_pubsub(scrape: Scrape, previous: Scrape | None, dt: float) -> dict
 
 
 def summarize_detector(scrape: Scrape, previous: Scrape | None, dt: float) -> dict[str, Any]:
-    """Events/s, anomalies/s, dead letters, latency percentiles, batch sizes and model version."""
+    """Events/s, anomalies/s, dead letters, latency percentiles, batch sizes and model version
+    (the detector's metrics, services/detector/metrics.py)."""
 
-    def counter(*words: str) -> str | None:
-        return scrape.like(*words, suffix="_total")
-
-    def value(name: str | None, s: Scrape | None) -> float | None:
-        return s.total(name) if s is not None and name is not None and name in s.samples else None
-
-    def per_s(name: str | None) -> float | None:
-        now, before = value(name, scrape), value(name, previous)
+    def per_s(name: str) -> float | None:
+        now, before = scrape.total(name), previous.total(name) if previous is not None else None
         if now is None or before is None or dt <= 0:
             return None
         return max(now - before, 0.0) / dt
 
-    events = counter("event") or counter("message") or counter("element")
-    anomalies = counter("anomal") or counter("detection")
-    dead = counter("dead") or counter("invalid") or counter("error")
     out: dict[str, Any] = {
-        "events": value(events, scrape),
-        "events_per_s": per_s(events),
-        "anomalies": value(anomalies, scrape),
-        "anomalies_per_s": per_s(anomalies),
-        "dead_lettered": value(dead, scrape),
+        "events": scrape.total(m.DETECTOR_EVENTS),
+        "events_per_s": per_s(m.DETECTOR_EVENTS),
+        "anomalies": scrape.total(m.DETECTOR_ANOMALIES),
+        "anomalies_per_s": per_s(m.DETECTOR_ANOMALIES),
+        "dead_lettered": scrape.total(m.DETECTOR_DEADLETTERED),
     }
-    for key, words in (("latency", ("latency",)), ("batch", ("batch",))):
-        bucket = scrape.like(*words, suffix="_bucket")
-        if bucket is None:
-            continue
-        base = bucket.removesuffix("_bucket")
+    for key, base in (("latency", m.DETECTOR_LATENCY), ("batch", m.DETECTOR_BATCH_SIZE)):
         buckets = scrape.histogram(base)
-        if previous is not None and previous.find(bucket):
+        if not buckets:
+            continue
+        if previous is not None:
             interval = prometheus.bucket_delta(buckets, previous.histogram(base))
             if interval and interval[-1][1] > 0:
                 buckets = interval
@@ -158,18 +127,11 @@ def summarize_detector(scrape: Scrape, previous: Scrape | None, dt: float) -> di
 
 
 def model_version(scrape: Scrape) -> str | None:
-    """The version the detector scores with: a ``version`` label of a ``*model*`` metric, or its value."""
-    candidates = [n for n in scrape.samples if "model" in n and not n.endswith(("_bucket", "_created"))]
-    for name in sorted(candidates, key=len):
-        live = [s for s in scrape.samples[name] if s.value]
-        for s in live or scrape.samples[name]:
-            for label in ("version", "model_version"):
-                if s.labels.get(label):
-                    return s.labels[label]
-    for name in sorted(candidates, key=len):
-        if "version" in name and scrape.samples[name]:
-            v = scrape.samples[name][0].value
-            return str(int(v)) if v == int(v) else str(v)
+    """The version the detector scores with: the ``model_version`` label of its live version gauge."""
+    samples = scrape.samples.get(m.DETECTOR_MODEL_VERSION, [])
+    for s in [s for s in samples if s.value] or samples:
+        if s.labels.get(m.MODEL_VERSION):
+            return s.labels[m.MODEL_VERSION]
     return None
 
 

@@ -11,6 +11,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from services.common import metric_names as m
 from services.detector.batch import Batch
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -23,28 +24,28 @@ class DetectorMetrics:
 
         self.registry = CollectorRegistry()
         r = self.registry
-        self.events = Counter("hyp_detector_events", "messages read and fully handled (acknowledged)", registry=r)
-        self.purchases = Counter("hyp_detector_purchases_scored", "purchase events scored", registry=r)
-        self.anomalies = Counter("hyp_detector_anomalies", "anomalies published to hyp-detections", registry=r)
-        self.deadlettered = Counter("hyp_detector_deadlettered", "messages sent to hyp-deadletter", registry=r)
-        self.batch_size = Histogram("hyp_detector_batch_size", "messages per batch", buckets=BATCH_BUCKETS, registry=r)
+        self.events = Counter(m.DETECTOR_EVENTS, "messages read and fully handled (acknowledged)", registry=r)
+        self.purchases = Counter(m.DETECTOR_PURCHASES_SCORED, "purchase events scored", registry=r)
+        self.anomalies = Counter(m.DETECTOR_ANOMALIES, "anomalies published to hyp-detections", registry=r)
+        self.deadlettered = Counter(m.DETECTOR_DEADLETTERED, "messages sent to hyp-deadletter", registry=r)
+        self.batch_size = Histogram(m.DETECTOR_BATCH_SIZE, "messages per batch", buckets=BATCH_BUCKETS, registry=r)
         self.latency = Histogram(
-            "hyp_detector_latency_seconds",
+            m.DETECTOR_LATENCY,
             "end to end: the event's sent_at attribute to its batch being durable and acknowledged",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.model_version = Gauge(
-            "hyp_detector_model_version",
+            m.DETECTOR_MODEL_VERSION,
             "1 for the model version that scored the last batch (label model_version)",
-            ["model_version"],
+            [m.MODEL_VERSION],
             registry=r,
         )
         self.commit_pending = Gauge(
-            "hyp_detector_commit_pending", "messages loaded and waiting for the next warehouse commit", registry=r
+            m.DETECTOR_COMMIT_PENDING, "messages loaded and waiting for the next warehouse commit", registry=r
         )
-        self.commits = Counter("hyp_detector_commits", "warehouse commits (each: two files, then one ack)", registry=r)
-        self.last_batch = Gauge("hyp_detector_last_batch_timestamp_seconds", "when the last batch finished", registry=r)
+        self.commits = Counter(m.DETECTOR_COMMITS, "warehouse commits (each: two files, then one ack)", registry=r)
+        self.last_batch = Gauge(m.DETECTOR_LAST_BATCH, "when the last batch finished", registry=r)
         self._version: str | None = None
         self._lock = threading.Lock()
 

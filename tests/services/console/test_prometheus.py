@@ -24,10 +24,15 @@ hyp_detector_events_total{event="view_item"} 70
 def test_parse_keeps_samples_by_name_and_sums_labels():
     scrape = prometheus.parse(TEXT)
     assert scrape.total("hyp_detector_events_total") == 100
-    assert scrape.total("events_total", event="purchase") == 30
-    assert scrape.by_label("event", "hyp_detector_events_total") == {"purchase": 30, "view_item": 70}
-    assert scrape.like("event", suffix="_total") == "hyp_detector_events_total"
-    assert scrape.find("nothing_like_this") is None
+    assert scrape.total("hyp_detector_events_total", event="purchase") == 30
+    assert scrape.total("hyp_detector_latency_seconds_count") == 100
+
+
+def test_names_are_exact_never_guessed_from_a_part():
+    scrape = prometheus.parse(TEXT)
+    assert scrape.total("events_total") is None
+    assert scrape.total("hyp_detector_events") is None  # the family name is not a sample name
+    assert scrape.histogram("latency_seconds") == []
 
 
 def test_quantiles_interpolate_within_a_bucket_like_prometheus():

@@ -4,37 +4,45 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from services.common.processes import free_port
 from services.console import sources
 from services.console.prometheus import parse
+from services.detector.metrics import DetectorMetrics
+from services.pubsub import metrics as pubsub_metrics_text
 
 
 def pubsub_metrics(published: int, delivered: int, acked: int, backlog: int) -> str:
+    """The emulator's own /metrics text (services/pubsub/metrics.py) for one topic and its subscription."""
     topic = "projects/hyp-local/topics/hyp-pubsub-topic"
-    sub = "projects/hyp-local/subscriptions/hyp_subscription_dataflow"
-    labels = f'subscription="{sub}",topic="{topic}"'
-    # the emulator's metric names (services/pubsub/metrics.py); subscription samples carry the topic too
-    return f"""\
-# TYPE pubsub_topic_messages_published_total counter
-pubsub_topic_messages_published_total{{topic="{topic}"}} {published}
-pubsub_topic_messages_published_total{{topic="projects/hyp-local/topics/hyp-deadletter"}} 3
-# TYPE pubsub_topic_bytes_published_total counter
-pubsub_topic_bytes_published_total{{topic="{topic}"}} {published * 500}
-# TYPE pubsub_subscription_backlog_messages gauge
-pubsub_subscription_backlog_messages{{{labels}}} {backlog}
-# TYPE pubsub_subscription_oldest_unacked_message_age_seconds gauge
-pubsub_subscription_oldest_unacked_message_age_seconds{{{labels}}} 1.5
-# TYPE pubsub_subscription_delivered_total counter
-pubsub_subscription_delivered_total{{{labels}}} {delivered}
-# TYPE pubsub_subscription_acked_total counter
-pubsub_subscription_acked_total{{{labels}}} {acked}
-# TYPE pubsub_subscription_dead_lettered_total counter
-pubsub_subscription_dead_lettered_total{{{labels}}} 2
-"""
+    counts = {"published_total": published, "published_bytes_total": published * 500, "retained_messages": backlog}
+    name = "projects/hyp-local/subscriptions/hyp_subscription_dataflow"
+    sub: dict[str, Any] = {
+        "name": name,
+        "topic": topic,
+        "backlog": backlog,
+        "outstanding": 0,
+        "oldest_unacked_age_s": 1.5,
+        "delivered_total": delivered,
+        "acked_total": acked,
+        "dead_lettered_total": 2,
+        "expired_total": 0,
+        "retention_expired_total": 0,
+    }
+    stats: dict[str, Any] = {
+        "uptime_s": 10.0,
+        "topics": [
+            {"name": topic, **counts},
+            {"name": "projects/hyp-local/topics/hyp-deadletter", **{**counts, "published_total": 3}},
+        ],
+        "subscriptions": [sub],
+    }
+    return pubsub_metrics_text.render(stats, {name: {"acked": acked}})
 
 
 def test_pubsub_summary_has_counts_and_rates_per_topic_and_subscription():
@@ -58,33 +66,35 @@ def test_first_scrape_and_counter_resets_give_no_negative_rates():
     assert after_restart["events_per_s"] == 0.0
 
 
-DETECTOR = """\
-# TYPE hyp_detector_events counter
-hyp_detector_events_total {events}
-# TYPE hyp_detector_anomalies counter
-hyp_detector_anomalies_total {anomalies}
-# TYPE hyp_detector_deadlettered counter
-hyp_detector_deadlettered_total 4
-# TYPE hyp_detector_batch_size histogram
-hyp_detector_batch_size_bucket{{le="10"}} 5
-hyp_detector_batch_size_bucket{{le="100"}} 10
-hyp_detector_batch_size_bucket{{le="+Inf"}} 10
-hyp_detector_batch_size_sum 400
-hyp_detector_batch_size_count 10
-# TYPE hyp_detector_model_info gauge
-hyp_detector_model_info{{model="purchase-anomaly",version="7"}} 1
-"""
+def detector_metrics(events: int, anomalies: int) -> str:
+    """The detector's own /metrics text (services/detector/metrics.py)."""
+    metrics = DetectorMetrics()
+    metrics.events.inc(events)
+    metrics.anomalies.inc(anomalies)
+    metrics.deadlettered.inc(4)
+    for size in (5, 5, 5, 5, 5, 75, 75, 75, 75, 75):
+        metrics.batch_size.observe(size)
+    metrics.model_version.labels("7").set(1)
+    return generate_latest(metrics.registry).decode()
 
 
 def test_detector_summary_rates_percentiles_and_version():
-    before = parse(DETECTOR.format(events=100, anomalies=1))
-    now = parse(DETECTOR.format(events=600, anomalies=6))
+    before = parse(detector_metrics(events=100, anomalies=1))
+    now = parse(detector_metrics(events=600, anomalies=6))
     d = sources.summarize_detector(now, before, 1.0)
-    assert (d["events_per_s"], d["anomalies_per_s"], d["dead_lettered"]) == (500.0, 5.0, 4)
+    assert (d["events"], d["events_per_s"], d["anomalies_per_s"], d["dead_lettered"]) == (600, 500.0, 5.0, 4)
     assert d["batch_mean"] == 40.0
+    # the interval's buckets: the two scrapes hold the same observations, so the totals are used
     assert d["batch_p50"] == 10.0
     assert d["model_version"] == "7"
-    assert "latency_p50" not in d  # no latency histogram: nothing made up
+    assert d["latency_p50"] is None  # an empty latency histogram: no percentile made up
+
+
+def test_detector_summary_of_a_page_without_the_detectors_metrics_is_empty_not_guessed():
+    other = parse("# TYPE some_events counter\nsome_events_total 5\n# TYPE x_model_version gauge\nx_model_version 3\n")
+    d = sources.summarize_detector(other, None, 1.0)
+    assert (d["events"], d["anomalies"], d["dead_lettered"], d["model_version"]) == (None, None, None, None)
+    assert "batch_p50" not in d and "latency_p50" not in d
 
 
 def test_warehouse_counts_rows_and_forgets_compacted_files(tmp_path):
