@@ -12,6 +12,7 @@ import math
 import sqlite3
 import threading
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,12 @@ class RunHistory:
             marked.append(record["id"])
         return marked
 
-    def create(self, trigger: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def create(self, trigger: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
         record: dict[str, Any] = {
             "id": uuid.uuid4().hex[:12],
             "status": "running",
             "trigger": trigger,
-            "params": params,
+            "params": dict(params),
             "started_at": now_iso(),
             "finished_at": None,
             "steps": [],

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ResolvedParams(TypedDict):
+    """A run's parameters with every default filled in, as the run record keeps them."""
+
+    candidates: list[str]
+    window_minutes: float
+    max_rows: int
+    holdout_fraction: float
+    since: str | None  # an event time, "YYYY-MM-DD HH:MM:SS[.ffffff]", no time zone
+    promote: bool
+    reason: str | None
 
 
 class RunParams(BaseModel):
@@ -30,7 +43,7 @@ class RunParams(BaseModel):
                 raise ValueError("candidates repeat")
         return value
 
-    def resolved(self, settings, known: list[str]) -> dict:  # settings: OrchestratorSettings
+    def resolved(self, settings: Any, known: list[str]) -> ResolvedParams:  # settings: OrchestratorSettings
         """Fill defaults from settings; raise ValueError naming the field for unknown candidates."""
         candidates = self.candidates or list(settings.candidates)
         unknown = [c for c in candidates if c not in known]

@@ -1,4 +1,4 @@
-"""One run at a time: window -> train -> evaluate -> gate -> register -> promote -> confirm.
+"""One run at a time: window -> train -> evaluate -> gate -> register -> promote -> confirm (steps.py).
 
 Every step is recorded (duration, attempts, inputs, outputs) in the run history and in an MLflow
 run. A failing step is retried with exponential backoff, then fails the run; the champion is only
@@ -10,17 +10,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from services.orchestrator import consumers, notify, window
+from services.common import names
+from services.orchestrator import notify, steps
 from services.orchestrator.history import RunHistory, now_iso
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.modelops import ModelOps
-from services.orchestrator.params import RunParams
+from services.orchestrator.params import ResolvedParams, RunParams
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.steps import Stopped
 from services.orchestrator.tracking import Tracker
+
+__all__ = ["Orchestrator", "StepFailed", "Stopped"]
+
+R = TypeVar("R", bound=steps.Result)
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +36,6 @@ class StepFailed(RuntimeError):
         super().__init__(f"step {step} failed: {error}")
         self.step = step
         self.error = error
-
-
-class Stopped(RuntimeError):
-    """The orchestrator is shutting down; the run stops before touching the champion."""
 
 
 class Orchestrator:
@@ -62,7 +64,7 @@ class Orchestrator:
     def active(self) -> dict[str, Any] | None:
         return self._active
 
-    def trigger(self, trigger: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def trigger(self, trigger: dict[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Start a run, or join the one in progress; return (run record, whether it is new)."""
         with self._lock:
             if self._active is not None:
@@ -124,9 +126,9 @@ class Orchestrator:
                 self.last_finished = time.monotonic()
             log.info("run %s %s: %s", record["id"], record["status"], record.get("reason"))
 
-    def _step(
-        self, record: dict[str, Any], name: str, fn: Callable[[dict[str, Any]], Any], *, retries: int | None = None
-    ):
+    def _step(self, record: dict[str, Any], name: str, run: Callable[[], R], *, retries: int | None = None) -> R:
+        """Run one step: record it in the history (entry, the run record's fields, its duration) and in
+        MLflow; retry a failing attempt with exponential backoff, then fail the run with StepFailed."""
         if self.stop_event.is_set():
             raise Stopped(f"stopped before step {name}")
         retries = self.settings.step_retries if retries is None else retries
@@ -137,157 +139,64 @@ class Orchestrator:
         for attempt in range(retries + 1):
             entry["attempts"] = attempt + 1
             try:
-                result = fn(entry)
+                result = run()
+                entry.update(result.entry())
+                record.update(result.record())
+                if result.problem:
+                    raise ValueError(result.problem)
             except Exception as exc:
                 entry.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
                 log.warning("run %s step %s attempt %d failed: %s", record["id"], name, attempt + 1, exc)
                 if attempt < retries and not self.stop_event.wait(self.settings.retry_backoff_s * 2**attempt):
                     continue
-                entry["status"] = "failed"
-                entry["seconds"] = round(time.monotonic() - start, 3)
-                self.metrics.step_seconds.labels(name).observe(entry["seconds"])
-                self.history.save(record)
-                self.tracker.step(record.get("mlflow_run_id"), entry)
+                self._finish_step(record, entry, "failed", start)
                 raise StepFailed(name, entry["errors"][-1]) from exc
-            entry["status"] = "succeeded"
-            entry["seconds"] = round(time.monotonic() - start, 3)
-            self.metrics.step_seconds.labels(name).observe(entry["seconds"])
-            self.history.save(record)
-            self.tracker.step(record.get("mlflow_run_id"), entry)
+            self._finish_step(record, entry, "succeeded", start)
             return result
         raise AssertionError("unreachable")
 
-    def _run_steps(self, record: dict[str, Any], params: dict[str, Any]) -> None:
-        s = self.settings
-        data: dict[str, Any] = {}
+    def _finish_step(self, record: dict[str, Any], entry: dict[str, Any], status: str, start: float) -> None:
+        entry["status"] = status
+        entry["seconds"] = round(time.monotonic() - start, 3)
+        self.metrics.step_seconds.labels(entry["name"]).observe(entry["seconds"])
+        self.history.save(record)
+        self.tracker.step(record.get("mlflow_run_id"), entry)
 
-        def load_window(entry: dict[str, Any]) -> None:
-            since = datetime.fromisoformat(params["since"]) if params.get("since") else None
-            deadline = time.monotonic() + s.window_wait_s
-            while True:  # wait (bounded) for enough rows, e.g. after a drift, for rows of the new normal
-                frame = window.training_window(
-                    s.warehouse_dir, minutes=params["window_minutes"], max_rows=params["max_rows"], since=since
-                )
-                enough = round(len(frame) * (1 - params["holdout_fraction"])) >= s.min_rows
-                if enough or time.monotonic() >= deadline or self.stop_event.wait(1.0):
-                    break
-            train, holdout = window.split_holdout(frame, params["holdout_fraction"])
-            entry["inputs"] = {
-                "window_minutes": params["window_minutes"],
-                "since": params.get("since"),
-                "max_rows": params["max_rows"],
-                "rows": len(frame),
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-                "holdout_anomalies": int(holdout["anomaly"].sum()) if len(holdout) else 0,
-                "window_start": str(frame["event_datetime"].min()) if len(frame) else None,
-                "window_end": str(frame["event_datetime"].max()) if len(frame) else None,
-                # the gate compares on the newest rows: for a drift run, rows of the new normal
-                "holdout_start": str(holdout["event_datetime"].min()) if len(holdout) else None,
-            }
-            if len(train) < s.min_rows:
-                raise ValueError(
-                    f"training window has {len(train)} purchases, fewer than HYP_ORCH_MIN_ROWS={s.min_rows}"
-                )
-            if not 0 < entry["inputs"]["holdout_anomalies"] < len(holdout):
-                raise ValueError("held-out set needs both labelled anomalies and normal purchases")
-            data.update(train=train, holdout=holdout, window=entry["inputs"])
-
-        def train(entry: dict[str, Any]) -> None:
-            trained, seconds = {}, {}
-            for candidate in params["candidates"]:
-                t0 = time.monotonic()
-                trained[candidate] = self.ops.train(candidate, data["train"])
-                seconds[candidate] = round(time.monotonic() - t0, 3)
-            entry["outputs"] = {"train_seconds": seconds}
-            data["trained"] = trained
-
-        def evaluate(entry: dict[str, Any]) -> None:
-            scores = {c: self.ops.evaluate(m, data["holdout"]) for c, m in data["trained"].items()}
-            champion = self.ops.champion_version()
-            record["champion_before"] = champion
-            champion_metrics = self.ops.evaluate_version(champion, data["holdout"]) if champion else None
-            best = max(scores, key=lambda c: self.ops.rank(scores[c]))
-            entry["outputs"] = {"candidates": scores, "champion": champion_metrics, "best": best}
-            self.tracker.metrics(record.get("mlflow_run_id"), scores, champion_metrics)
-            data.update(scores=scores, champion=champion, champion_metrics=champion_metrics, best=best)
-
-        def gate(entry: dict[str, Any]) -> None:
-            promote, reason = self.ops.gate(data["scores"][data["best"]], data["champion_metrics"])
-            if promote and not params.get("promote", True):
-                promote, reason = False, f"{reason}; not promoted: the run was asked not to promote"
-            record["decision"] = "promote" if promote else "keep"
-            record["reason"] = f"{data['best']}: {reason}"
-            entry["outputs"] = {"decision": record["decision"], "reason": record["reason"]}
-
-        def register(entry: dict[str, Any]) -> None:
-            best = data["best"]
-            tags = {
-                "hyp.window_start": data["window"]["window_start"],
-                "hyp.window_end": data["window"]["window_end"],
-                "hyp.orchestrator_run": record["id"],
-                "hyp.candidate": best,
-            }
-            if "version" not in data:  # a retry must not register twice
-                data["version"] = self.ops.register(data["trained"][best], data["holdout"], tags)
-            entry["outputs"] = {"version": data["version"]}
-
-        def promote(entry: dict[str, Any]) -> None:
-            if self.stop_event.is_set():
-                raise Stopped("stopped before promotion")
-            current = self.ops.champion_version()
-            if current != data["champion"]:
-                raise ValueError(
-                    f"@champion moved from {data['champion']} to {current} during the run; not overriding it"
-                )
-            self.ops.promote(data["version"])  # the one alias move
-            record["promoted_version"] = data["version"]
-            record["promoted_at"] = now_iso()
-            entry["outputs"] = {"from": data["champion"], "to": data["version"]}
-            self.metrics.champion.set(float(data["version"]))
-
-        def confirm(entry: dict[str, Any]) -> None:
-            want = str(record["promoted_version"])
-            results: dict[str, Any] = {}
-            endpoint_url, metrics_url = s.endpoint_url, s.detector_metrics_url
-            probes: dict[str, Callable[[], str | None] | None] = {
-                "endpoint": (
-                    (lambda: consumers.endpoint_version(endpoint_url, self.endpoint_name())) if endpoint_url else None
-                ),
-                "detector": (lambda: consumers.detector_version(metrics_url)) if metrics_url else None,
-            }
-            for name, probe in probes.items():
-                if probe is None:
-                    env = "HYP_ORCH_ENDPOINT_URL" if name == "endpoint" else "HYP_ORCH_DETECTOR_METRICS_URL"
-                    results[name] = {"status": "skipped", "reason": f"{env} is not set"}
-                else:
-                    results[name] = consumers.wait_for_version(probe, want, timeout_s=s.confirm_timeout_s)
-            record["consumers"] = results
-            entry["outputs"] = results
-            late = [n for n, r in results.items() if r["status"] not in ("confirmed", "skipped")]
-            if late:
-                raise ValueError(f"{', '.join(late)} did not report version {want} within {s.confirm_timeout_s:g} s")
-
-        self._step(record, "window", load_window)
-        self._step(record, "train", train)
-        self._step(record, "evaluate", evaluate)
-        self._step(record, "gate", gate, retries=0)
-        if record["decision"] != "promote":
+    def _run_steps(self, record: dict[str, Any], params: ResolvedParams) -> None:
+        """The steps in order; the champion is only touched by ``promote``, after every other step succeeded."""
+        s, ops, stop = self.settings, self.ops, self.stop_event
+        win = self._step(
+            record,
+            "window",
+            lambda: steps.load_window(s.warehouse_dir, params, min_rows=s.min_rows, wait_s=s.window_wait_s, stop=stop),
+        )
+        trained = self._step(record, "train", lambda: steps.train(ops, params["candidates"], win.train))
+        scored = self._step(record, "evaluate", lambda: steps.evaluate(ops, trained.models, win.holdout))
+        self.tracker.metrics(record.get("mlflow_run_id"), scored.scores, scored.champion_metrics)
+        allow = params.get("promote", True)
+        decision = self._step(record, "gate", lambda: steps.gate(ops, scored, allow_promote=allow), retries=0)
+        if not decision.promote:
             return
-        self._step(record, "register", register)
-        self._step(record, "promote", promote, retries=0)
-        self._step(record, "confirm", confirm, retries=0)
+        tags = steps.version_tags(win.summary, record["id"], scored.best)
+        model = trained.models[scored.best]
+        registered = self._step(record, "register", lambda: steps.register(ops, model, win.holdout, tags))
+        version = registered.version
+        previous = scored.champion
+        self._step(record, "promote", lambda: steps.promote(ops, version, expected=previous, stop=stop), retries=0)
+        self.metrics.champion.set(float(version))
+        serving = steps.consumer_probes(s.endpoint_url, self.endpoint_name(), s.detector_metrics_url)
+        self._step(record, "confirm", lambda: steps.confirm(serving, version, timeout_s=s.confirm_timeout_s), retries=0)
 
-    def resolve(self, params: RunParams) -> dict[str, Any]:
+    def resolve(self, params: RunParams) -> ResolvedParams:
         """A run's parameters with the settings' defaults; ValueError naming the field when unknown."""
         return params.resolved(self.settings, self.ops.candidates())
 
-    def default_params(self) -> dict[str, Any]:
+    def default_params(self) -> ResolvedParams:
         return self.resolve(RunParams())
 
     def endpoint_name(self) -> str:
         s = self.settings
-        return f"projects/{s.project}/locations/{s.location}/endpoints/{s.endpoint_id}"
+        return names.endpoint(s.project, s.location, s.endpoint_id)
 
 
 def utcnow() -> datetime:
