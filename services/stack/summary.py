@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common import metric_names as m
+from services.common.names import ANOMALY_KIND_SQL, LABEL_SQL
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+Samples = list[tuple[str, dict[str, str], float]]  # (name, labels, value) of each sample
 
 
-def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
+def parse_metrics(text: str) -> Samples:
     """Samples of a Prometheus text exposition: (name, labels, value)."""
     out = []
     for line in text.splitlines():
@@ -38,7 +41,7 @@ def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
     return out
 
 
-def scrape(url: str, timeout: float = 1.0) -> list[tuple[str, dict[str, str], float]]:
+def scrape(url: str, timeout: float = 1.0) -> Samples:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return parse_metrics(response.read().decode("utf-8", "replace"))
@@ -51,8 +54,25 @@ def _label_matches(value: str | None, wanted: str) -> bool:
     return value is not None and (value == wanted or value.endswith("/" + wanted))
 
 
-def total(samples: list[tuple[str, dict[str, str], float]], name_part: str, **labels: str) -> float | None:
-    """Sum of the samples whose name contains ``name_part`` (counters' ``_total``) and carry ``labels``."""
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    """Sum of the samples named exactly ``name`` (services.common.metric_names) that carry ``labels``."""
+    found = [v for n, lab, v in samples if n == name and all(_label_matches(lab.get(k), w) for k, w in labels.items())]
+    return sum(found) if found else None
+
+
+def label_value(samples: Samples, name: str, label: str) -> str | None:
+    """The ``label`` of the first non-zero sample named exactly ``name`` (a gauge set to 1 for the live value)."""
+    for n, lab, v in samples:
+        if n == name and label in lab and v:
+            return lab[label]
+    return None
+
+
+def total(samples: Samples, name_part: str, **labels: str) -> float | None:
+    """Sum of the samples whose name contains ``name_part`` and carry ``labels``.
+
+    Guesses by substring: kept only while services/stack/up.py calls it; new code uses :func:`value`.
+    """
     found = [
         v
         for n, lab, v in samples
@@ -63,7 +83,8 @@ def total(samples: list[tuple[str, dict[str, str], float]], name_part: str, **la
     return sum(found) if found else None
 
 
-def label_of(samples: list[tuple[str, dict[str, str], float]], name_part: str, label: str) -> str | None:
+def label_of(samples: Samples, name_part: str, label: str) -> str | None:
+    """Substring twin of :func:`label_value`, kept only while services/stack/up.py calls it."""
     for n, lab, v in samples:
         if name_part in n and label in lab and v:
             return lab[label]
@@ -89,7 +110,6 @@ class WarehouseStats:
         return self.true_positives / self.labelled_anomalies if self.labelled_anomalies else None
 
 
-LABEL_SQL = "coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1'"
 _COUNTS = f"""
     SELECT filename, count(*) AS scored, count(*) FILTER (WHERE anomaly) AS flagged,
            count(*) FILTER (WHERE anomaly AND {LABEL_SQL}) AS tp, count(*) FILTER (WHERE {LABEL_SQL}) AS labelled,
@@ -98,7 +118,7 @@ _COUNTS = f"""
 """
 _LATEST = f"""
     SELECT transaction_id, value, tax, shipping, score, model_version, source, epoch(scored_at) AS at,
-           json_extract_string(attributes, '$.anomaly_kind') AS kind, {LABEL_SQL} AS labelled
+           {ANOMALY_KIND_SQL} AS kind, {LABEL_SQL} AS labelled
     FROM read_parquet(?, union_by_name=true) WHERE anomaly AND epoch(scored_at) > ? ORDER BY scored_at DESC LIMIT 5
 """
 
@@ -176,23 +196,32 @@ def take(
 ) -> Snapshot:
     em = scrape(emulator_metrics) if emulator_metrics else []
     det = scrape(detector_metrics) if detector_metrics else []
-    wh = warehouse_stats(warehouse_dir, latest_after)
-    published = total(em, "messages_published", topic=EVENTS_TOPIC)
-    deadletter = total(em, "messages_published", topic=DEADLETTER_TOPIC)
+    return from_samples(em, det, warehouse_stats(warehouse_dir, latest_after))
+
+
+def from_samples(
+    em: Samples,
+    det: Samples,
+    wh: WarehouseStats | None,
+    at: float | None = None,
+) -> Snapshot:
+    """A snapshot from the emulator's and the detector's samples and warehouse counts already read."""
+    published = value(em, m.PUBSUB_TOPIC_PUBLISHED, topic=EVENTS_TOPIC)
+    deadletter = value(em, m.PUBSUB_TOPIC_PUBLISHED, topic=DEADLETTER_TOPIC)
     if deadletter is None:
-        deadletter = total(det, "deadlettered")
-    anomalies = total(em, "messages_published", topic=DETECTIONS_TOPIC)
+        deadletter = value(det, m.DETECTOR_DEADLETTERED)
+    anomalies = value(em, m.PUBSUB_TOPIC_PUBLISHED, topic=DETECTIONS_TOPIC)
     if anomalies is None:
-        anomalies = total(det, "anomalies")
+        anomalies = value(det, m.DETECTOR_ANOMALIES)
     if anomalies is None and wh is not None:
         anomalies = float(wh.flagged)
     return Snapshot(
-        at=time.monotonic(),
+        at=time.monotonic() if at is None else at,
         published=published,
-        detector_events=total(det, "events"),
+        detector_events=value(det, m.DETECTOR_EVENTS),
         anomalies=anomalies,
         deadlettered=deadletter,
-        model_version=label_of(det, "model_version", "model_version") or (wh.model_version if wh else None),
+        model_version=label_value(det, m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) or (wh.model_version if wh else None),
         warehouse=wh,
     )
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from prometheus_client import generate_latest
+
+from services.common import metric_names as m
+from services.detector.metrics import DetectorMetrics
+from services.pubsub import metrics as pubsub_metrics
 from services.stack import summary
 from services.warehouse import append
 
@@ -26,6 +31,42 @@ def test_parse_and_sum_by_label():
     assert summary.total(samples, "messages_published", topic="hyp-deadletter") == 3
     assert summary.total(samples, "messages_published", topic="pubsub-topic") is None  # no partial names
     assert summary.label_of(samples, "model_version", "model_version") == "7"
+
+
+def test_exact_names_and_labels():
+    samples = summary.parse_metrics(METRICS)
+    assert summary.value(samples, m.PUBSUB_TOPIC_PUBLISHED, topic="hyp-pubsub-topic") == 1500
+    assert summary.value(samples, m.PUBSUB_TOPIC_PUBLISHED, topic="pubsub-topic") is None  # no partial names
+    assert summary.value(samples, "messages_published", topic="hyp-pubsub-topic") is None  # no partial metrics
+    assert summary.label_value(samples, m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) == "7"
+
+
+def test_snapshot_reads_the_emulators_and_the_detectors_own_metrics(tmp_path):
+    topic = "projects/hyp-local/topics/"
+    em = {
+        "uptime_s": 1.0,
+        "topics": [
+            {"name": topic + name, "published_total": n, "published_bytes_total": 0, "retained_messages": 0}
+            for name, n in (("hyp-pubsub-topic", 900), ("hyp-detections", 12), ("hyp-deadletter", 2))
+        ],
+        "subscriptions": [],
+    }
+    detector = DetectorMetrics()
+    detector.events.inc(850)
+    detector.model_version.labels("4").set(1)
+    snap = summary.from_samples(
+        summary.parse_metrics(pubsub_metrics.render(em)),
+        summary.parse_metrics(generate_latest(detector.registry).decode()),
+        None,
+        at=5.0,
+    )
+    assert (snap.published, snap.anomalies, snap.deadlettered) == (900, 12, 2)
+    assert (snap.detector_events, snap.model_version, snap.at) == (850, "4", 5.0)
+    # without the emulator's page the detector's own counters are used
+    detector.anomalies.inc(11)
+    detector.deadlettered.inc(3)
+    alone = summary.from_samples([], summary.parse_metrics(generate_latest(detector.registry).decode()), None)
+    assert (alone.published, alone.anomalies, alone.deadlettered) == (None, 11, 3)
 
 
 def _anomaly_row(i: int, flagged: bool, labelled: bool) -> dict:
