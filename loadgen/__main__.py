@@ -11,10 +11,9 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from loadgen.config import ANOMALY_KINDS, DEFAULT_ANOMALY_RATES, ConfigError, Drift, GeneratorConfig
 from loadgen.sinks import SINKS, SinkError
+from services.common.config import Flag
 
 DEFAULT_RATE = 100.0
 SIM_RATE = GeneratorConfig.model_fields["sim_rate"].default
@@ -25,6 +24,18 @@ log = logging.getLogger("loadgen")
 # GeneratorConfig field -> the flag that sets it, for error messages
 FLAGS = {"mix": "--mix", "anomaly_rates": "--anomaly-rate", "drift": "--drift", "n_users": "--users",
          "start": "--start", "sim_rate": "--sim-rate", "clock": "--clock", "run_id": "--run-id"}  # fmt: skip
+# LoadgenSettings fields the flags set (flags over HYP_LOADGEN_*), for services.common.config.load
+SETTING_FLAGS = (
+    Flag("to", ("--to",)),
+    Flag("rate", ("--rate",)),
+    Flag("seed", ("--seed",)),
+    Flag("users", ("--users",)),
+    Flag("url", ("--url",)),
+    Flag("out", ("--out",)),
+    Flag("scenario", ("--scenario",)),
+    Flag("kafka_bootstrap", ("--bootstrap",)),
+    Flag("pubsub_emulator_host", ("--emulator-host",)),
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,20 +106,26 @@ def build(args: argparse.Namespace):
     from loadgen.generator import EventGenerator
     from loadgen.runner import RunPhase
     from loadgen.scenario import load, parse_duration
-    from loadgen.settings import get_settings
+    from loadgen.settings import LoadgenSettings
+    from services.common.config import ConfigError as SettingError
+    from services.common.config import load as load_settings
+    from services.common.config import values
 
-    try:
-        s = get_settings()
-    except ValidationError as exc:
-        from loadgen.config import one_line
-
-        raise ConfigError(f"environment: {one_line(exc)}") from None
+    for value, flag in (
+        (args.rate, "--rate"),
+        (args.count, "--count"),
+        (args.users, "--users"),
+        (args.batch, "--batch"),
+    ):
+        _positive(value, flag)
+    try:  # flags over the environment, checked together
+        s = load_settings(LoadgenSettings, values(args, SETTING_FLAGS), SETTING_FLAGS)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
     to = args.to or s.to
     if to not in SINKS:
         raise ConfigError(f"HYP_LOADGEN_TO: expected one of {', '.join(SINKS)}, got {to!r}")
     rate = None if args.max else (args.rate if args.rate is not None else s.rate)
-    for value, flag in ((rate, "--rate"), (args.count, "--count"), (args.users, "--users"), (args.batch, "--batch")):
-        _positive(value, flag)
     try:
         duration = parse_duration(args.duration) if args.duration is not None else None
     except ValueError as exc:

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from services.common.config import Command
+    from services.labs.settings import LabSettings
 
 VERBS = ("start", "check", "solve")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hyp lab",
+def command() -> Command[LabSettings]:
+    """`hyp lab`'s command line; its settings come from the environment only (HYP_LAB_*, the services' names)."""
+    from services.common.config import Command
+    from services.labs.settings import LabSettings
+
+    cli = Command(
+        "lab",
+        LabSettings,
         description="Workshop labs: `start N` prepares challenge N (data, services, templates in .hyp/lab/work), "
         "`check N` says whether your work does what it asks (exit 0/1), `solve N` applies the reference solution, "
         "`reset` stops what the labs started and clears their state.",
     )
-    sub = p.add_subparsers(dest="verb", required=True)
+    sub = cli.parser.add_subparsers(dest="verb", required=True)
     for verb, text in (
         ("start", "put the stack where challenge N begins"),
         ("check", "check your work on challenge N (exit 0 when done, 1 when not yet)"),
@@ -33,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-warehouse", action="store_true", help="(default) the warehouse is never deleted")
     sub.add_parser("list", help="the challenges and the lab services running now")
     sub.add_parser("env", help='print export lines for your shell: eval "$(hyp lab env)"')
-    return p
+    return cli
 
 
 def challenge_number(text: str) -> int:
@@ -50,17 +57,15 @@ def challenge_number(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from services.common.config import ConfigError
+
+    cli = command()
+    try:
+        args, s = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     from services.labs.challenges import CHALLENGES, NotYet, get
     from services.labs.runtime import LabError, managed, stop_all
-    from services.labs.settings import get_settings
-
-    try:
-        s = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"hyp lab: {first['loc'][0] if first['loc'] else 'settings'}: {first['msg']}", file=sys.stderr)
-        return 2
 
     if args.verb == "list":
         for c in CHALLENGES:
