@@ -1,17 +1,20 @@
-"""The orchestrator's HTTP API (FastAPI): /health, /metrics, /runs (GET, POST), /runs/{id}, /docs."""
+"""The orchestrator's HTTP API (FastAPI): /health, /metrics, /runs (GET, POST), /runs/{id}, /docs.
+
+The routes live in routes/ (one router per concern) and reach the orchestrator and its sensors
+through deps.py; this module builds the app: lifespan (the sensors' thread), routers, error shape.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
-from services.orchestrator.params import RunParams
+from services.orchestrator.routes import runs, service
 from services.orchestrator.runner import Orchestrator
 from services.orchestrator.sensors import Sensors
 
@@ -21,11 +24,28 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming the first bad field: ``{"error": "field: message", "field", "detail": [...]}``."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    field = _field(first.get("loc", ()))
+    message = f"{field}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}"
+    detail = [{"field": _field(e.get("loc", ())), "message": e.get("msg")} for e in errors]
+    return JSONResponse(status_code=422, content={"error": message, "field": field, "detail": detail})
+
+
+async def _bad_run_params(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, runs.BadRunParams)
+    return JSONResponse(status_code=422, content={"error": str(exc), "field": exc.field})
+
+
 def create_app(orchestrator: Orchestrator, *, sensors: Sensors | None = None, run_sensors: bool = True) -> FastAPI:
+    """The API of ``orchestrator``; its sensors run in the app's lifespan unless ``run_sensors`` is false."""
     sensors = sensors or Sensors(orchestrator)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_sensors:
             sensors.start()
         yield
@@ -40,54 +60,8 @@ def create_app(orchestrator: Orchestrator, *, sensors: Sensors | None = None, ru
     )
     app.state.orchestrator = orchestrator
     app.state.sensors = sensors
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        field = _field(first.get("loc", ()))
-        message = f"{field}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}"
-        detail = [{"field": _field(e.get("loc", ())), "message": e.get("msg")} for e in errors]
-        return JSONResponse(status_code=422, content={"error": message, "field": field, "detail": detail})
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        active = orchestrator.active
-        return {
-            "status": "ok",
-            "run_in_progress": active["id"] if active else None,
-            "sensors": sensors.last,
-            "interrupted_on_start": orchestrator.interrupted_on_start,
-        }
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(orchestrator.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/runs")
-    def list_runs(limit: int = 50, status: str | None = None) -> dict[str, Any]:
-        if not 1 <= limit <= 1000:
-            raise HTTPException(422, detail="limit: must be between 1 and 1000")
-        return {"runs": orchestrator.history.list(status=status, limit=limit)}
-
-    @app.get("/runs/{run_id}")
-    def get_run(run_id: str) -> dict[str, Any]:
-        record = orchestrator.history.get(run_id)
-        if record is None:
-            raise HTTPException(404, detail=f"run_id: no run {run_id!r}")
-        return record
-
-    @app.post("/runs", status_code=202)
-    def start_run(params: RunParams | None = None, response: Response = None) -> dict[str, Any]:  # type: ignore[assignment]
-        params = params or RunParams()
-        try:
-            resolved = orchestrator.resolve(params)
-        except ValueError as exc:
-            field = str(exc).split(":", 1)[0]
-            return JSONResponse(status_code=422, content={"error": str(exc), "field": field})  # type: ignore[return-value]
-        record, created = orchestrator.trigger({"kind": "manual", "reason": params.reason or "POST /runs"}, resolved)
-        if not created and response is not None:
-            response.status_code = 200
-        return {"run": record, "created": created}
-
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(runs.BadRunParams, _bad_run_params)
+    app.include_router(service.router)
+    app.include_router(runs.router)
     return app
