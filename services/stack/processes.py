@@ -10,7 +10,6 @@ when it is over ``RAW_MAX_BYTES``. Stopping sends SIGTERM to the group and SIGKI
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common import logs
+from services.common import commands, logs
 from services.stack import definition as d
 
 MARKER = "services.cli"  # every process we start is `python -m services.cli ...`
@@ -34,15 +33,7 @@ class StackError(RuntimeError):
 
 def command_available(s: d.Service) -> bool:
     """Whether the service's `hyp` sub-command exists in this checkout (others may not have landed yet)."""
-    from services.cli import COMMANDS
-
-    entry = COMMANDS.get(s.subcommand)
-    if entry is None:
-        return False
-    try:
-        return importlib.util.find_spec(entry[0]) is not None
-    except (ImportError, ValueError):
-        return False
+    return commands.available(s.subcommand)
 
 
 @dataclass

@@ -69,3 +69,23 @@ def test_command_available_follows_the_cli_registry():
     assert p.command_available(d.service("pubsub"))
     fake = d.Service("x", ("no-such-command",), "app", "")
     assert not p.command_available(fake)
+
+
+def test_a_command_whose_module_has_not_landed_is_not_available(monkeypatch):
+    from services.common import commands
+
+    monkeypatch.setitem(commands.COMMANDS, "half", ("services.pubsub.no_such_module", "a part not landed yet"))
+    monkeypatch.setitem(commands.COMMANDS, "stdlib", ("json", "a top-level module"))
+    assert not p.command_available(d.Service("half", ("half",), "app", ""))
+    assert commands.available("stdlib") and not commands.available("no-such-command")
+
+
+def test_hyp_help_lists_every_command_without_importing_the_packages():
+    code = (
+        "import sys; from services import cli; cli.main(['--help']);"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] in {'pyarrow', 'models', 'loadgen', 'apache_beam'}"
+        " or m.startswith('services.') and m.split('.')[1] not in {'cli', 'common'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert all(f"  {name} " in out for name in ("pubsub", "detector", "sql", "lab"))
+    assert out.rstrip().endswith("[]")  # nothing imported but the table and the CLI
