@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
-from pathlib import Path
 
+from services.common.config import Command, ConfigError
 from services.stack import processes as p
-from services.stack.settings import get_settings
+from services.stack.settings import StackSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hyp down", description=__doc__.splitlines()[0])
-    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
-    ap.add_argument("--timeout", type=float, help="seconds to wait after SIGTERM before SIGKILL (default 15)")
-    ap.add_argument("--volumes", "-v", action="store_true", help="also delete the stack's data (warehouse, MLflow)")
-    args = ap.parse_args(argv)
-    settings = get_settings()
-    home = (args.home or settings.home).resolve()
-    timeout = settings.stop_timeout_s if args.timeout is None else args.timeout
-    if timeout <= 0:
-        print("hyp down: --timeout must be > 0", file=sys.stderr)
-        return 2
+    cli = Command("down", StackSettings, description=__doc__.splitlines()[0])
+    cli.flag("home", help="data and run directory of the local stack")
+    cli.flag("stop_timeout_s", "--timeout", help="seconds to wait after SIGTERM before SIGKILL")
+    cli.parser.add_argument(
+        "--volumes", "-v", action="store_true", help="also delete the stack's data (warehouse, MLflow)"
+    )
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
+    home, timeout = settings.home.resolve(), settings.stop_timeout_s
     running = p.stop_recorded(home / "run", timeout)
     print("nothing was running" if running == 0 else f"stopped {running} service(s)")
     if args.volumes and home.exists():

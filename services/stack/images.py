@@ -9,14 +9,15 @@ is reachable at all.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from services.common.config import Command, ConfigError
 from services.stack import definition as d
+from services.stack.settings import ImagesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE_IMAGES = sorted({s.image for s in d.SERVICES})
@@ -41,11 +42,11 @@ def _present(tag: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hyp images", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="action", required=True)
+    cli = Command("images", ImagesSettings, description=__doc__.splitlines()[0])
+    sub = cli.parser.add_subparsers(dest="action", required=True)
     b = sub.add_parser("build", help="build the images (default: the core stack's)")
     b.add_argument("--image", action="append", choices=sorted(d.IMAGES), help="only this image (repeatable)")
-    b.add_argument("--base-image", help="base image (env BASE_IMAGE, default python:3.11-slim)")
+    cli.flag("base_image", parser=b, help="base image")
     b.add_argument("--gpu", action="store_true", help="also the GPU image, on CUDA_BASE_IMAGE")
     s = sub.add_parser("save", help="save the images to one tarball")
     s.add_argument("--output", "-o", type=Path, default=DEFAULT_TARBALL, help=f"tarball (default {DEFAULT_TARBALL})")
@@ -54,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     load = sub.add_parser("load", help="load images from a tarball made by `hyp images save`")
     load.add_argument("--input", "-i", type=Path, default=DEFAULT_TARBALL, help=f"tarball (default {DEFAULT_TARBALL})")
     sub.add_parser("list", help="the images, their tags and whether they are present")
-    args = ap.parse_args(argv)
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
 
     if shutil.which("docker") is None:
         print("hyp images: no docker CLI on PATH (install Docker, or use `hyp up` without it)", file=sys.stderr)
         return 1
-    base = os.environ.get("BASE_IMAGE", d.TUNABLES["BASE_IMAGE"])
+    base = settings.base_image
     if args.action == "list":
         for key in sorted(d.IMAGES):
             image = d.IMAGES[key]
@@ -67,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{image.tag:<32} {state:<8} extras={image.extras or '-'}  {image.description}")
         return 0
     if args.action == "build":
-        base = args.base_image or base
         keys = args.image or CORE_IMAGES
         if args.gpu and d.GPU_IMAGE not in keys:
             keys = [*keys, d.GPU_IMAGE]
         for key in keys:
-            image_base = os.environ.get("CUDA_BASE_IMAGE", d.CUDA_BASE_IMAGE) if key == d.GPU_IMAGE else base
+            image_base = settings.cuda_base_image if key == d.GPU_IMAGE else base
             code = _run(build_command(d.IMAGES[key], image_base))
             if code != 0:
                 print(f"hyp images: building {d.IMAGES[key].tag} failed (status {code})", file=sys.stderr)

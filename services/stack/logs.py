@@ -6,16 +6,16 @@ Shows the service's structured log (``<name>.log`` and its rotated files) and it
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
+from services.common.config import Command, ConfigError
 from services.stack import definition as d
 from services.stack import processes as p
-from services.stack.settings import get_settings
+from services.stack.settings import StackSettings
 
 FOLLOW_EVERY_S = 0.5
 
@@ -55,19 +55,21 @@ class _Follower:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hyp logs", description=__doc__.splitlines()[0])
+    cli = Command("logs", StackSettings, description=__doc__.splitlines()[0])
+    ap = cli.parser
     ap.add_argument("service", help=f"one of: {', '.join(d.SERVICE_NAMES)}")
     ap.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
     ap.add_argument("--tail", "-n", type=int, help="only the last N lines")
-    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
-    args = ap.parse_args(argv)
+    cli.flag("home", help="data and run directory of the local stack")
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     if args.service not in d.SERVICE_NAMES:
-        print(f"hyp logs: unknown service {args.service!r} (services: {', '.join(d.SERVICE_NAMES)})", file=sys.stderr)
-        return 2
+        return cli.fail(f"unknown service {args.service!r} (services: {', '.join(d.SERVICE_NAMES)})")
     if args.tail is not None and args.tail < 0:
-        print("hyp logs: --tail must be >= 0", file=sys.stderr)
-        return 2
-    run_dir = (args.home or get_settings().home).resolve() / "run"
+        return cli.fail("--tail: must be >= 0")
+    run_dir = settings.home.resolve() / "run"
     paths = [p.log_file(run_dir, args.service), p.out_file(run_dir, args.service)]
     if not any(path.exists() for path in paths):
         print(f"hyp logs: no log for {args.service} in {run_dir} (has `hyp up` run here?)", file=sys.stderr)

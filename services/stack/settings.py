@@ -1,4 +1,4 @@
-"""Settings of `hyp up` / `down` / `status` / `logs` (environment first, flags override)."""
+"""Settings of `hyp up` / `down` / `status` / `logs` / `images` (environment first, flags override)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.common.settings import CommonSettings
+from services.stack import definition as d
 
 
 class StackSettings(CommonSettings):
@@ -20,6 +21,13 @@ class StackSettings(CommonSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+
+class ImagesSettings(CommonSettings):
+    """`hyp images`: the base images (the names compose/Dockerfile's build arguments and compose use)."""
+
+    base_image: str = Field(d.TUNABLES["BASE_IMAGE"], min_length=1, validation_alias="BASE_IMAGE")
+    cuda_base_image: str = Field(d.CUDA_BASE_IMAGE, min_length=1, validation_alias="CUDA_BASE_IMAGE")
 
 
 @lru_cache

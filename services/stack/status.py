@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from services.common.config import Command, ConfigError
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack.healthcheck import probe
-from services.stack.settings import get_settings
+from services.stack.settings import StackSettings
 
 
 def rows(home: Path) -> list[dict[str, Any]]:
@@ -38,11 +38,14 @@ def rows(home: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hyp status", description=__doc__.splitlines()[0])
-    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
-    ap.add_argument("--json", action="store_true", help="one JSON object per service")
-    args = ap.parse_args(argv)
-    home = (args.home or get_settings().home).resolve()
+    cli = Command("status", StackSettings, description=__doc__.splitlines()[0])
+    cli.flag("home", help="data and run directory of the local stack")
+    cli.parser.add_argument("--json", action="store_true", help="one JSON object per service")
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
+    home = settings.home.resolve()
     table = rows(home)
     if args.json:
         for row in table:

@@ -20,12 +20,13 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from services.common.config import Command, ConfigError
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack import summary
 from services.stack.healthcheck import probe
-from services.stack.settings import StackSettings, get_settings
+from services.stack.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # children import `services` from this checkout
 
@@ -45,8 +46,9 @@ def _csv(value: str) -> list[str]:
     return names
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hyp up", description=__doc__.splitlines()[0])
+def command() -> Command[StackSettings]:
+    cli = Command("up", StackSettings, description=__doc__.splitlines()[0])
+    ap = cli.parser
     ap.add_argument("--detach", "-d", action="store_true", help="leave the stack running and return once healthy")
     ap.add_argument("--services", type=_csv, help="only these services (and what they depend on), comma-separated")
     ap.add_argument("--without", type=_csv, default=[], help="leave these services out, comma-separated")
@@ -58,10 +60,10 @@ def parser() -> argparse.ArgumentParser:
         help="stop (exit 0) once N anomalies are detected; with --duration, exit 1 if they do not come in time",
     )
     ap.add_argument("--rate", type=float, help="load generator events/s (env HYP_LOADGEN_RATE)")
-    ap.add_argument("--home", type=Path, help="data and run directory of the local stack (env HYP_HOME, .hyp)")
-    ap.add_argument("--health-timeout", type=float, help="seconds each service may take to become healthy")
+    cli.flag("home", help="data and run directory of the local stack")
+    cli.flag("health_timeout_s", "--health-timeout", help="seconds each service may take to become healthy")
     ap.add_argument("--json", action="store_true", help="print the live summary as JSON lines")
-    return ap
+    return cli
 
 
 def select(only: list[str] | None, without: list[str]) -> list[d.Service]:
@@ -309,23 +311,15 @@ def live(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    settings = get_settings()
-    updates = {}
-    if args.home is not None:
-        updates["home"] = args.home
-    if args.health_timeout is not None:
-        if args.health_timeout <= 0:
-            print("hyp up: --health-timeout must be > 0", file=sys.stderr)
-            return 2
-        updates["health_timeout_s"] = args.health_timeout
-    settings = settings.model_copy(update=updates)
+    cli = command()
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
     if args.rate is not None and args.rate <= 0:
-        print("hyp up: --rate must be > 0", file=sys.stderr)
-        return 2
+        return cli.fail("--rate: must be > 0")
     if args.duration is not None and args.duration <= 0:
-        print("hyp up: --duration must be > 0", file=sys.stderr)
-        return 2
+        return cli.fail("--duration: must be > 0")
     run_dir = settings.home.resolve() / "run"
     alive = [n for n, (pid, started) in p.recorded(run_dir).items() if p.pid_alive(pid, started)]
     if alive:

@@ -18,8 +18,8 @@ def test_select_adds_dependencies_in_order_and_drops_without():
     "argv, text",
     [
         (["--services", "nope"], "unknown service 'nope'"),
-        (["--rate", "0"], "--rate must be > 0"),
-        (["--duration", "-1"], "--duration must be > 0"),
+        (["--rate", "0"], "--rate: must be > 0"),
+        (["--duration", "-1"], "--duration: must be > 0"),
     ],
 )
 def test_up_rejects_bad_input_with_one_line(argv, text, capsys, tmp_path):
