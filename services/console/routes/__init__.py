@@ -1,0 +1,1 @@
+"""The console's HTTP routes, one router per concern; app.py gathers them into the app."""
