@@ -2,8 +2,8 @@
 
 Rows are buffered and appended as whole Parquet files (services.warehouse.append)
 every ``rows_per_file`` rows or ``flush_s`` seconds, so slow runs do not make
-thousands of tiny files. Training reads the labels with SQL, e.g.
-``json_extract_string(attributes, '$.anomaly_kind')``.
+thousands of tiny files. Training reads the labels with SQL over ``attributes``: the
+expressions in services.common.names (``LABEL_SQL``, ``ANOMALY_KIND_SQL``).
 """
 
 from __future__ import annotations

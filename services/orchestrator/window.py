@@ -11,14 +11,14 @@ from datetime import datetime
 
 import pandas as pd
 
+from services.common.names import ANOMALY_KIND_SQL, LABEL_SQL
 from services.warehouse.query import query
 
 FEATURES = ("tax", "shipping", "value")
 
 _SELECT = (
     "SELECT event_datetime, tax, shipping, value, items, items_count,"
-    " coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1' AS anomaly,"
-    " json_extract_string(attributes, '$.anomaly_kind') AS anomaly_kind"
+    f" {LABEL_SQL} AS anomaly, {ANOMALY_KIND_SQL} AS anomaly_kind"
     " FROM cloud_run WHERE event = 'purchase' AND tax IS NOT NULL AND shipping IS NOT NULL AND value IS NOT NULL"
 )
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from services.common import names
+
 
 class EndpointUnavailable(RuntimeError):
     """Down, slow, or answering 5xx/429: worth retrying later (the push gets a 503)."""
@@ -31,7 +33,7 @@ class Scored:
 
 class VertexClient:
     def __init__(self, base_url: str, project: str, location: str, endpoint_id: str, timeout_s: float) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/projects/{project}/locations/{location}/endpoints/{endpoint_id}:predict"
+        self.url = names.predict_url(base_url, project, location, endpoint_id)
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from google.protobuf import field_mask_pb2, json_format
 
+from services.common import names
 from services.pubsub.broker import Broker, Subscription, Topic
 from services.pubsub.errors import ApiError
 
@@ -43,10 +44,6 @@ def substitute(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(repl, text)
 
 
-def _full(project: str, kind: str, name: str) -> str:
-    return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
-
-
 def load(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     try:
         text = Path(path).read_text()
@@ -64,16 +61,17 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
 def apply(broker: Broker, doc: dict[str, Any], default_project: str) -> None:
     """Create what is missing; update mutable fields of what exists (a changed push endpoint applies)."""
     project = str(doc.get("project") or default_project)
-    for kind, entries in (("topics", doc.get("topics") or []), ("subscriptions", doc.get("subscriptions") or [])):
+    for kind in (names.TOPICS, names.SUBSCRIPTIONS):  # the file's keys are the collections' names
+        entries = doc.get(kind) or []
         if not isinstance(entries, list):
             raise TopologyError(f"topology: {kind} must be a list")
         for entry in entries:
             if not isinstance(entry, dict) or "name" not in entry:
                 raise TopologyError(f"topology: every entry of {kind} needs a name: {entry!r}")
             entry = dict(entry)
-            entry["name"] = _full(project, kind, str(entry["name"]))
+            entry["name"] = names.project_resource(project, kind, str(entry["name"]))
             try:
-                if kind == "topics":
+                if kind == names.TOPICS:
                     _apply_topic(broker, entry)
                 else:
                     _apply_subscription(broker, entry, project)
@@ -97,12 +95,12 @@ def _apply_topic(broker: Broker, entry: dict[str, Any]) -> None:
 def _apply_subscription(broker: Broker, entry: dict[str, Any], project: str) -> None:
     if "topic" not in entry:
         raise TopologyError(f"topology: subscription {entry['name']} needs a topic")
-    entry["topic"] = _full(project, "topics", str(entry["topic"]))
+    entry["topic"] = names.topic(project, str(entry["topic"]))
     dlp = entry.get("deadLetterPolicy") or entry.get("dead_letter_policy")
     if isinstance(dlp, dict):
         for k in ("deadLetterTopic", "dead_letter_topic"):
             if k in dlp:
-                dlp[k] = _full(project, "topics", str(dlp[k]))
+                dlp[k] = names.topic(project, str(dlp[k]))
     pb = json_format.ParseDict(entry, Subscription())
     if pb.name in broker.subs:
         paths = [_field(Subscription, k) for k in entry if k not in _IMMUTABLE]

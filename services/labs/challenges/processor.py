@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from services.common.names import attribute_sql
 from services.common.processes import stop_group
 from services.labs.challenges import NotYet, deploy, kmeans
 from services.labs.challenges.common import copy_solution, copy_template, work_folder
@@ -127,7 +128,7 @@ def rows_of(s: LabSettings, run_id: str) -> tuple[int, int, int]:
 
     sql = (
         "SELECT count(*) AS n, count(DISTINCT message_id) AS m, count(*) FILTER (WHERE anomaly) AS a "
-        f"FROM cloud_run_anomaly WHERE json_extract_string(attributes, '$.run_id') = '{run_id}'"
+        f"FROM cloud_run_anomaly WHERE {attribute_sql('run_id')} = '{run_id}'"
     )
     try:
         t = query(s.warehouse_dir, sql, read_only=True).to_pylist()[0]
