@@ -4,29 +4,20 @@ from datetime import datetime
 import pytest
 
 from services.common.events import EventError, event_row, parse_datetime, parse_event
+from services.testing import events
 
 
 def purchase_event(**overrides):
-    event = {
-        "event_datetime": "2026-11-22 10:00:00",
-        "event": "purchase",
-        "user_id": "UID0001",
-        "client_id": "CID0001",
-        "page": "/checkout",
-        "page_previous": "/cart",
-        "ecommerce": {
-            "purchase": {
-                "transaction_id": "T1",
-                "affiliation": "hyp-shop",
-                "value": 35.43,
-                "tax": 7.09,
-                "shipping": 4.99,
-                "currency": "EUR",
-                "coupon": None,
-                "items": [{"item_name": "Shirt", "item_id": "I1", "price": 35.43, "quantity": 1}],
-            }
-        },
-    }
+    event = events.purchase(
+        35.43,
+        tax=7.09,
+        user_id="UID0001",
+        client_id="CID0001",
+        transaction_id="T1",
+        affiliation="hyp-shop",
+        coupon=None,
+        items=[{"item_name": "Shirt", "item_id": "I1", "price": 35.43, "quantity": 1}],
+    )
     event.update(overrides)
     return event
 

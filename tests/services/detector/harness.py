@@ -5,12 +5,11 @@ Shared by the integration tests and benchmarks/detector_bench.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,11 @@ from typing import Any
 
 import httpx
 
+from services.common import names
+from services.common.processes import free_port, stop_group, wait_for
+from services.testing.pubsub import drain
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -40,27 +37,27 @@ class Resources:
 
     @property
     def events_topic(self) -> str:
-        return f"projects/{self.project}/topics/{self.name('events')}"
+        return names.topic(self.project, self.name("events"))
 
     @property
     def detections_topic(self) -> str:
-        return f"projects/{self.project}/topics/{self.name('detections')}"
+        return names.topic(self.project, self.name("detections"))
 
     @property
     def deadletter_topic(self) -> str:
-        return f"projects/{self.project}/topics/{self.name('deadletter')}"
+        return names.topic(self.project, self.name("deadletter"))
 
     @property
     def subscription(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.name('dataflow')}"
+        return names.subscription(self.project, self.name("dataflow"))
 
     @property
     def detections_subscription(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.name('detections-sub')}"
+        return names.subscription(self.project, self.name("detections-sub"))
 
     @property
     def deadletter_subscription(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.name('deadletter-sub')}"
+        return names.subscription(self.project, self.name("deadletter-sub"))
 
     def create(self, ack_deadline: int = 60) -> Resources:
         from services.common.pubsub_clients import publisher, subscriber
@@ -101,39 +98,38 @@ class Detector:
     def events(self) -> float:
         return self.metrics().get("hyp_detector_events_total", 0.0)
 
+    def _alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"detector exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+
     def wait_events(self, n: int, timeout: float) -> float:
         """Poll until the detector has handled ``n`` messages (or the timeout); returns the count."""
-        deadline = time.monotonic() + timeout
         seen = 0.0
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"detector exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+
+        def handled() -> bool:
+            nonlocal seen
+            self._alive()
             seen = self.events()
-            if seen >= n:
-                return seen
-            time.sleep(0.1)
+            return seen >= n
+
+        with contextlib.suppress(TimeoutError):  # the caller compares the count it gets
+            wait_for(handled, timeout, f"{n} events handled", interval=0.1)
         return seen
 
     def wait_up(self, timeout: float = 120.0) -> None:
         """Poll /metrics until the detector serves it (its pipeline is being built)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"detector exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            if self.metrics():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"detector metrics not up after {timeout:.0f} s:\n{self.log()[-3000:]}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        def up() -> bool:
+            self._alive()
+            return bool(self.metrics())
+
+        try:
+            wait_for(up, timeout, "detector metrics", interval=0.1)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}:\n{self.log()[-3000:]}") from None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> int | None:
+        return stop_group(self.process, timeout, first=sig)
 
     def rss_peak_mb(self) -> float | None:
         try:
@@ -205,16 +201,4 @@ def pull_all(host: str, subscription: str, *, idle_s: float = 1.0, limit: float 
     """Pull and ack everything on a subscription until it stays empty for ``idle_s``."""
     from services.common.pubsub_clients import subscriber
 
-    client = subscriber(host)
-    out: list[Any] = []
-    deadline = time.monotonic() + limit
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
-        response = client.pull(request={"subscription": subscription, "max_messages": 1000}, timeout=5)
-        if response.received_messages:
-            out.extend(rm.message for rm in response.received_messages)
-            client.acknowledge(subscription=subscription, ack_ids=[rm.ack_id for rm in response.received_messages])
-            quiet_since = time.monotonic()
-        else:
-            time.sleep(0.05)
-    return out
+    return drain(subscriber(host), subscription, idle_s=idle_s, limit=limit)

@@ -8,37 +8,18 @@ import time
 from typing import Any
 
 from services.detector.batch import Batch, Message
+from services.testing import events
 
 
 def purchase_event(i: int, value: float = 40.0, tax: float | None = None, shipping: float = 4.99) -> dict[str, Any]:
-    return {
-        "event_datetime": "2026-11-22 10:00:00",
-        "event": "purchase",
-        "user_id": f"u{i % 7}",
-        "client_id": f"c{i}",
-        "page": "/checkout",
-        "page_previous": "/cart",
-        "ecommerce": {
-            "purchase": {
-                "transaction_id": f"t{i}",
-                "affiliation": "shop",
-                "value": value,
-                "tax": round(value * 0.21, 2) if tax is None else tax,
-                "shipping": shipping,
-                "currency": "EUR",
-                "items": [{"item_id": "i1", "item_name": "thing", "price": value, "quantity": 1}],
-            }
-        },
-    }
+    """Purchase ``i`` (ids from ``i``; seven users), at the kit's fixed time."""
+    return events.purchase(
+        value, tax=tax, shipping=shipping, user_id=f"u{i % 7}", client_id=f"c{i}", transaction_id=f"t{i}"
+    )
 
 
 def view_event(i: int) -> dict[str, Any]:
-    return {
-        "event_datetime": "2026-11-22 10:00:00",
-        "event": "view_item",
-        "user_id": f"u{i % 7}",
-        "ecommerce": {"items": [{"item_id": "i1", "price": 10.0, "quantity": 1}]},
-    }
+    return events.view_item(f"u{i % 7}")
 
 
 def message(i: int, payload: Any, ack: bool = True, **attributes: str) -> Message:

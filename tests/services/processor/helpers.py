@@ -6,53 +6,39 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from services.common.processes import stop_group, wait_for
 from services.processor.app import create_app
 from services.processor.settings import ProcessorSettings
+from services.testing import events
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def purchase_event(value: float = 50.0, tax: float = 4.0, shipping: float = 5.0, user: str = "u1") -> dict[str, Any]:
-    return {
-        "event_datetime": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        "event": "purchase",
-        "user_id": user,
-        "client_id": "c1",
-        "page": "/checkout",
-        "page_previous": "/cart",
-        "ecommerce": {
-            "purchase": {
-                "transaction_id": f"t-{user}-{value}",
-                "affiliation": "store",
-                "value": value,
-                "tax": tax,
-                "shipping": shipping,
-                "currency": "EUR",
-                "items": [{"item_id": "i1", "item_name": "mug", "price": value, "quantity": 1}],
-            }
-        },
-    }
+    """A purchase happening now (the processor's rows land in today's partition)."""
+    return events.purchase(
+        value,
+        tax=tax,
+        shipping=shipping,
+        user_id=user,
+        transaction_id=f"t-{user}-{value}",
+        event_datetime=events.now(),
+        affiliation="store",
+        item_name="mug",
+    )
 
 
 def view_event(user: str = "u1") -> dict[str, Any]:
-    return {
-        "event_datetime": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        "event": "view_item",
-        "user_id": user,
-        "ecommerce": {"items": [{"item_id": "i1", "price": 10.0}]},
-    }
+    return events.view_item(user, event_datetime=events.now())
 
 
 def envelope(
@@ -113,16 +99,6 @@ def make_app(s: ProcessorSettings, deadletter: Any = None):
     return create_app(s, deadletter=deadletter)
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 class Service:
     """One `hyp <command>` subprocess on a fixed port, restartable."""
 
@@ -157,13 +133,8 @@ class Service:
         wait_for(healthy, 120, f"hyp {self.command} healthy")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_group(self.process, timeout=20)
 
 
 def fill_warehouse(
