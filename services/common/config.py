@@ -185,21 +185,28 @@ def _field_of(cls: type[BaseModel], loc: object) -> str | None:
     return None
 
 
-def explain(cls: type[BaseModel], exc: ValidationError, flags: Mapping[str, str]) -> ConfigError:
-    """The first error of ``exc`` as a ConfigError naming the flag (``flags``: field -> flag that was
-    given) or the environment variable that set the bad value."""
+def where(cls: type[BaseModel], name: str, given: Mapping[str, str], flags: Mapping[str, str] | None = None) -> str:
+    """What to name for a bad value of field ``name``: the flag if one set it (``given``: field -> flag), else
+    the environment variable if one is set, else the field's flag (``flags``) or its first variable."""
+    if name in given:
+        return given[name]
+    variables = env_names(cls, name)
+    set_ = next((v for v in variables if _env_set(v)), None)
+    return set_ or (flags or {}).get(name) or variables[0]
+
+
+def explain(
+    cls: type[BaseModel], exc: ValidationError, given: Mapping[str, str], flags: Mapping[str, str] | None = None
+) -> ConfigError:
+    """The first error of ``exc`` as a ConfigError naming the flag (``given``: field -> flag that was given)
+    or the environment variable that set the bad value (see :func:`where`)."""
     err = exc.errors()[0]
     message = err["msg"].removeprefix("Value error, ")
     error = (err.get("ctx") or {}).get("error")
     name = error.field if isinstance(error, FieldError) else _field_of(cls, err["loc"][0] if err["loc"] else None)
     if name is None:
-        where = ".".join(map(str, err["loc"])) or "settings"
-    elif name in flags:
-        where = flags[name]
-    else:
-        variables = env_names(cls, name)
-        where = next((v for v in variables if _env_set(v)), variables[0])
-    return ConfigError(where, message)
+        return ConfigError(".".join(map(str, err["loc"])) or "settings", message)
+    return ConfigError(where(cls, name, given, flags), message)
 
 
 def load(cls: type[S], given: Mapping[str, Any] | None = None, flags: Iterable[Flag] = ()) -> S:
@@ -207,12 +214,11 @@ def load(cls: type[S], given: Mapping[str, Any] | None = None, flags: Iterable[F
     together; a ConfigError naming the flag (one of ``flags``) or the variable on bad input."""
     given = dict(given or {})
     names = {f.field: f.flags[0] for f in flags}
-    names.update({k: "--" + k.replace("_", "-") for k in given if k not in names})
-    aliases = {k: env_names(cls, k)[0] for k in given}
+    given_names = {k: names.get(k, "--" + k.replace("_", "-")) for k in given}
     try:
-        return cls(**{aliases[k]: v for k, v in given.items()})
+        return cls(**{env_names(cls, k)[0]: v for k, v in given.items()})
     except ValidationError as exc:
-        raise explain(cls, exc, {k: names[k] for k in given}) from None
+        raise explain(cls, exc, given_names, names) from None
 
 
 class Command(Generic[S]):

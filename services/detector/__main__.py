@@ -17,9 +17,10 @@ DRAIN_TIMEOUT_S = 60.0
 
 
 def _parser() -> argparse.ArgumentParser:
+    from services.common.config import Parser
     from services.detector.flags import add_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hyp detector",
         description="Beam streaming detector: read purchase events, score them with the registry's @champion "
         "(or Beam's online detectors), publish anomalies to hyp-detections, land events and verdicts in the "
@@ -51,22 +52,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    from services.common.config import ConfigError, fail
     from services.common.logs import setup_logging
-    from services.detector.options import OptionsError, resolve
-    from services.detector.settings import get_settings
+    from services.detector.options import config, settings_for
 
-    settings = get_settings()
-    setup_logging(settings.log_level)
     options = PipelineOptions(_beam_args(args))
     standard = options.view_as(StandardOptions)
     standard.streaming = True
     if not standard.runner:
         standard.runner = "BundleBasedDirectRunner"
     try:
-        cfg = resolve(options, settings)
-    except OptionsError as exc:
-        print(f"hyp detector: {exc}", file=sys.stderr)
-        return 2
+        settings = settings_for(options)
+        setup_logging(settings.log_level)
+        cfg = config(options, settings)
+    except ConfigError as exc:
+        return fail("detector", exc)
     return run(cfg, options)
 
 

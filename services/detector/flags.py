@@ -1,97 +1,58 @@
-"""The detector's flags, shared by `hyp detector --help` (plain argparse, no Beam import) and
-:class:`~services.detector.options.DetectorOptions` (Beam's parser)."""
+"""The detector's flags, generated from :class:`~services.detector.settings.DetectorSettings`, shared by
+`hyp detector --help` (plain argparse, no Beam import) and
+:class:`~services.detector.options.DetectorOptions` (Beam's parser).
+
+Each of the detector's own settings fields is a flag in both spellings (``--batch-linger-s`` and Beam's
+``--batch_linger_s``), its help from the field's description; a few shared settings are flags too,
+some under the names they have always had (:data:`NAMES`).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-SOURCES = ("local", "pubsub", "kafka")
-ONLINE_DETECTORS = ("zscore", "robust-zscore", "iqr")
-SCORERS = ("champion", *ONLINE_DETECTORS)
+from services.common.config import Flag, add_flags
+from services.common.settings import CommonSettings
+from services.detector.settings import ONLINE_DETECTORS, SCORERS, SOURCES, DetectorSettings
+
+__all__ = ["FLAGS", "NAMES", "ONLINE_DETECTORS", "SCORERS", "SOURCES", "add_arguments", "detector_flags"]
+
+# shared settings the detector takes as flags, with their help
+SHARED = {
+    "pubsub_emulator_host": "Pub/Sub emulator host:port",
+    "warehouse_dir": "warehouse folder",
+    "mlflow_tracking_uri": "MLflow tracking URI",
+    "model_name": "registered model name",
+    "model_alias": "served alias",
+}
+# field -> flag names where they differ from the field's (``--detector-batch-size``: Beam users know it so)
+NAMES = {
+    "batch_size": ("detector_batch_size",),
+    "pubsub_emulator_host": ("emulator_host",),
+    "mlflow_tracking_uri": ("tracking_uri",),
+    "kafka_bootstrap_servers": ("kafka_bootstrap_servers", "kafka_bootstrap"),
+}
+ORDER = ("source", "subscription", "detections_topic", "deadletter_topic", "pubsub_emulator_host", "warehouse_dir",
+         "scorer", "mlflow_tracking_uri", "model_name", "model_alias")  # fmt: skip
+
+
+def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        for spelled in ("--" + name.replace("_", "-"), "--" + name):
+            if spelled not in out:
+                out.append(spelled)
+    return tuple(out)
+
+
+def detector_flags() -> tuple[Flag, ...]:
+    own = [name for name in DetectorSettings.model_fields if name not in CommonSettings.model_fields]
+    fields = [*ORDER, *(name for name in own if name not in ORDER)]
+    return tuple(Flag(f, _spellings(NAMES.get(f, (f,))), SHARED.get(f, "")) for f in fields)
+
+
+FLAGS = detector_flags()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add(
-        "--source",
-        choices=SOURCES,
-        help="local: batched, ack-after-durable Pub/Sub read for BundleBasedDirectRunner; "
-        "pubsub: Beam's ReadFromPubSub (Dataflow); kafka: Beam's ReadFromKafka (Flink)",
-    )
-    add("--subscription", help="Pub/Sub subscription (short name or projects/P/subscriptions/S)")
-    add("--detections_topic", "--detections-topic", dest="detections_topic", help="topic for anomalies")
-    add("--deadletter_topic", "--deadletter-topic", dest="deadletter_topic", help="topic for bad messages")
-    add("--emulator_host", "--emulator-host", dest="emulator_host", help="Pub/Sub emulator host:port")
-    add("--warehouse_dir", "--warehouse-dir", dest="warehouse_dir", help="warehouse folder")
-    add("--scorer", choices=SCORERS, help="champion (MLflow registry) or one of Beam's online detectors")
-    add("--tracking_uri", "--tracking-uri", dest="tracking_uri", help="MLflow tracking URI")
-    add("--model_name", "--model-name", dest="model_name", help="registered model name")
-    add("--model_alias", "--model-alias", dest="model_alias", help="served alias")
-    add(
-        "--reload_interval",
-        "--reload-interval",
-        dest="reload_interval",
-        type=float,
-        help="seconds between polls of the alias (hot reload)",
-    )
-    add(
-        "--detector_batch_size",
-        "--detector-batch-size",
-        dest="detector_batch_size",
-        type=int,
-        help="messages per batch element",
-    )
-    add(
-        "--batch_linger_s",
-        "--batch-linger-s",
-        dest="batch_linger_s",
-        type=float,
-        help="local read: seconds a batch waits after its first message for more (0: take what is there)",
-    )
-    add(
-        "--max_outstanding",
-        "--max-outstanding",
-        dest="max_outstanding",
-        type=int,
-        help="messages pulled and not yet acknowledged (flow control)",
-    )
-    add("--ack_deadline", "--ack-deadline", dest="ack_deadline", type=int, help="lease length in seconds")
-    add(
-        "--kafka_bootstrap_servers",
-        "--kafka-bootstrap-servers",
-        "--kafka-bootstrap",
-        "--kafka_bootstrap",
-        dest="kafka_bootstrap_servers",
-        help="Kafka bootstrap servers (source=kafka)",
-    )
-    add("--kafka_topic", "--kafka-topic", dest="kafka_topic", help="Kafka topic of events (source=kafka)")
-    add("--kafka_group", "--kafka-group", dest="kafka_group", help="Kafka consumer group (source=kafka)")
-    add("--metrics_port", "--metrics-port", dest="metrics_port", type=int, help="Prometheus port (0: off)")
-    add(
-        "--stop_after_idle",
-        "--stop-after-idle",
-        dest="stop_after_idle",
-        type=float,
-        help="drain and stop after this many seconds without input (0: run until stopped)",
-    )
-    add(
-        "--commit_max_rows",
-        "--commit-max-rows",
-        dest="commit_max_rows",
-        type=int,
-        help="local read: commit the warehouse once this many messages are pending (then acknowledge them)",
-    )
-    add(
-        "--commit_interval_s",
-        "--commit-interval-s",
-        dest="commit_interval_s",
-        type=float,
-        help="local read: ... or once the oldest pending batch waited this many seconds",
-    )
-    add(
-        "--compact_interval_s",
-        "--compact-interval-s",
-        dest="compact_interval_s",
-        type=float,
-        help="seconds between warehouse compactions by this process (0: off)",
-    )
+    add_flags(parser, DetectorSettings, FLAGS)

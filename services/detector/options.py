@@ -1,17 +1,22 @@
 """Pipeline options of the detector (a ``PipelineOptions`` subclass, as in the Dataflow solution guide).
 
-Every option defaults to None here and is resolved against :class:`DetectorSettings` (the
-environment) by :func:`resolve`, so flags override the environment and the pipeline builder
-gets one plain, validated :class:`DetectorConfig`.
+Its flags are :class:`DetectorSettings` fields (services/detector/flags.py); :func:`resolve` merges the
+ones given over the environment through services/common/config.py, so the checks run once on the
+merged values, and hands the pipeline builder one plain :class:`DetectorConfig`. Beam's own options
+(``--runner``, ``--project``, ``--flink_master``, ...) stay Beam's; ``--project`` also sets the
+settings' project.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from services.detector.flags import SCORERS, SOURCES, add_arguments
+from services.common import names
+from services.common.config import ConfigError, load, values, where
+from services.detector.flags import FLAGS, add_arguments
 from services.detector.settings import DetectorSettings
 
 LOCAL_RUNNERS = ("BundleBasedDirectRunner",)
@@ -19,7 +24,7 @@ LOCAL_RUNNERS = ("BundleBasedDirectRunner",)
 
 class DetectorOptions(PipelineOptions):
     @classmethod
-    def _add_argparse_args(cls, parser) -> None:
+    def _add_argparse_args(cls, parser: Any) -> None:
         add_arguments(parser)
 
 
@@ -54,83 +59,58 @@ class DetectorConfig:
     compact_interval_s: float = 30.0
 
 
-class OptionsError(ValueError):
-    """A bad option value; the message names it."""
+class OptionsError(ConfigError):
+    """A bad option value; ``name`` is the flag or variable to change."""
 
 
-def _path(project: str, kind: str, name: str) -> str:
-    return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
+def settings_for(options: PipelineOptions) -> DetectorSettings:
+    """The detector's flags in ``options`` over the environment, validated together; ConfigError naming
+    the flag or variable."""
+    given = values(options.view_as(DetectorOptions), FLAGS)
+    project = options.view_as(GoogleCloudOptions).project
+    if project:
+        given["project"] = project
+    return load(DetectorSettings, given, FLAGS)
 
 
-def resolve(options: PipelineOptions, settings: DetectorSettings) -> DetectorConfig:
-    """Flags over environment; raise OptionsError naming the first bad value."""
-    o = options.view_as(DetectorOptions)
+def config(options: PipelineOptions, settings: DetectorSettings) -> DetectorConfig:
+    """The pipeline's configuration from the merged ``settings`` and Beam's own options (the runner)."""
     runner = options.view_as(StandardOptions).runner or "BundleBasedDirectRunner"
-    project = options.view_as(GoogleCloudOptions).project or settings.project
-
-    def pick(name: str, default):
-        value = getattr(o, name)
-        return default if value is None else value
-
-    source = pick("source", settings.source)
-    if source not in SOURCES:
-        raise OptionsError(f"source: {source!r} is not one of {', '.join(SOURCES)}")
-    if source == "local" and runner not in LOCAL_RUNNERS:
-        raise OptionsError(f"source: local works only on {', '.join(LOCAL_RUNNERS)}, not {runner}; use --source pubsub")
-    scorer = pick("scorer", settings.scorer)
-    if scorer not in SCORERS:
-        raise OptionsError(f"scorer: {scorer!r} is not one of {', '.join(SCORERS)}")
-    cfg = DetectorConfig(
-        source=source,
+    if settings.source == "local" and runner not in LOCAL_RUNNERS:
+        flagged = {f.field: f.flags[0] for f in FLAGS}
+        name = where(DetectorSettings, "source", {}, flagged)
+        local = ", ".join(LOCAL_RUNNERS)
+        raise OptionsError(name, f"local works only on {local}, not {runner}; use --source pubsub")
+    project = settings.project
+    return DetectorConfig(
+        source=settings.source,
         runner=runner,
         project=project,
-        subscription=_path(project, "subscriptions", pick("subscription", settings.subscription)),
-        detections_topic=_path(project, "topics", pick("detections_topic", settings.detections_topic)),
-        deadletter_topic=_path(project, "topics", pick("deadletter_topic", settings.deadletter_topic)),
-        emulator_host=pick("emulator_host", settings.pubsub_emulator_host) or None,
-        warehouse_dir=str(pick("warehouse_dir", settings.warehouse_dir)),
-        scorer=scorer,
-        tracking_uri=pick("tracking_uri", settings.mlflow_tracking_uri),
-        model_name=pick("model_name", settings.model_name),
-        model_alias=pick("model_alias", settings.model_alias),
-        reload_interval=float(pick("reload_interval", settings.reload_interval)),
-        batch_size=int(pick("detector_batch_size", settings.batch_size)),
-        max_outstanding=int(pick("max_outstanding", settings.max_outstanding)),
-        ack_deadline=int(pick("ack_deadline", settings.ack_deadline)),
-        kafka_bootstrap_servers=pick("kafka_bootstrap_servers", settings.kafka_bootstrap_servers),
-        kafka_topic=pick("kafka_topic", settings.kafka_topic),
-        kafka_group=pick("kafka_group", settings.kafka_group),
-        metrics_port=int(pick("metrics_port", settings.metrics_port)),
-        stop_after_idle=float(pick("stop_after_idle", settings.stop_after_idle)),
-        batch_linger_s=float(pick("batch_linger_s", settings.batch_linger_s)),
-        commit_max_rows=int(pick("commit_max_rows", settings.commit_max_rows)),
-        commit_interval_s=float(pick("commit_interval_s", settings.commit_interval_s)),
-        compact_interval_s=float(pick("compact_interval_s", settings.compact_interval_s)),
+        subscription=names.subscription(project, settings.subscription),
+        detections_topic=names.topic(project, settings.detections_topic),
+        deadletter_topic=names.topic(project, settings.deadletter_topic),
+        emulator_host=settings.pubsub_emulator_host or None,
+        warehouse_dir=str(settings.warehouse_dir),
+        scorer=settings.scorer,
+        tracking_uri=settings.mlflow_tracking_uri,
+        model_name=settings.model_name,
+        model_alias=settings.model_alias,
+        reload_interval=settings.reload_interval,
+        batch_size=settings.batch_size,
+        max_outstanding=settings.max_outstanding,
+        ack_deadline=settings.ack_deadline,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_topic=settings.kafka_topic,
+        kafka_group=settings.kafka_group,
+        metrics_port=settings.metrics_port,
+        stop_after_idle=settings.stop_after_idle,
+        batch_linger_s=settings.batch_linger_s,
+        commit_max_rows=settings.commit_max_rows,
+        commit_interval_s=settings.commit_interval_s,
+        compact_interval_s=settings.compact_interval_s,
     )
-    for name in ("batch_size", "max_outstanding", "ack_deadline"):
-        if getattr(cfg, name) < 1:
-            raise OptionsError(f"{name}: must be at least 1, got {getattr(cfg, name)}")
-    if not 10 <= cfg.ack_deadline <= 600:
-        raise OptionsError(f"ack_deadline: must be 10..600 seconds (Pub/Sub's range), got {cfg.ack_deadline}")
-    if cfg.max_outstanding < cfg.batch_size:
-        raise OptionsError(f"max_outstanding: {cfg.max_outstanding} is below the batch size {cfg.batch_size}")
-    if cfg.commit_max_rows < 1:
-        raise OptionsError(f"commit_max_rows: must be at least 1, got {cfg.commit_max_rows}")
-    if source == "local" and cfg.commit_max_rows + cfg.batch_size > cfg.max_outstanding:
-        raise OptionsError(
-            f"commit_max_rows: {cfg.commit_max_rows} plus a batch ({cfg.batch_size}) must fit in max_outstanding "
-            f"({cfg.max_outstanding}): messages waiting for a commit stay outstanding"
-        )
-    if not 0 < cfg.commit_interval_s <= 600:
-        raise OptionsError(f"commit_interval_s: must be above 0 and at most 600, got {cfg.commit_interval_s}")
-    if not 0 <= cfg.batch_linger_s <= 10:
-        raise OptionsError(f"batch_linger_s: must be 0..10 seconds, got {cfg.batch_linger_s}")
-    if cfg.compact_interval_s < 0:
-        raise OptionsError(f"compact_interval_s: must be 0 (off) or positive, got {cfg.compact_interval_s}")
-    if cfg.reload_interval <= 0:
-        raise OptionsError(f"reload_interval: must be positive, got {cfg.reload_interval}")
-    if not 0 <= cfg.metrics_port <= 65535:
-        raise OptionsError(f"metrics_port: {cfg.metrics_port} is not a port")
-    if source == "kafka" and not cfg.kafka_bootstrap_servers:
-        raise OptionsError("kafka_bootstrap_servers: required with --source kafka (env HYP_KAFKA_BOOTSTRAP_SERVERS)")
-    return cfg
+
+
+def resolve(options: PipelineOptions) -> DetectorConfig:
+    """Flags over the environment; raise ConfigError naming the first bad value."""
+    return config(options, settings_for(options))

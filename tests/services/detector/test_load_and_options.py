@@ -8,17 +8,17 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from services.common.config import ConfigError
 from services.detector import pipeline
 from services.detector.__main__ import main
 from services.detector.metrics import DetectorMetrics
 from services.detector.options import OptionsError, resolve
-from services.detector.settings import DetectorSettings
 from services.warehouse.query import query
 from tests.services.detector.helpers import batch, message, purchase_event, view_event
 
 
-def _cfg(*flags: str, **env):
-    return resolve(PipelineOptions(list(flags)), DetectorSettings(**env))
+def _cfg(*flags: str):
+    return resolve(PipelineOptions(list(flags)))
 
 
 def test_load_writes_events_and_verdicts_to_the_warehouse(tmp_path):
@@ -34,25 +34,43 @@ def test_load_writes_events_and_verdicts_to_the_warehouse(tmp_path):
     assert verdicts == [{"transaction_id": "t0", "anomaly": False, "model_version": "3"}]
 
 
-def test_defaults_come_from_the_environment_and_flags_override():
-    cfg = _cfg(HYP_PROJECT="p1", HYP_DETECTOR_BATCH_SIZE="300")
+def test_defaults_come_from_the_environment_and_flags_override(monkeypatch):
+    monkeypatch.setenv("HYP_PROJECT", "p1")
+    monkeypatch.setenv("HYP_DETECTOR_BATCH_SIZE", "300")
+    cfg = _cfg()
     assert cfg.source == "local" and cfg.runner == "BundleBasedDirectRunner"
     assert cfg.subscription == "projects/p1/subscriptions/hyp_subscription_dataflow"
     assert cfg.detections_topic == "projects/p1/topics/hyp-detections"
     assert cfg.batch_size == 300
-    cfg = _cfg("--detector-batch-size", "50", "--subscription", "projects/x/subscriptions/s", HYP_PROJECT="p1")
+    cfg = _cfg("--detector-batch-size", "50", "--subscription", "projects/x/subscriptions/s")
     assert cfg.batch_size == 50 and cfg.subscription == "projects/x/subscriptions/s"
+    monkeypatch.setenv("HYP_DETECTOR_BATCH_SIZE", "many")  # a bad variable is named; a flag overrides it
+    with pytest.raises(ConfigError, match=r"^HYP_DETECTOR_BATCH_SIZE: Input should be a valid integer"):
+        _cfg()
+    assert _cfg("--detector_batch_size", "70").batch_size == 70
+
+
+def test_every_settings_field_of_the_detector_is_a_flag_in_both_spellings():
+    from services.common.settings import CommonSettings
+    from services.detector.flags import FLAGS
+    from services.detector.settings import DetectorSettings
+
+    own = set(DetectorSettings.model_fields) - set(CommonSettings.model_fields)
+    assert own <= {f.field for f in FLAGS}
+    parser = main.__globals__["_parser"]()
+    for flag in ("--batch-linger-s", "--batch_linger_s", "--kafka-bootstrap", "--emulator_host", "--tracking-uri"):
+        assert flag in parser.format_help()
 
 
 def test_dataflow_uses_read_from_pubsub_and_the_gcp_project():
     cfg = _cfg("--runner", "DataflowRunner", "--source", "pubsub", "--project", "my-gcp")
     assert cfg.subscription == "projects/my-gcp/subscriptions/hyp_subscription_dataflow"
-    with pytest.raises(OptionsError, match="source: local works only on BundleBasedDirectRunner"):
+    with pytest.raises(OptionsError, match=r"^--source: local works only on BundleBasedDirectRunner"):
         _cfg("--runner", "DataflowRunner")
 
 
 def test_kafka_options_and_read_wiring():
-    with pytest.raises(OptionsError, match="kafka_bootstrap_servers: required"):
+    with pytest.raises(ConfigError, match=r"^--kafka-bootstrap-servers: required"):
         _cfg("--runner", "FlinkRunner", "--source", "kafka")
     cfg = _cfg("--runner", "FlinkRunner", "--source", "kafka", "--kafka-bootstrap", "kafka:9092", "--kafka-topic", "ev")
     assert (cfg.kafka_bootstrap_servers, cfg.kafka_topic, cfg.kafka_group) == ("kafka:9092", "ev", "hyp-detector")
@@ -79,10 +97,11 @@ def test_kafka_options_and_read_wiring():
 @pytest.mark.parametrize(
     ("flags", "reason"),
     [
-        (["--detector-batch-size", "0"], "batch_size: must be at least 1"),
-        (["--ack-deadline", "5"], "ack_deadline: must be 10..600"),
-        (["--max-outstanding", "10", "--detector-batch-size", "20"], "max_outstanding: 10 is below"),
-        (["--runner", "DataflowRunner"], "source: local works only"),
+        (["--detector-batch-size", "0"], "--detector-batch-size: must be at least 1"),
+        (["--ack-deadline", "5"], "--ack-deadline: must be 10..600"),
+        (["--max-outstanding", "10", "--detector-batch-size", "20"], "--max-outstanding: 10 is below"),
+        (["--runner", "DataflowRunner"], "--source: local works only"),
+        (["--metrics_port", "x"], "--metrics-port: Input should be a valid integer"),
     ],
 )
 def test_bad_options_exit_2_with_a_one_line_reason(flags, reason, capsys):
@@ -118,6 +137,6 @@ def test_the_stacks_flink_command_line_resolves():
 
     flags = ["--runner", "FlinkRunner", "--flink-master", "flink-jobmanager:8081", "--source", "kafka"]
     options = PipelineOptions(_beam_args([*flags, "--kafka-bootstrap", "kafka:9092", "--metrics-port", "9464"]))
-    cfg = resolve(options, DetectorSettings())
+    cfg = resolve(options)
     assert (cfg.runner, cfg.kafka_bootstrap_servers, cfg.metrics_port) == ("FlinkRunner", "kafka:9092", 9464)
     assert options.get_all_options()["flink_master"] == "flink-jobmanager:8081"
