@@ -15,10 +15,10 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from services.common.processes import free_port
+from services.common.processes import free_port, wait_for
 from services.warehouse.query import query
 from tests.fixtures.pubsub import unique
-from tests.services.processor.helpers import Service, purchase_event, view_event, wait_for
+from tests.services.processor.helpers import Service, purchase_event, view_event
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
