@@ -51,3 +51,21 @@ def test_post_runs_starts_a_run_and_get_runs_shows_it(client):
     assert 'hyp_orchestrator_run_outcomes_total{decision="promote",status="succeeded"} 1.0' in metrics
     assert c.get("/health").json()["status"] == "ok"
     assert c.get("/openapi.json").json()["paths"]["/runs"]["post"]
+
+
+def test_a_post_while_a_run_is_in_progress_joins_it(settings_for, warehouse_with_purchases):
+    ops = StubOps(champion="1", champion_f1=0.1)
+    ops.release.clear()  # hold the first run inside its train step
+    orch = Orchestrator(settings_for(), ops)
+    with TestClient(create_app(orch, run_sensors=False)) as c:
+        first = c.post("/runs", json={})
+        assert first.status_code == 202 and first.json()["created"] is True
+        assert ops.entered.wait(10)
+        second = c.post("/runs", json={"reason": "again"})
+        assert second.status_code == 200, second.text
+        assert second.json()["created"] is False and second.json()["run"]["id"] == first.json()["run"]["id"]
+        assert c.get("/health").json()["run_in_progress"] == first.json()["run"]["id"]
+        ops.release.set()
+        assert orch.wait(30)
+    record = orch.history.get(first.json()["run"]["id"])
+    assert record["coalesced_triggers"][0]["reason"] == "again"
