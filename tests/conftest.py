@@ -18,8 +18,38 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
 
-# Fixtures that start real processes (emulator, MLflow server, ...), shared by every test folder.
-pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.mlflow", "services.testing.fixtures"]
+# Fixtures that start real processes (emulator, MLflow server, ...), shared by every test folder; the parity
+# markers' check (services/testing/parity.py).
+pytest_plugins = [
+    "tests.fixtures.pubsub",
+    "tests.fixtures.mlflow",
+    "services.testing.fixtures",
+    "services.testing.parity",
+]
+
+# Parity of whole folders or modules whose tests do not mark it themselves (a test's or module's own mark wins):
+# path prefix below the repository -> mark. See docs/testing.md.
+PARITY: dict[str, pytest.MarkDecorator] = {
+    "tests/services/endpoint/test_vertex_sdk.py": pytest.mark.gcp_parity(
+        "https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/predict"
+    ),
+    "tests/services/console/": pytest.mark.local_only("the web console is hyp-local's own (no Cloud console API)"),
+    "tests/services/stack/": pytest.mark.local_only("`hyp up/down/status`, compose generation: local processes"),
+    "tests/services/labs/": pytest.mark.local_only("the offline workshop labs"),
+    "tests/loadgen/": pytest.mark.local_only("the load generator (stands in for the workshop's Cloud Run proxy)"),
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if any(m.name in ("gcp_parity", "local_only") for m in item.iter_markers()):
+            continue
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        mark = next((m for prefix, m in PARITY.items() if where.startswith(prefix)), None)
+        if mark is not None:
+            item.add_marker(mark)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,10 @@ from google.pubsub_v1 import types
 
 from tests.fixtures.pubsub import EmulatorProcess, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1"),
+]
 
 
 def _still_serving(emulator: EmulatorProcess) -> None:
@@ -33,6 +36,7 @@ def test_malformed_names_are_invalid_argument(pubsub_emulator: EmulatorProcess) 
     _still_serving(pubsub_emulator)
 
 
+@pytest.mark.gcp_parity("https://cloud.google.com/pubsub/quotas#resource_limits")
 def test_oversize_and_empty_messages_are_rejected(pubsub_emulator: EmulatorProcess) -> None:
     topic = pubsub_emulator.topic_path(unique("t"))
     stub = pubsub_emulator.publisher()
@@ -85,6 +89,7 @@ def test_unknown_subscription_and_bad_ack_ids(pubsub_emulator: EmulatorProcess) 
     _still_serving(pubsub_emulator)
 
 
+@pytest.mark.local_only("robustness of our own servers: any bytes on the ports")
 def test_garbage_bytes_on_the_ports(pubsub_emulator: EmulatorProcess) -> None:
     for addr in (pubsub_emulator.host, pubsub_emulator.rest_url.removeprefix("http://")):
         host, port = addr.rsplit(":", 1)

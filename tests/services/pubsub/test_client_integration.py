@@ -12,10 +12,14 @@ from google.cloud import pubsub_v1
 from services.testing.pubsub import pull, topic_and_subscription
 from tests.fixtures.pubsub import EmulatorProcess, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1"),
+]
 WAIT_S = 20.0
 
 
+@pytest.mark.local_only("the stack's topology file, loaded at start")
 def test_default_topology_is_loaded(pubsub_emulator: EmulatorProcess) -> None:
     subs = {
         s.name.rsplit("/", 1)[-1]: s

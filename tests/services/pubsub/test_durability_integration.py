@@ -9,7 +9,10 @@ import pytest
 
 from tests.fixtures.pubsub import start_emulator, stop_emulator
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.local_only("the emulator's --data-dir store (GCP keeps messages itself)"),
+]
 
 
 def test_kill_9_then_restart_redelivers_unacked(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from google.rpc import error_details_pb2
 from services.pubsub.broker import Broker
 from services.pubsub.errors import INVALID_ACK_ID, ApiError
 
+pytestmark = pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/exactly-once-delivery")
+
 TOPIC = "projects/p1-test/topics/topic-eod"
 SUB = "projects/p1-test/subscriptions/sub-eod"
 

@@ -21,7 +21,11 @@ from google.pubsub_v1 import types
 from services.testing.pubsub import topic_and_subscription
 from tests.fixtures.pubsub import EmulatorProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(60),
+    pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/exactly-once-delivery"),
+]
 WAIT_S = 20.0
 
 

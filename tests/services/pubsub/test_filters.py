@@ -8,6 +8,8 @@ import pytest
 from services.pubsub.errors import ApiError
 from services.pubsub.filters import compile_filter
 
+pytestmark = pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/subscription-message-filter")
+
 
 @pytest.mark.parametrize(
     ("text", "attrs", "expected"),

@@ -14,7 +14,7 @@ from services.testing.pubsub import pull
 from services.testing.push import PushReceiver, PushRequest
 from tests.fixtures.pubsub import EmulatorProcess, start_emulator, stop_emulator, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/push")]
 WAIT_S = 20.0
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.pubsub import EmulatorProcess, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/reference/rest")]
 
 
 def test_rest_round_trip_and_metrics(pubsub_emulator: EmulatorProcess) -> None:

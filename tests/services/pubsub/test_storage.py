@@ -5,11 +5,14 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
 from google.pubsub_v1 import types
 
 from services.pubsub.broker import Broker
 from services.pubsub.records import Record
 from services.pubsub.storage import Store
+
+pytestmark = pytest.mark.local_only("the emulator's --data-dir store (GCP keeps messages itself)")
 
 TOPIC = "projects/p1-test/topics/topic-a"
 SUB = "projects/p1-test/subscriptions/sub-a"
