@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
+from services.common.prometheus import Scrape, parse
 from services.console import sources
 from services.console.live import LiveAnomalies
-from services.console.prometheus import Scrape, parse
 from services.console.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)

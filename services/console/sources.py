@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 
 from services.common import metric_names as m
-from services.common import names
+from services.common import names, prometheus
+from services.common.prometheus import Scrape
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
-from services.console import prometheus
-from services.console.prometheus import Scrape
 
 
 async def fetch(client: httpx.AsyncClient, url: str, *, expect: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ optional: what cannot be read yet shows as ``-``.
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -16,36 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from services.common import metric_names as m
+from services.common import prometheus
 from services.common.names import ANOMALY_KIND_SQL, LABEL_SQL
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 Samples = list[tuple[str, dict[str, str], float]]  # (name, labels, value) of each sample
 
 
 def parse_metrics(text: str) -> Samples:
-    """Samples of a Prometheus text exposition: (name, labels, value)."""
-    out = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        try:
-            value = float(m["value"])
-        except ValueError:
-            continue
-        out.append((m["name"], dict(_LABEL.findall(m["labels"] or "")), value))
-    return out
+    """Samples of a Prometheus text exposition: (name, labels, value); none for a page that is not one."""
+    try:
+        scraped = prometheus.parse(text)
+    except ValueError:
+        return []
+    return [(s.name, s.labels, s.value) for samples in scraped.samples.values() for s in samples]
 
 
 def scrape(url: str, timeout: float = 1.0) -> Samples:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return parse_metrics(response.read().decode("utf-8", "replace"))
-    except (OSError, ValueError):
+    except OSError:
         return []
 
 

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from services.common.processes import free_port
+from services.common.prometheus import parse
 from services.console import sources
-from services.console.prometheus import parse
 from services.detector.metrics import DetectorMetrics
 from services.pubsub import metrics as pubsub_metrics_text
 

@@ -21,7 +21,6 @@ pubsub_topic_messages_published_total{topic="projects/hyp-local/topics/hyp-deadl
 pubsub_topic_messages_published_created{topic="projects/hyp-local/topics/hyp-pubsub-topic"} 1.7e9
 hyp_detector_model_version{model_version="7"} 1.0
 hyp_detector_model_version{model_version="6"} 0.0
-garbage line
 """
 
 
@@ -31,6 +30,7 @@ def test_parse_and_sum_by_label():
     assert summary.total(samples, "messages_published", topic="hyp-deadletter") == 3
     assert summary.total(samples, "messages_published", topic="pubsub-topic") is None  # no partial names
     assert summary.label_of(samples, "model_version", "model_version") == "7"
+    assert summary.parse_metrics(METRICS + "garbage {line\n") == []  # not a metrics page: nothing made up
 
 
 def test_exact_names_and_labels():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.console import prometheus
+from services.common import prometheus
 
 TEXT = """\
 # HELP hyp_detector_latency_seconds end-to-end latency

@@ -1,7 +1,8 @@
-"""Reading Prometheus text exposition: sums by label, histogram quantiles.
+"""Reading Prometheus text exposition (the services' own ``/metrics`` pages): sums, histogram quantiles.
 
-The console scrapes the services' own ``/metrics`` pages; it never keeps a
-time-series database, only the last two scrapes to turn counters into rates.
+One parser for every reader: the console (which keeps only its last two scrapes, to turn counters
+into rates, never a time-series database) and ``hyp up``'s live summary. Names are exact, from
+:mod:`services.common.metric_names`.
 """
 
 from __future__ import annotations
