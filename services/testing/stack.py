@@ -17,8 +17,9 @@ from typing import Any
 
 from testcontainers.compose import DockerCompose
 
-from services.common import pubsub_clients
+from services.common import names, pubsub_clients
 from services.stack import definition as d
+from services.stack.up import select
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,15 +85,9 @@ class HypStack:
         self.project = d.TUNABLES["HYP_PROJECT"] if not env else env.get("HYP_PROJECT", d.TUNABLES["HYP_PROJECT"])
 
     @staticmethod
-    def _closure(names: list[str]) -> list[str]:
-        out: set[str] = set()
-        todo = list(names)
-        while todo:
-            name = todo.pop()
-            if name not in out:
-                out.add(name)
-                todo.extend(d.service(name).depends_on)
-        return sorted(out)
+    def _closure(services: list[str]) -> list[str]:
+        """``services`` and everything they depend on (what ``hyp up --services`` would start)."""
+        return sorted(s.name for s in select(services, []))
 
     # lifecycle
     def start(self) -> HypStack:
@@ -141,14 +136,13 @@ class HypStack:
 
     @property
     def predict_url(self) -> str:
-        p, loc = self.project, d.TUNABLES["HYP_LOCATION"]
-        return f"{self.endpoint_url}/v1/projects/{p}/locations/{loc}/endpoints/1:predict"
+        return names.predict_url(self.endpoint_url, self.project, d.TUNABLES["HYP_LOCATION"], "1")
 
     def topic(self, name: str) -> str:
-        return f"projects/{self.project}/topics/{name}"
+        return names.topic(self.project, name)
 
     def subscription(self, name: str) -> str:
-        return f"projects/{self.project}/subscriptions/{name}"
+        return names.subscription(self.project, name)
 
     # clients
     def publisher(self, **kwargs: Any):
