@@ -66,3 +66,19 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_healthy(url: str, timeout: float, *, process: subprocess.Popen[Any] | None = None, what: str = "") -> None:
+    """Poll ``GET url`` until it answers 200; RuntimeError as soon as ``process`` (the server) exits,
+    TimeoutError after ``timeout``."""
+    import httpx
+
+    def healthy() -> bool:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what or url}: the process exited with {process.returncode} before answering")
+        try:
+            return httpx.get(url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, timeout, f"{what or url} to answer 200")

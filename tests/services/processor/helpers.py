@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from services.common.processes import stop_group, wait_for
+from services.common.processes import stop_group, wait_healthy
 from services.processor.app import create_app
 from services.processor.settings import ProcessorSettings
 from services.testing import events
@@ -121,16 +121,7 @@ class Service:
                 start_new_session=True,
             )
 
-        process = self.process
-
-        def healthy() -> bool:
-            assert process.poll() is None, f"hyp {self.command} exited:\n{self.log.read_text()[-3000:]}"
-            try:
-                return httpx.get(self.url + self.health, timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 120, f"hyp {self.command} healthy")
+        wait_healthy(self.url + self.health, 120, process=self.process, what=f"hyp {self.command}")
 
     def stop(self) -> None:
         if self.process is not None:
