@@ -163,7 +163,7 @@ def test_an_open_page_is_a_watcher_until_it_goes(tmp_path):
     import httpx
 
     from services.console.app import create_app
-    from tests.services.endpoint.helpers import serve_in_thread
+    from services.testing.asgi import serve_in_thread
 
     app = create_app(settings(tmp_path, HYP_CONSOLE_REFRESH_S=0.2, HYP_CONSOLE_IDLE_REFRESH_S=3600))
     with serve_in_thread(app) as url:

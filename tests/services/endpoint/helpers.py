@@ -1,15 +1,8 @@
-"""Test helpers: a small in-test model with the serving contract, a registry stand-in whose alias
-tests move, and uvicorn in a thread. Fast tests use these (no MLflow server); the integration
-tests use the real registry.
+"""Test helpers: a small in-test model with the serving contract and a registry stand-in whose alias
+tests move. Fast tests use these (no MLflow server); the integration tests use the real registry.
 """
 
 from __future__ import annotations
-
-import contextlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -63,43 +56,3 @@ class FakeSource:
             return model.predict(pd.DataFrame(columns))
 
         return ServedModel(predict=predict, version=version, name="purchase-anomaly", kind="kmeans")
-
-
-@contextlib.contextmanager
-def serve_in_thread(app, timeout_s: float = 20.0) -> Iterator[str]:
-    """Run an ASGI app under uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=timeout_s)
-        sock.close()
-
-
-def vertex_endpoint(api_endpoint: str, endpoint_id: str = "1"):  # -> aiplatform.Endpoint
-    """Google's Vertex AI SDK pointed at a local endpoint: only init's api_endpoint/transport/credentials differ
-    from GCP (``workshop_call`` in test_vertex_sdk.py spells the workshop's own call out in full)."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-
-    aiplatform.init(
-        project="hyp-local",
-        location="europe-west1",
-        api_endpoint=api_endpoint,
-        api_transport="rest",
-        credentials=AnonymousCredentials(),
-    )
-    return aiplatform.Endpoint(f"projects/hyp-local/locations/europe-west1/endpoints/{endpoint_id}")

@@ -14,7 +14,8 @@ import pytest
 from services.endpoint.app import create_app
 from services.endpoint.model_source import MlflowSource
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import serve_in_thread, vertex_endpoint
+from services.testing.asgi import serve_in_thread
+from services.testing.vertex import vertex_endpoint
 
 pytestmark = pytest.mark.integration
 PREDICT = "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"

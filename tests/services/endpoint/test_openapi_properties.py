@@ -10,7 +10,8 @@ from schemathesis import GenerationMode
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import FakeSource, TinyKMeans, serve_in_thread
+from services.testing.asgi import serve_in_thread
+from tests.services.endpoint.helpers import FakeSource, TinyKMeans
 
 RESOURCE = {"project": "hyp-local", "location": "europe-west1", "endpoint": "1"}
 

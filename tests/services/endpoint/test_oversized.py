@@ -11,7 +11,7 @@ import pytest
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import serve_in_thread
+from services.testing.asgi import serve_in_thread
 
 BODY = b'{"instances": [' + b'{"tax": 4.9, "shipping": 5.99, "value": 35.43},' * 400_000 + b"{}]}"  # ~20 MB
 

@@ -11,7 +11,8 @@ from google.auth.credentials import AnonymousCredentials
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import serve_in_thread, vertex_endpoint
+from services.testing.asgi import serve_in_thread
+from services.testing.vertex import vertex_endpoint
 
 
 def workshop_call(api_endpoint: str) -> object:

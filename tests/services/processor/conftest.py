@@ -6,7 +6,8 @@ import pytest
 
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
-from tests.services.endpoint.helpers import FakeSource, TinyKMeans, serve_in_thread
+from services.testing.asgi import serve_in_thread
+from tests.services.endpoint.helpers import FakeSource, TinyKMeans
 
 
 @pytest.fixture(scope="module")

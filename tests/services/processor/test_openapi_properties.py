@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 from services.processor.app import create_app
-from tests.services.endpoint.helpers import serve_in_thread
+from services.testing.asgi import serve_in_thread
 from tests.services.processor.helpers import RecordingDeadLetter
 from tests.services.processor.helpers import settings as processor_settings
 

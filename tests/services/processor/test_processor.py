@@ -166,7 +166,8 @@ def test_endpoint_down_is_503_then_redelivery_scores_without_duplicating_the_eve
 def test_a_slow_endpoint_counts_as_down(tmp_path):
     from services.endpoint.app import create_app
     from services.endpoint.settings import EndpointSettings
-    from tests.services.endpoint.helpers import FakeSource, TinyKMeans, serve_in_thread
+    from services.testing.asgi import serve_in_thread
+    from tests.services.endpoint.helpers import FakeSource, TinyKMeans
 
     class Slow(TinyKMeans):
         def predict(self, frame):
