@@ -142,13 +142,14 @@ def topic_and_subscription(emulator: EmulatorProcess, **subscription_fields: Any
 def pull(
     client: SubscriberClient, subscription: str, want: int, *, timeout: float = 20.0, ack: bool = True
 ) -> list[types.ReceivedMessage]:
-    """Pull until ``want`` messages arrived or ``timeout`` passed (acknowledging them unless ``ack`` is False)."""
+    """Pull until ``want`` messages arrived or ``timeout`` passed, at least once (``timeout=0``: one pull);
+    acknowledge them unless ``ack`` is False."""
     got: list[types.ReceivedMessage] = []
     deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        received = _pull_once(client, subscription, want - len(got), ack)
-        got += received
-    return got
+    while True:
+        got += _pull_once(client, subscription, want - len(got), ack)
+        if len(got) >= want or time.monotonic() >= deadline:
+            return got
 
 
 def drain(

@@ -9,6 +9,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
+from services.common.processes import wait_for
 from services.testing.pubsub import pull, topic_and_subscription
 from tests.fixtures.pubsub import EmulatorProcess, unique
 
@@ -61,10 +62,10 @@ def test_publish_with_ordering_keys_delivers_in_order(pubsub_emulator: EmulatorP
         message.ack()
 
     future = pubsub_emulator.subscriber().subscribe(sub, callback)
-    deadline = time.monotonic() + WAIT_S
-    while sum(map(len, received.values())) < 60 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    future.cancel()
+    try:
+        wait_for(lambda: sum(map(len, received.values())) >= 60, WAIT_S, "60 messages", interval=0.05)
+    finally:
+        future.cancel()
     assert received["a"] == list(range(30))
     assert received["b"] == list(range(30))
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from services.testing.pubsub import pull
 from tests.fixtures.pubsub import start_emulator, stop_emulator
 
 pytestmark = [
@@ -44,11 +44,7 @@ def test_kill_9_then_restart_redelivers_unacked(tmp_path: Path) -> None:
     second = start_emulator(tmp_path, topology="none", data_dir=data)
     try:
         client = second.subscriber()
-        got = []
-        deadline = time.monotonic() + 20
-        while len(got) < 40 and time.monotonic() < deadline:
-            resp = client.pull(subscription=sub, max_messages=100, timeout=5)
-            got += resp.received_messages
+        got = pull(client, sub, 40, timeout=20, ack=False)
         assert sorted(m.message.data for m in got) == sorted(
             f"m{i}".encode() for i in range(50) if f"m{i}".encode() not in acked_data
         )

@@ -8,7 +8,6 @@ client's exactly-once code reads; these tests have not been run against GCP itse
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +17,7 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.exceptions import AcknowledgeError, AcknowledgeStatus
 from google.pubsub_v1 import types
 
+from services.common.processes import wait_for
 from services.testing.pubsub import topic_and_subscription
 from tests.fixtures.pubsub import EmulatorProcess
 
@@ -153,10 +153,7 @@ def test_plain_subscription_keeps_at_least_once_semantics(pubsub_emulator: Emula
     finally:
         streaming.cancel()
         streaming.result(timeout=WAIT_S)
-    deadline = time.monotonic() + WAIT_S
-    while _backlog(pubsub_emulator, sub) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _backlog(pubsub_emulator, sub) == 0
+    wait_for(lambda: _backlog(pubsub_emulator, sub) == 0, WAIT_S, "an empty backlog", interval=0.1)
     client = pubsub_emulator.subscriber()
     client.acknowledge(subscription=sub, ack_ids=[msg.ack_id])  # stale and repeated acks: no error
     client.modify_ack_deadline(subscription=sub, ack_ids=[msg.ack_id], ack_deadline_seconds=10)
