@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import metric_names as m
-from services.common import prometheus
+from services.common import names, prometheus
 from services.common.names import ANOMALY_KIND_SQL, LABEL_SQL
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
@@ -41,7 +41,7 @@ def scrape(url: str, timeout: float = 1.0) -> Samples:
 
 def _label_matches(value: str | None, wanted: str) -> bool:
     # a short resource name matches its full path too: hyp-deadletter ~ projects/p/topics/hyp-deadletter
-    return value is not None and (value == wanted or value.endswith("/" + wanted))
+    return value is not None and (value == wanted or names.short(value) == wanted)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
