@@ -40,14 +40,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@dataclass
-class EmulatorProcess:
-    host: str  # "127.0.0.1:PORT", what PUBSUB_EMULATOR_HOST takes
-    rest_url: str  # "http://127.0.0.1:PORT": REST, GET / health, /metrics, /admin/state
+class PubsubTarget:
+    """Resource names and Google's clients for an emulator at ``pubsub_host`` serving ``project``: shared by
+    the emulator subprocess (:class:`EmulatorProcess`) and the stack in containers (``HypStack``)."""
+
     project: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    data_dir: Path | None = None
+
+    @property
+    def pubsub_host(self) -> str:
+        """What PUBSUB_EMULATOR_HOST would be: ``127.0.0.1:PORT``."""
+        raise NotImplementedError
 
     def topic_path(self, topic: str) -> str:
         return names.topic(self.project, topic)
@@ -61,12 +63,26 @@ class EmulatorProcess:
     def publisher(self, **kwargs: Any) -> PublisherClient:
         from services.common.pubsub_clients import publisher
 
-        return publisher(self.host, **kwargs)
+        return publisher(self.pubsub_host, **kwargs)
 
     def subscriber(self, **kwargs: Any) -> SubscriberClient:
         from services.common.pubsub_clients import subscriber
 
-        return subscriber(self.host, **kwargs)
+        return subscriber(self.pubsub_host, **kwargs)
+
+
+@dataclass
+class EmulatorProcess(PubsubTarget):
+    host: str  # "127.0.0.1:PORT", what PUBSUB_EMULATOR_HOST takes
+    rest_url: str  # "http://127.0.0.1:PORT": REST, GET / health, /metrics, /admin/state
+    project: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    data_dir: Path | None = None
+
+    @property
+    def pubsub_host(self) -> str:
+        return self.host
 
     def env(self) -> dict[str, str]:
         """Environment for a child process that should use this emulator."""
@@ -130,7 +146,7 @@ def start_emulator(
         raise RuntimeError(f"{exc}:\n{log_path.read_text()[-3000:]}") from None
 
 
-def topic_and_subscription(emulator: EmulatorProcess, **subscription_fields: Any) -> tuple[str, str]:
+def topic_and_subscription(emulator: PubsubTarget, **subscription_fields: Any) -> tuple[str, str]:
     """A new topic and one subscription on it (fields as in the API's Subscription), both with unique names."""
     topic = emulator.topic_path(unique("t"))
     sub = emulator.subscription_path(unique("s"))

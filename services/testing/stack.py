@@ -17,9 +17,10 @@ from typing import Any
 
 from testcontainers.compose import DockerCompose
 
-from services.common import names, pubsub_clients
+from services.common import names
 from services.stack import definition as d
 from services.stack.up import select
+from services.testing.pubsub import PubsubTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,7 @@ def port_override(services: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HypStack:
+class HypStack(PubsubTarget):
     """Start ``services`` (and what they depend on) with ``docker compose up --wait``; stop with ``down -v``.
 
     >>> with HypStack(["pubsub"]) as stack:
@@ -138,18 +139,12 @@ class HypStack:
     def predict_url(self) -> str:
         return names.predict_url(self.endpoint_url, self.project, d.TUNABLES["HYP_LOCATION"], "1")
 
+    # the names docs/stack.md shows (``hyp_stack.topic(...)``): the same as topic_path / subscription_path
     def topic(self, name: str) -> str:
-        return names.topic(self.project, name)
+        return self.topic_path(name)
 
     def subscription(self, name: str) -> str:
-        return names.subscription(self.project, name)
-
-    # clients
-    def publisher(self, **kwargs: Any):
-        return pubsub_clients.publisher(self.pubsub_host, **kwargs)
-
-    def subscriber(self, **kwargs: Any):
-        return pubsub_clients.subscriber(self.pubsub_host, **kwargs)
+        return self.subscription_path(name)
 
     # the warehouse lives in a named volume: query it inside a container that mounts it
     def sql(self, query: str, service: str = "detector") -> list[dict[str, Any]]:
