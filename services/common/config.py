@@ -95,7 +95,8 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("argument "):  # "argument --port: invalid int value: 'x'"
             message = message[len("argument ") :]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (--help lists the options)\n")
+        command = " ".join(self.prog.split()[:2])  # `hyp warehouse`, also for its sub-command `compact`
+        self.exit(EXIT_USAGE, f"{command}: {message} (--help lists the options)\n")
 
 
 @dataclass(frozen=True)

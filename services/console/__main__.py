@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.common.config import Command
+    from services.console.settings import ConsoleSettings
 
 
-def main(argv: list[str] | None = None) -> int:
-    from services.common.config import Command, ConfigError
-    from services.common.logs import setup_logging
+def command() -> Command[ConsoleSettings]:
+    from services.common.config import Command
     from services.console.settings import ConsoleSettings
 
     cli = Command(
@@ -26,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         const=False,
         help="do not open the console's own Pub/Sub subscriptions",
     )
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    from services.common.config import ConfigError
+    from services.common.logs import setup_logging
+
+    cli = command()
     try:
         _, settings = cli.parse(argv)
     except ConfigError as exc:

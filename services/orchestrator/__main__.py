@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.common.config import Command
+    from services.orchestrator.settings import OrchestratorSettings
 
 
 def _table(runs: list[dict]) -> str:
@@ -20,8 +25,8 @@ def _table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from services.common.config import Command, ConfigError
+def command() -> Command[OrchestratorSettings]:
+    from services.common.config import Command
     from services.orchestrator.settings import OrchestratorSettings
 
     cli = Command(
@@ -41,6 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true", help="one JSON record per line")
     runs.add_argument("--id", help="print one run in full (JSON)")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.common.config import ConfigError
+
+    cli = command()
     try:
         args, settings = cli.parse(argv)
     except ConfigError as exc:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.common.config import Command
+    from services.processor.settings import ProcessorSettings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from services.common.config import Command, ConfigError
-    from services.common.logs import setup_logging
+def command() -> Command[ProcessorSettings]:
+    from services.common.config import Command
     from services.processor.settings import ProcessorSettings
 
     cli = Command(
@@ -22,6 +26,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.flag("endpoint_timeout_s", "--endpoint-timeout", help="seconds before the endpoint counts as down")
     cli.flag("warehouse_dir", help="warehouse folder")
     cli.flag("deadletter_topic", help="topic for unusable events; '' to answer 400 instead")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.common.config import ConfigError
+    from services.common.logs import setup_logging
+
+    cli = command()
     try:
         _, settings = cli.parse(argv)
     except ConfigError as exc:

@@ -10,7 +10,7 @@ from services.common.logs import setup_logging
 from services.pubsub.settings import PubsubSettings
 
 
-def _command() -> Command[PubsubSettings]:
+def command() -> Command[PubsubSettings]:
     cli = Command(
         "pubsub",
         PubsubSettings,
@@ -28,7 +28,7 @@ def _command() -> Command[PubsubSettings]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = _command()
+    cli = command()
     try:
         _, settings = cli.parse(argv)
     except ConfigError as exc:

@@ -9,13 +9,18 @@ from services.stack import processes as p
 from services.stack.settings import StackSettings
 
 
-def main(argv: list[str] | None = None) -> int:
+def command() -> Command[StackSettings]:
     cli = Command("down", StackSettings, description=__doc__.splitlines()[0])
     cli.flag("home", help="data and run directory of the local stack")
     cli.flag("stop_timeout_s", "--timeout", help="seconds to wait after SIGTERM before SIGKILL")
     cli.parser.add_argument(
         "--volumes", "-v", action="store_true", help="also delete the stack's data (warehouse, MLflow)"
     )
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = command()
     try:
         args, settings = cli.parse(argv)
     except ConfigError as exc:

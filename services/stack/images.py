@@ -41,7 +41,7 @@ def _present(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def command() -> Command[ImagesSettings]:
     cli = Command("images", ImagesSettings, description=__doc__.splitlines()[0])
     sub = cli.parser.add_subparsers(dest="action", required=True)
     b = sub.add_parser("build", help="build the images (default: the core stack's)")
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     load = sub.add_parser("load", help="load images from a tarball made by `hyp images save`")
     load.add_argument("--input", "-i", type=Path, default=DEFAULT_TARBALL, help=f"tarball (default {DEFAULT_TARBALL})")
     sub.add_parser("list", help="the images, their tags and whether they are present")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = command()
     try:
         args, settings = cli.parse(argv)
     except ConfigError as exc:

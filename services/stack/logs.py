@@ -54,13 +54,18 @@ class _Follower:
         return self.fh.read()
 
 
-def main(argv: list[str] | None = None) -> int:
+def command() -> Command[StackSettings]:
     cli = Command("logs", StackSettings, description=__doc__.splitlines()[0])
     ap = cli.parser
     ap.add_argument("service", help=f"one of: {', '.join(d.SERVICE_NAMES)}")
     ap.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
     ap.add_argument("--tail", "-n", type=int, help="only the last N lines")
     cli.flag("home", help="data and run directory of the local stack")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = command()
     try:
         args, settings = cli.parse(argv)
     except ConfigError as exc:

@@ -37,10 +37,15 @@ def rows(home: Path) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def command() -> Command[StackSettings]:
     cli = Command("status", StackSettings, description=__doc__.splitlines()[0])
     cli.flag("home", help="data and run directory of the local stack")
     cli.parser.add_argument("--json", action="store_true", help="one JSON object per service")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = command()
     try:
         args, settings = cli.parse(argv)
     except ConfigError as exc:

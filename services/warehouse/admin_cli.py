@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+from services.common.config import Command, ConfigError
 from services.warehouse.compaction import Compactor
 from services.warehouse.query import files, query
-from services.warehouse.settings import get_settings
+from services.warehouse.settings import WarehouseSettings
 from services.warehouse.tables import TABLES, WarehouseError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hyp warehouse", description="Warehouse housekeeping.")
-    parser.add_argument("--warehouse-dir", help="warehouse folder (env HYP_WAREHOUSE_DIR)")
+def command() -> Command[WarehouseSettings]:
+    cli = Command("warehouse", WarehouseSettings, description="Warehouse housekeeping.")
+    parser = cli.parser
+    cli.flag("warehouse_dir", help="warehouse folder")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compact", help="merge small files (safe while the stack runs; one compactor at a time)")
     c.add_argument("--min-files", type=int, default=8, help="merge a size tier once it has this many files")
@@ -25,8 +26,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quiet-s", type=float, default=600.0, help="merge a partition whole once it has had no new file this long"
     )
     sub.add_parser("stats", help="files and rows per table")
-    args = parser.parse_args(argv)
-    root = args.warehouse_dir or get_settings().warehouse_dir
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = command()
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
+    root = settings.warehouse_dir
     try:
         if args.command == "compact":
             compactor = Compactor(root, min_files=args.min_files, grace_s=args.grace_s, quiet_s=args.quiet_s)

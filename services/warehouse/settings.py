@@ -1,3 +1,5 @@
+"""Settings of `hyp sql` and `hyp warehouse` (the warehouse folder: HYP_WAREHOUSE_DIR, or --warehouse-dir)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from services.common.config import Command, ConfigError
 from services.warehouse.query import query
-from services.warehouse.settings import get_settings
+from services.warehouse.settings import WarehouseSettings
 from services.warehouse.tables import TABLES, WarehouseError
 
 
@@ -53,18 +53,28 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="hyp sql",
+def command() -> Command[WarehouseSettings]:
+    cli = Command(
+        "sql",
+        WarehouseSettings,
         description=f"Run DuckDB SQL over the warehouse tables ({', '.join(TABLES)}); "
         "`ecommerce_sink.<table>` works too.",
     )
+    parser = cli.parser
     parser.add_argument("sql", help='the query, e.g. "SELECT count(*) FROM cloud_run"')
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    parser.add_argument("--warehouse-dir", help="warehouse folder (env HYP_WAREHOUSE_DIR)")
+    cli.flag("warehouse_dir", help="warehouse folder")
     parser.add_argument("--max-rows", type=int, default=1000, help="rows shown in table format")
-    args = parser.parse_args(argv)
-    root = args.warehouse_dir or get_settings().warehouse_dir
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = command()
+    try:
+        args, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
+    root = settings.warehouse_dir
     try:
         result = query(root, args.sql)
     except WarehouseError as exc:
