@@ -1,5 +1,14 @@
-"""Test helpers for users of hyp-local: start the stack (or part of it) in containers and get ready clients.
+"""The test kit, for hyp-local's own tests and for users' (docs/testing.md).
 
-In your conftest.py: ``pytest_plugins = ["services.testing.fixtures"]`` (fixtures ``hyp_pubsub`` and
-``hyp_stack``), or use :class:`services.testing.stack.HypStack` directly as a context manager.
+- :mod:`services.testing.pubsub`: the emulator as a subprocess, private topics/subscriptions, bounded pulls.
+- :mod:`services.testing.push`: a push endpoint that records deliveries.
+- :mod:`services.testing.events`: purchase and page-view events in the workshop's shape.
+- :mod:`services.testing.asgi`: an ASGI app on a real socket in a thread.
+- :mod:`services.testing.vertex`: Google's Vertex AI SDK pointed at a local endpoint.
+- :mod:`services.testing.stack` / :mod:`services.testing.fixtures`: the stack in containers (testcontainers);
+  in your conftest.py: ``pytest_plugins = ["services.testing.fixtures"]`` (fixtures ``hyp_pubsub`` and
+  ``hyp_stack``), or use :class:`services.testing.stack.HypStack` directly as a context manager.
+- :mod:`services.testing.parity`: the ``gcp_parity`` / ``local_only`` markers' check (a pytest plugin).
+
+Waiting, free ports and stopping processes live in :mod:`services.common.processes`.
 """
