@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 
+from services.common.processes import free_port
 from services.warehouse.query import files, query
 from tests.services.processor.helpers import (
     RecordingDeadLetter,
@@ -26,9 +26,7 @@ def rows(warehouse, sql: str) -> list[dict]:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_purchase_lands_in_cloud_run_and_cloud_run_anomaly(tmp_path, endpoint_url):
