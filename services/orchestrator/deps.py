@@ -1,4 +1,7 @@
-"""What the API's routes depend on (FastAPI ``Depends``): the orchestrator and its sensors, held by the app."""
+"""What the API's routes depend on (FastAPI ``Depends``): the orchestrator and its sensors, held by the app.
+
+``async def``, so FastAPI resolves them on the event loop instead of sending each to a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from services.orchestrator.runner import Orchestrator
 from services.orchestrator.sensors import Sensors
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
     orchestrator: Orchestrator = request.app.state.orchestrator
     return orchestrator
 
 
-def get_sensors(request: Request) -> Sensors:
+async def get_sensors(request: Request) -> Sensors:
     sensors: Sensors = request.app.state.sensors
     return sensors
 
