@@ -40,7 +40,7 @@ def test_post_runs_starts_a_run_and_get_runs_shows_it(client):
     response = c.post("/runs", json={"candidates": ["threshold"], "reason": "demo"})
     assert response.status_code == 202, response.text
     run_id = response.json()["run"]["id"]
-    assert orch.wait(30)
+    assert orch.wait(120)
     record = c.get(f"/runs/{run_id}").json()
     assert record["status"] == "succeeded" and record["params"]["candidates"] == ["threshold"]
     assert record["trigger"] == {"kind": "manual", "reason": "demo"}
@@ -60,12 +60,12 @@ def test_a_post_while_a_run_is_in_progress_joins_it(settings_for, warehouse_with
     with TestClient(create_app(orch, run_sensors=False)) as c:
         first = c.post("/runs", json={})
         assert first.status_code == 202 and first.json()["created"] is True
-        assert ops.entered.wait(10)
+        assert ops.entered.wait(120)
         second = c.post("/runs", json={"reason": "again"})
         assert second.status_code == 200, second.text
         assert second.json()["created"] is False and second.json()["run"]["id"] == first.json()["run"]["id"]
         assert c.get("/health").json()["run_in_progress"] == first.json()["run"]["id"]
         ops.release.set()
-        assert orch.wait(30)
+        assert orch.wait(120)
     record = orch.history.get(first.json()["run"]["id"])
     assert record["coalesced_triggers"][0]["reason"] == "again"

@@ -11,7 +11,7 @@ from tests.services.orchestrator.helpers import StubOps
 def _run(orch: Orchestrator, kind: str = "manual") -> dict:
     record, created = orch.trigger({"kind": kind}, orch.default_params())
     assert created
-    assert orch.wait(30)
+    assert orch.wait(120)
     return orch.history.get(record["id"])
 
 
@@ -81,9 +81,9 @@ def test_two_triggers_at_once_make_one_run(settings_for, warehouse_with_purchase
         t.start()
     for t in threads:
         t.join(10)
-    assert ops.entered.wait(10)
+    assert ops.entered.wait(120)
     ops.release.set()
-    assert orch.wait(30)
+    assert orch.wait(120)
     assert sorted(created for _, created in results) == [False, True]
     assert results[0][0]["id"] == results[1][0]["id"]
     runs = orch.history.list()

@@ -172,7 +172,7 @@ def test_confirm_waits_for_the_version_and_skips_what_is_not_configured(detector
 def test_a_step_with_a_problem_fails_after_its_inputs_are_recorded(settings_for):
     orch = Orchestrator(settings_for(step_retries=1), StubOps())
     record, _ = orch.trigger({"kind": "manual"}, orch.default_params())
-    assert orch.wait(30)
+    assert orch.wait(120)
     saved = orch.history.get(record["id"])
     assert saved is not None and saved["status"] == "failed"
     [window] = saved["steps"]
