@@ -33,10 +33,9 @@ def run_online(make: Callable[[], Any], X: np.ndarray) -> tuple[np.ndarray, np.n
     import apache_beam as beam
 
     scores = np.zeros(len(X))
-    cutoff = None
+    cutoff = float(make()._threshold_criterion.threshold)  # the detector's own default threshold
     for j in range(X.shape[1]):
         det = make()
-        cutoff = det._threshold_criterion.threshold if cutoff is None else cutoff
         col = X[:, j]
         for i, v in enumerate(col.tolist()):
             row = beam.Row(x=v)
@@ -44,7 +43,7 @@ def run_online(make: Callable[[], Any], X: np.ndarray) -> tuple[np.ndarray, np.n
             det.learn_one(row)
             if s is not None and not math.isnan(s) and s > scores[i]:
                 scores[i] = s
-    return scores, scores >= float(cutoff)
+    return scores, scores >= cutoff
 
 
 def beam_baselines(rows: Any, max_rows: int = MAX_ROWS) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:

@@ -147,7 +147,7 @@ def _item_columns(values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.nda
                 if type(price) not in number or type(qty) not in number:
                     break  # null, strings, booleans: the general path below
                 try:
-                    price_f, qty_f = float(price), float(qty)
+                    price_f, qty_f = float(price), float(qty)  # type: ignore[arg-type]  # type() checked above
                 except OverflowError:  # an integer past float64
                     break
                 if not (isfinite(price_f) and isfinite(qty_f)):

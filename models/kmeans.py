@@ -35,12 +35,12 @@ class BqmlKMeans:
     standardize_features: bool = True
     max_iterations: int = 20
     seed: int = 0
-    mean_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    scale_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    centroids_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]  # standardised, row i = id i+1
-    cluster_sizes_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    median_distance_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    nd_quantiles_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    mean_: np.ndarray = field(init=False, repr=False)
+    scale_: np.ndarray = field(init=False, repr=False)
+    centroids_: np.ndarray = field(init=False, repr=False)  # standardised, row i = id i+1
+    cluster_sizes_: np.ndarray = field(init=False, repr=False)
+    median_distance_: np.ndarray = field(init=False, repr=False)
+    nd_quantiles_: np.ndarray = field(init=False, repr=False)
 
     def fit(self, X: np.ndarray) -> BqmlKMeans:
         from sklearn.cluster import KMeans

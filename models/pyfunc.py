@@ -20,8 +20,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, Schema, TensorSpec
 
+from models import detectors
 from models.detectors import Detector, KMeansDetector
 from models.features import feature_matrix, fill_missing
 
@@ -37,7 +39,7 @@ INPUT_EXAMPLE = pd.DataFrame(
 )
 
 
-class AnomalyModel(mlflow.pyfunc.PythonModel):
+class AnomalyModel(PythonModel):
     """Detector + threshold + the feature function, as one servable object."""
 
     def __init__(self, detector: Detector, threshold: float, fill_values: np.ndarray, info: dict[str, Any]):
@@ -76,28 +78,23 @@ class AnomalyModel(mlflow.pyfunc.PythonModel):
 
 
 def signature(model: AnomalyModel) -> ModelSignature:
-    inputs = Schema(
-        [
-            ColSpec("double", "tax"),
-            ColSpec("double", "shipping"),
-            ColSpec("double", "value"),
-            ColSpec("string", "items", required=False),
-            ColSpec("long", "items_count", required=False),
-        ]
-    )
-    out = [ColSpec("double", "score"), ColSpec("boolean", "is_anomaly")]
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec("double", "tax"),
+        ColSpec("double", "shipping"),
+        ColSpec("double", "value"),
+        ColSpec("string", "items", required=False),
+        ColSpec("long", "items_count", required=False),
+    ]
+    out: list[ColSpec | TensorSpec] = [ColSpec("double", "score"), ColSpec("boolean", "is_anomaly")]
     if isinstance(model.detector, KMeansDetector):
         out += [ColSpec("long", "nearest_centroid_id"), ColSpec("double", "normalized_distance")]
-    return ModelSignature(inputs=inputs, outputs=Schema(out))
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(out))
 
 
 def pip_requirements(kind: str) -> list[str]:
     """Explicit pins of what unpickling and scoring need (never inferred: inference imports the world)."""
     names = ["mlflow", "numpy", "pandas", "scikit-learn", "cloudpickle", "pydantic-settings", "orjson"]
-    if kind not in ("kmeans", "autoencoder"):
-        names += ["pyod", "scipy", "numba"]
-    if kind == "autoencoder":
-        names += ["tensorflow"]
+    names += detectors.get(kind).requirements
     pins = []
     for name in names:
         try:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.detectors import MODEL_KINDS, KMeansDetector, build
+from models import detectors
+from models.detectors import KMeansDetector
 from models.errors import ModelInputError
 from models.evaluation import choose_threshold, evaluate, labels_of
 from models.features import as_frame, features, fill_missing
@@ -28,15 +29,6 @@ from models.features import as_frame, features, fill_missing
 log = logging.getLogger(__name__)
 
 CONTROL_PARAMS = ("threshold", "fit_on", "contamination")
-SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
-    "kmeans": {"num_clusters": [2, 3, 4, 6, 8]},
-    "iforest": {"n_estimators": [50, 100, 200], "max_samples": [128, 256, 512], "max_features": [0.5, 0.8, 1.0]},
-    "hbos": {"n_bins": [10, 20, 50, 100]},
-    "lof": {"n_neighbors": [10, 20, 35, 50]},
-    "ecod": {},
-    "copod": {},
-    "autoencoder": {"hidden": [6, 8, 12], "code": [2, 3, 4], "epochs": [20, 40]},
-}
 
 
 @dataclass
@@ -86,8 +78,7 @@ def fit(
     """Fit one model kind and decide its threshold; ModelInputError for bad input."""
     from models.pyfunc import AnomalyModel
 
-    if kind not in MODEL_KINDS:
-        raise ModelInputError(f"unknown model {kind!r} (models: {', '.join(MODEL_KINDS)})")
+    detectors.get(kind)  # an unknown kind fails before the rows are looked at
     frame = as_frame(rows)
     validate_rows(frame, min_rows)
     params = dict(params or {})
@@ -102,7 +93,7 @@ def fit(
     if kind == "envelope" and fit_on == "all":
         # the rows include anomalies: the envelope is the inner quantile range, not the min-max
         params.setdefault("quantile", contamination / 2)
-    detector = build(kind, params)
+    detector = detectors.build(kind, params)
     if labelled is None and (fit_on == "normal" or method == "f1"):
         raise ModelInputError("fit_on=normal and threshold=f1 need labelled rows (an anomaly column)")
 
@@ -110,22 +101,23 @@ def fit(
     fill = _fill_values(X)
     X = fill_missing(X, fill)
     y = labelled[0] if labelled is not None else None
+    everything = np.ones(len(X), dtype=bool)
+    normal = (y == 0) if (fit_on == "normal" and y is not None) else everything
     if method == "f1":
         rng = np.random.default_rng(seed)
         cal = rng.random(len(X)) < 0.25
-        fit_mask = ~cal & ((y == 0) if fit_on == "normal" else True)
+        fit_mask = ~cal & normal
     else:
-        cal = np.ones(len(X), dtype=bool)
-        fit_mask = (y == 0) if fit_on == "normal" else np.ones(len(X), dtype=bool)
+        cal, fit_mask = everything, normal
     if fit_mask.sum() < min(min_rows, 10):
         raise ModelInputError(f"training set has only {int(fit_mask.sum())} rows to fit on")
     started = time.perf_counter()
     detector.fit(X[fit_mask])
     seconds = time.perf_counter() - started
-    if method == "f1":
+    if method == "f1" and y is not None:
         threshold, how = choose_threshold(detector.score(X[cal]), y[cal])
     elif isinstance(detector, KMeansDetector):
-        threshold, how = detector.model.contamination_threshold(contamination), f"BQML contamination={contamination}"
+        threshold, how = detector.contamination_threshold(contamination), f"BQML contamination={contamination}"
     else:
         threshold, how = choose_threshold(detector.score(X[fit_mask]), None, contamination)
     mapping = detector.cluster_mapping(y, X) if isinstance(detector, KMeansDetector) else None
@@ -162,7 +154,7 @@ def search(
     """Random search: each trial a child MLflow run scored on a validation split; return the best params."""
     import mlflow
 
-    space = SEARCH_SPACES.get(kind) or {}
+    space = detectors.get(kind).search_space
     if not space:
         log.info("no search space for %s; using the given parameters", kind)
         return base_params

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from models.detectors import kinds_of
 from services.labs.settings import LabSettings
 
 STARTER_TAG = "hyp.lab"  # value "starter": the model `hyp lab start 2` deploys so the endpoint can answer
-KMEANS = ("kmeans",)
-CUSTOM = ("iforest", "hbos", "lof", "ecod", "copod", "autoencoder")
+KMEANS = kinds_of("bigquery-ml")  # challenge 1: BigQuery ML's k-means
+CUSTOM = kinds_of("pyod", "keras")  # challenge 5: a custom model (a pyod detector or the Keras autoencoder)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ import mlflow
 import pandas as pd
 import pytest
 
-from models import data, training
+from models import training
 from models.settings import ModelSettings
 from services.endpoint.instances import parse_vertex
 from services.endpoint.model_source import served
 from services.endpoint.serving import predict_rows
+from services.training.generated import labelled
 
 NORMAL = {"tax": 4.90, "shipping": 5.99, "value": 35.43}
 MILLION = [{"tax": 4.90, "shipping": 5.99, "value": 1_000_000.10}, {"tax": 0.0, "shipping": 0.0, "value": 1_000_000.10}]
@@ -28,7 +29,7 @@ MILLION = [{"tax": 4.90, "shipping": 5.99, "value": 1_000_000.10}, {"tax": 0.0, 
 def champion():
     # the field defaults, whatever HYP_* variables the test run has
     s = ModelSettings.model_construct(**{name: f.default for name, f in ModelSettings.model_fields.items()})
-    rows = data.generated(s.train_rows, s.seed, s.anomaly_rate)
+    rows = labelled(s.train_rows, s.seed, s.anomaly_rate)  # what `hyp train --bootstrap` falls back to
     return training.fit(s.default_model, rows, {}, seed=s.seed, min_rows=s.min_training_rows)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from models import registry, training
+from models import detectors, registry, training
 
 
 def test_search_logs_child_runs_and_returns_the_best_params(purchases: pd.DataFrame, tmp_path: Path) -> None:
@@ -19,6 +19,6 @@ def test_search_logs_child_runs_and_returns_the_best_params(purchases: pd.DataFr
         children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 3
     assert "metrics.f1" in children.columns and children["metrics.f1"].notna().all()
-    assert best["n_bins"] in training.SEARCH_SPACES["hbos"]["n_bins"]
+    assert best["n_bins"] in detectors.get("hbos").search_space["n_bins"]
     top = children[children["metrics.f1"] == children["metrics.f1"].max()]
     assert str(best["n_bins"]) in set(top["params.n_bins"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from models import mlflow_server
+from services.mlflow import server as mlflow_server
 
 
 def test_command_uses_sqlite_and_served_artifacts_under_the_data_dir(tmp_path: Path) -> None:
@@ -39,7 +39,28 @@ def test_postgres_backend_and_allowed_hosts(tmp_path: Path) -> None:
 
 def test_bad_port_is_a_one_line_error(capsys) -> None:
     assert mlflow_server.main(["--port", "70000"]) == 2
-    assert "--port must be 1..65535" in capsys.readouterr().err
+    assert capsys.readouterr().err == "hyp mlflow: --port: must be 1..65535, got 70000\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("HYP_MLFLOW_PORT", "x", "HYP_MLFLOW_PORT: Input should be a valid integer"),
+        ("HYP_MLFLOW_PORT", "70000", "HYP_MLFLOW_PORT: must be 1..65535"),
+        ("HYP_MLFLOW_WORKERS", "0", "HYP_MLFLOW_WORKERS: must be at least 1"),
+    ],
+)
+def test_a_bad_variable_is_named_in_one_line(monkeypatch, capsys, variable: str, value: str, named: str) -> None:
+    monkeypatch.setenv(variable, value)
+    assert mlflow_server.main(["--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hyp mlflow: {named}") and err.count("\n") == 1, err
+
+
+def test_a_flag_beats_the_variable(monkeypatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setenv("HYP_MLFLOW_PORT", "not-a-port")
+    assert mlflow_server.main(["--dry-run", "--data-dir", str(tmp_path), "--port", "5998"]) == 0
+    assert "--port 5998" in capsys.readouterr().out
 
 
 def test_dry_run_prints_the_command(capsys, tmp_path: Path) -> None:
