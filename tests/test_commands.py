@@ -149,9 +149,9 @@ def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[dict[str
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     for module in list(sys.modules.values()):  # cached get_settings() of an earlier test
-        cached = getattr(module, "get_settings", None)
-        if hasattr(cached, "cache_clear"):
-            cached.cache_clear()
+        clear = getattr(getattr(module, "get_settings", None), "cache_clear", None)
+        if clear is not None:
+            clear()
 
     def apply(env: dict[str, str]) -> None:
         for name, value in env.items():
