@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import pytest
 from services import cli
 from services.common.commands import COMMANDS
 
-NOT_CONVERTED = pytest.mark.xfail(strict=True, reason="converted by the models-package change (command())")
 # variables that would leak the developer's settings into a case
 OWN_VARIABLES = ("PUBSUB_EMULATOR_HOST", "MLFLOW_TRACKING_URI", "BASE_IMAGE", "CUDA_BASE_IMAGE", "AIP_HTTP_PORT")
 
@@ -34,7 +33,6 @@ class Case:
     bad_flag: tuple[list[str], str]  # argv, the flag the line names
     # environment, argv, settings field, the flag's value; None: the command has no flag that sets a setting
     beats: tuple[dict[str, str], list[str], str, Any] | None
-    xfail: frozenset[str] = field(default_factory=frozenset)  # which of the three are not there yet
 
 
 CASES: dict[str, Case] = {
@@ -62,7 +60,6 @@ CASES: dict[str, Case] = {
             "mlflow_tracking_uri",
             "http://127.0.0.1:2",
         ),
-        frozenset({"beats"}),  # its module has no command() yet
     ),
     "mlflow": Case(
         ({"HYP_MLFLOW_PORT": "x"}, ["--dry-run"], "HYP_MLFLOW_PORT"),
@@ -171,11 +168,7 @@ def hyp(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[
 
 
 def _params(kind: str) -> list[Any]:
-    return [
-        pytest.param(name, marks=NOT_CONVERTED if kind in case.xfail else (), id=name)
-        for name, case in CASES.items()
-        if kind != "beats" or case.beats is not None
-    ]
+    return [pytest.param(name, id=name) for name, case in CASES.items() if kind != "beats" or case.beats is not None]
 
 
 @pytest.mark.parametrize("name", _params("bad_env"))
