@@ -27,6 +27,10 @@ from services.common.commands import COMMANDS
 OWN_VARIABLES = ("PUBSUB_EMULATOR_HOST", "MLFLOW_TRACKING_URI", "BASE_IMAGE", "CUDA_BASE_IMAGE", "AIP_HTTP_PORT")
 
 
+# its module builds its Command inside main(): the merge cannot be checked without running the command
+NO_COMMAND = pytest.mark.xfail(strict=True, reason="services/training/models_cli.py has no command() yet")
+
+
 @dataclass(frozen=True)
 class Case:
     bad_env: tuple[dict[str, str], list[str], str]  # environment, argv, the variable the line names
