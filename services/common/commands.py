@@ -14,9 +14,9 @@ import importlib.util
 COMMANDS: dict[str, tuple[str, str]] = {
     "pubsub": ("services.pubsub.__main__", "run the Pub/Sub emulator (gRPC + REST)"),
     "loadgen": ("loadgen.__main__", "generate purchase events with labelled anomalies"),
-    "train": ("models.train_cli", "train, evaluate and register anomaly models"),
-    "models": ("models.registry_cli", "list, promote and roll back registered model versions"),
-    "mlflow": ("models.mlflow_server", "run a local MLflow tracking server with the model registry"),
+    "train": ("services.training.train_cli", "train, evaluate and register anomaly models"),
+    "models": ("services.training.models_cli", "list, promote and roll back registered model versions"),
+    "mlflow": ("services.mlflow.server", "run a local MLflow tracking server with the model registry"),
     "detector": ("services.detector.__main__", "run the Beam streaming detector"),
     "endpoint": ("services.endpoint.__main__", "serve the champion model on a Vertex-AI-compatible endpoint"),
     "processor": ("services.processor.__main__", "run the Cloud-Run-style inference processing service"),
