@@ -172,7 +172,11 @@ def hyp(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[
 
 
 def _params(kind: str) -> list[Any]:
-    return [pytest.param(name, id=name) for name, case in CASES.items() if kind != "beats" or case.beats is not None]
+    return [
+        pytest.param(name, id=name, marks=NO_COMMAND if (kind, name) == ("beats", "models") else ())
+        for name, case in CASES.items()
+        if kind != "beats" or case.beats is not None
+    ]
 
 
 @pytest.mark.parametrize("name", _params("bad_env"))
