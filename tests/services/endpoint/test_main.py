@@ -24,3 +24,21 @@ def test_help_exits_zero(capsys):
         main(["--help"])
     assert exc.value.code == 0
     assert "Vertex AI" in capsys.readouterr().out
+
+
+def test_workers_get_the_parents_settings_in_their_factory_not_the_environment(monkeypatch):
+    """--workers N: uvicorn pickles the app factory into each worker process (spawn); the factory carries
+    the parent's merged settings, so a flag reaches the workers and os.environ is left as it was."""
+    import os
+    import pickle
+    from functools import partial
+
+    from services.endpoint.__main__ import build_checked_app, command
+
+    monkeypatch.setenv("HYP_ENDPOINT_ID", "from-env")
+    before = dict(os.environ)
+    _, settings = command().parse(["--endpoint-id", "from-flag", "--workers", "2", "--model-name", "m"])
+    factory = pickle.loads(pickle.dumps(partial(build_checked_app, settings)))
+    assert factory.func is build_checked_app
+    assert (factory.args[0].endpoint_id, factory.args[0].model_name, factory.args[0].workers) == ("from-flag", "m", 2)
+    assert dict(os.environ) == before
