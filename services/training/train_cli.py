@@ -116,6 +116,26 @@ def eval_rows(args: argparse.Namespace, s: ModelSettings) -> Any:
     return labelled(s.eval_rows, s.seed + 1000, s.anomaly_rate, "--eval-rows")
 
 
+def register(
+    s: ModelSettings, trained: Any, evaluation: Any, promote: str, extra: dict[str, Any], **options: Any
+) -> Any:
+    """Log ``trained`` and register it in the settings' registry, through the gate ``promote`` (gate|force|never)."""
+    from models import training
+
+    return training.log_and_register(
+        trained,
+        evaluation,
+        tracking_uri=s.mlflow_tracking_uri,
+        experiment=s.experiment,
+        model_name=s.model_name,
+        promote=promote,
+        metric=s.promotion_metric,
+        min_delta=s.promotion_min_delta,
+        extra_params=extra,
+        **options,
+    )
+
+
 def train_one(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation: Any, source: str) -> dict[str, Any]:
     from models import registry, training
 
@@ -142,18 +162,8 @@ def train_one(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation:
             trained = training.fit(
                 model, rows, params, seed=s.seed, unsupervised=args.unsupervised, min_rows=s.min_training_rows
             )
-            result = training.log_and_register(
-                trained,
-                evaluation,
-                tracking_uri=s.mlflow_tracking_uri,
-                experiment=s.experiment,
-                model_name=s.model_name,
-                promote=promote,
-                metric=s.promotion_metric,
-                min_delta=s.promotion_min_delta,
-                register=not args.no_register,
-                extra_params={"data_source": source},
-                parent_run=True,
+            result = register(
+                s, trained, evaluation, promote, {"data_source": source}, register=not args.no_register, parent_run=True
             )
     return {
         "model": model,
@@ -230,16 +240,9 @@ def compare(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation: A
                     prefix = r["model"].split(" ")[0]
                     mlflow.log_metrics({f"{prefix}.{k}": float(r[k]) for k in COMPARE_COLUMNS if r[k] == r[k]})
         if (args.promote or args.force_promote) and best is not None:
-            result = training.log_and_register(
-                best,
-                evaluation,
-                tracking_uri=s.mlflow_tracking_uri,
-                experiment=s.experiment,
-                model_name=s.model_name,
-                promote="force" if args.force_promote else "gate",
-                metric=metric,
-                min_delta=s.promotion_min_delta,
-                extra_params={"data_source": source, "chosen_by": f"--compare on {metric}"},
+            promote = "force" if args.force_promote else "gate"
+            result = register(
+                s, best, evaluation, promote, {"data_source": source, "chosen_by": f"--compare on {metric}"}
             )
             print(f"best by {metric}: {best.kind} -> v{result.version}; {result.reason}")
     return 0
