@@ -8,9 +8,15 @@ training logic of its own.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from models.settings import ModelSettings
+    from services.orchestrator.settings import OrchestratorSettings
 
 
 class ModelOps(Protocol):
@@ -40,20 +46,20 @@ class ModelOps(Protocol):
 class ModelsPackageOps:
     """The real seam: the models package's registry, gate, training and evaluation (imported lazily)."""
 
-    def __init__(self, settings) -> None:  # settings: OrchestratorSettings
+    def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
-        self._client = None
+        self._client: MlflowClient | None = None
         self._loaded: dict[str, Any] = {}  # the champion model, loaded once per version
 
     @property
-    def client(self):  # -> mlflow.MlflowClient
+    def client(self) -> MlflowClient:
         if self._client is None:
             from models.registry import client
 
             self._client = client(self.settings.mlflow_tracking_uri)
         return self._client
 
-    def _model_settings(self):
+    def _model_settings(self) -> ModelSettings:
         from models.settings import get_settings
 
         return get_settings()

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +20,10 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
-        self._client = None
+        self._client: MlflowClient | None = None
 
     @property
-    def client(self):  # -> mlflow.MlflowClient
+    def client(self) -> MlflowClient:
         if self._client is None:
             from mlflow import MlflowClient
 
@@ -34,7 +37,10 @@ class Tracker:
         try:
             return self.client.create_experiment(self.experiment)
         except Exception:  # created meanwhile by another process
-            return self.client.get_experiment_by_name(self.experiment).experiment_id
+            again = self.client.get_experiment_by_name(self.experiment)
+            if again is None:
+                raise
+            return again.experiment_id
 
     def start(self, record: dict[str, Any]) -> str | None:
         try:
