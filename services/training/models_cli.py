@@ -15,7 +15,7 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def command() -> Command[ModelSettings]:
     cli = Command("models", ModelSettings, description=(__doc__ or "").splitlines()[0])
     cli.flag("mlflow_tracking_uri", "--tracking-uri", help="MLflow server")
     cli.flag("model_name", "--name", help="registered model")
@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rb.add_argument("--reason", default="manual rollback")
     ec = sub.add_parser("ensure-champion", help="if there is no @champion, train and promote one (idempotent)")
     cli.flag("default_model", "--model", help="model kind to train", parser=ec)
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = command()
     try:
         args, s = cli.parse(argv)
     except ConfigError as exc:
