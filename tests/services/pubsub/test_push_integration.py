@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.common.processes import wait_for
-from services.testing.pubsub import pull
+from services.testing.pubsub import pull, topic_and_subscription
 from services.testing.push import PushReceiver, PushRequest
 from tests.fixtures.pubsub import EmulatorProcess, start_emulator, stop_emulator, unique
 
@@ -48,16 +48,10 @@ def _wait(predicate: Callable[[], object], timeout: float = WAIT_S) -> bool:
 
 def test_push_retries_until_2xx(pubsub_emulator: EmulatorProcess, receiver_factory) -> None:
     receiver = receiver_factory(failures=2)
-    topic = pubsub_emulator.topic_path(unique("t"))
-    sub = pubsub_emulator.subscription_path(unique("push"))
-    pubsub_emulator.publisher().create_topic(name=topic)
-    pubsub_emulator.subscriber().create_subscription(
-        request={
-            "name": sub,
-            "topic": topic,
-            "push_config": {"push_endpoint": receiver.url},
-            "retry_policy": {"minimum_backoff": {"nanos": 50_000_000}, "maximum_backoff": {"seconds": 1}},
-        }
+    topic, sub = topic_and_subscription(
+        pubsub_emulator,
+        push_config={"push_endpoint": receiver.url},
+        retry_policy={"minimum_backoff": {"nanos": 50_000_000}, "maximum_backoff": {"seconds": 1}},
     )
     pubsub_emulator.publisher().publish(topic, b"payload", event="purchase").result(timeout=WAIT_S)
     assert _wait(lambda: len(receiver.requests) >= 3)
@@ -152,13 +146,8 @@ def _sub_state(emulator: EmulatorProcess, name: str) -> dict:
 def test_push_keeps_many_requests_in_flight_to_a_slow_endpoint(limited_emulator: EmulatorProcess) -> None:
     receiver = SlowReceiver(delay=0.5)
     try:
-        topic = limited_emulator.topic_path(unique("t"))
-        sub = limited_emulator.subscription_path(unique("push"))
+        topic, sub = topic_and_subscription(limited_emulator, push_config={"push_endpoint": receiver.url})
         publisher = limited_emulator.publisher()
-        publisher.create_topic(name=topic)
-        limited_emulator.subscriber().create_subscription(
-            request={"name": sub, "topic": topic, "push_config": {"push_endpoint": receiver.url}}
-        )
         futures = [publisher.publish(topic, f"m{i}".encode()) for i in range(200)]
         published = sorted(f.result(timeout=WAIT_S) for f in futures)
         # 200 x 0.5 s one at a time would be 100 s; 20 at a time, 5 s
@@ -174,17 +163,11 @@ def test_push_keeps_many_requests_in_flight_to_a_slow_endpoint(limited_emulator:
 def test_push_no_wrapper_sends_raw_data_and_metadata_headers(pubsub_emulator: EmulatorProcess) -> None:
     receiver = SlowReceiver(delay=0.0)
     try:
-        topic = pubsub_emulator.topic_path(unique("t"))
-        sub = pubsub_emulator.subscription_path(unique("push"))
-        publisher = pubsub_emulator.publisher()
-        publisher.create_topic(name=topic)
-        pubsub_emulator.subscriber().create_subscription(
-            request={
-                "name": sub,
-                "topic": topic,
-                "push_config": {"push_endpoint": receiver.url, "no_wrapper": {"write_metadata": True}},
-            }
+        topic, sub = topic_and_subscription(
+            pubsub_emulator,
+            push_config={"push_endpoint": receiver.url, "no_wrapper": {"write_metadata": True}},
         )
+        publisher = pubsub_emulator.publisher()
         message_id = publisher.publish(topic, b"\x00raw bytes", kind="raw").result(timeout=WAIT_S)
         assert _wait(lambda: len(receiver.bodies) >= 1 and _sub_state(pubsub_emulator, sub)["backlog"] == 0)
         headers, body = receiver.bodies[0]
