@@ -119,8 +119,9 @@ class ModelsPackageOps:
     def evaluate(self, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
         from models.training import evaluate_model
 
-        model.metrics = evaluate_model(model.model, holdout)  # log_and_register reuses them
-        return model.metrics
+        metrics: dict[str, float] = evaluate_model(model.model, holdout)
+        model.metrics = metrics  # log_and_register reuses them
+        return metrics
 
     def evaluate_version(self, version: str, holdout: pd.DataFrame) -> dict[str, float]:
         from models import registry

@@ -54,7 +54,7 @@ class Tracker:
                     "hyp.trigger_detail": json.dumps(record["trigger"], default=str)[:5000],
                 },
             )
-            run_id = run.info.run_id
+            run_id: str = run.info.run_id
             for key, value in record["params"].items():
                 self.client.log_param(run_id, key, json.dumps(value) if isinstance(value, list) else str(value))
             return run_id
