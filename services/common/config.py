@@ -16,12 +16,17 @@ How a command uses it::
     from services.common.config import Command, ConfigError
     from services.orchestrator.settings import OrchestratorSettings
 
-    def main(argv: list[str] | None = None) -> int:
+    def command() -> Command[OrchestratorSettings]:  # the command line alone: tests parse with it
         cli = Command("orchestrator", OrchestratorSettings, description="...")
         cli.flag("host", help="listen address")           # --host, help ends "(env HYP_ORCH_HOST, default ...)"
         cli.flag("port", help="listen port")              # values stay strings: pydantic checks them
-        cli.flag("run_sensors", "--no-sensors", action="store_const", const=False, help="...")
-        cli.parser.add_argument("--json", action="store_true")  # options that are not settings: plain argparse
+        cli.flag("data_dir", help="run history folder")   # --data-dir
+        # a boolean setting: cli.flag("subscribe", "--no-subscribe", action="store_const", const=False)
+        cli.parser.add_argument("--no-sensors", action="store_true")  # not a setting: plain argparse
+        return cli
+
+    def main(argv: list[str] | None = None) -> int:
+        cli = command()
         try:
             args, settings = cli.parse(argv)
         except ConfigError as exc:
@@ -41,6 +46,10 @@ A command with its own parser (or Beam's, see services/detector/options.py) decl
 
 Settings classes accept their field names as well as their environment names
 (``OrchestratorSettings(port=8091)``), see ``CommonSettings.__init__``.
+
+A bad value that only shows next to another (a cross-field check in a ``model_validator``) is raised
+as :class:`FieldError` naming the field, so the line names that field's flag or variable
+(services/detector/settings.py). tests/test_commands.py holds every command to this.
 
 Nothing here (nor in any command) writes ``os.environ``. A process that starts workers hands them its
 validated settings object instead: ``hyp endpoint --workers N`` gives uvicorn's worker processes a
