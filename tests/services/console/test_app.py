@@ -79,3 +79,17 @@ def test_static_assets_reference_nothing_off_the_machine():
         urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text))
         assert urls <= {"http://www.w3.org/2000/svg"}, (name, urls)  # an XML namespace, never fetched
         assert "@import" not in text
+
+
+def test_sql_box_answers_in_plain_json_and_truncates(client):
+    cells = client.post(
+        "/api/sql",
+        json={
+            "sql": "SELECT TIMESTAMP '2026-11-22 08:00:00' AS t, 1.25::DECIMAL(4, 2) AS d,"
+            " 'nan'::DOUBLE AS n, 'x'::BLOB AS b, [1, 2] AS l"
+        },
+    )
+    assert cells.status_code == 200, cells.text
+    assert cells.json()["rows"] == [["2026-11-22T08:00:00", 1.25, None, "x", "[1, 2]"]]
+    many = client.post("/api/sql", json={"sql": "SELECT * FROM pubsub_direct, range(100)"}).json()
+    assert many["total_rows"] == 300 and len(many["rows"]) == 200 and many["truncated"] is True
