@@ -33,7 +33,7 @@ WHERE event = 'purchase'
 FILE_TYPES = (".parquet", ".csv", ".jsonl")
 
 
-def from_warehouse(warehouse_dir: str | os.PathLike[str], sql: str = DEFAULT_SQL) -> pd.DataFrame:
+def from_warehouse(warehouse_dir: str | os.PathLike[str], sql: str = DEFAULT_SQL, flag: str = "--sql") -> pd.DataFrame:
     """Run SQL over the warehouse (DuckDB) and return its rows; ModelInputError for a bad query."""
     from services.warehouse.query import query
     from services.warehouse.tables import WarehouseError
@@ -41,7 +41,7 @@ def from_warehouse(warehouse_dir: str | os.PathLike[str], sql: str = DEFAULT_SQL
     try:
         return query(warehouse_dir, sql, read_only=True).to_pandas()
     except WarehouseError as exc:
-        raise ModelInputError(f"--sql: {exc}") from None
+        raise ModelInputError(f"{flag}: {exc}") from None
 
 
 def from_file(path: str | os.PathLike[str], flag: str = "--data") -> pd.DataFrame:

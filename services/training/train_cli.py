@@ -4,8 +4,9 @@ Training data, in order of precedence: ``--data FILE``; ``--generate N`` (the lo
 labelled purchases); ``--sql QUERY`` over the warehouse; by default the warehouse's purchases
 (models.data.DEFAULT_SQL), falling back to ``HYP_TRAIN_ROWS`` generated rows when the warehouse
 has fewer than ``HYP_MIN_TRAINING_ROWS``. Evaluation uses a held-out generated set (``--eval-rows``,
-another seed) or ``--eval-data FILE``. Files are .parquet, .csv or .jsonl (``hyp loadgen --to jsonl``).
-Generating rows is this command's choice: the ``models`` package only takes frames.
+another seed), ``--eval-data FILE`` or ``--eval-sql QUERY`` over the warehouse. Files are .parquet,
+.csv or .jsonl (``hyp loadgen --to jsonl``). Generating rows is this command's choice: the
+``models`` package only takes frames.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def command() -> Command[ModelSettings]:
     src.add_argument("--generate", type=int, metavar="N", help="train on N generated labelled purchases")
     src.add_argument("--data", metavar="FILE", help="train on a .parquet, .csv or .jsonl file")
     cli.flag("eval_rows", "--eval-rows", help="held-out generated rows")
-    p.add_argument("--eval-data", metavar="FILE", help="held-out labelled rows from a file instead")
+    held_out = p.add_mutually_exclusive_group()
+    held_out.add_argument("--eval-data", metavar="FILE", help="held-out labelled rows from a file instead")
+    held_out.add_argument("--eval-sql", metavar="QUERY", help="held-out labelled rows from the warehouse instead")
     p.add_argument(
         "--param",
         action="append",
@@ -105,15 +108,18 @@ def training_rows(args: argparse.Namespace, s: ModelSettings) -> tuple[Any, str]
     return labelled(s.train_rows, s.seed, s.anomaly_rate), f"{s.train_rows} generated rows (fallback)"
 
 
-def eval_rows(args: argparse.Namespace, s: ModelSettings) -> Any:
+def eval_rows(args: argparse.Namespace, s: ModelSettings) -> tuple[Any, str]:
+    """(held-out labelled rows, where they come from)."""
     from models import data
     from services.training.generated import labelled
 
     if args.eval_data:
-        return data.from_file(args.eval_data, "--eval-data")
+        return data.from_file(args.eval_data, "--eval-data"), f"rows of file {args.eval_data}"
+    if args.eval_sql:
+        return data.from_warehouse(s.warehouse_dir, args.eval_sql, "--eval-sql"), "rows of warehouse --eval-sql"
     if s.eval_rows <= 0:
         raise ModelInputError(f"--eval-rows must be positive, got {s.eval_rows}")
-    return labelled(s.eval_rows, s.seed + 1000, s.anomaly_rate, "--eval-rows")
+    return labelled(s.eval_rows, s.seed + 1000, s.anomaly_rate, "--eval-rows"), "generated rows"
 
 
 def register(
@@ -177,11 +183,12 @@ def train_one(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation:
     }
 
 
-def compare(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation: Any, source: str) -> int:
+def compare(args: argparse.Namespace, s: ModelSettings, rows: Any, held_out: tuple[Any, str], source: str) -> int:
     from models import training
     from models.baselines import beam_baselines
     from models.evaluation import evaluate, labels_of
 
+    evaluation, eval_source = held_out
     labelled = labels_of(evaluation)
     if labelled is None:
         raise ModelInputError("evaluation set has no labels (an anomaly column with 0/1 on every row)")
@@ -227,7 +234,7 @@ def compare(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation: A
                     "streaming": "yes",
                 }
             )
-    print_table(results, len(evaluation), source)
+    print_table(results, f"{len(evaluation)} {eval_source}", source)
     if not args.no_log:
         from models import registry
 
@@ -248,9 +255,9 @@ def compare(args: argparse.Namespace, s: ModelSettings, rows: Any, evaluation: A
     return 0
 
 
-def print_table(results: list[dict[str, Any]], n_eval: int, source: str) -> None:
+def print_table(results: list[dict[str, Any]], held_out: str, source: str) -> None:
     head = ["model", *COMPARE_COLUMNS, "fit_s", "rows_per_s", "streaming"]
-    print(f"held-out evaluation: {n_eval} generated rows; trained on {source}\n")
+    print(f"held-out evaluation: {held_out}; trained on {source}\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for r in results:
@@ -279,7 +286,7 @@ def bootstrap(args: argparse.Namespace, s: ModelSettings) -> int:
         return 0
     args.force_promote = True
     rows, source = training_rows(args, s)
-    result = train_one(args, s, rows, eval_rows(args, s), source)
+    result = train_one(args, s, rows, eval_rows(args, s)[0], source)
     print(f"bootstrapped {s.model_name}@champion = v{result['version']} ({s.default_model}, f1={result['f1']})")
     return 0
 
@@ -299,9 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.compare:
             detectors.get(s.default_model)  # an unknown --model fails before any data is read
         rows, source = training_rows(args, s)
-        evaluation = eval_rows(args, s)
+        evaluation, eval_source = eval_rows(args, s)
         if args.compare:
-            return compare(args, s, rows, evaluation, source)
+            return compare(args, s, rows, (evaluation, eval_source), source)
         result = train_one(args, s, rows, evaluation, source)
     except ModelInputError as exc:
         return cli.fail(str(exc))
