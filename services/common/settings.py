@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common import names
+
 
 class CommonSettings(BaseSettings):
     """Names and addresses every part of the stack agrees on (docs/architecture.md)."""
@@ -45,10 +47,10 @@ class CommonSettings(BaseSettings):
         return f"models:/{self.model_name}@{self.model_alias}"
 
     def topic_path(self, topic: str) -> str:
-        return f"projects/{self.project}/topics/{topic}"
+        return names.topic(self.project, topic)
 
     def subscription_path(self, subscription: str) -> str:
-        return f"projects/{self.project}/subscriptions/{subscription}"
+        return names.subscription(self.project, subscription)
 
 
 def _alias(name: str, alias: object) -> str:

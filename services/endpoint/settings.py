@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from pydantic import AliasChoices, Field
 
+from services.common import names
 from services.common.settings import CommonSettings
 
 
@@ -29,11 +30,11 @@ class EndpointSettings(CommonSettings):
 
     @property
     def endpoint_name(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}/endpoints/{self.endpoint_id}"
+        return names.endpoint(self.project, self.location, self.endpoint_id)
 
     @property
     def model_resource(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}/models/{self.model_name}"
+        return names.model(self.project, self.location, self.model_name)
 
 
 @lru_cache

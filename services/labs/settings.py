@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from services.common import names
 from services.common.settings import (
     DETECTIONS_TOPIC,
     DETECTOR_SUBSCRIPTION,
@@ -54,8 +55,7 @@ class LabSettings(CommonSettings):
 
     @property
     def endpoint_resource_url(self) -> str:
-        name = f"projects/{self.project}/locations/{self.location}/endpoints/{self.endpoint_id}"
-        return f"{self.endpoint_url.rstrip('/')}/v1/{name}"
+        return f"{self.endpoint_url.rstrip('/')}/v1/{names.endpoint(self.project, self.location, self.endpoint_id)}"
 
 
 @lru_cache
