@@ -27,10 +27,6 @@ from services.common.commands import COMMANDS
 OWN_VARIABLES = ("PUBSUB_EMULATOR_HOST", "MLFLOW_TRACKING_URI", "BASE_IMAGE", "CUDA_BASE_IMAGE", "AIP_HTTP_PORT")
 
 
-# its module builds its Command inside main(): the merge cannot be checked without running the command
-NO_COMMAND = pytest.mark.xfail(strict=True, reason="services/training/models_cli.py has no command() yet")
-
-
 @dataclass(frozen=True)
 class Case:
     bad_env: tuple[dict[str, str], list[str], str]  # environment, argv, the variable the line names
@@ -172,11 +168,7 @@ def hyp(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[
 
 
 def _params(kind: str) -> list[Any]:
-    return [
-        pytest.param(name, id=name, marks=NO_COMMAND if (kind, name) == ("beats", "models") else ())
-        for name, case in CASES.items()
-        if kind != "beats" or case.beats is not None
-    ]
+    return [pytest.param(name, id=name) for name, case in CASES.items() if kind != "beats" or case.beats is not None]
 
 
 @pytest.mark.parametrize("name", _params("bad_env"))
