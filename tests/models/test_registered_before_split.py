@@ -50,3 +50,20 @@ def test_a_version_pickled_under_the_old_module_paths_loads_and_scores_the_same(
 def test_the_fixture_covers_every_detector_class() -> None:
     classes = {type(detectors.build(kind)) for kind in detectors.MODEL_KINDS}
     assert classes == set(NEW_HOME.values())
+
+
+@pytest.mark.integration
+def test_an_old_version_in_the_registry_loads_as_consumers_load_it(mlflow_server) -> None:
+    """The old artifacts registered on a real `hyp mlflow`, loaded through models.registry.load_version."""
+    uri, name = mlflow_server.tracking_uri, "registered-before-split"
+    with registry.use_tracking_uri(uri):
+        mlflow.set_experiment(name)
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(FIXTURE / "kmeans"), "model")
+    c = registry.client(uri)
+    c.create_registered_model(name)
+    version = c.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id).version
+    model = registry.load_version(uri, name, version)
+    assert type(registry.unwrap(model).detector) is detectors.KMeansDetector
+    out = model.predict(_probe())
+    np.testing.assert_allclose(out["score"].to_numpy(), EXPECTED["kmeans"]["score"], rtol=1e-6, atol=1e-9)
