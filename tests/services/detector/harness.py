@@ -95,26 +95,30 @@ class Detector:
                     continue
         return out
 
-    def events(self) -> float:
-        return self.metrics().get("hyp_detector_events_total", 0.0)
-
     def _alive(self) -> None:
         if self.process.poll() is not None:
             raise RuntimeError(f"detector exited with {self.process.returncode}:\n{self.log()[-3000:]}")
 
-    def wait_events(self, n: int, timeout: float) -> float:
-        """Poll until the detector has handled ``n`` messages (or the timeout); returns the count."""
+    def events(self) -> float:
+        return self.metrics().get("hyp_detector_events_total", 0.0)
+
+    def wait_metric(self, name: str, value: float, timeout: float) -> float:
+        """Poll /metrics until sample ``name`` reaches ``value`` (or the timeout); returns the last value seen."""
         seen = 0.0
 
-        def handled() -> bool:
+        def reached() -> bool:
             nonlocal seen
             self._alive()
-            seen = self.events()
-            return seen >= n
+            seen = self.metrics().get(name, 0.0)
+            return seen >= value
 
-        with contextlib.suppress(TimeoutError):  # the caller compares the count it gets
-            wait_for(handled, timeout, f"{n} events handled", interval=0.1)
+        with contextlib.suppress(TimeoutError):  # the caller compares the value it gets
+            wait_for(reached, timeout, f"{name} >= {value}", interval=0.1)
         return seen
+
+    def wait_events(self, n: int, timeout: float) -> float:
+        """Poll until the detector has handled ``n`` messages (or the timeout); returns the count."""
+        return self.wait_metric("hyp_detector_events_total", n, timeout)
 
     def wait_up(self, timeout: float = 120.0) -> None:
         """Poll /metrics until the detector serves it (its pipeline is being built)."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from services.warehouse.query import query
-from tests.services.detector.harness import Detector, Resources, publish_events, pull_all, start_detector
+from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -18,19 +17,6 @@ ZSCORE = ("--scorer", "zscore", "--compact-interval-s", "0")
 
 def _files(warehouse: Path, table: str) -> int:
     return len(list((warehouse / table).rglob("*.parquet")))
-
-
-def _wait_metric(det: Detector, name: str, value: float, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    seen = 0.0
-    while time.monotonic() < deadline:
-        if det.process.poll() is not None:
-            raise AssertionError(f"detector exited with {det.process.returncode}:\n{det.log()[-3000:]}")
-        seen = det.metrics().get(name, 0.0)
-        if seen >= value:
-            return seen
-        time.sleep(0.2)
-    return seen
 
 
 def test_a_commit_groups_the_rows_of_several_batches(pubsub_emulator, tmp_path):
@@ -63,7 +49,7 @@ def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pub
     try:
         first.wait_up()
         publish_events(res, n, extra=("--anomaly-rate", "value_spike=0.3"))
-        pending = _wait_metric(first, "hyp_detector_commit_pending", n, 120)
+        pending = first.wait_metric("hyp_detector_commit_pending", n, 120)
         assert pending == n, first.log()[-3000:]
         assert first.events() == 0 and _files(warehouse, "cloud_run") == 0
         # detections go out at once, before the commit
@@ -75,7 +61,7 @@ def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pub
     try:
         second.wait_up()
         # none was acknowledged: all come back once the killed process's leases lapse (10 s)
-        pending = _wait_metric(second, "hyp_detector_commit_pending", n, 120)
+        pending = second.wait_metric("hyp_detector_commit_pending", n, 120)
         assert pending == n, second.log()[-3000:]
         assert _files(warehouse, "cloud_run") == 0
     finally:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from services.common.processes import wait_for
 from services.warehouse.query import query
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector
 from tests.services.detector.test_records import HOSTILE
@@ -18,15 +19,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 def _versions(warehouse) -> dict[str, int]:
     rows = query(warehouse, "SELECT model_version, count(*) AS n FROM cloud_run_anomaly GROUP BY 1").to_pylist()
     return {r["model_version"]: r["n"] for r in rows}
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_emulator, champion, tmp_path):
@@ -57,9 +49,9 @@ def test_scores_with_the_champion_and_hot_reloads_when_the_alias_moves(pubsub_em
         old = c.get_model_version(champion.model_name, champion.version)
         model_id = getattr(old, "model_id", None) or old.source.rsplit("/", 1)[-1]  # MLflow 3 logged-model id
         new = c.create_model_version(champion.model_name, old.source, run_id=old.run_id, model_id=model_id)
-        _wait_for(lambda: c.get_model_version(champion.model_name, new.version).status == "READY", 60, "new version")
+        wait_for(lambda: c.get_model_version(champion.model_name, new.version).status == "READY", 60, "new version")
         set_champion(c, new.version, action="manual", reason="hot reload test")
-        _wait_for(lambda: _publish_and_check(res, warehouse, new.version), 90, "the detector to use the new version")
+        wait_for(lambda: _publish_and_check(res, warehouse, new.version), 90, "the detector to use the new version")
         assert det.metrics().get(f'hyp_detector_model_version{{model_version="{new.version}"}}') == 1
         assert det.process.poll() is None, "the detector restarted instead of hot-reloading"
     finally:
