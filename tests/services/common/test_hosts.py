@@ -7,8 +7,6 @@ import functools
 import http.client
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,8 @@ from typing import Any
 import pytest
 
 from services.common import hosts
-from services.common.processes import free_port, stop_group, wait_for
+from services.common.processes import free_port, wait_for
+from services.testing.hyp import HypProcess
 
 LOCAL = hosts.allowed_names("127.0.0.1")
 
@@ -232,7 +231,6 @@ def test_serve_wraps_every_app_with_the_services_names(monkeypatch):
 # --- every HTTP service, as a real process ---------------------------------------------------------------
 # Raw HTTP with a Host header of our choosing: this is our own protection, not a GCP API contract.
 
-ROOT = Path(__file__).resolve().parents[3]
 EXTRA_NAME = "hyp-own-name"  # what compose adds: the name the other services reach this one at
 REBINDING_SQL = {"sql": "SELECT content FROM read_text('/etc/hostname')"}
 START_TIMEOUT_S = 90.0
@@ -326,33 +324,35 @@ def ports(tmp_path_factory, mlflow_server) -> Iterator[dict[str, int]]:
     }
     started = ("console", "endpoint", "endpoint --workers 2", "processor", "orchestrator")
     found = {name: free_port() for name in started}
-    processes: dict[str, subprocess.Popen] = {}
+    processes = {
+        name: HypProcess(
+            name,
+            "--host",
+            "127.0.0.1",
+            *extra.get(name, []),
+            port=port,
+            env=env,
+            log_path=work / f"{name.replace(' ', '')}.log",
+        )
+        for name, port in found.items()
+    }
     try:
-        for name, port in found.items():
-            args = [sys.executable, "-m", "services.cli", *name.split(), "--host", "127.0.0.1", "--port", str(port)]
-            with open(work / f"{name.replace(' ', '')}.log", "wb") as log:
-                processes[name] = subprocess.Popen(
-                    [*args, *extra.get(name, [])],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+        for process in processes.values():
+            process.start(wait=False)
 
         def up_or_exited(name: str) -> bool:
-            return processes[name].poll() is not None or answers(found[name], PROBES[name].get)
+            process = processes[name].process
+            return process is None or process.poll() is not None or answers(found[name], PROBES[name].get)
 
         for name, port in found.items():
-            process = processes[name]
             wait_for(functools.partial(up_or_exited, name), START_TIMEOUT_S, f"hyp {name} on port {port}")
-            assert process.poll() is None, (work / f"{name.replace(' ', '')}.log").read_text()[-3000:]
+            assert processes[name].process.poll() is None, processes[name].log()[-3000:]
         found["pubsub"] = int(emulator.rest_url.rsplit(":", 1)[1])
         found["mlflow"] = int(mlflow_server.tracking_uri.rsplit(":", 1)[1])
         yield found
     finally:
         for process in processes.values():
-            stop_group(process)
+            process.stop()
         stop_emulator(emulator)
 
 

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from services.common.processes import stop_group, wait_healthy
 from services.processor.app import create_app
 from services.processor.settings import ProcessorSettings
 from services.testing import events
+from services.testing.hyp import HypProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -99,33 +97,11 @@ def make_app(s: ProcessorSettings, deadletter: Any = None):
     return create_app(s, deadletter=deadletter)
 
 
-class Service:
-    """One `hyp <command>` subprocess on a fixed port, restartable."""
+class Service(HypProcess):
+    """One `hyp <command>` subprocess on a fixed port, restartable (the kit's HypProcess)."""
 
     def __init__(self, command: str, port: int, env: dict[str, str], log: Path, health: str = "/health") -> None:
-        self.command, self.port, self.env, self.log, self.health = command, port, env, log, health
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", self.command, "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        wait_healthy(self.url + self.health, 120, process=self.process, what=f"hyp {self.command}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_group(self.process, timeout=20)
+        super().__init__(command, log_path=log, port=port, env=env, health=health)
 
 
 def fill_warehouse(
