@@ -1,5 +1,6 @@
 """The test kit, for hyp-local's own tests and for users' (docs/testing.md).
 
+- :mod:`services.testing.hyp`: one ``hyp <command>`` server as a subprocess (process group, log, health).
 - :mod:`services.testing.pubsub`: the emulator as a subprocess, private topics/subscriptions, bounded pulls.
 - :mod:`services.testing.push`: a push endpoint that records deliveries.
 - :mod:`services.testing.events`: purchase and page-view events in the workshop's shape.
