@@ -30,33 +30,40 @@ class DetectorOptions(PipelineOptions):
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Everything the pipeline builder needs, resolved and checked."""
+    """What the pipeline builder needs: the merged, checked settings (each field reads as ``cfg.<field>``,
+    so a new settings field needs nothing here), Beam's runner, and the names in full form."""
 
-    source: str
+    settings: DetectorSettings
     runner: str
-    project: str
-    subscription: str  # full path
-    detections_topic: str  # full path
-    deadletter_topic: str  # full path
-    emulator_host: str | None
-    warehouse_dir: str
-    scorer: str
-    tracking_uri: str
-    model_name: str
-    model_alias: str
-    reload_interval: float
-    batch_size: int
-    max_outstanding: int
-    ack_deadline: int
-    kafka_bootstrap_servers: str | None
-    kafka_topic: str
-    kafka_group: str
-    metrics_port: int
-    stop_after_idle: float
-    batch_linger_s: float = 0.05
-    commit_max_rows: int = 10_000
-    commit_interval_s: float = 1.0
-    compact_interval_s: float = 30.0
+
+    @property
+    def subscription(self) -> str:
+        return names.subscription(self.settings.project, self.settings.subscription)
+
+    @property
+    def detections_topic(self) -> str:
+        return names.topic(self.settings.project, self.settings.detections_topic)
+
+    @property
+    def deadletter_topic(self) -> str:
+        return names.topic(self.settings.project, self.settings.deadletter_topic)
+
+    @property
+    def emulator_host(self) -> str | None:
+        return self.settings.pubsub_emulator_host or None
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.settings.mlflow_tracking_uri
+
+    @property
+    def warehouse_dir(self) -> str:
+        return str(self.settings.warehouse_dir)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not above: the settings' fields
+        if name.startswith("_") or name == "settings":  # unpickling looks up __setstate__ before settings is set
+            raise AttributeError(name)
+        return getattr(self.settings, name)
 
 
 class OptionsError(ConfigError):
@@ -81,34 +88,7 @@ def config(options: PipelineOptions, settings: DetectorSettings) -> DetectorConf
         name = where(DetectorSettings, "source", {}, flagged)
         local = ", ".join(LOCAL_RUNNERS)
         raise OptionsError(name, f"local works only on {local}, not {runner}; use --source pubsub")
-    project = settings.project
-    return DetectorConfig(
-        source=settings.source,
-        runner=runner,
-        project=project,
-        subscription=names.subscription(project, settings.subscription),
-        detections_topic=names.topic(project, settings.detections_topic),
-        deadletter_topic=names.topic(project, settings.deadletter_topic),
-        emulator_host=settings.pubsub_emulator_host or None,
-        warehouse_dir=str(settings.warehouse_dir),
-        scorer=settings.scorer,
-        tracking_uri=settings.mlflow_tracking_uri,
-        model_name=settings.model_name,
-        model_alias=settings.model_alias,
-        reload_interval=settings.reload_interval,
-        batch_size=settings.batch_size,
-        max_outstanding=settings.max_outstanding,
-        ack_deadline=settings.ack_deadline,
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        kafka_topic=settings.kafka_topic,
-        kafka_group=settings.kafka_group,
-        metrics_port=settings.metrics_port,
-        stop_after_idle=settings.stop_after_idle,
-        batch_linger_s=settings.batch_linger_s,
-        commit_max_rows=settings.commit_max_rows,
-        commit_interval_s=settings.commit_interval_s,
-        compact_interval_s=settings.compact_interval_s,
-    )
+    return DetectorConfig(settings, runner)
 
 
 def resolve(options: PipelineOptions) -> DetectorConfig:

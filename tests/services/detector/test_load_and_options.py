@@ -140,3 +140,16 @@ def test_the_stacks_flink_command_line_resolves():
     cfg = resolve(options)
     assert (cfg.runner, cfg.kafka_bootstrap_servers, cfg.metrics_port) == ("FlinkRunner", "kafka:9092", 9464)
     assert options.get_all_options()["flink_master"] == "flink-jobmanager:8081"
+
+
+def test_the_config_reads_every_setting_and_survives_pickling():
+    """Beam pickles the config into its DoFns; a settings field needs no second declaration to be read."""
+    import pickle
+
+    from services.detector.settings import DetectorSettings
+
+    cfg = pickle.loads(pickle.dumps(_cfg("--commit-max-rows", "7", "--project", "p9")))
+    for name in DetectorSettings.model_fields:
+        getattr(cfg, name)
+    assert (cfg.commit_max_rows, cfg.project, cfg.runner) == (7, "p9", "BundleBasedDirectRunner")
+    assert cfg.deadletter_topic == "projects/p9/topics/hyp-deadletter"
