@@ -8,6 +8,13 @@ MLflow's /invocations and Vertex's :predict both accept) for single instances an
 
     .venv/bin/python benchmarks/endpoint_bench.py [--tracking-uri URI] [--duration 10]
 
+``--tree NAME=PATH`` (repeatable) benchmarks `hyp endpoint` from each code tree instead (e.g. a git
+worktree of the code before a change beside this one), all running at once on the same model, the
+cells interleaved (each batch size and connection count runs every tree before the next), same
+settings; ``--rounds N`` repeats the whole sequence so drifting machine load falls on every tree.
+
+    .venv/bin/python benchmarks/endpoint_bench.py --only hyp --tree before=/work/wt-before --tree after=. --rounds 2
+
 Nothing is downloaded: `mlflow models serve --env-manager local` uses this virtual environment.
 """
 
@@ -134,6 +141,30 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return process
 
 
+def start_endpoint(tree: Path, env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen, int]:
+    """`hyp endpoint` from a code tree (its own modules first on the path), on a free port, alias not polled."""
+    port = free_port()
+    cmd = [
+        PY,
+        "-m",
+        "services.cli",
+        "endpoint",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--reload-interval",
+        "0",
+    ]
+    tree_env = {**env, "PYTHONPATH": str(tree)}
+    out = open(log, "wb")  # noqa: SIM115 - open for the process's life
+    process = subprocess.Popen(
+        cmd, cwd=tree, env=tree_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    process.log_path = log  # type: ignore[attr-defined]
+    return process, port
+
+
 def ensure_champion(tracking_uri: str, work: Path, env: dict[str, str]) -> str:
     from models.registry import champion_version, client
 
@@ -165,6 +196,13 @@ def bodies(work: Path, sizes: list[int]) -> dict[int, Path]:
     return out
 
 
+def predict_path() -> str:
+    """The Vertex :predict path of the endpoint's default resource name."""
+    from services.common import names
+
+    return "/v1/" + names.endpoint("hyp-local", "europe-west1", "1") + ":predict"
+
+
 def run_load(port: int, path: str, body: Path, connections: int, duration: float) -> dict:
     cmd = [PY, __file__, "--load", "--port", str(port), "--path", path, "--body", str(body)]
     cmd += ["--connections", str(connections), "--duration", str(duration)]
@@ -180,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", default="1,8", help="concurrent client connections to try")
     parser.add_argument("--batch-sizes", default="1,1000", help="instances per request to try")
     parser.add_argument("--only", choices=["hyp", "mlflow"], help="benchmark one server only")
+    parser.add_argument(
+        "--tree", action="append", default=[], help="NAME=PATH: hyp endpoint from this code tree (repeatable)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat all cells this many times, interleaved")
     # the load tool's own mode
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -213,13 +255,13 @@ def main(argv: list[str] | None = None) -> int:
             payloads = bodies(work, sizes)
             servers = []
             if args.only in (None, "hyp"):
-                port = free_port()
-                cmd = [PY, "-m", "services.cli", "endpoint", "--port", str(port), "--workers", str(args.workers)]
-                processes.append(start([*cmd, "--reload-interval", "0"], env, work / "endpoint.log"))
-                wait_http(f"http://127.0.0.1:{port}/health", processes[-1])
-                servers.append(
-                    ("hyp endpoint", port, "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict")
-                )
+                trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree]
+                for name, tree in trees or [("", ROOT)]:
+                    process, port = start_endpoint(tree, env, args.workers, work / f"endpoint-{name}.log")
+                    processes.append(process)
+                    wait_http(f"http://127.0.0.1:{port}/health", process)
+                    label = f"hyp endpoint ({name})" if name else "hyp endpoint"
+                    servers.append((label, port, predict_path()))
             if args.only in (None, "mlflow"):
                 port = free_port()
                 mlflow_bin = str(Path(PY).with_name("mlflow"))
@@ -229,16 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                 wait_http(f"http://127.0.0.1:{port}/ping", processes[-1])
                 servers.append(("mlflow models serve", port, "/invocations"))
             results = []
-            for size in sizes:
-                for conns in connections:
-                    for name, port, path in servers:
-                        r = run_load(port, path, payloads[size], conns, args.duration)
-                        results.append({"server": name, "batch": size, "connections": conns, **r})
-                        print(
-                            f"  {name:20} batch={size:<5} conns={conns:<3} {r['rps']:9.1f} req/s  "
-                            f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
-                            file=sys.stderr,
-                        )
+            for size, conns in [(size, conns) for _ in range(args.rounds) for size in sizes for conns in connections]:
+                for name, port, path in servers:
+                    r = run_load(port, path, payloads[size], conns, args.duration)
+                    results.append({"server": name, "batch": size, "connections": conns, **r})
+                    print(
+                        f"  {name:20} batch={size:<5} conns={conns:<3} {r['rps']:9.1f} req/s  "
+                        f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
+                        file=sys.stderr,
+                    )
         finally:
             for process in reversed(processes):
                 stop_group(process)
@@ -274,6 +315,7 @@ def report(results: list[dict], version: str, args: argparse.Namespace) -> str:
             "|---:|---:|---:|---:|",
         ]
         lines += ratios
+    lines += tree_summary(results)
     one = by.get(("hyp endpoint", 1000, 1))
     if one:
         lines += [
@@ -284,6 +326,30 @@ def report(results: list[dict], version: str, args: argparse.Namespace) -> str:
     command = "python benchmarks/endpoint_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines += ["", f"Command: `{command.strip()}`"]
     return "\n".join(lines)
+
+
+def tree_summary(results: list[dict]) -> list[str]:
+    """With --tree: per cell, each tree's median requests/s and p99 over the rounds, and each later
+    tree's requests/s as a share of the first's."""
+    from statistics import median
+
+    trees = list(dict.fromkeys(r["server"] for r in results if r["server"].startswith("hyp endpoint (")))
+    if len(trees) < 2:
+        return []
+    cells = list(dict.fromkeys((r["batch"], r["connections"]) for r in results))
+    head = " | ".join(f"{t} req/s, p99 ms" for t in trees)
+    shares = " | ".join(f"{t} vs {trees[0]}" for t in trees[1:])
+    lines = ["", f"| instances/request | connections | {head} | {shares} |"]
+    lines.append("|---:|---:|" + "---:|" * (2 * len(trees) - 1))
+    for batch, conns in cells:
+        medians = []
+        for tree in trees:
+            runs = [r for r in results if (r["server"], r["batch"], r["connections"]) == (tree, batch, conns)]
+            medians.append((median(r["rps"] for r in runs), median(r["p99_ms"] for r in runs)))
+        cols = " | ".join(f"{rps:.0f}, {p99:.2f}" for rps, p99 in medians)
+        ratios = " | ".join(f"{rps / medians[0][0]:.2f}x" for rps, _ in medians[1:])
+        lines.append(f"| {batch} | {conns} | {cols} | {ratios} |")
+    return lines
 
 
 if __name__ == "__main__":

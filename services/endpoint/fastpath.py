@@ -150,10 +150,17 @@ class FastRoutes:
         """Answer the request when one of the routes matches it; False (nothing sent) when none does."""
         if scope["method"] != self.method:
             return False
-        matched = self.match(scope["path"])
-        if matched is None:
-            return False
-        route, path_params = matched
+        path = scope["path"]
+        route = self.exact.get(path)  # match(), inline: this runs for every request
+        path_params: dict[str, str] = {}
+        if route is None:
+            for candidate in self.patterns:
+                found = candidate.path_regex.match(path)
+                if found:
+                    route, path_params = candidate, found.groupdict()
+                    break
+            else:
+                return False
         scope["app"] = app
         scope["path_params"] = path_params
         response = await route(Request(scope, receive), path_params)

@@ -7,6 +7,7 @@ One :class:`Predictor` per app (``app.state.predictor``); routes get it through
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,23 @@ from starlette.concurrency import run_in_threadpool
 from services.common import names
 from services.endpoint.instances import Batch, InputError
 from services.endpoint.metrics import EndpointMetrics
+from services.endpoint.responses import raw_headers, tail
 from services.endpoint.serving import ModelHolder, ModelSource, ServedModel, predict_json
 from services.endpoint.settings import EndpointSettings
 
 
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What every answer of one model version carries, encoded once: headers and Vertex's fields."""
+
+    model: ServedModel
+    headers: list[tuple[bytes, bytes]]  # X-Model-Version
+    vertex_headers: list[tuple[bytes, bytes]]  # and the Vertex endpoint and deployed model ids
+    vertex_tail: bytes  # deployedModelId, model, modelDisplayName, modelVersionId after the predictions
 
 
 class Predictor:
@@ -34,6 +46,7 @@ class Predictor:
         self.name = names.endpoint(settings.project, settings.location, settings.endpoint_id)
         self.model_resource = names.model(settings.project, settings.location, settings.model_name)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._answers: Answers | None = None
 
     def _swapped(self, new: ServedModel, old: ServedModel | None) -> None:
         if old is not None:
@@ -47,6 +60,23 @@ class Predictor:
         if model is None:
             raise InputError(f"no model loaded yet ({self.holder.last_error or 'loading'})", status=503)
         return model
+
+    def answers(self, model: ServedModel) -> Answers:
+        """``model``'s :class:`Answers` (kept for the model last asked about: the one serving)."""
+        answers = self._answers
+        if answers is None or answers.model is not model:
+            s = self.settings
+            version = {"X-Model-Version": model.version}
+            ids = {"X-Vertex-AI-Endpoint-Id": s.endpoint_id, "X-Vertex-AI-Deployed-Model-Id": s.deployed_model_id}
+            rest = {
+                "deployedModelId": s.deployed_model_id,
+                "model": self.model_resource,
+                "modelDisplayName": model.name,
+                "modelVersionId": model.version,
+            }
+            answers = Answers(model, raw_headers(version), raw_headers({**version, **ids}), tail(rest))
+            self._answers = answers
+        return answers
 
     def check_resource(self, project: str, location: str, endpoint: str) -> None:
         """InputError(404) unless the URL names this endpoint, as Vertex answers."""

@@ -22,10 +22,19 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def with_predictions(predictions: bytes, rest: dict[str, Any] | None = None) -> bytes:
-    """``{"predictions": <already encoded>, **rest}`` without decoding or re-encoding the predictions."""
-    tail = orjson.dumps(rest)[1:] if rest else b"}"
-    return b'{"predictions":' + predictions + (b"," + tail if rest else tail)
+def tail(rest: dict[str, Any] | None = None) -> bytes:
+    """What follows the predictions in ``{"predictions": [...], **rest}``, encoded."""
+    return b"," + orjson.dumps(rest)[1:] if rest else b"}"
+
+
+def with_predictions(predictions: bytes, rest: bytes = b"}") -> bytes:
+    """``{"predictions": <already encoded>`` + ``rest`` (a :func:`tail`), the predictions never decoded."""
+    return b'{"predictions":' + predictions + rest
+
+
+def raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI sends them (lower-case latin-1 names and values)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 class JsonBytes(Response):
@@ -34,13 +43,14 @@ class JsonBytes(Response):
 
     media_type = JSON
 
-    def __init__(self, body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, body: bytes, status_code: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """``headers``: more headers, as :func:`raw_headers` lays them out."""
         self.status_code = status_code
         self.body = body
         self.background = None
         raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         if headers:
-            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            raw += headers
         self.raw_headers = raw
 
 

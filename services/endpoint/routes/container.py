@@ -33,7 +33,7 @@ async def answer(predictor: Predictor, body: RequestBody, route: str, *, vertex:
         model = predictor.served()
         batch = parse_any(payload, predictor.settings.max_instances, model.features)
         predictions = await predictor.score(model, batch, vertex=vertex)
-        return JsonBytes(with_predictions(predictions), headers={"X-Model-Version": model.version})
+        return JsonBytes(with_predictions(predictions), headers=predictor.answers(model).headers)
     except InputError as exc:
         status = exc.status
         return mlflow_error(exc.status, str(exc))

@@ -36,28 +36,17 @@ async def answer(
     model server's answer out) call, counted under ``verb``."""
     start = time.perf_counter()
     status = 200
-    settings, raw = predictor.settings, verb == "rawPredict"
+    raw = verb == "rawPredict"
     try:
         predictor.check_resource(project, location, endpoint)
         payload = loads(await body.read())
         model = predictor.served()
         parse = parse_any if raw else parse_vertex
-        batch = parse(payload, settings.max_instances, model.features)
+        batch = parse(payload, predictor.settings.max_instances, model.features)
         predictions = await predictor.score(model, batch, vertex=True)
-        headers = {
-            "X-Model-Version": model.version,
-            "X-Vertex-AI-Endpoint-Id": settings.endpoint_id,
-            "X-Vertex-AI-Deployed-Model-Id": settings.deployed_model_id,
-        }
-        if raw:
-            return JsonBytes(with_predictions(predictions), headers=headers)
-        rest = {
-            "deployedModelId": settings.deployed_model_id,
-            "model": predictor.model_resource,
-            "modelDisplayName": model.name,
-            "modelVersionId": model.version,
-        }
-        return JsonBytes(with_predictions(predictions, rest), headers=headers)
+        answers = predictor.answers(model)
+        rest = b"}" if raw else answers.vertex_tail
+        return JsonBytes(with_predictions(predictions, rest), headers=answers.vertex_headers)
     except InputError as exc:
         status = exc.status
         return google_error(exc.status, str(exc))
