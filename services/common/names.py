@@ -46,9 +46,14 @@ def model(project: str, location_id: str, model_id: str) -> str:
     return f"{location(project, location_id)}/models/{model_id}"
 
 
+def rest_url(base_url: str, name: str, version: str = "v1") -> str:
+    """The REST URL of a resource under a service's base URL: ``<base>/v1/<name>``."""
+    return f"{base_url.rstrip('/')}/{version}/{name}"
+
+
 def predict_url(base_url: str, project: str, location_id: str, endpoint_id: str) -> str:
     """The REST URL of an endpoint's ``:predict`` method (API version v1)."""
-    return f"{base_url.rstrip('/')}/v1/{endpoint(project, location_id, endpoint_id)}:predict"
+    return rest_url(base_url, endpoint(project, location_id, endpoint_id)) + ":predict"
 
 
 # The label the load generator puts on each event (attribute ``anomaly`` = "1"), read in SQL over the

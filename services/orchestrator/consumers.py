@@ -5,20 +5,18 @@ A consumer whose address is not configured is skipped, and the run record says s
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+from services.common import metric_names, names, prometheus
 
 
 def endpoint_version(base_url: str, endpoint_name: str, *, timeout: float = 5.0) -> str | None:
     """``modelVersionId`` of the first deployed model of the Endpoint resource (Vertex REST GET)."""
-    response = httpx.get(f"{base_url.rstrip('/')}/v1/{endpoint_name}", timeout=timeout)
+    response = httpx.get(names.rest_url(base_url, endpoint_name), timeout=timeout)
     response.raise_for_status()
     deployed = response.json().get("deployedModels") or []
     version = deployed[0].get("modelVersionId") if deployed else None
@@ -26,35 +24,31 @@ def endpoint_version(base_url: str, endpoint_name: str, *, timeout: float = 5.0)
 
 
 def detector_version(metrics_url: str, *, timeout: float = 5.0) -> str | None:
-    """The model version a Prometheus text page reports.
-
-    Accepted shapes: an info-style gauge with a ``model_version`` label (or a ``*model_version*`` gauge
-    with a ``version`` label, as the endpoint's) and a non-zero value, or a gauge whose name ends in
-    ``model_version`` and whose value is the version number.
-    """
+    """The model version the detector's /metrics page reports (:func:`version_from_metrics`)."""
     response = httpx.get(metrics_url, timeout=timeout)
     response.raise_for_status()
     return version_from_metrics(response.text)
 
 
 def version_from_metrics(text: str) -> str | None:
-    by_label: str | None = None
-    by_value: str | None = None
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or "model_version" not in match["name"] + (match["labels"] or ""):
-            continue
-        try:
-            value = float(match["value"])
-        except ValueError:
-            continue
-        labels = dict(_LABEL.findall(match["labels"] or ""))
-        label = labels.get("model_version") or (labels.get("version") if "model_version" in match["name"] else None)
-        if label and value != 0:
-            by_label = label
-        elif match["name"].endswith("model_version") and value > 0 and value.is_integer():
-            by_value = str(int(value))
-    return by_label or by_value
+    """The version a detector's or endpoint's /metrics page reports (names from services.common.metric_names).
+
+    The detector's gauge is 1 for the version in its ``model_version`` label, the endpoint's for the one in
+    its ``version`` label; a page whose version gauge carries no label gives the version as its value.
+    """
+    scrape = prometheus.parse(text)
+    for name, label in (
+        (metric_names.DETECTOR_MODEL_VERSION, metric_names.MODEL_VERSION),
+        (metric_names.ENDPOINT_MODEL_VERSION, "version"),
+    ):
+        samples = scrape.samples.get(name, [])
+        for sample in samples:
+            if sample.labels.get(label) and sample.value != 0:
+                return sample.labels[label]
+        for sample in samples:
+            if not sample.labels and sample.value > 0 and sample.value.is_integer():
+                return str(int(sample.value))
+    return None
 
 
 def wait_for_version(

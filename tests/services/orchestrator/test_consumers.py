@@ -1,30 +1,45 @@
 from services.orchestrator.consumers import version_from_metrics, wait_for_version
 
 
-def test_info_gauge_with_a_model_version_label():
-    text = (
-        "# HELP hyp_detector_model_info Model in use\n"
-        "# TYPE hyp_detector_model_info gauge\n"
-        'hyp_detector_model_info{model_name="purchase-anomaly",model_version="3"} 0.0\n'
-        'hyp_detector_model_info{model_name="purchase-anomaly",model_version="4"} 1.0\n'
-    )
-    assert version_from_metrics(text) == "4"
+def _detector_page(*versions: str) -> str:
+    """The detector's own /metrics text after scoring batches with ``versions`` in turn."""
+    from prometheus_client import generate_latest
+
+    from services.detector.batch import Batch
+    from services.detector.metrics import DetectorMetrics
+
+    metrics = DetectorMetrics()
+    for v in versions:
+        metrics.observe_batch(Batch(messages=(), received_at=0.0, model_version=v))
+    return generate_latest(metrics.registry).decode()
 
 
-def test_the_endpoints_gauge_with_a_version_label():
-    text = (
-        'hyp_endpoint_model_version{model="purchase-anomaly",version="5"} 1.0\n'
-        'hyp_endpoint_predictions_total{version="4"} 9.0\n'
-    )
-    assert version_from_metrics(text) == "5"
+def _endpoint_page(version: str) -> str:
+    from prometheus_client import generate_latest
+
+    from services.endpoint.metrics import EndpointMetrics
+
+    metrics = EndpointMetrics()
+    metrics.model_version.labels("purchase-anomaly", version).set(1)
+    metrics.predictions.labels("4").inc(9)
+    return generate_latest(metrics.registry).decode()
 
 
-def test_gauge_named_model_version_with_the_number_as_value():
+def test_the_detectors_page_gives_the_version_it_scores_with_now():
+    assert version_from_metrics(_detector_page("3", "4")) == "4"
+
+
+def test_the_endpoints_page_gives_the_version_it_serves():
+    assert version_from_metrics(_endpoint_page("5")) == "5"
+
+
+def test_a_version_gauge_without_labels_gives_its_value():
     assert version_from_metrics("hyp_detector_model_version 7.0\nother_metric 1\n") == "7"
 
 
 def test_no_version_reported():
     assert version_from_metrics("process_cpu_seconds_total 1.0\n") is None
+    assert version_from_metrics(_detector_page()) is None
 
 
 def test_wait_for_version_is_bounded_and_says_what_it_saw():
