@@ -1,6 +1,7 @@
-"""One ``hyp <command>`` as a real subprocess on a 127.0.0.1 port, for integration tests.
+"""``hyp`` commands as real subprocesses, for integration tests: :func:`run_hyp` runs one to completion,
+:class:`HypProcess` keeps a server running on a 127.0.0.1 port.
 
-It runs in its own process group (so stopping it stops its workers too), writes its output to a log
+A server runs in its own process group (so stopping it stops its workers too), writes its output to a log
 file (appended across restarts), and is healthy when ``GET <health>`` answers 200. For the Pub/Sub
 emulator, which picks its own ports, see :func:`services.testing.pubsub.start_emulator`.
 """
@@ -17,6 +18,20 @@ from services.common.processes import free_port, stop_group, wait_healthy
 
 # The folder that holds the ``services`` package: the repository in a checkout, site-packages when installed.
 REPO = Path(__file__).resolve().parents[2]
+
+
+def run_hyp(
+    *args: str, timeout: float = 300.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``hyp <args>`` to completion (bounded by ``timeout``), output captured as text; the caller checks the code."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=REPO,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class HypProcess:

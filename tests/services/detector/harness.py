@@ -19,6 +19,7 @@ import httpx
 
 from services.common import names
 from services.common.processes import free_port, stop_group, wait_for
+from services.testing.hyp import run_hyp
 from services.testing.pubsub import drain
 
 REPO = Path(__file__).resolve().parents[3]
@@ -191,11 +192,11 @@ def publish_events(
     extra: tuple[str, ...] = (),
 ) -> str:
     """Publish with `hyp loadgen` (a separate process, as in the stack); returns its JSON summary line."""
-    args = [sys.executable, "-m", "services.cli", "loadgen", "--topic", res.events_topic, "--emulator-host", res.host]
+    args = ["loadgen", "--topic", res.events_topic, "--emulator-host", res.host]
     args += ["--count", str(count), "--seed", str(seed), "--no-progress"]
     args += ["--rate", str(rate)] if rate else ["--max"]
     args += list(extra)  # e.g. ("--anomaly-rate", "value_spike=0.3")
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ})
+    result = run_hyp(*args, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"hyp loadgen failed: {result.stderr[-2000:]}")
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
