@@ -230,3 +230,12 @@ def test_lab_has_no_setting_flags() -> None:
     from services.labs.__main__ import command
 
     assert command().flags == []
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_help_exits_0_with_nothing_on_stderr(
+    name: str, clean: Callable[[dict[str, str]], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean({})
+    code, lines = hyp([name, "--help"], capsys)
+    assert (code, lines) == (0, [])
