@@ -58,29 +58,6 @@ def label_value(samples: Samples, name: str, label: str) -> str | None:
     return None
 
 
-def total(samples: Samples, name_part: str, **labels: str) -> float | None:
-    """Sum of the samples whose name contains ``name_part`` and carry ``labels``.
-
-    Guesses by substring: kept only while services/stack/up.py calls it; new code uses :func:`value`.
-    """
-    found = [
-        v
-        for n, lab, v in samples
-        if name_part in n
-        and not n.endswith("_created")
-        and all(_label_matches(lab.get(k), w) for k, w in labels.items())
-    ]
-    return sum(found) if found else None
-
-
-def label_of(samples: Samples, name_part: str, label: str) -> str | None:
-    """Substring twin of :func:`label_value`, kept only while services/stack/up.py calls it."""
-    for n, lab, v in samples:
-        if name_part in n and label in lab and v:
-            return lab[label]
-    return None
-
-
 @dataclass
 class WarehouseStats:
     events: int = 0

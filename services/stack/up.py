@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from services.common import metric_names
 from services.common.config import Command, ConfigError
-from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack import summary
@@ -116,7 +116,9 @@ class FirstDetection:
         if self.seconds is not None or time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.every_s
-        found = summary.total(summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics"), "anomalies")
+        found = summary.value(
+            summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics"), metric_names.DETECTOR_ANOMALIES
+        )
         if found:
             self.seconds = time.monotonic() - self.t0
             print(f"first detection {self.seconds:.1f} s after `hyp up` started (the detector, on hyp-detections)")
@@ -240,23 +242,11 @@ class Sampler:
             snap = summary.take(self.emulator, self.detector, self.warehouse, latest_after)
             self._stats = snap.warehouse
             return snap
-        # summary.take without the warehouse query (keep in step with it)
+        # summary.take without the warehouse query
         em = summary.scrape(self.emulator) if self.emulator else []
         det = summary.scrape(self.detector) if self.detector else []
         wh = dataclasses.replace(self._stats, latest=[]) if self._stats is not None else None
-        deadletter = summary.total(em, "messages_published", topic=DEADLETTER_TOPIC)
-        anomalies = summary.total(em, "messages_published", topic=DETECTIONS_TOPIC)
-        if anomalies is None:
-            anomalies = summary.total(det, "anomalies")
-        return summary.Snapshot(
-            at=now,
-            published=summary.total(em, "messages_published", topic=EVENTS_TOPIC),
-            detector_events=summary.total(det, "events"),
-            anomalies=anomalies if anomalies is not None or wh is None else float(wh.flagged),
-            deadlettered=deadletter if deadletter is not None else summary.total(det, "deadlettered"),
-            model_version=summary.label_of(det, "model_version", "model_version") or (wh.model_version if wh else None),
-            warehouse=wh,
-        )
+        return summary.from_samples(em, det, wh, at=now)
 
 
 def live(
