@@ -12,15 +12,10 @@ import pandas as pd
 import pytest
 
 from models import registry, training
+from services.testing.hyp import run_hyp as hyp
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def hyp(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_champion_loads_in_a_fresh_process_and_scores(champion) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from services.stack.up import port_in_use, select
+from services.testing.hyp import run_hyp as hyp
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,12 +37,6 @@ def free_ports():
     busy = [f"{s.name}:{port}" for s in plan for port in s.ports if port_in_use(port)]
     if busy:
         pytest.skip(f"ports in use on 127.0.0.1: {', '.join(busy)} (another stack is running)")
-
-
-def hyp(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 NOTE = re.compile(r"^\s+(\S+)\s+(?:healthy|done)\s+([\d.]+) s$", re.MULTILINE)  # hyp up's progress lines

@@ -15,6 +15,7 @@ from services.stack import definition as d
 from services.stack import processes as p
 from services.stack.healthcheck import probe
 from services.stack.up import port_in_use
+from services.testing.hyp import run_hyp as hyp
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +28,6 @@ def free_ports():
     busy = [port for port in PORTS if port_in_use(port)]
     if busy:
         pytest.skip(f"ports {busy} are in use on 127.0.0.1 (another emulator or stack is running)")
-
-
-def hyp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_detach_status_logs_down(free_ports, tmp_path):
