@@ -12,14 +12,13 @@ beside its uvicorn child and imports MLflow twice; this saves both. SIGTERM reac
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from models.settings import ModelSettings
-from services.common.config import Command, ConfigError, env_names
+from services.common.config import Command, ConfigError
 
 
 def server_command(
@@ -61,25 +60,10 @@ def command() -> Command[ModelSettings]:
     return cli
 
 
-def check_ranges(cli: Command[ModelSettings], args: argparse.Namespace, s: ModelSettings) -> None:
-    """Port and workers in range; the error names the flag when one was given, else the variable."""
-
-    def error(field: str, message: str) -> ConfigError:
-        flag = next(f for f in cli.flags if f.field == field)
-        given = getattr(args, flag.dest, None) is not None
-        return ConfigError(flag.flags[0] if given else env_names(ModelSettings, field)[0], message)
-
-    if not 0 < s.mlflow_port < 65536:
-        raise error("mlflow_port", f"must be 1..65535, got {s.mlflow_port}")
-    if s.mlflow_workers < 1:
-        raise error("mlflow_workers", f"must be at least 1, got {s.mlflow_workers}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     cli = command()
     try:
         args, s = cli.parse(argv)
-        check_ranges(cli, args, s)
     except ConfigError as exc:
         return cli.fail(exc)
     cmd = server_command(

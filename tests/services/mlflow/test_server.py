@@ -39,15 +39,15 @@ def test_postgres_backend_and_allowed_hosts(tmp_path: Path) -> None:
 
 def test_bad_port_is_a_one_line_error(capsys) -> None:
     assert mlflow_server.main(["--port", "70000"]) == 2
-    assert capsys.readouterr().err == "hyp mlflow: --port: must be 1..65535, got 70000\n"
+    assert capsys.readouterr().err == "hyp mlflow: --port: Input should be less than or equal to 65535\n"
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
         ("HYP_MLFLOW_PORT", "x", "HYP_MLFLOW_PORT: Input should be a valid integer"),
-        ("HYP_MLFLOW_PORT", "70000", "HYP_MLFLOW_PORT: must be 1..65535"),
-        ("HYP_MLFLOW_WORKERS", "0", "HYP_MLFLOW_WORKERS: must be at least 1"),
+        ("HYP_MLFLOW_PORT", "70000", "HYP_MLFLOW_PORT: Input should be less than or equal to 65535"),
+        ("HYP_MLFLOW_WORKERS", "0", "HYP_MLFLOW_WORKERS: Input should be greater than or equal to 1"),
     ],
 )
 def test_a_bad_variable_is_named_in_one_line(monkeypatch, capsys, variable: str, value: str, named: str) -> None:
