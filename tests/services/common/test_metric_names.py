@@ -55,6 +55,18 @@ def test_the_endpoints_and_orchestrators_names():
         assert [k for k, v in _names(prefix).items() if not _exposes(scrape, v)] == [], prefix
 
 
+def test_the_processors_names():
+    from services.processor.metrics import ProcessorMetrics
+
+    metrics = ProcessorMetrics()
+    metrics.outcomes.labels("ok").inc()
+    metrics.latency.observe(0.01)
+    metrics.endpoint_call(3, 0.005)
+    scrape = _page(metrics.registry)
+    assert [k for k, v in _names("PROCESSOR_").items() if not _exposes(scrape, v)] == []
+    assert scrape.samples[m.PROCESSOR_PUSHES][0].labels == {"outcome": "ok"}
+
+
 def test_the_emulators_names_and_labels():
     from services.pubsub import metrics
 
