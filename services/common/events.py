@@ -1,4 +1,4 @@
-"""The purchase-event contract (ARCHITECTURE.md): parsing, validation, flattening.
+"""The purchase-event contract (docs/architecture.md, Contracts): parsing, validation, flattening.
 
 Events are GA4-style data-layer objects. Ground truth (``anomaly``,
 ``anomaly_kind``, ...) travels in Pub/Sub message attributes, never here.
