@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "processor": ("services.processor.__main__", "run the Cloud-Run-style inference processing service"),
     "orchestrator": ("services.orchestrator.__main__", "retrain and promote on new data or drift"),
     "console": ("services.console.__main__", "serve the web console"),
+    "storage": ("services.storage.__main__", "serve Cloud Storage's JSON API on a local folder"),
+    "bigquery": ("services.bigquery.__main__", "serve BigQuery's REST API over the warehouse (port 9050)"),
     "sql": ("services.warehouse.sql_cli", "run DuckDB SQL over the warehouse tables"),
     "warehouse": ("services.warehouse.admin_cli", "warehouse housekeeping (compaction, table stats)"),
     "up": ("services.stack.up", "start the whole stack as local processes"),

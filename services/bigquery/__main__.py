@@ -1,0 +1,50 @@
+"""`hyp bigquery`: BigQuery's REST API over the warehouse folder (port 9050), for Google's client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.bigquery.settings import BigQuerySettings
+    from services.common.config import Command
+
+
+def command() -> Command[BigQuerySettings]:
+    from services.bigquery.settings import BigQuerySettings
+    from services.common.config import Command
+
+    cli = Command(
+        "bigquery",
+        BigQuerySettings,
+        description="Serve BigQuery's REST API (v2) over the warehouse folder for Google's google-cloud-bigquery "
+        "client: set BIGQUERY_EMULATOR_HOST=http://HOST:PORT and use anonymous credentials.",
+    )
+    cli.flag("host", help="bind address")
+    cli.flag("port", help="port")
+    cli.flag("warehouse_dir", help="warehouse folder (tables live under its _bigquery folder)")
+    cli.flag("max_request_bytes", help="largest request body accepted")
+    cli.flag("dedup_window_s", "--dedup-window", help="seconds an insertId is remembered")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.common.config import ConfigError
+    from services.common.logs import setup_logging
+
+    cli = command()
+    try:
+        _, settings = cli.parse(argv)
+    except ConfigError as exc:
+        return cli.fail(exc)
+    setup_logging(settings.log_level)
+
+    from services.bigquery.app import create_app
+    from services.common.serve import serve
+
+    serve(create_app(settings), settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The FastAPI app of `hyp bigquery`: the REST routes, BigQuery's error shape, /health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.bigquery.settings import BigQuerySettings
+
+
+def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
+    import orjson
+    from fastapi import FastAPI, Request, Response
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    from services.bigquery import routes
+    from services.bigquery.catalog import Catalog
+    from services.bigquery.errors import BigQueryError
+
+    app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.catalog = Catalog(settings.warehouse_dir, settings.dedup_window_s, settings.dedup_max_ids)
+
+    def error(exc: BigQueryError) -> Response:
+        return Response(orjson.dumps(exc.body()), status_code=exc.code, media_type="application/json")
+
+    @app.exception_handler(BigQueryError)
+    async def bigquery_error(request: Request, exc: BigQueryError) -> Response:
+        return error(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        reason = {404: "notFound", 405: "badRequest"}.get(exc.status_code, "invalid")
+        message = f"Not found: URL {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return error(BigQueryError(exc.status_code, reason, message))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error(BigQueryError(400, "invalid", f"Invalid request: {exc.errors()[0].get('msg', '')}"))
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(routes.router())
+    return app

@@ -1,0 +1,409 @@
+"""Datasets and tables of `hyp bigquery`, kept under the warehouse folder.
+
+``<warehouse>/_bigquery/<project>/<dataset>/dataset.json`` holds a dataset's resource,
+``.../tables/<table>/table.json`` a table's, and the table's rows are Parquet files beside it in
+``date=<partition>`` folders written by the warehouse's own atomic writer (services/warehouse/writer.py)
+and read back through its live-file listing (services/warehouse/live.py): a file is whole or absent, so
+a kill -9 loses no committed row and leaves no half row. Metadata files are replaced atomically too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from services.bigquery import errors
+from services.bigquery.names import check_dataset, check_project, check_table
+from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields
+from services.warehouse.live import live_files
+from services.warehouse.writer import write_atomic
+
+ROOT = "_bigquery"
+UNPARTITIONED = "date=__UNPARTITIONED__"
+NULL_PARTITION = "date=__NULL__"
+PARTITION_TYPES = ("DAY",)  # HOUR, MONTH and YEAR partitioning: not yet
+
+
+def _now_ms() -> str:
+    return str(int(time.time() * 1000))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class InsertResult:
+    inserted: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)  # BigQuery's insertErrors
+
+
+class _Dedup:
+    """insertIds seen in the last ``window_s`` seconds, at most ``max_ids`` (best effort, as on BigQuery)."""
+
+    def __init__(self, window_s: float, max_ids: int) -> None:
+        self.window_s, self.max_ids = window_s, max_ids
+        self.seen: OrderedDict[str, float] = OrderedDict()
+
+    def _prune(self, now: float) -> None:
+        while self.seen and (len(self.seen) > self.max_ids or next(iter(self.seen.values())) < now - self.window_s):
+            self.seen.popitem(last=False)
+
+    def fresh(self, ids: Iterable[str | None]) -> list[bool]:
+        """For each id: True unless it was seen (None is always fresh); does not record them."""
+        self._prune(time.monotonic())
+        out, batch = [], set()
+        for i in ids:
+            dup = i is not None and (i in self.seen or i in batch)
+            out.append(not dup)
+            if i is not None:
+                batch.add(i)
+        return out
+
+    def record(self, ids: Iterable[str]) -> None:
+        now = time.monotonic()
+        for i in ids:
+            self.seen[i] = now
+            self.seen.move_to_end(i)
+        self._prune(now)
+
+
+class Catalog:
+    """Datasets and tables of every project under ``warehouse_dir``; one lock for metadata changes."""
+
+    def __init__(
+        self, warehouse_dir: str | os.PathLike[str], dedup_window_s: float = 60.0, dedup_max_ids: int = 1_000_000
+    ):
+        self.warehouse_dir = Path(warehouse_dir)
+        self.root = self.warehouse_dir / ROOT
+        self.lock = threading.Lock()
+        self.dedup_window_s, self.dedup_max_ids = dedup_window_s, dedup_max_ids
+        self._dedup: dict[tuple[str, str, str], _Dedup] = {}
+
+    # -- paths
+    def _dataset_dir(self, project: str, dataset: str) -> Path:
+        return self.root / check_project(project) / check_dataset(dataset)
+
+    def _table_dir(self, project: str, dataset: str, table: str) -> Path:
+        return self._dataset_dir(project, dataset) / "tables" / check_table(table)
+
+    # -- datasets
+    def create_dataset(self, project: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        ref = body.get("datasetReference") or {}
+        dataset = ref.get("datasetId")
+        if not isinstance(dataset, str):
+            raise errors.invalid("Required parameter is missing: datasetReference.datasetId", "datasetReference")
+        if ref.get("projectId") not in (None, project):
+            raise errors.invalid("The project in the dataset reference differs from the request's project.")
+        folder = self._dataset_dir(project, dataset)
+        with self.lock:
+            if (folder / "dataset.json").exists():
+                raise errors.duplicate(f"Dataset {project}:{dataset}")
+            now = _now_ms()
+            resource = {
+                "kind": "bigquery#dataset",
+                "id": f"{project}:{dataset}",
+                "datasetReference": {"projectId": project, "datasetId": dataset},
+                "location": body.get("location") or "US",
+                "creationTime": now,
+                "lastModifiedTime": now,
+                "etag": now,
+            }
+            for key in ("description", "friendlyName", "labels", "defaultTableExpirationMs"):
+                if key in body:
+                    resource[key] = body[key]
+            _write_json(folder / "dataset.json", resource)
+        return resource
+
+    def get_dataset(self, project: str, dataset: str) -> dict[str, Any]:
+        resource = _read_json(self._dataset_dir(project, dataset) / "dataset.json")
+        if resource is None:
+            raise errors.not_found(f"Dataset {project}:{dataset}")
+        return resource
+
+    def update_dataset(self, project: str, dataset: str, body: Mapping[str, Any], replace: bool) -> dict[str, Any]:
+        with self.lock:
+            resource = self.get_dataset(project, dataset)
+            for key in ("description", "friendlyName", "labels", "defaultTableExpirationMs"):
+                if key in body:
+                    resource[key] = body[key]
+                elif replace:
+                    resource.pop(key, None)
+            resource["lastModifiedTime"] = resource["etag"] = _now_ms()
+            _write_json(self._dataset_dir(project, dataset) / "dataset.json", resource)
+        return resource
+
+    def list_datasets(self, project: str) -> list[dict[str, Any]]:
+        folder = self.root / check_project(project)
+        out = []
+        for path in sorted(folder.glob("*/dataset.json")):
+            resource = _read_json(path)
+            if resource is not None:
+                out.append(resource)
+        return out
+
+    def delete_dataset(self, project: str, dataset: str, delete_contents: bool) -> None:
+        with self.lock:
+            self.get_dataset(project, dataset)
+            folder = self._dataset_dir(project, dataset)
+            if not delete_contents and any((folder / "tables").glob("*/table.json")):
+                raise errors.BigQueryError(400, "resourceInUse", f"Dataset {project}:{dataset} is still in use")
+            # rename first (atomic: the dataset is gone), then remove the files
+            grave = folder.with_name(f".deleted-{dataset}-{time.time_ns()}")
+            os.replace(folder, grave)
+            shutil.rmtree(grave, ignore_errors=True)
+            for key in [k for k in self._dedup if k[:2] == (project, dataset)]:
+                del self._dedup[key]
+
+    # -- tables
+    def create_table(self, project: str, dataset: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        ref = body.get("tableReference") or {}
+        table = ref.get("tableId")
+        if not isinstance(table, str):
+            raise errors.invalid("Required parameter is missing: tableReference.tableId", "tableReference")
+        fields = parse_fields((body.get("schema") or {}).get("fields"))
+        partitioning = self._partitioning(body.get("timePartitioning"), fields)
+        if "view" in body or "materializedView" in body or "externalDataConfiguration" in body:
+            raise errors.invalid("Views and external tables are not supported by hyp bigquery yet.")
+        folder = self._table_dir(project, dataset, table)
+        with self.lock:
+            dataset_resource = self.get_dataset(project, dataset)
+            if (folder / "table.json").exists():
+                raise errors.duplicate(f"Table {project}:{dataset}.{table}")
+            now = _now_ms()
+            resource: dict[str, Any] = {
+                "kind": "bigquery#table",
+                "id": f"{project}:{dataset}.{table}",
+                "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+                "schema": {"fields": [f.to_api() for f in fields]},
+                "type": "TABLE",
+                "location": dataset_resource.get("location", "US"),
+                "creationTime": now,
+                "lastModifiedTime": now,
+                "etag": now,
+            }
+            if partitioning is not None:
+                resource["timePartitioning"] = partitioning
+            for key in ("description", "friendlyName", "labels", "expirationTime", "clustering"):
+                if key in body:
+                    resource[key] = body[key]
+            _write_json(folder / "table.json", resource)
+        return self._with_stats(resource, folder)
+
+    @staticmethod
+    def _partitioning(raw: Any, fields: tuple[Field, ...]) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            raise errors.invalid("Invalid timePartitioning.", "timePartitioning")
+        kind = raw.get("type", "DAY")
+        if kind not in PARTITION_TYPES:
+            raise errors.invalid(f"timePartitioning type {kind} is not supported by hyp bigquery (only DAY).")
+        column = raw.get("field")
+        if column is not None:
+            match = [f for f in fields if f.name.lower() == str(column).lower()]
+            if not match or match[0].type not in ("TIMESTAMP", "DATE", "DATETIME") or match[0].mode == "REPEATED":
+                raise errors.invalid(
+                    f"The field specified for time partitioning can only be of type TIMESTAMP, DATE or DATETIME. "
+                    f"The type found is: {match[0].type if match else 'missing'}.",
+                    "timePartitioning",
+                )
+        return dict(raw) | {"type": kind}
+
+    def _load_table(self, project: str, dataset: str, table: str) -> tuple[dict[str, Any], Path]:
+        folder = self._table_dir(project, dataset, table)
+        resource = _read_json(folder / "table.json")
+        if resource is None:
+            self.get_dataset(project, dataset)  # a missing dataset is reported as such
+            raise errors.not_found(f"Table {project}:{dataset}.{table}")
+        return resource, folder
+
+    def get_table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
+        resource, folder = self._load_table(project, dataset, table)
+        return self._with_stats(resource, folder)
+
+    def update_table(
+        self, project: str, dataset: str, table: str, body: Mapping[str, Any], replace: bool
+    ) -> dict[str, Any]:
+        with self.lock:
+            resource, folder = self._load_table(project, dataset, table)
+            if "schema" in body:
+                old = parse_fields(resource["schema"].get("fields"))
+                new = parse_fields((body.get("schema") or {}).get("fields"))
+                _check_schema_change(old, new)
+                resource["schema"] = {"fields": [f.to_api() for f in new]}
+            for key in ("description", "friendlyName", "labels", "expirationTime"):
+                if key in body:
+                    resource[key] = body[key]
+                elif replace:
+                    resource.pop(key, None)
+            resource["lastModifiedTime"] = resource["etag"] = _now_ms()
+            _write_json(folder / "table.json", resource)
+        return self._with_stats(resource, folder)
+
+    def list_tables(self, project: str, dataset: str) -> list[dict[str, Any]]:
+        self.get_dataset(project, dataset)
+        out = []
+        for path in sorted((self._dataset_dir(project, dataset) / "tables").glob("*/table.json")):
+            resource = _read_json(path)
+            if resource is not None:
+                out.append(resource)
+        return out
+
+    def delete_table(self, project: str, dataset: str, table: str) -> None:
+        with self.lock:
+            _, folder = self._load_table(project, dataset, table)
+            grave = folder.with_name(f".deleted-{time.time_ns()}")
+            os.replace(folder, grave)
+            shutil.rmtree(grave, ignore_errors=True)
+            self._dedup.pop((project, dataset, table), None)
+
+    def fields(self, project: str, dataset: str, table: str) -> tuple[Field, ...]:
+        resource, _ = self._load_table(project, dataset, table)
+        return parse_fields(resource["schema"].get("fields"))
+
+    def files(self, project: str, dataset: str, table: str) -> list[Path]:
+        """The table's live Parquet files (whole, not replaced by a merged file)."""
+        _, folder = self._load_table(project, dataset, table)
+        return live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir)))
+
+    def _with_stats(self, resource: dict[str, Any], folder: Path) -> dict[str, Any]:
+        rows = size = 0
+        for path in live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir))):
+            try:
+                rows += pq.read_metadata(path).num_rows
+                size += path.stat().st_size
+            except FileNotFoundError:  # replaced by compaction meanwhile
+                continue
+        return resource | {"numRows": str(rows), "numBytes": str(size)}
+
+    # -- rows
+    def insert_all(
+        self,
+        project: str,
+        dataset: str,
+        table: str,
+        rows: list[Any],
+        *,
+        skip_invalid: bool,
+        ignore_unknown: bool,
+    ) -> InsertResult:
+        """tabledata.insertAll: convert every row, then write the valid ones (all or nothing unless
+        ``skip_invalid``), as one file per partition; rows whose insertId was seen are dropped."""
+        resource, folder = self._load_table(project, dataset, table)
+        fields = parse_fields(resource["schema"].get("fields"))
+        converted: list[dict[str, Any] | None] = []
+        result = InsertResult()
+        for index, entry in enumerate(rows):
+            if not isinstance(entry, Mapping) or "json" not in entry:
+                error = RowError("", "Each row needs a json object.")
+            else:
+                try:
+                    converted.append(convert_row(entry["json"], fields, ignore_unknown))
+                    continue
+                except RowError as exc:
+                    error = exc
+            converted.append(None)
+            result.errors.append(
+                {
+                    "index": index,
+                    "errors": [
+                        {"reason": "invalid", "location": error.location, "debugInfo": "", "message": error.message}
+                    ],
+                }
+            )
+        if result.errors and not skip_invalid:
+            bad = {e["index"] for e in result.errors}
+            stopped = {"reason": "stopped", "location": "", "debugInfo": "", "message": ""}
+            result.errors += [{"index": i, "errors": [stopped]} for i in range(len(rows)) if i not in bad]
+            result.errors.sort(key=lambda e: e["index"])
+            return result
+        ids = [entry.get("insertId") if isinstance(entry, Mapping) else None for entry in rows]
+        ids = [str(i) if i not in (None, "") else None for i in ids]
+        key = (project, dataset, table)
+        with self.lock:
+            dedup = self._dedup.setdefault(key, _Dedup(self.dedup_window_s, self.dedup_max_ids))
+            fresh = dedup.fresh(ids)
+            keep = [r for r, ok in zip(converted, fresh, strict=True) if r is not None and ok]
+            if keep:
+                self._write(resource, fields, folder, keep)
+            dedup.record(i for i, r in zip(ids, converted, strict=True) if i is not None and r is not None)
+        result.inserted = len(keep)
+        return result
+
+    def _write(
+        self, resource: Mapping[str, Any], fields: tuple[Field, ...], folder: Path, rows: list[dict[str, Any]]
+    ) -> None:
+        try:
+            data = pa.Table.from_pylist(rows, schema=arrow_schema(fields))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise errors.invalid(f"Rows do not match the table's schema: {exc}") from None
+        partitioning = resource.get("timePartitioning")
+        if partitioning is None:
+            write_atomic(data, folder / UNPARTITIONED)
+            return
+        column = partitioning.get("field")
+        if column is None:  # ingestion-time partitioning: today's date (UTC)
+            write_atomic(data, folder / f"date={datetime.now(UTC):%Y-%m-%d}")
+            return
+        name = next(f.name for f in fields if f.name.lower() == str(column).lower())
+        values = data.column(name)
+        if pa.types.is_date(values.type):
+            days = pc.strftime(pc.cast(values, pa.timestamp("s")), format="%Y-%m-%d")
+        else:
+            days = pc.strftime(values, format="%Y-%m-%d")
+        for day in pc.unique(days).to_pylist():
+            mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
+            part = f"date={day}" if day is not None else NULL_PARTITION
+            write_atomic(data.filter(mask), folder / part)
+
+
+def _check_schema_change(old: tuple[Field, ...], new: tuple[Field, ...]) -> None:
+    """tables.patch/update may add NULLABLE or REPEATED columns and relax REQUIRED to NULLABLE; nothing else."""
+    by_name = {f.name.lower(): f for f in new}
+    for field_ in old:
+        changed = by_name.get(field_.name.lower())
+        if changed is None:
+            raise errors.invalid(f"Provided Schema does not match Table. Field {field_.name} is missing in new schema")
+        if changed.type != field_.type:
+            raise errors.invalid(
+                f"Provided Schema does not match Table. Field {field_.name} has changed type "
+                f"from {field_.type} to {changed.type}"
+            )
+        if changed.mode != field_.mode and not (field_.mode == "REQUIRED" and changed.mode == "NULLABLE"):
+            raise errors.invalid(
+                f"Provided Schema does not match Table. Field {field_.name} has changed mode "
+                f"from {field_.mode} to {changed.mode}"
+            )
+        if field_.type == "RECORD":
+            _check_schema_change(field_.fields, changed.fields)
+    names = {f.name.lower() for f in old}
+    for added in new:
+        if added.name.lower() not in names and added.mode == "REQUIRED":
+            raise errors.invalid(f"Provided Schema does not match Table. Cannot add required field {added.name}")

@@ -1,0 +1,169 @@
+"""The REST surface (``/bigquery/v2/...``) Google's client calls: datasets, tables, tabledata.insertAll.
+
+Handlers read the body themselves (bounded by ``max_request_bytes``), run the catalog's blocking work
+in the thread pool and answer BigQuery's resources as JSON; errors are errors.BigQueryError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from services.bigquery.catalog import Catalog
+from services.bigquery.errors import BigQueryError, invalid
+from services.bigquery.settings import BigQuerySettings
+
+PREFIX = "/bigquery/v2/projects/{project}"
+DEFAULT_PAGE = 50
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog  # type: ignore[no-any-return]
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    settings: BigQuerySettings = request.app.state.settings
+    limit = settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise invalid(f"Request payload size exceeds the limit: {limit} bytes.")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise invalid(f"Request payload size exceeds the limit: {limit} bytes.")
+    if not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BigQueryError(400, "parseError", f"Parse error: {exc}") from None
+    if not isinstance(body, dict):
+        raise BigQueryError(400, "parseError", "The request body must be a JSON object.")
+    return body
+
+
+def _page(request: Request, items: list[dict[str, Any]], key: str, kind: str) -> dict[str, Any]:
+    try:
+        start = int(request.query_params.get("pageToken") or 0)
+        size = int(request.query_params.get("maxResults") or DEFAULT_PAGE)
+    except ValueError:
+        raise invalid("Invalid pageToken or maxResults.") from None
+    if start < 0 or size < 1:
+        raise invalid("Invalid pageToken or maxResults.")
+    out: dict[str, Any] = {"kind": kind, "etag": str(len(items)), key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextPageToken"] = str(start + size)
+    if key == "tables":
+        out["totalItems"] = len(items)
+    return out
+
+
+def _dataset_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "id", "datasetReference", "location", "labels", "friendlyName")
+    return {k: resource[k] for k in keys if k in resource}
+
+
+def _table_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "id", "tableReference", "type", "creationTime", "timePartitioning", "labels", "friendlyName")
+    return {k: resource[k] for k in keys if k in resource}
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+
+    # -- datasets
+    @api.post(PREFIX + "/datasets")
+    async def create_dataset(project: str, request: Request) -> Response:
+        body = await _body(request)
+        return _json(await run_in_threadpool(_catalog(request).create_dataset, project, body))
+
+    @api.get(PREFIX + "/datasets")
+    async def list_datasets(project: str, request: Request) -> Response:
+        items = await run_in_threadpool(_catalog(request).list_datasets, project)
+        return _json(_page(request, [_dataset_entry(d) for d in items], "datasets", "bigquery#datasetList"))
+
+    @api.get(PREFIX + "/datasets/{dataset}")
+    async def get_dataset(project: str, dataset: str, request: Request) -> Response:
+        return _json(await run_in_threadpool(_catalog(request).get_dataset, project, dataset))
+
+    @api.patch(PREFIX + "/datasets/{dataset}")
+    async def patch_dataset(project: str, dataset: str, request: Request) -> Response:
+        body = await _body(request)
+        return _json(await run_in_threadpool(_catalog(request).update_dataset, project, dataset, body, False))
+
+    @api.put(PREFIX + "/datasets/{dataset}")
+    async def update_dataset(project: str, dataset: str, request: Request) -> Response:
+        body = await _body(request)
+        return _json(await run_in_threadpool(_catalog(request).update_dataset, project, dataset, body, True))
+
+    @api.delete(PREFIX + "/datasets/{dataset}")
+    async def delete_dataset(project: str, dataset: str, request: Request) -> Response:
+        contents = request.query_params.get("deleteContents", "false").lower() == "true"
+        await run_in_threadpool(_catalog(request).delete_dataset, project, dataset, contents)
+        return Response(status_code=204)
+
+    # -- tables
+    @api.post(PREFIX + "/datasets/{dataset}/tables")
+    async def create_table(project: str, dataset: str, request: Request) -> Response:
+        body = await _body(request)
+        return _json(await run_in_threadpool(_catalog(request).create_table, project, dataset, body))
+
+    @api.get(PREFIX + "/datasets/{dataset}/tables")
+    async def list_tables(project: str, dataset: str, request: Request) -> Response:
+        items = await run_in_threadpool(_catalog(request).list_tables, project, dataset)
+        return _json(_page(request, [_table_entry(t) for t in items], "tables", "bigquery#tableList"))
+
+    @api.get(PREFIX + "/datasets/{dataset}/tables/{table}")
+    async def get_table(project: str, dataset: str, table: str, request: Request) -> Response:
+        return _json(await run_in_threadpool(_catalog(request).get_table, project, dataset, table))
+
+    @api.patch(PREFIX + "/datasets/{dataset}/tables/{table}")
+    async def patch_table(project: str, dataset: str, table: str, request: Request) -> Response:
+        body = await _body(request)
+        catalog = _catalog(request)
+        return _json(await run_in_threadpool(catalog.update_table, project, dataset, table, body, False))
+
+    @api.put(PREFIX + "/datasets/{dataset}/tables/{table}")
+    async def update_table(project: str, dataset: str, table: str, request: Request) -> Response:
+        body = await _body(request)
+        catalog = _catalog(request)
+        return _json(await run_in_threadpool(catalog.update_table, project, dataset, table, body, True))
+
+    @api.delete(PREFIX + "/datasets/{dataset}/tables/{table}")
+    async def delete_table(project: str, dataset: str, table: str, request: Request) -> Response:
+        await run_in_threadpool(_catalog(request).delete_table, project, dataset, table)
+        return Response(status_code=204)
+
+    # -- tabledata
+    @api.post(PREFIX + "/datasets/{dataset}/tables/{table}/insertAll")
+    async def insert_all(project: str, dataset: str, table: str, request: Request) -> Response:
+        body = await _body(request)
+        rows = body.get("rows") or []
+        if not isinstance(rows, list):
+            raise invalid("rows must be a list.", "rows")
+        settings: BigQuerySettings = request.app.state.settings
+        if len(rows) > settings.max_rows_per_request:
+            raise invalid(f"too many rows present in the request, limit: {settings.max_rows_per_request}", "rows")
+        result = await run_in_threadpool(
+            _catalog(request).insert_all,
+            project,
+            dataset,
+            table,
+            rows,
+            skip_invalid=bool(body.get("skipInvalidRows")),
+            ignore_unknown=bool(body.get("ignoreUnknownValues")),
+        )
+        out: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
+        if result.errors:
+            out["insertErrors"] = result.errors
+        return _json(out)
+
+    return api

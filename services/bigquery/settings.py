@@ -1,0 +1,19 @@
+"""Settings of `hyp bigquery` (port 9050, the port the community emulator uses)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class BigQuerySettings(CommonSettings):
+    host: str = Field("127.0.0.1", validation_alias="HYP_BIGQUERY_HOST")
+    port: int = Field(9050, ge=1, le=65535, validation_alias="HYP_BIGQUERY_PORT")
+    # tabledata.insertAll's documented limits: 10 MB per HTTP request, 50,000 rows per request
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_REQUEST_BYTES")
+    max_rows_per_request: int = Field(50_000, ge=1, validation_alias="HYP_BIGQUERY_MAX_ROWS_PER_REQUEST")
+    # insertId de-duplication is best effort, as on BigQuery: ids seen within this window (seconds)
+    dedup_window_s: float = Field(60.0, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_WINDOW_S")
+    # and at most this many ids remembered per table (bounded memory)
+    dedup_max_ids: int = Field(1_000_000, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_MAX_IDS")
