@@ -1,0 +1,53 @@
+"""The `hyp storage` app: the routers, the JSON API's error shape for every failure, ``GET /health``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from services.storage.errors import ApiError
+
+if TYPE_CHECKING:
+    from services.storage.settings import StorageSettings
+
+
+def create_app(settings: StorageSettings) -> FastAPI:
+    from services.storage.routes import buckets, objects, uploads
+    from services.storage.store import Store
+    from services.storage.uploads import Sessions
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = Store(settings.data_dir, settings.default_location).open()
+        app.state.sessions = Sessions(app.state.store)
+        yield
+
+    app = FastAPI(title="hyp storage", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.include_router(buckets.router)
+    app.include_router(objects.router)
+    app.include_router(uploads.router)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        reason = {404: "notFound", 405: "methodNotAllowed"}.get(exc.status_code, "invalid")
+        return JSONResponse(ApiError(exc.status_code, reason, str(exc.detail)).body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(ApiError(400, "invalid", str(exc.errors()[0].get("msg"))).body(), status_code=400)
+
+    return app

@@ -1,0 +1,50 @@
+"""Atomic files: write to a temporary file, fsync, rename into place, fsync the folder.
+
+A rename is the commit point: a process killed at any moment leaves either the old file or the new
+one at the final path, never a partial one. Temporary files live in one folder of the same file
+system (``tmp/``), emptied at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(tmp_dir: Path) -> Path:
+    return tmp_dir / f"{uuid.uuid4().hex}.tmp"
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Move a finished (already fsynced) temporary file to ``final`` atomically and durably."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def write_bytes(tmp_dir: Path, final: Path, data: bytes) -> None:
+    tmp = temp_path(tmp_dir)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    commit(tmp, final)
+
+
+def write_json(tmp_dir: Path, final: Path, value: Any) -> None:
+    write_bytes(tmp_dir, final, json.dumps(value, sort_keys=True).encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_bytes())
