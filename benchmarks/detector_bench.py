@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from services.common.processes import cpu_seconds  # noqa: E402
-from tests.fixtures.pubsub import start_emulator, stop_emulator  # noqa: E402
+from services.testing.pubsub import start_emulator  # noqa: E402
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector  # noqa: E402
 
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         stock = throughput(emulator, work, "pubsub", args.stock_events, scorer_args, timeout=300)
         cpu = cpu_use(emulator, work, scorer_args, args.cpu_seconds, [200.0, 2000.0]) if args.cpu_seconds else {}
     finally:
-        stop_emulator(emulator)
+        emulator.stop()
 
     lost = local["events"] - local["distinct"]
     stock_lost = stock["events"] - stock["distinct"]

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.common.processes import free_port, stop_group
+from services.common.processes import free_port, stop_group, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -117,21 +117,13 @@ def load_main(args: argparse.Namespace) -> int:
 
 
 def wait_http(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = getattr(process, "log_path", None)
-            tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{tail}")
-        try:
-            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+    """The kit's wait_healthy, with the tail of the server's log in the error."""
+    try:
+        wait_healthy(url, timeout, process=process, what=" ".join(map(str, process.args[:4])))
+    except (RuntimeError, TimeoutError) as exc:
+        log = getattr(process, "log_path", None)
+        tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
+        raise type(exc)(f"{exc}:\n{tail}") from None
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -77,7 +77,7 @@ def main() -> int:
             ("`--to parquet --max` (warehouse `cloud_run`)", args.parquet_events, *best_of(r, parquet), ">= 200,000")
         )
 
-        from tests.fixtures.pubsub import start_emulator, stop_emulator_process, unique
+        from services.testing.pubsub import start_emulator, unique
 
         emulator = start_emulator(tmp / "emulator")
         try:
@@ -91,7 +91,7 @@ def main() -> int:
 
             rows.append(("`--to pubsub --max` into the emulator (raw gRPC)", n, *best_of(r, pubsub), ">= 50,000"))
         finally:
-            stop_emulator_process(emulator.process)
+            emulator.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

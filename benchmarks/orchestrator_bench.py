@@ -42,17 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     from loadgen.generator import EventGenerator
     from loadgen.scenario import load
     from loadgen.sinks.parquet import ParquetSink
+    from services.common import names
     from services.common.processes import stop_group as stop
+    from services.common.processes import wait_for
     from services.orchestrator import consumers
     from services.orchestrator.modelops import ModelsPackageOps
     from services.orchestrator.params import RunParams
     from services.orchestrator.runner import Orchestrator
     from services.orchestrator.sensors import Sensors
     from services.orchestrator.settings import OrchestratorSettings
+    from services.testing.hyp import HypProcess
+    from services.testing.pubsub import start_emulator
     from tests.fixtures.mlflow import start_mlflow
-    from tests.fixtures.pubsub import start_emulator, stop_emulator
     from tests.services.detector.harness import Resources, start_detector
-    from tests.services.orchestrator.test_integration import Publisher, _start_endpoint
+    from tests.services.orchestrator.test_integration import Publisher
 
     tmp = Path(tempfile.mkdtemp(prefix="hyp-orch-bench-"))
     server = start_mlflow(tmp / "mlflow")
@@ -69,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         sink.send(gen.next_columns(n_base), time.time())
         sink.flush()
 
-        endpoint, endpoint_url = _start_endpoint(server.tracking_uri, "purchase-anomaly", tmp / "endpoint.log")
+        # not waited on: it answers /health once the bootstrap run below has made a first @champion
+        endpoint = HypProcess(
+            "endpoint", "--mlflow-tracking-uri", server.tracking_uri, "--model-name", "purchase-anomaly",
+            "--reload-interval", "1", log_path=tmp / "endpoint.log",
+        ).start(wait=False)  # fmt: skip
+        endpoint_url = endpoint.url
         settings = OrchestratorSettings(_env_file=None).model_copy(
             update={
                 "data_dir": tmp / "orch",
@@ -97,12 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         publisher = Publisher(gen, res, rate=args.rate)
         publisher.thread.start()
         detector.wait_up()
-        deadline = time.monotonic() + 120
-        while consumers.version_from_metrics(httpx.get(detector.metrics_url).text) != v1:
-            if time.monotonic() > deadline:
-                print(f"the detector did not score with v{v1}:\n{detector.log()[-2000:]}", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+        try:
+            wait_for(
+                lambda: consumers.version_from_metrics(httpx.get(detector.metrics_url).text) == v1,
+                120,
+                f"the detector to score with v{v1}",
+                interval=0.2,
+            )
+        except TimeoutError as exc:
+            print(f"{exc}:\n{detector.log()[-2000:]}", file=sys.stderr)
+            return 1
         orch.settings = settings = settings.model_copy(update={"detector_metrics_url": detector.metrics_url})
 
         sensors = Sensors(orch)
@@ -111,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             gen.configure(gen.config.model_copy(update={"drift": load("drift").phases[-1].drift}))
             t0 = time.monotonic()
         marks: dict[str, float] = {}
-        name = f"projects/{settings.project}/locations/{settings.location}/endpoints/{settings.endpoint_id}"
+        predict = names.predict_url(endpoint_url, settings.project, settings.location, settings.endpoint_id)
         run = None
         record: dict[str, Any] | None
         while time.monotonic() - t0 < args.timeout:
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 if v2 and "endpoint" not in marks:
                     answer = httpx.post(
-                        f"{endpoint_url}/v1/{name}:predict",
+                        predict,
                         json={"instances": [{"tax": 9, "shipping": 5, "value": 60}]},
                     )
                     if answer.status_code == 200 and answer.json().get("modelVersionId") == v2:
@@ -180,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         if sensors is not None:
             sensors.join()
         if endpoint is not None:
-            stop(endpoint)
+            endpoint.stop()
         if detector is not None:
             detector.stop()
-        stop_emulator(emulator)
+        emulator.stop()
         stop(server.process)
 
 

@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.common.processes import cpu_seconds, free_port, stop_group
+from services.common.processes import cpu_seconds, free_port, stop_group, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -78,7 +78,9 @@ async def _push(port: int, bodies: list[bytes], rate: float, concurrency: int) -
 
     async def exchange(conn: list, body: bytes) -> int:
         """One request on the worker's keep-alive connection, reconnecting once if the server closed it."""
-        head = f"POST / HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+        # Host: the processor's own name (services/common/serve.py answers any other with 400)
+        head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(body)}"
         for attempt in (1, 2):
             if not conn:
                 conn[:] = await asyncio.open_connection("127.0.0.1", port)
@@ -151,23 +153,16 @@ def load_main(port: int, bodies_file: str, rate: float, concurrency: int) -> int
 # --- orchestration ---------------------------------------------------------------------------------
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> float:
-    import httpx
-
+def healthy_after(url: str, process: subprocess.Popen, timeout: float) -> float:
+    """Seconds until ``url`` answers 200 (the kit's wait_healthy, which polls every 0.25 s)."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
-                return time.monotonic() - start
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
+    wait_healthy(url, timeout, process=process, what="hyp processor")
+    return time.monotonic() - start
 
 
 def start_processor(tree: Path, warehouse: Path, endpoint_port: int, log: Path) -> tuple[subprocess.Popen, int]:
+    """`hyp processor` from a code tree (cwd and PYTHONPATH: that tree's modules first). Not the kit's HypProcess,
+    which runs this checkout's code; endpoint_bench's start_endpoint is the same pattern for the endpoint."""
     port = free_port()
     env = {
         **os.environ,
@@ -187,7 +182,7 @@ def run_case(tree: Path, work: Path, endpoint_port: int, rate: float, n: int, co
     warehouse = Path(tempfile.mkdtemp(dir=work, prefix="wh-"))
     process, port = start_processor(tree, warehouse, endpoint_port, work / "processor.log")
     try:
-        healthy_s = wait_healthy(f"http://127.0.0.1:{port}/health", process, 120)
+        healthy_s = healthy_after(f"http://127.0.0.1:{port}/health", process, 120)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
         def push(count: int) -> dict:
@@ -218,7 +213,7 @@ def startup_case(tree: Path, work: Path, endpoint_port: int, fill: int) -> float
         fill_warehouse(warehouse, fill)
     process, port = start_processor(tree, warehouse, endpoint_port, work / "processor.log")
     try:
-        return wait_healthy(f"http://127.0.0.1:{port}/health", process, 300)
+        return healthy_after(f"http://127.0.0.1:{port}/health", process, 300)
     except TimeoutError:
         return float("inf")
     finally:
@@ -252,14 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             start_new_session=True,
         )
         try:
-            import httpx
-
-            for _ in range(200):
-                try:
-                    httpx.get(f"http://127.0.0.1:{endpoint_port}/health", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_healthy(f"http://127.0.0.1:{endpoint_port}/health", 20, process=endpoint, what="the test endpoint")
             rows = []
             for name, tree in trees:
                 filled = startup_case(tree, work, endpoint_port, args.fill) if args.fill else float("nan")

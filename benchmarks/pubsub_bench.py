@@ -34,7 +34,7 @@ import grpc
 import httpx
 from google.pubsub_v1 import types
 
-from services.common.processes import cpu_seconds
+from services.common.processes import cpu_seconds, stop_group, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench"
@@ -42,24 +42,31 @@ PAYLOAD = b"x" * 200
 
 
 def start(workdir: Path, repo: Path = REPO) -> tuple[subprocess.Popen, str, str]:
+    """`hyp pubsub` from ``repo`` (cwd and PYTHONPATH), empty topology. Not the kit's start_emulator, which runs
+    this checkout's code only: ``--repo`` compares another one."""
     log = workdir / "pubsub.log"
     cmd = [sys.executable, "-m", "services.cli", "pubsub", "--port", "0", "--rest-port", "0", "--topology", "none"]
     env = {**os.environ, "PYTHONPATH": str(repo), "HYP_LOG_LEVEL": "INFO"}
     env.pop("PUBSUB_EMULATOR_HOST", None)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def serving() -> tuple[str, str] | None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hyp pubsub exited with {proc.returncode}")
         for line in log.read_text().splitlines():
             if '"pubsub emulator serving"' in line:
                 entry = json.loads(line)
                 if httpx.get(f"http://{entry['rest']}/", timeout=2).text == "Ok.":
-                    return proc, entry["grpc"], f"http://{entry['rest']}"
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"emulator did not start:\n{log.read_text()[-2000:]}")
+                    return entry["grpc"], f"http://{entry['rest']}"
+        return None
+
+    try:
+        host, rest = wait_for(serving, 30, "hyp pubsub to answer GET /", interval=0.05)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_group(proc, timeout=10)
+        raise SystemExit(f"emulator did not start ({exc}):\n{log.read_text()[-2000:]}") from None
+    return proc, host, rest
 
 
 def rss_mib(pid: int) -> float:
@@ -254,9 +261,7 @@ class Receiver:
         self._port, self._count, self._max = ctx.Value("i", 0), ctx.Value("q", 0), ctx.Value("i", 0)
         self.proc = ctx.Process(target=_receiver_main, args=(delay, self._port, self._count, self._max), daemon=True)
         self.proc.start()
-        deadline = time.monotonic() + 30
-        while not self._port.value and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: self._port.value, 30, "the push receiver's port", interval=0.05)
         self.url = f"http://127.0.0.1:{self._port.value}/push"
 
     @property

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.common.processes import wait_for  # noqa: E402
 from services.stack import definition as d  # noqa: E402
 from services.stack import processes as p  # noqa: E402
 from services.stack.summary import warehouse_stats  # noqa: E402
@@ -126,14 +127,17 @@ def bench_local(rows: list[tuple[str, str, str]], notes: list[str], warm_runs: i
         # memory: detached stack, once detections flow
         subprocess.run([PY, "-m", "services.cli", "up", "--detach", "--home", str(home)], cwd=ROOT, check=True)
         try:
-            deadline = time.monotonic() + 180
             before = warehouse_stats(home / "warehouse")
             start_flagged = before.flagged if before else 0
-            while time.monotonic() < deadline:
+
+            def detecting() -> bool:
                 stats = warehouse_stats(home / "warehouse")
-                if stats and stats.flagged > start_flagged:
-                    break
-                time.sleep(2)
+                return stats is not None and stats.flagged > start_flagged
+
+            try:
+                wait_for(detecting, 180, "a new detection in the warehouse", interval=2.0)
+            except TimeoutError as exc:
+                notes.append(f"- memory measured without new detections: {exc}")
             time.sleep(15)  # steady state with events flowing
             recorded = p.recorded(home / "run")
             by_leader = _rss_by_session([pid for pid, _ in recorded.values()])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import uuid
 
 import httpx
@@ -12,20 +11,17 @@ import pytest
 
 from services.stack import definition as d
 from services.stack.images import ROOT
+from services.testing.hyp import run_hyp
 from services.testing.stack import port_override
 
 pytestmark = pytest.mark.docker
-
-
-def _hyp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_save_then_load_restores_the_emulator_image(hyp_pubsub, tmp_path):
     # hyp_pubsub built the image; save it, remove it, load it back, start it without building
     tag = d.IMAGES["pubsub"].tag
     tarball = tmp_path / "images.tar"
-    saved = _hyp("images", "save", "--image", "pubsub", "--output", str(tarball))
+    saved = run_hyp("images", "save", "--image", "pubsub", "--output", str(tarball))
     assert saved.returncode == 0, saved.stderr
     assert tarball.stat().st_size > 10_000_000
     # a second tag stands in for "removed": loading must bring back the saved image id
@@ -33,7 +29,7 @@ def test_save_then_load_restores_the_emulator_image(hyp_pubsub, tmp_path):
     subprocess.run(["docker", "tag", tag, "hyp-local/pubsub:keep"], check=True)
     subprocess.run(["docker", "rmi", tag], check=True, capture_output=True)
     try:
-        loaded = _hyp("images", "load", "--input", str(tarball))
+        loaded = run_hyp("images", "load", "--input", str(tarball))
         assert loaded.returncode == 0, loaded.stderr
         after = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True)
         assert after.stdout == before.stdout
@@ -69,5 +65,5 @@ def _compose_starts_without_build_or_pull(tmp_path) -> None:
 def test_load_names_a_missing_tarball(tmp_path):
     if shutil.which("docker") is None:  # `hyp images` asks for the CLI first (no engine needed here)
         pytest.skip("no docker CLI on PATH")
-    result = _hyp("images", "load", "--input", str(tmp_path / "nope.tar"))
+    result = run_hyp("images", "load", "--input", str(tmp_path / "nope.tar"))
     assert result.returncode == 1 and "no tarball" in result.stderr

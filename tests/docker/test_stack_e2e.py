@@ -4,31 +4,18 @@ detections and warehouse rows with the right counts, `docker compose down -v` (t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 
+from services.common import names
+from services.common.processes import wait_for
 from services.common.settings import DETECTIONS_TOPIC
-from services.stack.images import ROOT
+from services.testing.hyp import run_hyp
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 EVENTS = 5000
-
-
-def _poll(what: str, check, timeout_s: float = 240.0, every_s: float = 2.0):
-    """Call ``check`` until it returns a truthy value; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every_s)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s (last: {last!r})")
 
 
 def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
@@ -39,19 +26,13 @@ def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
         request={"name": detections_sub, "topic": hyp_stack.topic(DETECTIONS_TOPIC), "ack_deadline_seconds": 60}
     )
     loadgen = ["loadgen", "--to", "pubsub", "--emulator-host", hyp_stack.pubsub_host, "--count", str(EVENTS)]
-    sent = subprocess.run(
-        [sys.executable, "-m", "services.cli", *loadgen, "--max", "--seed", "7", "--run-id", run_id, "--no-progress"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    sent = run_hyp(*loadgen, "--max", "--seed", "7", "--run-id", run_id, "--no-progress", timeout=300)
     assert sent.returncode == 0, sent.stderr
     report = json.loads(sent.stdout.strip().splitlines()[-1])
     assert report["sent"] == EVENTS and report["anomalies"] > 0
 
-    mine = f"json_extract_string(attributes, '$.run_id') = '{run_id}'"
-    label = "json_extract_string(attributes, '$.anomaly') = '1'"
+    mine = f"{names.attribute_sql('run_id')} = '{run_id}'"
+    label = names.LABEL_SQL
 
     def landed():
         rows = hyp_stack.sql(
@@ -60,7 +41,7 @@ def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
         counts = {r["source"]: r["n"] for r in rows}
         return counts if counts.get("detector") == EVENTS and counts.get("processor") == EVENTS else None
 
-    _poll(f"{EVENTS} events in cloud_run from the detector and the processor", landed)
+    wait_for(landed, 240, f"{EVENTS} events in cloud_run from the detector and the processor", interval=2.0)
 
     verdicts = hyp_stack.sql(
         f"""SELECT count(DISTINCT message_id) AS scored,
@@ -88,5 +69,5 @@ def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
             )
         return len(seen) >= verdicts["flagged"]
 
-    _poll("detections on hyp-detections", detections, timeout_s=60, every_s=0.1)
+    wait_for(detections, 60, "detections on hyp-detections", interval=0.1)
     assert len(seen) == verdicts["flagged"]

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from services.common.processes import free_port, stop_group
+from services.common.processes import free_port, stop_group, wait_for, wait_healthy
 from services.common.settings import DETECTIONS_TOPIC, EVENTS_TOPIC
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,36 +46,6 @@ pytestmark = [
 ]
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0, trust_env=False).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def emulator_addresses(fixture: object) -> tuple[str, str]:
-    """(gRPC host:port, REST base URL) of the shared emulator fixture; REST defaults to port + 1."""
-    host = fixture if isinstance(fixture, str) else None
-    for attr in ("host", "emulator_host", "address", "grpc_host"):
-        value = getattr(fixture, attr, None)
-        if host is None and isinstance(value, str) and ":" in value:
-            host = value
-    if host is None:
-        raise TypeError(f"cannot tell the emulator's host:port from {fixture!r}")
-    host = host.removeprefix("http://")
-    rest = getattr(fixture, "rest_url", None)
-    if not isinstance(rest, str):
-        name, port = host.rsplit(":", 1)
-        rest_port = getattr(fixture, "rest_port", None) or int(port) + 1
-        rest = f"http://{name}:{rest_port}"
-    return host, rest
-
-
 @pytest.fixture(scope="module")
 def stand_in() -> Iterator[tuple[subprocess.Popen, str]]:
     """A stand-in for the endpoint: any process answering GET /health, stopped by a test."""
@@ -89,7 +59,7 @@ def stand_in() -> Iterator[tuple[subprocess.Popen, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/health")
+        wait_healthy(url + "/health", 20, process=proc, what="the stand-in endpoint")
         yield proc, url
     finally:
         if proc.poll() is None:
@@ -101,7 +71,7 @@ def stand_in() -> Iterator[tuple[subprocess.Popen, str]]:
 def console(pubsub_emulator, stand_in, tmp_path_factory) -> Iterator[dict[str, str]]:
     from services.warehouse import append
 
-    host, rest = emulator_addresses(pubsub_emulator)
+    host, rest = pubsub_emulator.host, pubsub_emulator.rest_url
     warehouse = tmp_path_factory.mktemp("warehouse")
     row = {"subscription_name": "s", "publish_time": datetime(2026, 11, 22), "data": "{}"}
     append(warehouse, "pubsub_direct", [{**row, "message_id": str(i)} for i in range(5)])
@@ -131,11 +101,13 @@ def console(pubsub_emulator, stand_in, tmp_path_factory) -> Iterator[dict[str, s
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/health")
-        deadline = time.monotonic() + 15
-        while not httpx.get(url + "/api/snapshot", trust_env=False).json()["live"]["feeds"]["healthy"]:
-            assert time.monotonic() < deadline, "the console's subscriptions did not start"
-            time.sleep(0.2)
+        wait_healthy(url + "/health", 20, process=proc, what="hyp console")
+        wait_for(
+            lambda: httpx.get(url + "/api/snapshot", trust_env=False).json()["live"]["feeds"]["healthy"],
+            15,
+            "the console's subscriptions to start",
+            interval=0.2,
+        )
         yield {"url": url, "emulator": host}
     finally:
         stop_group(proc)

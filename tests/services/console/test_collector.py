@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.common.processes import free_port
+from services.common.processes import free_port, wait_for
 from services.console import sources
 from services.console.collector import MAX_CHAMPIONS, Collector
 from services.console.live import LiveAnomalies
@@ -158,7 +158,6 @@ def test_caches_stay_bounded(tmp_path):
 def test_an_open_page_is_a_watcher_until_it_goes(tmp_path):
     """Through the real app and server: an SSE stream brings the fast cadence; closing it ends it."""
     import json
-    import time
 
     import httpx
 
@@ -176,8 +175,10 @@ def test_an_open_page_is_a_watcher_until_it_goes(tmp_path):
                 if len(snapshots) == 2:  # the one there was, then a refresh the page brought at once
                     break
         assert snapshots[1]["watchers"] == 1 and snapshots[1]["refresh_s"] == 0.2
-        deadline = time.monotonic() + 10
-        while (snap := httpx.get(url + "/api/snapshot", trust_env=False).json())["watchers"]:
-            assert time.monotonic() < deadline, "the closed stream still counts as a watcher"
-            time.sleep(0.1)
+
+        def released() -> dict[str, Any] | None:
+            snap = httpx.get(url + "/api/snapshot", trust_env=False).json()
+            return None if snap["watchers"] else snap
+
+        snap = wait_for(released, 10, "the closed stream to stop counting as a watcher", interval=0.1)
         assert snap["refresh_s"] == 3600

@@ -9,6 +9,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from services.common.processes import wait_for
 from services.detector import local_read
 from services.detector.batch import Batch, Message
 from tests.services.detector.helpers import FAKES, FakeSubscriber, fake_client
@@ -57,10 +58,10 @@ def test_streams_batches_acks_after_downstream_and_drains():
         | beam.ParDo(local_read.AcknowledgeFn(config))
     )
     result = p.run()
-    deadline = time.monotonic() + 90
-    while len(fake.acked) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    local_read.stop_all()
+    try:
+        wait_for(lambda: len(fake.acked) >= n, 90, f"all {n} messages acknowledged", interval=0.05)
+    finally:
+        local_read.stop_all()
     done = threading.Event()
     threading.Thread(target=lambda: (result.wait_until_finish(), done.set()), daemon=True).start()
     try:
@@ -84,16 +85,12 @@ def test_flow_control_stops_pulling_at_max_outstanding():
     )
     sub = local_read.LocalSubscription(config).start()
     try:
-        deadline = time.monotonic() + 10
-        while sub.pulled < 1000 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: sub.pulled >= 1000, 10, "1000 messages pulled", interval=0.01)
         time.sleep(0.2)  # give the loop time to overshoot, if it would
         assert sub.pulled == 1000 and sub.outstanding == 1000
         taken = sub.take(600)
         sub.acknowledge([m.ack_id for m in taken])
-        deadline = time.monotonic() + 10
-        while sub.pulled < 1600 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: sub.pulled >= 1600, 10, "1600 messages pulled", interval=0.01)
         assert sub.pulled == 1600 and sub.outstanding == 1000
     finally:
         sub.close()

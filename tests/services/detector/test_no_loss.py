@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+from services.common.processes import wait_for
 from services.warehouse.query import query
 from tests.services.detector.harness import Resources, publish_events, start_detector
 
@@ -33,11 +34,8 @@ def test_sigkill_mid_run_then_restart_loses_nothing(pubsub_emulator, tmp_path, r
             return query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]["n"]
 
         second.wait_events(EVENTS - int(handled), 300)  # at least what the first one did not finish
-        import time
-
-        deadline = time.monotonic() + 120  # leases of the killed process expire (10 s), then those replay
-        while distinct() < EVENTS and time.monotonic() < deadline:
-            time.sleep(1.0)
+        # leases of the killed process expire (10 s), then those replay
+        wait_for(lambda: distinct() >= EVENTS, 120, f"{EVENTS} distinct events in the warehouse", interval=1.0)
     finally:
         assert second.stop() == 0, second.log()[-3000:]
     row = query(

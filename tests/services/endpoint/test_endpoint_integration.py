@@ -6,11 +6,11 @@ other tests sharing the session's MLflow server are not disturbed.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
+from services.common import names
+from services.common.processes import wait_for
 from services.endpoint.app import create_app
 from services.endpoint.model_source import MlflowSource
 from services.endpoint.settings import EndpointSettings
@@ -18,7 +18,7 @@ from services.testing.asgi import serve_in_thread
 from services.testing.vertex import vertex_endpoint
 
 pytestmark = pytest.mark.integration
-PREDICT = "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"
+PREDICT = names.predict_url("", "hyp-local", "europe-west1", "1")
 NORMAL = {"tax": 7.6, "shipping": 4.99, "value": 40.0}
 SPIKE = {"tax": 7.6, "shipping": 4.99, "value": 1_000_000.1}
 
@@ -57,13 +57,15 @@ def test_alias_move_switches_the_served_version_without_a_failed_request(champio
             first = http.post(PREDICT, json={"instances": [NORMAL]})
             assert first.json()["modelVersionId"] == champion.version
             c.set_registered_model_alias(champion.model_name, alias, moved.version)
-            versions = []
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (not versions or versions[-1] != str(moved.version)):
+            versions: list[str] = []
+
+            def moved_over() -> bool:
                 r = http.post(PREDICT, json={"instances": [NORMAL, SPIKE]})
                 assert r.status_code == 200, r.text  # no request fails while the new version loads
                 versions.append(r.json()["modelVersionId"])
-            assert versions[-1] == str(moved.version)
+                return versions[-1] == str(moved.version)
+
+            wait_for(moved_over, 60, f"version {moved.version} served", interval=0.01)
             assert set(versions) <= {champion.version, str(moved.version)}
             assert f'version="{moved.version}"' in http.get("/metrics").text
     finally:

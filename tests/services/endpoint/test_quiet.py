@@ -6,17 +6,18 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 
 import httpx
 from fastapi.testclient import TestClient
 
+from services.common import names
+from services.common.processes import wait_for
 from services.common.serve import TICK_S, quiet_server
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
 from tests.services.endpoint.helpers import FakeSource, TinyKMeans
 
-PREDICT = "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"
+PREDICT = names.predict_url("", "hyp-local", "europe-west1", "1")
 
 
 def test_a_batch_is_one_vectorised_model_call_and_requests_log_nothing_at_info(caplog):
@@ -56,10 +57,12 @@ def test_the_quiet_server_answers_with_a_date_and_stops_on_request():
     server = quiet_server(uvicorn.Config(app, log_config=None, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the server's thread ended before it started"
+        return bool(server.started)
+
+    wait_for(started, 20, "the quiet server to start", interval=0.05)
     r = httpx.get(f"http://127.0.0.1:{sock.getsockname()[1]}/", trust_env=False)
     assert r.text == "ok" and r.headers["date"].endswith("GMT")
     server.should_exit = True

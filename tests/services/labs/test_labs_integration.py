@@ -9,29 +9,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from services.common.processes import free_port
+from services.testing.hyp import REPO as ROOT
+from services.testing.hyp import run_hyp
 from tests.fixtures.pubsub import unique
 
-ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "lab", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_hyp("lab", *args, timeout=timeout, env=env)
 
 
 def lab_env(tmp: Path, emulator, mlflow) -> dict[str, str]:

@@ -2,16 +2,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from services.mlflow import server as mlflow_server
+from services.testing.hyp import HypProcess
 
 
 def test_command_uses_sqlite_and_served_artifacts_under_the_data_dir(tmp_path: Path) -> None:
@@ -71,33 +67,22 @@ def test_dry_run_prints_the_command(capsys, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_server_runs_in_one_process_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`hyp mlflow` serves from its own process (no uvicorn child beside a `mlflow server` parent)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "mlflow.log").open("wb")
-    cmd = [sys.executable, "-m", "services.cli", "mlflow", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HYP_MLFLOW_WORKERS": "1"})
+    mlflow = HypProcess(
+        "mlflow",
+        "--data-dir",
+        str(tmp_path / "data"),
+        log_path=tmp_path / "mlflow.log",
+        env={**os.environ, "HYP_MLFLOW_WORKERS": "1"},
+    )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "hyp mlflow not healthy in 120 s"
-            time.sleep(0.2)
+        mlflow.start(timeout=120)
+        proc = mlflow.process
+        assert proc is not None
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert children == [], f"expected one process, found children {children}"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status says SIGTERM
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        log.flush()
-        assert "Application shutdown complete" in (tmp_path / "mlflow.log").read_text()
+        assert "Application shutdown complete" in mlflow.log()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+        mlflow.stop()

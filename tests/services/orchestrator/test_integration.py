@@ -13,8 +13,6 @@ measured from the detector's own verdicts, per scoring version, and asserted to 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,12 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.processes import free_port, stop_group, wait_for
+from services.common import names
+from services.common.processes import wait_for
+from services.testing.hyp import HypProcess
 from tests.services.detector.harness import Resources, start_detector
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
 
-ROOT = Path(__file__).resolve().parents[3]
 ANOMALY_RATE = 0.03
 
 
@@ -95,21 +94,6 @@ class Publisher:
         if not self.closed:
             self.closed = True
             self.sink.close()
-
-
-def _start_endpoint(tracking_uri: str, model_name: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "services.cli", "endpoint", "--port", str(port)),
-            *("--mlflow-tracking-uri", tracking_uri, "--model-name", model_name, "--reload-interval", "1"),
-        ],
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return process, f"http://127.0.0.1:{port}"
 
 
 def _settings(tmp_path: Path, tracking_uri: str, model_name: str, **overrides):
@@ -179,7 +163,12 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
         res, warehouse, tmp_path, "--tracking-uri", mlflow_server.tracking_uri, "--model-name", model_name,
         "--reload-interval", "1", "--detector-batch-size", "1000",
     )  # fmt: skip
-    endpoint, endpoint_url = _start_endpoint(mlflow_server.tracking_uri, model_name, tmp_path / "endpoint.log")
+    # not waited on: the endpoint answers /health once a first @champion exists, which the first run makes
+    endpoint = HypProcess(
+        "endpoint", "--mlflow-tracking-uri", mlflow_server.tracking_uri, "--model-name", model_name,
+        "--reload-interval", "1", log_path=tmp_path / "endpoint.log",
+    ).start(wait=False)  # fmt: skip
+    endpoint_url = endpoint.url
     publisher = Publisher(stream.gen, res)
     orch = sensors = None
     try:
@@ -237,11 +226,9 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
         print(f"consumers: {second['consumers']}")
         assert second["consumers"]["endpoint"]["status"] == "confirmed", second["consumers"]
         assert second["consumers"]["detector"]["status"] == "confirmed", second["consumers"]
-        assert detector.process.poll() is None and endpoint.poll() is None, "a consumer restarted"
-        name = f"projects/{settings.project}/locations/{settings.location}/endpoints/{settings.endpoint_id}"
-        answer = httpx.post(
-            f"{endpoint_url}/v1/{name}:predict", json={"instances": [{"tax": 9.0, "shipping": 5.0, "value": 60.0}]}
-        )
+        assert detector.process.poll() is None and endpoint.process.poll() is None, "a consumer restarted"
+        predict = names.predict_url(endpoint_url, settings.project, settings.location, settings.endpoint_id)
+        answer = httpx.post(predict, json={"instances": [{"tax": 9.0, "shipping": 5.0, "value": 60.0}]})
         assert answer.status_code == 200 and answer.json()["modelVersionId"] == v2
 
         # 4. precision and recall on the drifted stream recover: the detector's verdicts, v1 vs v2
@@ -273,7 +260,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
             orch.stop()
         if sensors is not None:
             sensors.join()
-        stop_group(endpoint)
+        endpoint.stop()
         assert detector.stop() == 0, detector.log()[-3000:]
 
 

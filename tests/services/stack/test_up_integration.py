@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from services.common.processes import wait_for
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack.healthcheck import probe
@@ -63,11 +63,16 @@ def test_foreground_stops_everything_on_sigterm(free_ports, tmp_path):
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 90
-        for line in proc.stdout:  # bounded by the deadline check and the process's own health timeout
-            if "live summary" in line or time.monotonic() > deadline:
-                break
+        stdout = proc.stdout
+        assert stdout is not None
+
+        def summary_printed() -> bool:
+            line = stdout.readline()  # blocks until a line; the process's own health timeout bounds it
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"hyp up exited with {proc.returncode} before its live summary")
+            return "live summary" in line
+
+        wait_for(summary_printed, 90, "hyp up's live summary", interval=0)
         pid, _ = p.recorded(home / "run")["pubsub"]
         assert p.pid_alive(pid)
         proc.send_signal(signal.SIGTERM)
