@@ -293,6 +293,20 @@ class Catalog:
         _, folder = self._load_table(project, dataset, table)
         return live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir)))
 
+    def read(self, project: str, dataset: str, table: str) -> tuple[tuple[Field, ...], pa.Table]:
+        """The table's schema and rows (columns added later read as nulls in older files)."""
+        import pyarrow.dataset as pds
+
+        fields = self.fields(project, dataset, table)
+        schema = arrow_schema(fields)
+        for _ in range(3):  # a file compaction deleted between listing and reading: list again
+            paths = [str(p) for p in self.files(project, dataset, table)]
+            try:
+                return fields, pds.dataset(paths, schema=schema, format="parquet").to_table()
+            except FileNotFoundError:
+                continue
+        raise errors.BigQueryError(500, "backendError", "The table's files changed while being read; retry.")
+
     def _with_stats(self, resource: dict[str, Any], folder: Path) -> dict[str, Any]:
         rows = size = 0
         for path in live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir))):

@@ -14,10 +14,12 @@ from starlette.concurrency import run_in_threadpool
 
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
+from services.bigquery.rows import encode_rows
 from services.bigquery.settings import BigQuerySettings
 
 PREFIX = "/bigquery/v2/projects/{project}"
 DEFAULT_PAGE = 50
+ROWS_PAGE = 100_000  # rows per tabledata.list page when the client sets no maxResults
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -143,6 +145,32 @@ def router() -> APIRouter:
         return Response(status_code=204)
 
     # -- tabledata
+    @api.get(PREFIX + "/datasets/{dataset}/tables/{table}/data")
+    async def list_rows(project: str, dataset: str, table: str, request: Request) -> Response:
+        fields, data = await run_in_threadpool(_catalog(request).read, project, dataset, table)
+        query = request.query_params
+        try:
+            start = int(query.get("pageToken") or query.get("startIndex") or 0)
+            size = int(query.get("maxResults") or ROWS_PAGE)
+        except ValueError:
+            raise invalid("Invalid pageToken, startIndex or maxResults.") from None
+        if start < 0 or size < 1:
+            raise invalid("Invalid pageToken, startIndex or maxResults.")
+        selected = query.get("selectedFields")
+        if selected:
+            wanted = {s.strip().lower() for s in selected.split(",")}
+            fields = tuple(f for f in fields if f.name.lower() in wanted)
+        int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
+        page = data.slice(start, size)
+        out: dict[str, Any] = {
+            "kind": "bigquery#tableDataList",
+            "totalRows": str(data.num_rows),
+            "rows": encode_rows(page, fields, int64),
+        }
+        if start + size < data.num_rows:
+            out["pageToken"] = str(start + size)
+        return _json(out)
+
     @api.post(PREFIX + "/datasets/{dataset}/tables/{table}/insertAll")
     async def insert_all(project: str, dataset: str, table: str, request: Request) -> Response:
         body = await _body(request)
