@@ -5,7 +5,6 @@ the bucket; then the part file is committed through :meth:`Store.write_object`."
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -41,26 +40,22 @@ class Sessions:
             raise errors.ApiError(404, "notFound", "No such upload session.")
         return part.stat().st_size
 
-    def put(self, upload_id: str, first: int | None, data: bytes, total: int | None) -> Stored | int:
-        """Append ``data`` (starting at byte ``first``; None: a status query) and finish when ``total`` bytes
-        are there: the object, or how many bytes the session holds."""
+    def part(self, upload_id: str) -> Path:
+        """The file holding the bytes received so far (the route appends to it as a chunk streams in)."""
+        self.received(upload_id)
+        return self._paths(upload_id)[1]
+
+    def settle(self, upload_id: str, total: int | None) -> Stored | int:
+        """After a chunk: the object once ``total`` bytes are there, else how many bytes the session holds."""
         session, part = self._paths(upload_id)
         size = self.received(upload_id)
-        if first is not None and data:
-            if first > size:
-                raise errors.invalid(f"Invalid request. The upload holds {size} bytes; a chunk starts at {first}.")
-            with open(part, "ab") as f:
-                f.write(data[size - first :])
-                f.flush()
-                os.fsync(f.fileno())
-            size = max(size, first + len(data))
         if total is None or size < total:
             return size
         if size > total:
             raise errors.invalid(f"Invalid request. {size} bytes received, more than the declared {total}.")
-        return self.finish(upload_id, session, part)
+        return self.finish(session, part)
 
-    def finish(self, upload_id: str, session: Path, part: Path) -> Stored:
+    def finish(self, session: Path, part: Path) -> Stored:
         info = disk.read_json(session)
         hasher = resources.Hasher()
         with open(part, "rb") as f:

@@ -117,26 +117,53 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], byt
 
 @router.put("/b/{bucket}/o")
 async def resume(bucket: str, request: Request) -> Response:
+    """One chunk of a resumable upload (``Content-Range: bytes a-b/total``, ``/*`` while the total is unknown) or a
+    status query (``bytes */total``): 308 with the bytes held so far, or 200 and the object once complete."""
     upload_id = request.query_params.get("upload_id") or ""
     if not upload_id:
         raise errors.required("Required: upload_id.")
-    header = request.headers.get("content-range")
-    data = await request.body()
-    first: int | None = 0
-    total: int | None = len(data)
-    if header:
-        match = _RANGE.match(header.strip())
-        if match is None:
-            raise errors.invalid(f"Invalid Content-Range: '{header}'")
-        first = int(match.group(1)) if match.group(1) is not None else None
-        total = int(match.group(3)) if match.group(3) != "*" else None
-        if first is not None and int(match.group(2)) - first + 1 != len(data):
-            raise errors.invalid(f"Invalid Content-Range: '{header}' does not match the {len(data)} bytes sent")
-    result = await run_in_threadpool(sessions(request).put, upload_id, first, data, total)
+    sessions_ = sessions(request)
+    part = await run_in_threadpool(sessions_.part, upload_id)
+    first, last, total = content_range(request.headers.get("content-range"), request.headers.get("content-length"))
+    if first is not None:
+        held = part.stat().st_size
+        if first > held:
+            raise errors.invalid(f"Invalid request. The upload holds {held} bytes; the chunk starts at byte {first}.")
+        skip = held - first  # bytes of this chunk the session already holds (a retried chunk)
+        sent = 0
+        with open(part, "ab") as f:
+            async for chunk in request.stream():
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                else:
+                    f.write(chunk[skip:])
+                    skip = 0
+                sent += len(chunk)
+            f.flush()
+            await run_in_threadpool(os.fsync, f.fileno())
+        if last is not None and sent != last - first + 1:
+            raise errors.invalid(
+                f"Invalid request. Content-Range announced {last - first + 1} bytes, {sent} were sent."
+            )
+    result = await run_in_threadpool(sessions_.settle, upload_id, total)
     if isinstance(result, dict):
         return JSONResponse(resources.object_json(result, base_url(request)))
     headers = {"Range": f"bytes=0-{result - 1}"} if result else {}
     return Response(status_code=308, headers=headers)
+
+
+def content_range(header: str | None, length: str | None) -> tuple[int | None, int | None, int | None]:
+    """(first, last, total) of a chunk; no header: the whole upload in this one request."""
+    if not header:
+        size = int(length or 0)
+        return 0, (size - 1 if size else None), size
+    match = _RANGE.match(header.strip())
+    if match is None:
+        raise errors.invalid(f"Invalid Content-Range: '{header}'")
+    first = int(match.group(1)) if match.group(1) is not None else None
+    last = int(match.group(2)) if match.group(2) is not None else None
+    total = int(match.group(3)) if match.group(3) != "*" else None
+    return first, last, total
 
 
 @router.delete("/b/{bucket}/o")
