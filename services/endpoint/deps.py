@@ -10,16 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.common.deps import from_state
 from services.endpoint.body import RequestBody
 from services.endpoint.predictor import Predictor
 
-
-async def get_predictor(request: Request) -> Predictor:
-    predictor: Predictor = request.app.state.predictor
-    return predictor
-
-
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+PredictorDep = Annotated[Predictor, Depends(from_state("predictor"))]
 
 
 async def request_body(request: Request, predictor: PredictorDep) -> RequestBody:

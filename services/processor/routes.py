@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.deps import from_state
 from services.processor.ledger import Ledger
 from services.processor.metrics import ProcessorMetrics
 from services.processor.push import Processor
@@ -65,19 +66,9 @@ class Reply(Response):
             self.raw_headers.append((b"retry-after", b"1"))
 
 
-async def get_parts(request: Request) -> dict[str, Any]:
-    """The running service's parts (``processor``, ``ledger``, ...; empty until the lifespan started them)."""
-    parts: dict[str, Any] = request.app.state.parts
-    return parts
-
-
-async def get_metrics(request: Request) -> ProcessorMetrics:
-    metrics: ProcessorMetrics = request.app.state.metrics
-    return metrics
-
-
-PartsDep = Annotated[dict[str, Any], Depends(get_parts)]
-MetricsDep = Annotated[ProcessorMetrics, Depends(get_metrics)]
+# The running service's parts (``processor``, ``ledger``, ...; empty until the lifespan started them).
+PartsDep = Annotated[dict[str, Any], Depends(from_state("parts"))]
+MetricsDep = Annotated[ProcessorMetrics, Depends(from_state("metrics"))]
 
 
 async def receive_push(processor: Processor, scope: Scope, receive: Receive) -> Response:
