@@ -16,10 +16,12 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     from services.bigquery import routes
     from services.bigquery.catalog import Catalog
     from services.bigquery.errors import BigQueryError
+    from services.bigquery.jobs import Jobs
 
     app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.catalog = Catalog(settings.warehouse_dir, settings.dedup_window_s, settings.dedup_max_ids)
+    app.state.jobs = Jobs(app.state.catalog)
 
     def error(exc: BigQueryError) -> Response:
         return Response(orjson.dumps(exc.body()), status_code=exc.code, media_type="application/json")

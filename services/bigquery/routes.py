@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
+from services.bigquery.jobs import Job, Jobs
 from services.bigquery.rows import encode_rows
 from services.bigquery.settings import BigQuerySettings
 
@@ -194,4 +195,68 @@ def router() -> APIRouter:
             out["insertErrors"] = result.errors
         return _json(out)
 
+    # -- jobs
+    @api.post(PREFIX + "/queries")
+    async def jobs_query(project: str, request: Request) -> Response:
+        body = await _body(request)
+        job = await run_in_threadpool(_jobs(request).query, project, body)
+        int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
+        size = body.get("maxResults")
+        out = _results(job, 0, int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE, int64)
+        return _json(out | {"kind": "bigquery#queryResponse"})
+
+    @api.post(PREFIX + "/jobs")
+    async def jobs_insert(project: str, request: Request) -> Response:
+        body = await _body(request)
+        job = await run_in_threadpool(_jobs(request).insert, project, body)
+        return _json(job.resource)
+
+    @api.get(PREFIX + "/jobs/{job_id}")
+    async def jobs_get(project: str, job_id: str, request: Request) -> Response:
+        return _json(_jobs(request).get(project, job_id).resource)
+
+    @api.post(PREFIX + "/jobs/{job_id}/cancel")
+    async def jobs_cancel(project: str, job_id: str, request: Request) -> Response:
+        job = _jobs(request).get(project, job_id)  # every job is done by the time it is inserted
+        return _json({"kind": "bigquery#jobCancelResponse", "job": job.resource})
+
+    @api.get(PREFIX + "/queries/{job_id}")
+    async def get_query_results(project: str, job_id: str, request: Request) -> Response:
+        job = _jobs(request).get(project, job_id)
+        if job.error is not None:
+            raise job.error
+        query = request.query_params
+        try:
+            start = int(query.get("pageToken") or query.get("startIndex") or 0)
+            size = int(query.get("maxResults") or ROWS_PAGE)
+        except ValueError:
+            raise invalid("Invalid pageToken, startIndex or maxResults.") from None
+        if start < 0 or size < 0:
+            raise invalid("Invalid pageToken, startIndex or maxResults.")
+        int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
+        return _json(_results(job, start, size, int64) | {"kind": "bigquery#getQueryResultsResponse"})
+
     return api
+
+
+def _jobs(request: Request) -> Jobs:
+    return request.app.state.jobs  # type: ignore[no-any-return]
+
+
+def _results(job: Job, start: int, size: int, int64: bool) -> dict[str, Any]:
+    """A page of a done query job, as jobs.query and jobs.getQueryResults answer it."""
+    stats = job.resource["statistics"]
+    out: dict[str, Any] = {
+        "jobReference": job.resource["jobReference"],
+        "jobComplete": True,
+        "cacheHit": False,
+        "totalBytesProcessed": stats.get("totalBytesProcessed", "0"),
+        "schema": {"fields": [f.to_api() for f in job.fields]},
+    }
+    if job.data is None:  # a dry run
+        return out
+    out["totalRows"] = str(job.data.num_rows)
+    out["rows"] = encode_rows(job.data.slice(start, size), job.fields, int64)
+    if start + size < job.data.num_rows:
+        out["pageToken"] = str(start + size)
+    return out

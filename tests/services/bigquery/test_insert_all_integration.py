@@ -113,7 +113,7 @@ def test_ignore_unknown_values(client, table) -> None:
     row = ROW | {"extra": 1, "ecommerce": ROW["ecommerce"] | {"nested_extra": True}}
     assert client.insert_rows_json(table, [row], ignore_unknown_values=True) == []
     (got,) = list(client.list_rows(table))
-    assert "extra" not in got.keys() and got["user_id"] == "u1"
+    assert "extra" not in dict(got.items()) and got["user_id"] == "u1"
 
 
 def test_insert_id_deduplicates(client, table) -> None:

@@ -1,0 +1,263 @@
+"""Query jobs: jobs.query, jobs.insert (query jobs), jobs.get and jobs.getQueryResults.
+
+A query runs at once on an in-memory DuckDB connection confined to the warehouse folder
+(services/warehouse/guard.py: no other file, no extension, settings locked), with each table the
+translated SQL names bound to that table's live Parquet files; the job keeps its result (in memory,
+the last ``MAX_JOBS`` jobs) for getQueryResults' pages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from services.bigquery import errors
+from services.bigquery.catalog import Catalog
+from services.bigquery.schema import Field, arrow_schema
+from services.bigquery.sql import POSITIONAL, invalid_query, translate
+
+MAX_JOBS = 200
+
+
+@dataclass
+class Job:
+    resource: dict[str, Any]
+    fields: tuple[Field, ...] = ()
+    data: pa.Table | None = None
+    error: errors.BigQueryError | None = None
+
+
+class Jobs:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.jobs: OrderedDict[tuple[str, str], Job] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, project: str, job_id: str) -> Job:
+        with self.lock:
+            job = self.jobs.get((project, job_id))
+        if job is None:
+            raise errors.not_found(f"Job {project}:{job_id}")
+        return job
+
+    def insert(self, project: str, body: Mapping[str, Any]) -> Job:
+        """jobs.insert of a query job (other job kinds: a 400 saying so)."""
+        ref = dict(body.get("jobReference") or {})
+        job_id = str(ref.get("jobId") or uuid.uuid4().hex)
+        location = str(ref.get("location") or "US")
+        configuration = dict(body.get("configuration") or {})
+        query = configuration.get("query")
+        if not isinstance(query, Mapping):
+            kinds = [k for k in ("load", "copy", "extract") if k in configuration]
+            raise errors.invalid(f"Job type {kinds[0] if kinds else 'unknown'} is not supported by hyp bigquery yet.")
+        with self.lock:
+            if (project, job_id) in self.jobs:
+                raise errors.duplicate(f"Job {project}:{location}.{job_id}")
+        dry_run = bool(configuration.get("dryRun"))
+        job = self._run(project, job_id, location, dict(query), dry_run)
+        job.resource["configuration"] = configuration | {"jobType": "QUERY"}
+        if not dry_run:
+            self._keep(project, job_id, job)
+        return job
+
+    def query(self, project: str, body: Mapping[str, Any]) -> Job:
+        """jobs.query: the same run, the request's fields as the query configuration."""
+        job_id = str(body.get("requestId") or "") or f"job_{uuid.uuid4().hex}"
+        location = str(body.get("location") or "US")
+        config = {
+            k: body[k]
+            for k in ("query", "useLegacySql", "queryParameters", "defaultDataset", "parameterMode")
+            if k in body
+        }
+        job = self._run(project, job_id, location, config, bool(body.get("dryRun")))
+        job.resource["configuration"] = {"query": config, "jobType": "QUERY"}
+        if job.error is not None:
+            raise job.error
+        if not body.get("dryRun"):
+            self._keep(project, job_id, job)
+        return job
+
+    def _keep(self, project: str, job_id: str, job: Job) -> None:
+        with self.lock:
+            self.jobs[(project, job_id)] = job
+            while len(self.jobs) > MAX_JOBS:
+                self.jobs.popitem(last=False)
+
+    def _run(self, project: str, job_id: str, location: str, config: dict[str, Any], dry_run: bool) -> Job:
+        now = str(int(time.time() * 1000))
+        resource: dict[str, Any] = {
+            "kind": "bigquery#job",
+            "id": f"{project}:{location}.{job_id}",
+            "jobReference": {"projectId": project, "jobId": job_id, "location": location},
+            "status": {"state": "DONE"},
+            "statistics": {"creationTime": now, "startTime": now},
+        }
+        job = Job(resource)
+        try:
+            fields, data, scanned = self._execute(project, config, dry_run)
+            job.fields, job.data = fields, data
+            stats = {
+                "totalBytesProcessed": str(scanned),
+                "totalBytesBilled": "0",
+                "cacheHit": False,
+                "statementType": "SELECT",
+                "schema": {"fields": [f.to_api() for f in fields]},
+            }
+            resource["statistics"] |= {"totalBytesProcessed": str(scanned), "query": stats}
+        except errors.BigQueryError as exc:
+            job.error = exc
+            detail = exc.body()["error"]["errors"][0]
+            resource["status"] |= {"errorResult": detail, "errors": [detail]}
+        resource["statistics"]["endTime"] = str(int(time.time() * 1000))
+        return job
+
+    def _execute(
+        self, project: str, config: Mapping[str, Any], dry_run: bool
+    ) -> tuple[tuple[Field, ...], pa.Table | None, int]:
+        import duckdb
+        import pyarrow.dataset as pds
+
+        from services.warehouse.tables import WarehouseError
+
+        try:  # the warehouse's one confinement of user SQL (no file, extension or setting outside it)
+            from services.warehouse import guard
+        except ImportError:
+            raise errors.BigQueryError(501, "notImplemented", "Queries need services/warehouse/guard.py.") from None
+
+        if config.get("useLegacySql") is True:
+            raise invalid_query("Legacy SQL is not supported by hyp bigquery: set useLegacySql to false.")
+        text = config.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid_query("Query text is empty.")
+        default = config.get("defaultDataset") or {}
+        translation = translate(text, str(default.get("projectId") or project), default.get("datasetId"))
+        args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
+        scanned = 0
+        sources = {}
+        for relation, ref in translation.tables.items():
+            fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
+            paths = self.catalog.files(ref.project, ref.dataset, ref.table)
+            scanned += sum(p.stat().st_size for p in paths if p.exists())
+            sources[relation] = pds.dataset([str(p) for p in paths], schema=arrow_schema(fields), format="parquet")
+        try:
+            guard.check_read_only(translation.sql)
+        except WarehouseError as exc:
+            raise invalid_query(str(exc).removeprefix("sql: ")) from None
+        con = guard.confined_connection(self.catalog.warehouse_dir)
+        try:
+            for relation, source in sources.items():
+                con.register(relation, source)
+            sql = translation.sql if not dry_run else f"DESCRIBE {translation.sql}"
+            try:
+                answer = con.sql(sql, params=args)
+                if answer is None:
+                    raise invalid_query("The statement returned no result (only queries are supported).")
+                result = _hugeint_to_int64(answer.to_arrow_table())
+            except duckdb.Error as exc:
+                raise invalid_query(guard.refusal(exc).removeprefix("sql: ")) from None
+        finally:
+            con.close()
+        if dry_run:
+            return (), None, scanned
+        return result_fields(result.schema), result, scanned
+
+
+def _hugeint_to_int64(data: pa.Table) -> pa.Table:
+    """DuckDB's counts and integer sums are HUGEINT (Arrow decimal(38, 0)); BigQuery's are INT64."""
+    for i, column in enumerate(data.schema):
+        if pa.types.is_decimal(column.type) and column.type.scale == 0 and column.type.precision == 38:
+            try:
+                data = data.set_column(i, column.name, data.column(i).cast(pa.int64()))
+            except pa.ArrowInvalid:  # beyond INT64: stays NUMERIC-like, as BigQuery would overflow
+                continue
+    return data
+
+
+def result_fields(schema: pa.Schema) -> tuple[Field, ...]:
+    return tuple(_field(f.name, f.type) for f in schema)
+
+
+def _field(name: str, kind: pa.DataType, mode: str = "NULLABLE") -> Field:
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _field(name, kind.value_type)
+        return Field(name, inner.type, "REPEATED", inner.fields)
+    if pa.types.is_struct(kind):
+        return Field(
+            name, "RECORD", mode, tuple(_field(kind.field(i).name, kind.field(i).type) for i in range(kind.num_fields))
+        )
+    if pa.types.is_boolean(kind):
+        return Field(name, "BOOLEAN", mode)
+    if pa.types.is_integer(kind):
+        return Field(name, "INTEGER", mode)
+    if pa.types.is_floating(kind):
+        return Field(name, "FLOAT", mode)
+    if pa.types.is_decimal(kind):
+        return Field(name, "NUMERIC" if kind.scale <= 9 and kind.precision - kind.scale <= 29 else "BIGNUMERIC", mode)
+    if pa.types.is_timestamp(kind):
+        return Field(name, "TIMESTAMP" if kind.tz else "DATETIME", mode)
+    if pa.types.is_date(kind):
+        return Field(name, "DATE", mode)
+    if pa.types.is_time(kind):
+        return Field(name, "TIME", mode)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return Field(name, "BYTES", mode)
+    return Field(name, "STRING", mode)
+
+
+_SCALARS: dict[str, Any] = {
+    "INT64": int,
+    "INTEGER": int,
+    "FLOAT64": float,
+    "FLOAT": float,
+    "NUMERIC": Decimal,
+    "BIGNUMERIC": Decimal,
+    "BOOL": lambda v: v.lower() == "true",
+    "BOOLEAN": lambda v: v.lower() == "true",
+    "STRING": str,
+    "DATE": date.fromisoformat,
+    "DATETIME": lambda v: datetime.fromisoformat(v.replace(" ", "T", 1)),
+    "TIMESTAMP": lambda v: datetime.fromisoformat(v.replace(" ", "T", 1).removesuffix(" UTC").replace("Z", "+00:00")),
+    "JSON": str,
+}
+
+
+def _parameters(raw: list[Any], named: list[str], positional: int) -> Any:
+    """queryParameters -> DuckDB's arguments (a dict for @names, a list for ?)."""
+    values: list[tuple[str | None, Any]] = []
+    for param in raw:
+        kind = (param.get("parameterType") or {}).get("type", "STRING")
+        value = param.get("parameterValue") or {}
+        try:
+            if kind == "ARRAY":
+                inner = (param["parameterType"].get("arrayType") or {}).get("type", "STRING")
+                convert = _SCALARS[inner]
+                decoded: Any = [convert(v.get("value")) for v in value.get("arrayValues") or []]
+            else:
+                decoded = None if value.get("value") is None else _SCALARS[kind](value["value"])
+        except KeyError:
+            raise invalid_query(f"Query parameter type {kind} is not supported by hyp bigquery yet.") from None
+        except (ValueError, TypeError, ArithmeticError):
+            raise invalid_query(
+                f"Invalid value for query parameter {param.get('name') or ''} of type {kind}."
+            ) from None
+        values.append((param.get("name"), decoded))
+    if named:
+        given = {n: v for n, v in values if n}
+        missing = [n for n in named if n not in given]
+        if missing:
+            raise invalid_query(f"Query parameter '{missing[0]}' not found")
+        return {n: given[n] for n in named}
+    if positional:
+        if len(values) != positional:
+            raise invalid_query(f"Query has {positional} positional parameters but {len(values)} were given.")
+        return {f"{POSITIONAL}{i}": v for i, (_, v) in enumerate(values)}
+    return None

@@ -1,0 +1,89 @@
+"""BigQuery Standard SQL -> DuckDB SQL with sqlglot, with every table name resolved to a catalog table.
+
+:func:`translate` parses one statement (BigQuery dialect), refuses what is not a query or what sqlglot
+cannot carry over (a 400 naming the construct, never a different answer), replaces each
+``project.dataset.table`` by a relation name the caller binds to the table's rows, and turns ``@name``
+parameters into DuckDB's ``$name`` (``?`` stays positional).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+
+from services.bigquery.errors import BigQueryError
+
+DUCKDB = "duckdb"
+POSITIONAL = "__p"  # the DuckDB name of the i-th `?`: __p0, __p1, ...
+
+
+def invalid_query(message: str) -> BigQueryError:
+    return BigQueryError(400, "invalidQuery", message, "query")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    project: str
+    dataset: str
+    table: str
+
+
+@dataclass
+class Translation:
+    sql: str  # DuckDB SQL
+    tables: dict[str, TableRef] = field(default_factory=dict)  # relation name in `sql` -> catalog table
+    named: list[str] = field(default_factory=list)  # @names used
+    positional: int = 0  # number of ? placeholders
+
+
+def translate(query: str, project: str, default_dataset: str | None = None) -> Translation:
+    try:
+        statements = [s for s in sqlglot.parse(query, read="bigquery") if s is not None]
+    except ParseError as exc:
+        raise invalid_query(f"Syntax error: {_first(exc)}") from None
+    if len(statements) != 1:
+        raise invalid_query("Exactly one statement is supported per query (scripts are not supported yet).")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise invalid_query(f"Statement type {tree.key.upper()} is not supported by hyp bigquery yet (only queries).")
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    out = Translation("")
+    for i, table in enumerate(list(tree.find_all(exp.Table))):
+        if not table.name:
+            raise invalid_query(f"{table.sql('bigquery')}: table functions (ML.*, ...) are not supported.")
+        if not table.db and table.name.lower() in ctes:
+            continue
+        if not table.db:
+            raise invalid_query(f'Table "{table.name}" must be qualified with a dataset (e.g. dataset.table).')
+        if table.db.upper() == "INFORMATION_SCHEMA" or table.name.upper().startswith("INFORMATION_SCHEMA"):
+            raise invalid_query("INFORMATION_SCHEMA is not supported by hyp bigquery yet.")
+        ref = TableRef(table.catalog or project, table.db, table.name)
+        relation = f"__bq_table_{i}"
+        out.tables[relation] = ref
+        alias = table.alias or table.name
+        table.replace(exp.alias_(exp.to_table(relation), alias, table=True))
+    names = []
+    for param in tree.find_all(exp.Parameter):
+        name = param.name
+        names.append(name)
+        param.replace(exp.Placeholder(this=name))
+    out.named = sorted(set(names))
+    positional = [p for p in tree.find_all(exp.Placeholder, bfs=False) if p.args.get("this") is None]
+    for i, placeholder in enumerate(positional):  # named: sqlglot may repeat one `?` in its translation
+        placeholder.replace(exp.Placeholder(this=f"{POSITIONAL}{i}"))
+    out.positional = len(positional)
+    if out.named and out.positional:
+        raise invalid_query("Query cannot mix named and positional parameters.")
+    try:
+        out.sql = tree.sql(DUCKDB, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise invalid_query(f"Not supported by hyp bigquery: {_first(exc)}") from None
+    return out
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,145 @@
+"""Queries through Google's client: jobs.insert (query()), jobs.query (query_and_wait()), getQueryResults
+with paging, BigQuery Standard SQL translated to DuckDB, parameters, and what is refused with a 400."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import bigquery
+
+from tests.services.bigquery.conftest import PROJECT
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/query"),
+]
+
+SF = bigquery.SchemaField
+SCHEMA = [
+    SF("event_datetime", "TIMESTAMP"),
+    SF("event", "STRING"),
+    SF("user_id", "STRING"),
+    SF(
+        "ecommerce",
+        "RECORD",
+        fields=[
+            SF("items", "RECORD", mode="REPEATED", fields=[SF("item_id", "STRING"), SF("price", "FLOAT")]),
+            SF("purchase", "RECORD", fields=[SF("tax", "FLOAT"), SF("value", "NUMERIC")]),
+        ],
+    ),
+]
+
+
+def _purchase(i: int) -> dict:
+    return {
+        "event_datetime": f"2024-05-0{1 + i % 3}T12:00:00Z",
+        "event": "purchase",
+        "user_id": f"u{i}",
+        "ecommerce": {
+            "items": [{"item_id": f"i{i}", "price": 1.0}, {"item_id": f"j{i}", "price": 2.0}],
+            "purchase": {"tax": i / 10, "value": f"{i}.50"},
+        },
+    }
+
+
+@pytest.fixture
+def events(client, dataset) -> str:
+    table = bigquery.Table(f"{PROJECT}.{dataset}.cloud_run", schema=SCHEMA)
+    table.time_partitioning = bigquery.TimePartitioning(field="event_datetime")
+    client.create_table(table)
+    rows = [_purchase(i) for i in range(10)] + [{"event_datetime": "2024-05-01T00:00:00Z", "event": "view"}] * 5
+    assert client.insert_rows_json(table, rows) == []
+    return f"{PROJECT}.{dataset}.cloud_run"
+
+
+def test_struct_field_access_backticked_names(client, events) -> None:
+    """The workshop's training query shape: `project.dataset.table` and ecommerce.purchase.tax."""
+    sql = f"SELECT ecommerce.purchase.tax, ecommerce.purchase.value FROM `{events}` WHERE event = 'purchase' ORDER BY 1"
+    rows = list(client.query(sql).result())
+    assert [r["tax"] for r in rows] == [i / 10 for i in range(10)]
+    assert rows[3]["value"] == Decimal("3.5")
+
+
+def test_query_and_wait_and_types(client, events, dataset) -> None:
+    sql = f"SELECT user_id, event_datetime FROM {dataset}.cloud_run WHERE user_id = 'u4'"
+    (row,) = list(client.query_and_wait(sql))
+    assert row["event_datetime"] == dt.datetime(2024, 5, 2, 12, tzinfo=dt.UTC)
+
+
+def test_bigquery_functions(client, events) -> None:
+    sql = f"""
+        SELECT COUNTIF(event = 'view') AS views, COUNT(*) AS total, SAFE_CAST('x' AS INT64) AS bad,
+               SAFE_CAST('7' AS INT64) AS good
+        FROM `{events}`"""
+    (row,) = list(client.query(sql).result())
+    assert (row["views"], row["total"], row["bad"], row["good"]) == (5, 15, None, 7)
+    assert isinstance(row["views"], int)  # INT64, as BigQuery's COUNTIF
+
+
+def test_unnest(client, events) -> None:
+    sql = f"SELECT item.item_id, item.price FROM `{events}` AS e, UNNEST(e.ecommerce.items) AS item ORDER BY 1"
+    rows = list(client.query(sql).result())
+    assert len(rows) == 20 and rows[0]["item_id"] == "i0" and rows[0]["price"] == 1.0
+
+
+def test_paging_and_dataframe(client, events) -> None:
+    job = client.query(f"SELECT user_id FROM `{events}` WHERE event = 'purchase'")
+    pages = list(job.result(page_size=4).pages)
+    assert [p.num_items for p in pages] == [4, 4, 2]
+    frame = job.to_dataframe(create_bqstorage_client=False)
+    assert sorted(frame["user_id"]) == sorted(f"u{i}" for i in range(10))
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/parameterized-queries")
+def test_named_and_positional_parameters(client, events) -> None:
+    named = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("ev", "STRING", "purchase"),
+            bigquery.ScalarQueryParameter("min_tax", "FLOAT64", 0.75),
+        ]
+    )
+    sql = f"SELECT user_id FROM `{events}` WHERE event = @ev AND ecommerce.purchase.tax > @min_tax ORDER BY 1"
+    assert [r["user_id"] for r in client.query(sql, job_config=named).result()] == ["u8", "u9"]
+    positional = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter(None, "STRING", ["u1", "u2"])])
+    sql = f"SELECT COUNT(*) AS n FROM `{events}` WHERE user_id IN UNNEST(?)"
+    assert next(iter(client.query(sql, job_config=positional).result()))["n"] == 2
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("SELEC 1", "Syntax error"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "not supported"),
+        ("SELECT * FROM unqualified", "must be qualified with a dataset"),
+        ("SELECT no_such_function(1)", "no_such_function"),
+        ("DELETE FROM d.t WHERE true", "not supported"),
+        ("SELECT 1; SELECT 2", "one statement"),
+        ("SELECT * FROM ML.PREDICT(MODEL `d.m`, TABLE d.t)", "not supported"),
+    ],
+)
+def test_refused_queries_are_bad_requests(client, sql, message) -> None:
+    with pytest.raises(exceptions.BadRequest, match=message):
+        client.query(sql).result()
+    with pytest.raises(exceptions.BadRequest, match=message):
+        client.query_and_wait(sql)
+
+
+def test_unknown_table_is_not_found(client, dataset) -> None:
+    with pytest.raises(exceptions.NotFound, match="Table"):
+        client.query_and_wait(f"SELECT * FROM `{PROJECT}.{dataset}.nothing`")
+
+
+@pytest.mark.local_only("DuckDB's file functions are refused: a query reads the table's own files only")
+def test_file_functions_are_refused(client, events) -> None:
+    for sql in ("SELECT read_text('/etc/passwd')", "SELECT * FROM glob('/etc/*')", "SELECT getenv('HOME')"):
+        with pytest.raises(exceptions.BadRequest):
+            client.query_and_wait(sql)
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/running-queries#dry-run")
+def test_dry_run_estimates_bytes(client, events) -> None:
+    job = client.query(f"SELECT user_id FROM `{events}`", job_config=bigquery.QueryJobConfig(dry_run=True))
+    assert job.total_bytes_processed and job.total_bytes_processed > 0
