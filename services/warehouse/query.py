@@ -9,10 +9,11 @@ from typing import Any
 
 import duckdb
 
+from services.warehouse.guard import check_read_only, confined_connection, refusal
 from services.warehouse.live import live_files
 from services.warehouse.tables import TABLES, WarehouseError
 
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+__all__ = ["check_read_only", "connect", "files", "query", "refresh"]
 
 
 def files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
@@ -21,13 +22,14 @@ def files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
 
 
 def connect(warehouse_dir: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per table (empty tables too).
+    """An in-memory DuckDB connection with one view per table (empty tables too), confined to the
+    warehouse folder (``guard.confined_connection``: no other file, no extension, settings locked).
 
     The views name the live files at the time they are made: call ``refresh`` before
     a query on a long-lived connection to see new appends and compactions.
     ``ecommerce_sink.<table>`` works as well as the bare name.
     """
-    con = duckdb.connect(":memory:")
+    con = confined_connection(warehouse_dir)
     con.execute("CREATE SCHEMA IF NOT EXISTS ecommerce_sink")
     refresh(con, warehouse_dir)
     return con
@@ -61,20 +63,6 @@ def _duck_type(arrow_type: Any) -> str:
     return "VARCHAR"
 
 
-def check_read_only(sql: str) -> None:
-    """Raise WarehouseError unless every statement only reads."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise WarehouseError(f"sql: {exc}") from None
-    if not statements:
-        raise WarehouseError("sql: empty query")
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in READ_ONLY_STATEMENTS:
-            raise WarehouseError(f"sql: only SELECT is allowed here, got {kind}")
-
-
 def query(
     warehouse_dir: str | os.PathLike[str],
     sql: str,
@@ -83,6 +71,9 @@ def query(
     params: Sequence[Any] | Mapping[str, Any] | None = None,
 ):  # -> pyarrow.Table
     """Run SQL over the warehouse and return an Arrow table.
+
+    The connection is confined to the warehouse (see ``guard``); ``read_only=True`` also refuses any
+    statement but a query: pass it for SQL a user typed (``hyp sql``, the console's SQL box).
 
     ``params`` are DuckDB prepared-statement values (``?`` or ``$name``). If a file
     vanished between listing and reading (compaction deleted it after its grace
@@ -98,6 +89,6 @@ def query(
             refresh(con, warehouse_dir)
             return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as exc:
-        raise WarehouseError(f"sql: {str(exc).splitlines()[0]}") from None
+        raise WarehouseError(refusal(exc)) from None
     finally:
         con.close()

@@ -1,4 +1,5 @@
-"""`hyp sql "SELECT ..."`: DuckDB SQL over the warehouse tables by name."""
+"""`hyp sql "SELECT ..."`: read-only DuckDB SQL over the warehouse tables by name, confined to the
+warehouse (no other file, no extension, no setting changed: see services/warehouse/guard.py)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def command() -> Command[WarehouseSettings]:
     cli = Command(
         "sql",
         WarehouseSettings,
-        description=f"Run DuckDB SQL over the warehouse tables ({', '.join(TABLES)}); "
-        "`ecommerce_sink.<table>` works too.",
+        description=f"Run a read-only DuckDB query over the warehouse tables ({', '.join(TABLES)}); "
+        "`ecommerce_sink.<table>` works too. Files outside the warehouse, extensions and settings are refused.",
     )
     parser = cli.parser
     parser.add_argument("sql", help='the query, e.g. "SELECT count(*) FROM cloud_run"')
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.fail(exc)
     root = settings.warehouse_dir
     try:
-        result = query(root, args.sql)
+        result = query(root, args.sql, read_only=True)
     except WarehouseError as exc:
         print(f"hyp sql: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The SQL box: read-only DuckDB SQL over the warehouse; bad or writing SQL gets a 400 naming the problem."""
+"""The SQL box: read-only DuckDB SQL confined to the warehouse (services/warehouse/guard.py); bad or writing
+SQL, or SQL reaching outside the warehouse (files, extensions, settings), gets a 400 naming the problem."""
 
 from __future__ import annotations
 
