@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from services.storage import disk, errors, resources
 from services.storage.naming import check_bucket, check_object
@@ -199,6 +199,15 @@ class Store:
             raise errors.no_object(bucket, name, generation)
         pre.check(stored)
         return stored
+
+    def open_object(
+        self, bucket: str, name: str, generation: int | None = None, pre: Preconditions = NONE
+    ) -> tuple[Stored, BinaryIO]:
+        """The object's metadata and its bytes opened for reading, taken together under the lock: a write that
+        replaces it afterwards does not disturb the reader (the old file stays readable until closed)."""
+        with self.lock:
+            stored = self.get_object(bucket, name, generation, pre)
+            return stored, open(self.data_path(stored), "rb")  # the caller closes it
 
     def write_object(
         self,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ from services.storage.routes.common import (
     source_preconditions,
     store,
 )
-from services.storage.store import Store, Stored
+from services.storage.store import Preconditions, Store, Stored
 
 router = APIRouter()
 CHUNK = 1 << 20
@@ -61,15 +61,22 @@ def get(bucket: str, request: Request) -> Response:
     segments = path_after_objects(request)
     if len(segments) != 1:
         raise errors.ApiError(404, "notFound", "Not Found")
-    stored = store(request).get_object(bucket, segments[0], int_param(request, "generation"), preconditions(request))
+    generation, pre = int_param(request, "generation"), preconditions(request)
     if request.query_params.get("alt") == "media" or request.url.path.startswith("/download/"):
-        return download(store(request), stored, request.headers.get("range"))
+        stored, f = store(request).open_object(bucket, segments[0], generation, pre)
+        try:
+            return download(f, stored, request.headers.get("range"))
+        except BaseException:
+            f.close()
+            raise
+    stored = store(request).get_object(bucket, segments[0], generation, pre)
     from fastapi.responses import JSONResponse
 
     return JSONResponse(resources.object_json(stored, base_url(request)))
 
 
-def download(s: Store, stored: Stored, range_header: str | None) -> Response:
+def download(f: BinaryIO, stored: Stored, range_header: str | None) -> Response:
+    """The bytes of ``f`` (the object's open data file, closed when sent) as a full or ranged response."""
     size = stored["size"]
     headers = {
         "X-Goog-Hash": f"crc32c={stored['crc32c']},md5={stored['md5Hash']}",
@@ -90,8 +97,6 @@ def download(s: Store, stored: Stored, range_header: str | None) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     headers["Content-Length"] = str(max(0, last - first + 1))
-    # opened now: a replaced generation stays readable until closed
-    f = open(s.data_path(stored), "rb")  # noqa: SIM115 (closed by the generator)
 
     def chunks() -> Iterator[bytes]:
         with f:
@@ -155,7 +160,7 @@ async def action(bucket: str, request: Request) -> dict[str, Any]:
         stored = await run_in_threadpool(compose, s, bucket, segments[0], body, request)
         return resources.object_json(stored, base_url(request))
     if len(segments) == 6 and segments[1] in ("copyTo", "rewriteTo") and segments[2] == "b" and segments[4] == "o":
-        source = s.get_object(
+        source = s.open_object(
             bucket, segments[0], int_param(request, "sourceGeneration"), source_preconditions(request)
         )
         stored = await run_in_threadpool(copy, s, source, segments[3], segments[5], body, request)
@@ -173,13 +178,21 @@ async def action(bucket: str, request: Request) -> dict[str, Any]:
     raise errors.ApiError(404, "notFound", "Not Found")
 
 
-def copy(s: Store, source: Stored, bucket: str, name: str, body: dict[str, Any], request: Request) -> Stored:
-    check_object(name)
-    s.get_bucket(bucket)
-    metadata = resources.writable(body) or resources.writable(source)
-    with open(s.data_path(source), "rb") as f:
-        tmp, hasher = s.spool(iter(lambda: f.read(CHUNK), b""))
+def copy(
+    s: Store, source: tuple[Stored, BinaryIO], bucket: str, name: str, body: dict[str, Any], request: Request
+) -> Stored:
+    stored, f = source
+    with f:
+        check_object(name)
+        s.get_bucket(bucket)
+        tmp, hasher = s.spool(read_all(f))
+    metadata = resources.writable(body) or resources.writable(stored)
     return s.write_object(bucket, name, tmp, hasher, metadata, preconditions(request))
+
+
+def read_all(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(CHUNK):
+        yield chunk
 
 
 def compose(s: Store, bucket: str, name: str, body: dict[str, Any], request: Request) -> Stored:
@@ -189,21 +202,17 @@ def compose(s: Store, bucket: str, name: str, body: dict[str, Any], request: Req
         raise errors.required("Required: sourceObjects.")
     if len(sources) > MAX_COMPOSE_SOURCES:
         raise errors.invalid(f"The number of source objects ({len(sources)}) exceeds {MAX_COMPOSE_SOURCES}.")
-    found = []
-    for src in sources:
-        pre = src.get("objectPreconditions") or {}
-        generation = int(src["generation"]) if src.get("generation") else None
-        stored = s.get_object(bucket, src.get("name") or "", generation)
-        if pre.get("ifGenerationMatch") is not None and int(pre["ifGenerationMatch"]) != stored["generation"]:
-            raise errors.precondition_failed()
-        found.append(stored)
-
-    def chunks() -> Iterator[bytes]:
-        for stored in found:
-            with open(s.data_path(stored), "rb") as f:
-                yield from iter(lambda: f.read(CHUNK), b"")
-
-    tmp, hasher = s.spool(chunks())
+    found: list[tuple[Stored, BinaryIO]] = []
+    try:
+        for src in sources:
+            want = (src.get("objectPreconditions") or {}).get("ifGenerationMatch")
+            pre = Preconditions(if_generation_match=int(want) if want is not None else None)
+            generation = int(src["generation"]) if src.get("generation") else None
+            found.append(s.open_object(bucket, src.get("name") or "", generation, pre))
+        tmp, hasher = s.spool(chunk for _, f in found for chunk in read_all(f))
+    finally:
+        for _, f in found:
+            f.close()
     metadata = resources.writable(body.get("destination") or {})
-    extra = {"componentCount": sum(int(o.get("componentCount", 1)) for o in found)}
+    extra = {"componentCount": sum(int(o.get("componentCount", 1)) for o, _ in found)}
     return s.write_object(bucket, name, tmp, hasher, metadata, preconditions(request), extra=extra)

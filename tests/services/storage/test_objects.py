@@ -186,3 +186,20 @@ def test_copy_rewrite_compose(client: Any, bucket: Any) -> None:
     assert got.download_as_bytes() == b"abcdef" and got.component_count == 2 and got.crc32c == crc32c_b64(b"abcdef")
     with pytest.raises(exceptions.NotFound):
         bucket.blob("joined2").compose([bucket.blob("src"), bucket.blob("missing")])
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/storage/docs/request-preconditions")
+def test_concurrent_create_only_uploads_have_one_winner(client: Any, bucket: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(i: int) -> str:
+        try:
+            client.bucket(bucket.name).blob("once").upload_from_string(f"writer {i}".encode(), if_generation_match=0)
+            return "won"
+        except exceptions.PreconditionFailed:
+            return "lost"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    assert outcomes.count("won") == 1 and outcomes.count("lost") == 7
+    assert bucket.blob("once").download_as_bytes() == f"writer {outcomes.index('won')}".encode()
