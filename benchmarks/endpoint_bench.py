@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.processes import free_port, stop_group, wait_healthy
+from services.testing.hyp import run_hyp
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -162,9 +163,10 @@ def ensure_champion(tracking_uri: str, work: Path, env: dict[str, str]) -> str:
 
     version = champion_version(client(tracking_uri))
     if version is None:
-        cmd = [PY, "-m", "services.cli", "train", "--model", "kmeans", "--generate", "20000", "--promote"]
-        cmd += ["--tracking-uri", tracking_uri, "--warehouse-dir", str(work / "warehouse")]
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+        args = ["train", "--model", "kmeans", "--generate", "20000", "--promote", "--tracking-uri", tracking_uri]
+        trained = run_hyp(*args, "--warehouse-dir", str(work / "warehouse"), env=env, timeout=600)
+        if trained.returncode != 0:
+            raise RuntimeError(f"hyp train exited with {trained.returncode}:\n{trained.stderr[-3000:]}")
         version = champion_version(client(tracking_uri))
     if version is None:
         raise RuntimeError("no champion after training")

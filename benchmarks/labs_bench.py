@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from services.common.processes import free_port
+from services.testing.hyp import run_hyp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,21 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(1, args.last + 1):
             for verb in ("start", "solve", "check"):
                 t0 = time.monotonic()
-                r = subprocess.run(
-                    [sys.executable, "-m", "services.cli", "lab", verb, str(n)],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
+                r = run_hyp("lab", verb, str(n), env=env, timeout=1800)
                 rows.append((f"hyp lab {verb} {n}", time.monotonic() - t0, r.returncode))
                 if r.returncode != 0:
                     print(r.stdout, r.stderr, file=sys.stderr)
                     raise SystemExit(f"hyp lab {verb} {n} failed (exit {r.returncode})")
         total = time.monotonic() - began
     finally:
-        subprocess.run([sys.executable, "-m", "services.cli", "lab", "reset"], cwd=ROOT, env=env, check=False)
+        run_hyp("lab", "reset", env=env, timeout=300)
     command = " ".join(
         shlex.quote(a) for a in [".venv/bin/python", "benchmarks/labs_bench.py", *(argv or sys.argv[1:])]
     )

@@ -30,6 +30,7 @@ from services.common.processes import wait_for  # noqa: E402
 from services.stack import definition as d  # noqa: E402
 from services.stack import processes as p  # noqa: E402
 from services.stack.summary import warehouse_stats  # noqa: E402
+from services.testing.hyp import run_hyp  # noqa: E402
 from services.testing.stack import port_override  # noqa: E402
 
 PY = sys.executable
@@ -125,7 +126,9 @@ def bench_local(rows: list[tuple[str, str, str]], notes: list[str], warm_runs: i
         what = f"`hyp up` to the first detection, second start (best of {len(warm)}: {runs} s)"
         rows.append((what, f"{min(warm):.1f} s", "<= 20 s"))
         # memory: detached stack, once detections flow
-        subprocess.run([PY, "-m", "services.cli", "up", "--detach", "--home", str(home)], cwd=ROOT, check=True)
+        started = run_hyp("up", "--detach", "--home", str(home), timeout=600)
+        if started.returncode != 0:
+            raise SystemExit(f"hyp up --detach exited with {started.returncode}:\n{started.stderr[-3000:]}")
         try:
             before = warehouse_stats(home / "warehouse")
             start_flagged = before.flagged if before else 0
@@ -150,7 +153,7 @@ def bench_local(rows: list[tuple[str, str, str]], notes: list[str], warm_runs: i
             rows.append((what, f"{pss:,.0f} MiB", ""))
             notes.append(f"- RSS per service (MiB, load {_load()}): {each}")
         finally:
-            subprocess.run([PY, "-m", "services.cli", "down", "--home", str(home)], cwd=ROOT, capture_output=True)
+            run_hyp("down", "--home", str(home), timeout=300)
 
 
 def main(argv: list[str] | None = None) -> int:

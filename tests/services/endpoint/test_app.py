@@ -8,10 +8,12 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common import names
+from services.common.processes import wait_for
 from services.endpoint.app import create_app
 from services.endpoint.settings import EndpointSettings
 
-PREDICT = "/v1/projects/hyp-local/locations/europe-west1/endpoints/1:predict"
+PREDICT = names.predict_url("", "hyp-local", "europe-west1", "1")
 NORMAL = {"tax": 4.0, "shipping": 5.0, "value": 50.0}
 SPIKE = {"tax": 100.0, "shipping": 100.0, "value": 1_000_000.1}
 
@@ -275,16 +277,15 @@ def test_alias_move_switches_versions_without_dropping_or_mixing(client, source)
 
 
 def test_background_poll_picks_up_a_moved_alias(source):
-    import time
-
     with TestClient(create_app(make_settings(HYP_ENDPOINT_RELOAD_INTERVAL_S=0.05), source)) as c:
         assert c.post(PREDICT, json={"instances": [NORMAL]}).json()["modelVersionId"] == "1"
         source.alias = "2"
-        deadline = time.monotonic() + 10
-        version = "1"
-        while version != "2" and time.monotonic() < deadline:
-            version = c.post(PREDICT, json={"instances": [NORMAL]}).json()["modelVersionId"]
-        assert version == "2"
+        wait_for(
+            lambda: c.post(PREDICT, json={"instances": [NORMAL]}).json()["modelVersionId"] == "2",
+            10,
+            "version 2 served",
+            interval=0.01,
+        )
         assert source.loads == 2
 
 
