@@ -155,11 +155,17 @@ class Store:
         more = page[-1] if len(names) > len(page) else ""
         return [self.buckets[n] for n in page], more
 
-    def patch_bucket(self, name: str, body: dict[str, Any], pre: Preconditions = NONE) -> Stored:
+    def patch_bucket(
+        self, name: str, body: dict[str, Any], pre: Preconditions = NONE, *, replace: bool = False
+    ) -> Stored:
+        """Patch (``labels``: a null value removes one) or, with ``replace`` (``PUT``: update), set the labels
+        to exactly those sent."""
         with self.lock:
             stored = dict(self.get_bucket(name))
             if pre.if_metageneration_match is not None and pre.if_metageneration_match != stored["metageneration"]:
                 raise errors.precondition_failed()
+            if replace:
+                stored["labels"] = {}
             if "labels" in body:
                 labels = dict(stored.get("labels") or {})
                 for k, v in (body["labels"] or {}).items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -47,10 +48,18 @@ def get(bucket: str, request: Request) -> dict[str, Any]:
 
 
 @router.patch("/b/{bucket}")
-@router.put("/b/{bucket}")
 async def patch(bucket: str, request: Request) -> dict[str, Any]:
     body = await json_body(request)
     stored = await run_in_threadpool(store(request).patch_bucket, bucket, body, preconditions(request))
+    return resources.bucket_json(stored, base_url(request))
+
+
+@router.put("/b/{bucket}")
+async def update(bucket: str, request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    stored = await run_in_threadpool(
+        functools.partial(store(request).patch_bucket, bucket, body, preconditions(request), replace=True)
+    )
     return resources.bucket_json(stored, base_url(request))
 
 

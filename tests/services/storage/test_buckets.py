@@ -40,6 +40,16 @@ def test_labels_set_at_create_and_patched(client: Any) -> None:
     assert again.labels == {"team": "ml"} and again.metageneration == 2
 
 
+def test_update_replaces_the_labels(client: Any) -> None:
+    bucket = client.bucket(unique_bucket())
+    bucket.labels = {"a": "1", "b": "2"}
+    client.create_bucket(bucket)
+    got = client.get_bucket(bucket.name)
+    got.labels = {"c": "3"}
+    got.update()  # PUT: the whole resource
+    assert client.get_bucket(bucket.name).labels == {"c": "3"}
+
+
 def test_list_pages(client: Any) -> None:
     prefix = unique_bucket("pg")
     names = sorted(client.create_bucket(f"{prefix}-{i}").name for i in range(5))
