@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from services.storage.errors import ApiError
@@ -38,7 +38,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
         return {"status": "ok"}
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        if exc.code == 304:  # no body allowed
+            return Response(status_code=304)
         return JSONResponse(exc.body(), status_code=exc.code)
 
     @app.exception_handler(HTTPException)

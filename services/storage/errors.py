@@ -50,3 +50,8 @@ def conflict(message: str) -> ApiError:
 
 def precondition_failed() -> ApiError:
     return ApiError(412, "conditionNotMet", "At least one of the pre-conditions you specified did not hold.")
+
+
+def not_modified() -> ApiError:
+    """304, sent without a body (the client raises ``NotModified``)."""
+    return ApiError(304, "notModified", "Not Modified")

@@ -42,16 +42,20 @@ class Preconditions:
     if_metageneration_not_match: int | None = None
 
     def check(self, current: Stored | None) -> None:
+        """412 when a ``...Match`` does not hold; else 304 Not Modified when a ``...NotMatch`` does not hold
+        (the caller already has that generation)."""
         gen = current["generation"] if current else 0
         meta = current["metageneration"] if current else None
-        ok = (
-            (self.if_generation_match is None or self.if_generation_match == gen)
-            and (self.if_generation_not_match is None or self.if_generation_not_match != gen)
-            and (self.if_metageneration_match is None or self.if_metageneration_match == meta)
-            and (self.if_metageneration_not_match is None or meta is None or self.if_metageneration_not_match != meta)
-        )
-        if not ok:
+        if (self.if_generation_match is not None and self.if_generation_match != gen) or (
+            self.if_metageneration_match is not None and self.if_metageneration_match != meta
+        ):
             raise errors.precondition_failed()
+        if (self.if_generation_not_match is not None and self.if_generation_not_match == gen) or (
+            self.if_metageneration_not_match is not None
+            and meta is not None
+            and self.if_metageneration_not_match == meta
+        ):
+            raise errors.not_modified()
 
 
 NONE = Preconditions()

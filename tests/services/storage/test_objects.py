@@ -120,6 +120,12 @@ def test_generations_and_preconditions(bucket: Any) -> None:
         bucket.blob("g").delete(if_generation_match=first)
     with pytest.raises(exceptions.PreconditionFailed):
         bucket.get_blob("g", if_metageneration_match=2)
+    # a ...NotMatch that does not hold: 304, the caller already has this generation
+    with pytest.raises(exceptions.NotModified):
+        bucket.get_blob("g", if_generation_not_match=second.generation)
+    with pytest.raises(exceptions.NotModified):
+        bucket.blob("g").download_as_bytes(if_generation_not_match=second.generation)
+    assert bucket.blob("g").download_as_bytes(if_generation_not_match=first) == b"v2"
     bucket.blob("g").delete(if_generation_match=second.generation)
     with pytest.raises(exceptions.NotFound):
         bucket.blob("g").delete()
