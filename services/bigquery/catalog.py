@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from services.bigquery import errors
 from services.bigquery.names import check_dataset, check_project, check_table
-from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields
+from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields, row_type
 from services.warehouse.live import live_files
 from services.warehouse.writer import write_atomic
 
@@ -332,6 +332,7 @@ class Catalog:
         ``skip_invalid``), as one file per partition; rows whose insertId was seen are dropped."""
         resource, folder = self._load_table(project, dataset, table)
         fields = parse_fields(resource["schema"].get("fields"))
+        root = row_type(fields)
         converted: list[dict[str, Any] | None] = []
         result = InsertResult()
         for index, entry in enumerate(rows):
@@ -339,7 +340,7 @@ class Catalog:
                 error = RowError("", "Each row needs a json object.")
             else:
                 try:
-                    converted.append(convert_row(entry["json"], fields, ignore_unknown))
+                    converted.append(convert_row(entry["json"], root, ignore_unknown))
                     continue
                 except RowError as exc:
                     error = exc

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -77,6 +78,11 @@ class Field:
             out["description"] = self.description
         return out
 
+    @cached_property
+    def lookup(self) -> tuple[dict[str, Field], dict[str, Field]]:
+        """A RECORD's fields by exact name and by lower-cased name (column names are case-insensitive)."""
+        return {f.name: f for f in self.fields}, {f.name.lower(): f for f in self.fields}
+
     def arrow(self) -> pa.Field:
         if self.type == "RECORD":
             kind: pa.DataType = pa.struct([f.arrow() for f in self.fields])
@@ -130,60 +136,72 @@ class RowError(ValueError):
         self.location, self.message = location, message
 
 
-def convert_row(row: Any, fields: tuple[Field, ...], ignore_unknown: bool) -> dict[str, Any]:
+def row_type(fields: tuple[Field, ...]) -> Field:
+    """The table's row as one RECORD, what :func:`convert_row` takes (make it once per batch)."""
+    return Field("", "RECORD", "REQUIRED", fields)
+
+
+def convert_row(row: Any, root: Field, ignore_unknown: bool) -> dict[str, Any]:
     """An insertAll ``json`` object -> Python values for the table's Arrow schema; RowError when invalid."""
-    if not isinstance(row, Mapping):
+    if not isinstance(row, dict):
         raise RowError("", "Row must be a JSON object.")
-    return _record(row, fields, "", ignore_unknown)
+    return _record(row, root, "", ignore_unknown)
 
 
-def _record(value: Mapping[str, Any], fields: tuple[Field, ...], prefix: str, ignore_unknown: bool) -> dict[str, Any]:
-    by_name = {f.name.lower(): f for f in fields}
-    if not ignore_unknown:
-        for key in value:
-            if str(key).lower() not in by_name:
-                raise RowError(prefix + str(key), f"no such field: {prefix}{key}.")
-    given = {str(k).lower(): v for k, v in value.items()}
-    return {f.name: _field(given.get(f.name.lower()), f, prefix + f.name, ignore_unknown) for f in fields}
+def _record(value: dict[str, Any], record: Field, prefix: str, ignore_unknown: bool) -> dict[str, Any]:
+    exact, lower = record.lookup
+    fields = record.fields
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        field = exact.get(key) or lower.get(str(key).lower())
+        if field is None:
+            if ignore_unknown:
+                continue
+            raise RowError(prefix + str(key), f"no such field: {prefix}{key}.")
+        out[field.name] = _field(item, field, prefix, ignore_unknown)
+    if len(out) < len(fields):
+        for field in fields:
+            if field.name not in out:
+                out[field.name] = _field(None, field, prefix, ignore_unknown)
+    return out
 
 
-def _field(value: Any, field: Field, location: str, ignore_unknown: bool) -> Any:
+def _field(value: Any, field: Field, prefix: str, ignore_unknown: bool) -> Any:
+    if value is None:
+        if field.mode == "REQUIRED":
+            raise RowError(prefix + field.name, f"Missing required field: {prefix}{field.name}.")
+        return [] if field.mode == "REPEATED" else None
     if field.mode == "REPEATED":
-        if value is None:
-            return []
         if not isinstance(value, list):
-            raise RowError(location, f"Expected an array for repeated field {location}.")
+            raise RowError(prefix + field.name, f"Expected an array for repeated field {prefix}{field.name}.")
         out = []
         for item in value:
             if item is None:
-                raise RowError(location, f"Null value in an array: {location}.")
-            out.append(_scalar(item, field, location, ignore_unknown))
+                raise RowError(prefix + field.name, f"Null value in an array: {prefix}{field.name}.")
+            out.append(_scalar(item, field, prefix, ignore_unknown))
         return out
-    if value is None:
-        if field.mode == "REQUIRED":
-            raise RowError(location, f"Missing required field: {location}.")
-        return None
     if isinstance(value, list):
-        raise RowError(location, f"Array specified for non-repeated field: {location}.")
-    return _scalar(value, field, location, ignore_unknown)
+        raise RowError(prefix + field.name, f"Array specified for non-repeated field: {prefix}{field.name}.")
+    return _scalar(value, field, prefix, ignore_unknown)
 
 
-def _scalar(value: Any, field: Field, location: str, ignore_unknown: bool) -> Any:
+def _scalar(value: Any, field: Field, prefix: str, ignore_unknown: bool) -> Any:
     kind = field.type
     try:
         if kind == "RECORD":
-            if not isinstance(value, Mapping):
+            if not isinstance(value, dict):
                 raise ValueError("a JSON object")
-            return _record(value, field.fields, location + ".", ignore_unknown)
+            return _record(value, field, f"{prefix}{field.name}.", ignore_unknown)
         return _CONVERT[kind](value)
     except RowError:
         raise
     except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
+        location = prefix + field.name
         raise RowError(location, f"Cannot convert value to {kind.lower()}: {value!r} ({exc}).") from None
 
 
 def _string(value: Any) -> str:
-    if isinstance(value, str):
+    if type(value) is str:
         return value
     if isinstance(value, bool | int | float):
         return json.dumps(value)
@@ -207,6 +225,8 @@ def _integer(value: Any) -> int:
 
 
 def _float(value: Any) -> float:
+    if type(value) is float:
+        return value
     if isinstance(value, bool):
         raise TypeError("a boolean")
     if isinstance(value, int | float):
