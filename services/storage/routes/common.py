@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Request
+from fastapi import Depends, Request
 
+from services.common.deps import from_state
 from services.storage import errors
 from services.storage.store import Preconditions, Store
+from services.storage.uploads import Sessions
 
-
-def store(request: Request) -> Store:
-    found: Store = request.app.state.store
-    return found
+StoreDep = Annotated[Store, Depends(from_state("store"))]
+SessionsDep = Annotated[Sessions, Depends(from_state("sessions"))]
 
 
 def base_url(request: Request) -> str:

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from services.storage import errors, resources
 from services.storage.naming import check_object
 from services.storage.routes.common import (
+    StoreDep,
     base_url,
     decode_token,
     encode_token,
@@ -22,7 +23,6 @@ from services.storage.routes.common import (
     path_after_objects,
     preconditions,
     source_preconditions,
-    store,
 )
 from services.storage.store import Preconditions, Store, Stored
 
@@ -32,9 +32,9 @@ MAX_COMPOSE_SOURCES = 32
 
 
 @router.get("/storage/v1/b/{bucket}/o")
-def list_objects(bucket: str, request: Request) -> dict[str, Any]:
+def list_objects(bucket: str, request: Request, s: StoreDep) -> dict[str, Any]:
     q = request.query_params
-    items, prefixes, last = store(request).list_objects(
+    items, prefixes, last = s.list_objects(
         bucket,
         prefix=q.get("prefix") or "",
         delimiter=q.get("delimiter") or "",
@@ -57,19 +57,19 @@ def list_objects(bucket: str, request: Request) -> dict[str, Any]:
 
 @router.get("/storage/v1/b/{bucket}/o/{rest:path}")
 @router.get("/download/storage/v1/b/{bucket}/o/{rest:path}")
-def get(bucket: str, request: Request) -> Response:
+def get(bucket: str, request: Request, s: StoreDep) -> Response:
     segments = path_after_objects(request)
     if len(segments) != 1:
         raise errors.ApiError(404, "notFound", "Not Found")
     generation, pre = int_param(request, "generation"), preconditions(request)
     if request.query_params.get("alt") == "media" or request.url.path.startswith("/download/"):
-        stored, f = store(request).open_object(bucket, segments[0], generation, pre)
+        stored, f = s.open_object(bucket, segments[0], generation, pre)
         try:
             return download(f, stored, request.headers.get("range"))
         except BaseException:
             f.close()
             raise
-    stored = store(request).get_object(bucket, segments[0], generation, pre)
+    stored = s.get_object(bucket, segments[0], generation, pre)
     from fastapi.responses import JSONResponse
 
     return JSONResponse(resources.object_json(stored, base_url(request)))
@@ -132,30 +132,29 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 @router.patch("/storage/v1/b/{bucket}/o/{rest:path}")
 @router.put("/storage/v1/b/{bucket}/o/{rest:path}")
-async def patch(bucket: str, request: Request) -> dict[str, Any]:
+async def patch(bucket: str, request: Request, s: StoreDep) -> dict[str, Any]:
     segments = path_after_objects(request)
     if len(segments) != 1:
         raise errors.ApiError(404, "notFound", "Not Found")
     body = await json_body(request)
-    stored = await run_in_threadpool(store(request).patch_object, bucket, segments[0], body, preconditions(request))
+    stored = await run_in_threadpool(s.patch_object, bucket, segments[0], body, preconditions(request))
     return resources.object_json(stored, base_url(request))
 
 
 @router.delete("/storage/v1/b/{bucket}/o/{rest:path}", status_code=204)
-def delete(bucket: str, request: Request) -> Response:
+def delete(bucket: str, request: Request, s: StoreDep) -> Response:
     segments = path_after_objects(request)
     if len(segments) != 1:
         raise errors.ApiError(404, "notFound", "Not Found")
-    store(request).delete_object(bucket, segments[0], int_param(request, "generation"), preconditions(request))
+    s.delete_object(bucket, segments[0], int_param(request, "generation"), preconditions(request))
     return Response(status_code=204)
 
 
 @router.post("/storage/v1/b/{bucket}/o/{rest:path}")
-async def action(bucket: str, request: Request) -> dict[str, Any]:
+async def action(bucket: str, request: Request, s: StoreDep) -> dict[str, Any]:
     """``copyTo``, ``rewriteTo`` and ``compose``: all write a new object from stored bytes."""
     segments = path_after_objects(request)
     body = await json_body(request)
-    s = store(request)
     if len(segments) == 2 and segments[1] == "compose":
         stored = await run_in_threadpool(compose, s, bucket, segments[0], body, request)
         return resources.object_json(stored, base_url(request))

@@ -20,22 +20,15 @@ from fastapi.responses import JSONResponse
 
 from services.storage import disk, errors, resources
 from services.storage.naming import check_object
-from services.storage.routes.common import base_url, json_body, preconditions, store
-from services.storage.uploads import Sessions
+from services.storage.routes.common import SessionsDep, StoreDep, base_url, json_body, preconditions
 
 router = APIRouter(prefix="/upload/storage/v1")
 _RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
-def sessions(request: Request) -> Sessions:
-    found: Sessions = request.app.state.sessions
-    return found
-
-
 @router.post("/b/{bucket}/o")
-async def insert(bucket: str, request: Request) -> Response:
+async def insert(bucket: str, request: Request, s: StoreDep, sessions: SessionsDep) -> Response:
     kind = request.query_params.get("uploadType") or "media"
-    s = store(request)
     s.get_bucket(bucket)
     pre = preconditions(request)
     if kind == "resumable":
@@ -43,7 +36,7 @@ async def insert(bucket: str, request: Request) -> Response:
         name = check_object(request.query_params.get("name") or metadata.get("name") or "")
         if "contentType" not in metadata and request.headers.get("x-upload-content-type"):
             metadata["contentType"] = request.headers["x-upload-content-type"]
-        upload_id = await run_in_threadpool(sessions(request).start, bucket, name, metadata, pre)
+        upload_id = await run_in_threadpool(sessions.start, bucket, name, metadata, pre)
         location = f"{base_url(request)}/upload/storage/v1/b/{bucket}/o?uploadType=resumable&upload_id={upload_id}"
         return Response(status_code=200, headers={"Location": location})
     if kind == "multipart":
@@ -116,14 +109,14 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], byt
 
 
 @router.put("/b/{bucket}/o")
-async def resume(bucket: str, request: Request) -> Response:
+async def resume(bucket: str, request: Request, sessions: SessionsDep) -> Response:
     """One chunk of a resumable upload (``Content-Range: bytes a-b/total``, ``/*`` while the total is unknown) or a
     status query (``bytes */total``): 308 with the bytes held so far, or 200 and the object once complete."""
     upload_id = request.query_params.get("upload_id") or ""
     if not upload_id:
         raise errors.required("Required: upload_id.")
-    sessions_ = sessions(request)
-    part = await run_in_threadpool(sessions_.part, upload_id)
+
+    part = await run_in_threadpool(sessions.part, upload_id)
     first, last, total = content_range(request.headers.get("content-range"), request.headers.get("content-length"))
     if first is not None:
         held = part.stat().st_size
@@ -145,7 +138,7 @@ async def resume(bucket: str, request: Request) -> Response:
             raise errors.invalid(
                 f"Invalid request. Content-Range announced {last - first + 1} bytes, {sent} were sent."
             )
-    result = await run_in_threadpool(sessions_.settle, upload_id, total)
+    result = await run_in_threadpool(sessions.settle, upload_id, total)
     if isinstance(result, dict):
         return JSONResponse(resources.object_json(result, base_url(request)))
     headers = {"Range": f"bytes=0-{result - 1}"} if result else {}
@@ -167,6 +160,6 @@ def content_range(header: str | None, length: str | None) -> tuple[int | None, i
 
 
 @router.delete("/b/{bucket}/o")
-def cancel(bucket: str, request: Request) -> Response:
-    sessions(request).cancel(request.query_params.get("upload_id") or "")
+def cancel(bucket: str, request: Request, sessions: SessionsDep) -> Response:
+    sessions.cancel(request.query_params.get("upload_id") or "")
     return Response(status_code=499)
