@@ -53,13 +53,6 @@ class Hasher:
         return base64.b64encode(self.crc.digest()).decode()
 
 
-def crc32c_combine_b64(datas: list[bytes]) -> str:
-    crc = google_crc32c.Checksum()
-    for d in datas:
-        crc.update(d)
-    return base64.b64encode(crc.digest()).decode()
-
-
 def bucket_json(stored: dict[str, Any], base_url: str) -> dict[str, Any]:
     name = stored["name"]
     return {

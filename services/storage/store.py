@@ -171,6 +171,8 @@ class Store:
             if replace:
                 stored["labels"] = {}
             if "labels" in body:
+                if not isinstance(body["labels"] or {}, dict):
+                    raise errors.invalid("Invalid argument: labels must be an object")
                 labels = dict(stored.get("labels") or {})
                 for k, v in (body["labels"] or {}).items():
                     if v is None:
