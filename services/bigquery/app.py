@@ -22,6 +22,7 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     app.state.settings = settings
     app.state.catalog = Catalog(settings.warehouse_dir, settings.dedup_window_s, settings.dedup_max_ids)
     app.state.jobs = Jobs(app.state.catalog)
+    app.state.uploads = {}  # resumable upload sessions: id -> (project, job resource, data so far)
 
     def error(exc: BigQueryError) -> Response:
         return Response(orjson.dumps(exc.body()), status_code=exc.code, media_type="application/json")

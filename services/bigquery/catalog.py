@@ -372,6 +372,14 @@ class Catalog:
         result.inserted = len(keep)
         return result
 
+    def append_converted(self, project: str, dataset: str, table: str, rows: list[dict[str, Any]]) -> None:
+        """Append rows already converted for the table's schema (a load job's): one commit per partition."""
+        resource, folder = self._load_table(project, dataset, table)
+        fields = parse_fields(resource["schema"].get("fields"))
+        if rows:
+            with self.lock:
+                self._write(resource, fields, folder, rows)
+
     def _write(
         self, resource: Mapping[str, Any], fields: tuple[Field, ...], folder: Path, rows: list[dict[str, Any]]
     ) -> None:

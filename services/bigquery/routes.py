@@ -6,6 +6,7 @@ in the thread pool and answer BigQuery's resources as JSON; errors are errors.Bi
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -236,7 +237,81 @@ def router() -> APIRouter:
         int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
         return _json(_results(job, start, size, int64) | {"kind": "bigquery#getQueryResultsResponse"})
 
+    # -- uploads (load jobs)
+    upload = "/upload" + PREFIX + "/jobs"
+
+    @api.post(upload)
+    async def upload_start(project: str, request: Request) -> Response:
+        kind = request.query_params.get("uploadType")
+        raw = await _raw(request)
+        if kind == "multipart":
+            metadata, data = _multipart(request.headers.get("content-type", ""), raw)
+            job = await run_in_threadpool(_jobs(request).load, project, metadata, data)
+            return _json(job.resource)
+        if kind == "resumable":
+            metadata = _object(raw)
+            upload_id = uuid.uuid4().hex
+            request.app.state.uploads[upload_id] = (project, metadata, bytearray())
+            location = f"{str(request.url).split('?')[0]}?uploadType=resumable&upload_id={upload_id}"
+            return Response(status_code=200, headers={"Location": location})
+        raise invalid(f"uploadType {kind!r} is not supported (multipart or resumable).")
+
+    @api.put(upload)
+    async def upload_chunk(project: str, request: Request) -> Response:
+        session = request.app.state.uploads.get(request.query_params.get("upload_id", ""))
+        if session is None:
+            raise BigQueryError(404, "notFound", "Not found: upload session")
+        _, metadata, buffer = session
+        buffer += await _raw(request, limit=None)
+        total = _total(request.headers.get("content-range", ""))
+        if total is None or len(buffer) < total:
+            headers = {"Range": f"bytes=0-{len(buffer) - 1}"} if buffer else {}
+            return Response(status_code=308, headers=headers)
+        del request.app.state.uploads[request.query_params["upload_id"]]
+        job = await run_in_threadpool(_jobs(request).load, project, metadata, bytes(buffer))
+        return _json(job.resource)
+
     return api
+
+
+async def _raw(request: Request, limit: int | None = -1) -> bytes:
+    """The body, bounded by max_request_bytes (``limit=-1``) or by ``limit`` (None: unbounded)."""
+    settings: BigQuerySettings = request.app.state.settings
+    bound = settings.max_request_bytes if limit == -1 else limit
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if bound is not None and len(raw) > bound:
+            raise invalid(f"Request payload size exceeds the limit: {bound} bytes.")
+    return bytes(raw)
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise BigQueryError(400, "parseError", f"Parse error: {exc}") from None
+    if not isinstance(body, dict):
+        raise BigQueryError(400, "parseError", "The request body must be a JSON object.")
+    return body
+
+
+def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """A multipart/related upload: the job resource (JSON), then the data."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    parts = [p.get_payload(decode=True) for p in message.iter_parts()] if message.is_multipart() else []
+    if len(parts) != 2 or not isinstance(parts[0], bytes) or not isinstance(parts[1], bytes):
+        raise invalid("A multipart upload needs two parts: the job resource and the data.")
+    return _object(parts[0]), parts[1]
+
+
+def _total(content_range: str) -> int | None:
+    """The total size in ``Content-Range: bytes a-b/total`` (None while unknown: ``*``)."""
+    _, _, total = content_range.rpartition("/")
+    return int(total) if total.isdigit() else None
 
 
 def _jobs(request: Request) -> Jobs:

@@ -209,6 +209,8 @@ def _string(value: Any) -> str:
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError("a boolean")
     if isinstance(value, int):
@@ -237,9 +239,9 @@ def _float(value: Any) -> float:
 
 
 def _numeric(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise TypeError("not a number")
-    number = Decimal(str(value))
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite() or abs(number) >= _NUMERIC_MAX:
         raise ValueError("out of the NUMERIC range")
     if number.as_tuple().exponent < -9:  # type: ignore[operator]
@@ -248,9 +250,9 @@ def _numeric(value: Any) -> Decimal:
 
 
 def _bignumeric(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise TypeError("not a number")
-    number = Decimal(str(value))
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite() or abs(number) >= Decimal("1e38"):
         raise ValueError("out of the BIGNUMERIC range")
     return number
@@ -265,6 +267,8 @@ def _boolean(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):  # from a Parquet load
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, bool):
         raise TypeError("a boolean")
     if isinstance(value, int | float):
@@ -283,18 +287,24 @@ def _timestamp(value: Any) -> datetime:
 
 
 def _date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     if not isinstance(value, str):
         raise TypeError("not a date string")
     return date.fromisoformat(value.strip())
 
 
 def _time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
     if not isinstance(value, str):
         raise TypeError("not a time string")
     return time.fromisoformat(value.strip())
 
 
 def _datetime(value: Any) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value
     if not isinstance(value, str):
         raise TypeError("not a datetime string")
     parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
@@ -311,6 +321,8 @@ def _json(value: Any) -> str:
 
 
 def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
     if not isinstance(value, str):
         raise TypeError("not a base64 string")
     return base64.b64decode(value, validate=True)
