@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.schema import Field, arrow_schema
+from services.bigquery.schema import Field, arrow_schema, parse_fields
 from services.bigquery.sql import POSITIONAL, invalid_query, translate
 
 MAX_JOBS = 200
@@ -176,6 +176,9 @@ class Jobs:
         scanned = 0
         sources = {}
         for relation, ref in translation.tables.items():
+            if ref.table.startswith("INFORMATION_SCHEMA."):
+                sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
+                continue
             fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
             paths = self.catalog.files(ref.project, ref.dataset, ref.table)
             scanned += sum(p.stat().st_size for p in paths if p.exists())
@@ -201,6 +204,50 @@ class Jobs:
         if dry_run:
             return (), None, scanned
         return result_fields(result.schema), result, scanned
+
+
+def information_schema(catalog: Catalog, project: str, dataset: str, view: str) -> pa.Table:
+    """``dataset.INFORMATION_SCHEMA.TABLES`` / ``.COLUMNS`` from the catalog (their main columns)."""
+    tables = catalog.list_tables(project, dataset)
+    if view.endswith(".TABLES"):
+        return pa.table(
+            {
+                "table_catalog": [project] * len(tables),
+                "table_schema": [dataset] * len(tables),
+                "table_name": [t["tableReference"]["tableId"] for t in tables],
+                "table_type": ["BASE TABLE"] * len(tables),
+                "creation_time": pa.array(
+                    [datetime.fromtimestamp(int(t["creationTime"]) / 1000, UTC) for t in tables],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+            }
+        )
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("table_catalog", "table_schema", "table_name", "column_name", "ordinal_position",
+                        "is_nullable", "data_type", "is_partitioning_column")
+    }  # fmt: skip
+    for resource in tables:
+        partition = (resource.get("timePartitioning") or {}).get("field")
+        for position, f in enumerate(parse_fields(resource["schema"].get("fields")), 1):
+            nullable = "NO" if f.mode == "REQUIRED" else "YES"
+            partitioning = "YES" if f.name == partition else "NO"
+            table = resource["tableReference"]["tableId"]
+            row = (project, dataset, table, f.name, position, nullable, standard_type(f), partitioning)
+            for key, value in zip(columns, row, strict=True):
+                columns[key].append(value)
+    return pa.table(columns)
+
+
+_STANDARD = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+
+
+def standard_type(f: Field) -> str:
+    """A field's type as GoogleSQL writes it (``INT64``, ``STRUCT<a INT64>``, ``ARRAY<STRING>``)."""
+    if f.type == "RECORD":
+        kind = "STRUCT<" + ", ".join(f"{c.name} {standard_type(c)}" for c in f.fields) + ">"
+    else:
+        kind = _STANDARD.get(f.type, f.type)
+    return f"ARRAY<{kind}>" if f.mode == "REPEATED" else kind
 
 
 def _hugeint_to_int64(data: pa.Table) -> pa.Table:

@@ -17,6 +17,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from services.bigquery.errors import BigQueryError
 
 DUCKDB = "duckdb"
+INFORMATION_SCHEMA = ("TABLES", "COLUMNS")  # dataset-qualified views served from the catalog
 POSITIONAL = "__p"  # the DuckDB name of the i-th `?`: __p0, __p1, ...
 
 
@@ -58,12 +59,22 @@ def translate(query: str, project: str, default_dataset: str | None = None) -> T
             continue
         if not table.db:
             raise invalid_query(f'Table "{table.name}" must be qualified with a dataset (e.g. dataset.table).')
-        if table.db.upper() == "INFORMATION_SCHEMA" or table.name.upper().startswith("INFORMATION_SCHEMA"):
-            raise invalid_query("INFORMATION_SCHEMA is not supported by hyp bigquery yet.")
-        ref = TableRef(table.catalog or project, table.db, table.name)
+        name, alias = table.name, table.alias or table.name
+        if name.upper().startswith("INFORMATION_SCHEMA."):
+            view = name.split(".", 1)[1].upper()
+            if view not in INFORMATION_SCHEMA:
+                raise invalid_query(
+                    f"INFORMATION_SCHEMA.{view} is not supported by hyp bigquery (only TABLES, COLUMNS)."
+                )
+            name = f"INFORMATION_SCHEMA.{view}"
+            alias = alias if "." not in alias else view
+        elif table.db.upper() == "INFORMATION_SCHEMA" or table.db.lower().startswith("region-"):
+            raise invalid_query(
+                "Only dataset-qualified INFORMATION_SCHEMA views are supported (dataset.INFORMATION_SCHEMA.X)."
+            )
+        ref = TableRef(table.catalog or project, table.db, name)
         relation = f"__bq_table_{i}"
         out.tables[relation] = ref
-        alias = table.alias or table.name
         table.replace(exp.alias_(exp.to_table(relation), alias, table=True))
     names = []
     for param in tree.find_all(exp.Parameter):

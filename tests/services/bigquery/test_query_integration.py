@@ -143,3 +143,25 @@ def test_file_functions_are_refused(client, events) -> None:
 def test_dry_run_estimates_bytes(client, events) -> None:
     job = client.query(f"SELECT user_id FROM `{events}`", job_config=bigquery.QueryJobConfig(dry_run=True))
     assert job.total_bytes_processed and job.total_bytes_processed > 0
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/information-schema-columns")
+def test_information_schema_tables_and_columns(client, events, dataset) -> None:
+    tables = client.query_and_wait(
+        f"SELECT table_name, table_type FROM `{PROJECT}.{dataset}.INFORMATION_SCHEMA.TABLES`"
+    )
+    assert [tuple(r.values()) for r in tables] == [("cloud_run", "BASE TABLE")]
+    sql = f"""SELECT column_name, data_type, is_partitioning_column FROM {dataset}.INFORMATION_SCHEMA.COLUMNS
+              WHERE table_name = 'cloud_run' ORDER BY ordinal_position"""
+    assert [tuple(r.values()) for r in client.query_and_wait(sql)] == [
+        ("event_datetime", "TIMESTAMP", "YES"),
+        ("event", "STRING", "NO"),
+        ("user_id", "STRING", "NO"),
+        (
+            "ecommerce",
+            "STRUCT<items ARRAY<STRUCT<item_id STRING, price FLOAT64>>, purchase STRUCT<tax FLOAT64, value NUMERIC>>",
+            "NO",
+        ),
+    ]
+    with pytest.raises(exceptions.BadRequest, match="INFORMATION_SCHEMA"):
+        client.query_and_wait(f"SELECT * FROM {dataset}.INFORMATION_SCHEMA.JOBS")
