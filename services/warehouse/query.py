@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,11 @@ from services.warehouse.guard import check_read_only, confined_connection, refus
 from services.warehouse.live import live_files
 from services.warehouse.tables import TABLES, WarehouseError
 
-__all__ = ["check_read_only", "connect", "files", "query", "refresh"]
+__all__ = ["QueryTimeout", "check_read_only", "connect", "files", "query", "refresh"]
+
+
+class QueryTimeout(WarehouseError):
+    """The query ran past its ``timeout_s`` and DuckDB interrupted it."""
 
 
 def files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
@@ -69,11 +74,14 @@ def query(
     *,
     read_only: bool = False,
     params: Sequence[Any] | Mapping[str, Any] | None = None,
+    timeout_s: float | None = None,
 ):  # -> pyarrow.Table
     """Run SQL over the warehouse and return an Arrow table.
 
     The connection is confined to the warehouse (see ``guard``); ``read_only=True`` also refuses any
     statement but a query: pass it for SQL a user typed (``hyp sql``, the console's SQL box).
+    ``timeout_s`` interrupts the query inside DuckDB when it runs longer (QueryTimeout), so a runaway
+    query stops using the CPU instead of running on after its caller gave up.
 
     ``params`` are DuckDB prepared-statement values (``?`` or ``$name``). If a file
     vanished between listing and reading (compaction deleted it after its grace
@@ -82,13 +90,21 @@ def query(
     if read_only:
         check_read_only(sql)
     con = connect(warehouse_dir)
+    timer = threading.Timer(timeout_s, con.interrupt) if timeout_s is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         try:
             return con.sql(sql, params=params).to_arrow_table()
         except duckdb.IOException:
             refresh(con, warehouse_dir)
             return con.sql(sql, params=params).to_arrow_table()
+    except duckdb.InterruptException:
+        raise QueryTimeout(f"sql: no answer within {timeout_s:g} s, the query was stopped") from None
     except duckdb.Error as exc:
         raise WarehouseError(refusal(exc)) from None
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()

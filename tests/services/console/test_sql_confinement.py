@@ -75,3 +75,12 @@ def test_hyp_console_refuses_everything_outside_the_warehouse(warehouse: Path, t
             return response.status_code, response.json()
 
         assert_confined(post, warehouse)
+
+
+def test_a_runaway_query_gets_408_and_is_stopped(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.console.routes import sql as route
+
+    monkeypatch.setattr(route, "SQL_TIMEOUT_S", 0.5)
+    slow = client.post("/api/sql", json={"sql": "SELECT count(*) FROM range(1000000000000) a, pubsub_direct"})
+    assert slow.status_code == 408 and "the query was stopped" in slow.json()["error"], slow.text
+    assert client.post("/api/sql", json={"sql": "SELECT 1 AS one"}).json()["rows"] == [[1]]

@@ -4,6 +4,7 @@ real process; the warehouse's own tables stay readable."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from services.common.names import LABEL_SQL
 from services.testing.hyp import run_hyp
 from services.warehouse import WarehouseError, append
-from services.warehouse.query import connect, files, query, refresh
+from services.warehouse.query import QueryTimeout, connect, files, query, refresh
 
 pytestmark = pytest.mark.local_only(
     "hyp sql runs DuckDB SQL, which can reach files; BigQuery SQL has no file functions"
@@ -156,6 +157,23 @@ def test_a_relative_warehouse_folder_is_confined_too(warehouse: Path, monkeypatc
     assert query("wh", "SELECT count(*) AS n FROM pubsub_direct").to_pylist() == [{"n": 6}]
     with pytest.raises(WarehouseError, match=r"secret\.txt"):
         query("wh", "SELECT content FROM read_text('secret.txt')")
+
+
+def test_a_runaway_query_is_stopped_inside_duckdb(warehouse: Path) -> None:
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            query(warehouse, "SELECT count(*) FROM range(1000000000000) a, pubsub_direct", timeout_s=0.5)
+        except BaseException as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)  # bound: without the interrupt this query runs for hours
+    assert not worker.is_alive() and len(caught) == 1 and isinstance(caught[0], QueryTimeout), caught
+    assert "no answer within 0.5 s" in str(caught[0])
+    assert query(warehouse, "SELECT count(*) AS n FROM pubsub_direct", timeout_s=30).to_pylist() == [{"n": 6}]
 
 
 @pytest.mark.integration
