@@ -189,8 +189,13 @@ class Catalog:
             raise errors.invalid("Required parameter is missing: tableReference.tableId", "tableReference")
         fields = parse_fields((body.get("schema") or {}).get("fields"))
         partitioning = self._partitioning(body.get("timePartitioning"), fields)
-        if "view" in body or "materializedView" in body or "externalDataConfiguration" in body:
-            raise errors.invalid("Views and external tables are not supported by hyp bigquery yet.")
+        if "materializedView" in body or "externalDataConfiguration" in body:
+            raise errors.invalid("Materialized views and external tables are not supported by hyp bigquery yet.")
+        view = body.get("view")
+        if view is not None and (not isinstance(view, Mapping) or not isinstance(view.get("query"), str)):
+            raise errors.invalid("A view needs view.query.", "view")
+        if view is not None and view.get("useLegacySql") is True:
+            raise errors.invalid("Legacy SQL views are not supported by hyp bigquery.", "view")
         folder = self._table_dir(project, dataset, table)
         with self.lock:
             dataset_resource = self.get_dataset(project, dataset)
@@ -210,6 +215,8 @@ class Catalog:
             }
             if partitioning is not None:
                 resource["timePartitioning"] = partitioning
+            if view is not None:
+                resource |= {"type": "VIEW", "view": {"query": view["query"], "useLegacySql": False}}
             for key in ("description", "friendlyName", "labels", "expirationTime", "clustering"):
                 if key in body:
                     resource[key] = body[key]
@@ -297,6 +304,9 @@ class Catalog:
         """The table's schema and rows (columns added later read as nulls in older files)."""
         import pyarrow.dataset as pds
 
+        resource, _ = self._load_table(project, dataset, table)
+        if resource.get("type") == "VIEW":
+            raise errors.invalid(f"Cannot list a table of type VIEW: {project}:{dataset}.{table}")
         fields = self.fields(project, dataset, table)
         schema = arrow_schema(fields)
         for _ in range(3):  # a file compaction deleted between listing and reading: list again

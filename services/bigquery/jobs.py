@@ -23,9 +23,10 @@ import pyarrow as pa
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
 from services.bigquery.schema import Field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, invalid_query, translate
+from services.bigquery.sql import POSITIONAL, Translation, invalid_query, translate
 
 MAX_JOBS = 200
+MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
 
 
 @dataclass
@@ -118,6 +119,11 @@ class Jobs:
             self._keep(project, job_id, job)
         return job
 
+    def view_schema(self, project: str, query: str) -> tuple[Field, ...]:
+        """The schema a view's query answers (BigQuery fixes a view's schema when it is created)."""
+        fields, _, _ = self._execute(project, {"query": query, "useLegacySql": False}, dry_run=True)
+        return fields
+
     def _keep(self, project: str, job_id: str, job: Job) -> None:
         with self.lock:
             self.jobs[(project, job_id)] = job
@@ -156,7 +162,6 @@ class Jobs:
         self, project: str, config: Mapping[str, Any], dry_run: bool
     ) -> tuple[tuple[Field, ...], pa.Table | None, int]:
         import duckdb
-        import pyarrow.dataset as pds
 
         from services.warehouse.tables import WarehouseError
 
@@ -173,26 +178,21 @@ class Jobs:
         default = config.get("defaultDataset") or {}
         translation = translate(text, str(default.get("projectId") or project), default.get("datasetId"))
         args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
-        scanned = 0
-        sources = {}
-        for relation, ref in translation.tables.items():
-            if ref.table.startswith("INFORMATION_SCHEMA."):
-                sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
-                continue
-            fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
-            paths = self.catalog.files(ref.project, ref.dataset, ref.table)
-            scanned += sum(p.stat().st_size for p in paths if p.exists())
-            sources[relation] = pds.dataset([str(p) for p in paths], schema=arrow_schema(fields), format="parquet")
+        sources: dict[str, Any] = {}
+        scanned = self._bind(translation, sources, 0)
         try:
             guard.check_read_only(translation.sql)
         except WarehouseError as exc:
             raise invalid_query(str(exc).removeprefix("sql: ")) from None
         con = guard.confined_connection(self.catalog.warehouse_dir)
         try:
-            for relation, source in sources.items():
-                con.register(relation, source)
-            sql = translation.sql if not dry_run else f"DESCRIBE {translation.sql}"
             try:
+                for relation, source in sources.items():
+                    if isinstance(source, str):  # a view's translated query, over relations bound before it
+                        con.execute(f"CREATE VIEW {relation} AS {source}")
+                    else:
+                        con.register(relation, source)
+                sql = translation.sql if not dry_run else f"SELECT * FROM ({translation.sql}) LIMIT 0"
                 answer = con.sql(sql, params=args)
                 if answer is None:
                     raise invalid_query("The statement returned no result (only queries are supported).")
@@ -201,9 +201,33 @@ class Jobs:
                 raise invalid_query(guard.refusal(exc).removeprefix("sql: ")) from None
         finally:
             con.close()
-        if dry_run:
-            return (), None, scanned
-        return result_fields(result.schema), result, scanned
+        return result_fields(result.schema), None if dry_run else result, scanned
+
+    def _bind(self, translation: Translation, sources: dict[str, Any], depth: int) -> int:
+        """Bind each relation of ``translation`` (tables to their files, views to their own translated
+        query, recursively) into ``sources``, dependencies first; the bytes of the files named."""
+        import pyarrow.dataset as pds
+
+        if depth > MAX_VIEW_DEPTH:
+            raise invalid_query(f"Views nest more than {MAX_VIEW_DEPTH} levels deep.")
+        scanned = 0
+        for relation, ref in translation.tables.items():
+            if ref.table.startswith("INFORMATION_SCHEMA."):
+                sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
+                continue
+            resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
+            if resource.get("type") == "VIEW":
+                inner = translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
+                if inner.named or inner.positional:
+                    raise invalid_query(f"View {ref.dataset}.{ref.table} has query parameters.")
+                scanned += self._bind(inner, sources, depth + 1)
+                sources[relation] = inner.sql
+                continue
+            fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
+            paths = self.catalog.files(ref.project, ref.dataset, ref.table)
+            scanned += sum(p.stat().st_size for p in paths if p.exists())
+            sources[relation] = pds.dataset([str(p) for p in paths], schema=arrow_schema(fields), format="parquet")
+        return scanned
 
 
 def information_schema(catalog: Catalog, project: str, dataset: str, view: str) -> pa.Table:

@@ -118,6 +118,10 @@ def router() -> APIRouter:
     @api.post(PREFIX + "/datasets/{dataset}/tables")
     async def create_table(project: str, dataset: str, request: Request) -> Response:
         body = await _body(request)
+        view = body.get("view")
+        if isinstance(view, dict) and isinstance(view.get("query"), str) and view.get("useLegacySql") is not True:
+            fields = await run_in_threadpool(_jobs(request).view_schema, project, view["query"])
+            body["schema"] = {"fields": [f.to_api() for f in fields]}
         return _json(await run_in_threadpool(_catalog(request).create_table, project, dataset, body))
 
     @api.get(PREFIX + "/datasets/{dataset}/tables")

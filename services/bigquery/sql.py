@@ -40,7 +40,8 @@ class Translation:
     positional: int = 0  # number of ? placeholders
 
 
-def translate(query: str, project: str, default_dataset: str | None = None) -> Translation:
+def translate(query: str, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation:
+    """``prefix`` keeps the relation names of a view's query apart from its caller's."""
     try:
         statements = [s for s in sqlglot.parse(query, read="bigquery") if s is not None]
     except ParseError as exc:
@@ -57,7 +58,7 @@ def translate(query: str, project: str, default_dataset: str | None = None) -> T
             raise invalid_query(f"{table.sql('bigquery')}: table functions (ML.*, ...) are not supported.")
         if not table.db and table.name.lower() in ctes:
             continue
-        if not table.db:
+        if not table.db and not default_dataset:
             raise invalid_query(f'Table "{table.name}" must be qualified with a dataset (e.g. dataset.table).')
         name, alias = table.name, table.alias or table.name
         if name.upper().startswith("INFORMATION_SCHEMA."):
@@ -72,8 +73,8 @@ def translate(query: str, project: str, default_dataset: str | None = None) -> T
             raise invalid_query(
                 "Only dataset-qualified INFORMATION_SCHEMA views are supported (dataset.INFORMATION_SCHEMA.X)."
             )
-        ref = TableRef(table.catalog or project, table.db, name)
-        relation = f"__bq_table_{i}"
+        ref = TableRef(table.catalog or project, table.db or str(default_dataset), name)
+        relation = f"{prefix}__bq_table_{i}"
         out.tables[relation] = ref
         table.replace(exp.alias_(exp.to_table(relation), alias, table=True))
     names = []

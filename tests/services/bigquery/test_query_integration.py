@@ -165,3 +165,28 @@ def test_information_schema_tables_and_columns(client, events, dataset) -> None:
     ]
     with pytest.raises(exceptions.BadRequest, match="INFORMATION_SCHEMA"):
         client.query_and_wait(f"SELECT * FROM {dataset}.INFORMATION_SCHEMA.JOBS")
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/views")
+def test_views(client, events, dataset) -> None:
+    view = bigquery.Table(f"{PROJECT}.{dataset}.purchases")
+    view.view_query = f"SELECT user_id, ecommerce.purchase.tax AS tax FROM `{events}` WHERE event = 'purchase'"
+    created = client.create_table(view)
+    assert created.table_type == "VIEW" and [f.name for f in created.schema] == ["user_id", "tax"]
+    over = bigquery.Table(f"{PROJECT}.{dataset}.big_tax")
+    over.view_query = f"SELECT user_id FROM {dataset}.purchases WHERE tax >= 0.8"  # a view over a view
+    client.create_table(over)
+    rows = client.query_and_wait(f"SELECT user_id FROM `{PROJECT}.{dataset}.big_tax` ORDER BY 1")
+    assert [r["user_id"] for r in rows] == ["u8", "u9"]
+    with pytest.raises(exceptions.BadRequest, match="VIEW"):
+        list(client.list_rows(f"{dataset}.purchases", selected_fields=[bigquery.SchemaField("user_id", "STRING")]))
+    bad = bigquery.Table(f"{PROJECT}.{dataset}.broken")
+    bad.view_query = "SELECT nope FROM"
+    with pytest.raises(exceptions.BadRequest):
+        client.create_table(bad)
+
+
+def test_default_dataset(client, events, dataset) -> None:
+    config = bigquery.QueryJobConfig(default_dataset=f"{PROJECT}.{dataset}")
+    rows = client.query("SELECT COUNT(*) AS n FROM cloud_run", job_config=config).result()
+    assert next(iter(rows))["n"] == 15
