@@ -19,11 +19,12 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
-from services.bigquery import errors
+from services.bigquery import errors, statements
 from services.bigquery.catalog import Catalog
 from services.bigquery.schema import Field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, Translation, invalid_query, translate
+from services.bigquery.sql import POSITIONAL, Translation, invalid_query, parse, translate
 
 MAX_JOBS = 200
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
@@ -35,6 +36,16 @@ class Job:
     fields: tuple[Field, ...] = ()
     data: pa.Table | None = None
     error: errors.BigQueryError | None = None
+    affected: int | None = None  # rows a DML statement changed
+
+
+@dataclass
+class Answer:
+    fields: tuple[Field, ...]
+    data: pa.Table | None  # None for a dry run and for DDL/DML
+    scanned: int
+    statement_type: str = "SELECT"
+    affected: int | None = None
 
 
 class Jobs:
@@ -121,8 +132,7 @@ class Jobs:
 
     def view_schema(self, project: str, query: str) -> tuple[Field, ...]:
         """The schema a view's query answers (BigQuery fixes a view's schema when it is created)."""
-        fields, _, _ = self._execute(project, {"query": query, "useLegacySql": False}, dry_run=True)
-        return fields
+        return self._execute(project, {"query": query, "useLegacySql": False}, dry_run=True).fields
 
     def _keep(self, project: str, job_id: str, job: Job) -> None:
         with self.lock:
@@ -141,16 +151,18 @@ class Jobs:
         }
         job = Job(resource)
         try:
-            fields, data, scanned = self._execute(project, config, dry_run)
-            job.fields, job.data = fields, data
-            stats = {
-                "totalBytesProcessed": str(scanned),
+            answer = self._execute(project, config, dry_run)
+            job.fields, job.data, job.affected = answer.fields, answer.data, answer.affected
+            stats: dict[str, Any] = {
+                "totalBytesProcessed": str(answer.scanned),
                 "totalBytesBilled": "0",
                 "cacheHit": False,
-                "statementType": "SELECT",
-                "schema": {"fields": [f.to_api() for f in fields]},
+                "statementType": answer.statement_type,
+                "schema": {"fields": [f.to_api() for f in answer.fields]},
             }
-            resource["statistics"] |= {"totalBytesProcessed": str(scanned), "query": stats}
+            if answer.affected is not None:
+                stats["numDmlAffectedRows"] = str(answer.affected)
+            resource["statistics"] |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
         except errors.BigQueryError as exc:
             job.error = exc
             detail = exc.body()["error"]["errors"][0]
@@ -158,9 +170,34 @@ class Jobs:
         resource["statistics"]["endTime"] = str(int(time.time() * 1000))
         return job
 
-    def _execute(
-        self, project: str, config: Mapping[str, Any], dry_run: bool
-    ) -> tuple[tuple[Field, ...], pa.Table | None, int]:
+    def _execute(self, project: str, config: Mapping[str, Any], dry_run: bool) -> Answer:
+        if config.get("useLegacySql") is True:
+            raise invalid_query("Legacy SQL is not supported by hyp bigquery: set useLegacySql to false.")
+        text = config.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid_query("Query text is empty.")
+        default = config.get("defaultDataset") or {}
+        home, dataset = str(default.get("projectId") or project), default.get("datasetId")
+        tree = parse(text)
+        if isinstance(tree, exp.Query):
+            translation = translate(tree, home, dataset)
+            args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
+            return self._select(translation, args, dry_run)
+        if dry_run:
+            raise invalid_query("Dry runs of DDL and DML statements are not supported by hyp bigquery.")
+        if config.get("queryParameters"):
+            raise invalid_query("Query parameters in DDL and DML are not supported by hyp bigquery yet.")
+
+        def select(query: exp.Expr) -> tuple[tuple[Field, ...], pa.Table]:
+            answer = self._select(translate(query.copy(), home, dataset), None, False)
+            assert answer.data is not None
+            return answer.fields, answer.data
+
+        outcome = statements.run(self.catalog, home, dataset, tree, select)
+        return Answer((), None, 0, outcome.statement_type, outcome.affected)
+
+    def _select(self, translation: Translation, args: Any, dry_run: bool) -> Answer:
+        """Run a translated query on a connection confined to the warehouse, its tables bound by name."""
         import duckdb
 
         from services.warehouse.tables import WarehouseError
@@ -170,14 +207,6 @@ class Jobs:
         except ImportError:
             raise errors.BigQueryError(501, "notImplemented", "Queries need services/warehouse/guard.py.") from None
 
-        if config.get("useLegacySql") is True:
-            raise invalid_query("Legacy SQL is not supported by hyp bigquery: set useLegacySql to false.")
-        text = config.get("query")
-        if not isinstance(text, str) or not text.strip():
-            raise invalid_query("Query text is empty.")
-        default = config.get("defaultDataset") or {}
-        translation = translate(text, str(default.get("projectId") or project), default.get("datasetId"))
-        args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
         sources: dict[str, Any] = {}
         scanned = self._bind(translation, sources, 0)
         try:
@@ -201,7 +230,7 @@ class Jobs:
                 raise invalid_query(guard.refusal(exc).removeprefix("sql: ")) from None
         finally:
             con.close()
-        return result_fields(result.schema), None if dry_run else result, scanned
+        return Answer(result_fields(result.schema), None if dry_run else result, scanned)
 
     def _bind(self, translation: Translation, sources: dict[str, Any], depth: int) -> int:
         """Bind each relation of ``translation`` (tables to their files, views to their own translated

@@ -332,7 +332,9 @@ def _results(job: Job, start: int, size: int, int64: bool) -> dict[str, Any]:
         "totalBytesProcessed": stats.get("totalBytesProcessed", "0"),
         "schema": {"fields": [f.to_api() for f in job.fields]},
     }
-    if job.data is None:  # a dry run
+    if job.affected is not None:
+        out["numDmlAffectedRows"] = str(job.affected)
+    if job.data is None:  # a dry run, DDL or DML
         return out
     out["totalRows"] = str(job.data.num_rows)
     out["rows"] = encode_rows(job.data.slice(start, size), job.fields, int64)

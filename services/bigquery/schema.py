@@ -215,7 +215,7 @@ def _integer(value: Any) -> int:
         raise TypeError("a boolean")
     if isinstance(value, int):
         result = value
-    elif isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float | Decimal) and value == int(value):
         result = int(value)
     elif isinstance(value, str):
         result = int(value.strip())
@@ -231,7 +231,7 @@ def _float(value: Any) -> float:
         return value
     if isinstance(value, bool):
         raise TypeError("a boolean")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):  # Decimal: a SQL literal such as 0.5 (DML)
         return float(value)
     if isinstance(value, str):
         return float(value)

@@ -40,15 +40,20 @@ class Translation:
     positional: int = 0  # number of ? placeholders
 
 
-def translate(query: str, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation:
-    """``prefix`` keeps the relation names of a view's query apart from its caller's."""
+def parse(query: str) -> exp.Expr:
+    """One BigQuery statement's syntax tree (scripts and syntax errors: invalidQuery)."""
     try:
         statements = [s for s in sqlglot.parse(query, read="bigquery") if s is not None]
     except ParseError as exc:
         raise invalid_query(f"Syntax error: {_first(exc)}") from None
     if len(statements) != 1:
         raise invalid_query("Exactly one statement is supported per query (scripts are not supported yet).")
-    tree = statements[0]
+    return statements[0]
+
+
+def translate(query: str | exp.Expr, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation:
+    """``prefix`` keeps the relation names of a view's query apart from its caller's."""
+    tree = parse(query) if isinstance(query, str) else query
     if not isinstance(tree, exp.Query):
         raise invalid_query(f"Statement type {tree.key.upper()} is not supported by hyp bigquery yet (only queries).")
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}

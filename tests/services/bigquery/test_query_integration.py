@@ -116,6 +116,7 @@ def test_named_and_positional_parameters(client, events) -> None:
         ("SELECT * FROM unqualified", "must be qualified with a dataset"),
         ("SELECT no_such_function(1)", "no_such_function"),
         ("DELETE FROM d.t WHERE true", "not supported"),
+        ("UPDATE d.t SET a = 1 WHERE true", "not supported"),
         ("SELECT 1; SELECT 2", "one statement"),
         ("SELECT * FROM ML.PREDICT(MODEL `d.m`, TABLE d.t)", "not supported"),
     ],
@@ -190,3 +191,40 @@ def test_default_dataset(client, events, dataset) -> None:
     config = bigquery.QueryJobConfig(default_dataset=f"{PROJECT}.{dataset}")
     rows = client.query("SELECT COUNT(*) AS n FROM cloud_run", job_config=config).result()
     assert next(iter(rows))["n"] == 15
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language")
+def test_ddl_and_insert(client, events, dataset) -> None:
+    client.query_and_wait(
+        f"CREATE TABLE {dataset}.made (id INT64 NOT NULL, tags ARRAY<STRING>, info STRUCT<tax FLOAT64, note STRING>)"
+    )
+    made = client.get_table(f"{dataset}.made")
+    assert [(f.name, f.field_type, f.mode) for f in made.schema] == [
+        ("id", "INTEGER", "REQUIRED"), ("tags", "STRING", "REPEATED"), ("info", "RECORD", "NULLABLE"),
+    ]  # fmt: skip
+    job = client.query(f"INSERT INTO {dataset}.made (id, tags) VALUES (1, ['a']), (2, [])")
+    job.result()
+    assert job.num_dml_affected_rows == 2
+    client.query_and_wait(f"INSERT {dataset}.made SELECT 3, ['x', 'y'], STRUCT(0.5 AS tax, 'n' AS note)")
+    rows = client.query_and_wait(f"SELECT id, ARRAY_LENGTH(tags) AS n, info.tax FROM {dataset}.made ORDER BY id")
+    assert [tuple(r.values()) for r in rows] == [(1, 1, None), (2, 0, None), (3, 2, 0.5)]
+    with pytest.raises(exceptions.BadRequest, match="id"):  # NOT NULL column left out
+        client.query_and_wait(f"INSERT INTO {dataset}.made (tags) VALUES (['z'])")
+    assert client.get_table(f"{dataset}.made").num_rows == 3
+
+    sql = f"SELECT user_id, ecommerce.purchase.tax FROM `{events}` WHERE event = 'purchase'"
+    client.query_and_wait(f"CREATE TABLE {dataset}.taxes AS {sql}")
+    assert client.get_table(f"{dataset}.taxes").num_rows == 10
+    with pytest.raises(exceptions.Conflict):
+        client.query_and_wait(f"CREATE TABLE {dataset}.taxes AS SELECT 1 AS a")
+    client.query_and_wait(f"CREATE TABLE IF NOT EXISTS {dataset}.taxes AS SELECT 1 AS a")
+    client.query_and_wait(f"CREATE OR REPLACE TABLE {dataset}.taxes AS SELECT 1 AS a")
+    assert client.get_table(f"{dataset}.taxes").num_rows == 1
+
+    client.query_and_wait(f"CREATE VIEW {dataset}.v AS SELECT a + 1 AS b FROM {dataset}.taxes")
+    assert next(iter(client.query_and_wait(f"SELECT b FROM {dataset}.v")))["b"] == 2
+    client.query_and_wait(f"DROP VIEW {dataset}.v")
+    client.query_and_wait(f"DROP TABLE {dataset}.taxes")
+    client.query_and_wait(f"DROP TABLE IF EXISTS {dataset}.taxes")
+    with pytest.raises(exceptions.NotFound):
+        client.query_and_wait(f"DROP TABLE {dataset}.taxes")
