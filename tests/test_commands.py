@@ -96,6 +96,16 @@ CASES: dict[str, Case] = {
         (["--max-rows", "x", "SELECT 1"], "--max-rows"),
         ({"HYP_WAREHOUSE_DIR": "env-wh"}, ["--warehouse-dir", "flag-wh", "SELECT 1"], "warehouse_dir", Path("flag-wh")),
     ),
+    "bigquery": Case(
+        ({"HYP_BIGQUERY_PORT": "x"}, [], "HYP_BIGQUERY_PORT"),
+        (["--port", "99999"], "--port"),
+        ({"HYP_BIGQUERY_PORT": "x"}, ["--port", "9150"], "port", 9150),
+    ),
+    "storage": Case(
+        ({"HYP_STORAGE_PORT": "x"}, [], "HYP_STORAGE_PORT"),
+        (["--port", "99999"], "--port"),
+        ({"HYP_STORAGE_DATA_DIR": "env-dir"}, ["--data-dir", "flag-dir"], "data_dir", Path("flag-dir")),
+    ),
     "warehouse": Case(
         ({"HYP_ACCESS_LOG": "maybe"}, ["stats"], "HYP_ACCESS_LOG"),
         (["compact", "--min-files", "x"], "--min-files"),
