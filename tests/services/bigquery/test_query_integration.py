@@ -228,3 +228,16 @@ def test_ddl_and_insert(client, events, dataset) -> None:
     client.query_and_wait(f"DROP TABLE IF EXISTS {dataset}.taxes")
     with pytest.raises(exceptions.NotFound):
         client.query_and_wait(f"DROP TABLE {dataset}.taxes")
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/python/docs/reference/bigquery/latest/dbapi")
+def test_dbapi(client, events) -> None:
+    from google.cloud.bigquery import dbapi
+
+    connection = dbapi.connect(client)
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT user_id FROM `{events}` WHERE user_id = %(user)s", {"user": "u3"})
+    assert [tuple(row.values()) for row in cursor.fetchall()] == [("u3",)]
+    cursor.execute(f"SELECT COUNT(*) FROM `{events}`")
+    assert cursor.fetchone()[0] == 15
+    connection.close()
