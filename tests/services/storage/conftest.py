@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from services.testing.hyp import HypProcess
-
-
-def storage_client(url: str) -> Any:  # google.cloud.storage.Client
-    """google-cloud-storage as a user configures it for an emulator: ``STORAGE_EMULATOR_HOST`` (read when the
-    client is built; set only for that moment, so the test process's environment stays as it was)."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    with mock.patch.dict(os.environ, {"STORAGE_EMULATOR_HOST": url}):
-        return storage.Client(project="hyp-local", credentials=AnonymousCredentials())
+from services.testing.storage import storage_client
 
 
 def unique_bucket(prefix: str = "b") -> str:

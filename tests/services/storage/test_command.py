@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.testing.hyp import HypProcess, run_hyp
-from tests.services.storage.conftest import storage_client, unique_bucket
+from services.testing.storage import storage_client
+from tests.services.storage.conftest import unique_bucket
 
 pytestmark = [pytest.mark.local_only("the `hyp storage` command line and its data folder setting")]
 

@@ -14,7 +14,8 @@ import pytest
 
 from services.common.processes import stop_group, wait_for
 from services.testing.hyp import HypProcess
-from tests.services.storage.conftest import start_storage, storage_client, unique_bucket
+from services.testing.storage import storage_client
+from tests.services.storage.conftest import start_storage, unique_bucket
 
 pytestmark = [pytest.mark.integration]
 

@@ -2,7 +2,7 @@
 objects one by one (objects/s). Starts `hyp storage` on a free port with a temporary data folder and
 prints a markdown table. Not a test (pytest does not collect it): numbers depend on the box.
 
-    .venv/bin/python -m tests.services.storage.storage_bench [--mib 100] [--runs 3] [--small 300]
+    .venv/bin/python benchmarks/storage_bench.py [--mib 100] [--runs 3] [--small 300]
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from services.testing.hyp import HypProcess
-from tests.services.storage.conftest import storage_client
+from services.testing.storage import storage_client
 
 
 def main() -> None:
