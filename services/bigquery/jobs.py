@@ -68,6 +68,9 @@ class Jobs:
         location = str(ref.get("location") or "US")
         configuration = dict(body.get("configuration") or {})
         query = configuration.get("query")
+        if isinstance(configuration.get("copy"), Mapping):
+            copy = configuration["copy"]
+            return self._other(project, body, "COPY", lambda: {"copy": self._copy(project, copy)})
         if not isinstance(query, Mapping):
             kinds = [k for k in ("load", "copy", "extract") if k in configuration]
             what = "load from sourceUris" if kinds == ["load"] else kinds[0] if kinds else "unknown"
@@ -86,6 +89,27 @@ class Jobs:
         """A load job whose data came in the upload (loads.py); done when this returns."""
         from services.bigquery.loads import run_load
 
+        load = (body.get("configuration") or {}).get("load") or {}
+        return self._other(project, body, "LOAD", lambda: {"load": run_load(self.catalog, project, load, data)})
+
+    def _copy(self, project: str, copy: Mapping[str, Any]) -> dict[str, Any]:
+        """copy_table: every source table's rows appended to the destination (same schema)."""
+        sources = list(copy.get("sourceTables") or []) + ([copy["sourceTable"]] if copy.get("sourceTable") else [])
+        dest = copy.get("destinationTable") or {}
+        if not sources or not dest.get("datasetId") or not dest.get("tableId"):
+            raise errors.invalid("A copy job needs source tables and a destination table.")
+        target = (dest.get("projectId") or project, dest["datasetId"], dest["tableId"])
+        copied = 0
+        for index, source in enumerate(sources):
+            fields, rows = self.catalog.read(source.get("projectId") or project, source["datasetId"], source["tableId"])
+            write = str(copy.get("writeDisposition") or "WRITE_EMPTY") if index == 0 else "WRITE_APPEND"
+            create = str(copy.get("createDisposition") or "CREATE_IF_NEEDED")
+            statements.write_table(self.catalog, target, fields, rows, write, create)
+            copied += rows.num_rows
+        return {"copiedRows": str(copied)}
+
+    def _other(self, project: str, body: Mapping[str, Any], kind: str, work: Any) -> Job:
+        """A load or copy job: ``work()`` answers its statistics; done when this returns."""
         ref = dict(body.get("jobReference") or {})
         job_id = str(ref.get("jobId") or uuid.uuid4().hex)
         location = str(ref.get("location") or "US")
@@ -98,13 +122,13 @@ class Jobs:
             "kind": "bigquery#job",
             "id": f"{project}:{location}.{job_id}",
             "jobReference": {"projectId": project, "jobId": job_id, "location": location},
-            "configuration": configuration | {"jobType": "LOAD"},
+            "configuration": configuration | {"jobType": kind},
             "status": {"state": "DONE"},
             "statistics": {"creationTime": now, "startTime": now},
         }
         job = Job(resource)
         try:
-            resource["statistics"]["load"] = run_load(self.catalog, project, configuration.get("load") or {}, data)
+            resource["statistics"] |= work()
         except errors.BigQueryError as exc:
             job.error = exc
             detail = exc.body()["error"]["errors"][0]
@@ -152,6 +176,18 @@ class Jobs:
         job = Job(resource)
         try:
             answer = self._execute(project, config, dry_run)
+            dest = config.get("destinationTable")
+            if isinstance(dest, Mapping) and answer.data is not None:
+                target = (str(dest.get("projectId") or project), str(dest.get("datasetId")), str(dest.get("tableId")))
+                write, create = config.get("writeDisposition"), config.get("createDisposition")
+                statements.write_table(
+                    self.catalog,
+                    target,
+                    answer.fields,
+                    answer.data,
+                    write or "WRITE_EMPTY",
+                    create or "CREATE_IF_NEEDED",
+                )
             job.fields, job.data, job.affected = answer.fields, answer.data, answer.affected
             stats: dict[str, Any] = {
                 "totalBytesProcessed": str(answer.scanned),

@@ -163,3 +163,35 @@ def _exists(catalog: Catalog, project: str, dataset: str, table: str) -> bool:
             raise
         return False
     return True
+
+
+def write_table(
+    catalog: Catalog,
+    ref: tuple[str, str, str],
+    fields: tuple[Field, ...],
+    rows: pa.Table,
+    write: str,
+    create: str,
+) -> None:
+    """A query's destination table or a copy's: created when needed, then WRITE_APPEND or WRITE_EMPTY
+    (WRITE_TRUNCATE is refused for now, never silently appended)."""
+    write, create = write.upper(), create.upper()
+    if write == "WRITE_TRUNCATE":
+        raise errors.invalid("writeDisposition WRITE_TRUNCATE is not supported by hyp bigquery yet.")
+    if write not in ("WRITE_APPEND", "WRITE_EMPTY"):
+        raise errors.invalid(f"Invalid writeDisposition {write}.")
+    if _exists(catalog, *ref):
+        if write == "WRITE_EMPTY" and int(catalog.get_table(*ref)["numRows"]):
+            raise errors.duplicate(f"Table {ref[0]}:{ref[1]}.{ref[2]} is not empty (writeDisposition WRITE_EMPTY)")
+        fields = catalog.fields(*ref)
+    elif create == "CREATE_NEVER":
+        raise errors.not_found(f"Table {ref[0]}:{ref[1]}.{ref[2]}")
+    else:
+        reference = dict(zip(("projectId", "datasetId", "tableId"), ref, strict=True))
+        catalog.create_table(
+            ref[0], ref[1], {"tableReference": reference, "schema": {"fields": [f.to_api() for f in fields]}}
+        )
+    names = [f.name for f in fields]
+    if rows.num_columns != len(names):
+        raise errors.invalid(f"The rows have {rows.num_columns} columns; table {ref[2]} has {len(names)}.")
+    _append(catalog, ref, fields, rows.rename_columns(names))

@@ -241,3 +241,33 @@ def test_dbapi(client, events) -> None:
     cursor.execute(f"SELECT COUNT(*) FROM `{events}`")
     assert cursor.fetchone()[0] == 15
     connection.close()
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/writing-results")
+def test_destination_table_and_write_dispositions(client, events, dataset) -> None:
+    target = f"{PROJECT}.{dataset}.results"
+    config = bigquery.QueryJobConfig(destination=target)
+    sql = f"SELECT user_id, ecommerce.purchase.tax AS tax FROM `{events}` WHERE event = 'purchase'"
+    assert len(list(client.query(sql, job_config=config).result())) == 10
+    assert client.get_table(target).num_rows == 10
+    with pytest.raises(exceptions.Conflict):  # WRITE_EMPTY, the default for a destination
+        client.query(sql, job_config=config).result()
+    config.write_disposition = bigquery.WriteDisposition.WRITE_APPEND
+    client.query(sql, job_config=config).result()
+    assert client.get_table(target).num_rows == 20
+    config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
+    with pytest.raises(exceptions.BadRequest, match="WRITE_TRUNCATE"):
+        client.query(sql, job_config=config).result()
+    assert client.get_table(target).num_rows == 20
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/managing-tables#copy-table")
+def test_copy_table(client, events, dataset) -> None:
+    client.copy_table(events, f"{PROJECT}.{dataset}.copy").result()
+    copy = client.get_table(f"{dataset}.copy")
+    assert copy.num_rows == 15 and [f.name for f in copy.schema] == [f.name for f in client.get_table(events).schema]
+    with pytest.raises(exceptions.Conflict):
+        client.copy_table(events, f"{PROJECT}.{dataset}.copy").result()
+    config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+    client.copy_table(events, f"{PROJECT}.{dataset}.copy", job_config=config).result()
+    assert client.get_table(f"{dataset}.copy").num_rows == 30
