@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -297,8 +298,8 @@ class Catalog:
 
     def files(self, project: str, dataset: str, table: str) -> list[Path]:
         """The table's live Parquet files (whole, not replaced by a merged file)."""
-        _, folder = self._load_table(project, dataset, table)
-        return live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir)))
+        resource, folder = self._load_table(project, dataset, table)
+        return live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
 
     def read(self, project: str, dataset: str, table: str) -> tuple[tuple[Field, ...], pa.Table]:
         """The table's schema and rows (columns added later read as nulls in older files)."""
@@ -319,7 +320,7 @@ class Catalog:
 
     def _with_stats(self, resource: dict[str, Any], folder: Path) -> dict[str, Any]:
         rows = size = 0
-        for path in live_files(self.warehouse_dir, str(folder.relative_to(self.warehouse_dir))):
+        for path in live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir))):
             try:
                 rows += pq.read_metadata(path).num_rows
                 size += path.stat().st_size
@@ -373,6 +374,7 @@ class Catalog:
         ids = [str(i) if i not in (None, "") else None for i in ids]
         key = (project, dataset, table)
         with self.lock:
+            resource, folder = self._load_table(project, dataset, table)  # a truncate may have moved the data
             dedup = self._dedup.setdefault(key, _Dedup(self.dedup_window_s, self.dedup_max_ids))
             fresh = dedup.fresh(ids)
             keep = [r for r, ok in zip(converted, fresh, strict=True) if r is not None and ok]
@@ -382,17 +384,46 @@ class Catalog:
         result.inserted = len(keep)
         return result
 
-    def append_converted(self, project: str, dataset: str, table: str, rows: list[dict[str, Any]]) -> None:
-        """Append rows already converted for the table's schema (a load job's): one commit per partition."""
-        resource, folder = self._load_table(project, dataset, table)
-        fields = parse_fields(resource["schema"].get("fields"))
-        if rows:
-            with self.lock:
+    def append_converted(
+        self,
+        project: str,
+        dataset: str,
+        table: str,
+        rows: list[dict[str, Any]],
+        truncate: bool = False,
+        schema: tuple[Field, ...] | None = None,
+    ) -> None:
+        """Append rows already converted for the table's schema (a load job's): one commit per partition.
+
+        ``truncate`` (WRITE_TRUNCATE) writes them as a new generation of the table's data instead: its
+        files go to a fresh ``data-<generation>`` folder, table.json then names it (the commit, atomic),
+        and the old generation's files are removed; a crash before the commit leaves the old rows. ``schema``
+        replaces the table's schema in the same commit."""
+        with self.lock:
+            resource, folder = self._load_table(project, dataset, table)
+            fields = parse_fields(resource["schema"].get("fields"))
+            if not truncate:
+                if rows:
+                    self._write(resource, fields, folder, rows)
+                return
+            old = _data(resource, folder)
+            resource = resource | {"generation": uuid.uuid4().hex[:16]}
+            if schema is not None:  # a truncating write replaces the schema too
+                fields = schema
+                resource["schema"] = {"fields": [f.to_api() for f in schema]}
+            if rows:
                 self._write(resource, fields, folder, rows)
+            resource["lastModifiedTime"] = resource["etag"] = _now_ms()
+            _write_json(folder / "table.json", {k: v for k, v in resource.items() if k not in ("numRows", "numBytes")})
+            current = _data(resource, folder)
+            for stale in [*folder.glob("date=*"), *folder.glob("data-*")] if old == folder else [old]:
+                if stale != current:
+                    shutil.rmtree(stale, ignore_errors=True)
 
     def _write(
         self, resource: Mapping[str, Any], fields: tuple[Field, ...], folder: Path, rows: list[dict[str, Any]]
     ) -> None:
+        folder = _data(resource, folder)
         try:
             data = pa.Table.from_pylist(rows, schema=arrow_schema(fields))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -415,6 +446,12 @@ class Catalog:
             mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
             part = f"date={day}" if day is not None else NULL_PARTITION
             write_atomic(data.filter(mask), folder / part)
+
+
+def _data(resource: Mapping[str, Any], folder: Path) -> Path:
+    """The folder of a table's current data generation (the table folder itself until a truncate)."""
+    generation = resource.get("generation")
+    return folder / f"data-{generation}" if generation else folder
 
 
 def _check_schema_change(old: tuple[Field, ...], new: tuple[Field, ...]) -> None:

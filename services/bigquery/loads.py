@@ -30,8 +30,6 @@ def run_load(catalog: Catalog, project: str, load: Mapping[str, Any], data: byte
     if fmt not in FORMATS:
         raise errors.invalid(f"Source format {fmt} is not supported by hyp bigquery yet.")
     write = str(load.get("writeDisposition") or "WRITE_APPEND").upper()
-    if write == "WRITE_TRUNCATE":
-        raise errors.invalid("writeDisposition WRITE_TRUNCATE is not supported by hyp bigquery yet.")
     records = _records(fmt, data, load)
     try:
         fields = catalog.fields(dproject, dataset, table)
@@ -41,6 +39,9 @@ def run_load(catalog: Catalog, project: str, load: Mapping[str, Any], data: byte
             raise
         exists = False
     if exists:
+        given = (load.get("schema") or {}).get("fields")
+        if write == "WRITE_TRUNCATE" and given:  # a truncating load with a schema replaces the table's
+            fields = parse_fields(given)
         if write == "WRITE_EMPTY" and int(catalog.get_table(dproject, dataset, table)["numRows"]):
             raise errors.duplicate(f"Table {dproject}:{dataset}.{table} is not empty (writeDisposition WRITE_EMPTY)")
     else:
@@ -77,7 +78,8 @@ def run_load(catalog: Catalog, project: str, load: Mapping[str, Any], data: byte
             bad.append(f"Error while reading data, error message: row {number}: {exc.message}")
     if len(bad) > int(load.get("maxBadRecords") or 0):
         raise errors.invalid(f"{bad[0]} ({len(bad)} bad record(s))")
-    catalog.append_converted(dproject, dataset, table, good)
+    truncate = exists and write == "WRITE_TRUNCATE"
+    catalog.append_converted(dproject, dataset, table, good, truncate=truncate, schema=fields if truncate else None)
     return {
         "inputFiles": "1",
         "inputFileBytes": str(len(data)),

@@ -144,7 +144,9 @@ def _insert(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     return Outcome("INSERT", rows.num_rows)
 
 
-def _append(catalog: Catalog, ref: tuple[str, str, str], fields: tuple[Field, ...], rows: pa.Table) -> None:
+def _append(
+    catalog: Catalog, ref: tuple[str, str, str], fields: tuple[Field, ...], rows: pa.Table, truncate: bool = False
+) -> None:
     root = row_type(fields)
     converted = []
     for number, row in enumerate(rows.to_pylist(), 1):
@@ -152,7 +154,7 @@ def _append(catalog: Catalog, ref: tuple[str, str, str], fields: tuple[Field, ..
             converted.append(convert_row(row, root, ignore_unknown=False))
         except RowError as exc:
             raise invalid_query(f"Row {number}: {exc.message}") from None
-    catalog.append_converted(*ref, converted)
+    catalog.append_converted(*ref, converted, truncate=truncate, schema=fields if truncate else None)
 
 
 def _exists(catalog: Catalog, project: str, dataset: str, table: str) -> bool:
@@ -173,17 +175,17 @@ def write_table(
     write: str,
     create: str,
 ) -> None:
-    """A query's destination table or a copy's: created when needed, then WRITE_APPEND or WRITE_EMPTY
-    (WRITE_TRUNCATE is refused for now, never silently appended)."""
+    """A query's destination table or a copy's: created when needed, then WRITE_APPEND, WRITE_EMPTY or
+    WRITE_TRUNCATE (a new generation of the table's data with the rows' schema, committed at once)."""
     write, create = write.upper(), create.upper()
-    if write == "WRITE_TRUNCATE":
-        raise errors.invalid("writeDisposition WRITE_TRUNCATE is not supported by hyp bigquery yet.")
-    if write not in ("WRITE_APPEND", "WRITE_EMPTY"):
+    if write not in ("WRITE_APPEND", "WRITE_EMPTY", "WRITE_TRUNCATE"):
         raise errors.invalid(f"Invalid writeDisposition {write}.")
+    truncate = False
     if _exists(catalog, *ref):
         if write == "WRITE_EMPTY" and int(catalog.get_table(*ref)["numRows"]):
             raise errors.duplicate(f"Table {ref[0]}:{ref[1]}.{ref[2]} is not empty (writeDisposition WRITE_EMPTY)")
-        fields = catalog.fields(*ref)
+        truncate = write == "WRITE_TRUNCATE"  # the rows and the schema are replaced
+        fields = fields if truncate else catalog.fields(*ref)
     elif create == "CREATE_NEVER":
         raise errors.not_found(f"Table {ref[0]}:{ref[1]}.{ref[2]}")
     else:
@@ -194,4 +196,4 @@ def write_table(
     names = [f.name for f in fields]
     if rows.num_columns != len(names):
         raise errors.invalid(f"The rows have {rows.num_columns} columns; table {ref[2]} has {len(names)}.")
-    _append(catalog, ref, fields, rows.rename_columns(names))
+    _append(catalog, ref, fields, rows.rename_columns(names), truncate)

@@ -103,6 +103,7 @@ def test_create_never_and_truncate(client, dataset) -> None:
     config = bigquery.LoadJobConfig(create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
     with pytest.raises(exceptions.NotFound):
         client.load_table_from_json([{"a": 1}], f"{PROJECT}.{dataset}.absent", job_config=config).result()
+    client.load_table_from_json([{"a": 1}, {"a": 2}], f"{PROJECT}.{dataset}.t2").result()
     config = bigquery.LoadJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
-    with pytest.raises(exceptions.BadRequest, match="WRITE_TRUNCATE"):  # not yet: refused, not ignored
-        client.load_table_from_json([{"a": 1}], f"{PROJECT}.{dataset}.t2", job_config=config).result()
+    client.load_table_from_json([{"a": 3}], f"{PROJECT}.{dataset}.t2", job_config=config).result()
+    assert [r["a"] for r in client.list_rows(f"{dataset}.t2")] == [3]

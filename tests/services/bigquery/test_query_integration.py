@@ -255,10 +255,11 @@ def test_destination_table_and_write_dispositions(client, events, dataset) -> No
     config.write_disposition = bigquery.WriteDisposition.WRITE_APPEND
     client.query(sql, job_config=config).result()
     assert client.get_table(target).num_rows == 20
-    config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE
-    with pytest.raises(exceptions.BadRequest, match="WRITE_TRUNCATE"):
-        client.query(sql, job_config=config).result()
-    assert client.get_table(target).num_rows == 20
+    config.write_disposition = bigquery.WriteDisposition.WRITE_TRUNCATE  # rows and schema replaced
+    client.query(f"SELECT 7 AS n FROM `{events}` LIMIT 3", job_config=config).result()
+    table = client.get_table(target)
+    assert table.num_rows == 3 and [f.name for f in table.schema] == ["n"]
+    assert [r["n"] for r in client.list_rows(target)] == [7, 7, 7]
 
 
 @pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/managing-tables#copy-table")
