@@ -21,6 +21,7 @@ from services.bigquery.settings import BigQuerySettings
 
 PREFIX = "/bigquery/v2/projects/{project}"
 DEFAULT_PAGE = 50
+MAX_UPLOADS = 32  # unfinished resumable uploads kept at once
 ROWS_PAGE = 100_000  # rows per tabledata.list page when the client sets no maxResults
 
 
@@ -255,7 +256,10 @@ def router() -> APIRouter:
         if kind == "resumable":
             metadata = _object(raw)
             upload_id = uuid.uuid4().hex
-            request.app.state.uploads[upload_id] = (project, metadata, bytearray())
+            uploads = request.app.state.uploads
+            while len(uploads) >= MAX_UPLOADS:  # the oldest unfinished session goes
+                uploads.pop(next(iter(uploads)))
+            uploads[upload_id] = (project, metadata, bytearray())
             location = f"{str(request.url).split('?')[0]}?uploadType=resumable&upload_id={upload_id}"
             return Response(status_code=200, headers={"Location": location})
         raise invalid(f"uploadType {kind!r} is not supported (multipart or resumable).")
@@ -266,7 +270,12 @@ def router() -> APIRouter:
         if session is None:
             raise BigQueryError(404, "notFound", "Not found: upload session")
         _, metadata, buffer = session
-        buffer += await _raw(request, limit=None)
+        settings: BigQuerySettings = request.app.state.settings
+        try:
+            buffer += await _raw(request, limit=settings.max_upload_bytes - len(buffer))
+        except BigQueryError:
+            del request.app.state.uploads[request.query_params["upload_id"]]
+            raise
         total = _total(request.headers.get("content-range", ""))
         if total is None or len(buffer) < total:
             headers = {"Range": f"bytes=0-{len(buffer) - 1}"} if buffer else {}

@@ -13,6 +13,8 @@ class BigQuerySettings(CommonSettings):
     # tabledata.insertAll's documented limits: 10 MB per HTTP request, 50,000 rows per request
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_REQUEST_BYTES")
     max_rows_per_request: int = Field(50_000, ge=1, validation_alias="HYP_BIGQUERY_MAX_ROWS_PER_REQUEST")
+    # a load job's upload is held in memory until its last chunk: its largest size
+    max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_UPLOAD_BYTES")
     # insertId de-duplication is best effort, as on BigQuery: ids seen within this window (seconds)
     dedup_window_s: float = Field(60.0, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_WINDOW_S")
     # and at most this many ids remembered per table (bounded memory)

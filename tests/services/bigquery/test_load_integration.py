@@ -107,3 +107,25 @@ def test_create_never_and_truncate(client, dataset) -> None:
     config = bigquery.LoadJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
     client.load_table_from_json([{"a": 3}], f"{PROJECT}.{dataset}.t2", job_config=config).result()
     assert [r["a"] for r in client.list_rows(f"{dataset}.t2")] == [3]
+
+
+@pytest.mark.local_only("the in-memory bound on one upload (HYP_BIGQUERY_MAX_UPLOAD_BYTES) is hyp-local's")
+def test_an_upload_over_the_bound_is_refused(tmp_path) -> None:
+    import os
+
+    from google.auth.credentials import AnonymousCredentials
+
+    from services.testing.hyp import HypProcess
+
+    env = dict(os.environ, HYP_WAREHOUSE_DIR=str(tmp_path / "wh"), HYP_BIGQUERY_MAX_UPLOAD_BYTES="4096")
+    with HypProcess("bigquery", log_path=tmp_path / "bq.log", env=env).start(60) as server:
+        small = bigquery.Client(
+            project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": server.url}
+        )
+        small.create_dataset("d")
+        data = b"".join(b'{"a": "%d"}\n' % i for i in range(1000))  # about 12 KB
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, autodetect=True)
+        with pytest.raises(exceptions.BadRequest, match="exceeds the limit"):
+            small.load_table_from_file(io.BytesIO(data), f"{PROJECT}.d.t", job_config=config, size=None).result()
+        with pytest.raises(exceptions.NotFound):
+            small.get_table(f"{PROJECT}.d.t")
