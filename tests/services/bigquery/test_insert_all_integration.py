@@ -156,3 +156,18 @@ def test_committed_rows_survive_kill_9(client, table, bigquery_server, warehouse
     files = list((warehouse_dir / "_bigquery").rglob("*.parquet"))
     assert files and all(not f.name.startswith(".") for f in files)
     assert any("date=2024-03-01" in str(f) for f in files)  # DAY partitions by event_datetime
+
+
+def test_concurrent_writers_lose_nothing(client, table) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(worker: int) -> None:
+        for request in range(10):
+            rows = [ROW | {"user_id": f"w{worker}-{request}-{i}"} for i in range(50)]
+            assert client.insert_rows_json(table, rows) == []
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    assert client.get_table(table).num_rows == 2000
+    (row,) = client.query_and_wait(f"SELECT COUNT(DISTINCT user_id) AS n FROM `{table}`")
+    assert row["n"] == 2000
