@@ -251,6 +251,8 @@ class Jobs:
                 for relation, source in sources.items():
                     if isinstance(source, str):  # a view's translated query, over relations bound before it
                         con.execute(f"CREATE VIEW {relation} AS {source}")
+                    elif isinstance(source, ParquetSource):
+                        source.bind(con, relation)
                     else:
                         con.register(relation, source)
                 sql = translation.sql if not dry_run else f"SELECT * FROM ({translation.sql}) LIMIT 0"
@@ -287,8 +289,32 @@ class Jobs:
             fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
             paths = self.catalog.files(ref.project, ref.dataset, ref.table)
             scanned += sum(p.stat().st_size for p in paths if p.exists())
-            sources[relation] = pds.dataset([str(p) for p in paths], schema=arrow_schema(fields), format="parquet")
+            if paths:  # DuckDB reads the files itself (parallel, pushdown); columns checked in _select
+                sources[relation] = ParquetSource([str(p) for p in paths], fields)
+            else:
+                sources[relation] = pds.dataset([], schema=arrow_schema(fields), format="parquet")
         return scanned
+
+
+@dataclass
+class ParquetSource:
+    """A table's live files, read by DuckDB's read_parquet (inside the warehouse folder, which the
+    confined connection allows); a column no file has yet (added later) falls back to pyarrow."""
+
+    paths: list[str]
+    fields: tuple[Field, ...]
+
+    def bind(self, con: Any, relation: str) -> None:
+        import pyarrow.dataset as pds
+
+        listed = ", ".join("'" + p.replace("'", "''") + "'" for p in self.paths)
+        scan = f"read_parquet([{listed}], union_by_name = true)"
+        present = set(con.sql(f"SELECT * FROM {scan} LIMIT 0").columns)
+        if all(f.name in present for f in self.fields):
+            columns = ", ".join('"' + f.name.replace('"', '""') + '"' for f in self.fields)
+            con.execute(f"CREATE VIEW {relation} AS SELECT {columns} FROM {scan}")
+        else:
+            con.register(relation, pds.dataset(self.paths, schema=arrow_schema(self.fields), format="parquet"))
 
 
 def information_schema(catalog: Catalog, project: str, dataset: str, view: str) -> pa.Table:

@@ -272,3 +272,14 @@ def test_copy_table(client, events, dataset) -> None:
     config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
     client.copy_table(events, f"{PROJECT}.{dataset}.copy", job_config=config).result()
     assert client.get_table(f"{dataset}.copy").num_rows == 30
+
+
+def test_a_column_added_later_reads_as_null_in_older_rows(client, events) -> None:
+    table = client.get_table(events)
+    table.schema = [*table.schema, bigquery.SchemaField("added", "STRING")]
+    client.update_table(table, ["schema"])
+    rows = list(client.query_and_wait(f"SELECT COUNT(*) AS n, COUNT(added) AS a FROM `{events}`"))
+    assert [tuple(r.values()) for r in rows] == [(15, 0)]
+    assert client.insert_rows_json(events, [{"event": "late", "added": "yes"}]) == []
+    rows = list(client.query_and_wait(f"SELECT added FROM `{events}` WHERE added IS NOT NULL"))
+    assert [r["added"] for r in rows] == ["yes"]
