@@ -99,7 +99,7 @@ class Catalog:
     """Datasets and tables of every project under ``warehouse_dir``; one lock for metadata changes."""
 
     def __init__(
-        self, warehouse_dir: str | os.PathLike[str], dedup_window_s: float = 60.0, dedup_max_ids: int = 1_000_000
+        self, warehouse_dir: str | os.PathLike[str], dedup_window_s: float = 60.0, dedup_max_ids: int = 200_000
     ):
         self.warehouse_dir = Path(warehouse_dir)
         self.root = self.warehouse_dir / ROOT

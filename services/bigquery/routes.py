@@ -39,7 +39,7 @@ async def _body(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise invalid(f"Request payload size exceeds the limit: {limit} bytes.")
-    raw = b""
+    raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
@@ -47,7 +47,7 @@ async def _body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = orjson.loads(raw)
+        body = orjson.loads(bytes(raw))
     except orjson.JSONDecodeError as exc:
         raise BigQueryError(400, "parseError", f"Parse error: {exc}") from None
     if not isinstance(body, dict):

@@ -17,5 +17,5 @@ class BigQuerySettings(CommonSettings):
     max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_UPLOAD_BYTES")
     # insertId de-duplication is best effort, as on BigQuery: ids seen within this window (seconds)
     dedup_window_s: float = Field(60.0, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_WINDOW_S")
-    # and at most this many ids remembered per table (bounded memory)
-    dedup_max_ids: int = Field(1_000_000, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_MAX_IDS")
+    # and at most this many ids remembered per table (bounded memory: about 200 bytes an id)
+    dedup_max_ids: int = Field(200_000, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_MAX_IDS")
