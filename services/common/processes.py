@@ -77,7 +77,7 @@ def wait_healthy(url: str, timeout: float, *, process: subprocess.Popen[Any] | N
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{what or url}: the process exited with {process.returncode} before answering")
         try:
-            return httpx.get(url, timeout=2.0).status_code == 200
+            return httpx.get(url, timeout=2.0, trust_env=False).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -1,7 +1,7 @@
 """What the endpoint's routes share, apart from HTTP: the served model, scoring, the resource and metrics.
 
 One :class:`Predictor` per app (``app.state.predictor``); routes get it through
-:func:`services.endpoint.deps.get_predictor`.
+``services.endpoint.deps.PredictorDep``.
 """
 
 from __future__ import annotations
