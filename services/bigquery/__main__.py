@@ -29,21 +29,10 @@ def command() -> Command[BigQuerySettings]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from services.common.config import ConfigError
-    from services.common.logs import setup_logging
-
-    cli = command()
-    try:
-        _, settings = cli.parse(argv)
-    except ConfigError as exc:
-        return cli.fail(exc)
-    setup_logging(settings.log_level)
-
     from services.bigquery.app import create_app
-    from services.common.serve import serve
+    from services.common.serve import run_server
 
-    serve(create_app(settings), settings)
-    return 0
+    return run_server(command(), argv, create_app)
 
 
 if __name__ == "__main__":

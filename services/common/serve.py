@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 TICK_S = 1.0  # uvicorn's default main loop: 0.1 s
@@ -83,3 +85,24 @@ def serve(app: Any, settings: Any, **overrides: Any) -> None:
     opts = options(settings, **overrides)
     log.debug("uvicorn options", extra={"fields": {k: v for k, v in opts.items() if k != "log_config"}})
     quiet_server(uvicorn.Config(host_checked(app, settings, opts["host"]), **opts)).run()
+
+
+def run_server(cli: Any, argv: Sequence[str] | None, build: Callable[[Any], Any], **overrides: Any) -> int:
+    """``main()`` of an HTTP service command: ``cli`` (a services.common.config.Command) reads flags and
+    environment (bad input: one line, exit 2), logging is set up, then ``serve(build(settings), settings)``.
+    A port that cannot be bound: one line, exit 1."""
+    from services.common.config import ConfigError
+    from services.common.logs import setup_logging
+
+    try:
+        _, settings = cli.parse(argv)
+    except ConfigError as exc:
+        code: int = cli.fail(exc)
+        return code
+    setup_logging(settings.log_level)
+    try:
+        serve(build(settings), settings, **overrides)
+    except OSError as exc:
+        print(f"hyp {cli.name}: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

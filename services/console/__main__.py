@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,25 +33,10 @@ def command() -> Command[ConsoleSettings]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.common.config import ConfigError
-    from services.common.logs import setup_logging
-
-    cli = command()
-    try:
-        _, settings = cli.parse(argv)
-    except ConfigError as exc:
-        return cli.fail(exc)
-    setup_logging(settings.log_level)
-
-    from services.common.serve import serve
+    from services.common.serve import run_server
     from services.console.app import create_app
 
-    try:
-        serve(create_app(settings), settings)  # handles SIGTERM/SIGINT: stops accepting, runs the lifespan's shutdown
-    except OSError as exc:
-        print(f"hyp console: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_server(command(), argv, create_app)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from services.common.config import Command
@@ -30,24 +30,17 @@ def command() -> Command[ProcessorSettings]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from services.common.config import ConfigError
-    from services.common.logs import setup_logging
+    from services.common.serve import run_server
 
-    cli = command()
-    try:
-        _, settings = cli.parse(argv)
-    except ConfigError as exc:
-        return cli.fail(exc)
-    setup_logging(settings.log_level)
+    # the push's client address is not used: no per-request proxy-header pass
+    return run_server(command(), argv, front, proxy_headers=False)
 
-    from services.common.serve import serve
+
+def front(settings: ProcessorSettings) -> Any:
+    """The app's front: POST / straight to the processor, everything else (and the lifespan) to FastAPI."""
     from services.processor.app import create_app
 
-    app = create_app(settings)
-    # app.state.front: POST / straight to the processor, everything else (and the lifespan) to FastAPI;
-    # the push's client address is not used: no per-request proxy-header pass
-    serve(app.state.front, settings, proxy_headers=False)
-    return 0
+    return create_app(settings).state.front
 
 
 if __name__ == "__main__":
