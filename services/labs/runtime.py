@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,16 +66,22 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def wait_until(what: str, ready: Callable[[], str | None], timeout_s: float, alive: Callable[[], bool]) -> None:
     """Poll ``ready`` (None = ready, else the reason) until it is, the process dies, or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    reason: str | None = "not checked yet"
-    while time.monotonic() < deadline:
-        reason = ready()
-        if reason is None:
-            return
+    from services.common.processes import wait_for
+
+    reason: list[str | None] = ["not checked yet"]
+
+    def check() -> bool:
+        reason[0] = ready()
+        if reason[0] is None:
+            return True
         if not alive():
-            raise LabError(f"{what} exited before becoming ready ({reason})")
-        time.sleep(0.25)
-    raise LabError(f"{what} not ready after {timeout_s:.0f} s: {reason}")
+            raise LabError(f"{what} exited before becoming ready ({reason[0]})")
+        return False
+
+    try:
+        wait_for(check, timeout_s, what)
+    except TimeoutError:
+        raise LabError(f"{what} not ready after {timeout_s:.0f} s: {reason[0]}") from None
 
 
 def child_env(s: LabSettings, **extra: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import commands, logs
+from services.common.processes import wait_for
 from services.stack import definition as d
 
 MARKER = "services.cli"  # every process we start is `python -m services.cli ...`
@@ -226,11 +227,11 @@ def stop_pid(
         return "gone"
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            return "stopped"
-        time.sleep(0.1)
+    try:
+        wait_for(lambda: not alive(), timeout_s, f"process group {pid} to stop", interval=0.1)
+        return "stopped"
+    except TimeoutError:
+        pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     if proc is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Callable
 
+from services.common.processes import wait_for
 from services.labs import registry
 from services.labs.challenges import NotYet, endpoint, kmeans
 from services.labs.runtime import ensure_endpoint, ensure_mlflow, log
@@ -29,11 +30,15 @@ def check_deployed(s: LabSettings, want: registry.Version | None, what: str, hin
             f"{s.model_name}@{s.model_alias} is v{champion}, your {what} is v{want.version}: "
             f"move the alias (`hyp models promote {want.version}`)"
         )
-    deadline = time.monotonic() + wait_s  # the endpoint checks the alias every few seconds
-    served = served_version(s)
-    while served != champion and time.monotonic() < deadline:
-        time.sleep(0.5)
-        served = served_version(s)
+    seen = [served_version(s)]
+
+    def follows() -> bool:
+        seen[0] = served_version(s)
+        return seen[0] == champion
+
+    with contextlib.suppress(TimeoutError):  # the endpoint checks the alias every few seconds
+        wait_for(follows, wait_s, "the endpoint to serve the champion", interval=0.5)
+    served = seen[0]
     if served != champion:
         raise NotYet(f"@{s.model_alias} is v{champion} but the endpoint still serves v{served} after {wait_s:.0f} s")
     body = endpoint.predict(s)
