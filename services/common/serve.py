@@ -79,12 +79,31 @@ def host_checked(app: Any, settings: Any, bind_host: str | None = None) -> Any:
 
 def serve(app: Any, settings: Any, **overrides: Any) -> None:
     """Serve ``app`` (behind the Host check) in this process until SIGTERM/SIGINT (the lifespan's
-    shutdown runs)."""
+    shutdown runs). A port that cannot be bound raises OSError before anything starts."""
     import uvicorn
 
     opts = options(settings, **overrides)
     log.debug("uvicorn options", extra={"fields": {k: v for k, v in opts.items() if k != "log_config"}})
-    quiet_server(uvicorn.Config(host_checked(app, settings, opts["host"]), **opts)).run()
+    check_bindable(opts["host"], opts["port"])
+    server = quiet_server(uvicorn.Config(host_checked(app, settings, opts["host"]), **opts))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when its own bind fails (a port taken since the check)
+        if not server.started:
+            raise OSError(f"{opts['host']}:{opts['port']} could not be bound (see the log line above)") from None
+        raise
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Bind and release ``host:port`` as uvicorn will (SO_REUSEADDR): OSError (e.g. address in use) if it cannot."""
+    import socket
+
+    if not port:
+        return
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
 
 
 def run_server(cli: Any, argv: Sequence[str] | None, build: Callable[[Any], Any], **overrides: Any) -> int:
@@ -100,9 +119,14 @@ def run_server(cli: Any, argv: Sequence[str] | None, build: Callable[[Any], Any]
         code: int = cli.fail(exc)
         return code
     setup_logging(settings.log_level)
+    return serve_command(cli.name, build(settings), settings, **overrides)
+
+
+def serve_command(name: str, app: Any, settings: Any, **overrides: Any) -> int:
+    """``serve()`` for a command's ``main()``: a port that cannot be bound is one line and exit 1, not a traceback."""
     try:
-        serve(build(settings), settings, **overrides)
+        serve(app, settings, **overrides)
     except OSError as exc:
-        print(f"hyp {cli.name}: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        print(f"hyp {name}: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
     return 0

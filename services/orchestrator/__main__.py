@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from services.common.logs import setup_logging
-    from services.common.serve import serve
+    from services.common.serve import serve_command
     from services.orchestrator.api import create_app
     from services.orchestrator.modelops import ModelsPackageOps
     from services.orchestrator.runner import Orchestrator
@@ -85,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     orchestrator = Orchestrator(settings, ModelsPackageOps(settings))
     app = create_app(orchestrator, run_sensors=not args.no_sensors)
-    serve(app, settings)
-    return 0
+    return serve_command(cli.name, app, settings)
 
 
 if __name__ == "__main__":
