@@ -13,6 +13,12 @@ What matches BQML (as its CREATE MODEL / ML.PREDICT / ML.DETECT_ANOMALIES pages 
   is the smallest of these, and ``is_anomaly`` is ``normalized_distance > threshold`` where the
   threshold is the ``1 - contamination`` quantile of the training rows' normalized distances.
 
+Also as BQML's options: ``KMEANS_INIT_METHOD`` ``'RANDOM'`` (training rows drawn at random) and
+``'CUSTOM'`` (``init_centroids``: the rows ``KMEANS_INIT_COL`` marks), ``DISTANCE_TYPE='COSINE'``
+(1 - cosine similarity) and ``EARLY_STOP`` / ``MIN_REL_PROGRESS`` (stop when an iteration lowers the
+loss, the mean squared distance to the nearest centroid, by less than that fraction). With none of
+these set, training is scikit-learn's Lloyd k-means exactly as ``hyp train --model kmeans`` runs it.
+
 Local choice: centroid ids are numbered by cluster size, 1 = the largest, so the numbering is
 stable from one training to the next (BQML numbers them arbitrarily, which is why the workshop's
 "centroid 1 = anomaly" rule breaks). Which ids mean "anomaly" is stored, never assumed.
@@ -20,6 +26,7 @@ stable from one training to the next (BQML numbers them arbitrarily, which is wh
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,12 +42,18 @@ class BqmlKMeans:
     standardize_features: bool = True
     max_iterations: int = 20
     seed: int = 0
+    init_method: str = "KMEANS++"  # KMEANS++ | RANDOM | CUSTOM
+    init_centroids: np.ndarray | None = field(default=None, repr=False)  # CUSTOM: raw units, one row a cluster
+    distance_type: str = "EUCLIDEAN"  # EUCLIDEAN | COSINE
+    min_rel_progress: float | None = None  # None: scikit-learn's own stopping rule
     mean_: np.ndarray = field(init=False, repr=False)
     scale_: np.ndarray = field(init=False, repr=False)
     centroids_: np.ndarray = field(init=False, repr=False)  # standardised, row i = id i+1
     cluster_sizes_: np.ndarray = field(init=False, repr=False)
     median_distance_: np.ndarray = field(init=False, repr=False)
     nd_quantiles_: np.ndarray = field(init=False, repr=False)
+    # one entry per iteration: {"iteration", "loss" (mean squared distance), "duration_ms"}
+    iterations_: list[dict[str, float]] = field(init=False, repr=False, default_factory=list)
 
     def fit(self, X: np.ndarray) -> BqmlKMeans:
         from sklearn.cluster import KMeans
@@ -58,18 +71,27 @@ class BqmlKMeans:
             self.mean_ = np.zeros(X.shape[1])
             self.scale_ = np.ones(X.shape[1])
         Z = (X - self.mean_) / self.scale_
-        km = KMeans(
-            n_clusters=self.num_clusters,
-            init="k-means++",
-            n_init=1,
-            max_iter=self.max_iterations,
-            random_state=self.seed,
-            algorithm="lloyd",
-        ).fit(Z)
-        labels = km.labels_
+        self._check_options()
+        if self.init_method == "KMEANS++" and self.distance_type == "EUCLIDEAN" and self.min_rel_progress is None:
+            started = time.perf_counter()
+            km = KMeans(
+                n_clusters=self.num_clusters,
+                init="k-means++",
+                n_init=1,
+                max_iter=self.max_iterations,
+                random_state=self.seed,
+                algorithm="lloyd",
+            ).fit(Z)
+            labels, found = km.labels_, km.cluster_centers_
+            elapsed = (time.perf_counter() - started) * 1000
+            loss = float(km.inertia_) / len(Z)
+            self.iterations_ = [{"iteration": int(km.n_iter_) - 1, "loss": loss, "duration_ms": elapsed}]
+        else:
+            labels = self._lloyd(Z, self._initial(Z))
+            found = self.centroids_
         sizes = np.bincount(labels, minlength=self.num_clusters)
         order = np.argsort(-sizes, kind="stable")  # id 1 = the largest cluster
-        self.centroids_ = km.cluster_centers_[order]
+        self.centroids_ = found[order]
         self.cluster_sizes_ = sizes[order]
         distances = self._distances_std(Z)
         nearest = distances.argmin(axis=1)
@@ -84,10 +106,69 @@ class BqmlKMeans:
         self.nd_quantiles_ = np.quantile(nd, np.linspace(0.0, 1.0, QUANTILE_LEVELS))
         return self
 
+    def _check_options(self) -> None:
+        if self.init_method not in ("KMEANS++", "RANDOM", "CUSTOM"):
+            raise ModelInputError(f"KMEANS_INIT_METHOD must be KMEANS++, RANDOM or CUSTOM, got {self.init_method}")
+        if self.distance_type not in ("EUCLIDEAN", "COSINE"):
+            raise ModelInputError(f"DISTANCE_TYPE must be EUCLIDEAN or COSINE, got {self.distance_type}")
+        if (self.init_method == "CUSTOM") != (self.init_centroids is not None):
+            raise ModelInputError("KMEANS_INIT_METHOD='CUSTOM' goes with initial centroids, and only it")
+        if self.init_centroids is not None and len(self.init_centroids) != self.num_clusters:
+            raise ModelInputError(
+                f"CUSTOM initialisation needs NUM_CLUSTERS={self.num_clusters} initial centroids, "
+                f"got {len(self.init_centroids)}"
+            )
+
+    def _initial(self, Z: np.ndarray) -> np.ndarray:
+        """Initial centroids in the standardised space."""
+        if self.init_method == "CUSTOM":
+            assert self.init_centroids is not None
+            return self._standardise(self.init_centroids)
+        if self.init_method == "RANDOM":
+            rows = np.random.default_rng(self.seed).choice(len(Z), self.num_clusters, replace=False)
+            return Z[rows].copy()
+        from sklearn.cluster import kmeans_plusplus
+
+        return kmeans_plusplus(Z, self.num_clusters, random_state=self.seed)[0]
+
+    def _lloyd(self, Z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """Lloyd iterations from ``centroids`` (early stop on relative loss progress); the labels."""
+        self.centroids_ = np.array(centroids, dtype=np.float64)
+        self.iterations_, previous = [], None
+        rows = np.arange(len(Z))
+        for iteration in range(self.max_iterations):
+            started = time.perf_counter()
+            distances = self._distances_std(Z)
+            labels = distances.argmin(axis=1)
+            loss = float((distances[rows, labels] ** 2).mean())
+            before = self.centroids_.copy()
+            for c in range(self.num_clusters):
+                members = labels == c
+                if members.any():
+                    self.centroids_[c] = Z[members].mean(axis=0)
+            elapsed = (time.perf_counter() - started) * 1000
+            self.iterations_.append({"iteration": iteration, "loss": loss, "duration_ms": elapsed})
+            if self._stalled(previous, loss):
+                break
+            if np.array_equal(before, self.centroids_):  # converged: the next iteration would repeat this one
+                break
+            previous = loss
+        return np.asarray(self._distances_std(Z).argmin(axis=1))
+
+    def _stalled(self, previous: float | None, loss: float) -> bool:
+        """EARLY_STOP: the last iteration lowered the loss by less than MIN_REL_PROGRESS of it."""
+        if previous is None or self.min_rel_progress is None:
+            return False
+        return previous <= 0 or (previous - loss) / previous < self.min_rel_progress
+
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
 
     def _distances_std(self, Z: np.ndarray) -> np.ndarray:
+        if self.distance_type == "COSINE":  # 1 - cos(z, c); a zero vector is at distance 1 from everything
+            norms = np.linalg.norm(Z, axis=1)[:, None] * np.linalg.norm(self.centroids_, axis=1)[None, :]
+            cos = np.divide(Z @ self.centroids_.T, norms, out=np.zeros((len(Z), len(self.centroids_))), where=norms > 0)
+            return np.asarray(1.0 - cos)
         # |z - c|^2 = |z|^2 - 2 z.c + |c|^2, clipped at 0 for rounding; (n, k)
         sq = (Z * Z).sum(axis=1)[:, None] - 2.0 * Z @ self.centroids_.T + (self.centroids_**2).sum(axis=1)[None, :]
         return np.sqrt(np.maximum(sq, 0.0))
