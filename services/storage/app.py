@@ -18,20 +18,27 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: StorageSettings) -> FastAPI:
-    from services.storage.routes import buckets, objects, uploads
+    from services.storage.notifications import Publisher, listener
+    from services.storage.routes import buckets, notifications, objects, uploads
     from services.storage.store import Store
     from services.storage.uploads import Sessions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = Store(settings.data_dir, settings.default_location).open()
-        app.state.sessions = Sessions(app.state.store)
-        yield
+        app.state.store = store = Store(settings.data_dir, settings.default_location).open()
+        app.state.sessions = Sessions(store)
+        app.state.publisher = publisher = Publisher(settings.pubsub_emulator_host)
+        store.listener = listener(store.notifications, publisher, f"http://{settings.host}:{settings.port}")
+        try:
+            yield
+        finally:
+            publisher.close()
 
     app = FastAPI(title="hyp storage", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.include_router(buckets.router)
     app.include_router(objects.router)
     app.include_router(uploads.router)
+    app.include_router(notifications.router)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -5,6 +5,7 @@ Layout under the data folder::
     buckets/<bucket>/bucket.json            the bucket's metadata
     buckets/<bucket>/meta/<key>.json        one live object's metadata (key: sha256 of its name)
     buckets/<bucket>/data/<key>.<gen>       its bytes, one file per generation
+    buckets/<bucket>/notifications.json     its Pub/Sub notification configurations (notifications.py)
     uploads/<id>.json, uploads/<id>.part    unfinished resumable uploads (services/storage/uploads.py)
     tmp/                                    temporary files, emptied at start
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,6 +31,8 @@ from services.storage import disk, errors, resources
 from services.storage.naming import check_bucket, check_object
 
 Stored = dict[str, Any]
+# (event type, the object's metadata, extra message attributes): called under the store's lock after a commit
+Listener = Callable[[str, Stored, dict[str, str]], None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Store:
         self.lock = threading.RLock()
         self.buckets: dict[str, Stored] = {}
         self.objects: dict[str, dict[str, Stored]] = {}
+        self.notifications: dict[str, list[Stored]] = {}
+        self.listener: Listener | None = None
         self._last_generation = 0
 
     # --- folders
@@ -100,6 +106,8 @@ class Store:
                 shutil.rmtree(folder, ignore_errors=True)
                 continue
             self.buckets[folder.name] = disk.read_json(manifest)
+            configs = folder / "notifications.json"
+            self.notifications[folder.name] = disk.read_json(configs) if configs.exists() else []
             self.objects[folder.name] = live = {}
             for meta in (folder / "meta").glob("*.json"):
                 stored = disk.read_json(meta)
@@ -145,6 +153,7 @@ class Store:
             disk.write_json(self.tmp, self.bucket_dir(name) / "bucket.json", stored)
             self.buckets[name] = stored
             self.objects[name] = {}
+            self.notifications[name] = []
             return stored
 
     def get_bucket(self, name: str) -> Stored:
@@ -198,7 +207,36 @@ class Store:
             (self.bucket_dir(name) / "bucket.json").unlink()
             disk.fsync_dir(self.bucket_dir(name))
             shutil.rmtree(self.bucket_dir(name), ignore_errors=True)
-            del self.buckets[name], self.objects[name]
+            del self.buckets[name], self.objects[name], self.notifications[name]
+
+    # --- notification configurations
+    def add_notification(self, bucket: str, make: Callable[[list[Stored]], Stored]) -> Stored:
+        """Store the configuration ``make`` builds from the bucket's current ones (it raises on bad input)."""
+        with self.lock:
+            self.get_bucket(bucket)
+            config = make(self.notifications[bucket])
+            configs = [*self.notifications[bucket], config]
+            disk.write_json(self.tmp, self.bucket_dir(bucket) / "notifications.json", configs)
+            self.notifications[bucket] = configs
+            return config
+
+    def get_notification(self, bucket: str, config_id: str) -> Stored:
+        self.get_bucket(bucket)
+        for config in self.notifications[bucket]:
+            if config["id"] == config_id:
+                return config
+        raise errors.ApiError(404, "notFound", f"No such notification configuration: {bucket}/{config_id}")
+
+    def delete_notification(self, bucket: str, config_id: str) -> None:
+        with self.lock:
+            config = self.get_notification(bucket, config_id)
+            configs = [c for c in self.notifications[bucket] if c is not config]
+            disk.write_json(self.tmp, self.bucket_dir(bucket) / "notifications.json", configs)
+            self.notifications[bucket] = configs
+
+    def _emit(self, event: str, stored: Stored, extra: dict[str, str] | None = None) -> None:
+        if self.listener is not None and self.notifications.get(stored["bucket"]):
+            self.listener(event, stored, extra or {})
 
     # --- objects
     def current(self, bucket: str, name: str) -> Stored | None:
@@ -271,6 +309,10 @@ class Store:
                 self.objects[bucket][name] = stored
                 if old is not None:
                     self.data_path(old).unlink(missing_ok=True)
+                    self._emit("OBJECT_DELETE", old, {"overwrittenByGeneration": str(stored["generation"])})
+                    self._emit("OBJECT_FINALIZE", stored, {"overwroteGeneration": str(old["generation"])})
+                else:
+                    self._emit("OBJECT_FINALIZE", stored)
                 return stored
         finally:
             tmp.unlink(missing_ok=True)
@@ -315,6 +357,7 @@ class Store:
             stored["updated"] = resources.now()
             disk.write_json(self.tmp, self.meta_path(bucket, name), stored)
             self.objects[bucket][name] = stored
+            self._emit("OBJECT_METADATA_UPDATE", stored)
             return stored
 
     def delete_object(self, bucket: str, name: str, generation: int | None = None, pre: Preconditions = NONE) -> None:
@@ -324,6 +367,7 @@ class Store:
             disk.fsync_dir(self.meta_path(bucket, name).parent)
             self.data_path(stored).unlink(missing_ok=True)
             del self.objects[bucket][name]
+            self._emit("OBJECT_DELETE", stored)
 
     def list_objects(
         self,
