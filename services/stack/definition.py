@@ -34,6 +34,8 @@ PROCESSOR_PORT = 8081
 DETECTOR_METRICS_PORT = 9464
 CONSOLE_PORT = 8000
 ORCHESTRATOR_PORT = 8090
+BIGQUERY_PORT = 9050  # the port the community BigQuery emulator uses
+STORAGE_PORT = 4443  # the port fake-gcs-server uses
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ COMMON_ENV: dict[str, str] = {
     "HYP_ALLOWED_HOSTS": "{self},${HYP_ALLOWED_HOSTS}",
     "PUBSUB_EMULATOR_HOST": "{pubsub}:" + str(PUBSUB_PORT),
     "MLFLOW_TRACKING_URI": "http://{mlflow}:" + str(MLFLOW_PORT),
+    # Google's own clients (google-cloud-bigquery, google-cloud-storage) in any service or user code reach the
+    # stack's BigQuery and Cloud Storage by the variables they already honour (scheme included, as they expect)
+    "BIGQUERY_EMULATOR_HOST": "http://{bigquery}:" + str(BIGQUERY_PORT),
+    "STORAGE_EMULATOR_HOST": "http://{storage}:" + str(STORAGE_PORT),
     "HYP_WAREHOUSE_DIR": "{data}/warehouse",
     "PYTHONUNBUFFERED": "1",
     # Resident memory: glibc makes up to 8 malloc arenas per core for threaded processes (gRPC, uvicorn,
@@ -221,6 +227,31 @@ SERVICES: tuple[Service, ...] = (
             expect='"model_version"',
         ),
         memory="1g",
+    ),
+    Service(
+        name="bigquery",
+        command=("bigquery", "--host", "{bind}", "--port", str(BIGQUERY_PORT)),
+        image="app",  # DuckDB, pyarrow, FastAPI (and the models package, for BigQuery ML)
+        summary="BigQuery REST API over the warehouse (BIGQUERY_EMULATOR_HOST)",
+        ports=(BIGQUERY_PORT,),
+        health=Health(BIGQUERY_PORT, "/health", retries=60),
+        # serves the same warehouse folder the detector and the processor write (HYP_WAREHOUSE_DIR)
+        volumes={"warehouse-data": "/data/warehouse"},
+        urls={"BigQuery API": "BIGQUERY_EMULATOR_HOST=http://{bigquery}:" + str(BIGQUERY_PORT)},
+        memory="512m",
+        background=True,
+    ),
+    Service(
+        name="storage",
+        command=("storage", "--host", "{bind}", "--port", str(STORAGE_PORT), "--data-dir", "{data}/storage"),
+        image="app",
+        summary="Cloud Storage JSON API on a local folder (STORAGE_EMULATOR_HOST)",
+        ports=(STORAGE_PORT,),
+        health=Health(STORAGE_PORT, "/health"),
+        volumes={"storage-data": "/data/storage"},
+        urls={"Cloud Storage API": "STORAGE_EMULATOR_HOST=http://{storage}:" + str(STORAGE_PORT)},
+        memory="256m",
+        background=True,
     ),
     Service(
         name="detector",
@@ -313,7 +344,7 @@ SERVICES: tuple[Service, ...] = (
         },
         ports=(CONSOLE_PORT,),
         health=Health(CONSOLE_PORT, "/health"),
-        depends_on=("pubsub",),
+        depends_on=("pubsub", "bigquery"),  # shows the warehouse's tables (BigQuery's view of them)
         volumes={"warehouse-data": "/data/warehouse"},
         urls={"console": "http://{console}:" + str(CONSOLE_PORT)},
         memory="512m",
