@@ -268,6 +268,7 @@ def stop_recorded(run_dir: Path, timeout_s: float, report: Callable[[str], None]
         report(f"{name}: {how}")
         pid_file(run_dir, name).unlink(missing_ok=True)
     (run_dir / "stack.json").unlink(missing_ok=True)
+    (run_dir / "supervision.json").unlink(missing_ok=True)  # services/stack/supervise.py's state
     return running
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from services.common.settings import CommonSettings
 from services.stack import definition as d
+from services.stack.supervise import Policy
 
 
 class StackSettings(CommonSettings):
@@ -17,10 +18,24 @@ class StackSettings(CommonSettings):
     init_timeout_s: float = Field(600.0, gt=0, validation_alias="HYP_UP_INIT_TIMEOUT")
     stop_timeout_s: float = Field(15.0, gt=0, validation_alias="HYP_UP_STOP_TIMEOUT")
     refresh_s: float = Field(2.0, gt=0, validation_alias="HYP_UP_REFRESH")
+    # supervision (services/stack/supervise.py): first restart after this many seconds, doubling up to 30 s;
+    # a service that exits restart_max times within restart_window_s is left down (0: never restarted)
+    restart_backoff_s: float = Field(1.0, ge=0, validation_alias="HYP_UP_RESTART_BACKOFF")
+    restart_max: int = Field(5, ge=0, validation_alias="HYP_UP_RESTART_MAX")
+    restart_window_s: float = Field(120.0, gt=0, validation_alias="HYP_UP_RESTART_WINDOW")
 
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def restart_policy(self) -> Policy:
+        return Policy(
+            backoff_s=self.restart_backoff_s,
+            max_backoff_s=max(30.0, self.restart_backoff_s),
+            max_failures=self.restart_max,
+            window_s=self.restart_window_s,
+        )
 
 
 class ImagesSettings(CommonSettings):

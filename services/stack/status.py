@@ -1,4 +1,4 @@
-"""`hyp status`: each service of the local stack: running or not, healthy or not, its URL."""
+"""`hyp status`: each service of the local stack: running or not, healthy or not, restarts and last exit."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Any
 from services.common.config import Command, ConfigError
 from services.stack import definition as d
 from services.stack import processes as p
+from services.stack import supervise as sup
 from services.stack.healthcheck import probe
 from services.stack.settings import StackSettings
 
 
 def rows(home: Path) -> list[dict[str, Any]]:
     pids = p.recorded(home / "run")
+    supervised = sup.read(home / "run") if pids else {}  # a state file left by a stopped stack means nothing
     out = []
     for s in d.SERVICES:
         if s.oneshot:
@@ -25,13 +27,19 @@ def rows(home: Path) -> list[dict[str, Any]]:
         health = None
         if alive and s.health is not None:
             health = probe(s.health.url(), s.health.expect, timeout=1.0) or "healthy"
+        kept = supervised.get(s.name, {})
+        state = "running" if alive else ("exited" if pid else "stopped")
+        if not alive and kept.get("state") in ("restarting", "failed"):
+            state = kept["state"]  # `hyp up` is starting it again, or gave up on it
         out.append(
             {
                 "service": s.name,
                 "pid": pid if alive else None,
-                "state": "running" if alive else ("exited" if pid else "stopped"),
+                "state": state,
                 "health": health if alive else None,
                 "url": s.health.url() if s.health else None,
+                "restarts": kept.get("restarts", 0),
+                "last_exit": kept.get("last_exit"),
             }
         )
     return out
@@ -56,14 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         for row in table:
             print(json.dumps(row))
     else:
-        print(f"{'SERVICE':<10} {'STATE':<8} {'PID':>7}  HEALTH")
+        print(f"{'SERVICE':<12} {'STATE':<10} {'PID':>7} {'RESTARTS':>8}  HEALTH / LAST EXIT")
         for r in table:
             health = r["health"] or "-"
-            print(f"{r['service']:<10} {r['state']:<8} {r['pid'] or '-':>7}  {health}")
+            if r["last_exit"]:
+                health += f"  (last exit: {r['last_exit']})"
+            print(f"{r['service']:<12} {r['state']:<10} {r['pid'] or '-':>7} {r['restarts']:>8}  {health}")
     running = [r for r in table if r["state"] == "running"]
     if not running:
         print(f"no stack running from {home / 'run'} (`hyp up --detach` starts one)", file=sys.stderr)
         return 3
+    if any(r["state"] in ("failed", "restarting") for r in table):
+        return 1
     return 0 if all(r["health"] in (None, "healthy") for r in running) else 1
 
 

@@ -224,8 +224,10 @@ def detection_line(row: dict[str, Any]) -> str:
     )
 
 
-def as_json(s: Snapshot) -> str:
+def as_json(s: Snapshot, services: dict[str, dict[str, Any]] | None = None) -> str:
+    """One JSON object per refresh; ``services``: the supervision state (restarts, last exit) per service."""
     wh = s.warehouse
+    extra = {} if services is None else {"services": services}
     return json.dumps(
         {
             "published": s.published,
@@ -236,5 +238,6 @@ def as_json(s: Snapshot) -> str:
             "flagged": wh.flagged if wh else None,
             "precision": wh.precision if wh else None,
             "recall": wh.recall if wh else None,
+            **extra,
         }
     )

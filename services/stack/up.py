@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -23,8 +24,9 @@ from typing import NoReturn
 from services.common import metric_names
 from services.common.config import Command, ConfigError
 from services.stack import definition as d
+from services.stack import detach, summary
 from services.stack import processes as p
-from services.stack import summary
+from services.stack import supervise as sup
 from services.stack.healthcheck import probe
 from services.stack.settings import StackSettings
 
@@ -102,6 +104,7 @@ def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) 
         print(f"  {r.service.name}: {how}", file=sys.stderr)
         p.pid_file(run_dir, r.service.name).unlink(missing_ok=True)
     (run_dir / "stack.json").unlink(missing_ok=True)
+    (run_dir / sup.STATE_FILE).unlink(missing_ok=True)
 
 
 class FirstDetection:
@@ -140,6 +143,7 @@ def start_stack(
     ready: set[str] = set()
     waiting: dict[str, tuple[p.Running, float]] = {}  # name -> (process, deadline)
     todo = list(plan)
+    launch = launcher(home, values)
     t0 = time.monotonic()
 
     def note(name: str, what: str) -> None:
@@ -159,9 +163,7 @@ def start_stack(
                     ready.add(s.name)
                     note(s.name, "done")
                     continue
-                env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
-                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-                r = p.start(s, run_dir, env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
+                r = launch(s)
                 started.append(r)
                 timeout = settings.init_timeout_s if s.oneshot else settings.health_timeout_s
                 waiting[s.name] = (r, time.monotonic() + timeout)
@@ -181,6 +183,17 @@ def start_stack(
         _stop_all(started, settings, run_dir)
         raise
     return started
+
+
+def launcher(home: Path, values: dict[str, str]) -> Callable[[d.Service], p.Running]:
+    """What starts a service of this stack (its environment and command for the local place), first or again."""
+
+    def launch(s: d.Service) -> p.Running:
+        env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        return p.start(s, home / "run", env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
+
+    return launch
 
 
 def already_done(s: d.Service, home: Path, values: dict[str, str]) -> bool:
@@ -215,13 +228,16 @@ def check_ready(r: p.Running, deadline: float) -> bool:
 
 def print_urls(started: list[p.Running], settings: StackSettings) -> None:
     print("hyp-local is up:")
-    for r in started:
-        for label, url in r.service.urls.items():
-            print(f"  {label:<18} {d.resolve(url, 'local', data=str(settings.home.resolve()))}")
+    lines = [(label, url) for r in started for label, url in r.service.urls.items()]
+    # the emulator-host variables Google's clients honour first, together: what a user exports
+    lines.sort(key=lambda line: "_EMULATOR_HOST=" not in line[1])
+    for label, url in lines:
+        print(f"  {label:<18} {d.resolve(url, 'local', data=str(settings.home.resolve()))}")
     print(f'  {"warehouse":<18} hyp sql "SELECT count(*) FROM cloud_run"   ({settings.home.resolve() / "warehouse"})')
     print(f"  {'logs':<18} hyp logs SERVICE   ({settings.home.resolve() / 'run'})")
 
 
+RESTART_POLL_S = 0.5  # while a service waits to be restarted, the live loop comes round this often
 WAREHOUSE_EVERY_S = 10.0  # the live summary's warehouse query (it reads every table) at most this often
 
 
@@ -256,9 +272,9 @@ def live(
     t0: float,
     started_at: float,
     first_detection: float | None = None,
+    keeper: sup.Supervisor | None = None,
 ) -> int:
     names = {r.service.name for r in started}
-    watched = [r for r in started if not r.service.oneshot]
     emulator = d.service("pubsub").health
     emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
     detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics" if "detector" in names else None
@@ -268,10 +284,8 @@ def live(
     latest_after: float | None = started_at  # only detections of this run (scored_at is UTC, like time.time)
     tty = sys.stdout.isatty() and not args.json
     while True:
-        for r in watched:
-            if r.returncode() is not None:
-                print(f"\n{r.service.name} stopped unexpectedly; log {r.log}:\n{p.tail(r.log)}", file=sys.stderr)
-                return 1
+        for note in keeper.poll() if keeper is not None else []:
+            print(("\r" if tty else "") + note, file=sys.stderr)
         snap = sampler.take(latest_after)
         if snap.warehouse and snap.warehouse.latest:
             if first_detection is None:
@@ -280,7 +294,10 @@ def live(
             for row in snap.warehouse.latest:
                 print(("\r" if tty else "") + summary.detection_line(row))
             latest_after = max(row["at"] for row in snap.warehouse.latest)
-        text = summary.as_json(snap) if args.json else summary.line(snap, before)
+        if args.json:
+            text = summary.as_json(snap, keeper.summary() if keeper is not None else None)
+        else:
+            text = summary.line(snap, before) + (keeper.suffix() if keeper is not None else "")
         print(("\r" + text) if tty else text, end="" if tty else "\n", flush=True)
         before = snap
         flagged = snap.anomalies or 0
@@ -293,8 +310,13 @@ def live(
                 print(f"\nonly {flagged:.0f} of {wanted} anomalies in {args.duration:g} s", file=sys.stderr)
                 return 1
             print()
-            return 0
+            down = keeper.failed() if keeper is not None else []
+            if down:
+                print(f"left down after repeated exits: {', '.join(down)}", file=sys.stderr)
+            return 1 if down else 0
         pause = settings.refresh_s
+        if keeper is not None and keeper.restarting():
+            pause = min(pause, RESTART_POLL_S)
         if deadline is not None:
             pause = min(pause, max(0.05, deadline - time.monotonic()))
         time.sleep(pause)
@@ -325,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0, started_at = time.monotonic(), time.time()
     print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
+    if args.detach:
+        values = tunables(args.rate)
+        return detach.run(run_dir, lambda ready: keep(plan, settings, values, ready, FirstDetection(t0)))
 
     # SIGTERM behaves like Ctrl-C: stop everything cleanly
     def on_term(signum: int, frame: FrameType | None) -> NoReturn:
@@ -334,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     started: list[p.Running] = []
     try:
         first = FirstDetection(t0)
-        started = start_stack(plan, settings, tunables(args.rate), first)
+        values = tunables(args.rate)
+        started = start_stack(plan, settings, values, first)
         p.write_state(run_dir, {"started_at": time.time(), "services": [r.service.name for r in started]})
         print_urls(started, settings)
-        if args.detach:
-            print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down`")
-            return 0
         print("live summary (Ctrl-C stops the stack):")
-        return live(started, settings, args, t0, started_at, first.seconds)
+        home = settings.home.resolve()
+        keeper = sup.Supervisor(started, launcher(home, values), run_dir, settings.restart_policy)
+        return live(started, settings, args, t0, started_at, first.seconds, keeper)
     except p.StackError as exc:
         print(f"hyp up: {exc}", file=sys.stderr)
         return 1
@@ -349,10 +374,45 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping", file=sys.stderr)
         return 0
     finally:
-        if not args.detach:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _stop_all(started, settings, run_dir)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_all(started, settings, run_dir)
         signal.signal(signal.SIGTERM, previous)
+
+
+def keep(
+    plan: list[d.Service],
+    settings: StackSettings,
+    values: dict[str, str],
+    ready: Callable[[], None],
+    first: FirstDetection | None = None,
+) -> int:
+    """The detached keeper (services/stack/detach.py): start ``plan``, say ``ready()``, then restart what exits
+    until SIGTERM (`hyp down`, which then stops the services itself). The exit status: 1 if the start failed."""
+
+    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, on_term)
+    home = settings.home.resolve()
+    try:
+        started = start_stack(plan, settings, values, first)  # on a failure it stops what it started
+    except p.StackError as exc:
+        print(f"hyp up: {exc}", file=sys.stderr)
+        return 1
+    except _Stop:
+        return 1
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    p.write_state(home / "run", {"started_at": time.time(), "services": [r.service.name for r in started]})
+    print_urls(started, settings)
+    print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down` (services that exit are restarted)")
+    keeper = sup.Supervisor(started, launcher(home, values), home / "run", settings.restart_policy)
+    ready()
+    while not stopping:
+        for note in keeper.poll():
+            print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {note}", flush=True)
+        time.sleep(RESTART_POLL_S)
+    return 0
 
 
 if __name__ == "__main__":
