@@ -6,9 +6,13 @@
 - :mod:`services.testing.events`: purchase and page-view events in the workshop's shape.
 - :mod:`services.testing.asgi`: an ASGI app on a real socket in a thread.
 - :mod:`services.testing.vertex`: Google's Vertex AI SDK pointed at a local endpoint.
+- :mod:`services.testing.bigquery` / :mod:`services.testing.storage`: Google's BigQuery and Cloud Storage
+  clients pointed at a local `hyp bigquery` / `hyp storage`; :mod:`services.testing.gcp`: both services as
+  local processes on free ports (:class:`~services.testing.gcp.LocalGcp`, no Docker), with clients ready.
 - :mod:`services.testing.stack` / :mod:`services.testing.fixtures`: the stack in containers (testcontainers);
-  in your conftest.py: ``pytest_plugins = ["services.testing.fixtures"]`` (fixtures ``hyp_pubsub`` and
-  ``hyp_stack``), or use :class:`services.testing.stack.HypStack` directly as a context manager.
+  in your conftest.py: ``pytest_plugins = ["services.testing.fixtures"]`` (fixtures ``hyp_pubsub``,
+  ``hyp_gcp``, ``hyp_stack``, ``hyp_bigquery_client``, ``hyp_storage_client``), or use
+  :class:`services.testing.stack.HypStack` directly as a context manager.
 - :mod:`services.testing.parity`: the ``gcp_parity`` / ``local_only`` markers' check (a pytest plugin).
 
 Waiting, free ports and stopping processes live in :mod:`services.common.processes`.

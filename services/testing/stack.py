@@ -20,6 +20,7 @@ from testcontainers.compose import DockerCompose
 from services.common import names
 from services.stack import definition as d
 from services.stack.up import select
+from services.testing.gcp import GoogleClients
 from services.testing.pubsub import PubsubTarget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,11 +48,13 @@ def port_override(services: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HypStack(PubsubTarget):
+class HypStack(PubsubTarget, GoogleClients):
     """Start ``services`` (and what they depend on) with ``docker compose up --wait``; stop with ``down -v``.
 
     >>> with HypStack(["pubsub"]) as stack:
     ...     stack.publisher().publish(stack.topic("hyp-pubsub-topic"), b"{}").result()
+    >>> with HypStack(["bigquery", "storage"]) as stack:
+    ...     stack.bigquery_client().query("SELECT 1").result(); stack.storage_client().create_bucket("b")
     """
 
     def __init__(
@@ -126,6 +129,16 @@ class HypStack(PubsubTarget):
     @property
     def pubsub_rest_url(self) -> str:
         return f"http://127.0.0.1:{self.port('pubsub', d.PUBSUB_REST_PORT)}"
+
+    @property
+    def bigquery_url(self) -> str:
+        """What BIGQUERY_EMULATOR_HOST would be for this stack (``bigquery_client()`` is pointed at it)."""
+        return f"http://127.0.0.1:{self.port('bigquery', d.BIGQUERY_PORT)}"
+
+    @property
+    def storage_url(self) -> str:
+        """What STORAGE_EMULATOR_HOST would be for this stack (``storage_client()`` is pointed at it)."""
+        return f"http://127.0.0.1:{self.port('storage', d.STORAGE_PORT)}"
 
     @property
     def mlflow_uri(self) -> str:
