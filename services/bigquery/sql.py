@@ -45,7 +45,7 @@ def parse(query: str) -> exp.Expr:
     try:
         statements = [s for s in sqlglot.parse(query, read="bigquery") if s is not None]
     except ParseError as exc:
-        raise invalid_query(f"Syntax error: {_first(exc)}") from None
+        raise invalid_query(_syntax_error(exc)) from None
     if len(statements) != 1:
         raise invalid_query("Exactly one statement is supported per query (scripts are not supported yet).")
     return statements[0]
@@ -99,6 +99,51 @@ def translate(query: str | exp.Expr, project: str, default_dataset: str | None =
     except UnsupportedError as exc:
         raise invalid_query(f"Not supported by hyp bigquery: {_first(exc)}") from None
     return out
+
+
+def check_query_only(query: str) -> None:
+    """Refuse (invalidQuery) any statement but a query, naming it as typed: what ``hyp sql`` and the
+    console's SQL box accept. Looks at each statement's first keyword, so a statement BigQuery cannot
+    even parse (``ATTACH``, ``INSTALL``, ``PRAGMA``) is named too, not reported as a syntax error."""
+    from sqlglot.dialects.bigquery import BigQuery
+    from sqlglot.errors import TokenError
+
+    try:
+        tokens = BigQuery().tokenize(query)
+    except TokenError as exc:
+        raise invalid_query(f"Syntax error: {_first(exc)}") from None
+    statements: list[list[str]] = [[]]
+    for token in tokens:
+        if token.token_type.name == "SEMICOLON":
+            statements.append([])
+        else:
+            statements[-1].append(token.text.upper())
+    statements = [words for words in statements if words]
+    if not statements:
+        raise invalid_query("Query text is empty.")
+    for words in statements:
+        if words[0] in QUERY_STARTS:
+            continue
+        named = words[0]
+        if named == "EXPLAIN":  # name what it explains too (EXPLAIN ANALYZE COPY ...)
+            rest = [w for w in " ".join(words[1:]).split() if w != "ANALYZE"]
+            named = f"EXPLAIN {rest[0]}" if rest else named
+        raise invalid_query(f"Only queries (SELECT) are allowed here, got {named}.")
+    if len(statements) > 1:
+        raise invalid_query("Exactly one statement is supported per query (scripts are not supported yet).")
+
+
+QUERY_STARTS = ("SELECT", "WITH", "(")
+
+
+def _syntax_error(exc: ParseError) -> str:
+    """BigQuery's shape, ``Syntax error: ... at [line:column]``, with the text where parsing stopped."""
+    if not exc.errors:
+        return f"Syntax error: {_first(exc)}"
+    first = exc.errors[0]
+    near = (str(first.get("start_context") or "") + str(first.get("highlight") or "")).strip()
+    where = f" at [{first.get('line')}:{first.get('col')}]" if first.get("line") else ""
+    return f"Syntax error: {first.get('description')}{where}" + (f" near {near!r}" if near else "")
 
 
 def _first(exc: BaseException) -> str:
