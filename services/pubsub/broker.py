@@ -321,7 +321,7 @@ class Broker:
         self._next_id += len(messages)
         blobs = t.append(messages, first_id, now)
         if self.store is not None:
-            self.store.append_messages(t.uid, blobs)
+            self.store.append_messages(t.uid, seq0, blobs)
         for sub in t.subs.values():
             sub.offer(seq0, messages)
         return [str(first_id + i) for i in range(len(blobs))]
@@ -433,6 +433,7 @@ class Broker:
                 if not t.pb.HasField("message_retention_duration"):
                     low = max(low, sub.start_seq)
                 candidates = list(range(low, t.next_seq))
+            candidates = [s for s in candidates if t.data[s - t.base]]  # lost in a damaged log: never delivered
             if sub.predicate is not None:
                 candidates = [s for s in candidates if sub.accepts(t.message(s))]
             sub.reset(set(candidates), low)
@@ -501,7 +502,10 @@ class Broker:
             snaps = [
                 {"name": n, "topic": s.pb.topic, "messages": len(s.seqs)} for n, s in sorted(self.snapshots.items())
             ]
-        return {"uptime_s": round(now - self.started, 1), "topics": topics, "subscriptions": subs, "snapshots": snaps}
+        out = {"uptime_s": round(now - self.started, 1), "topics": topics, "subscriptions": subs, "snapshots": snaps}
+        if self.store is not None:
+            out["store"] = self.store.report()
+        return out
 
 
 def api_error_from(exc: Exception) -> ApiError:

@@ -1,17 +1,23 @@
-"""--data-dir durability: append-only logs, batched fsync, replay at start.
+"""--data-dir durability: append-only logs with a checksum per record, batched fsync, replay at start.
 
 Layout under the data dir:
 
 - ``state.json``: topics, subscriptions and snapshots (their protobufs as JSON) and the uids
   that name their log files; rewritten atomically on every admin change.
-- ``topics/<uid>.log``: an 8-byte base sequence number, then records ``<u32 length><PubsubMessage>``.
-- ``subs/<uid>.log``: 9-byte records ``<type><i64 seq>``, the type one of
+- ``topics/<uid>.log``: a header with the base sequence number, then one record per message
+  (``<crc><length><seq><PubsubMessage>``).
+- ``subs/<uid>.log``: 13-byte records ``<crc><type><i64 seq>``, the type one of
   :class:`~services.pubsub.records.Record`: ``W`` everything below seq is acked, ``A`` seq acked,
   ``D`` seq delivered once more (delivery counts survive restarts).
 
-Every publish and ack batch is one ``write`` (so a killed process loses nothing the kernel has);
-a background thread fsyncs every ``fsync_interval_s`` (so a power cut loses at most that).
-A torn record at the end of a log (kill -9 mid-write) is dropped on replay.
+The formats and their recovery scans are :mod:`~services.pubsub.logformat`. Every publish and ack
+batch is one ``write`` (so a killed process loses nothing the kernel has); a background thread
+fsyncs every ``fsync_interval_s`` (so a power cut loses at most that); a directory is fsynced
+whenever a file appears in it. Replay checks every record: a torn or zero-filled tail is cut at the
+last good record; a corrupted record in the middle is skipped and its message reported lost, never
+replayed; both are logged and counted (:meth:`Store.report`). Logs of the old format (no checksums)
+are read and rewritten in the new one on start. An unreadable ``state.json`` is moved aside with
+the logs (nothing is deleted) and the emulator starts empty.
 """
 
 from __future__ import annotations
@@ -21,15 +27,17 @@ import contextlib
 import json
 import logging
 import os
-import struct
 import threading
+import time
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
+from services.pubsub import logformat
 from services.pubsub.records import Record, SubRecord
 from services.pubsub.subscription import SubState
 from services.pubsub.topic import Snapshot, Subscription, Topic, TopicState
@@ -39,18 +47,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hyp.pubsub.storage")
 
-_LEN = struct.Struct("<I")
-_BASE = struct.Struct("<q")
-_REC = struct.Struct("<Bq")
 REWRITE_BYTES = 64 * 1024 * 1024
 
 
 class Store:
     def __init__(self, data_dir: Path, fsync_interval_s: float = 0.2) -> None:
         self.dir = Path(data_dir)
-        (self.dir / "topics").mkdir(parents=True, exist_ok=True)
-        (self.dir / "subs").mkdir(parents=True, exist_ok=True)
         self.fsync_interval_s = fsync_interval_s
+        # what replay skipped: bytes by (log kind, "tail" | "middle"), messages lost, logs rewritten from v1
+        self.skipped: dict[tuple[str, str], int] = {}
+        self.lost_messages = 0
+        self.migrated = 0
+        self.set_aside = 0  # 1 when an unreadable state.json made this start empty
+        self._mkdirs()
         self._fds: dict[str, int] = {}
         self._written: dict[str, int] = {}
         self._dirty: set[int] = set()
@@ -60,6 +69,13 @@ class Store:
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- files
+    def _mkdirs(self) -> None:
+        for sub in ("topics", "subs"):
+            path = self.dir / sub
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                fsync_dir(path.parent)
+
     def _topic_path(self, uid: int) -> Path:
         return self.dir / "topics" / f"{uid}.log"
 
@@ -70,7 +86,10 @@ class Store:
         key = str(path)
         fd = self._fds.get(key)
         if fd is None:
+            existed = path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if not existed:
+                fsync_dir(path.parent)  # the new name survives a power cut along with what is fsynced into it
             size = os.fstat(fd).st_size
             if size == 0 and header:
                 os.write(fd, header)
@@ -104,19 +123,17 @@ class Store:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
 
     # ---------------------------------------------------------------- broker hooks (called under the broker lock)
-    def append_messages(self, uid: int, blobs: list[bytes]) -> None:
-        parts = []
-        for b in blobs:
-            parts.append(_LEN.pack(len(b)))
-            parts.append(b)
-        self._write(self._topic_path(uid), b"".join(parts), header=_BASE.pack(0))
+    def append_messages(self, uid: int, seq0: int, blobs: list[bytes]) -> None:
+        """Log messages published at sequence numbers seq0, seq0 + 1, ..."""
+        self._write(self._topic_path(uid), logformat.topic_records(seq0, blobs), header=logformat.topic_header(0))
 
     def append_sub(self, uid: int, records: Iterable[SubRecord]) -> None:
-        payload = b"".join(_REC.pack(kind, seq) for kind, seq in records)
+        payload = logformat.sub_records(list(records))
         if payload:
-            self._write(self._sub_path(uid), payload)
+            self._write(self._sub_path(uid), payload, header=logformat.SUB_MAGIC)
 
     def drop_sub(self, uid: int) -> None:
         self._close(self._sub_path(uid))
@@ -127,15 +144,14 @@ class Store:
         written = self._written.get(key, 0)
         if written < REWRITE_BYTES:
             return
-        live = sum(map(len, topic.data)) + _LEN.size * len(topic.data)
+        live = sum(map(len, topic.data)) + 16 * len(topic.data)
         if live * 2 < written:
             self.rewrite_topic(topic)
 
     def rewrite_topic(self, topic: TopicState) -> None:
-        parts = [_BASE.pack(topic.base)]
-        for b in topic.data:
-            parts.append(_LEN.pack(len(b)))
-            parts.append(b)
+        """The live part of a topic's log (a lost message stays as an empty record: reported once)."""
+        parts = [logformat.topic_header(topic.base)]
+        parts += [logformat.topic_record(topic.base + i, b) for i, b in enumerate(topic.data)]
         self._replace(self._topic_path(topic.uid), b"".join(parts))
 
     def maybe_rewrite_sub(self, sub: SubState) -> None:
@@ -150,7 +166,7 @@ class Store:
         records += [(Record.ACKED, s) for s in range(low, t.next_seq) if s not in sub.unacked]
         for seq, n in sub.attempts.items():
             records += [(Record.DELIVERED, seq)] * n
-        self._replace(self._sub_path(sub.uid), b"".join(_REC.pack(k, s) for k, s in records))
+        self._replace(self._sub_path(sub.uid), logformat.SUB_MAGIC + logformat.sub_records(records))
 
     def save_state(self, broker: Broker) -> None:
         topics = {t.uid: t for t in broker.topics.values()}
@@ -196,24 +212,29 @@ class Store:
         path = self.dir / "state.json"
         if not path.exists():
             return
-        state = json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_bytes())
+            entries = (state["topics"], state["subscriptions"], state["snapshots"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._set_aside(f"state.json is unreadable ({type(exc).__name__}: {str(exc)[:200]})")
+            return
         broker.restore_counters(next_uid=int(state.get("next_uid", 1)))
         topics: dict[int, TopicState] = {}
         msgs: dict[int, list[Any]] = {}
-        for entry in state["topics"]:
+        for entry in entries[0]:
             pb = json_format.ParseDict(entry["pb"], Topic())
             t = broker.restore_topic(entry["uid"], pb, deleted=entry.get("deleted", False))
             msgs[t.uid], max_id = self._read_topic(t)
             broker.restore_counters(next_message_id=max_id + 1)
             topics[t.uid] = t
         subs: list[SubState] = []
-        for entry in state["subscriptions"]:
+        for entry in entries[1]:
             pb = json_format.ParseDict(entry["pb"], Subscription())
             t = topics[entry["topic_uid"]]
             sub = broker.restore_subscription(entry["uid"], pb, t, start_seq=entry.get("start_seq", t.base))
             self._replay_sub(sub, msgs[t.uid])
             subs.append(sub)
-        for entry in state["snapshots"]:
+        for entry in entries[2]:
             pb = json_format.ParseDict(entry["pb"], Snapshot())
             seqs = array("q")
             seqs.frombytes(base64.b64decode(entry["seqs"]))
@@ -225,31 +246,85 @@ class Store:
         backlog = sum(len(s.unacked) for s in subs)
         log.info(
             "recovered",
-            extra={"fields": {"topics": len(broker.topics), "subscriptions": len(broker.subs), "backlog": backlog}},
+            extra={
+                "fields": {
+                    "topics": len(broker.topics),
+                    "subscriptions": len(broker.subs),
+                    "backlog": backlog,
+                    "migrated_logs": self.migrated,
+                    "lost_messages": self.lost_messages,
+                    "skipped_bytes": sum(self.skipped.values()),
+                }
+            },
+        )
+
+    def _set_aside(self, why: str) -> None:
+        """Move state.json and the logs to corrupt-<time>/ (kept for inspection) and start empty."""
+        aside = self.dir / f"corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        aside.mkdir()
+        for name in ("state.json", "topics", "subs"):
+            if (self.dir / name).exists():
+                os.replace(self.dir / name, aside / name)
+        fsync_dir(self.dir)
+        self._mkdirs()
+        self.set_aside += 1
+        log.error("data dir unreadable, starting empty", extra={"fields": {"why": why, "moved_to": str(aside)}})
+
+    def _damaged(self, kind: str, path: Path, damage: logformat.Damage, lost: list[int]) -> None:
+        for where, n in (("tail", damage.tail_bytes), ("middle", damage.middle_bytes)):
+            if n:
+                self.skipped[(kind, where)] = self.skipped.get((kind, where), 0) + n
+        self.lost_messages += len(lost)
+        if not damage and not lost:
+            return
+        log.warning(
+            "log damaged: cut at the last good record" if not damage.middle_bytes else "log damaged: records skipped",
+            extra={
+                "fields": {
+                    "path": str(path),
+                    "tail_bytes_cut": damage.tail_bytes,
+                    "middle_bytes_skipped": damage.middle_bytes,
+                    "spans": damage.spans[:10],
+                    "lost_messages": len(lost),
+                    "lost_seqs": lost[:20],
+                }
+            },
         )
 
     def _read_topic(self, t: TopicState) -> tuple[list[Any], int]:
-        """Fill t's log from disk; returns the messages parsed and the largest message id seen."""
+        """Fill t's log from disk; returns the messages parsed (None where lost) and the largest message id."""
         path = self._topic_path(t.uid)
         parsed: list[Any] = []
         if not path.exists():
             return parsed, 0
-        raw = path.read_bytes()
-        if len(raw) < _BASE.size:
-            return parsed, 0
-        (t.base,) = _BASE.unpack_from(raw, 0)
-        pos = _BASE.size
+        base, records, damage = logformat.read_topic(path.read_bytes())
+        if damage.version == 1:
+            self.migrated += 1
+        if base is None:  # header unreadable: the first good record says where the log starts
+            base = records[0][0] if records else 0
+        t.base = base
+        lost: list[int] = []
         max_id = 0
-        while pos + _LEN.size <= len(raw):
-            (n,) = _LEN.unpack_from(raw, pos)
-            if pos + _LEN.size + n > len(raw):
-                log.warning("dropping a torn record at the end of a topic log", extra={"fields": {"path": str(path)}})
-                break
-            blob = raw[pos + _LEN.size : pos + _LEN.size + n]
-            pos += _LEN.size + n
-            msg = t.restore(blob)
+        for seq, blob in records:
+            if seq < t.base:  # below the base of the last rewrite: acked long ago
+                continue
+            gap = seq - t.next_seq
+            if gap > 0:
+                lost += range(t.next_seq, seq)
+                t.restore_lost(gap)
+                parsed += [None] * gap
+            msg = None
+            if blob:
+                try:
+                    msg = t.restore(blob)
+                except DecodeError:  # checked but not a message (an old log has no checksums)
+                    lost.append(seq)
+            if msg is None:
+                t.restore_lost(1)
+            else:
+                max_id = max(max_id, int(msg.message_id or 0))
             parsed.append(msg)
-            max_id = max(max_id, int(msg.message_id or 0))
+        self._damaged("topic", path, damage, lost)
         return parsed, max_id
 
     def _replay_sub(self, sub: SubState, parsed: list[Any]) -> None:
@@ -259,8 +334,11 @@ class Store:
         acked: set[int] = set()
         attempts: dict[int, int] = {}
         raw = path.read_bytes() if path.exists() else b""
-        usable = len(raw) - len(raw) % _REC.size
-        for kind, seq in _REC.iter_unpack(raw[:usable]):
+        records, damage = logformat.read_sub(raw)
+        if raw and damage.version == 1:
+            self.migrated += 1
+        self._damaged("subscription", path, damage, [])
+        for kind, seq in records:
             if kind == Record.WATERMARK:
                 low = seq
                 acked.clear()
@@ -269,8 +347,21 @@ class Store:
             elif kind == Record.DELIVERED:
                 attempts[seq] = attempts.get(seq, 0) + 1
         start = max(low, t.base)
-        unacked = {seq for seq in range(start, t.next_seq) if seq not in acked and sub.accepts(parsed[seq - t.base])}
+        unacked = {
+            seq
+            for seq in range(start, t.next_seq)
+            if seq not in acked and (msg := parsed[seq - t.base]) is not None and sub.accepts(msg)
+        }
         sub.restore(unacked, attempts)
+
+    def report(self) -> dict[str, Any]:
+        """What replay at start skipped (for /metrics): bytes by log kind and place, messages lost."""
+        return {
+            "skipped_bytes": [{"log": k, "where": w, "bytes": n} for (k, w), n in sorted(self.skipped.items())],
+            "lost_messages": self.lost_messages,
+            "migrated_logs": self.migrated,
+            "set_aside": self.set_aside,
+        }
 
     # ---------------------------------------------------------------- fsync
     def start(self, lock: Any) -> None:
@@ -304,3 +395,12 @@ class Store:
                 os.fsync(fd)
                 os.close(fd)
             self._fds.clear()
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that names created, renamed or removed in it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

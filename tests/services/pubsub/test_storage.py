@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
 from google.pubsub_v1 import types
 
+from services.pubsub import logformat
 from services.pubsub.broker import Broker
 from services.pubsub.records import Record
 from services.pubsub.storage import Store
@@ -43,9 +43,11 @@ def test_subscription_log_holds_the_record_letters(tmp_path: Path) -> None:
     got = _pull(b)
     b.acknowledge(SUB, [got[0].ack_id])
     raw = (tmp_path / "subs" / f"{b.subs[SUB].uid}.log").read_bytes()
-    kinds = [kind for kind, _seq in struct.iter_unpack("<Bq", raw)]
-    assert kinds == [Record.WATERMARK, Record.DELIVERED, Record.DELIVERED, Record.ACKED]
+    records, damage = logformat.read_sub(raw)
+    kinds = [kind for kind, _seq in records]
+    assert kinds == [Record.WATERMARK, Record.DELIVERED, Record.DELIVERED, Record.ACKED] and not damage
     assert bytes(kinds) == b"WDDA"  # the letters logs of earlier versions hold: old data dirs replay
+    assert raw.startswith(logformat.SUB_MAGIC) and len(raw) == len(logformat.SUB_MAGIC) + 4 * 13
 
 
 def test_replay_never_reuses_a_uid_or_a_message_id(tmp_path: Path) -> None:

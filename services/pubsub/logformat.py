@@ -1,0 +1,222 @@
+"""The on-disk record formats of the --data-dir logs, with a CRC per record, and their recovery scans.
+
+Version 2 (written since records carry checksums):
+
+- topic log: ``TOPIC_MAGIC``, ``<q base><I crc(base)>``, then records
+  ``<I crc><I length><q seq><PubsubMessage bytes>``, the CRC over length, seq and the message
+  (length 0: a message known to be lost, kept so that it is reported once, not at every start);
+- subscription log: ``SUB_MAGIC``, then 13-byte records ``<I crc><B kind><q seq>``, the CRC over kind and seq.
+
+Version 1 (no magic): a topic log is ``<q base>`` then ``<I length><message>``; a subscription log is
+9-byte ``<B kind><q seq>`` records. Both are read (and rewritten as version 2 on start).
+
+The checksum is CRC-32 (zlib). A record of zeros never checks (the CRC of zero bytes is not zero),
+so a zero-filled tail is cut, not replayed; a sequence number must grow from record to record.
+Reading never raises on the bytes: what does not check is skipped and reported in a :class:`Damage`.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.pubsub.records import Record
+
+# As an old log's first 8 bytes (its base, little-endian i64) both magics are negative: never a real base.
+TOPIC_MAGIC = b"HYPT\x02\x00\x00\xff"
+SUB_MAGIC = b"HYPS\x02\x00\x00\xff"
+_BASE = struct.Struct("<qI")
+_REC = struct.Struct("<IIq")  # crc, length, seq
+_LS = struct.Struct("<Iq")  # the checked part of a record header: length, seq
+_CRC = struct.Struct("<I")
+_SUB = struct.Struct("<IBq")  # crc, kind, seq
+_KS = struct.Struct("<Bq")
+_V1_BASE = struct.Struct("<q")
+_V1_LEN = struct.Struct("<I")
+_V1_SUB = struct.Struct("<Bq")
+_KINDS = frozenset(int(r) for r in Record)
+_NONZERO = re.compile(rb"[^\x00]")
+SUB_RECORD_SIZE = _SUB.size
+TOPIC_HEADER_SIZE = len(TOPIC_MAGIC) + _BASE.size
+
+
+@dataclass
+class Damage:
+    """What a recovery scan skipped in one log."""
+
+    tail_bytes: int = 0  # cut after the last good record (torn write, zero fill, garbage at the end)
+    middle_bytes: int = 0  # skipped between good records
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) of each skipped range
+    version: int = 2
+
+    def skip(self, offset: int, length: int, tail: bool) -> None:
+        if tail:
+            self.tail_bytes += length
+        else:
+            self.middle_bytes += length
+        self.spans.append((offset, length))
+
+    def __bool__(self) -> bool:
+        return bool(self.tail_bytes or self.middle_bytes)
+
+
+# ---------------------------------------------------------------- writing
+def topic_header(base: int) -> bytes:
+    return TOPIC_MAGIC + _BASE.pack(base, zlib.crc32(_V1_BASE.pack(base)))
+
+
+def topic_records(seq0: int, blobs: list[bytes]) -> bytes:
+    parts: list[bytes] = []
+    for i, blob in enumerate(blobs):
+        ls = _LS.pack(len(blob), seq0 + i)
+        parts.append(_CRC.pack(zlib.crc32(blob, zlib.crc32(ls))))
+        parts.append(ls)
+        parts.append(blob)
+    return b"".join(parts)
+
+
+def topic_record(seq: int, blob: bytes) -> bytes:
+    return topic_records(seq, [blob])
+
+
+def sub_records(records: Iterable[tuple[int, int]]) -> bytes:
+    out = []
+    for kind, seq in records:
+        ks = _KS.pack(kind, seq)
+        out.append(_CRC.pack(zlib.crc32(ks)) + ks)
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------- reading
+def read_topic(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]:
+    """(base or None when unreadable, [(seq, message bytes)] in order, damage) of a topic log of either version."""
+    if raw.startswith(TOPIC_MAGIC):
+        return _read_topic_v2(raw)
+    return _read_topic_v1(raw)
+
+
+def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]:
+    damage = Damage()
+    view = memoryview(raw)
+    base: int | None = None
+    pos = len(TOPIC_MAGIC)
+    if len(raw) >= TOPIC_HEADER_SIZE:
+        b, crc = _BASE.unpack_from(raw, pos)
+        if zlib.crc32(view[pos : pos + 8]) == crc:
+            base = b
+        else:
+            damage.skip(pos, _BASE.size, tail=False)
+    pos = min(len(raw), TOPIC_HEADER_SIZE)
+    out: list[tuple[int, bytes]] = []
+    last = -1 if base is None else base - 1
+    n = len(raw)
+    while pos < n:
+        rec = _record_at(raw, view, pos, last)
+        if rec is not None:
+            seq, end = rec
+            out.append((seq, raw[pos + _REC.size : end]))
+            last, pos = seq, end
+            continue
+        nxt = _resync(raw, view, pos + 1, last)
+        if nxt is None:
+            damage.skip(pos, n - pos, tail=True)
+            break
+        damage.skip(pos, nxt - pos, tail=False)
+        pos = nxt
+    return base, out, damage
+
+
+def _record_at(raw: bytes, view: memoryview, pos: int, last: int) -> tuple[int, int] | None:
+    """(seq, end offset) when a checked record starts at pos with a seq after last; None otherwise."""
+    if pos + _REC.size > len(raw):
+        return None
+    crc, length, seq = _REC.unpack_from(raw, pos)
+    end = pos + _REC.size + length
+    if end > len(raw) or seq <= last:
+        return None
+    if zlib.crc32(view[pos + 4 : end]) != crc:
+        return None
+    return seq, end
+
+
+def _resync(raw: bytes, view: memoryview, pos: int, last: int) -> int | None:
+    """The next offset from pos where a checked record starts; None when there is none."""
+    n = len(raw)
+    zeros = bytes(_REC.size)
+    while pos + _REC.size <= n:
+        if raw.startswith(zeros, pos):  # no record header is all zeros: jump over zero fill
+            m = _NONZERO.search(raw, pos)
+            if m is None:
+                return None
+            pos = max(pos + 1, m.start() - _REC.size + 1)
+            continue
+        if _record_at(raw, view, pos, last) is not None:
+            return pos
+        pos += 1
+    return None
+
+
+def _read_topic_v1(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]:
+    """Old logs have no checksums: read until the first record that cannot be one (empty, past the end)."""
+    damage = Damage(version=1)
+    if len(raw) < _V1_BASE.size:
+        if raw:
+            damage.skip(0, len(raw), tail=True)
+        return None, [], damage
+    (base,) = _V1_BASE.unpack_from(raw, 0)
+    if base < 0:
+        damage.skip(0, len(raw), tail=True)
+        return None, [], damage
+    pos = _V1_BASE.size
+    out: list[tuple[int, bytes]] = []
+    seq = base
+    while pos < len(raw):
+        if pos + _V1_LEN.size > len(raw):
+            break
+        (length,) = _V1_LEN.unpack_from(raw, pos)
+        end = pos + _V1_LEN.size + length
+        if length == 0 or end > len(raw):
+            break
+        out.append((seq, raw[pos + _V1_LEN.size : end]))
+        seq += 1
+        pos = end
+    if pos < len(raw):
+        damage.skip(pos, len(raw) - pos, tail=True)
+    return base, out, damage
+
+
+def read_sub(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
+    """[(kind, seq)] of a subscription log of either version, and what was skipped."""
+    if raw.startswith(SUB_MAGIC):
+        return _read_sub_v2(raw)
+    damage = Damage(version=1)
+    usable = len(raw) - len(raw) % _V1_SUB.size
+    out = [(k, s) for k, s in _V1_SUB.iter_unpack(raw[:usable]) if k in _KINDS]
+    if usable < len(raw):
+        damage.skip(usable, len(raw) - usable, tail=True)
+    return out, damage
+
+
+def _read_sub_v2(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
+    damage = Damage()
+    view = memoryview(raw)
+    start = len(SUB_MAGIC)
+    usable = start + (len(raw) - start) // _SUB.size * _SUB.size
+    out: list[tuple[int, int]] = []
+    bad: list[int] = []  # offsets of records that do not check, since the last good one
+    for pos in range(start, usable, _SUB.size):
+        crc, kind, seq = _SUB.unpack_from(raw, pos)
+        if kind in _KINDS and zlib.crc32(view[pos + 4 : pos + _SUB.size]) == crc:
+            for b in bad:
+                damage.skip(b, _SUB.size, tail=False)
+            bad.clear()
+            out.append((kind, seq))
+        else:
+            bad.append(pos)
+    if bad or usable < len(raw):
+        first = bad[0] if bad else usable
+        damage.skip(first, len(raw) - first, tail=True)
+    return out, damage
