@@ -73,8 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
     import apache_beam as beam
 
-    from services.detector import commit, local_read, metrics, pipeline
+    from services.detector import commit, dataflow, local_read, metrics, pipeline
 
+    if dataflow.is_dry_run(options, cfg.runner):
+        return _dry_run(cfg, options)
     if cfg.source == "local":
         try:
             local_read.check_beam_internals()
@@ -85,7 +87,7 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
         from services.detector.kafka import ensure_topic
 
         ensure_topic(cfg.kafka_bootstrap_servers, cfg.kafka_topic)
-    server = metrics.serve(cfg.metrics_port) if cfg.metrics_port else None
+    server = metrics.serve(cfg.metrics_port, worker_id=cfg.worker_id) if cfg.metrics_port else None
 
     p = beam.Pipeline(options=options)
     pipeline.build(p, cfg)
@@ -106,6 +108,7 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
         extra={
             "fields": {
                 "source": cfg.source,
+                "worker_id": cfg.worker_id,
                 "runner": cfg.runner,
                 "subscription": cfg.subscription,
                 "scorer": cfg.scorer,
@@ -168,6 +171,26 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
         print(f"hyp detector: pipeline failed: {reason}", file=sys.stderr)
         return 1
     log.info("detector stopped")
+    return 0
+
+
+def _dry_run(cfg, options) -> int:
+    """Translate the job for Dataflow offline and print what it would run (services/detector/dataflow.py)."""
+    import json
+
+    import apache_beam as beam
+
+    from services.detector import dataflow, pipeline
+
+    try:
+        p = beam.Pipeline(options=options)  # Dataflow's option checks (project id, gs:// locations) run here
+        pipeline.build(p, cfg)
+        result = p.run()  # --dry_run: returns once the job is built; nothing staged or submitted
+    except (ImportError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        print(f"hyp detector: cannot translate the job for Dataflow: {reason}", file=sys.stderr)
+        return 2
+    print(json.dumps(dataflow.summary(result), indent=2))
     return 0
 
 

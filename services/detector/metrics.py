@@ -1,6 +1,9 @@
 """Prometheus metrics of the detector (``/metrics`` on ``--metrics-port``).
 
-Created on first use, never at import, in one registry so a test can read them back.
+Created on first use, never at import, in one registry so a test can read them back. Where several
+detector workers share one subscription (``--worker-id``), the page this process serves carries the
+label ``worker_id`` on every sample, so a reader that scrapes all workers tells them apart and a sum
+over the label is the whole job (:func:`serve`).
 """
 
 from __future__ import annotations
@@ -82,9 +85,34 @@ def observe_batch(batch: Batch) -> None:
     get_metrics().observe_batch(batch)
 
 
-def serve(port: int, host: str = "0.0.0.0") -> Any:
-    """Start the /metrics HTTP server in a daemon thread; returns the server (shutdown() to stop)."""
+WORKER_ID = "worker_id"  # the label of a worker's samples (several detectors on one subscription)
+
+
+def labelled(registry: Any, labels: dict[str, str]) -> Any:
+    """A registry that serves ``registry``'s samples with ``labels`` added to each (constant labels)."""
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import Collector, CollectorRegistry
+
+    class _Labelled(Collector):
+        def collect(self) -> Any:
+            for metric in registry.collect():
+                out = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                out.samples = [s._replace(labels={**s.labels, **labels}) for s in metric.samples]
+                yield out
+
+    served = CollectorRegistry(auto_describe=False)
+    served.register(_Labelled())
+    return served
+
+
+def serve(port: int, host: str = "0.0.0.0", worker_id: str = "") -> Any:
+    """Start the /metrics HTTP server in a daemon thread; returns the server (shutdown() to stop).
+
+    With a ``worker_id`` every sample carries ``worker_id="<id>"``."""
     from prometheus_client import start_http_server
 
-    server, _thread = start_http_server(port, addr=host, registry=get_metrics().registry)
+    registry = get_metrics().registry
+    if worker_id:
+        registry = labelled(registry, {WORKER_ID: worker_id})
+    server, _thread = start_http_server(port, addr=host, registry=registry)
     return server

@@ -7,6 +7,7 @@ the checks below run on the merged values (services/common/config.py names the f
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal, get_args
 
@@ -24,6 +25,7 @@ Source = Literal["local", "pubsub", "kafka"]
 Scorer = Literal["champion", "zscore", "robust-zscore", "iqr"]
 SOURCES: tuple[str, ...] = get_args(Source)
 SCORERS: tuple[str, ...] = get_args(Scorer)
+WORKER_ID = re.compile(r"[A-Za-z0-9_.-]{0,63}")
 ONLINE_DETECTORS = SCORERS[1:]  # Beam's online detectors (apache_beam.ml.anomaly)
 
 
@@ -88,6 +90,12 @@ class DetectorSettings(CommonSettings):
         validation_alias="HYP_DETECTOR_COMPACT_INTERVAL_S",
         description="seconds between warehouse compactions by this process (0: off)",
     )
+    worker_id: str = Field(
+        "",
+        validation_alias="HYP_DETECTOR_WORKER_ID",
+        description="this worker's name when several detectors share one subscription: label worker_id on "
+        "every metric (empty: one detector, no label)",
+    )
     kafka_bootstrap_servers: str | None = Field(
         None,
         validation_alias=AliasChoices("HYP_KAFKA_BOOTSTRAP_SERVERS", "HYP_KAFKA_BOOTSTRAP"),
@@ -128,6 +136,8 @@ class DetectorSettings(CommonSettings):
             raise FieldError("reload_interval", f"must be positive, got {self.reload_interval}")
         if not 0 <= self.metrics_port <= 65535:
             raise FieldError("metrics_port", f"{self.metrics_port} is not a port")
+        if not WORKER_ID.fullmatch(self.worker_id):
+            raise FieldError("worker_id", f"{self.worker_id!r}: at most 63 of A-Z a-z 0-9 _ . - (a label value)")
         if self.source == "kafka" and not self.kafka_bootstrap_servers:
             raise FieldError("kafka_bootstrap_servers", "required with source kafka")
         return self

@@ -1,0 +1,142 @@
+"""Several detector workers on one subscription (as Dataflow's workers share one): two real `hyp detector`
+processes on a real emulator, events with labelled anomalies, nothing lost, duplicates counted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.common.names import LABEL_SQL
+from services.detector.metrics import WORKER_ID
+from services.detector.workers import worker_specs
+from services.warehouse import tables
+from services.warehouse.query import query
+from tests.services.detector.harness import Detector, Resources, publish_events, pull_all, start_detector
+
+EVENTS = 6000
+# the detector's events table (``dataflow`` once the warehouse names it so, ``cloud_run`` before)
+EVENTS_TABLE = getattr(tables, "DETECTOR_TABLE", "cloud_run")
+# small batches and a small outstanding window, so one worker cannot pull the whole backlog ahead of the other
+WORKER_FLAGS = ("--scorer", "zscore", "--detector-batch-size", "250", "--max-outstanding", "1000")
+WORKER_FLAGS += ("--commit-max-rows", "500", "--compact-interval-s", "0")
+
+
+def worker_events(det: Detector, worker_id: str) -> float:
+    return det.metrics().get(f'hyp_detector_events_total{{{WORKER_ID}="{worker_id}"}}', 0.0)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+@pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/subscription-overview")
+def test_two_workers_share_one_subscription_and_lose_nothing(pubsub_emulator, tmp_path, record_property):
+    res = Resources(pubsub_emulator.host, pubsub_emulator.project).create()
+    warehouse = tmp_path / "warehouse"
+    specs = worker_specs(2, extra=WORKER_FLAGS)
+    workers = []
+    try:
+        for spec in specs:  # the launcher's command lines, on free ports instead of theirs
+            args = list(spec.args[1:])
+            i = args.index("--metrics-port")
+            del args[i : i + 2]  # start_detector picks a free port
+            workers.append(start_detector(res, warehouse, tmp_path, *args))
+        for det in workers:
+            det.wait_up()
+        publish_events(res, EVENTS, rate=2000, extra=("--anomaly-rate", "value_spike=0.1"))
+
+        def handled() -> float:
+            return sum(worker_events(det, spec.worker_id) for det, spec in zip(workers, specs, strict=True))
+
+        from services.common.processes import wait_for
+
+        wait_for(lambda: handled() >= EVENTS, 180, f"{EVENTS} events handled by the two workers", interval=0.5)
+        per_worker = {
+            spec.worker_id: worker_events(det, spec.worker_id) for det, spec in zip(workers, specs, strict=True)
+        }
+    finally:
+        codes = [det.stop() for det in workers]
+    assert codes == [0, 0], [det.log()[-2000:] for det in workers]
+    assert all(n > 0 for n in per_worker.values()), f"a worker did nothing: {per_worker}"
+
+    row = query(
+        warehouse,
+        f"SELECT count(*) AS rows, count(DISTINCT message_id) AS ids FROM {EVENTS_TABLE} WHERE source='detector'",
+    ).to_pylist()[0]
+    scored = query(
+        warehouse,
+        f"""SELECT count(DISTINCT e.message_id) AS labelled, count(DISTINCT v.message_id) AS scored
+            FROM {EVENTS_TABLE} e LEFT JOIN cloud_run_anomaly v USING (message_id)
+            WHERE {LABEL_SQL.replace("attributes", "e.attributes")}""",
+    ).to_pylist()[0]
+    flagged = {
+        r["message_id"] for r in query(warehouse, "SELECT message_id FROM cloud_run_anomaly WHERE anomaly").to_pylist()
+    }
+    detections = pull_all(res.host, res.detections_subscription)
+    published = {json.loads(m.data)["message_id"] for m in detections}
+    duplicates = row["rows"] - row["ids"]
+    record_property("duplicates", duplicates)
+    record_property("per_worker", per_worker)
+    print(
+        f"\ntwo workers: {EVENTS} events, {row['ids']} distinct in the warehouse, {duplicates} duplicate rows, "
+        f"{len(detections) - len(published)} duplicate detections; per worker {per_worker}; "
+        f"{scored['labelled']} labelled anomalies, all scored: {scored['scored'] == scored['labelled']}"
+    )
+    assert row["ids"] == EVENTS  # every event handled at least once, by one worker or the other
+    assert scored["labelled"] > 0 and scored["scored"] == scored["labelled"]  # every labelled anomaly has a verdict
+    assert published == flagged  # every anomaly flagged reached hyp-detections, from whichever worker
+    # duplicates only come from redelivery (a lease that expired); leases are extended, so there should be few
+    assert duplicates <= EVENTS // 100, f"{duplicates} duplicate rows"
+
+
+# --- fast tier: the launcher's specs, the worker label, the setting ----------------------------------------------
+
+
+@pytest.mark.local_only("the command lines hyp up starts for --detector-workers N")
+def test_worker_specs_one_keeps_the_single_detector_two_get_ids_and_ports():
+    (one,) = worker_specs(1, metrics_port=9464)
+    assert one.args == ("detector", "--metrics-port", "9464") and one.worker_id == ""
+    specs = worker_specs(3, metrics_port=9500, extra=("--scorer", "zscore"))
+    assert [s.worker_id for s in specs] == ["0", "1", "2"]
+    assert [s.metrics_url() for s in specs] == [f"http://127.0.0.1:{p}/metrics" for p in (9500, 9501, 9502)]
+    assert specs[1].args == ("detector", "--worker-id", "1", "--metrics-port", "9501", "--scorer", "zscore")
+    for bad in (0, 65):
+        with pytest.raises(ValueError, match=r"1\.\.64"):
+            worker_specs(bad)
+    with pytest.raises(ValueError, match="65535"):
+        worker_specs(4, metrics_port=65534)
+
+
+@pytest.mark.local_only("Prometheus exposition of the detector's own metrics")
+def test_a_workers_page_labels_every_sample_and_the_unlabelled_registry_stays_readable():
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from services.detector.metrics import DetectorMetrics, labelled
+
+    m = DetectorMetrics()
+    m.events.inc(5)
+    m.latency.observe(0.02)
+    m.model_version.labels("7").set(1)
+    text = generate_latest(labelled(m.registry, {WORKER_ID: "1"})).decode()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    assert samples and all(s.labels.get(WORKER_ID) == "1" for s in samples)
+    assert {(s.name, s.value) for s in samples} >= {("hyp_detector_events_total", 5.0)}
+    assert any(s.labels == {WORKER_ID: "1", "model_version": "7"} for s in samples)
+    assert m.sample("hyp_detector_events_total") == 5.0  # tests' reads keep the unlabelled names
+
+
+@pytest.mark.local_only("hyp detector's --worker-id setting")
+def test_worker_id_is_checked_as_a_label_value(monkeypatch):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from services.common.config import ConfigError
+    from services.detector.options import settings_for
+
+    assert settings_for(PipelineOptions(["--worker-id", "w-1.a"])).worker_id == "w-1.a"
+    with pytest.raises(ConfigError) as exc:
+        settings_for(PipelineOptions(["--worker-id", "a b"]))
+    assert exc.value.name == "--worker-id"
+    monkeypatch.setenv("HYP_DETECTOR_WORKER_ID", "x" * 64)
+    with pytest.raises(ConfigError) as exc:
+        settings_for(PipelineOptions([]))
+    assert exc.value.name == "HYP_DETECTOR_WORKER_ID"
