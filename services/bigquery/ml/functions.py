@@ -1,0 +1,128 @@
+"""ML.* table functions inside any query: evaluated before the query is translated.
+
+:func:`expand` parses the statement (with the ML functions, parse.py), runs each ML function's input
+(``TABLE t`` or ``(query)``) as a query, computes the function's rows in Python (kmeans.py) and puts a
+placeholder table ``__hyp_ml__.r<id>`` where the call was; :func:`bound` hands those rows to the
+query's DuckDB connection when it binds that table. So ML.PREDICT works in SELECT, joins, subqueries,
+CTEs and CREATE TABLE AS SELECT. Pending rows are kept until bound (a few at most, then dropped).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+
+import pyarrow as pa
+from sqlglot import exp
+
+from services.bigquery.catalog import Catalog
+from services.bigquery.ml import kmeans, parse, store
+from services.bigquery.ml.statements import model_ref
+from services.bigquery.sql import invalid_query
+
+RESULTS = "__hyp_ml__"  # the placeholder tables' dataset
+MAX_PENDING = 32
+_ML = re.compile(r"\bML\s*\.", re.IGNORECASE)
+_pending: OrderedDict[str, pa.Table] = OrderedDict()
+_lock = threading.Lock()
+
+Run = Callable[[exp.Expr], pa.Table | None]  # runs a query (a syntax tree), answers its rows
+
+
+def expand(
+    text: str,
+    parse_sql: Callable[[str], exp.Expr],
+    catalog: Catalog,
+    project: str,
+    default_dataset: str | None,
+    run: Run,
+) -> exp.Expr:
+    """The statement's tree, its ML.* calls replaced by placeholders bound to their computed rows."""
+    if not _ML.search(text):
+        return parse_sql(text)  # no ML function: the translator's own parser, untouched
+    tree = parse.parse(text)
+    for holder, call in parse.calls(tree):
+        rows = evaluate(catalog, project, default_dataset, call, run)
+        key = f"r{uuid.uuid4().hex}"
+        with _lock:
+            _pending[key] = rows
+            while len(_pending) > MAX_PENDING:
+                _pending.popitem(last=False)
+        placeholder = exp.Table(this=exp.to_identifier(key), db=exp.to_identifier(RESULTS))
+        if holder.args.get("alias") is not None:
+            placeholder.set("alias", holder.args["alias"])
+        holder.replace(placeholder)
+    return tree
+
+
+def bound(dataset: str, table: str) -> pa.Table | None:
+    """The rows of placeholder ``dataset.table`` (once), or None when it is not one."""
+    if dataset != RESULTS:
+        return None
+    with _lock:
+        rows = _pending.pop(table, None)
+    if rows is None:
+        raise invalid_query("An ML function's result was used twice or expired; run the query again.")
+    return rows
+
+
+def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: parse.MLFunction, run: Run) -> pa.Table:
+    name = str(call.args["name"])
+    ref = model_ref(call.this, project, default_dataset)
+    document = store.load(catalog, ref)
+    state = document["state"]
+    params = _params(name, call.args.get("params"))
+    source = call.args.get("expression")
+    rows = None
+    if source is not None:
+        query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
+        rows = run(query)
+        assert rows is not None
+    if name in ("PREDICT", "DETECT_ANOMALIES") and rows is None:
+        raise invalid_query(f"ML.{name} on a KMEANS model needs input data: TABLE t or (query).")
+    if name != "EVALUATE" and name not in ("PREDICT", "DETECT_ANOMALIES") and source is not None:
+        raise invalid_query(f"ML.{name} takes no input data (only MODEL and an optional STRUCT).")
+    if name == "PREDICT":
+        return kmeans.predict(state, rows)  # type: ignore[arg-type]
+    if name == "DETECT_ANOMALIES":
+        if "contamination" not in params:
+            raise invalid_query("ML.DETECT_ANOMALIES on a KMEANS model needs STRUCT(<fraction> AS contamination).")
+        return kmeans.detect_anomalies(state, rows, float(params["contamination"]))  # type: ignore[arg-type]
+    if name == "CENTROIDS":
+        return kmeans.centroids(state, bool(params.get("standardize", False)))
+    if name == "EVALUATE":
+        return kmeans.evaluation(state, rows)
+    if name == "FEATURE_INFO":
+        return kmeans.feature_info(state)
+    return kmeans.training_info(state)
+
+
+ALLOWED = {"DETECT_ANOMALIES": {"contamination"}, "CENTROIDS": {"standardize"}}
+
+
+def _params(name: str, node: exp.Expr | None) -> dict[str, object]:
+    """STRUCT(value AS name, ...) -> {name: value}; names this function does not take: 400."""
+    if node is None:
+        return {}
+    if not isinstance(node, exp.Struct):
+        raise invalid_query(f"ML.{name}: expected STRUCT(... AS name), got {node.sql('bigquery')}")
+    out: dict[str, object] = {}
+    for item in node.expressions:
+        if isinstance(item, exp.PropertyEQ):  # sqlglot reads `value AS name` in STRUCT(...) as name := value
+            key, value = item.this.name, item.expression
+        elif isinstance(item, exp.Alias):
+            key, value = item.alias, item.this
+        else:
+            raise invalid_query(f"ML.{name}: STRUCT fields need names ({item.sql('bigquery')}).")
+        if key.lower() not in ALLOWED.get(name, set()):
+            raise invalid_query(f"ML.{name} has no argument {key} for a KMEANS model.")
+        if isinstance(value, exp.Boolean):
+            out[key.lower()] = bool(value.this)
+        elif isinstance(value, exp.Literal) and not value.is_string:
+            out[key.lower()] = float(value.this)
+        else:
+            raise invalid_query(f"ML.{name}: {key} must be a literal value, got {value.sql('bigquery')}.")
+    return out

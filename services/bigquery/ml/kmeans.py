@@ -1,0 +1,276 @@
+"""A KMEANS model of BigQuery ML over models/kmeans.py (the one trainer): train from a query's rows,
+keep the state as JSON, and answer ML.PREDICT, ML.DETECT_ANOMALIES, ML.CENTROIDS, ML.EVALUATE,
+ML.FEATURE_INFO and ML.TRAINING_INFO as Arrow tables in BigQuery's column names and types.
+
+Distances are taken in the standardised space (STANDARDIZE_FEATURES), as BigQuery ML reports them;
+a NULL feature is replaced by the feature's training mean, as BigQuery ML imputes numerical columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.errors import ModelInputError
+from models.kmeans import BqmlKMeans
+from services.bigquery.ml.options import KMeansOptions
+from services.bigquery.schema import Field
+from services.bigquery.sql import invalid_query
+
+NUMERIC = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "NUMERIC": "NUMERIC", "BIGNUMERIC": "BIGNUMERIC"}
+_STATE = ("mean_", "scale_", "centroids_", "cluster_sizes_", "median_distance_", "nd_quantiles_")
+
+
+def feature_fields(fields: tuple[Field, ...], skip: str | None) -> list[Field]:
+    """The query's columns that are features (all but KMEANS_INIT_COL); a non-numeric one: 400 naming it."""
+    out = []
+    for f in fields:
+        if skip is not None and f.name.lower() == skip.lower():
+            continue
+        if f.mode == "REPEATED" or f.type not in NUMERIC:
+            kind = f"ARRAY<{f.type}>" if f.mode == "REPEATED" else f.type
+            raise invalid_query(
+                f"Feature column {f.name} has type {kind}: hyp bigquery's KMEANS takes numeric columns "
+                "(INT64, FLOAT64, NUMERIC) only; one-hot encoding of other types is not supported yet. "
+                "CAST the column or leave it out of the query."
+            )
+        out.append(f)
+    if not out:
+        raise invalid_query("The training query of CREATE MODEL has no feature column.")
+    return out
+
+
+def matrix(rows: pa.Table, names: list[str], function: str = "PREDICT") -> np.ndarray:
+    """Features as float64 columns, NULL as NaN; a missing column: BigQuery's error naming it."""
+    present = {n.lower(): n for n in rows.column_names}
+    columns = []
+    for name in names:
+        if name.lower() not in present:
+            raise invalid_query(
+                f"Invalid table-valued function ML.{function}: Column {name} is not found in the input data "
+                f"to the {function} function."
+            )
+        column = rows.column(present[name.lower()])
+        try:
+            columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise invalid_query(f"Column {name} of the input data to ML.{function} is not numeric.") from None
+    if not columns:
+        return np.zeros((rows.num_rows, 0))
+    return np.column_stack(columns).astype(np.float64, copy=False)
+
+
+def _impute(X: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    missing = np.isnan(X)
+    return np.where(missing, fill[None, :], X) if missing.any() else X
+
+
+def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> dict[str, Any]:
+    """Fit on the query's rows; the stored state (JSON-ready) with feature and training statistics."""
+    features = feature_fields(fields, options.init_col)
+    names = [f.name for f in features]
+    X = matrix(rows, names, "CREATE_MODEL")
+    if len(X) == 0:
+        raise invalid_query("The training query of CREATE MODEL returned no rows.")
+    with np.errstate(all="ignore"):
+        fill = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in X.T])
+    info = _feature_info(names, X)
+    X = _impute(X, fill)
+    init = None
+    if options.init_col is not None:
+        marks = [n for n in rows.column_names if n.lower() == options.init_col.lower()]
+        if not marks or not pa.types.is_boolean(rows.column(marks[0]).type):
+            raise invalid_query(f"KMEANS_INIT_COL {options.init_col} must be a BOOL column of the training query.")
+        chosen = rows.column(marks[0]).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        init = X[chosen]
+    model = BqmlKMeans(
+        num_clusters=options.clusters_for(len(X)),
+        standardize_features=options.standardize_features,
+        max_iterations=options.max_iterations,
+        init_method=options.init_method,
+        init_centroids=init,
+        distance_type=options.distance_type,
+        min_rel_progress=options.min_rel_progress,
+    )
+    try:
+        model.fit(X)
+    except ModelInputError as exc:
+        raise invalid_query(f"CREATE MODEL: {exc}") from None
+    return {
+        "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
+        "fill": fill.tolist(),
+        "feature_info": info,
+        "kmeans": {
+            "num_clusters": model.num_clusters,
+            "standardize_features": model.standardize_features,
+            "max_iterations": model.max_iterations,
+            "seed": model.seed,
+            "distance_type": model.distance_type,
+            **{key: getattr(model, key).tolist() for key in _STATE},
+        },
+        "iterations": model.iterations_,
+        "evaluation": evaluate(model, X),
+        "clusters": _clusters(model, X),
+    }
+
+
+def restore(state: dict[str, Any]) -> BqmlKMeans:
+    k = state["kmeans"]
+    model = BqmlKMeans(
+        num_clusters=k["num_clusters"],
+        standardize_features=k["standardize_features"],
+        max_iterations=k["max_iterations"],
+        seed=k["seed"],
+        distance_type=k["distance_type"],
+    )
+    for key in _STATE:
+        setattr(model, key, np.asarray(k[key], dtype=np.int64 if key == "cluster_sizes_" else np.float64))
+    return model
+
+
+def _feature_info(names: list[str], X: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    with np.errstate(all="ignore"):
+        for name, column in zip(names, X.T, strict=True):
+            values = column[~np.isnan(column)]
+            some = values.size > 0
+            out.append(
+                {
+                    "input": name,
+                    "min": float(values.min()) if some else None,
+                    "max": float(values.max()) if some else None,
+                    "mean": float(values.mean()) if some else None,
+                    "median": float(np.median(values)) if some else None,
+                    "stddev": float(values.std(ddof=1)) if values.size > 1 else None,
+                    "category_count": None,
+                    "null_count": int(column.size - values.size),
+                    "dimension": None,
+                }
+            )
+    return out
+
+
+def evaluate(model: BqmlKMeans, X: np.ndarray) -> dict[str, float]:
+    """ML.EVALUATE for k-means: Davies-Bouldin index and mean squared distance to the nearest centroid."""
+    d = model.distances(X)
+    nearest = d.argmin(axis=1)
+    nearest_d = d[np.arange(len(X)), nearest]
+    k = len(model.centroids_)
+    spread = np.array([nearest_d[nearest == c].mean() if (nearest == c).any() else 0.0 for c in range(k)])
+    between = model.distances(model.centroids_ * model.scale_ + model.mean_)
+    ratios = []
+    for i in range(k):
+        others = [(spread[i] + spread[j]) / between[i, j] for j in range(k) if j != i and between[i, j] > 0]
+        ratios.append(max(others) if others else 0.0)
+    return {"davies_bouldin_index": float(np.mean(ratios)), "mean_squared_distance": float((nearest_d**2).mean())}
+
+
+def _clusters(model: BqmlKMeans, X: np.ndarray) -> list[dict[str, Any]]:
+    d = model.distances(X)
+    nearest = d.argmin(axis=1)
+    nearest_d = d[np.arange(len(X)), nearest]
+    return [
+        {
+            "centroid_id": c + 1,
+            "cluster_size": int((nearest == c).sum()),
+            "cluster_radius": float(nearest_d[nearest == c].mean()) if (nearest == c).any() else 0.0,
+        }
+        for c in range(len(model.centroids_))
+    ]
+
+
+def _with_inputs(out: dict[str, pa.Array], rows: pa.Table) -> pa.Table:
+    clash = [n for n in rows.column_names if n.lower() in {k.lower() for k in out}]
+    if clash:
+        raise invalid_query(f"The input data has a column named {clash[0]}, which the ML function's output also has.")
+    return pa.table({**out, **{n: rows.column(n) for n in rows.column_names}})
+
+
+def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndarray:
+    names = [f["name"] for f in state["features"]]
+    return _impute(matrix(rows, names, function), np.asarray(state["fill"]))
+
+
+def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
+    """ML.PREDICT: CENTROID_ID, NEAREST_CENTROIDS_DISTANCE (every centroid, nearest first), the input columns."""
+    model = restore(state)
+    d = model.distances(features_of(state, rows, "PREDICT"))
+    n, k = d.shape
+    order = np.argsort(d, axis=1, kind="stable")
+    distance = np.take_along_axis(d, order, axis=1)
+    pairs = pa.StructArray.from_arrays(
+        [pa.array((order + 1).ravel(), pa.int64()), pa.array(distance.ravel(), pa.float64())],
+        names=["CENTROID_ID", "DISTANCE"],
+    )
+    nearest = pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k), pa.int32()), pairs)
+    return _with_inputs(
+        {"CENTROID_ID": pa.array(order[:, 0] + 1, pa.int64()), "NEAREST_CENTROIDS_DISTANCE": nearest}, rows
+    )
+
+
+def detect_anomalies(state: dict[str, Any], rows: pa.Table, contamination: float) -> pa.Table:
+    """ML.DETECT_ANOMALIES: is_anomaly, normalized_distance, centroid_id, the input columns."""
+    model = restore(state)
+    try:
+        found = model.detect_anomalies(features_of(state, rows, "DETECT_ANOMALIES"), contamination)
+    except ModelInputError as exc:
+        raise invalid_query(f"ML.DETECT_ANOMALIES: {exc}") from None
+    out = {
+        "is_anomaly": pa.array(found["is_anomaly"], pa.bool_()),
+        "normalized_distance": pa.array(found["normalized_distance"], pa.float64()),
+        "centroid_id": pa.array(found["centroid_id"], pa.int64()),
+    }
+    return _with_inputs(out, rows)
+
+
+def centroids(state: dict[str, Any], standardize: bool) -> pa.Table:
+    """ML.CENTROIDS: one row per centroid and feature (in training units unless standardize)."""
+    model = restore(state)
+    names = [f["name"] for f in state["features"]]
+    values = model.centroids_ if standardize else model.centroids_ * model.scale_ + model.mean_
+    ids = [c + 1 for c in range(len(values)) for _ in names]
+    category = pa.struct([("category", pa.string()), ("value", pa.float64())])
+    return pa.table(
+        {
+            "centroid_id": pa.array(ids, pa.int64()),
+            "feature": pa.array(names * len(values), pa.string()),
+            "numerical_value": pa.array(values.ravel(), pa.float64()),
+            "categorical_value": pa.array([[] for _ in ids], pa.list_(category)),
+        }
+    )
+
+
+def evaluation(state: dict[str, Any], rows: pa.Table | None) -> pa.Table:
+    """ML.EVALUATE: the training rows' metrics, or those of the given rows."""
+    metrics = state["evaluation"] if rows is None else evaluate(restore(state), features_of(state, rows, "EVALUATE"))
+    return pa.table({k: pa.array([v], pa.float64()) for k, v in metrics.items()})
+
+
+def feature_info(state: dict[str, Any]) -> pa.Table:
+    info = state["feature_info"]
+    kinds = {"input": pa.string(), "category_count": pa.int64(), "null_count": pa.int64(), "dimension": pa.int64()}
+    keys = ("input", "min", "max", "mean", "median", "stddev", "category_count", "null_count", "dimension")
+    return pa.table({k: pa.array([row[k] for row in info], kinds.get(k, pa.float64())) for k in keys})
+
+
+def training_info(state: dict[str, Any]) -> pa.Table:
+    """ML.TRAINING_INFO: one row per iteration the trainer reports; cluster_info on the last one."""
+    iterations = state["iterations"]
+    info = pa.struct([("centroid_id", pa.int64()), ("cluster_radius", pa.float64()), ("cluster_size", pa.int64())])
+    last = len(iterations) - 1
+    return pa.table(
+        {
+            "training_run": pa.array([0] * len(iterations), pa.int64()),
+            "iteration": pa.array([int(it["iteration"]) for it in iterations], pa.int64()),
+            "loss": pa.array([it["loss"] for it in iterations], pa.float64()),
+            "eval_loss": pa.array([None] * len(iterations), pa.float64()),
+            "learning_rate": pa.array([None] * len(iterations), pa.float64()),
+            "duration_ms": pa.array([round(it["duration_ms"]) for it in iterations], pa.int64()),
+            "cluster_info": pa.array(
+                [state["clusters"] if i == last else [] for i in range(len(iterations))], pa.list_(info)
+            ),
+        }
+    )

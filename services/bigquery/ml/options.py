@@ -1,0 +1,148 @@
+"""CREATE MODEL's OPTIONS(...): read, checked against what this engine trains, typed.
+
+Every option is either used or refused with a 400 naming it (never ignored). Defaults follow
+``hyp train --model kmeans`` where BigQuery ML's differ (KMEANS_INIT_METHOD, early stopping), so the
+SQL path and the Python path train the same clusters; docs/bigquery.md lists the differences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from services.bigquery.sql import invalid_query
+
+SUPPORTED_TYPES = ("KMEANS",)
+# model types BigQuery ML has that this engine does not train (yet): a 400 saying so, not "unknown"
+OTHER_TYPES = (
+    "AUTOENCODER", "PCA", "LINEAR_REG", "LOGISTIC_REG", "BOOSTED_TREE_CLASSIFIER", "BOOSTED_TREE_REGRESSOR",
+    "RANDOM_FOREST_CLASSIFIER", "RANDOM_FOREST_REGRESSOR", "DNN_CLASSIFIER", "DNN_REGRESSOR",
+    "DNN_LINEAR_COMBINED_CLASSIFIER", "DNN_LINEAR_COMBINED_REGRESSOR", "MATRIX_FACTORIZATION", "ARIMA_PLUS",
+    "ARIMA_PLUS_XREG", "TENSORFLOW", "TENSORFLOW_LITE", "ONNX", "XGBOOST", "AUTOML_CLASSIFIER",
+    "AUTOML_REGRESSOR", "TRANSFORM_ONLY", "CONTRIBUTION_ANALYSIS",
+)  # fmt: skip
+KMEANS_OPTIONS = {
+    "MODEL_TYPE", "NUM_CLUSTERS", "KMEANS_INIT_METHOD", "KMEANS_INIT_COL", "DISTANCE_TYPE",
+    "STANDARDIZE_FEATURES", "MAX_ITERATIONS", "EARLY_STOP", "MIN_REL_PROGRESS",
+    "MODEL_REGISTRY", "VERTEX_AI_MODEL_ID", "VERTEX_AI_MODEL_VERSION_ALIASES",
+}  # fmt: skip
+NOT_YET = {"WARM_START": "retraining from the stored centroids"}
+
+
+@dataclass
+class KMeansOptions:
+    num_clusters: int | None = None  # None: BigQuery ML's default, from the number of rows
+    init_method: str = "KMEANS++"
+    init_col: str | None = None
+    distance_type: str = "EUCLIDEAN"
+    standardize_features: bool = True
+    max_iterations: int = 20
+    min_rel_progress: float | None = None  # None: the Python trainer's own stopping rule
+    registry: str | None = None
+    vertex_model_id: str | None = None
+    vertex_aliases: list[str] = field(default_factory=list)
+    given: dict[str, Any] = field(default_factory=dict)  # as written, for trainingOptions
+
+    def clusters_for(self, rows: int) -> int:
+        return self.num_clusters if self.num_clusters is not None else max(2, int(math.log10(max(rows, 1))))
+
+
+def _value(name: str, node: exp.Expr | None) -> Any:
+    if isinstance(node, exp.Literal):
+        return (
+            node.this
+            if node.is_string
+            else (float(node.this) if "." in node.this or "e" in node.this.lower() else int(node.this))
+        )
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return -_value(name, node.this)
+    if isinstance(node, exp.Array):
+        return [_value(name, e) for e in node.expressions]
+    raise invalid_query(f"Invalid value for option {name}: {node.sql('bigquery') if node else 'nothing'}")
+
+
+def read(properties: exp.Properties | None) -> dict[str, Any]:
+    """OPTIONS(...) as {UPPER_NAME: value}; a repeated option is refused."""
+    out: dict[str, Any] = {}
+    for prop in properties.expressions if properties is not None else []:
+        if not isinstance(prop, exp.Property):
+            raise invalid_query(f"Unsupported CREATE MODEL clause: {prop.sql('bigquery')}")
+        name = prop.name.upper()
+        if name in out:
+            raise invalid_query(f"Option {name} is given more than once.")
+        out[name] = _value(name, prop.args.get("value"))
+    return out
+
+
+def _string(options: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
+    if name not in options:
+        return None
+    value = options[name]
+    if not isinstance(value, str) or value.upper() not in allowed:
+        raise invalid_query(f"Invalid value for option {name}: {value!r}; expected one of {', '.join(allowed)}.")
+    return value.upper()
+
+
+def _typed(options: dict[str, Any], name: str, kind: type, low: float | None = None) -> Any:
+    value = options[name]
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok or (low is not None and value < low):
+        raise invalid_query(f"Invalid value for option {name}: {value!r}.")
+    return value
+
+
+def model_type(options: dict[str, Any]) -> str:
+    if "MODEL_TYPE" not in options:
+        raise invalid_query("Option MODEL_TYPE is required in CREATE MODEL, e.g. OPTIONS(MODEL_TYPE='KMEANS').")
+    kind = str(options["MODEL_TYPE"]).upper()
+    if kind in OTHER_TYPES:
+        raise invalid_query(f"MODEL_TYPE '{kind}' is not supported by hyp bigquery yet (supported: KMEANS).")
+    if kind not in SUPPORTED_TYPES:
+        raise invalid_query(f"Invalid value for option MODEL_TYPE: '{options['MODEL_TYPE']}'.")
+    return kind
+
+
+def kmeans(options: dict[str, Any]) -> KMeansOptions:
+    for name in options:
+        if name in NOT_YET:
+            raise invalid_query(f"Option {name} ({NOT_YET[name]}) is not supported by hyp bigquery yet.")
+        if name not in KMEANS_OPTIONS:
+            raise invalid_query(f"Unknown option {name} for MODEL_TYPE KMEANS.")
+    out = KMeansOptions(given=dict(options))
+    if "NUM_CLUSTERS" in options:
+        out.num_clusters = _typed(options, "NUM_CLUSTERS", int, 2)
+    out.init_method = _string(options, "KMEANS_INIT_METHOD", ("RANDOM", "KMEANS++", "CUSTOM")) or "KMEANS++"
+    if "KMEANS_INIT_COL" in options:
+        out.init_col = _typed(options, "KMEANS_INIT_COL", str)
+    if (out.init_method == "CUSTOM") != (out.init_col is not None):
+        raise invalid_query("KMEANS_INIT_COL goes with KMEANS_INIT_METHOD='CUSTOM', and it needs one.")
+    out.distance_type = _string(options, "DISTANCE_TYPE", ("EUCLIDEAN", "COSINE")) or "EUCLIDEAN"
+    if "STANDARDIZE_FEATURES" in options:
+        out.standardize_features = _typed(options, "STANDARDIZE_FEATURES", bool)
+    if "MAX_ITERATIONS" in options:
+        out.max_iterations = _typed(options, "MAX_ITERATIONS", int, 1)
+    early = _typed(options, "EARLY_STOP", bool) if "EARLY_STOP" in options else None
+    if "MIN_REL_PROGRESS" in options:
+        out.min_rel_progress = _typed(options, "MIN_REL_PROGRESS", float, 0.0)
+    if early is True and out.min_rel_progress is None:
+        out.min_rel_progress = 0.01  # BigQuery ML's default MIN_REL_PROGRESS
+    if early is False:
+        out.min_rel_progress = 0.0  # every iteration up to MAX_ITERATIONS (or until nothing moves)
+    out.registry = _string(options, "MODEL_REGISTRY", ("VERTEX_AI",))
+    if "VERTEX_AI_MODEL_ID" in options:
+        out.vertex_model_id = _typed(options, "VERTEX_AI_MODEL_ID", str)
+    if "VERTEX_AI_MODEL_VERSION_ALIASES" in options:
+        aliases = options["VERTEX_AI_MODEL_VERSION_ALIASES"]
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise invalid_query("Invalid value for option VERTEX_AI_MODEL_VERSION_ALIASES: expected ['alias', ...].")
+        out.vertex_aliases = aliases
+    if out.registry is None and (out.vertex_model_id or out.vertex_aliases):
+        raise invalid_query("VERTEX_AI_MODEL_ID and VERTEX_AI_MODEL_VERSION_ALIASES need MODEL_REGISTRY='VERTEX_AI'.")
+    return out

@@ -1,0 +1,149 @@
+"""CREATE [OR REPLACE] MODEL [IF NOT EXISTS] ... OPTIONS(...) AS query, and DROP MODEL [IF EXISTS].
+
+Called from services/bigquery/statements.py for a statement whose kind is MODEL. The training query
+runs like any query; the model is trained by the models package and stored in the dataset (store.py).
+Everything is checked before training (options, name, dataset) so a refused statement leaves nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from services.bigquery import errors
+from services.bigquery.catalog import Catalog
+from services.bigquery.ml import kmeans, options, store
+from services.bigquery.schema import Field
+from services.bigquery.sql import invalid_query
+
+Select = Callable[[exp.Expr], tuple[tuple[Field, ...], pa.Table]]
+
+
+def model_ref(table: exp.Expr | None, project: str, default_dataset: str | None) -> store.ModelRef:
+    if not isinstance(table, exp.Table) or not table.name:
+        raise invalid_query("The statement names no model.")
+    dataset = table.db or default_dataset
+    if not dataset:
+        raise invalid_query(f'Model "{table.name}" must be qualified with a dataset (e.g. dataset.model).')
+    return store.ModelRef(table.catalog or project, dataset, store.check_model(table.name))
+
+
+def run(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Expr, select: Select) -> str:
+    """The statement's type (CREATE_MODEL, DROP_MODEL) once done."""
+    if isinstance(tree, exp.Drop):
+        ref = model_ref(tree.find(exp.Table), project, default_dataset)
+        with store.LOCK:
+            if not store.exists(catalog, ref):
+                if tree.args.get("exists"):
+                    return "DROP_MODEL"
+                raise errors.not_found(f"Model {ref}")
+            store.delete(catalog, ref)
+        return "DROP_MODEL"
+    if not isinstance(tree, exp.Create):
+        raise invalid_query(f"Statement type {tree.key.upper()} MODEL is not supported by hyp bigquery.")
+    return _create(catalog, project, default_dataset, tree, select)
+
+
+def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Create, select: Select) -> str:
+    ref = model_ref(tree.this, project, default_dataset)
+    given = options.read(tree.args.get("properties"))
+    options.model_type(given)
+    chosen = options.kmeans(given)
+    if tree.args.get("replace") and tree.args.get("exists"):
+        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
+    if store.exists(catalog, ref):
+        if tree.args.get("exists"):
+            return "CREATE_MODEL"
+        if not tree.args.get("replace"):
+            raise errors.duplicate(f"Model {ref}")
+    if chosen.registry is not None:
+        raise invalid_query(
+            "Option MODEL_REGISTRY='VERTEX_AI' (registering the model in the stack's registry) is not supported "
+            "by hyp bigquery yet; without it the model lives in the dataset, as on BigQuery."
+        )
+    source = tree.expression
+    if not isinstance(source, exp.Query):
+        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
+    started = time.time()
+    fields, rows = select(source)
+    state = kmeans.train(chosen, fields, rows)
+    with store.LOCK:
+        exists = store.exists(catalog, ref)
+        if exists and not tree.args.get("replace"):  # created meanwhile by another statement
+            if tree.args.get("exists"):
+                return "CREATE_MODEL"
+            raise errors.duplicate(f"Model {ref}")
+        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+        store.save(catalog, ref, {"resource": _resource(ref, location, chosen, state, started), "state": state})
+    return "CREATE_MODEL"
+
+
+def _resource(
+    ref: store.ModelRef, location: str, chosen: options.KMeansOptions, state: dict[str, Any], started: float
+) -> dict[str, Any]:
+    """The BigQuery ``Model`` resource get_model answers (modelType, featureColumns, trainingRuns ...)."""
+    now = str(int(time.time() * 1000))
+    k = state["kmeans"]
+    training_options: dict[str, Any] = {
+        "numClusters": str(k["num_clusters"]),
+        "kmeansInitializationMethod": {"KMEANS++": "KMEANS_PLUS_PLUS"}.get(chosen.init_method, chosen.init_method),
+        "distanceType": chosen.distance_type,
+        "maxIterations": str(chosen.max_iterations),
+        "standardizeFeatures": chosen.standardize_features,
+        "earlyStop": chosen.min_rel_progress is not None and chosen.min_rel_progress > 0,
+    }
+    if chosen.init_col:
+        training_options["kmeansInitializationColumn"] = chosen.init_col
+    if chosen.min_rel_progress:
+        training_options["minRelativeProgress"] = chosen.min_rel_progress
+    clusters = [
+        {
+            "centroidId": str(c["centroid_id"]),
+            "count": str(c["cluster_size"]),
+            "featureValues": [
+                {"featureColumn": f["name"], "numericalValue": value}
+                for f, value in zip(state["features"], _raw_centroid(k, c["centroid_id"] - 1), strict=True)
+            ],
+        }
+        for c in state["clusters"]
+    ]
+    metrics = state["evaluation"]
+    return {
+        "modelReference": {"projectId": ref.project, "datasetId": ref.dataset, "modelId": ref.model},
+        "etag": now,
+        "creationTime": now,
+        "lastModifiedTime": now,
+        "location": location,
+        "modelType": "KMEANS",
+        "featureColumns": [{"name": f["name"], "type": {"typeKind": f["type"]}} for f in state["features"]],
+        "trainingRuns": [
+            {
+                "trainingOptions": training_options,
+                "startTime": datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z"),
+                "results": [
+                    {
+                        "index": int(it["iteration"]),
+                        "durationMs": str(round(it["duration_ms"])),
+                        "trainingLoss": it["loss"],
+                    }
+                    for it in state["iterations"]
+                ],
+                "evaluationMetrics": {
+                    "clusteringMetrics": {
+                        "daviesBouldinIndex": metrics["davies_bouldin_index"],
+                        "meanSquaredDistance": metrics["mean_squared_distance"],
+                        "clusters": clusters,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def _raw_centroid(k: dict[str, Any], index: int) -> list[float]:
+    return [c * s + m for c, s, m in zip(k["centroids_"][index], k["scale_"], k["mean_"], strict=True)]

@@ -1,0 +1,175 @@
+"""BigQuery ML through Google's client against a real `hyp bigquery`: CREATE MODEL ... KMEANS, DROP MODEL,
+and ML.PREDICT / DETECT_ANOMALIES / CENTROIDS / EVALUATE / FEATURE_INFO / TRAINING_INFO on tiny tables
+whose centroids, distances and contamination thresholds are worked out by hand below.
+
+Hand-checked table (STANDARDIZE_FEATURES=FALSE): x = 0, 1, 2 (cluster A) and 10, 11, 12, 13 (cluster B).
+Centroids: B = 11.5 (id 1: the larger cluster), A = 1 (id 2). Distances of the training rows to their
+centroid: A 1, 0, 1 (median 1), B 1.5, 0.5, 0.5, 1.5 (median 1), so normalized distances equal the
+distances: sorted 0, .5, .5, 1, 1, 1.5, 1.5; contamination 0.2 -> the 0.8 quantile (linear) = 1.4.
+Mean squared distance = 7 / 7 = 1; Davies-Bouldin = (2/3 + 1) / 10.5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import bigquery
+
+from tests.services.bigquery.conftest import PROJECT
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.gcp_parity(
+        "https://cloud.google.com/bigquery/docs/reference/standard-sql/bigqueryml-syntax-create-kmeans"
+    ),
+]
+
+XS = [0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 13.0]
+OPTIONS = "MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, STANDARDIZE_FEATURES=FALSE"
+
+
+def _rows(client, sql: str) -> list[dict]:
+    return [dict(r.items()) for r in client.query_and_wait(sql)]
+
+
+@pytest.fixture
+def points(client, dataset) -> str:
+    table = bigquery.Table(
+        f"{PROJECT}.{dataset}.points",
+        schema=[bigquery.SchemaField("id", "INTEGER"), bigquery.SchemaField("x", "FLOAT"),
+                bigquery.SchemaField("label", "STRING"), bigquery.SchemaField("seed", "BOOLEAN")],
+    )  # fmt: skip
+    client.create_table(table)
+    rows = [{"id": i, "x": x, "label": "a" if x < 5 else "b", "seed": x in (0.0, 13.0)} for i, x in enumerate(XS)]
+    assert client.insert_rows_json(table, rows) == []
+    return f"{dataset}.points"
+
+
+@pytest.fixture
+def model(client, dataset, points) -> str:
+    client.query_and_wait(f"CREATE MODEL {dataset}.m OPTIONS({OPTIONS}) AS SELECT x FROM {points}")
+    return f"{dataset}.m"
+
+
+def test_create_model_then_predict_by_hand(client, dataset, points, model) -> None:
+    job = client.query(f"CREATE OR REPLACE MODEL {model} OPTIONS({OPTIONS}) AS SELECT x FROM {points}")
+    job.result()
+    assert job.statement_type == "CREATE_MODEL"
+    rows = _rows(
+        client, f"SELECT * FROM ML.PREDICT(MODEL `{PROJECT}.{model}`, (SELECT id, x FROM {points})) ORDER BY id"
+    )
+    assert [r["CENTROID_ID"] for r in rows] == [2, 2, 2, 1, 1, 1, 1]
+    assert rows[0]["NEAREST_CENTROIDS_DISTANCE"] == [
+        {"CENTROID_ID": 2, "DISTANCE": pytest.approx(1.0)},
+        {"CENTROID_ID": 1, "DISTANCE": pytest.approx(11.5)},
+    ]
+    assert [r["x"] for r in rows] == XS and list(rows[0]) == ["CENTROID_ID", "NEAREST_CENTROIDS_DISTANCE", "id", "x"]
+
+
+def test_detect_anomalies_threshold_by_hand(client, points, model) -> None:
+    sql = f"""SELECT x, is_anomaly, normalized_distance, centroid_id
+              FROM ML.DETECT_ANOMALIES(MODEL {model}, STRUCT(0.2 AS contamination), TABLE {points}) ORDER BY x"""
+    rows = _rows(client, sql)
+    assert [r["normalized_distance"] for r in rows] == pytest.approx([1, 0, 1, 1.5, 0.5, 0.5, 1.5])
+    assert [r["x"] for r in rows if r["is_anomaly"]] == [10.0, 13.0]  # 1.5 > 1.4, the 0.8 quantile
+    new = _rows(
+        client,
+        f"SELECT x, is_anomaly, normalized_distance FROM ML.DETECT_ANOMALIES(MODEL {model}, "
+        "STRUCT(0.2 AS contamination), (SELECT 5.0 AS x UNION ALL SELECT 11.9 AS x)) ORDER BY x",
+    )
+    assert [(r["is_anomaly"], r["normalized_distance"]) for r in new] == [
+        (True, pytest.approx(4.0)),
+        (False, pytest.approx(0.4)),
+    ]
+
+
+def test_centroids_evaluate_feature_info_training_info(client, model) -> None:
+    centroids = _rows(
+        client, f"SELECT centroid_id, feature, numerical_value FROM ML.CENTROIDS(MODEL {model}) ORDER BY 1"
+    )
+    assert centroids == [
+        {"centroid_id": 1, "feature": "x", "numerical_value": pytest.approx(11.5)},
+        {"centroid_id": 2, "feature": "x", "numerical_value": pytest.approx(1.0)},
+    ]
+    (metrics,) = _rows(client, f"SELECT * FROM ML.EVALUATE(MODEL {model})")
+    assert metrics == {
+        "davies_bouldin_index": pytest.approx((2 / 3 + 1) / 10.5),
+        "mean_squared_distance": pytest.approx(1.0),
+    }
+    (info,) = _rows(client, f"SELECT * FROM ML.FEATURE_INFO(MODEL {model})")
+    assert (info["input"], info["min"], info["max"], info["mean"], info["median"]) == ("x", 0, 13, 7, 10)
+    assert info["stddev"] == pytest.approx(math.sqrt(196 / 6)) and info["null_count"] == 0
+    training = _rows(client, f"SELECT * FROM ML.TRAINING_INFO(MODEL {model})")
+    assert training[-1]["training_run"] == 0 and training[-1]["loss"] == pytest.approx(1.0)
+    assert sorted((c["centroid_id"], c["cluster_size"]) for c in training[-1]["cluster_info"]) == [(1, 4), (2, 3)]
+
+
+def test_ml_functions_inside_ctas_join_and_subquery(client, dataset, points, model) -> None:
+    client.query_and_wait(
+        f"CREATE TABLE {dataset}.labelled AS SELECT id, CENTROID_ID AS cluster "
+        f"FROM ML.PREDICT(MODEL {model}, TABLE {points})"
+    )
+    joined = _rows(
+        client,
+        f"SELECT l.cluster, COUNT(*) AS n FROM {dataset}.labelled AS l "
+        f"JOIN (SELECT id FROM ML.DETECT_ANOMALIES(MODEL {model}, STRUCT(0.2 AS contamination), TABLE {points}) "
+        "WHERE is_anomaly) AS a ON a.id = l.id GROUP BY 1",
+    )
+    assert joined == [{"cluster": 1, "n": 2}]
+
+
+def test_standardized_distances(client, dataset, points) -> None:
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.s OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2) AS SELECT x FROM {points}"
+    )
+    (row,) = _rows(
+        client, f"SELECT NEAREST_CENTROIDS_DISTANCE AS d FROM ML.PREDICT(MODEL {dataset}.s, (SELECT 0.0 AS x))"
+    )
+    assert row["d"][0]["DISTANCE"] == pytest.approx(1.0 / math.sqrt(196 / 6))  # |0 - 1| / stddev
+
+
+def test_custom_init_and_early_stop(client, dataset, points) -> None:
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.c OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, KMEANS_INIT_METHOD='CUSTOM', "
+        f"KMEANS_INIT_COL='seed', STANDARDIZE_FEATURES=FALSE, EARLY_STOP=TRUE, MIN_REL_PROGRESS=0.01, "
+        f"MAX_ITERATIONS=5) AS SELECT x, seed FROM {points}"
+    )
+    features = _rows(client, f"SELECT DISTINCT feature FROM ML.CENTROIDS(MODEL {dataset}.c)")
+    assert features == [{"feature": "x"}]  # the init column is not a feature
+    losses = [
+        r["loss"] for r in _rows(client, f"SELECT loss FROM ML.TRAINING_INFO(MODEL {dataset}.c) ORDER BY iteration")
+    ]
+    # seeds 0 and 13 are the first centroids: squared distances 0, 1, 4 | 9, 4, 1, 0 (x=10 nearer 13)
+    assert losses[0] == pytest.approx((0 + 1 + 4 + 9 + 4 + 1 + 0) / 7)
+    assert losses[-1] == pytest.approx(1.0) and len(losses) < 5  # converged to 1 and 11.5, stopped early
+
+
+def test_cosine_distance(client, dataset) -> None:
+    """Directions (1,0), (2,0) and (0,1), (0,3): centroids (1.5,0) and (0,2); (1,1) is 1 - 1/sqrt(2) from both."""
+    table = bigquery.Table(f"{PROJECT}.{dataset}.dirs", schema=[bigquery.SchemaField(n, "FLOAT") for n in "ab"])
+    client.create_table(table)
+    assert (
+        client.insert_rows_json(table, [{"a": 1, "b": 0}, {"a": 2, "b": 0}, {"a": 0, "b": 1}, {"a": 0, "b": 3}]) == []
+    )
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.cos OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, DISTANCE_TYPE='COSINE', "
+        f"STANDARDIZE_FEATURES=FALSE, KMEANS_INIT_METHOD='RANDOM') AS SELECT a, b FROM {dataset}.dirs"
+    )
+    rows = _rows(
+        client,
+        f"SELECT a, NEAREST_CENTROIDS_DISTANCE AS d FROM ML.PREDICT(MODEL {dataset}.cos, "
+        "(SELECT 1.0 AS a, 1.0 AS b UNION ALL SELECT 3.0, 0.0)) ORDER BY a",
+    )
+    assert [e["DISTANCE"] for e in rows[0]["d"]] == pytest.approx([1 - 1 / math.sqrt(2)] * 2)
+    assert [e["DISTANCE"] for e in rows[1]["d"]] == pytest.approx([0.0, 1.0])
+
+
+def test_drop_model(client, dataset, model) -> None:
+    assert client.query(f"DROP MODEL {model}").result() is not None
+    with pytest.raises(exceptions.NotFound, match="Not found: Model"):
+        client.query_and_wait(f"SELECT * FROM ML.CENTROIDS(MODEL {model})")
+    client.query_and_wait(f"DROP MODEL IF EXISTS {model}")
+    with pytest.raises(exceptions.NotFound, match="Not found: Model"):
+        client.query_and_wait(f"DROP MODEL {model}")
