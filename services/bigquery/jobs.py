@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from services.bigquery import errors, statements
 from services.bigquery.catalog import Catalog
+from services.bigquery.ml import functions as ml
 from services.bigquery.schema import Field, arrow_schema, parse_fields
 from services.bigquery.sql import POSITIONAL, Translation, invalid_query, parse, translate
 
@@ -214,7 +215,8 @@ class Jobs:
             raise invalid_query("Query text is empty.")
         default = config.get("defaultDataset") or {}
         home, dataset = str(default.get("projectId") or project), default.get("datasetId")
-        tree = parse(text)
+        run = lambda q: self._select(translate(q, home, dataset), None, False).data  # noqa: E731
+        tree = ml.expand(text, parse, self.catalog, home, dataset, run)  # ML.* table functions run first
         if isinstance(tree, exp.Query):
             translation = translate(tree, home, dataset)
             args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
@@ -275,6 +277,9 @@ class Jobs:
             raise invalid_query(f"Views nest more than {MAX_VIEW_DEPTH} levels deep.")
         scanned = 0
         for relation, ref in translation.tables.items():
+            if (rows := ml.bound(ref.dataset, ref.table)) is not None:  # an ML.* table function's rows
+                sources[relation] = rows
+                continue
             if ref.table.startswith("INFORMATION_SCHEMA."):
                 sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
                 continue

@@ -29,6 +29,10 @@ class Outcome:
 
 
 def run(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Expr, select: Select) -> Outcome:
+    if str(tree.args.get("kind") or "").upper() == "MODEL":  # BigQuery ML: CREATE / DROP MODEL
+        from services.bigquery.ml import statements as ml
+
+        return Outcome(ml.run(catalog, project, default_dataset, tree, select))
     if isinstance(tree, exp.Create):
         return _create(catalog, project, default_dataset, tree, select)
     if isinstance(tree, exp.Drop):
