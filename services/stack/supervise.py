@@ -100,18 +100,26 @@ class Supervisor:
                     continue
                 notes.append(self._exited(name, rec, r, code, now))
             elif rec.state == "restarting" and rec.restart_at is not None and now >= rec.restart_at:
-                self.running[self._index(name)] = self.launch(r.service)
+                try:
+                    self.running[self._index(name)] = self.launch(r.service)
+                except OSError as exc:  # could not even start (a folder gone, no memory): counts as an exit
+                    rec.state = "running"
+                    notes.append(self._exited(name, rec, r, None, now, f"could not start: {exc}"))
+                    continue
                 rec.state, rec.restart_at, rec.restarts = "running", None, rec.restarts + 1
                 notes.append(f"{name}: restarted (restart {rec.restarts})")
                 self.write()
         return notes
 
-    def _exited(self, name: str, rec: Record, r: p.Running, code: int, now: float) -> str:
-        rec.last_exit = exit_reason(code, r.log)
+    def _exited(
+        self, name: str, rec: Record, r: p.Running, code: int | None, now: float, reason: str | None = None
+    ) -> str:
+        rec.last_exit = reason if reason is not None or code is None else exit_reason(code, r.log)
         rec.exits.append(now)
         while rec.exits and rec.exits[0] < now - self.policy.window_s:
             rec.exits.popleft()
-        p.pid_file(self.run_dir, name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            p.pid_file(self.run_dir, name).unlink(missing_ok=True)
         if len(rec.exits) >= self.policy.max_failures:
             rec.state, rec.restart_at = "failed", None
             self.write()
@@ -143,10 +151,13 @@ class Supervisor:
         return {name: rec.as_json() for name, rec in self.records.items()}
 
     def write(self) -> None:
+        """The state for `hyp status`; a run dir that cannot be written (removed by hand) does not stop the
+        supervision, only its report."""
         path = self.run_dir / STATE_FILE
         tmp = path.with_name(STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.summary(), indent=2))
-        tmp.replace(path)
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(self.summary(), indent=2))
+            tmp.replace(path)
 
 
 def read(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,23 @@ def test_exits_spread_wider_than_the_window_are_never_given_up(tmp_path):
         keeper.poll()
         assert keeper.records["storage"].restarts == restart
     wait_for(lambda: running[0].returncode() is not None, 30, "the service to exit")
+
+
+def test_a_start_that_fails_counts_as_an_exit_and_supervision_goes_on(tmp_path):
+    """The run dir replaced by a file: starting fails with OSError, which is reported and retried, not raised."""
+    now = [0.0]
+    launch = up.launcher(tmp_path, up.tunables(None))
+    running = [launch(crashing())]
+    keeper = sup.Supervisor(running, launch, tmp_path / "run", sup.Policy(1.0, 30.0, 5, 120.0), clock=lambda: now[0])
+    wait_for(lambda: running[0].returncode() is not None, 30, "the service to exit")
+    keeper.poll()
+    shutil.rmtree(tmp_path / "run")
+    (tmp_path / "run").write_text("not a folder")
+    now[0] = keeper.records["storage"].restart_at
+    notes = keeper.poll()
+    record = keeper.records["storage"]
+    assert len(notes) == 1 and "(could not start: " in notes[0] and "restarting in 2 s" in notes[0]
+    assert (record.state, record.restarts, len(record.exits)) == ("restarting", 0, 2)
 
 
 @pytest.mark.integration
