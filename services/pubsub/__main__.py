@@ -22,6 +22,7 @@ def command() -> Command[PubsubSettings]:
     cli.flag("rest_port", help="REST, health, /metrics (unset: port + 1)")
     cli.flag("topology", help="YAML topology file, or 'none' (default: the stack's)")
     cli.flag("data_dir", help="keep messages durably here (unset: memory)")
+    cli.flag("memory_budget_mb", help="without --data-dir: RESOURCE_EXHAUSTED on publish past this backlog (MiB)")
     cli.flag("project", help="default project for short names in the topology")
     cli.flag("log_level", help="DEBUG, INFO, WARNING")
     return cli

@@ -54,6 +54,7 @@ from services.pubsub.validation import (
     check_messages,
     check_retention,
     check_subscription,
+    duration_s,
     parse_ack_id,
 )
 
@@ -78,6 +79,13 @@ __all__ = [
 ]
 
 
+# Memory accounting of the budget, measured (services/pubsub tests' figures, docs/pubsub.md): a retained message
+# costs its serialized bytes plus about 60 bytes of log bookkeeping, plus about 110 bytes per subscription that
+# holds it unacked (set entry, heap slot, int).
+MESSAGE_OVERHEAD_BYTES = 64
+UNACKED_OVERHEAD_BYTES = 112
+
+
 def _not_found(name: str) -> ApiError:
     return not_found(f"Resource not found (resource={name.rsplit('/', 1)[-1]}).")
 
@@ -85,8 +93,13 @@ def _not_found(name: str) -> ApiError:
 class Broker:
     """All state of the emulator. One lock; waiters use per-subscription conditions on it."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(
+        self, store: Store | None = None, memory_budget_bytes: int = 0, retention_speedup: float = 1.0
+    ) -> None:
         self.lock = threading.RLock()
+        self.memory_budget_bytes = memory_budget_bytes  # 0: no limit
+        self.retention_speedup = retention_speedup
+        self.rejected = 0  # publishes refused by the memory budget
         self.topics: dict[str, TopicState] = {}
         self.subs: dict[str, SubState] = {}
         self.snapshots: dict[str, SnapshotState] = {}
@@ -123,6 +136,34 @@ class Broker:
         """Persist the admin state (topics, subscriptions, snapshots); no-op without a data dir."""
         if self.store is not None:
             self.store.save_state(self)
+
+    def retention_s(self, duration: Any) -> float:
+        """A retention duration in seconds, as this emulator applies it (see settings.retention_speedup)."""
+        return duration_s(duration) / self.retention_speedup
+
+    def retained_bytes(self) -> int:
+        """What the budget counts: message bytes and bookkeeping of every topic log and unacked set. Lock held."""
+        logs = {id(t): t for t in self.topics.values()}
+        logs.update((id(s.topic), s.topic) for s in self.subs.values())
+        total = sum(t.retained_bytes + MESSAGE_OVERHEAD_BYTES * len(t.data) for t in logs.values())
+        return total + UNACKED_OVERHEAD_BYTES * sum(len(s.unacked) for s in self.subs.values())
+
+    def _check_budget(self, t: TopicState, messages: Any) -> None:
+        budget = self.memory_budget_bytes
+        if not budget:
+            return
+        retained = self.retained_bytes()
+        incoming = sum(m.ByteSize() + 64 for m in messages) + UNACKED_OVERHEAD_BYTES * len(t.subs) * len(messages)
+        if retained + incoming > budget:
+            self.rejected += 1
+            mib = 1024 * 1024
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Publish rejected: the emulator's in-memory backlog ({retained // mib} MiB) has reached its "
+                f"memory budget (HYP_PUBSUB_MEMORY_BUDGET_MB={budget // mib}). Acknowledge or seek past messages, "
+                "delete idle subscriptions, shorten message_retention_duration, raise the budget, or run with "
+                "--data-dir.",
+            )
 
     # ---------------------------------------------------------------- DeliveryHost (for subscriptions)
     def schedule(self, when: float) -> None:
@@ -312,7 +353,9 @@ class Broker:
         """Append messages (PubsubMessage pbs, modified in place) and fan them out; returns their ids."""
         check_messages(messages)
         with self.lock:
-            return self._append(self._topic(topic_name), messages)
+            t = self._topic(topic_name)
+            self._check_budget(t, messages)
+            return self._append(t, messages)
 
     def _append(self, t: TopicState, messages: Any, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
@@ -502,9 +545,20 @@ class Broker:
             snaps = [
                 {"name": n, "topic": s.pb.topic, "messages": len(s.seqs)} for n, s in sorted(self.snapshots.items())
             ]
-        out = {"uptime_s": round(now - self.started, 1), "topics": topics, "subscriptions": subs, "snapshots": snaps}
-        if self.store is not None:
-            out["store"] = self.store.report()
+            out: dict[str, Any] = {
+                "uptime_s": round(now - self.started, 1),
+                "topics": topics,
+                "subscriptions": subs,
+                "snapshots": snaps,
+            }
+            if self.store is not None:
+                out["store"] = self.store.report()
+            if self.memory_budget_bytes:
+                out["memory"] = {
+                    "retained_bytes": self.retained_bytes(),
+                    "budget_bytes": self.memory_budget_bytes,
+                    "rejected_total": self.rejected,
+                }
         return out
 
 

@@ -13,8 +13,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from services.pubsub.validation import duration_s
-
 if TYPE_CHECKING:
     from services.pubsub.broker import Broker
     from services.pubsub.topic import TopicState
@@ -54,14 +52,14 @@ def _compact_topic(broker: Broker, t: TopicState, wall: float) -> None:
     store = broker.store
     low = t.next_seq
     for sub in t.subs.values():
-        sub.expire_retention(wall)
+        sub.expire_retention(wall, broker.retention_s(sub.pb.message_retention_duration))
         low = min(low, sub.low_water())
         if store is not None:
             store.maybe_rewrite_sub(sub)
         if sub.pb.retain_acked_messages:
-            low = min(low, t.first_seq_at(wall - duration_s(sub.pb.message_retention_duration)))
+            low = min(low, t.first_seq_at(wall - broker.retention_s(sub.pb.message_retention_duration)))
     if t.pb.HasField("message_retention_duration"):
-        low = min(low, t.first_seq_at(wall - duration_s(t.pb.message_retention_duration)))
+        low = min(low, t.first_seq_at(wall - broker.retention_s(t.pb.message_retention_duration)))
     for snap in broker.snapshots.values():
         if snap.topic is t:
             low = min(low, snap.low())

@@ -60,6 +60,23 @@ STORE_MIGRATED_LOGS = "pubsub_store_migrated_logs_total"
 STORE_SET_ASIDE = "pubsub_store_set_aside_total"
 
 
+# The memory budget without --data-dir (local names too).
+MEMORY_RETAINED = "pubsub_memory_retained_bytes"
+MEMORY_BUDGET = "pubsub_memory_budget_bytes"
+PUBLISH_REJECTED = "pubsub_publish_rejected_total"
+
+
+def _memory(memory: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for metric, kind, key, text in (
+        (MEMORY_RETAINED, "gauge", "retained_bytes", "Backlog the memory budget counts (message bytes, bookkeeping)."),
+        (MEMORY_BUDGET, "gauge", "budget_bytes", "The memory budget (HYP_PUBSUB_MEMORY_BUDGET_MB)."),
+        (PUBLISH_REJECTED, "counter", "rejected_total", "Publish requests refused with RESOURCE_EXHAUSTED."),
+    ):
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", f"{metric} {memory[key]}"]
+    return lines
+
+
 def _store(report: dict[str, Any]) -> list[str]:
     lines = [
         f"# HELP {STORE_SKIPPED_BYTES} Log bytes that failed their check at start: cut at the tail or skipped.",
@@ -94,6 +111,8 @@ def render(stats: dict[str, Any], push: dict[str, dict[str, int]] | None = None)
         lines += [f'{metric}{{subscription="{_esc(sub)}",outcome="{o}"}} {n}' for o, n in sorted(outcomes.items())]
     if "store" in stats:
         lines += _store(stats["store"])
+    if "memory" in stats:
+        lines += _memory(stats["memory"])
     lines += [f"# HELP {m.PUBSUB_UPTIME} Seconds since start.", f"# TYPE {m.PUBSUB_UPTIME} gauge"]
     lines.append(f"{m.PUBSUB_UPTIME} {stats['uptime_s']}")
     return "\n".join(lines) + "\n"

@@ -27,7 +27,11 @@ class Emulator:
     def __init__(self, settings: PubsubSettings) -> None:
         self.settings = settings
         self.store = Store(settings.data_dir, settings.fsync_interval_s) if settings.data_dir else None
-        self.broker = Broker(self.store)
+        self.broker = Broker(
+            self.store,
+            memory_budget_bytes=0 if self.store else settings.memory_budget_mb * 1024 * 1024,
+            retention_speedup=settings.retention_speedup,
+        )
         self.push = PushDelivery(
             self.broker, settings.push_max_outstanding, settings.push_timeout_s, settings.push_max_connections
         )

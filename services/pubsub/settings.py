@@ -29,6 +29,12 @@ class PubsubSettings(CommonSettings):
     push_max_connections: int = Field(2000, ge=1, validation_alias="HYP_PUBSUB_PUSH_MAX_CONNECTIONS")
     # a push request fails after this long or the subscription's ack deadline, whichever is shorter
     push_timeout_s: float = Field(30.0, gt=0, validation_alias="HYP_PUBSUB_PUSH_TIMEOUT_S")
+    # without --data-dir: publishes get RESOURCE_EXHAUSTED once the retained backlog (message bytes plus
+    # bookkeeping, about RSS growth) reaches this many MiB; 0 = no limit
+    memory_budget_mb: int = Field(1024, ge=0, validation_alias="HYP_PUBSUB_MEMORY_BUDGET_MB")
+    # local only, for tests: message retention runs this many times faster than its duration says
+    # (a 10-minute retention, the API's minimum, expires in 2 s at 300); 1 = as on GCP
+    retention_speedup: float = Field(1.0, ge=1.0, validation_alias="HYP_PUBSUB_RETENTION_SPEEDUP")
 
 
 @lru_cache

@@ -392,10 +392,10 @@ class SubState:
         due = self.next_expiry if self.leased else float("inf")
         return min(due, self.delayed[0][0]) if self.delayed else due
 
-    def expire_retention(self, wall: float) -> None:
-        """Drop unacked messages published longer than message_retention_duration ago."""
+    def expire_retention(self, wall: float, retention_s: float) -> None:
+        """Drop unacked messages published more than retention_s (message_retention_duration) ago."""
         t = self.topic
-        cutoff = t.first_seq_at(wall - duration_s(self.pb.message_retention_duration))
+        cutoff = t.first_seq_at(wall - retention_s)
         if not self.unacked or cutoff <= t.base:
             return
         low = self.low_water()

@@ -39,6 +39,7 @@ class TopicState:
     deleted: bool = False
     published: int = 0
     published_bytes: int = 0
+    retained_bytes: int = 0  # sum of the lengths in data
 
     @property
     def next_seq(self) -> int:
@@ -69,13 +70,16 @@ class TopicState:
         self.ts.extend([now] * len(blobs))
         self.keys.extend(keys)
         self.published += len(blobs)
-        self.published_bytes += sum(map(len, blobs))
+        size = sum(map(len, blobs))
+        self.published_bytes += size
+        self.retained_bytes += size
         return blobs
 
     def restore(self, blob: bytes) -> Any:
         """Append one logged message read back from disk (no stamping, no counters); returns it parsed."""
         msg = PubsubMessage.FromString(blob)
         self.data.append(blob)
+        self.retained_bytes += len(blob)
         self.ts.append(msg.publish_time.ToNanoseconds() / 1e9)
         self.keys.append(msg.ordering_key)
         return msg
@@ -90,6 +94,7 @@ class TopicState:
     def truncate(self, low: int) -> None:
         """Drop the log below sequence number low."""
         drop = low - self.base
+        self.retained_bytes -= sum(map(len, self.data[:drop]))
         del self.data[:drop]
         del self.ts[:drop]
         del self.keys[:drop]
