@@ -36,7 +36,7 @@ def warehouse_stats(warehouse: Path) -> dict[str, float]:
                quantile_cont(lat, 0.5) AS p50, quantile_cont(lat, 0.99) AS p99
         FROM (SELECT message_id,
                      epoch_ms(ingested_at) - CAST(json_extract_string(attributes, '$.sent_at') AS BIGINT) AS lat
-              FROM cloud_run WHERE source = 'detector')
+              FROM dataflow WHERE source = 'detector')
     """
     row = query(warehouse, sql).to_pylist()[0]
     return {k: (v if v is not None else float("nan")) for k, v in row.items()}

@@ -4,6 +4,10 @@ Every table is a folder of immutable Parquet files, partitioned by the date of
 its time column: ``<warehouse>/<table>/date=YYYY-MM-DD/part-<uuid>.parquet``.
 Labels (ground truth) live only in the ``attributes`` JSON column, copied from
 the Pub/Sub message attributes as BigQuery subscriptions do with metadata.
+
+As in the workshop's dataset, the Cloud Run processor writes ``cloud_run`` and the streaming detector
+(Dataflow's place) writes ``dataflow``: the same event columns, each event once per table. Both carry the
+flat event columns and the workshop's nested ``ecommerce`` record and ``weekday`` (ecommerce.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from services.warehouse.ecommerce import ECOMMERCE
 
 
 class WarehouseError(ValueError):
@@ -25,38 +31,41 @@ class Table:
 
 
 _TS = pa.timestamp("us")
+DETECTOR_TABLE = "dataflow"  # the workshop's table for its Dataflow job's events
+EVENT_TABLES = ("cloud_run", DETECTOR_TABLE)  # tables with the workshop's event schema
+
+_EVENTS = pa.schema(
+    [
+        ("event_datetime", _TS),
+        ("event", pa.string()),
+        ("user_id", pa.string()),
+        ("client_id", pa.string()),
+        ("page", pa.string()),
+        ("page_previous", pa.string()),
+        ("transaction_id", pa.string()),
+        ("affiliation", pa.string()),
+        ("currency", pa.string()),
+        ("coupon", pa.string()),
+        ("value", pa.float64()),
+        ("tax", pa.float64()),
+        ("shipping", pa.float64()),
+        ("items_count", pa.int32()),
+        ("items", pa.string()),
+        ("message_id", pa.string()),
+        ("publish_time", _TS),
+        ("attributes", pa.string()),
+        ("source", pa.string()),
+        ("ingested_at", _TS),
+        ("weekday", pa.string()),
+        ("ecommerce", ECOMMERCE),
+    ]
+)
 
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table(
-            "cloud_run",
-            pa.schema(
-                [
-                    ("event_datetime", _TS),
-                    ("event", pa.string()),
-                    ("user_id", pa.string()),
-                    ("client_id", pa.string()),
-                    ("page", pa.string()),
-                    ("page_previous", pa.string()),
-                    ("transaction_id", pa.string()),
-                    ("affiliation", pa.string()),
-                    ("currency", pa.string()),
-                    ("coupon", pa.string()),
-                    ("value", pa.float64()),
-                    ("tax", pa.float64()),
-                    ("shipping", pa.float64()),
-                    ("items_count", pa.int32()),
-                    ("items", pa.string()),
-                    ("message_id", pa.string()),
-                    ("publish_time", _TS),
-                    ("attributes", pa.string()),
-                    ("source", pa.string()),
-                    ("ingested_at", _TS),
-                ]
-            ),
-            "event_datetime",
-        ),
+        Table("cloud_run", _EVENTS, "event_datetime"),
+        Table(DETECTOR_TABLE, _EVENTS, "event_datetime"),
         Table(
             "cloud_run_anomaly",
             pa.schema(

@@ -32,10 +32,10 @@ def test_a_commit_groups_the_rows_of_several_batches(pubsub_emulator, tmp_path):
     finally:
         assert det.stop() == 0, det.log()[-3000:]
     batches, commits = metrics["hyp_detector_batch_size_count"], metrics["hyp_detector_commits_total"]
-    files = _files(warehouse, "cloud_run")
+    files = _files(warehouse, "dataflow")
     assert batches >= 10, metrics
     assert files == commits <= batches / 3, (files, commits, batches)
-    n = query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]["n"]
+    n = query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM dataflow").to_pylist()[0]["n"]
     assert n == 2000
 
 
@@ -51,7 +51,7 @@ def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pub
         publish_events(res, n, extra=("--anomaly-rate", "value_spike=0.3"))
         pending = first.wait_metric("hyp_detector_commit_pending", n, 120)
         assert pending == n, first.log()[-3000:]
-        assert first.events() == 0 and _files(warehouse, "cloud_run") == 0
+        assert first.events() == 0 and _files(warehouse, "dataflow") == 0
         # detections go out at once, before the commit
         assert pull_all(res.host, res.detections_subscription, idle_s=1.0)
     finally:
@@ -63,11 +63,11 @@ def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pub
         # none was acknowledged: all come back once the killed process's leases lapse (10 s)
         pending = second.wait_metric("hyp_detector_commit_pending", n, 120)
         assert pending == n, second.log()[-3000:]
-        assert _files(warehouse, "cloud_run") == 0
+        assert _files(warehouse, "dataflow") == 0
     finally:
         assert second.stop(signal.SIGTERM) == 0, second.log()[-3000:]  # drains: commits, acknowledges, exits 0
-    row = query(warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]
+    row = query(warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS n FROM dataflow").to_pylist()[0]
     assert row == {"rows": n, "n": n}
-    assert _files(warehouse, "cloud_run") == 1
+    assert _files(warehouse, "dataflow") == 1
     # acknowledged: nothing comes back after the lease would have lapsed
     assert pull_all(res.host, res.subscription, idle_s=12.0, limit=40.0) == []

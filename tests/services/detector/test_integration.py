@@ -101,5 +101,5 @@ def test_poison_messages_all_reach_the_dead_letter_topic_with_reasons(pubsub_emu
     by_id = {m.attributes["poison_id"]: m for m in letters}
     assert by_id["1"].data == HOSTILE[1] and "not JSON" in by_id["1"].attributes["deadletter_reason"]
     assert "over the 1000000-byte limit" in by_id["999"].attributes["deadletter_reason"]
-    good = query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]["n"]
+    good = query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM dataflow").to_pylist()[0]["n"]
     assert good == 5000

@@ -28,7 +28,7 @@ def test_load_writes_events_and_verdicts_to_the_warehouse(tmp_path):
     with test_pipeline.TestPipeline(runner="BundleBasedDirectRunner") as p:
         counts = p | beam.Create([scored]) | pipeline.Load(cfg)
         assert_that(counts, equal_to([2]))
-    events = query(tmp_path, "SELECT message_id, source FROM cloud_run ORDER BY 1").to_pylist()
+    events = query(tmp_path, "SELECT message_id, source FROM dataflow ORDER BY 1").to_pylist()
     assert events == [{"message_id": "m0", "source": "detector"}, {"message_id": "m1", "source": "detector"}]
     verdicts = query(tmp_path, "SELECT transaction_id, anomaly, model_version FROM cloud_run_anomaly").to_pylist()
     assert verdicts == [{"transaction_id": "t0", "anomaly": False, "model_version": "3"}]
@@ -74,9 +74,8 @@ def test_kafka_options_and_read_wiring():
         _cfg("--runner", "FlinkRunner", "--source", "kafka")
     cfg = _cfg("--runner", "FlinkRunner", "--source", "kafka", "--kafka-bootstrap", "kafka:9092", "--kafka-topic", "ev")
     assert (cfg.kafka_bootstrap_servers, cfg.kafka_topic, cfg.kafka_group) == ("kafka:9092", "ev", "hyp-detector")
-    read = pipeline.kafka_read(cfg)  # built, not expanded: expansion needs Java (Flink/Dataflow), absent here
-    payload = read._payload.payload() if hasattr(read._payload, "payload") else bytes(read._payload)
-    assert b"kafka:9092" in payload and b"hyp-detector" in payload and b"ev" in payload
+    read = pipeline.kafka_read(cfg)  # Python-only (kafka_read.py): no Java expansion service involved
+    assert (read.bootstrap_servers, read.topic, read.group) == ("kafka:9092", "ev", "hyp-detector")
     record = type(
         "R",
         (),

@@ -31,7 +31,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing(pubsub_emulator, tmp_path, r
         second.wait_up()
 
         def distinct() -> int:
-            return query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM cloud_run").to_pylist()[0]["n"]
+            return query(warehouse, "SELECT count(DISTINCT message_id) AS n FROM dataflow").to_pylist()[0]["n"]
 
         second.wait_events(EVENTS - int(handled), 300)  # at least what the first one did not finish
         # leases of the killed process expire (10 s), then those replay
@@ -39,7 +39,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing(pubsub_emulator, tmp_path, r
     finally:
         assert second.stop() == 0, second.log()[-3000:]
     row = query(
-        warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS distinct_ids FROM cloud_run"
+        warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS distinct_ids FROM dataflow"
     ).to_pylist()[0]
     duplicates = row["rows"] - row["distinct_ids"]
     record_property("duplicates", duplicates)

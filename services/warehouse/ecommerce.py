@@ -1,0 +1,166 @@
+"""The workshop's nested ``ecommerce`` record, stored beside the flat event columns.
+
+``cloud_run`` and ``dataflow`` rows carry both shapes: the flat columns (``value``, ``tax``, ``items`` as
+JSON, ...) that the stack's own readers use, and the ``ecommerce`` RECORD of the workshop's
+``ecommerce_events_bq_schema.json`` (``items[]`` and ``purchase{..., items[]}``) that BigQuery clients
+query as ``ecommerce.purchase.tax``. A writer gives either; :func:`nest` derives the record from the flat
+columns (vectorized: the items JSON goes through Arrow's JSON reader) and :func:`weekday` the workshop's
+``weekday`` column. The Arrow types here equal what ``hyp bigquery`` makes of the workshop schema
+(tests/services/warehouse/test_ecommerce.py checks it), so one Parquet column serves both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def _repeated(kind: pa.DataType) -> pa.DataType:
+    return pa.list_(pa.field("element", kind, nullable=False))
+
+
+_S, _I, _F = pa.string(), pa.int64(), pa.float64()
+ITEM = pa.struct(
+    [
+        ("index", _I),
+        ("item_id", _I),
+        ("item_name", _S),
+        ("item_list_name", _S),
+        ("item_list_id", _S),
+        ("price", _F),
+        ("item_variant", _S),
+        ("quantity", _I),
+        ("item_brand", _S),
+        ("item_category", _S),
+        ("item_category_2", _S),
+        ("item_category_3", _S),
+        ("item_category_4", _S),
+    ]
+)
+PURCHASE_ITEM = pa.struct(
+    [
+        ("item_coupon", _S),
+        ("quantity", _I),
+        ("item_variant", _S),
+        ("item_category", _S),
+        ("item_name", _S),
+        ("item_id", _I),
+        ("item_brand", _S),
+        ("item_price", _F),
+    ]
+)
+PURCHASE = pa.struct(
+    [
+        pa.field("items", _repeated(PURCHASE_ITEM), nullable=False),
+        ("coupon", _S),
+        ("tax", _F),
+        ("shipping", _F),
+        ("value", _F),
+        ("affiliation", _S),
+        ("currency", _S),
+        ("transaction_id", _S),
+    ]
+)
+ECOMMERCE = pa.struct([pa.field("items", _repeated(ITEM), nullable=False), pa.field("purchase", PURCHASE)])
+
+# every key an item may carry in the flat ``items`` JSON (both item shapes); item_id read as text
+_RAW_ITEM = pa.struct(
+    [(f.name, _S if f.name == "item_id" else f.type) for f in ITEM] + [("item_coupon", _S), ("item_price", _F)]
+)
+_RAW = pa.schema([("i", pa.list_(_RAW_ITEM))])
+_MAX_ID_DIGITS = 18  # an INTEGER item_id: digits only, within int64
+
+
+def weekday(times: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The workshop's ``weekday`` (``Monday`` ...) of each event time."""
+    return pc.strftime(times, format="%A")
+
+
+def nest(data: pa.Table) -> pa.Array:
+    """The ``ecommerce`` record of each flat row: ``purchase`` for purchases (their items as
+    ``purchase.items``), ``items`` for every other event; item ids that are not integers read as null."""
+    n = data.num_rows
+    events = data.column("event").combine_chunks() if "event" in data.column_names else pa.nulls(n, _S)
+    purchase = pc.fill_null(pc.equal(events, "purchase"), False)
+    raw = _parse_items(data.column("items").combine_chunks() if "items" in data.column_names else pa.nulls(n, _S))
+    values = raw.flatten()
+    ids = values.field("item_id")
+    digits = pc.and_(pc.utf8_is_digit(ids), pc.less_equal(pc.utf8_length(ids), _MAX_ID_DIGITS))
+    item_id = pc.cast(pc.if_else(digits, ids, pa.scalar(None, _S)), _I)
+    listed, bought_price = values.field("price"), values.field("item_price")
+    columns = {f.name: values.field(f.name) for f in _RAW_ITEM} | {"item_id": item_id}
+    columns_event = columns | {"price": pc.coalesce(listed, bought_price)}
+    columns_bought = columns | {"item_price": pc.coalesce(bought_price, listed)}
+    items = pa.StructArray.from_arrays([columns_event[f.name] for f in ITEM], fields=list(ITEM))
+    bought = pa.StructArray.from_arrays([columns_bought[f.name] for f in PURCHASE_ITEM], fields=list(PURCHASE_ITEM))
+    offsets = raw.offsets
+    empty_event, empty_bought = (
+        pa.scalar([], ECOMMERCE.field("items").type),
+        pa.scalar([], PURCHASE.field("items").type),
+    )
+    event_items = pc.if_else(purchase, empty_event, pa.ListArray.from_arrays(offsets, items, type=_repeated(ITEM)))
+    bought_items = pa.ListArray.from_arrays(offsets, bought, type=_repeated(PURCHASE_ITEM))
+    bought_items = pc.if_else(purchase, bought_items, empty_bought)
+
+    def column(name: str, kind: pa.DataType) -> pa.Array:
+        return data.column(name).combine_chunks().cast(kind) if name in data.column_names else pa.nulls(n, kind)
+
+    detail = pa.StructArray.from_arrays(
+        [bought_items] + [column(f.name, f.type) for f in list(PURCHASE)[1:]],
+        fields=list(PURCHASE),
+        mask=pc.invert(purchase),
+    )
+    return pa.StructArray.from_arrays([event_items, detail], fields=list(ECOMMERCE))
+
+
+def _parse_items(text: pa.Array) -> pa.ListArray:
+    """The flat ``items`` JSON of each row as a list of raw items (a null or bad value: no items)."""
+    if len(text) == 0:
+        return pa.array([], pa.list_(_RAW_ITEM))  # type: ignore[return-value]
+    body = pc.fill_null(text, "[]")
+    lines = pc.binary_join_element_wise('{"i":', body, "}", "")
+    try:
+        import pyarrow.json as pajson
+
+        buffer = "\n".join(lines.to_pylist()).encode()
+        options = pajson.ParseOptions(explicit_schema=_RAW, unexpected_field_behavior="ignore")
+        single = pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, len(buffer) + 1))
+        parsed = pajson.read_json(io.BytesIO(buffer), read_options=single, parse_options=options)
+        parsed = parsed.column("i").combine_chunks()
+        if len(parsed) == len(text):
+            return parsed  # type: ignore[no-any-return]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # numbers where text was expected, or the reverse: row by row below
+    return pa.array([_items(v) for v in text.to_pylist()], pa.list_(_RAW_ITEM))  # type: ignore[return-value]
+
+
+def _items(value: str | None) -> list[dict[str, Any]]:
+    """One row's items, leniently: ids to text, numbers from text, anything else dropped."""
+    try:
+        items = json.loads(value) if value else []
+    except ValueError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        row: dict[str, Any] = {}
+        for f in _RAW_ITEM:
+            v = item.get(f.name)
+            if v is None or isinstance(v, dict | list):
+                continue
+            try:
+                if f.type == _S:
+                    row[f.name] = v if isinstance(v, str) else json.dumps(v)
+                elif f.type == _I:
+                    row[f.name] = int(v)
+                else:
+                    row[f.name] = float(v)
+            except (TypeError, ValueError):
+                continue
+        out.append(row)
+    return out
