@@ -5,6 +5,10 @@
 ``date=<partition>`` folders written by the warehouse's own atomic writer (services/warehouse/writer.py)
 and read back through its live-file listing (services/warehouse/live.py): a file is whole or absent, so
 a kill -9 loses no committed row and leaves no half row. Metadata files are replaced atomically too.
+
+Dataset ``ecommerce_sink`` of every project also serves the stack's own warehouse tables (workshop.py):
+their resources are made from code, their rows are the warehouse's folders, and rows inserted through the
+API go through the warehouse's writer into the folder the processor writes (one catalog).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from services.bigquery import errors
+from services.bigquery import errors, workshop
 from services.bigquery.names import check_dataset, check_project, check_table
 from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields, row_type
 from services.warehouse.live import live_files
-from services.warehouse.writer import write_atomic
+from services.warehouse.tables import WarehouseError
+from services.warehouse.writer import append, write_atomic
 
 ROOT = "_bigquery"
 UNPARTITIONED = "date=__UNPARTITIONED__"
@@ -106,6 +111,7 @@ class Catalog:
         self.lock = threading.Lock()
         self.dedup_window_s, self.dedup_max_ids = dedup_window_s, dedup_max_ids
         self._dedup: dict[tuple[str, str, str], _Dedup] = {}
+        self._started = _now_ms()  # the creation time the workshop's resources report
 
     # -- paths
     def _dataset_dir(self, project: str, dataset: str) -> Path:
@@ -124,7 +130,7 @@ class Catalog:
             raise errors.invalid("The project in the dataset reference differs from the request's project.")
         folder = self._dataset_dir(project, dataset)
         with self.lock:
-            if (folder / "dataset.json").exists():
+            if (folder / "dataset.json").exists() or dataset == workshop.DATASET:
                 raise errors.duplicate(f"Dataset {project}:{dataset}")
             now = _now_ms()
             resource = {
@@ -144,6 +150,8 @@ class Catalog:
 
     def get_dataset(self, project: str, dataset: str) -> dict[str, Any]:
         resource = _read_json(self._dataset_dir(project, dataset) / "dataset.json")
+        if resource is None and dataset == workshop.DATASET:
+            return workshop.dataset_resource(project, self._started)
         if resource is None:
             raise errors.not_found(f"Dataset {project}:{dataset}")
         return resource
@@ -167,9 +175,14 @@ class Catalog:
             resource = _read_json(path)
             if resource is not None:
                 out.append(resource)
+        if not any(r["datasetReference"]["datasetId"] == workshop.DATASET for r in out):
+            out.append(workshop.dataset_resource(project, self._started))
+            out.sort(key=lambda r: str(r["datasetReference"]["datasetId"]))
         return out
 
     def delete_dataset(self, project: str, dataset: str, delete_contents: bool) -> None:
+        if dataset == workshop.DATASET:
+            raise errors.invalid(f"Dataset {project}:{dataset} serves the stack's warehouse and cannot be deleted.")
         with self.lock:
             self.get_dataset(project, dataset)
             folder = self._dataset_dir(project, dataset)
@@ -200,7 +213,7 @@ class Catalog:
         folder = self._table_dir(project, dataset, table)
         with self.lock:
             dataset_resource = self.get_dataset(project, dataset)
-            if (folder / "table.json").exists():
+            if (folder / "table.json").exists() or workshop.is_builtin(dataset, table):
                 raise errors.duplicate(f"Table {project}:{dataset}.{table}")
             now = _now_ms()
             resource: dict[str, Any] = {
@@ -245,6 +258,9 @@ class Catalog:
         return dict(raw) | {"type": kind}
 
     def _load_table(self, project: str, dataset: str, table: str) -> tuple[dict[str, Any], Path]:
+        if workshop.is_builtin(dataset, table):  # the warehouse's own folder
+            check_project(project)
+            return workshop.table_resource(project, table, self._started), self.warehouse_dir / table
         folder = self._table_dir(project, dataset, table)
         resource = _read_json(folder / "table.json")
         if resource is None:
@@ -259,6 +275,7 @@ class Catalog:
     def update_table(
         self, project: str, dataset: str, table: str, body: Mapping[str, Any], replace: bool
     ) -> dict[str, Any]:
+        self._refuse_builtin(project, dataset, table, "altered")
         with self.lock:
             resource, folder = self._load_table(project, dataset, table)
             if "schema" in body:
@@ -282,9 +299,20 @@ class Catalog:
             resource = _read_json(path)
             if resource is not None:
                 out.append(resource)
+        if dataset == workshop.DATASET:
+            out += [workshop.table_resource(project, name, self._started) for name in workshop.TABLE_NAMES]
+            out.sort(key=lambda r: str(r["tableReference"]["tableId"]))
         return out
 
+    def _refuse_builtin(self, project: str, dataset: str, table: str, what: str) -> None:
+        if workshop.is_builtin(dataset, table):
+            raise errors.invalid(
+                f"Table {project}:{dataset}.{table} is the stack's warehouse table and cannot be {what} "
+                "through the API (rows may be inserted and queried)."
+            )
+
     def delete_table(self, project: str, dataset: str, table: str) -> None:
+        self._refuse_builtin(project, dataset, table, "deleted")
         with self.lock:
             _, folder = self._load_table(project, dataset, table)
             grave = folder.with_name(f".deleted-{time.time_ns()}")
@@ -344,6 +372,7 @@ class Catalog:
         resource, folder = self._load_table(project, dataset, table)
         fields = parse_fields(resource["schema"].get("fields"))
         root = row_type(fields)
+        timed = (resource.get("timePartitioning") or {}).get("field") if folder.parent == self.warehouse_dir else None
         converted: list[dict[str, Any] | None] = []
         result = InsertResult()
         for index, entry in enumerate(rows):
@@ -351,7 +380,10 @@ class Catalog:
                 error = RowError("", "Each row needs a json object.")
             else:
                 try:
-                    converted.append(convert_row(entry["json"], root, ignore_unknown))
+                    row = convert_row(entry["json"], root, ignore_unknown)
+                    if timed and row.get(timed) is None:  # the warehouse files rows by their event day
+                        raise RowError(timed, f"{timed} is required in {dataset}.{table} (hyp-local files rows by it).")
+                    converted.append(row)
                     continue
                 except RowError as exc:
                     error = exc
@@ -399,6 +431,8 @@ class Catalog:
         files go to a fresh ``data-<generation>`` folder, table.json then names it (the commit, atomic),
         and the old generation's files are removed; a crash before the commit leaves the old rows. ``schema``
         replaces the table's schema in the same commit."""
+        if truncate:
+            self._refuse_builtin(project, dataset, table, "truncated")
         with self.lock:
             resource, folder = self._load_table(project, dataset, table)
             fields = parse_fields(resource["schema"].get("fields"))
@@ -423,6 +457,12 @@ class Catalog:
     def _write(
         self, resource: Mapping[str, Any], fields: tuple[Field, ...], folder: Path, rows: list[dict[str, Any]]
     ) -> None:
+        if folder.parent == self.warehouse_dir:  # a workshop table: the warehouse's writer, its folder
+            try:
+                append(self.warehouse_dir, folder.name, workshop.to_warehouse(folder.name, rows))
+            except WarehouseError as exc:
+                raise errors.invalid(f"Rows do not match the table's schema: {exc}") from None
+            return
         folder = _data(resource, folder)
         try:
             data = pa.Table.from_pylist(rows, schema=arrow_schema(fields))
