@@ -1,7 +1,6 @@
 """Kafka at the edges (source=kafka on the Flink runner): topic set-up with kafka-python.
 
-The read itself is Beam's cross-language ``ReadFromKafka`` (pipeline.kafka_read), which needs a
-Java expansion service and a portable runner (Flink, Dataflow); neither runs on this machine.
+The read itself is services/detector/kafka_read.py (Python-only, kafka-python in the SDK harness).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
 from services.detector import commit, local_read, records, scoring, sinks
+from services.detector import kafka_read as kafka_read_module
 from services.detector.batch import Batch, Message
+from services.detector.kafka_read import kafka_message as kafka_message  # re-exported: records -> Message
 from services.detector.options import DetectorConfig
 
 
@@ -45,34 +47,13 @@ def pubsub_message(message: Any) -> Message:
     return Message(message.data or b"", dict(message.attributes or {}), message.message_id or "", publish_us)
 
 
-def kafka_message(record: Any) -> Message:
-    """A ReadFromKafka(with_metadata=True) record -> Message; headers become attributes."""
-    headers = {}
-    for header in getattr(record, "headers", None) or []:
-        key, value = (header.key, header.value) if hasattr(header, "key") else header
-        headers[str(key)] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    message_id = f"{record.topic}/{record.partition}/{record.offset}"
-    return Message(record.value or b"", headers, message_id, int(record.timestamp) * 1000)
-
-
 def to_batch(messages: list[Message]) -> Batch:
     return Batch(messages=tuple(messages), received_at=time.time())
 
 
 def kafka_read(cfg: DetectorConfig) -> beam.PTransform:
-    """Beam's cross-language Kafka read (needs a Java expansion service: Flink/Dataflow, not here)."""
-    from apache_beam.io.kafka import ReadFromKafka
-
-    return ReadFromKafka(
-        consumer_config={
-            "bootstrap.servers": cfg.kafka_bootstrap_servers,
-            "group.id": cfg.kafka_group,
-            "auto.offset.reset": "earliest",
-        },
-        topics=[cfg.kafka_topic],
-        with_metadata=True,
-        commit_offset_in_finalize=True,  # offsets commit once the runner has checkpointed the bundle
-    )
+    """The Python-only Kafka read (kafka_read.py): builds offline, runs on the portable Flink runner."""
+    return kafka_read_module.ReadKafka(cfg.kafka_bootstrap_servers, cfg.kafka_topic, cfg.kafka_group)
 
 
 @beam.ptransform_fn
@@ -91,7 +72,7 @@ def Extract(pbegin: beam.pvalue.PBegin, cfg: DetectorConfig) -> beam.PCollection
             | "ToMessage" >> beam.Map(pubsub_message)
         )
     else:
-        messages = pbegin | "ReadFromKafka" >> kafka_read(cfg) | "ToMessage" >> beam.Map(kafka_message)
+        messages = pbegin | "ReadKafka" >> kafka_read(cfg)
     return (
         messages
         | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.batch_size)

@@ -34,7 +34,7 @@ class DetectorSettings(CommonSettings):
         "local",
         validation_alias="HYP_DETECTOR_SOURCE",
         description="local: batched, ack-after-durable Pub/Sub read for BundleBasedDirectRunner; "
-        "pubsub: Beam's ReadFromPubSub (Dataflow); kafka: Beam's ReadFromKafka (Flink)",
+        "pubsub: Beam's ReadFromPubSub (Dataflow); kafka: a Python-only Kafka read (Flink, portable runner)",
     )
     subscription: str = Field(
         DETECTOR_SUBSCRIPTION,
