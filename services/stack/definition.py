@@ -19,8 +19,10 @@ Values may hold placeholders, filled in by :func:`resolve` for the place the ser
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 VERSION = "0.1.0"
@@ -73,8 +75,8 @@ class Health:
     retries: int = 30
     start_period_s: float = 5.0
 
-    def url(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{self.path}"
+    def url(self, host: str = "127.0.0.1", port_offset: int = 0) -> str:
+        return f"http://{host}:{self.port + port_offset}{self.path}"
 
     def probe_args(self, host: str = "127.0.0.1") -> list[str]:
         """Arguments of ``python -m services.stack.healthcheck`` for this check."""
@@ -395,10 +397,32 @@ def hosts(place: Place, services: tuple[Service, ...] = SERVICES) -> dict[str, s
     return {s.name: ("127.0.0.1" if place == "local" else s.name) for s in services}
 
 
-def resolve(value: str, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> str:
+# `hyp up --port-offset N`: every port of the stack moved by N, locally (a second stack beside the first, or a
+# test's stack beside a benchmark's). Ports are moved where a value names one: after a colon (host:port, URLs)
+# and as the argument of one of these flags.
+PORT_FLAGS = frozenset({"--port", "--rest-port", "--metrics_port"})
+
+
+@lru_cache(maxsize=1)
+def _port_pattern() -> re.Pattern[str]:
+    ports = {port for s in SERVICES for port in s.ports} | {s.health.port for s in SERVICES if s.health}
+    return re.compile(r"(?<=:)(" + "|".join(str(port) for port in sorted(ports)) + r")(?![0-9])")
+
+
+def shift_ports(value: str, port_offset: int) -> str:
+    """``value`` with every ``:PORT`` of a stack port moved by ``port_offset``."""
+    if not port_offset:
+        return value
+    return _port_pattern().sub(lambda m: str(int(m.group(0)) + port_offset), value)
+
+
+def resolve(
+    value: str, place: Place, *, data: str, tunables: Mapping[str, str] | None = None, port_offset: int = 0
+) -> str:
     """Fill the placeholders of one value for a place.
 
     ``${NAME}`` becomes the tunable's value locally (from ``tunables``) and ``${NAME:-default}`` in compose.
+    Locally, ``port_offset`` moves the stack's ports (:func:`shift_ports`).
     """
     fills = {"bind": "127.0.0.1" if place == "local" else "0.0.0.0", "data": data, **hosts(place)}
     out = value
@@ -409,15 +433,28 @@ def resolve(value: str, place: Place, *, data: str, tunables: Mapping[str, str] 
             out = out.replace(token, replacement)
     for key, fill in fills.items():
         out = out.replace("{" + key + "}", fill)
-    return out
+    return shift_ports(out, port_offset) if place == "local" else out
 
 
-def environment(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> dict[str, str]:
+def environment(
+    s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None, port_offset: int = 0
+) -> dict[str, str]:
     """The environment of one service in a place (common settings first, the service's own over them)."""
     merged = {**COMMON_ENV, **s.env}
     own = "127.0.0.1" if place == "local" else s.name
-    return {k: resolve(v.replace("{self}", own), place, data=data, tunables=tunables) for k, v in merged.items()}
+    return {
+        k: resolve(v.replace("{self}", own), place, data=data, tunables=tunables, port_offset=port_offset)
+        for k, v in merged.items()
+    }
 
 
-def command(s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None) -> list[str]:
-    return [resolve(a, place, data=data, tunables=tunables) for a in s.command]
+def command(
+    s: Service, place: Place, *, data: str, tunables: Mapping[str, str] | None = None, port_offset: int = 0
+) -> list[str]:
+    args = [resolve(a, place, data=data, tunables=tunables, port_offset=port_offset) for a in s.command]
+    if place == "local" and port_offset:
+        args = [
+            str(int(a) + port_offset) if i and args[i - 1] in PORT_FLAGS and a.isdigit() else a
+            for i, a in enumerate(args)
+        ]
+    return args

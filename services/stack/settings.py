@@ -18,6 +18,8 @@ class StackSettings(CommonSettings):
     init_timeout_s: float = Field(600.0, gt=0, validation_alias="HYP_UP_INIT_TIMEOUT")
     stop_timeout_s: float = Field(15.0, gt=0, validation_alias="HYP_UP_STOP_TIMEOUT")
     refresh_s: float = Field(2.0, gt=0, validation_alias="HYP_UP_REFRESH")
+    # every port of a local stack moved by this much (a second stack, or a test's, beside one on the defaults)
+    port_offset: int = Field(0, ge=0, le=50000, validation_alias="HYP_UP_PORT_OFFSET")
     # supervision (services/stack/supervise.py): first restart after this many seconds, doubling up to 30 s;
     # a service that exits restart_max times within restart_window_s is left down (0: never restarted)
     restart_backoff_s: float = Field(1.0, ge=0, validation_alias="HYP_UP_RESTART_BACKOFF")

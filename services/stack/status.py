@@ -15,8 +15,10 @@ from services.stack.healthcheck import probe
 from services.stack.settings import StackSettings
 
 
-def rows(home: Path) -> list[dict[str, Any]]:
+def rows(home: Path, port_offset: int = 0) -> list[dict[str, Any]]:
+    """One row per service; the ports' offset is the running stack's own (stack.json), else ``port_offset``."""
     pids = p.recorded(home / "run")
+    offset = int(p.read_state(home / "run").get("port_offset", port_offset))
     supervised = sup.read(home / "run") if pids else {}  # a state file left by a stopped stack means nothing
     out = []
     for s in d.SERVICES:
@@ -26,7 +28,7 @@ def rows(home: Path) -> list[dict[str, Any]]:
         alive = pid is not None and p.pid_alive(pid, started)
         health = None
         if alive and s.health is not None:
-            health = probe(s.health.url(), s.health.expect, timeout=1.0) or "healthy"
+            health = probe(s.health.url(port_offset=offset), s.health.expect, timeout=1.0) or "healthy"
         kept = supervised.get(s.name, {})
         state = "running" if alive else ("exited" if pid else "stopped")
         if not alive and kept.get("state") in ("restarting", "failed"):
@@ -37,7 +39,7 @@ def rows(home: Path) -> list[dict[str, Any]]:
                 "pid": pid if alive else None,
                 "state": state,
                 "health": health if alive else None,
-                "url": s.health.url() if s.health else None,
+                "url": s.health.url(port_offset=offset) if s.health else None,
                 "restarts": kept.get("restarts", 0),
                 "last_exit": kept.get("last_exit"),
             }
@@ -48,6 +50,7 @@ def rows(home: Path) -> list[dict[str, Any]]:
 def command() -> Command[StackSettings]:
     cli = Command("status", StackSettings, description=__doc__.splitlines()[0])
     cli.flag("home", help="data and run directory of the local stack")
+    cli.flag("port_offset", "--port-offset", help="the stack's port offset (read from the running stack if it says)")
     cli.parser.add_argument("--json", action="store_true", help="one JSON object per service")
     return cli
 
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return cli.fail(exc)
     home = settings.home.resolve()
-    table = rows(home)
+    table = rows(home, settings.port_offset)
     if args.json:
         for row in table:
             print(json.dumps(row))

@@ -64,6 +64,7 @@ def command() -> Command[StackSettings]:
     ap.add_argument("--rate", type=float, help="load generator events/s (env HYP_LOADGEN_RATE)")
     cli.flag("home", help="data and run directory of the local stack")
     cli.flag("health_timeout_s", "--health-timeout", help="seconds each service may take to become healthy")
+    cli.flag("port_offset", "--port-offset", help="move every port of the stack by this much (a second stack)")
     ap.add_argument("--json", action="store_true", help="print the live summary as JSON lines")
     return cli
 
@@ -110,8 +111,8 @@ def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) 
 class FirstDetection:
     """Watches the detector's anomaly counter while the rest of the stack starts; says when the first lands."""
 
-    def __init__(self, t0: float, every_s: float = 1.0) -> None:
-        self.t0, self.every_s = t0, every_s
+    def __init__(self, t0: float, every_s: float = 1.0, port_offset: int = 0) -> None:
+        self.t0, self.every_s, self.port_offset = t0, every_s, port_offset
         self.seconds: float | None = None  # after `hyp up` started
         self._next = 0.0
 
@@ -120,7 +121,8 @@ class FirstDetection:
             return
         self._next = time.monotonic() + self.every_s
         found = summary.value(
-            summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics"), metric_names.DETECTOR_ANOMALIES
+            summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + self.port_offset}/metrics"),
+            metric_names.DETECTOR_ANOMALIES,
         )
         if found:
             self.seconds = time.monotonic() - self.t0
@@ -143,7 +145,7 @@ def start_stack(
     ready: set[str] = set()
     waiting: dict[str, tuple[p.Running, float]] = {}  # name -> (process, deadline)
     todo = list(plan)
-    launch = launcher(home, values)
+    launch = launcher(home, values, settings.port_offset)
     t0 = time.monotonic()
 
     def note(name: str, what: str) -> None:
@@ -159,7 +161,7 @@ def start_stack(
                     print(f"  {s.name:<12} skipped: `hyp {s.subcommand}` is not in this checkout", file=sys.stderr)
                     ready.add(s.name)
                     continue
-                if already_done(s, home, values):
+                if already_done(s, home, values, settings.port_offset):
                     ready.add(s.name)
                     note(s.name, "done")
                     continue
@@ -172,7 +174,7 @@ def start_stack(
                     raise p.StackError(f"cannot start {', '.join(s.name for s in todo)}: dependencies not ready")
                 break
             for name, (r, deadline) in list(waiting.items()):
-                if check_ready(r, deadline):
+                if check_ready(r, deadline, settings.port_offset):
                     del waiting[name]
                     ready.add(name)
                     note(name, "done" if r.service.oneshot else "healthy")
@@ -185,26 +187,28 @@ def start_stack(
     return started
 
 
-def launcher(home: Path, values: dict[str, str]) -> Callable[[d.Service], p.Running]:
+def launcher(home: Path, values: dict[str, str], port_offset: int = 0) -> Callable[[d.Service], p.Running]:
     """What starts a service of this stack (its environment and command for the local place), first or again."""
 
     def launch(s: d.Service) -> p.Running:
-        env = {**os.environ, **values, **d.environment(s, "local", data=str(home), tunables=values)}
+        data = str(home)
+        env = {**os.environ, **values, **d.environment(s, "local", data=data, tunables=values, port_offset=port_offset)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        return p.start(s, home / "run", env, d.command(s, "local", data=str(home), tunables=values), Path.cwd())
+        args = d.command(s, "local", data=data, tunables=values, port_offset=port_offset)
+        return p.start(s, home / "run", env, args, Path.cwd())
 
     return launch
 
 
-def already_done(s: d.Service, home: Path, values: dict[str, str]) -> bool:
+def already_done(s: d.Service, home: Path, values: dict[str, str], port_offset: int = 0) -> bool:
     """Whether a one-shot job's ``done_if`` probe passes now (e.g. the registry already has a champion)."""
     if not s.oneshot or s.done_if is None:
         return False
-    url = d.resolve(s.done_if.url(), "local", data=str(home), tunables=values)
+    url = d.resolve(s.done_if.url(port_offset=port_offset), "local", data=str(home), tunables=values)
     return probe(url, s.done_if.expect, timeout=2.0) is None
 
 
-def check_ready(r: p.Running, deadline: float) -> bool:
+def check_ready(r: p.Running, deadline: float, port_offset: int = 0) -> bool:
     """One poll of a starting service: True when ready, False while starting; StackError on failure."""
     s = r.service
     code = r.returncode()
@@ -220,10 +224,19 @@ def check_ready(r: p.Running, deadline: float) -> bool:
         raise p.StackError(f"{s.name} exited with status {code} while starting; log {r.log}:\n{p.tail(r.log)}")
     if s.health is None:
         return True
-    reason = probe(s.health.url(), s.health.expect, timeout=1.0)
+    reason = probe(s.health.url(port_offset=port_offset), s.health.expect, timeout=1.0)
     if reason and time.monotonic() > deadline:
         raise p.StackError(f"{s.name} not healthy in time ({reason}); log {r.log}")
     return reason is None
+
+
+def state(started: list[p.Running], settings: StackSettings) -> dict[str, object]:
+    """stack.json: what `hyp status` needs to know about the running stack (its ports' offset)."""
+    return {
+        "started_at": time.time(),
+        "services": [r.service.name for r in started],
+        "port_offset": settings.port_offset,
+    }
 
 
 def print_urls(started: list[p.Running], settings: StackSettings) -> None:
@@ -232,7 +245,8 @@ def print_urls(started: list[p.Running], settings: StackSettings) -> None:
     # the emulator-host variables Google's clients honour first, together: what a user exports
     lines.sort(key=lambda line: "_EMULATOR_HOST=" not in line[1])
     for label, url in lines:
-        print(f"  {label:<18} {d.resolve(url, 'local', data=str(settings.home.resolve()))}")
+        where = d.resolve(url, "local", data=str(settings.home.resolve()), port_offset=settings.port_offset)
+        print(f"  {label:<18} {where}")
     print(f'  {"warehouse":<18} hyp sql "SELECT count(*) FROM cloud_run"   ({settings.home.resolve() / "warehouse"})')
     print(f"  {'logs':<18} hyp logs SERVICE   ({settings.home.resolve() / 'run'})")
 
@@ -276,8 +290,9 @@ def live(
 ) -> int:
     names = {r.service.name for r in started}
     emulator = d.service("pubsub").health
-    emulator_metrics = f"http://127.0.0.1:{emulator.port}/metrics" if emulator and "pubsub" in names else None
-    detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT}/metrics" if "detector" in names else None
+    offset = settings.port_offset
+    emulator_metrics = f"http://127.0.0.1:{emulator.port + offset}/metrics" if emulator and "pubsub" in names else None
+    detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + offset}/metrics" if "detector" in names else None
     sampler = Sampler(emulator_metrics, detector_metrics, settings.home.resolve() / "warehouse", WAREHOUSE_EVERY_S)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     before: summary.Snapshot | None = None
@@ -339,7 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyp up: a stack is already running from {run_dir} ({names}); `hyp down` first", file=sys.stderr)
         return 1
     plan = select(args.services, args.without)
-    busy = [f"{s.name}:{port}" for s in plan for port in s.ports if p.command_available(s) and port_in_use(port)]
+    offset = settings.port_offset
+    busy = [
+        f"{s.name}:{port + offset}"
+        for s in plan
+        for port in s.ports
+        if p.command_available(s) and port_in_use(port + offset)
+    ]
     if busy:
         names = ", ".join(busy)
         print(f"hyp up: ports already in use on 127.0.0.1: {names} (another stack? `hyp down`)", file=sys.stderr)
@@ -349,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
     if args.detach:
         values = tunables(args.rate)
-        return detach.run(run_dir, lambda ready: keep(plan, settings, values, ready, FirstDetection(t0)))
+        first = FirstDetection(t0, port_offset=offset)
+        return detach.run(run_dir, lambda ready: keep(plan, settings, values, ready, first))
 
     # SIGTERM behaves like Ctrl-C: stop everything cleanly
     def on_term(signum: int, frame: FrameType | None) -> NoReturn:
@@ -358,14 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     started: list[p.Running] = []
     try:
-        first = FirstDetection(t0)
+        first = FirstDetection(t0, port_offset=offset)
         values = tunables(args.rate)
         started = start_stack(plan, settings, values, first)
-        p.write_state(run_dir, {"started_at": time.time(), "services": [r.service.name for r in started]})
+        p.write_state(run_dir, state(started, settings))
         print_urls(started, settings)
         print("live summary (Ctrl-C stops the stack):")
         home = settings.home.resolve()
-        keeper = sup.Supervisor(started, launcher(home, values), run_dir, settings.restart_policy)
+        keeper = sup.Supervisor(started, launcher(home, values, offset), run_dir, settings.restart_policy)
         return live(started, settings, args, t0, started_at, first.seconds, keeper)
     except p.StackError as exc:
         print(f"hyp up: {exc}", file=sys.stderr)
@@ -403,10 +425,12 @@ def keep(
         return 1
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-    p.write_state(home / "run", {"started_at": time.time(), "services": [r.service.name for r in started]})
+    p.write_state(home / "run", state(started, settings))
     print_urls(started, settings)
     print("detached: `hyp status`, `hyp logs SERVICE`, `hyp down` (services that exit are restarted)")
-    keeper = sup.Supervisor(started, launcher(home, values), home / "run", settings.restart_policy)
+    keeper = sup.Supervisor(
+        started, launcher(home, values, settings.port_offset), home / "run", settings.restart_policy
+    )
     ready()
     while not stopping:
         for note in keeper.poll():

@@ -192,3 +192,43 @@ def test_the_detached_keeper_restarts_a_killed_service_and_hyp_down_stops_both(t
     assert "up: stopped" in down.stdout and "storage: stopped" in down.stdout  # the keeper first
     assert down.stdout.index("up: stopped") < down.stdout.index("storage: stopped")
     assert not p.pid_alive(*keeper) and not p.pid_alive(*again)
+
+
+def free_offset(services: list[str]) -> int:
+    """A port offset under which every port of ``services`` is free now."""
+    ports = [port for name in services for port in d.service(name).ports]
+    for offset in range(21000, 40000, 997):
+        if not any(up.port_in_use(port + offset) for port in ports):
+            return offset
+    raise RuntimeError("no free port offset")
+
+
+@pytest.mark.integration
+def test_hyp_up_restarts_a_killed_service_of_a_private_stack(tmp_path):
+    """The whole command: `hyp up --detach --port-offset` (private home and ports), kill -9, status, down."""
+    home, offset = str(tmp_path / "hyp"), free_offset(["bigquery", "storage"])
+    env = {**os.environ, "HYP_UP_RESTART_BACKOFF": "0.2"}
+    common = ["--home", home, "--port-offset", str(offset)]
+    started = run_hyp("up", "--detach", "--services", "bigquery,storage", *common, env=env, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"BIGQUERY_EMULATOR_HOST=http://127.0.0.1:{d.BIGQUERY_PORT + offset}" in started.stdout
+        assert f"STORAGE_EMULATOR_HOST=http://127.0.0.1:{d.STORAGE_PORT + offset}" in started.stdout
+        victim = p.recorded(Path(home) / "run")["storage"]
+        os.kill(victim[0], signal.SIGKILL)
+
+        def storage_row() -> dict[str, object] | None:
+            out = run_hyp("status", "--home", home, "--json", timeout=60).stdout
+            row = next(json.loads(line) for line in out.splitlines() if '"storage"' in line)
+            return row if row["restarts"] == 1 and row["health"] == "healthy" else None
+
+        row = wait_for(storage_row, 60, "hyp status to show storage restarted and healthy", interval=0.5)
+        assert row["state"] == "running" and row["last_exit"] == "killed by SIGKILL" and row["pid"] != victim[0]
+        assert row["url"] == f"http://127.0.0.1:{d.STORAGE_PORT + offset}/health"
+        table = run_hyp("status", "--home", home, timeout=60)
+        assert table.returncode == 0, table.stdout + table.stderr  # all running and healthy again
+        assert "(last exit: killed by SIGKILL)" in table.stdout
+    finally:
+        down = run_hyp("down", "--home", home, timeout=120)
+    assert down.returncode == 0 and "up: stopped" in down.stdout, down.stdout + down.stderr
+    assert not p.recorded(Path(home) / "run")
