@@ -34,13 +34,13 @@ sys.path.insert(0, str(REPO))
 from services.common.processes import cpu_seconds, wait_for  # noqa: E402
 from services.detector.workers import worker_specs  # noqa: E402
 from services.testing.pubsub import start_emulator  # noqa: E402
-from services.warehouse import tables  # noqa: E402
+from services.warehouse.tables import DETECTOR_TABLE  # noqa: E402
 from tests.services.detector.harness import Detector, Resources, publish_events, start_detector  # noqa: E402
 
 # Smaller batches and window than one detector's defaults, so the workers share the backlog instead of the
 # first one up pulling all of it ahead (max outstanding 20,000 each by default).
 WORKER_FLAGS = ("--scorer", "zscore", "--detector-batch-size", "1000", "--max-outstanding", "6000")
-EVENTS_TABLE = getattr(tables, "DETECTOR_TABLE", "cloud_run")  # the detector's events table
+EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
 WORKER_FLAGS += ("--commit-max-rows", "4000", "--compact-interval-s", "0")
 
 

@@ -10,13 +10,12 @@ import pytest
 from services.common.names import LABEL_SQL
 from services.detector.metrics import WORKER_ID
 from services.detector.workers import worker_specs
-from services.warehouse import tables
 from services.warehouse.query import query
+from services.warehouse.tables import DETECTOR_TABLE
 from tests.services.detector.harness import Detector, Resources, publish_events, pull_all, start_detector
 
 EVENTS = 6000
-# the detector's events table (``dataflow`` once the warehouse names it so, ``cloud_run`` before)
-EVENTS_TABLE = getattr(tables, "DETECTOR_TABLE", "cloud_run")
+EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
 # small batches and a small outstanding window, so one worker cannot pull the whole backlog ahead of the other
 WORKER_FLAGS = ("--scorer", "zscore", "--detector-batch-size", "250", "--max-outstanding", "1000")
 WORKER_FLAGS += ("--commit-max-rows", "500", "--compact-interval-s", "0")
