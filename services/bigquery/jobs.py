@@ -16,18 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-from services.bigquery import errors, statements
+from services.bigquery import dml, errors, statements
 from services.bigquery.catalog import Catalog
 from services.bigquery.ml import functions as ml
 from services.bigquery.schema import Field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, Translation, invalid_query, parse, translate
+from services.bigquery.sql import POSITIONAL, TableRef, Translation, invalid_query, parse, translate
 
 MAX_JOBS = 200
+WORKSHOP_DATASET = "ecommerce_sink"  # the dataset where the stack's own tables are found
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
 
 
@@ -47,6 +49,7 @@ class Answer:
     scanned: int
     statement_type: str = "SELECT"
     affected: int | None = None
+    dml_stats: dict[str, str] | None = None  # rows a DML statement inserted, deleted, updated
 
 
 class Jobs:
@@ -199,6 +202,8 @@ class Jobs:
             }
             if answer.affected is not None:
                 stats["numDmlAffectedRows"] = str(answer.affected)
+            if answer.dml_stats is not None:
+                stats["dmlStats"] = answer.dml_stats
             resource["statistics"] |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
         except errors.BigQueryError as exc:
             job.error = exc
@@ -231,10 +236,23 @@ class Jobs:
             assert answer.data is not None
             return answer.fields, answer.data
 
+        if dml.is_dml(tree):  # UPDATE, DELETE, MERGE
+            changed = dml.run(self, home, dataset, tree)
+            return Answer((), None, 0, changed.statement_type, changed.affected, changed.stats)
         outcome = statements.run(self.catalog, home, dataset, tree, select)
         return Answer((), None, 0, outcome.statement_type, outcome.affected)
 
-    def _select(self, translation: Translation, args: Any, dry_run: bool) -> Answer:
+    def select(self, project: str, query: str, default_dataset: str | None, timeout_s: float | None = None) -> Answer:
+        """One query (no DDL or DML) as a job would run it, stopped inside DuckDB after ``timeout_s``
+        (QueryTimeout): the engine of ``hyp sql`` and the console's SQL box (services/bigquery/engine.py)."""
+        run = lambda q: self._select(translate(q, project, default_dataset), None, False).data  # noqa: E731
+        tree = ml.expand(query, parse, self.catalog, project, default_dataset, run)  # as _execute does
+        translation = translate(tree, project, default_dataset)
+        if translation.named or translation.positional:
+            raise invalid_query("Query parameters are not supported here (only through the API).")
+        return self._select(translation, None, False, timeout_s)
+
+    def _select(self, translation: Translation, args: Any, dry_run: bool, timeout_s: float | None = None) -> Answer:
         """Run a translated query on a connection confined to the warehouse, its tables bound by name."""
         import duckdb
 
@@ -248,23 +266,26 @@ class Jobs:
         except WarehouseError as exc:
             raise invalid_query(str(exc).removeprefix("sql: ")) from None
         con = guard.confined_connection(self.catalog.warehouse_dir)
+        timer = threading.Timer(timeout_s, con.interrupt) if timeout_s is not None else None
+        if timer is not None:
+            timer.daemon = True
         try:
             try:
-                for relation, source in sources.items():
-                    if isinstance(source, str):  # a view's translated query, over relations bound before it
-                        con.execute(f"CREATE VIEW {relation} AS {source}")
-                    elif isinstance(source, ParquetSource):
-                        source.bind(con, relation)
-                    else:
-                        con.register(relation, source)
+                attach(con, sources)
                 sql = translation.sql if not dry_run else f"SELECT * FROM ({translation.sql}) LIMIT 0"
+                if timer is not None:
+                    timer.start()
                 answer = con.sql(sql, params=args)
                 if answer is None:
                     raise invalid_query("The statement returned no result (only queries are supported).")
                 result = _hugeint_to_int64(answer.to_arrow_table())
+            except duckdb.InterruptException:
+                raise QueryTimeout(timeout_s or 0.0) from None
             except duckdb.Error as exc:
                 raise invalid_query(guard.refusal(exc).removeprefix("sql: ")) from None
         finally:
+            if timer is not None:
+                timer.cancel()
             con.close()
         return Answer(result_fields(result.schema), None if dry_run else result, scanned)
 
@@ -283,7 +304,17 @@ class Jobs:
             if ref.table.startswith("INFORMATION_SCHEMA."):
                 sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
                 continue
-            resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
+            try:
+                resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
+            except errors.BigQueryError as exc:
+                stack = stack_source(self.catalog.warehouse_dir, ref) if exc.code == 404 else None
+                if stack is None and ref.dataset == WORKSHOP_DATASET and exc.code == 404:
+                    raise errors.not_found(f"Table {ref.project}:{ref.dataset}.{ref.table}") from None
+                if stack is None:
+                    raise
+                sources[relation], size = stack
+                scanned += size
+                continue
             if resource.get("type") == "VIEW":
                 inner = translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
                 if inner.named or inner.positional:
@@ -299,6 +330,43 @@ class Jobs:
             else:
                 sources[relation] = pds.dataset([], schema=arrow_schema(fields), format="parquet")
         return scanned
+
+
+def attach(con: Any, sources: Mapping[str, Any]) -> None:
+    """Make each bound relation (``Jobs._bind``) a name on the connection, in order."""
+    for relation, source in sources.items():
+        if isinstance(source, str):  # a view's translated query, over relations bound before it
+            con.execute(f"CREATE VIEW {relation} AS {source}")
+        elif isinstance(source, ParquetSource):
+            source.bind(con, relation)
+        else:
+            con.register(relation, source)
+
+
+class QueryTimeout(errors.BigQueryError):
+    """The query ran past its time limit and DuckDB stopped it (BigQuery's job timeout)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(400, "timeout", f"no answer within {timeout_s:g} s, the query was stopped")
+
+
+def stack_source(warehouse_dir: Path, ref: TableRef) -> tuple[Any, int] | None:
+    """A table the stack writes (``cloud_run``, ``cloud_run_anomaly``, ``pubsub_direct``) that the catalog
+    does not serve itself: bound to its live files in ``<warehouse>/<table>`` (the workshop's dataset
+    only, ``ecommerce_sink``); with the bytes named. None for any other table."""
+    import pyarrow.dataset as pds
+
+    from services.warehouse.live import live_files
+    from services.warehouse.tables import TABLES
+
+    spec = TABLES.get(ref.table)
+    if ref.dataset != WORKSHOP_DATASET or spec is None:
+        return None
+    paths = live_files(warehouse_dir, spec.name)
+    size = sum(p.stat().st_size for p in paths if p.exists())
+    if not paths:
+        return pds.dataset([], schema=spec.schema, format="parquet"), 0
+    return ParquetSource([str(p) for p in paths], result_fields(spec.schema)), size
 
 
 @dataclass

@@ -8,6 +8,7 @@ parameters into DuckDB's ``$name`` (``?`` stays positional).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -51,14 +52,24 @@ def parse(query: str) -> exp.Expr:
     return statements[0]
 
 
-def translate(query: str | exp.Expr, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation:
-    """``prefix`` keeps the relation names of a view's query apart from its caller's."""
+def translate(
+    query: str | exp.Expr,
+    project: str,
+    default_dataset: str | None = None,
+    prefix: str = "",
+    keep: Collection[str] = (),
+) -> Translation:
+    """``prefix`` keeps the relation names of a view's query apart from its caller's. ``keep`` names
+    relations the caller binds itself (a DML statement's target, see dml.py): those are left as they are,
+    and only a statement with such a target may be other than a query."""
     tree = parse(query) if isinstance(query, str) else query
-    if not isinstance(tree, exp.Query):
+    if not isinstance(tree, exp.Query) and not keep:
         raise invalid_query(f"Statement type {tree.key.upper()} is not supported by hyp bigquery yet (only queries).")
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     out = Translation("")
     for i, table in enumerate(list(tree.find_all(exp.Table))):
+        if not table.db and table.name in keep:
+            continue
         if not table.name:
             raise invalid_query(f"{table.sql('bigquery')}: table functions (ML.*, ...) are not supported.")
         if not table.db and table.name.lower() in ctes:

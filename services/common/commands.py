@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("services.console.__main__", "serve the web console"),
     "storage": ("services.storage.__main__", "serve Cloud Storage's JSON API on a local folder"),
     "bigquery": ("services.bigquery.__main__", "serve BigQuery's REST API over the warehouse (port 9050)"),
-    "sql": ("services.warehouse.sql_cli", "run DuckDB SQL over the warehouse tables"),
+    "sql": ("services.bigquery.sql_cli", "run a BigQuery SQL query over the warehouse tables"),
     "warehouse": ("services.warehouse.admin_cli", "warehouse housekeeping (compaction, table stats)"),
     "up": ("services.stack.up", "start the whole stack as local processes"),
     "down": ("services.stack.down", "stop a stack started with `hyp up --detach`"),

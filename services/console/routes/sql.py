@@ -1,5 +1,8 @@
-"""The SQL box: read-only DuckDB SQL confined to the warehouse (services/warehouse/guard.py); bad or writing
-SQL, or SQL reaching outside the warehouse (files, extensions, settings), gets a 400 naming the problem."""
+"""The SQL box: one read-only BigQuery Standard SQL query, run by `hyp bigquery`'s engine in process
+(services/bigquery/engine.py: the same translator and table names as `hyp sql` and the BigQuery API,
+unqualified tables in ``ecommerce_sink``), confined to the warehouse (services/warehouse/guard.py). Bad or
+writing SQL, or SQL reaching outside the warehouse (files, extensions, settings), gets a 400 naming the
+problem; a query stopped at the time limit, 408."""
 
 from __future__ import annotations
 
@@ -26,17 +29,18 @@ class SqlRequest(BaseModel):
 
 @router.post("/sql")
 async def sql(body: SqlRequest, settings: SettingsDep) -> JSONResponse:
-    """Read-only DuckDB SQL over the warehouse; bad or writing SQL gets a 400 naming the problem."""
-    from services.warehouse.query import QueryTimeout, query
-    from services.warehouse.tables import WarehouseError
+    """One read-only BigQuery query over the warehouse; bad or writing SQL gets a 400 naming the problem."""
+    from services.bigquery.engine import BigQueryError, QueryTimeout, run_query
 
-    run = functools.partial(query, settings.warehouse_dir, body.sql, read_only=True, timeout_s=SQL_TIMEOUT_S)
+    run = functools.partial(
+        run_query, settings.warehouse_dir, body.sql, project=settings.project, timeout_s=SQL_TIMEOUT_S
+    )
     try:  # DuckDB stops the query at SQL_TIMEOUT_S; the wait's own limit is a backstop
         table = await asyncio.wait_for(asyncio.to_thread(run), SQL_TIMEOUT_S + 10)
     except QueryTimeout as exc:
-        return JSONResponse({"error": str(exc)}, status_code=408)
-    except WarehouseError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": f"sql: {exc.message}"}, status_code=408)
+    except BigQueryError as exc:
+        return JSONResponse({"error": f"sql: {exc.message}"}, status_code=400)
     except TimeoutError:
         return JSONResponse({"error": f"sql: no answer within {SQL_TIMEOUT_S:.0f} s"}, status_code=408)
     limit = settings.sql_max_rows

@@ -115,8 +115,8 @@ def test_named_and_positional_parameters(client, events) -> None:
         ("SELECT * FROM read_csv('/etc/passwd')", "not supported"),
         ("SELECT * FROM unqualified", "must be qualified with a dataset"),
         ("SELECT no_such_function(1)", "no_such_function"),
-        ("DELETE FROM d.t WHERE true", "not supported"),
-        ("UPDATE d.t SET a = 1 WHERE true", "not supported"),
+        ("DELETE FROM d.t", "must have a WHERE clause"),  # DML itself: test_dml_integration.py
+        ("UPDATE d.t SET a = 1", "must have a WHERE clause"),
         ("SELECT 1; SELECT 2", "one statement"),
         ("SELECT * FROM ML.PREDICT(MODEL `d.m`, TABLE d.t)", "not supported"),
     ],
