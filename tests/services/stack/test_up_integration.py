@@ -1,5 +1,5 @@
 """`hyp up` with real processes: the emulator alone (the rest of the stack is exercised by the benchmark
-and the docker tier). Uses the stack's fixed ports, so it skips when something else holds them."""
+and the docker tier), on ports moved by a free offset (`--port-offset`), beside any stack on the defaults."""
 
 from __future__ import annotations
 
@@ -24,22 +24,24 @@ PORTS = d.service("pubsub").ports
 
 
 @pytest.fixture
-def free_ports():
-    busy = [port for port in PORTS if port_in_use(port)]
-    if busy:
-        pytest.skip(f"ports {busy} are in use on 127.0.0.1 (another emulator or stack is running)")
+def offset() -> int:
+    """A port offset under which the emulator's ports are free now."""
+    for candidate in range(23000, 40000, 991):
+        if not any(port_in_use(port + candidate) for port in PORTS):
+            return candidate
+    raise RuntimeError("no free port offset")
 
 
-def test_detach_status_logs_down(free_ports, tmp_path):
+def test_detach_status_logs_down(offset, tmp_path):
     home = str(tmp_path / "hyp")
-    started = hyp("up", "--detach", "--services", "pubsub", "--home", home)
+    started = hyp("up", "--detach", "--services", "pubsub", "--home", home, "--port-offset", str(offset))
     try:
         assert started.returncode == 0, started.stderr
-        assert "PUBSUB_EMULATOR_HOST=127.0.0.1:8085" in started.stdout
-        state = hyp("status", "--home", home, "--json")
+        assert f"PUBSUB_EMULATOR_HOST=127.0.0.1:{d.PUBSUB_PORT + offset}" in started.stdout
+        state = hyp("status", "--home", home, "--json")  # the offset comes from the running stack
         assert state.returncode == 0, state.stderr
         assert '"service": "pubsub"' in state.stdout and '"health": "healthy"' in state.stdout
-        again = hyp("up", "--detach", "--services", "pubsub", "--home", home)
+        again = hyp("up", "--detach", "--services", "pubsub", "--home", home, "--port-offset", str(offset))
         assert again.returncode == 1 and "already running" in again.stderr
         log = hyp("logs", "pubsub", "--home", home)
         assert log.returncode == 0 and "hyp up: starting pubsub" in log.stdout  # raw output: <run>/pubsub.out
@@ -50,13 +52,17 @@ def test_detach_status_logs_down(free_ports, tmp_path):
         stopped = hyp("down", "--home", home)
     assert stopped.returncode == 0 and "pubsub: stopped" in stopped.stdout
     assert not p.pid_alive(pid)
-    assert probe(d.service("pubsub").health.url()) is not None  # nothing answers any more
+    assert probe(d.service("pubsub").health.url(port_offset=offset)) is not None  # nothing answers any more
 
 
-def test_foreground_stops_everything_on_sigterm(free_ports, tmp_path):
+def moved(offset: int) -> list[str]:
+    return ["--port-offset", str(offset)]
+
+
+def test_foreground_stops_everything_on_sigterm(offset, tmp_path):
     home = tmp_path / "hyp"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--services", "pubsub", "--home", str(home)],
+        [sys.executable, "-m", "services.cli", "up", "--services", "pubsub", "--home", str(home), *moved(offset)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -84,8 +90,11 @@ def test_foreground_stops_everything_on_sigterm(free_ports, tmp_path):
     assert not (home / "run" / "pubsub.pid").exists()
 
 
-def test_bounded_run_exits_zero_after_duration(free_ports, tmp_path):
-    result = hyp("up", "--services", "pubsub", "--home", str(tmp_path / "hyp"), "--duration", "2", "--json")
+def test_bounded_run_exits_zero_after_duration(offset, tmp_path):
+    home = str(tmp_path / "hyp")
+    result = hyp(
+        "up", "--services", "pubsub", "--home", home, "--duration", "2", "--json", "--port-offset", str(offset)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert '"published"' in result.stdout
-    assert not any(port_in_use(port) for port in PORTS)
+    assert '"published"' in result.stdout and '"services": {"pubsub": {"restarts": 0' in result.stdout
+    assert not any(port_in_use(port + offset) for port in PORTS)
