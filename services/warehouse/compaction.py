@@ -17,6 +17,11 @@ with ``min_files`` files is merged, oldest first, into files of at most
 ``max_bytes``; so the file count stays about ``min_files`` per tier and each row
 is rewritten about once per tier. A partition without a new file for
 ``quiet_s`` is merged whole (a file more than 8x all the rest stays as it is).
+
+Tables: the warehouse's own (tables.py) and those made through ``hyp bigquery``'s API
+(``_bigquery/<project>/<dataset>/tables/<table>/[data-<generation>/]date=*``). An API table has
+no schema here: a merge writes the union of its sources' columns (a column added to the table
+later reads as null in older rows, as it does before the merge).
 """
 
 from __future__ import annotations
@@ -39,13 +44,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.warehouse.live import COVERS_KEY, MERGED_SUFFIX, covers, is_merged, partitions
-from services.warehouse.tables import TABLES, WarehouseError, table
+from services.warehouse.tables import TABLES, WarehouseError
 from services.warehouse.writer import to_arrow
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".compaction.lock"
 TMP_PREFIX = ".compact-"
+API_ROOT = "_bigquery"  # where hyp bigquery keeps its tables (services/bigquery/catalog.py ROOT)
 WRITER_TMP_STALE_S = 3600.0  # a writer's hidden temp file this old belongs to a crashed writer
 TIER_BASE_BYTES = 64 * 1024
 TIER_FACTOR = 8
@@ -154,17 +160,28 @@ class Compactor:
             if not self._acquire():
                 counts["skipped"] = 1
                 return dict(counts)
-            for name in TABLES:
+            for name, schema in self._tables():
                 for partition in partitions(self.root, name):
                     try:
-                        self._partition(name, partition, counts)
+                        self._partition(name, partition, counts, schema)
                     except (OSError, WarehouseError, pa.ArrowException) as exc:
                         log.warning("warehouse compaction: %s: %s", partition, exc)
         if counts["merged"] or counts["files_removed"]:
             log.debug("warehouse compaction: %s", dict(counts))
         return dict(counts)
 
-    def _partition(self, table_name: str, partition: Path, counts: Counter[str]) -> None:
+    def _tables(self) -> list[tuple[str, pa.Schema | None]]:
+        """(folder relative to the warehouse, schema) of every table; None: an API table's (its files')."""
+        out: list[tuple[str, pa.Schema | None]] = [(name, spec.schema) for name, spec in TABLES.items()]
+        for meta in sorted(self.root.glob(f"{API_ROOT}/*/*/tables/*/table.json")):
+            folder = meta.parent.relative_to(self.root)
+            out.append((str(folder), None))
+            out += [(str(folder / d.name), None) for d in sorted(meta.parent.glob("data-*")) if d.is_dir()]
+        return out
+
+    def _partition(
+        self, table_name: str, partition: Path, counts: Counter[str], schema: pa.Schema | None = None
+    ) -> None:
         now = time.time()
         stats: dict[str, os.stat_result] = {}
         with os.scandir(partition) as it:
@@ -184,7 +201,7 @@ class Compactor:
         covered_since = self._covered(partition, names, stats)
         live = [n for n in names if n not in covered_since]
         for group in self._plan(live, stats, now):
-            merged = self._merge(table_name, partition, group, set(names))
+            merged = self._merge(table_name, partition, group, set(names), schema)
             counts["merged"] += 1
             counts["files_merged"] += len(group)
             st = (partition / merged).stat()
@@ -243,8 +260,12 @@ class Compactor:
         out.append(batch)
         return [b for b in out if len(b) >= 2]
 
-    def _merge(self, table_name: str, partition: Path, sources: list[str], on_disk: set[str]) -> str:
-        """Write the sources' rows, in order, to one merged file; commit it by rename; return its name."""
+    def _merge(
+        self, table_name: str, partition: Path, sources: list[str], on_disk: set[str], known: pa.Schema | None = None
+    ) -> str:
+        """Write the sources' rows, in order, to one merged file; commit it by rename; return its name.
+
+        ``known``: the table's schema (the warehouse's tables); None: the union of the sources' (API tables)."""
         covered = set(sources)
         for name in sources:  # transitively, so deleting any covered file never uncovers another
             covered |= covers(partition / name) & on_disk
@@ -252,7 +273,8 @@ class Compactor:
         stamp = m.group(1) if m else f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         final = f"part-{stamp}-{uuid.uuid4().hex[:12]}{MERGED_SUFFIX}"
         tmp = partition / f"{TMP_PREFIX}{uuid.uuid4().hex}.tmp"
-        schema = table(table_name).schema.with_metadata({COVERS_KEY: json.dumps(sorted(covered)).encode()})
+        base = known if known is not None else _union([pq.read_schema(partition / n) for n in sources])
+        schema = base.with_metadata({COVERS_KEY: json.dumps(sorted(covered)).encode()})
         try:
             with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                 buffered: list[pa.Table] = []
@@ -260,7 +282,9 @@ class Compactor:
                 for name in sources:
                     pf = pq.ParquetFile(partition / name)
                     for i in range(pf.num_row_groups):
-                        part = to_arrow(table_name, pf.read_row_group(i)).replace_schema_metadata(schema.metadata)
+                        read = pf.read_row_group(i)
+                        part = to_arrow(table_name, read) if known is not None else _conform(read, base)
+                        part = part.replace_schema_metadata(schema.metadata)
                         buffered.append(part)
                         rows += part.num_rows
                         if rows >= ROW_GROUP_ROWS:
@@ -295,6 +319,23 @@ def _tier(size: int) -> int:
 def _commit_time(st: os.stat_result) -> float:
     # the rename that commits a file updates its ctime; mtime is when its bytes were written
     return max(st.st_mtime, st.st_ctime)
+
+
+def _union(schemas: list[pa.Schema]) -> pa.Schema:
+    """The columns of every schema, in first-seen order; one some lack is nullable (they read as null)."""
+    plain = [s.remove_metadata() for s in schemas]
+    union = pa.unify_schemas(plain)
+    for i, field in enumerate(union):
+        if not field.nullable and any(field.name not in s.names for s in plain):
+            union = union.set(i, field.with_nullable(True))
+    return union
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with exactly ``schema``'s columns: those it lacks as nulls."""
+    n = data.num_rows
+    columns = [data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _unlink(path: Path) -> None:
