@@ -141,7 +141,7 @@ def _merge_insert(insert: exp.Insert, fields: tuple[Field, ...]) -> None:
     columns = insert.this
     if isinstance(columns, exp.Var):
         raise invalid_query("MERGE ... INSERT ROW is not supported by hyp bigquery yet; name the columns.")
-    if isinstance(columns, exp.Tuple) and insert.args.get("expression") is None:  # INSERT VALUES (...)
+    if isinstance(columns, exp.Tuple) and not insert.args.get("expression"):  # INSERT VALUES (...)
         values = columns.expressions[0] if columns.expressions else None
         if not isinstance(values, exp.Anonymous) or str(values.this).upper() != "VALUES":
             raise invalid_query("MERGE ... INSERT needs VALUES (...).")
