@@ -68,8 +68,9 @@ def _impute(X: np.ndarray, fill: np.ndarray) -> np.ndarray:
     return np.where(missing, fill[None, :], X) if missing.any() else X
 
 
-def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> dict[str, Any]:
-    """Fit on the query's rows; the stored state (JSON-ready) with feature and training statistics."""
+def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit on the query's rows: the stored state (JSON-ready, with feature and training statistics) and the
+    feature matrix it was fitted on (NULLs imputed)."""
     features = feature_fields(fields, options.init_col)
     names = [f.name for f in features]
     X = matrix(rows, names, "CREATE_MODEL")
@@ -99,7 +100,7 @@ def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> 
         model.fit(X)
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
-    return {
+    state = {
         "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
         "fill": fill.tolist(),
         "feature_info": info,
@@ -115,6 +116,7 @@ def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> 
         "evaluation": evaluate(model, X),
         "clusters": _clusters(model, X),
     }
+    return state, X
 
 
 def restore(state: dict[str, Any]) -> BqmlKMeans:

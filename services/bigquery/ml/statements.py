@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import kmeans, options, store
+from services.bigquery.ml import kmeans, options, store, vertex
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -61,17 +61,15 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
             return "CREATE_MODEL"
         if not tree.args.get("replace"):
             raise errors.duplicate(f"Model {ref}")
-    if chosen.registry is not None:
-        raise invalid_query(
-            "Option MODEL_REGISTRY='VERTEX_AI' (registering the model in the stack's registry) is not supported "
-            "by hyp bigquery yet; without it the model lives in the dataset, as on BigQuery."
-        )
+    uri = vertex.tracking_uri() if chosen.registry == "VERTEX_AI" else None
     source = tree.expression
     if not isinstance(source, exp.Query):
         raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
     started = time.time()
     fields, rows = select(source)
-    state = kmeans.train(chosen, fields, rows)
+    state, X = kmeans.train(chosen, fields, rows)
+    if uri is not None:
+        vertex.check(state, uri)
     with store.LOCK:
         exists = store.exists(catalog, ref)
         if exists and not tree.args.get("replace"):  # created meanwhile by another statement
@@ -79,6 +77,10 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
                 return "CREATE_MODEL"
             raise errors.duplicate(f"Model {ref}")
         location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+        if uri is not None:
+            model_id = chosen.vertex_model_id or ref.model
+            version = vertex.register(state, chosen, model_id, uri, X)
+            state["registry"] = {"tracking_uri": uri, "model": model_id, "version": version}
         store.save(catalog, ref, {"resource": _resource(ref, location, chosen, state, started), "state": state})
     return "CREATE_MODEL"
 

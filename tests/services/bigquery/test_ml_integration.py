@@ -173,3 +173,58 @@ def test_drop_model(client, dataset, model) -> None:
     client.query_and_wait(f"DROP MODEL IF EXISTS {model}")
     with pytest.raises(exceptions.NotFound, match="Not found: Model"):
         client.query_and_wait(f"DROP MODEL {model}")
+
+
+def test_existing_name_if_not_exists_and_or_replace(client, dataset, points, model) -> None:
+    with pytest.raises(exceptions.Conflict, match=f"Already Exists: Model {PROJECT}:{model}"):
+        client.query_and_wait(f"CREATE MODEL {model} OPTIONS({OPTIONS}) AS SELECT x FROM {points}")
+    other = f"SELECT x + 100 AS x FROM {points}"
+    client.query_and_wait(f"CREATE MODEL IF NOT EXISTS {model} OPTIONS({OPTIONS}) AS {other}")  # kept as it was
+    centroid = f"SELECT numerical_value FROM ML.CENTROIDS(MODEL {model}) WHERE centroid_id = 2"
+    assert _rows(client, centroid) == [{"numerical_value": pytest.approx(1.0)}]
+    client.query_and_wait(f"CREATE OR REPLACE MODEL {model} OPTIONS({OPTIONS}) AS {other}")
+    assert _rows(client, centroid) == [{"numerical_value": pytest.approx(101.0)}]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("NUM_CLUSTERS=2", "Option MODEL_TYPE is required"),
+        ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, COLOUR='blue'", "Unknown option COLOUR"),
+        ("MODEL_TYPE='KMEANS', WARM_START=TRUE", "Option WARM_START .* is not supported"),
+        ("MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1", "MODEL_TYPE 'PCA' is not supported by hyp bigquery yet"),
+        ("MODEL_TYPE='KMEANS', DISTANCE_TYPE='MANHATTAN'", "Invalid value for option DISTANCE_TYPE"),
+        ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=1", "Invalid value for option NUM_CLUSTERS"),
+        ("MODEL_TYPE='KMEANS', KMEANS_INIT_METHOD='CUSTOM'", "KMEANS_INIT_COL"),
+        ("MODEL_TYPE='KMEANS', VERTEX_AI_MODEL_ID='m'", "need MODEL_REGISTRY='VERTEX_AI'"),
+    ],
+)
+def test_bad_options_are_named_and_nothing_is_stored(client, dataset, points, options, message) -> None:
+    with pytest.raises(exceptions.BadRequest, match=message):
+        client.query_and_wait(f"CREATE MODEL {dataset}.bad OPTIONS({options}) AS SELECT x FROM {points}")
+    with pytest.raises(exceptions.NotFound, match="Not found: Model"):
+        client.query_and_wait(f"SELECT * FROM ML.FEATURE_INFO(MODEL {dataset}.bad)")
+
+
+def test_non_numeric_feature_is_named(client, dataset, points) -> None:
+    with pytest.raises(exceptions.BadRequest, match="Feature column label has type STRING"):
+        client.query_and_wait(f"CREATE MODEL {dataset}.bad OPTIONS({OPTIONS}) AS SELECT x, label FROM {points}")
+    with pytest.raises(exceptions.NotFound, match="Not found: Model"):
+        client.query_and_wait(f"SELECT * FROM ML.FEATURE_INFO(MODEL {dataset}.bad)")
+
+
+def test_bad_function_input_is_named(client, points, model) -> None:
+    with pytest.raises(exceptions.BadRequest, match="Column x is not found in the input data to the PREDICT function"):
+        client.query_and_wait(f"SELECT * FROM ML.PREDICT(MODEL {model}, (SELECT id FROM {points}))")
+    with pytest.raises(exceptions.BadRequest, match="needs STRUCT\\(<fraction> AS contamination\\)"):
+        client.query_and_wait(f"SELECT * FROM ML.DETECT_ANOMALIES(MODEL {model}, TABLE {points})")
+    with pytest.raises(exceptions.BadRequest, match="contamination must be in"):
+        client.query_and_wait(
+            f"SELECT * FROM ML.DETECT_ANOMALIES(MODEL {model}, STRUCT(0.7 AS contamination), TABLE {points})"
+        )
+    with pytest.raises(exceptions.BadRequest, match="has no argument threshold"):
+        client.query_and_wait(
+            f"SELECT * FROM ML.DETECT_ANOMALIES(MODEL {model}, STRUCT(0.1 AS threshold), TABLE {points})"
+        )
+    with pytest.raises(exceptions.BadRequest, match=r"ML\.PREDICT is a table function"):
+        client.query_and_wait(f"SELECT (SELECT COUNT(*) FROM {points}) + ML.PREDICT(MODEL {model}, TABLE {points})")
