@@ -232,3 +232,49 @@ def test_hyp_up_restarts_a_killed_service_of_a_private_stack(tmp_path):
         down = run_hyp("down", "--home", home, timeout=120)
     assert down.returncode == 0 and "up: stopped" in down.stdout, down.stdout + down.stderr
     assert not p.recorded(Path(home) / "run")
+
+
+@pytest.mark.integration
+def test_a_foreground_hyp_up_restarts_and_its_summary_says_so(tmp_path):
+    """`hyp up --json` in the foreground: kill -9 a service, the exit and the restart are printed and counted."""
+    home, offset = tmp_path / "hyp", free_offset(["storage"])
+    env = {**os.environ, "HYP_UP_RESTART_BACKOFF": "0.2", "HYP_UP_REFRESH": "0.5"}
+    argv = ["up", "--services", "storage", "--home", str(home), "--port-offset", str(offset), "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        stdout = proc.stdout
+        assert stdout is not None
+
+        def line_with(text: str) -> bool:
+            line = stdout.readline()  # blocks until a line; hyp up's own health timeout bounds the start
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"hyp up exited with {proc.returncode}:\n{''.join(seen)}")
+            seen.append(line)
+            return text in line
+
+        wait_for(lambda: line_with("live summary"), 90, "hyp up's live summary", interval=0)
+        victim = p.recorded(home / "run")["storage"][0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: line_with('"restarts": 1'), 60, "a summary line counting the restart", interval=0)
+        summary = json.loads(seen[-1])
+        assert summary["services"]["storage"] == {"restarts": 1, "last_exit": "killed by SIGKILL", "state": "running"}
+        printed = "".join(seen)
+        assert "storage stopped unexpectedly (killed by SIGKILL); restarting in 0.2 s" in printed
+        assert "storage: restarted (restart 1)" in printed
+        again = p.recorded(home / "run")["storage"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert not p.pid_alive(*again)  # the restarted process is the one stopped
+    assert not p.recorded(home / "run") and not (home / "run" / sup.STATE_FILE).exists()
