@@ -54,6 +54,18 @@ def start_workers(res: Resources, warehouse: Path, work: Path, count: int) -> li
     return workers
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal), in ticks."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+
+
+def machine_use(before: list[int], after: list[int]) -> dict[str, float]:
+    """% of all cores busy in a window, and the share of it that ran at a positive nice (where these run)."""
+    delta = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(delta) or 1
+    return {"busy": 100 * (total - delta[3] - delta[4]) / total, "niced": 100 * delta[1] / total}
+
+
 def handled(workers: list[Detector]) -> float:
     total = 0.0
     for det in workers:
@@ -92,11 +104,12 @@ def throughput(emulator, work: Path, count: int, events: int, timeout: float) ->
         finally:
             for det in workers:
                 os.kill(det.process.pid, signal.SIGCONT)
-        t0, start_count = time.monotonic(), 0.0
+        t0, start_count, machine0 = time.monotonic(), 0.0, cpu_times()
         cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
         wait_for(lambda: handled(workers) >= events, timeout, f"{events} events handled", interval=0.1)
         elapsed = time.monotonic() - t0
         cpu = {k: 100 * (cpu_seconds(p) - cpu0[k]) / elapsed for k, p in pids.items()}
+        machine = machine_use(machine0, cpu_times())
         per_worker = [
             sum(v for k, v in d.metrics().items() if k.startswith("hyp_detector_events_total")) for d in workers
         ]
@@ -111,6 +124,7 @@ def throughput(emulator, work: Path, count: int, events: int, timeout: float) ->
         "rate": (events - start_count) / elapsed,
         "per_worker": per_worker,
         "cpu_percent": cpu,
+        "machine": machine,
         "distinct": stats["distinct_ids"],
         "rows": stats["rows"],
         "exit": codes,
@@ -153,30 +167,37 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="hyp-detector-workers-bench-"))
     emulator = start_emulator(work / "pubsub", topology="none")
-    results: dict[int, dict] = {}
+    results: list[dict] = []
     try:
         for count in counts:
-            results[count] = {
-                "throughput": throughput(emulator, work, count, args.events, timeout=600),
-                "latency": latency(emulator, work, count, args.rate, args.seconds),
-            }
+            results.append(
+                {
+                    "throughput": throughput(emulator, work, count, args.events, timeout=600),
+                    "latency": latency(emulator, work, count, args.rate, args.seconds),
+                }
+            )
     finally:
         emulator.stop()
 
-    base = results[counts[0]]["throughput"]["rate"]
-    print("| workers | events/s draining the backlog | vs first | per worker | CPU % of one core in that window "
+    base = results[0]["throughput"]["rate"]
+    print("| workers | events/s draining the backlog | vs first | events per worker | CPU % of one core in that window "
+          "| events per worker CPU-second | machine busy (all cores) "
           f"| p50 / p99 publish -> warehouse at {args.rate:,.0f}/s | lost / duplicate rows |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     bad = 0
-    for count in counts:
-        tp, lat = results[count]["throughput"], results[count]["latency"]
+    for count, result in zip(counts, results, strict=True):
+        tp, lat = result["throughput"], result["latency"]
         cpu = ", ".join(f"{k} {v:.0f}" for k, v in tp["cpu_percent"].items())
+        workers_cpu_s = sum(v for k, v in tp["cpu_percent"].items() if k.startswith("worker")) / 100 * tp["elapsed_s"]
+        per_cpu_s = tp["measured"] / workers_cpu_s if workers_cpu_s else float("nan")
+        busy = tp["machine"]
         lost = (tp["events"] - tp["distinct"]) + (lat["n"] - lat["distinct"])
         dup = (tp["rows"] - tp["distinct"]) + (lat["rows"] - lat["distinct"])
         bad += lost
         print(
             f"| {count} | {tp['rate']:,.0f} ({tp['measured']:,.0f} events in {tp['elapsed_s']:.1f} s) "
             f"| {tp['rate'] / base:.2f}x | {' / '.join(f'{n:,.0f}' for n in tp['per_worker'])} | {cpu} "
+            f"| {per_cpu_s:,.0f} | {busy['busy']:.0f}% ({busy['niced']:.0f}% niced) "
             f"| {lat['p50']:.0f} ms / {lat['p99']:.0f} ms ({lat['n']:,} events) | {lost:.0f} / {dup:.0f} |"
         )
     print()

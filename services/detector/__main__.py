@@ -87,7 +87,8 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
         from services.detector.kafka import ensure_topic
 
         ensure_topic(cfg.kafka_bootstrap_servers, cfg.kafka_topic)
-    server = metrics.serve(cfg.metrics_port, worker_id=cfg.worker_id) if cfg.metrics_port else None
+    worker = metrics.worker_label(cfg.worker_id)
+    server = metrics.serve(cfg.metrics_port, worker_id=worker) if cfg.metrics_port else None
 
     p = beam.Pipeline(options=options)
     pipeline.build(p, cfg)

@@ -88,6 +88,19 @@ def observe_batch(batch: Batch) -> None:
 WORKER_ID = "worker_id"  # the label of a worker's samples (several detectors on one subscription)
 
 
+HOSTNAME = "hostname"  # --worker-id hostname: the machine's name (compose replicas share one command line)
+
+
+def worker_label(worker_id: str) -> str:
+    """The ``worker_id`` label value for ``--worker-id``: as given, or this host's name for ``hostname``."""
+    if worker_id != HOSTNAME:
+        return worker_id
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:63]
+
+
 def labelled(registry: Any, labels: dict[str, str]) -> Any:
     """A registry that serves ``registry``'s samples with ``labels`` added to each (constant labels)."""
     from prometheus_client.metrics_core import Metric

@@ -94,7 +94,7 @@ class DetectorSettings(CommonSettings):
         "",
         validation_alias="HYP_DETECTOR_WORKER_ID",
         description="this worker's name when several detectors share one subscription: label worker_id on "
-        "every metric (empty: one detector, no label)",
+        "every metric (empty: one detector, no label; hostname: this host's name, for compose replicas)",
     )
     kafka_bootstrap_servers: str | None = Field(
         None,

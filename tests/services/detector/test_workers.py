@@ -122,6 +122,12 @@ def test_a_workers_page_labels_every_sample_and_the_unlabelled_registry_stays_re
     assert {(s.name, s.value) for s in samples} >= {("hyp_detector_events_total", 5.0)}
     assert any(s.labels == {WORKER_ID: "1", "model_version": "7"} for s in samples)
     assert m.sample("hyp_detector_events_total") == 5.0  # tests' reads keep the unlabelled names
+    import socket
+
+    from services.detector.metrics import worker_label
+
+    assert worker_label("3") == "3" and worker_label("") == ""
+    assert worker_label("hostname") == socket.gethostname()[:63]  # compose replicas: one command line, own names
 
 
 @pytest.mark.local_only("hyp detector's --worker-id setting")
@@ -139,3 +145,54 @@ def test_worker_id_is_checked_as_a_label_value(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         settings_for(PipelineOptions([]))
     assert exc.value.name == "HYP_DETECTOR_WORKER_ID"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(420)
+@pytest.mark.local_only("the MLflow registry alias, polled by each worker (Vertex AI has no such alias)")
+def test_a_new_champion_reaches_every_worker_without_a_restart(pubsub_emulator, champion, tmp_path):
+    from models.registry import client, set_champion
+    from services.common.processes import wait_for
+    from services.common.pubsub_clients import publisher
+    from services.testing import events
+
+    res = Resources(pubsub_emulator.host, pubsub_emulator.project).create()
+    flags = ("--scorer", "champion", "--tracking-uri", champion.tracking_uri, "--reload-interval", "1")
+    flags += ("--detector-batch-size", "50", "--max-outstanding", "500", "--commit-max-rows", "100")
+    specs = worker_specs(2)
+    workers = [start_detector(res, tmp_path / "warehouse", tmp_path, "--worker-id", s.worker_id, *flags) for s in specs]
+    pub = publisher(res.host)
+    sent = 0
+
+    def publish(n: int) -> None:
+        nonlocal sent
+        futures = [pub.publish(res.events_topic, json.dumps(events.purchase(40.0 + i % 9)).encode()) for i in range(n)]
+        for future in futures:
+            future.result(timeout=30)
+        sent += n
+
+    def version_of(det: Detector, worker_id: str, version: str) -> bool:
+        key = f'hyp_detector_model_version{{model_version="{version}",{WORKER_ID}="{worker_id}"}}'
+        return det.metrics().get(key) == 1
+
+    c = client(champion.tracking_uri)
+    try:
+        for det in workers:
+            det.wait_up()
+        old = c.get_model_version(champion.model_name, champion.version)
+        model_id = getattr(old, "model_id", None) or old.source.rsplit("/", 1)[-1]  # MLflow 3 logged-model id
+        new = c.create_model_version(champion.model_name, old.source, run_id=old.run_id, model_id=model_id)
+        wait_for(lambda: c.get_model_version(champion.model_name, new.version).status == "READY", 60, "new version")
+
+        def all_on(version: str) -> bool:
+            publish(100)  # both workers need batches to score: each reports the version of its last batch
+            return all(version_of(d, s.worker_id, version) for d, s in zip(workers, specs, strict=True))
+
+        wait_for(lambda: all_on(str(champion.version)), 120, "both workers scoring with the champion", interval=0.5)
+        set_champion(c, new.version, action="manual", reason="workers hot reload test")
+        wait_for(lambda: all_on(str(new.version)), 120, "both workers on the new champion", interval=0.5)
+        assert all(d.process.poll() is None for d in workers), "a worker restarted instead of hot-reloading"
+    finally:
+        set_champion(c, champion.version, action="manual", reason="workers hot reload test done")  # session fixture
+        codes = [d.stop() for d in workers]
+    assert codes == [0, 0], [d.log()[-2000:] for d in workers]
