@@ -41,11 +41,13 @@ PROJECT = "bench"
 PAYLOAD = b"x" * 200
 
 
-def start(workdir: Path, repo: Path = REPO) -> tuple[subprocess.Popen, str, str]:
+def start(workdir: Path, repo: Path = REPO, data_dir: bool = False) -> tuple[subprocess.Popen, str, str]:
     """`hyp pubsub` from ``repo`` (cwd and PYTHONPATH), empty topology. Not the kit's start_emulator, which runs
     this checkout's code only: ``--repo`` compares another one."""
     log = workdir / "pubsub.log"
     cmd = [sys.executable, "-m", "services.cli", "pubsub", "--port", "0", "--rest-port", "0", "--topology", "none"]
+    if data_dir:
+        cmd += ["--data-dir", str(workdir / "data")]
     env = {**os.environ, "PYTHONPATH": str(repo), "HYP_LOG_LEVEL": "INFO"}
     env.pop("PUBSUB_EMULATOR_HOST", None)
     with open(log, "wb") as fh:
@@ -416,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--push-delay", type=float, default=0.5, help="receiver seconds per push request (sweep)")
     p.add_argument("--step-seconds", type=float, default=20.0, help="seconds at each rate of the sweep")
     p.add_argument("--repo", type=Path, default=REPO, help="checkout to run the emulator from")
+    p.add_argument("--data-dir", action="store_true", help="run the emulator with --data-dir (in a temporary folder)")
     args = p.parse_args(argv)
     rows: list[tuple[str, str]] = []
     if args.cpu or args.push_sweep:
@@ -426,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         _print(argv, rows)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        proc, host, rest = start(Path(tmp))
+        proc, host, rest = start(Path(tmp), args.repo, args.data_dir)
         try:
             raw = Raw(host)
             topic, sub = f"projects/{PROJECT}/topics/throughput", f"projects/{PROJECT}/subscriptions/throughput"

@@ -148,13 +148,13 @@ class Broker:
         total = sum(t.retained_bytes + MESSAGE_OVERHEAD_BYTES * len(t.data) for t in logs.values())
         return total + UNACKED_OVERHEAD_BYTES * sum(len(s.unacked) for s in self.subs.values())
 
-    def _check_budget(self, t: TopicState, messages: Any) -> None:
+    def _check_budget(self) -> None:
+        """Refuse a publish once the retained backlog has reached the budget (one request may pass it)."""
         budget = self.memory_budget_bytes
         if not budget:
             return
         retained = self.retained_bytes()
-        incoming = sum(m.ByteSize() + 64 for m in messages) + UNACKED_OVERHEAD_BYTES * len(t.subs) * len(messages)
-        if retained + incoming > budget:
+        if retained >= budget:
             self.rejected += 1
             mib = 1024 * 1024
             raise ApiError(
@@ -354,7 +354,7 @@ class Broker:
         check_messages(messages)
         with self.lock:
             t = self._topic(topic_name)
-            self._check_budget(t, messages)
+            self._check_budget()
             return self._append(t, messages)
 
     def _append(self, t: TopicState, messages: Any, now: float | None = None) -> list[str]:

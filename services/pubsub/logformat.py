@@ -10,7 +10,9 @@ Version 2 (written since records carry checksums):
 Version 1 (no magic): a topic log is ``<q base>`` then ``<I length><message>``; a subscription log is
 9-byte ``<B kind><q seq>`` records. Both are read (and rewritten as version 2 on start).
 
-The checksum is CRC-32 (zlib). A record of zeros never checks (the CRC of zero bytes is not zero),
+The checksum is CRC32C (google-crc32c's C code: about 0.2 us for a 200-byte message, where zlib's crc32
+costs 1 us a call; the loops are ``map`` calls, so a publish of 1000 messages stays in C). A record of
+zeros never checks (the CRC of zero bytes is not zero),
 so a zero-filled tail is cut, not replayed; a sequence number must grow from record to record.
 Reading never raises on the bytes: what does not check is skipped and reported in a :class:`Damage`.
 """
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import re
 import struct
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import add
+
+from google_crc32c import extend as _extend
+from google_crc32c import value as _crc
 
 from services.pubsub.records import Record
 
@@ -65,17 +70,14 @@ class Damage:
 
 # ---------------------------------------------------------------- writing
 def topic_header(base: int) -> bytes:
-    return TOPIC_MAGIC + _BASE.pack(base, zlib.crc32(_V1_BASE.pack(base)))
+    return TOPIC_MAGIC + _BASE.pack(base, _crc(_V1_BASE.pack(base)))
 
 
 def topic_records(seq0: int, blobs: list[bytes]) -> bytes:
-    parts: list[bytes] = []
-    for i, blob in enumerate(blobs):
-        ls = _LS.pack(len(blob), seq0 + i)
-        parts.append(_CRC.pack(zlib.crc32(blob, zlib.crc32(ls))))
-        parts.append(ls)
-        parts.append(blob)
-    return b"".join(parts)
+    """Records of blobs at seq0, seq0 + 1, ...: each ``crc, length, seq, blob``, the CRC over the last three."""
+    lss = list(map(_LS.pack, map(len, blobs), range(seq0, seq0 + len(blobs))))
+    crcs = map(_extend, map(_crc, lss), blobs)
+    return b"".join(map(add, map(add, map(_CRC.pack, crcs), lss), blobs))
 
 
 def topic_record(seq: int, blob: bytes) -> bytes:
@@ -83,11 +85,8 @@ def topic_record(seq: int, blob: bytes) -> bytes:
 
 
 def sub_records(records: Iterable[tuple[int, int]]) -> bytes:
-    out = []
-    for kind, seq in records:
-        ks = _KS.pack(kind, seq)
-        out.append(_CRC.pack(zlib.crc32(ks)) + ks)
-    return b"".join(out)
+    kss = [_KS.pack(kind, seq) for kind, seq in records]
+    return b"".join(map(add, map(_CRC.pack, map(_crc, kss)), kss))
 
 
 # ---------------------------------------------------------------- reading
@@ -100,12 +99,11 @@ def read_topic(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]
 
 def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]:
     damage = Damage()
-    view = memoryview(raw)
     base: int | None = None
     pos = len(TOPIC_MAGIC)
     if len(raw) >= TOPIC_HEADER_SIZE:
         b, crc = _BASE.unpack_from(raw, pos)
-        if zlib.crc32(view[pos : pos + 8]) == crc:
+        if _crc(raw[pos : pos + 8]) == crc:
             base = b
         else:
             damage.skip(pos, _BASE.size, tail=False)
@@ -114,13 +112,13 @@ def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Dam
     last = -1 if base is None else base - 1
     n = len(raw)
     while pos < n:
-        rec = _record_at(raw, view, pos, last)
+        rec = _record_at(raw, pos, last)
         if rec is not None:
             seq, end = rec
             out.append((seq, raw[pos + _REC.size : end]))
             last, pos = seq, end
             continue
-        nxt = _resync(raw, view, pos + 1, last)
+        nxt = _resync(raw, pos + 1, last)
         if nxt is None:
             damage.skip(pos, n - pos, tail=True)
             break
@@ -129,7 +127,7 @@ def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Dam
     return base, out, damage
 
 
-def _record_at(raw: bytes, view: memoryview, pos: int, last: int) -> tuple[int, int] | None:
+def _record_at(raw: bytes, pos: int, last: int) -> tuple[int, int] | None:
     """(seq, end offset) when a checked record starts at pos with a seq after last; None otherwise."""
     if pos + _REC.size > len(raw):
         return None
@@ -137,12 +135,12 @@ def _record_at(raw: bytes, view: memoryview, pos: int, last: int) -> tuple[int, 
     end = pos + _REC.size + length
     if end > len(raw) or seq <= last:
         return None
-    if zlib.crc32(view[pos + 4 : end]) != crc:
+    if _crc(raw[pos + 4 : end]) != crc:
         return None
     return seq, end
 
 
-def _resync(raw: bytes, view: memoryview, pos: int, last: int) -> int | None:
+def _resync(raw: bytes, pos: int, last: int) -> int | None:
     """The next offset from pos where a checked record starts; None when there is none."""
     n = len(raw)
     zeros = bytes(_REC.size)
@@ -153,7 +151,7 @@ def _resync(raw: bytes, view: memoryview, pos: int, last: int) -> int | None:
                 return None
             pos = max(pos + 1, m.start() - _REC.size + 1)
             continue
-        if _record_at(raw, view, pos, last) is not None:
+        if _record_at(raw, pos, last) is not None:
             return pos
         pos += 1
     return None
@@ -202,14 +200,13 @@ def read_sub(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
 
 def _read_sub_v2(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
     damage = Damage()
-    view = memoryview(raw)
     start = len(SUB_MAGIC)
     usable = start + (len(raw) - start) // _SUB.size * _SUB.size
     out: list[tuple[int, int]] = []
     bad: list[int] = []  # offsets of records that do not check, since the last good one
     for pos in range(start, usable, _SUB.size):
         crc, kind, seq = _SUB.unpack_from(raw, pos)
-        if kind in _KINDS and zlib.crc32(view[pos + 4 : pos + _SUB.size]) == crc:
+        if kind in _KINDS and _crc(raw[pos + 4 : pos + _SUB.size]) == crc:
             for b in bad:
                 damage.skip(b, _SUB.size, tail=False)
             bad.clear()

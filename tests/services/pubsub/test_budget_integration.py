@@ -63,7 +63,8 @@ def test_a_full_budget_refuses_publishes_with_resource_exhausted_until_the_backl
     assert 1000 <= published <= 2000
     scrape = _scrape(small_emulator)
     assert scrape.total(pubsub_metrics.PUBLISH_REJECTED) == 1
-    assert (scrape.total(pubsub_metrics.MEMORY_RETAINED) or 0) <= 2 * 1024 * 1024
+    retained = scrape.total(pubsub_metrics.MEMORY_RETAINED) or 0
+    assert 2 * 1024 * 1024 <= retained <= 2 * 1024 * 1024 + 100 * 1200  # reached; passed by one request at most
     assert scrape.total(m.PUBSUB_SUBSCRIPTION_BACKLOG, subscription=sub) == published  # nothing half-stored
 
     assert len(drain(small_emulator.subscriber(), sub, idle_s=0.5)) == published
