@@ -22,7 +22,8 @@ from fastapi import FastAPI
 
 from services.endpoint.fastpath import FastRoutes
 from services.endpoint.predictor import Predictor
-from services.endpoint.routes import container, ops, vertex
+from services.endpoint.resources.service import VertexResources
+from services.endpoint.routes import container, ops, resources, vertex
 from services.endpoint.serving import ModelSource
 from services.endpoint.settings import EndpointSettings
 
@@ -78,8 +79,10 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     app.state.holder = predictor.holder
     app.state.metrics = predictor.metrics
     app.state.settings = settings
+    app.state.vertex = VertexResources(settings)
     routers = [vertex.router, container.build_router(settings.predict_route), ops.build_router(settings.health_route)]
     for router in routers:
         app.include_router(router)
+    app.include_router(resources.router)  # management methods: FastAPI's own path, not the fast one
     app.fast_path = FastRoutes(route for router in routers for route in router.routes)
     return app

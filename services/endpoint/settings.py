@@ -27,6 +27,8 @@ class EndpointSettings(CommonSettings):
     # batches up to this many rows are scored on the event loop; bigger ones in a worker thread
     inline_rows: int = Field(5000, ge=0, validation_alias="HYP_ENDPOINT_INLINE_ROWS")
     workers: int = Field(1, ge=1, validation_alias="HYP_ENDPOINT_WORKERS")
+    # hyp storage, where gs:// model artifacts are read (the variable Google's Cloud Storage clients read)
+    storage_emulator_host: str | None = Field(None, validation_alias="STORAGE_EMULATOR_HOST")
 
     @property
     def endpoint_name(self) -> str:

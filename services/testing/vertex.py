@@ -27,3 +27,27 @@ def vertex_endpoint(
         credentials=AnonymousCredentials(),
     )
     return aiplatform.Endpoint(names.endpoint(project, location, endpoint_id))
+
+
+# A Vertex prebuilt scikit-learn serving image, as Google lists them; served in process, never pulled.
+SKLEARN_IMAGE = "europe-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-5:latest"
+
+
+def vertex_init(
+    api_endpoint: str, *, staging_bucket: str | None = None, project: str = "hyp-local", location: str = "europe-west1"
+) -> Any:  # the aiplatform module, initialised
+    """``aiplatform.init`` pointed at a local endpoint server. ``staging_bucket`` (``gs://...`` on ``hyp storage``,
+    reached through ``STORAGE_EMULATOR_HOST`` in this process's environment) is where ``Model.upload`` stages a
+    local artifact folder, as on GCP; without it the SDK would ask GCP's Resource Manager about a default bucket."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    aiplatform.init(
+        project=project,
+        location=location,
+        api_endpoint=api_endpoint,
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+        staging_bucket=staging_bucket,
+    )
+    return aiplatform

@@ -1,0 +1,214 @@
+"""Endpoints created through Vertex's API, the models deployed on them and their traffic split.
+
+Held in this process's memory (an endpoint server restart forgets them; the models stay in the
+registry). Each change builds the new state aside and swaps it in under one lock, so a request sees
+an endpoint before or after a deploy, never half of one, and a failed deploy leaves nothing behind.
+Every ``:predict`` picks one deployed model at random with the split's weights.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from services.common import names
+from services.endpoint.resources.errors import ApiError, invalid, not_found
+from services.endpoint.resources.operations import new_id, rfc3339
+from services.endpoint.resources.registry import Version
+from services.endpoint.responses import tail
+
+
+class Servable(Protocol):
+    def predict_json(self, instances: Sequence[Any]) -> bytes:
+        """The predictions of ``instances`` as one encoded JSON array."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    id: str
+    version: Version
+    model_name: str  # projects/p/locations/l/models/M
+    display_name: str
+    served: Servable
+    create_time: str
+    tail: bytes  # deployedModelId, model, modelDisplayName, modelVersionId, encoded once
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model_name,
+            "modelVersionId": self.version.version,
+            "displayName": self.display_name,
+            "createTime": self.create_time,
+            "dedicatedResources": {"machineSpec": {"machineType": "local"}, "minReplicaCount": 1},
+        }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    display_name: str
+    description: str
+    labels: dict[str, str]
+    create_time: str
+    update_time: str
+    deployed: tuple[Deployed, ...] = ()
+    traffic: dict[str, int] = field(default_factory=dict)
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "displayName": self.display_name,
+            "description": self.description,
+            "labels": self.labels,
+            "createTime": self.create_time,
+            "updateTime": self.update_time,
+            "deployedModels": [d.resource() for d in self.deployed],
+            "trafficSplit": dict(self.traffic),
+        }
+
+    def pick(self, rng: random.Random) -> Deployed:
+        """The deployed model one request goes to, drawn with the traffic split's weights."""
+        candidates = [d for d in self.deployed if self.traffic.get(d.id, 0) > 0]
+        if not candidates:
+            raise ApiError("FAILED_PRECONDITION", f"Endpoint `{self.name}` has no deployed model taking traffic.")
+        if len(candidates) == 1:
+            return candidates[0]
+        return rng.choices(candidates, weights=[self.traffic[d.id] for d in candidates])[0]
+
+
+def check_split(split: dict[str, int], ids: Sequence[str]) -> dict[str, int]:
+    """A traffic split over ``ids``: known ids, percentages summing to 100 (or empty with nothing deployed)."""
+    clean = {}
+    for key, value in split.items():
+        if key not in ids:
+            raise invalid(f"traffic_split: `{key}` is not a deployed model of this endpoint")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+            raise invalid(f"traffic_split[{key}]: {value!r} is not a percentage from 0 to 100")
+        clean[key] = value
+    total = sum(clean.values())
+    if ids and total != 100:
+        raise invalid(f"traffic_split: the percentages sum to {total}; they must sum to 100")
+    if not ids and total:
+        raise invalid("traffic_split: no deployed model left to take traffic")
+    return clean
+
+
+class Endpoints:
+    """The endpoints of one server (project/location in their names), by id."""
+
+    def __init__(self, project: str, location: str) -> None:
+        self.project, self.location = project, location
+        self._by_id: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+        self.rng = random.Random()
+
+    def name(self, endpoint_id: str) -> str:
+        return names.endpoint(self.project, self.location, endpoint_id)
+
+    def create(self, body: dict[str, Any], endpoint_id: str | None) -> Endpoint:
+        display_name = body.get("displayName") or ""
+        if not display_name:
+            raise invalid("endpoint.display_name: required")
+        endpoint_id = endpoint_id or new_id()
+        now = rfc3339(time.time())
+        endpoint = Endpoint(
+            self.name(endpoint_id),
+            display_name,
+            body.get("description") or "",
+            dict(body.get("labels") or {}),
+            now,
+            now,
+        )
+        with self._lock:
+            if endpoint_id in self._by_id:
+                raise ApiError("ALREADY_EXISTS", f"Endpoint `{endpoint.name}` exists.")
+            self._by_id[endpoint_id] = endpoint
+        return endpoint
+
+    def get(self, endpoint_id: str) -> Endpoint:
+        endpoint = self._by_id.get(endpoint_id)
+        if endpoint is None:
+            raise not_found("Endpoint", self.name(endpoint_id))
+        return endpoint
+
+    def all(self) -> list[Endpoint]:
+        return list(self._by_id.values())
+
+    def delete(self, endpoint_id: str) -> None:
+        with self._lock:
+            endpoint = self.get(endpoint_id)
+            if endpoint.deployed:
+                ids = ", ".join(d.id for d in endpoint.deployed)
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"Endpoint `{endpoint.name}` has deployed models ({ids}); undeploy them first.",
+                )
+            del self._by_id[endpoint_id]
+
+    def deploy(self, endpoint_id: str, version: Version, served: Servable, body: dict[str, Any]) -> Deployed:
+        """Add a loaded model under a new deployed-model id; ``"0"`` in the split is that id."""
+        deployed_id = new_id()
+        spec = body.get("deployedModel") or {}
+        model_name = names.model(self.project, self.location, version.model_id)
+        deployed = Deployed(
+            deployed_id,
+            version,
+            model_name,
+            spec.get("displayName") or version.display_name,
+            served,
+            rfc3339(time.time()),
+            tail(
+                {
+                    "deployedModelId": deployed_id,
+                    "model": model_name,
+                    "modelDisplayName": version.display_name,
+                    "modelVersionId": version.version,
+                }
+            ),
+        )
+        with self._lock:
+            endpoint = self.get(endpoint_id)
+            split = dict(body.get("trafficSplit") or {})
+            if not split:  # Vertex: with no split the new model takes no traffic, unless it is the only one
+                split = {**endpoint.traffic} if endpoint.deployed else {deployed_id: 100}
+            elif "0" in split:
+                split[deployed_id] = split.pop("0")
+            ids = [d.id for d in endpoint.deployed] + [deployed_id]
+            traffic = check_split(split, ids)
+            self._by_id[endpoint_id] = replace(
+                endpoint, deployed=(*endpoint.deployed, deployed), traffic=traffic, update_time=deployed.create_time
+            )
+        return deployed
+
+    def undeploy(self, endpoint_id: str, deployed_id: str, split: dict[str, int] | None) -> None:
+        with self._lock:
+            endpoint = self.get(endpoint_id)
+            remaining = tuple(d for d in endpoint.deployed if d.id != deployed_id)
+            if len(remaining) == len(endpoint.deployed):
+                raise ApiError("NOT_FOUND", f"Deployed model `{deployed_id}` not found on `{endpoint.name}`.")
+            ids = [d.id for d in remaining]
+            if split:
+                traffic = check_split({k: v for k, v in split.items() if k != deployed_id or v}, ids)
+            elif endpoint.traffic.get(deployed_id, 0) and remaining:
+                raise invalid(
+                    f"traffic_split: deployed model `{deployed_id}` takes {endpoint.traffic[deployed_id]}% of the "
+                    "traffic; give the split of the models that stay"
+                )
+            else:
+                traffic = {k: v for k, v in endpoint.traffic.items() if k != deployed_id}
+            now = rfc3339(time.time())
+            self._by_id[endpoint_id] = replace(endpoint, deployed=remaining, traffic=traffic, update_time=now)
+
+    def deployed_on(self, model_name: str) -> list[dict[str, str]]:
+        """Vertex's ``deployedModels`` refs of a model: which endpoints serve it."""
+        return [
+            {"endpoint": e.name, "deployedModelId": d.id}
+            for e in self.all()
+            for d in e.deployed
+            if d.model_name == model_name
+        ]

@@ -1,0 +1,154 @@
+"""The Vertex resources of one endpoint server: the model view, the endpoints, the operations, and what
+each REST method does with them (blocking: the routes run these in a worker thread)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.common import names
+from services.endpoint.resources import artifacts
+from services.endpoint.resources.endpoints import Endpoints, Servable
+from services.endpoint.resources.errors import ApiError, invalid
+from services.endpoint.resources.operations import Operations
+from services.endpoint.resources.registry import ModelRegistry, Version, split_name
+from services.endpoint.settings import EndpointSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MlflowServable:
+    """A model registered in MLflow without Vertex (``purchase-anomaly``), deployed on a new endpoint:
+    instances are objects of named features, as on endpoint ``1``."""
+
+    model: Any  # services.endpoint.serving.ServedModel
+    max_instances: int
+
+    def predict_json(self, instances: Sequence[Any]) -> bytes:
+        from services.endpoint.instances import InputError, parse_vertex
+        from services.endpoint.serving import predict_json
+
+        try:
+            batch = parse_vertex({"instances": instances}, self.max_instances, self.model.features)
+            return predict_json(self.model, batch, vertex=True)
+        except InputError as exc:
+            raise invalid(str(exc)) from None
+
+
+class VertexResources:
+    """Models, endpoints and operations under ``settings``' project and location."""
+
+    def __init__(self, settings: EndpointSettings) -> None:
+        self.settings = settings
+        self.project, self.location = settings.project, settings.location
+        self.storage = artifacts.Storage(settings.storage_emulator_host)
+        self.operations = Operations()
+        self.endpoints = Endpoints(self.project, self.location)
+        self._registry: ModelRegistry | None = None
+
+    @property
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:  # the MLflow client is built on first use, not at startup
+            self._registry = ModelRegistry(self.settings.mlflow_tracking_uri, self.project, self.location)
+        return self._registry
+
+    def check_location(self, project: str, location: str) -> None:
+        if (project, location) != (self.project, self.location):
+            raise ApiError(
+                "NOT_FOUND",
+                f"Location `{names.location(project, location)}` not found: this server holds "
+                f"`{names.location(self.project, self.location)}`",
+            )
+
+    def endpoint(self, project: str, location: str, endpoint_id: str) -> Any:
+        """An endpoint created through the API; NOT_FOUND naming the full name as Vertex does."""
+        if (project, location) != (self.project, self.location):
+            raise ApiError("NOT_FOUND", f"Endpoint `{names.endpoint(project, location, endpoint_id)}` not found.")
+        return self.endpoints.get(endpoint_id)
+
+    def is_champion_endpoint(self, project: str, location: str, endpoint_id: str) -> bool:
+        s = self.settings
+        return (project, location, endpoint_id) == (s.project, s.location, s.endpoint_id)
+
+    def _op(self, metadata: str, **kwargs: Any) -> dict[str, Any]:
+        return self.operations.finish(self.project, self.location, metadata, **kwargs)
+
+    # models
+    def upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        model_id, version = self.registry.upload(body, self.check_artifact)
+        log.info("model uploaded", extra={"fields": {"model": model_id, "version": version}})
+        response = {"model": names.model(self.project, self.location, model_id), "modelVersionId": version}
+        return self._op("UploadModelOperationMetadata", response_type="UploadModelResponse", response=response)
+
+    def check_artifact(self, image_uri: str, artifact_uri: str) -> None:
+        if artifact_uri and not artifact_uri.startswith("gs://"):
+            raise invalid(f"artifact_uri `{artifact_uri}`: expected a gs:// URI (the SDK stages a local path)")
+        artifacts.model_file(image_uri, artifact_uri, self.storage)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        body = self.registry.get(name)
+        body["deployedModels"] = self.endpoints.deployed_on(body["name"])
+        return body
+
+    def delete_model(self, name: str) -> dict[str, Any]:
+        model_id, _ = split_name(name)
+        full = names.model(self.project, self.location, model_id)
+        used = self.endpoints.deployed_on(full)
+        if used:
+            where = ", ".join(u["endpoint"] for u in used)
+            raise ApiError("FAILED_PRECONDITION", f"Model `{full}` is deployed on {where}; undeploy it first.")
+        self.registry.delete(name)
+        return self._op("DeleteOperationMetadata")
+
+    # endpoints
+    def create_endpoint(self, body: dict[str, Any], endpoint_id: str | None) -> dict[str, Any]:
+        if endpoint_id == self.settings.endpoint_id:
+            raise ApiError("ALREADY_EXISTS", f"Endpoint `{self.endpoints.name(endpoint_id)}` exists.")
+        endpoint = self.endpoints.create(body, endpoint_id)
+        return self._op("CreateEndpointOperationMetadata", response_type="Endpoint", response=endpoint.resource())
+
+    def delete_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+        self.endpoints.delete(endpoint_id)
+        return self._op("DeleteOperationMetadata")
+
+    def deploy(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Load the model, then add it: a model that cannot be served fails the operation, nothing added."""
+        self.endpoints.get(endpoint_id)  # 404 before any work
+        spec = body.get("deployedModel") or {}
+        if not spec.get("model"):
+            raise invalid("deployed_model.model: required")
+        split = body.get("trafficSplit") or {}
+        total = sum(v for v in split.values() if isinstance(v, int))
+        if split and total != 100:
+            raise invalid(f"traffic_split: the percentages sum to {total}; they must sum to 100")
+        version = self.registry.version(spec["model"])
+        try:
+            served = self.load(version)
+        except Exception as exc:  # the operation fails with the reason; nothing is added
+            error = exc if isinstance(exc, ApiError) else ApiError("INTERNAL", f"{type(exc).__name__}: {exc}")
+            log.warning("deploy failed", extra={"fields": {"model": spec["model"], "error": error.message}})
+            return self._op("DeployModelOperationMetadata", error=error)
+        deployed = self.endpoints.deploy(endpoint_id, version, served, body)
+        log.info("model deployed", extra={"fields": {"endpoint": endpoint_id, "deployed": deployed.id}})
+        response = {"deployedModel": deployed.resource()}
+        return self._op("DeployModelOperationMetadata", response_type="DeployModelResponse", response=response)
+
+    def load(self, version: Version) -> Servable:
+        if version.image_uri:
+            return artifacts.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
+        from services.endpoint.model_source import MlflowSource
+        from services.endpoint.serving import warm_up
+
+        model = MlflowSource(self.settings.mlflow_tracking_uri, version.model_id, "").load(version.version)
+        warm_up(model)
+        return MlflowServable(model, self.settings.max_instances)
+
+    def undeploy(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        deployed_id = body.get("deployedModelId") or ""
+        if not deployed_id:
+            raise invalid("deployed_model_id: required")
+        self.endpoints.undeploy(endpoint_id, deployed_id, body.get("trafficSplit"))
+        return self._op("UndeployModelOperationMetadata", response_type="UndeployModelResponse")

@@ -1,0 +1,180 @@
+"""Model.upload -> Endpoint.create -> deploy -> predict -> traffic split -> undeploy -> delete, through
+google-cloud-aiplatform (only ``aiplatform.init``'s endpoint, transport and credentials changed) against
+`hyp endpoint` and `hyp storage` as real processes, the MLflow registry behind them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from google.api_core import exceptions
+
+from models.registry import client
+from services.testing.vertex import SKLEARN_IMAGE
+from tests.services.vertex.conftest import artifact_dir, classifier, upload_folder
+
+pytestmark = [pytest.mark.integration]
+
+X = [[1.0, 2.0], [-3.0, -1.0], [0.5, -0.2]]
+SPLIT_REQUESTS = 1000
+# 70/30 over 1,000 independent draws: the standard deviation of the 70% share is 1.45 points; a
+# tolerance of 6 points is over 4 of them (a false failure about once in 30,000 runs).
+SPLIT_TOLERANCE = 0.06
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/general/deployment")
+def test_upload_deploy_predict_split_undeploy_delete(aiplatform, gcs, tmp_path):
+    a, b = classifier(), classifier(flip=True)
+    local = artifact_dir(tmp_path, a)  # staged by the SDK into the staging bucket
+    remote = upload_folder(gcs, artifact_dir(tmp_path, b, "model.pkl"), "hyp-vertex-models")
+
+    model_a = aiplatform.Model.upload(
+        display_name="fraud-a", artifact_uri=str(local), serving_container_image_uri=SKLEARN_IMAGE
+    )
+    model_b = aiplatform.Model.upload(
+        display_name="fraud-b", artifact_uri=remote, serving_container_image_uri=SKLEARN_IMAGE, sync=False
+    )
+    model_b.wait()
+    assert model_a.version_id == "1" and "default" in model_a.version_aliases
+    assert model_a.uri.startswith("gs://hyp-vertex-staging/vertex_ai_auto_staging/")
+    assert model_b.uri == remote
+    [listed] = aiplatform.Model.list(filter='display_name="fraud-a"')
+    assert listed.resource_name == model_a.resource_name
+
+    endpoint = aiplatform.Endpoint.create(display_name="fraud")
+    assert endpoint.resource_name in [e.resource_name for e in aiplatform.Endpoint.list()]
+    model_a.deploy(endpoint=endpoint)
+    response = endpoint.predict(instances=X)
+    assert response.predictions == a.predict(np.array(X)).tolist()
+    [deployed_a] = endpoint.list_models()
+    assert (response.deployed_model_id, response.model_version_id) == (deployed_a.id, "1")
+    assert response.model_resource_name == model_a.resource_name
+
+    model_b.deploy(endpoint=endpoint, traffic_percentage=30)
+    split = endpoint.traffic_split
+    deployed_b = next(d for d in endpoint.list_models() if d.id != deployed_a.id)
+    assert split == {deployed_a.id: 70, deployed_b.id: 30}
+    expected = {deployed_a.id: a.predict(np.array(X)).tolist(), deployed_b.id: b.predict(np.array(X)).tolist()}
+    seen: Counter[str] = Counter()
+    for _ in range(SPLIT_REQUESTS):
+        r = endpoint.predict(instances=X)
+        assert r.predictions == expected[r.deployed_model_id]  # each answer comes from the model it names
+        seen[r.deployed_model_id] += 1
+    assert abs(seen[deployed_a.id] / SPLIT_REQUESTS - 0.70) <= SPLIT_TOLERANCE, seen
+
+    endpoint.undeploy(deployed_a.id)
+    assert endpoint.traffic_split == {deployed_b.id: 100}
+    assert endpoint.predict(instances=X).deployed_model_id == deployed_b.id
+    endpoint.undeploy_all()
+    assert endpoint.list_models() == []
+    endpoint.delete()
+    assert endpoint.resource_name not in [e.resource_name for e in aiplatform.Endpoint.list()]
+    model_a.delete()
+    model_b.delete()
+    assert aiplatform.Model.list(filter='display_name="fraud-a"') == []
+    with pytest.raises(exceptions.NotFound):
+        aiplatform.Model(model_a.resource_name)
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/model-registry/versioning")
+def test_versions_and_aliases_are_mlflow_versions_and_aliases(aiplatform, champion, tmp_path):
+    first = aiplatform.Model.upload(
+        display_name="churn",
+        artifact_uri=str(artifact_dir(tmp_path, classifier())),
+        serving_container_image_uri=SKLEARN_IMAGE,
+        labels={"team": "risk"},
+    )
+    second = aiplatform.Model.upload(
+        display_name="churn",
+        parent_model=first.resource_name,
+        artifact_uri=str(artifact_dir(tmp_path, classifier(flip=True))),
+        serving_container_image_uri=SKLEARN_IMAGE,
+        version_aliases=["challenger"],
+        is_default_version=False,
+    )
+    try:
+        assert (first.version_id, second.version_id) == ("1", "2")
+        assert second.resource_name == first.resource_name
+        versions = aiplatform.models.ModelRegistry(first.resource_name).list_versions()
+        assert [(v.version_id, v.version_aliases) for v in versions] == [("1", ["default"]), ("2", ["challenger"])]
+        by_alias = aiplatform.Model(first.resource_name, version="challenger")
+        assert by_alias.version_id == "2"
+        assert aiplatform.Model(first.resource_name).version_id == "1"  # the default version
+        assert aiplatform.Model.list(filter='labels.team="risk"')[0].resource_name == first.resource_name
+        # the other view: MLflow's registered model, its versions and aliases
+        mlflow = client(champion.tracking_uri)
+        model_id = first.name
+        assert mlflow.get_model_version_by_alias(model_id, "challenger").version == "2"
+        assert mlflow.get_model_version(model_id, "2").source == second.uri
+    finally:
+        first.delete()
+
+
+@pytest.mark.local_only("purchase-anomaly, its @champion and endpoint 1 are hyp-local's registry and stack")
+def test_the_champion_is_a_vertex_model_and_endpoint_1_keeps_following_it(aiplatform, champion):
+    model = aiplatform.Model(f"projects/hyp-local/locations/europe-west1/models/{champion.model_name}")
+    assert model.version_id == champion.version and "champion" in model.version_aliases
+    endpoint_1 = aiplatform.Endpoint("projects/hyp-local/locations/europe-west1/endpoints/1")
+    response = endpoint_1.predict(instances=[{"tax": 7.6, "shipping": 4.99, "value": 40.0}])
+    assert response.model_version_id == champion.version
+    with pytest.raises(exceptions.BadRequest, match="follows that alias"):  # FAILED_PRECONDITION is HTTP 400
+        model.deploy(endpoint=endpoint_1)
+    # deployed on an endpoint of its own, the MLflow model answers as on endpoint 1
+    other = aiplatform.Endpoint.create(display_name="kmeans")
+    try:
+        model.deploy(endpoint=other)
+        again = other.predict(instances=[{"tax": 7.6, "shipping": 4.99, "value": 40.0}])
+        assert again.predictions == response.predictions and again.model_version_id == champion.version
+    finally:
+        other.delete(force=True)
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/pre-built-containers")
+def test_bad_input_gets_vertex_errors_and_leaves_nothing_half_deployed(aiplatform, gcs, tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "weights.h5").write_bytes(b"not a model")
+    unknown = upload_folder(gcs, weights, "hyp-vertex-models")
+    with pytest.raises(exceptions.BadRequest, match=r"exactly one of: \[model\.joblib, model\.pkl\]"):
+        aiplatform.Model.upload(display_name="bad", artifact_uri=unknown, serving_container_image_uri=SKLEARN_IMAGE)
+    assert aiplatform.Model.list(filter='display_name="bad"') == []
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "model.joblib").write_bytes(b"not a pickle")
+    broken = aiplatform.Model.upload(
+        display_name="broken", artifact_uri=str(corrupt), serving_container_image_uri=SKLEARN_IMAGE
+    )
+    good = aiplatform.Model.upload(
+        display_name="good",
+        artifact_uri=str(artifact_dir(tmp_path, classifier())),
+        serving_container_image_uri=SKLEARN_IMAGE,
+    )
+    endpoint = aiplatform.Endpoint.create(display_name="bad-input")
+    try:
+        with pytest.raises(exceptions.GoogleAPICallError, match=r"model\.joblib: cannot be loaded"):
+            broken.deploy(endpoint=endpoint)
+        assert endpoint.list_models() == [] and endpoint.traffic_split == {}
+        missing = aiplatform.Endpoint.create(display_name="gone")
+        missing.delete()
+        with pytest.raises(exceptions.NotFound, match=missing.resource_name):
+            good.deploy(endpoint=missing)
+        good.deploy(endpoint=endpoint)
+        [deployed] = endpoint.list_models()
+        with pytest.raises(ValueError, match="needs to be 100"):  # the SDK checks a split itself...
+            good.deploy(endpoint=endpoint, traffic_split={"0": 50, deployed.id: 100})
+        with pytest.raises(exceptions.BadRequest, match="sum to 150; they must sum to 100"):  # ...and so does the API
+            endpoint.api_client.deploy_model(
+                endpoint=endpoint.resource_name,
+                deployed_model={"model": good.versioned_resource_name},
+                traffic_split={"0": 50, deployed.id: 100},
+            )
+        assert [d.id for d in endpoint.list_models()] == [deployed.id]
+        assert endpoint.traffic_split == {deployed.id: 100}
+        with pytest.raises(exceptions.BadRequest, match="deployed on"):
+            good.delete()
+    finally:
+        endpoint.delete(force=True)
+        broken.delete()
+        good.delete()
