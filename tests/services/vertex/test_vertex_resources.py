@@ -77,7 +77,7 @@ def test_upload_deploy_predict_split_undeploy_delete(aiplatform, gcs, tmp_path):
         aiplatform.Model(model_a.resource_name)
 
 
-@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/model-registry/versioning")
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/model-registry/model-alias")
 def test_versions_and_aliases_are_mlflow_versions_and_aliases(aiplatform, champion, tmp_path):
     first = aiplatform.Model.upload(
         display_name="churn",
