@@ -27,6 +27,7 @@ from services.stack import supervise as sup
 from services.stack.healthcheck import probe
 from services.stack.settings import StackSettings
 from services.testing.hyp import REPO, run_hyp
+from services.testing.local_stack import free_offset
 
 pytestmark = pytest.mark.local_only("`hyp up` supervision: compose's restart policy for local processes")
 
@@ -192,15 +193,6 @@ def test_the_detached_keeper_restarts_a_killed_service_and_hyp_down_stops_both(t
     assert "up: stopped" in down.stdout and "storage: stopped" in down.stdout  # the keeper first
     assert down.stdout.index("up: stopped") < down.stdout.index("storage: stopped")
     assert not p.pid_alive(*keeper) and not p.pid_alive(*again)
-
-
-def free_offset(services: list[str]) -> int:
-    """A port offset under which every port of ``services`` is free now."""
-    ports = [port for name in services for port in d.service(name).ports]
-    for offset in range(21000, 40000, 997):
-        if not any(up.port_in_use(port + offset) for port in ports):
-            return offset
-    raise RuntimeError("no free port offset")
 
 
 @pytest.mark.integration
