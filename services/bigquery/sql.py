@@ -93,6 +93,7 @@ def translate(
         relation = f"{prefix}__bq_table_{i}"
         out.tables[relation] = ref
         table.replace(exp.alias_(exp.to_table(relation), alias, table=True))
+    _name_anonymous_columns(tree)
     names = []
     for param in tree.find_all(exp.Parameter):
         name = param.name
@@ -110,6 +111,21 @@ def translate(
     except UnsupportedError as exc:
         raise invalid_query(f"Not supported by hyp bigquery: {_first(exc)}") from None
     return out
+
+
+def _name_anonymous_columns(tree: exp.Expr) -> None:
+    """BigQuery names an unnamed result column ``f0_``, ``f1_``, ... (DuckDB would say ``count_star()``)."""
+    query = tree
+    while isinstance(query, exp.SetOperation):  # a UNION's columns are named by its first query
+        query = query.this
+    if not isinstance(query, exp.Select):
+        return
+    anonymous = 0
+    for i, column in enumerate(query.expressions):
+        if isinstance(column, exp.Alias | exp.Column | exp.Dot | exp.Star) or column.alias:
+            continue
+        query.expressions[i] = exp.alias_(column, f"f{anonymous}_")
+        anonymous += 1
 
 
 def check_query_only(query: str) -> None:
