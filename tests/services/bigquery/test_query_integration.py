@@ -118,7 +118,7 @@ def test_named_and_positional_parameters(client, events) -> None:
         ("DELETE FROM d.t", "must have a WHERE clause"),  # DML itself: test_dml_integration.py
         ("UPDATE d.t SET a = 1", "must have a WHERE clause"),
         ("SELECT 1; SELECT 2", "one statement"),
-        ("SELECT * FROM ML.PREDICT(MODEL `d.m`, TABLE d.t)", "not supported"),
+        ("SELECT * FROM ML.GENERATE_TEXT(MODEL `d.m`, TABLE d.t)", "not supported"),  # ML.PREDICT: test_ml_*
     ],
 )
 def test_refused_queries_are_bad_requests(client, sql, message) -> None:
