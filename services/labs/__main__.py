@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "env":
         print(f"export MLFLOW_TRACKING_URI={s.mlflow_tracking_uri}")
         print(f"export PUBSUB_EMULATOR_HOST={s.pubsub_emulator_host or ''}")
+        print(f"export BIGQUERY_EMULATOR_HOST={s.bigquery_url}")
         print(f"export HYP_WAREHOUSE_DIR={s.warehouse_dir}")
         print(f"export HYP_ENDPOINT_URL={s.endpoint_url}")
         return 0

@@ -96,6 +96,7 @@ def child_env(s: LabSettings, **extra: str) -> dict[str, str]:
     }
     if s.pubsub_emulator_host:
         env["PUBSUB_EMULATOR_HOST"] = s.pubsub_emulator_host
+    env["BIGQUERY_EMULATOR_HOST"] = s.bigquery_url
     env.update(extra)
     return env
 
@@ -186,6 +187,22 @@ def ensure_topology(s: LabSettings) -> None:
             )
     finally:
         sub.close()
+
+
+def bigquery_health(s: LabSettings) -> str | None:
+    return probe(f"{s.bigquery_url.rstrip('/')}/health")
+
+
+def ensure_bigquery(s: LabSettings) -> None:
+    """`hyp bigquery` over the lab's warehouse, started unless one answers at BIGQUERY_EMULATOR_HOST."""
+    if bigquery_health(s) is None:
+        log(f"hyp bigquery answers at {s.bigquery_url}")
+        return
+    host = urlsplit(s.bigquery_url).hostname or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost"):
+        raise LabError(f"hyp bigquery at {s.bigquery_url} does not answer, and the labs only start one locally")
+    args = ["bigquery", "--host", "127.0.0.1", "--port", str(s.bigquery_port), "--warehouse-dir", str(s.warehouse_dir)]
+    start_managed(s, "bigquery", args, lambda: bigquery_health(s))
 
 
 def endpoint_health(s: LabSettings) -> str | None:

@@ -25,6 +25,8 @@ class LabSettings(CommonSettings):
     # the Vertex-AI-compatible endpoint participants create in challenge 2 (the processor reads the same name)
     endpoint_url: str = Field("http://127.0.0.1:8080", validation_alias="HYP_ENDPOINT_URL")
     endpoint_id: str = Field("1", validation_alias="HYP_ENDPOINT_ID")
+    # `hyp bigquery`, where challenge 4's service writes its rows with Google's client (the variable it honours)
+    bigquery_url: str = Field("http://127.0.0.1:9050", validation_alias="BIGQUERY_EMULATOR_HOST")
     # where the participant's processing service (challenge 4) listens
     processor_port: int = Field(8081, ge=1, le=65535, validation_alias="HYP_LAB_PROCESSOR_PORT")
     events_topic: str = Field(EVENTS_TOPIC, validation_alias="HYP_LAB_EVENTS_TOPIC")
@@ -48,6 +50,10 @@ class LabSettings(CommonSettings):
     @property
     def endpoint_port(self) -> int:
         return urlsplit(self.endpoint_url).port or 80
+
+    @property
+    def bigquery_port(self) -> int:
+        return urlsplit(self.bigquery_url).port or 80
 
     @property
     def mlflow_port(self) -> int:

@@ -1,7 +1,8 @@
 """The inference processing service (the workshop's Cloud Run service), reference solution.
 
 Pub/Sub pushes every event here. For a purchase we ask the endpoint whether it looks anomalous and
-store the answer in the warehouse table ``cloud_run_anomaly``. Run it with:
+store the answer in the BigQuery table ``ecommerce_sink.cloud_run_anomaly`` with Google's BigQuery client, as
+the workshop's service does (``BIGQUERY_EMULATOR_HOST`` points the client at ``hyp bigquery``). Run it with:
 
     python -m uvicorn main:app --app-dir .hyp/lab/work/4-processor --port 8081
 """
@@ -16,19 +17,20 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-
-from services.common.events import parse_datetime
-from services.warehouse import append
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
 
 ENDPOINT_URL = os.environ.get("HYP_ENDPOINT_URL", "http://127.0.0.1:8080").rstrip("/")
 PROJECT = os.environ.get("HYP_PROJECT", "hyp-local")
 LOCATION = os.environ.get("HYP_LOCATION", "europe-west1")
 ENDPOINT_ID = os.environ.get("HYP_ENDPOINT_ID", "1")
-WAREHOUSE_DIR = os.environ.get("HYP_WAREHOUSE_DIR", ".hyp/warehouse")
+TABLE_ID = f"{PROJECT}.ecommerce_sink.cloud_run_anomaly"
 PREDICT_URL = f"{ENDPOINT_URL}/v1/projects/{PROJECT}/locations/{LOCATION}/endpoints/{ENDPOINT_ID}:predict"
 
 app = FastAPI(title="lab 4: inference processing service")
 http = httpx.Client(timeout=10.0)
+# the workshop's client; the emulator host comes from BIGQUERY_EMULATOR_HOST, and hyp-local needs no login
+client = bigquery.Client(project=PROJECT, location=LOCATION, credentials=AnonymousCredentials())
 
 
 def decode(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -60,10 +62,10 @@ def anomaly_row(
     message_id: str,
     attributes: dict[str, str],
 ) -> dict[str, Any]:
-    """One row of cloud_run_anomaly (given: you do not need to change it)."""
+    """One row of cloud_run_anomaly, as JSON values (given: you do not need to change it)."""
     centroid = prediction.get("nearest_centroid_id")
     return {
-        "event_datetime": parse_datetime(event["event_datetime"]),
+        "event_datetime": event["event_datetime"],
         "transaction_id": event["ecommerce"]["purchase"].get("transaction_id"),
         "user_id": event.get("user_id"),
         **features,
@@ -75,7 +77,7 @@ def anomaly_row(
         "message_id": message_id,
         "attributes": json.dumps(attributes, sort_keys=True),
         "source": "lab-4",
-        "scored_at": datetime.now(UTC).replace(tzinfo=None),
+        "scored_at": datetime.now(UTC).isoformat(),
     }
 
 
@@ -89,9 +91,10 @@ def push(envelope: dict[str, Any]) -> Response:
         return Response(status_code=204)  # only purchases are scored
     features = instance(event)
     prediction, version = predict(features)
-    append(
-        WAREHOUSE_DIR, "cloud_run_anomaly", [anomaly_row(event, features, prediction, version, message_id, attributes)]
-    )
+    row = anomaly_row(event, features, prediction, version, message_id, attributes)
+    errors = client.insert_rows_json(TABLE_ID, [row])
+    if errors:
+        return Response(f"BigQuery refused the row: {errors}", status_code=500)  # Pub/Sub retries
     return Response(status_code=204)  # 2xx acks the message
 
 

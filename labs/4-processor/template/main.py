@@ -1,7 +1,8 @@
 """The inference processing service (the workshop's Cloud Run service), template: fill the four gaps marked TODO.
 
 Pub/Sub pushes every event here. For a purchase we ask the endpoint whether it looks anomalous and
-store the answer in the warehouse table ``cloud_run_anomaly``. Run it with:
+store the answer in the BigQuery table ``ecommerce_sink.cloud_run_anomaly`` with Google's BigQuery client, as
+the workshop's service does (``BIGQUERY_EMULATOR_HOST`` points the client at ``hyp bigquery``). Run it with:
 
     python -m uvicorn main:app --app-dir .hyp/lab/work/4-processor --port 8081
 """
@@ -16,19 +17,20 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-
-from services.common.events import parse_datetime
-from services.warehouse import append
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
 
 ENDPOINT_URL = os.environ.get("HYP_ENDPOINT_URL", "http://127.0.0.1:8080").rstrip("/")
 PROJECT = os.environ.get("HYP_PROJECT", "hyp-local")
 LOCATION = os.environ.get("HYP_LOCATION", "europe-west1")
 ENDPOINT_ID = os.environ.get("HYP_ENDPOINT_ID", "1")
-WAREHOUSE_DIR = os.environ.get("HYP_WAREHOUSE_DIR", ".hyp/warehouse")
+TABLE_ID = f"{PROJECT}.ecommerce_sink.cloud_run_anomaly"
 PREDICT_URL = f"{ENDPOINT_URL}/v1/projects/{PROJECT}/locations/{LOCATION}/endpoints/{ENDPOINT_ID}:predict"
 
 app = FastAPI(title="lab 4: inference processing service")
 http = httpx.Client(timeout=10.0)
+# the workshop's client; the emulator host comes from BIGQUERY_EMULATOR_HOST, and hyp-local needs no login
+client = bigquery.Client(project=PROJECT, location=LOCATION, credentials=AnonymousCredentials())
 
 
 def decode(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -54,10 +56,10 @@ def predict(features: dict[str, float]) -> tuple[dict[str, Any], str]:
 def anomaly_row(
     event: dict[str, Any], features: dict[str, float], prediction: dict[str, Any], version: str, message_id: str, attributes: dict[str, str]
 ) -> dict[str, Any]:
-    """One row of cloud_run_anomaly (given: you do not need to change it)."""
+    """One row of cloud_run_anomaly, as JSON values (given: you do not need to change it)."""
     centroid = prediction.get("nearest_centroid_id")
     return {
-        "event_datetime": parse_datetime(event["event_datetime"]),
+        "event_datetime": event["event_datetime"],
         "transaction_id": event["ecommerce"]["purchase"].get("transaction_id"),
         "user_id": event.get("user_id"),
         **features,
@@ -69,7 +71,7 @@ def anomaly_row(
         "message_id": message_id,
         "attributes": json.dumps(attributes, sort_keys=True),
         "source": "lab-4",
-        "scored_at": datetime.now(UTC).replace(tzinfo=None),
+        "scored_at": datetime.now(UTC).isoformat(),
     }
 
 
@@ -83,7 +85,8 @@ def push(envelope: dict[str, Any]) -> Response:
         return Response(status_code=204)  # only purchases are scored
     features = instance(event)
     prediction, version = predict(features)
-    # TODO(lab 4, gap 4): store anomaly_row(...) in the warehouse table "cloud_run_anomaly" (see append).
+    # TODO(lab 4, gap 4): insert anomaly_row(...) into TABLE_ID with client.insert_rows_json(table, rows);
+    # it returns the rows BigQuery refused (an empty list when all went in).
     raise NotImplementedError("gap 4: write the row")
     return Response(status_code=204)  # 2xx acks the message
 

@@ -1,5 +1,8 @@
 """Challenge 4: complete the inference processing service; events pushed by Pub/Sub must land in cloud_run_anomaly.
 
+The service writes with Google's BigQuery client (``insert_rows_json``) into ``hyp bigquery``, whose
+``ecommerce_sink.cloud_run_anomaly`` is the warehouse table the check reads.
+
 The check runs the participant's copy (unless something already listens on the lab's processor port),
 gives it a push subscription of its own, publishes labelled purchases through the emulator and polls
 the warehouse for their rows.
@@ -21,6 +24,7 @@ from services.labs.challenges.common import copy_solution, copy_template, work_f
 from services.labs.runtime import (
     LabError,
     child_env,
+    ensure_bigquery,
     ensure_emulator,
     ensure_endpoint,
     log,
@@ -43,6 +47,7 @@ def start(s: LabSettings) -> None:
             deploy.solve(s)
     ensure_emulator(s)
     ensure_endpoint(s)
+    ensure_bigquery(s)
     copy_template(s, 4)
 
 
@@ -144,6 +149,7 @@ def check(s: LabSettings) -> str:
 
     ensure_emulator(s)
     ensure_endpoint(s)
+    ensure_bigquery(s)
     folder = work_folder(s, 4)
     folder.mkdir(parents=True, exist_ok=True)
     run_id = f"lab4-{uuid.uuid4().hex[:8]}"

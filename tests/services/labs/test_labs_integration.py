@@ -36,6 +36,7 @@ def lab_env(tmp: Path, emulator, mlflow) -> dict[str, str]:
         "PUBSUB_EMULATOR_HOST": emulator.host,
         "HYP_PROJECT": emulator.project,
         "HYP_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",  # challenge 4 starts hyp bigquery there
         "HYP_LAB_PROCESSOR_PORT": str(free_port()),
         "HYP_LAB_EVENTS_TOPIC": unique("lab-events"),
         "HYP_LAB_DETECTIONS_TOPIC": unique("lab-detections"),
