@@ -304,6 +304,7 @@ class Broker:
             self.subs[pb.name] = sub
             topic.subs[pb.name] = sub
             self.journal(sub, [(Record.WATERMARK, topic.next_seq)])
+            _with_topic_retention(sub)
             self.save_state()
         if pb.push_config.push_endpoint and self.on_push_subscription:
             self.on_push_subscription(sub)
@@ -311,7 +312,7 @@ class Broker:
 
     def get_subscription(self, name: str) -> Any:
         with self.lock:
-            return self._sub(name).pb
+            return _with_topic_retention(self._sub(name))
 
     def update_subscription(self, subscription: Any, mask: Any) -> Any:
         with self.lock:
@@ -322,6 +323,7 @@ class Broker:
             check_subscription(pb)
             was_push = sub.push
             sub.pb = pb
+            _with_topic_retention(sub)
             self.save_state()
             sub.notify()
         if pb.push_config.push_endpoint and not was_push and self.on_push_subscription:
@@ -335,7 +337,7 @@ class Broker:
     def list_subscriptions(self, project: str) -> list[Any]:
         names.parse_project(project)
         with self.lock:
-            return [s.pb for n, s in sorted(self.subs.items()) if n.startswith(project + "/")]
+            return [_with_topic_retention(s) for n, s in sorted(self.subs.items()) if n.startswith(project + "/")]
 
     def delete_subscription(self, name: str) -> None:
         with self.lock:
@@ -560,6 +562,17 @@ class Broker:
                     "rejected_total": self.rejected,
                 }
         return out
+
+
+def _with_topic_retention(sub: SubState) -> Any:
+    """The subscription's pb with the output-only topic_message_retention_duration as GCP fills it in (the
+    topic's message_retention_duration; what a request sets is ignored). Lock held."""
+    pb, t = sub.pb, sub.topic
+    if t.deleted or not t.pb.HasField("message_retention_duration"):
+        pb.ClearField("topic_message_retention_duration")
+    else:
+        pb.topic_message_retention_duration.CopyFrom(t.pb.message_retention_duration)
+    return pb
 
 
 def api_error_from(exc: Exception) -> ApiError:

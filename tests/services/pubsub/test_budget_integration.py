@@ -15,7 +15,7 @@ from services.common import metric_names as m
 from services.common import prometheus
 from services.common.processes import wait_for
 from services.pubsub import metrics as pubsub_metrics
-from services.testing.pubsub import EmulatorProcess, drain, start_emulator, topic_and_subscription
+from services.testing.pubsub import EmulatorProcess, drain, start_emulator, topic_and_subscription, unique
 
 pytestmark = [
     pytest.mark.integration,
@@ -111,3 +111,24 @@ def test_with_a_data_dir_the_budget_does_not_apply(tmp_path: Path) -> None:
         assert sum(len(_publish_once(emulator, topic)) for _ in range(20)) == 2000  # 2 MB past a 1 MiB budget
     finally:
         assert emulator.stop() == 0
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1#subscription")
+def test_a_subscription_reports_its_topics_retention_as_output_only(small_emulator: EmulatorProcess) -> None:
+    publisher, subscriber = small_emulator.publisher(), small_emulator.subscriber()
+    topic = small_emulator.topic_path(unique("retained"))
+    publisher.create_topic(request={"name": topic, "message_retention_duration": {"seconds": 1200}})
+    sub = small_emulator.subscription_path(unique("retained"))
+    created = subscriber.create_subscription(
+        request={"name": sub, "topic": topic, "topic_message_retention_duration": {"seconds": 99999}}
+    )
+    assert created.topic_message_retention_duration.total_seconds() == 1200  # the request's value is ignored
+    publisher.update_topic(
+        request={
+            "topic": {"name": topic, "message_retention_duration": {"seconds": 3600}},
+            "update_mask": {"paths": ["message_retention_duration"]},
+        }
+    )
+    assert subscriber.get_subscription(subscription=sub).topic_message_retention_duration.total_seconds() == 3600
+    _, plain_sub = topic_and_subscription(small_emulator)
+    assert not subscriber.get_subscription(subscription=plain_sub).topic_message_retention_duration
