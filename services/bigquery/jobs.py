@@ -8,6 +8,7 @@ the last ``MAX_JOBS`` jobs) for getQueryResults' pages.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -53,8 +54,9 @@ class Answer:
 
 
 class Jobs:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, export_dir: str | os.PathLike[str] | None = None) -> None:
         self.catalog = catalog
+        self.export_dir = export_dir  # where extract jobs may write (extract.py); None: <warehouse>/_exports
         self.jobs: OrderedDict[tuple[str, str], Job] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -75,6 +77,12 @@ class Jobs:
         if isinstance(configuration.get("copy"), Mapping):
             copy = configuration["copy"]
             return self._other(project, body, "COPY", lambda: {"copy": self._copy(project, copy)})
+        if isinstance(configuration.get("extract"), Mapping):
+            from services.bigquery.extract import run_extract
+
+            extract = configuration["extract"]
+            work = lambda: {"extract": run_extract(self.catalog, project, extract, self.export_dir)}  # noqa: E731
+            return self._other(project, body, "EXTRACT", work)
         if not isinstance(query, Mapping):
             kinds = [k for k in ("load", "copy", "extract") if k in configuration]
             what = "load from sourceUris" if kinds == ["load"] else kinds[0] if kinds else "unknown"

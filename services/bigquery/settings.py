@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from services.common.settings import CommonSettings
@@ -19,3 +21,5 @@ class BigQuerySettings(CommonSettings):
     dedup_window_s: float = Field(60.0, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_WINDOW_S")
     # and at most this many ids remembered per table (bounded memory: about 200 bytes an id)
     dedup_max_ids: int = Field(200_000, ge=0, validation_alias="HYP_BIGQUERY_DEDUP_MAX_IDS")
+    # extract_table writes only under this folder (default: <warehouse>/_exports)
+    export_dir: Path | None = Field(None, validation_alias="HYP_BIGQUERY_EXPORT_DIR")
