@@ -39,3 +39,21 @@ def test_dataflow_dry_run_refuses_the_local_read_by_name(capsys):
     args = [a if a != "pubsub" else "local" for a in ARGS]
     assert main(args) == 2
     assert "--source" in capsys.readouterr().err
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/dataflow/docs/guides/build-container-image")
+def test_the_sdk_image_is_beams_own_for_our_python_and_beam_with_the_lock_and_our_packages():
+    import sys
+
+    import apache_beam
+
+    from services.detector.sdk_image import SDK_BASE_IMAGE, dockerfile
+
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"apache/beam_python{python}_sdk:{apache_beam.__version__}" == SDK_BASE_IMAGE
+    text = dockerfile()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == f"FROM {SDK_BASE_IMAGE}"
+    assert "RUN pip install --no-cache-dir -r /opt/hyp/requirements.lock" in lines
+    assert {"COPY services/ /opt/hyp/services/", "COPY models/ /opt/hyp/models/"} <= set(lines)
+    assert not any(line.startswith(("ENTRYPOINT", "CMD")) for line in lines)  # Beam's boot stays the entrypoint

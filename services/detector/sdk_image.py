@@ -1,0 +1,34 @@
+"""The SDK container image Dataflow (or Flink's DOCKER environment) runs the detector's DoFns in.
+
+Dataflow starts ``--sdk_container_image`` on its workers with Beam's container contract: the image's
+entrypoint must stay Beam's ``/opt/apache/beam/boot``, and its Python, Beam version and packages must
+match the submitting process. So the image is Beam's own Python SDK image for our Python and Beam
+versions, plus ``requirements.lock`` and this repository's packages, and nothing else changed.
+
+:func:`dockerfile` is the build file; a builder (``hyp images build``) writes it next to the build context
+(the repository root) and builds it where the base image can be pulled. Submitting with it:
+docs/detector.md, "Dataflow".
+"""
+
+from __future__ import annotations
+
+import sys
+
+BEAM_VERSION = "2.77.0"  # pyproject.toml's pin
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+SDK_BASE_IMAGE = f"apache/beam_python{PYTHON}_sdk:{BEAM_VERSION}"
+SDK_IMAGE = "hyp-local/detector-sdk:0.1.0"
+PACKAGES = ("services", "models", "loadgen")  # what the pipeline's DoFns import
+
+
+def dockerfile(base_image: str = SDK_BASE_IMAGE) -> str:
+    """A Dockerfile for the SDK image: Beam's base, the lock, our packages; Beam's entrypoint untouched."""
+    copies = "\n".join(f"COPY {name}/ /opt/hyp/{name}/" for name in PACKAGES)
+    return f"""# hyp-local detector SDK container for Dataflow's --sdk_container_image (services/detector/sdk_image.py)
+FROM {base_image}
+COPY requirements.lock /opt/hyp/requirements.lock
+RUN pip install --no-cache-dir -r /opt/hyp/requirements.lock
+{copies}
+ENV PYTHONPATH=/opt/hyp
+# no ENTRYPOINT: Beam's /opt/apache/beam/boot is the container contract Dataflow starts
+"""
