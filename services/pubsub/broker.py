@@ -43,6 +43,7 @@ from services.pubsub.topic import (
     Subscription,
     Topic,
     TopicState,
+    stamp,
 )
 from services.pubsub.validation import (
     DEFAULT_ACK_DEADLINE_S,
@@ -364,9 +365,10 @@ class Broker:
         seq0 = t.next_seq
         first_id = self._next_id
         self._next_id += len(messages)
-        blobs = t.append(messages, first_id, now)
-        if self.store is not None:
+        blobs, keys = stamp(messages, first_id, now)
+        if self.store is not None:  # on disk first: a write that fails (disk full) leaves nothing half-published
             self.store.append_messages(t.uid, seq0, blobs)
+        t.add(blobs, keys, now)
         for sub in t.subs.values():
             sub.offer(seq0, messages)
         return [str(first_id + i) for i in range(len(blobs))]

@@ -58,6 +58,7 @@ STORE_SKIPPED_BYTES = "pubsub_store_skipped_bytes_total"
 STORE_LOST_MESSAGES = "pubsub_store_lost_messages_total"
 STORE_MIGRATED_LOGS = "pubsub_store_migrated_logs_total"
 STORE_SET_ASIDE = "pubsub_store_set_aside_total"
+STORE_WRITE_FAILURES = "pubsub_store_write_failures_total"
 
 
 # The memory budget without --data-dir (local names too).
@@ -89,6 +90,7 @@ def _store(report: dict[str, Any]) -> list[str]:
         (STORE_LOST_MESSAGES, "lost_messages", "Messages whose log records did not check at start (never replayed)."),
         (STORE_MIGRATED_LOGS, "migrated_logs", "Logs of the old format (no checksums) rewritten at start."),
         (STORE_SET_ASIDE, "set_aside", "Starts that found state.json unreadable and moved the data dir aside."),
+        (STORE_WRITE_FAILURES, "write_failures", "Log appends the disk refused (disk full), cut back off the log."),
     ):
         lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter", f"{metric} {report[key]}"]
     return lines

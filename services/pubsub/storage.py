@@ -34,10 +34,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from services.pubsub import logformat
+from services.pubsub.errors import ApiError
 from services.pubsub.records import Record, SubRecord
 from services.pubsub.subscription import SubState
 from services.pubsub.topic import Snapshot, Subscription, Topic, TopicState
@@ -59,6 +61,7 @@ class Store:
         self.lost_messages = 0
         self.migrated = 0
         self.set_aside = 0  # 1 when an unreadable state.json made this start empty
+        self.write_failures = 0  # appends the disk refused (ENOSPC, EFBIG), cut back off their log
         self._mkdirs()
         self._fds: dict[str, int] = {}
         self._written: dict[str, int] = {}
@@ -99,11 +102,17 @@ class Store:
         return fd
 
     def _write(self, path: Path, payload: bytes, header: bytes = b"") -> None:
+        """Append payload whole or not at all: a failed write (disk full) is cut back off the file and raised."""
         fd = self._fd(path, header)
         view = memoryview(payload)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._written[str(path)])
+            raise
         self._written[str(path)] += len(payload)
         self._dirty.add(fd)
         self._written_since_sync.set()
@@ -127,13 +136,30 @@ class Store:
 
     # ---------------------------------------------------------------- broker hooks (called under the broker lock)
     def append_messages(self, uid: int, seq0: int, blobs: list[bytes]) -> None:
-        """Log messages published at sequence numbers seq0, seq0 + 1, ..."""
-        self._write(self._topic_path(uid), logformat.topic_records(seq0, blobs), header=logformat.topic_header(0))
+        """Log messages published at sequence numbers seq0, seq0 + 1, ...; RESOURCE_EXHAUSTED when the disk
+        (or the file size limit) refuses the write, with nothing of it left in the log."""
+        path = self._topic_path(uid)
+        try:
+            self._write(path, logformat.topic_records(seq0, blobs), header=logformat.topic_header(0))
+        except OSError as exc:
+            self.write_failures += 1
+            log.error("publish not stored", extra={"fields": {"path": str(path), "error": str(exc)}})
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Publish rejected: the emulator cannot write its data dir ({os.strerror(exc.errno or 0)}); "
+                "free disk space and publish again.",
+            ) from None
 
     def append_sub(self, uid: int, records: Iterable[SubRecord]) -> None:
+        """Journal delivery records; one the disk refuses is dropped and counted (after a restart its message
+        is delivered again or with a lower count: at-least-once holds)."""
         payload = logformat.sub_records(list(records))
         if payload:
-            self._write(self._sub_path(uid), payload, header=logformat.SUB_MAGIC)
+            try:
+                self._write(self._sub_path(uid), payload, header=logformat.SUB_MAGIC)
+            except OSError as exc:
+                self.write_failures += 1
+                log.error("delivery records not stored", extra={"fields": {"uid": uid, "error": str(exc)}})
 
     def drop_sub(self, uid: int) -> None:
         self._close(self._sub_path(uid))
@@ -361,6 +387,7 @@ class Store:
             "lost_messages": self.lost_messages,
             "migrated_logs": self.migrated,
             "set_aside": self.set_aside,
+            "write_failures": self.write_failures,
         }
 
     # ---------------------------------------------------------------- fsync

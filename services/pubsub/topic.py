@@ -57,15 +57,12 @@ class TopicState:
 
     def append(self, messages: Sequence[Any], first_id: int, now: float) -> list[bytes]:
         """Stamp messages (ids from first_id, publish time now) in place and log them; returns their bytes."""
-        ts = timestamp_pb2.Timestamp()
-        ts.FromNanoseconds(int(now * 1e9))
-        blobs: list[bytes] = []
-        keys: list[str] = []
-        for i, m in enumerate(messages):
-            m.message_id = str(first_id + i)
-            m.publish_time.CopyFrom(ts)
-            blobs.append(m.SerializeToString())
-            keys.append(m.ordering_key)
+        blobs, keys = stamp(messages, first_id, now)
+        self.add(blobs, keys, now)
+        return blobs
+
+    def add(self, blobs: list[bytes], keys: list[str], now: float) -> None:
+        """Log stamped messages (see :func:`stamp`)."""
         self.data.extend(blobs)
         self.ts.extend([now] * len(blobs))
         self.keys.extend(keys)
@@ -73,7 +70,6 @@ class TopicState:
         size = sum(map(len, blobs))
         self.published_bytes += size
         self.retained_bytes += size
-        return blobs
 
     def restore(self, blob: bytes) -> Any:
         """Append one logged message read back from disk (no stamping, no counters); returns it parsed."""
@@ -99,6 +95,20 @@ class TopicState:
         del self.ts[:drop]
         del self.keys[:drop]
         self.base = low
+
+
+def stamp(messages: Sequence[Any], first_id: int, now: float) -> tuple[list[bytes], list[str]]:
+    """Set message ids (from first_id) and the publish time in place; returns their bytes and ordering keys."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(now * 1e9))
+    blobs: list[bytes] = []
+    keys: list[str] = []
+    for i, m in enumerate(messages):
+        m.message_id = str(first_id + i)
+        m.publish_time.CopyFrom(ts)
+        blobs.append(m.SerializeToString())
+        keys.append(m.ordering_key)
+    return blobs, keys
 
 
 @dataclass(eq=False)

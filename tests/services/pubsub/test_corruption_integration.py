@@ -4,12 +4,14 @@ and read back through the client exactly the messages whose records are intact."
 from __future__ import annotations
 
 import json
+import resource
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from google.api_core import exceptions
 from google.pubsub_v1 import types
 
 from services.common import prometheus
@@ -20,6 +22,7 @@ from services.testing.pubsub import EmulatorProcess, drain, start_emulator
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.local_only("the emulator's --data-dir store (GCP keeps messages itself)"),
+    pytest.mark.filterwarnings('ignore:The "api" property:DeprecationWarning'),
 ]
 
 N = 1000
@@ -170,3 +173,39 @@ def test_an_unreadable_state_file_does_not_stop_the_emulator(tmp_path: Path) -> 
         assert any(p.name.startswith("corrupt-") for p in (tmp_path / "data").iterdir())
     finally:
         assert emulator.stop() == 0
+
+
+def test_a_full_disk_refuses_publishes_cleanly_and_recovers(tmp_path: Path) -> None:
+    """The emulator's file size limit (RLIMIT_FSIZE, set on the running process) stands in for a full disk:
+    writes fail with EFBIG as they would with ENOSPC."""
+    emulator = start_emulator(tmp_path, topology="none", data_dir=tmp_path / "data")
+    try:
+        topic, sub = emulator.topic_path("full"), emulator.subscription_path("full-sub")
+        emulator.publisher().create_topic(name=topic)
+        emulator.subscriber().create_subscription(name=sub, topic=topic)
+        _, hard = resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE, (500_000, hard))
+        accepted: list[str] = []
+        with pytest.raises(exceptions.ResourceExhausted) as err:
+            for _ in range(100):
+                accepted += _publish_raw(emulator, topic, 100)
+        assert "cannot write its data dir" in err.value.message and 100 <= len(accepted) < 500
+        assert _scrape(emulator).total(pubsub_metrics.STORE_WRITE_FAILURES) == 1
+
+        resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
+        accepted += _publish_raw(emulator, topic, 100)
+    finally:
+        assert emulator.stop(kill=True) == -9
+    emulator = _restart(tmp_path)
+    try:
+        got = drain(emulator.subscriber(), sub, idle_s=1.0, limit=60)
+        assert sorted(m.message_id for m in got) == sorted(accepted)  # every accepted message, nothing refused
+        assert "log damaged" not in emulator.log()  # the refused write was cut back off the log
+    finally:
+        assert emulator.stop() == 0
+
+
+def _publish_raw(emulator: EmulatorProcess, topic: str, n: int) -> list[str]:
+    """One Publish RPC of n 1 KB messages, without the client's retries."""
+    messages = [types.PubsubMessage(data=b"y" * 1000) for _ in range(n)]
+    return list(emulator.publisher().api.publish(topic=topic, messages=messages, retry=None, timeout=10).message_ids)
