@@ -79,7 +79,8 @@ def query(
     """Run SQL over the warehouse and return an Arrow table.
 
     The connection is confined to the warehouse (see ``guard``); ``read_only=True`` also refuses any
-    statement but a query: pass it for SQL a user typed (``hyp sql``, the console's SQL box).
+    statement but a query: pass it for SQL that is not the caller's own (the labs' checks). What a user
+    types (``hyp sql``, the console's SQL box) is BigQuery SQL and goes through services/bigquery/engine.py.
     ``timeout_s`` interrupts the query inside DuckDB when it runs longer (QueryTimeout), so a runaway
     query stops using the CPU instead of running on after its caller gave up.
 

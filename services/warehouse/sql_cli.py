@@ -1,5 +1,9 @@
-"""`hyp sql "SELECT ..."`: read-only DuckDB SQL over the warehouse tables by name, confined to the
-warehouse (no other file, no extension, no setting changed: see services/warehouse/guard.py)."""
+"""The output formats of `hyp sql` (:func:`render`: table, csv, json), and a read-only DuckDB SQL reader
+over the stack's tables by name (:func:`main`), confined to the warehouse (services/warehouse/guard.py).
+
+`hyp sql` itself is services/bigquery/sql_cli.py: BigQuery Standard SQL through `hyp bigquery`'s engine,
+printed with :func:`render`. :func:`main` stays for the warehouse's own tests of DuckDB SQL over the flat
+tables; no command runs it."""
 
 from __future__ import annotations
 
