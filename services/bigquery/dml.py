@@ -11,6 +11,8 @@ files are deleted ``GRACE_S`` later (a reader that listed them a moment before c
 process dies first, they stay covered. Rows a MERGE inserts are appended as an INSERT appends them.
 Partitions commit one by one: a statement spanning several partitions that is killed midway has changed
 some of them (each row still once). Files appended while the statement runs are not covered, so they stay.
+The statement holds an exclusive flock on ``.dml.lock`` in the table's data folder from listing to commit:
+a compactor merging the same files at the same moment would cover them too (see ``_table_lock``).
 
 BigQuery's restrictions checked here: UPDATE and DELETE need a WHERE clause, a target row may match at
 most one source row (UPDATE ... FROM, MERGE), REQUIRED columns stay non-null, views are not modified.
@@ -18,11 +20,13 @@ most one source row (UPDATE ... FROM, MERGE), REQUIRED columns stay non-null, vi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 TARGET = "__hyp_target"
 PART, TOUCHED, ROWID = "__hyp_part", "__hyp_touched", "__hyp_rowid"
 TMP_PREFIX = ".dml-"
+LOCK_NAME = ".dml.lock"  # in a table's data folder (the parent of its date=* partitions)
 GRACE_S = 60.0  # covered files are deleted this long after the commit
 KINDS: dict[type[exp.Expr], str] = {exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
 MULTIPLE_MATCHES = "UPDATE/MERGE must match at most one source row for each target row"
@@ -95,8 +100,8 @@ def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr) -
     if translation.named or translation.positional:
         raise invalid_query("Query parameters in DML are not supported by hyp bigquery yet.")
     schema = arrow_schema(fields)
-    with _lock:
-        files = catalog.files(*ref)
+    with _lock, _table_lock(catalog.files(*ref)):
+        files = catalog.files(*ref)  # listed again under the lock: what the compactor left
         rows, before = _load(files, schema)
         _step("loaded")
         sources: dict[str, Any] = {}
@@ -115,6 +120,22 @@ def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr) -
     updated = max(affected - inserted.num_rows - deleted, 0)
     stats = {"insertedRowCount": inserted.num_rows, "deletedRowCount": deleted, "updatedRowCount": updated}
     return Outcome(kind, affected, {k: str(v) for k, v in stats.items()})
+
+
+@contextlib.contextmanager
+def _table_lock(files: list[Path]) -> Iterator[None]:
+    """Hold ``LOCK_NAME`` (an exclusive flock) in the table's data folder while the statement lists, rewrites
+    and commits: compaction takes it too before merging a partition of an API table, so the two never both
+    cover the same files (which would keep two copies of their rows live). No files: nothing to lock."""
+    if not files:
+        yield
+        return
+    fd = os.open(files[0].parent.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a merge holds it for one partition's rewrite at most
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _prepare(tree: exp.Expr, target: exp.Table, fields: tuple[Field, ...]) -> None:
