@@ -61,6 +61,7 @@ def _keeper(run_dir: Path, write_end: int, body: Callable[[Callable[[], None]], 
         sys.stdout.flush()
         sys.stderr.flush()
         os.write(write_end, READY)
+        p.rotate_raw(p.out_file(run_dir, KEEPER))  # bounded as the services' raw output is
         log = os.open(p.out_file(run_dir, KEEPER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)

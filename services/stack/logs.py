@@ -14,10 +14,12 @@ from typing import TextIO
 
 from services.common.config import Command, ConfigError
 from services.stack import definition as d
+from services.stack import detach
 from services.stack import processes as p
 from services.stack.settings import StackSettings
 
 FOLLOW_EVERY_S = 0.5
+LOGGED = (*d.SERVICE_NAMES, detach.KEEPER)  # the services and `hyp up --detach`'s keeper
 
 
 class _Follower:
@@ -57,7 +59,7 @@ class _Follower:
 def command() -> Command[StackSettings]:
     cli = Command("logs", StackSettings, description=__doc__.splitlines()[0])
     ap = cli.parser
-    ap.add_argument("service", help=f"one of: {', '.join(d.SERVICE_NAMES)}")
+    ap.add_argument("service", help=f"one of: {', '.join(LOGGED)} (up: the detached keeper's notes)")
     ap.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
     ap.add_argument("--tail", "-n", type=int, help="only the last N lines")
     cli.flag("home", help="data and run directory of the local stack")
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         args, settings = cli.parse(argv)
     except ConfigError as exc:
         return cli.fail(exc)
-    if args.service not in d.SERVICE_NAMES:
-        return cli.fail(f"unknown service {args.service!r} (services: {', '.join(d.SERVICE_NAMES)})")
+    if args.service not in LOGGED:
+        return cli.fail(f"unknown service {args.service!r} (services: {', '.join(LOGGED)})")
     if args.tail is not None and args.tail < 0:
         return cli.fail("--tail: must be >= 0")
     run_dir = settings.home.resolve() / "run"

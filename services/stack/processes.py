@@ -86,7 +86,7 @@ def out_file(run_dir: Path, name: str) -> Path:
 RAW_MAX_BYTES = 1_000_000  # raw output kept per service: this much (+ one older file) at each start
 
 
-def _rotate_raw(path: Path, max_bytes: int = RAW_MAX_BYTES) -> None:
+def rotate_raw(path: Path, max_bytes: int = RAW_MAX_BYTES) -> None:
     try:
         if path.stat().st_size > max_bytes:
             path.replace(path.with_name(path.name + ".1"))
@@ -113,7 +113,7 @@ def start(s: d.Service, run_dir: Path, env: Mapping[str, str], args: list[str], 
     run_dir.mkdir(parents=True, exist_ok=True)
     log = log_file(run_dir, s.name)
     raw = out_file(run_dir, s.name)
-    _rotate_raw(raw)
+    rotate_raw(raw)
     child_env = {**env, logs.LOG_FILE_ENV: str(log)}  # per service, whatever the caller's environment says
     with raw.open("ab") as out:
         out.write(f"{START_MARK}{s.name} at {_now_ts()}: hyp {' '.join(args)}\n".encode())

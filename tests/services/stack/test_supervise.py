@@ -220,6 +220,8 @@ def test_hyp_up_restarts_a_killed_service_of_a_private_stack(tmp_path):
         table = run_hyp("status", "--home", home, timeout=60)
         assert table.returncode == 0, table.stdout + table.stderr  # all running and healthy again
         assert "(last exit: killed by SIGKILL)" in table.stdout
+        notes = run_hyp("logs", "up", "--home", home, timeout=60)  # the keeper's own notes
+        assert notes.returncode == 0 and "storage stopped unexpectedly (killed by SIGKILL)" in notes.stdout
     finally:
         down = run_hyp("down", "--home", home, timeout=120)
     assert down.returncode == 0 and "up: stopped" in down.stdout, down.stdout + down.stderr
