@@ -1,0 +1,1 @@
+"""The shop's order flow: publish orders, read them back, load them into BigQuery, keep receipts in GCS."""

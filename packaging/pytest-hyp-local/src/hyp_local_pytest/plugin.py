@@ -1,0 +1,133 @@
+"""The fixtures (pytest plugin ``hyp_local``, registered through the ``pytest11`` entry point).
+
+Session-scoped emulators, each started on first use and stopped at the end of the run:
+``hyp_pubsub_emulator``, ``hyp_bigquery_emulator``, ``hyp_storage_emulator`` (subprocesses of ``hyp``, no
+Docker), ``hyp_pubsub_container`` (:class:`~hyp_local_pytest.containers.HypPubSubContainer`; skips without
+a Docker engine). Per test: Google's clients pointed at them (``pubsub_publisher``, ``pubsub_subscriber``,
+``bigquery_client``, ``storage_client``), a fresh topic (``pubsub_topic``) and subscription on it
+(``pubsub_subscription``). Nothing here changes ``os.environ`` except ``hyp_emulator_env``, which a test
+asks for when its code reads the ``*_EMULATOR_HOST`` variables (undone after the test).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hyp_local_pytest.emulators import HttpEmulator, HypLocal, PubSubEmulator, find_hyp
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hyp-local", "hyp-local emulators")
+    group.addoption("--hyp-local-hyp", default=None, help="the hyp command (path or command line); default: "
+                    "$HYP_LOCAL_HYP, then `hyp` on PATH")  # fmt: skip
+    parser.addini("hyp_local_project", "project id the emulators' clients use", default="test-project")
+    parser.addini("hyp_local_image", "hyp-local's Pub/Sub image for hyp_pubsub_container",
+                  default="hyp-local/pubsub:0.1.0")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def hyp_local(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> HypLocal:
+    """The ``hyp`` command with a work folder of this run: starts emulators (``.start_pubsub()``, ...)."""
+    command = find_hyp(pytestconfig.getoption("hyp_local_hyp"))
+    return HypLocal(command, tmp_path_factory.mktemp("hyp-local"), project=pytestconfig.getini("hyp_local_project"))
+
+
+@pytest.fixture(scope="session")
+def hyp_pubsub_emulator(hyp_local: HypLocal) -> Iterator[PubSubEmulator]:
+    emulator = hyp_local.start_pubsub()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def hyp_bigquery_emulator(hyp_local: HypLocal) -> Iterator[HttpEmulator]:
+    emulator = hyp_local.start_bigquery()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def hyp_storage_emulator(hyp_local: HypLocal) -> Iterator[HttpEmulator]:
+    emulator = hyp_local.start_storage()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def pubsub_publisher(hyp_pubsub_emulator: PubSubEmulator) -> Iterator[Any]:
+    client = hyp_pubsub_emulator.publisher_client()
+    yield client
+    client.stop()
+
+
+@pytest.fixture
+def pubsub_subscriber(hyp_pubsub_emulator: PubSubEmulator) -> Iterator[Any]:
+    client = hyp_pubsub_emulator.subscriber_client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pubsub_topic(hyp_pubsub_emulator: PubSubEmulator, pubsub_publisher: Any) -> str:
+    """A topic of this test's own (its full path), created."""
+    path = hyp_pubsub_emulator.topic_path(f"topic-{uuid.uuid4().hex[:10]}")
+    pubsub_publisher.create_topic(name=path)
+    return path
+
+
+@pytest.fixture
+def pubsub_subscription(hyp_pubsub_emulator: PubSubEmulator, pubsub_subscriber: Any, pubsub_topic: str) -> str:
+    """A pull subscription on ``pubsub_topic`` (its full path), created."""
+    path = hyp_pubsub_emulator.subscription_path(f"sub-{uuid.uuid4().hex[:10]}")
+    pubsub_subscriber.create_subscription(name=path, topic=pubsub_topic)
+    return path
+
+
+@pytest.fixture
+def bigquery_client(hyp_bigquery_emulator: HttpEmulator) -> Any:
+    return hyp_bigquery_emulator.client()
+
+
+@pytest.fixture
+def storage_client(hyp_storage_emulator: HttpEmulator) -> Any:
+    return hyp_storage_emulator.client()
+
+
+@pytest.fixture
+def hyp_emulator_env(
+    monkeypatch: pytest.MonkeyPatch,
+    hyp_local: HypLocal,
+    hyp_pubsub_emulator: PubSubEmulator,
+    hyp_bigquery_emulator: HttpEmulator,
+    hyp_storage_emulator: HttpEmulator,
+) -> dict[str, str]:
+    """Opt-in: PUBSUB_EMULATOR_HOST, BIGQUERY_EMULATOR_HOST, STORAGE_EMULATOR_HOST (and the project variables)
+    set for this test, for code that builds its clients from the environment; restored afterwards."""
+    env = {
+        **hyp_pubsub_emulator.env(),
+        **hyp_bigquery_emulator.env(),
+        **hyp_storage_emulator.env(),
+        "GOOGLE_CLOUD_PROJECT": hyp_local.project,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def hyp_pubsub_container(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """hyp-local's Pub/Sub image under testcontainers, ready (:class:`HypPubSubContainer`); skips, saying why,
+    where testcontainers is not installed or no Docker engine answers."""
+    from hyp_local_pytest.containers import HypPubSubContainer, docker_missing
+
+    reason = docker_missing()
+    if reason:
+        pytest.skip(reason)
+    with HypPubSubContainer(
+        pytestconfig.getini("hyp_local_image"), project=pytestconfig.getini("hyp_local_project")
+    ) as c:
+        yield c
