@@ -97,14 +97,10 @@ def nest(data: pa.Table) -> pa.Array:
     columns_bought = columns | {"item_price": pc.coalesce(bought_price, listed)}
     items = pa.StructArray.from_arrays([columns_event[f.name] for f in ITEM], fields=list(ITEM))
     bought = pa.StructArray.from_arrays([columns_bought[f.name] for f in PURCHASE_ITEM], fields=list(PURCHASE_ITEM))
-    offsets = raw.offsets
-    empty_event, empty_bought = (
-        pa.scalar([], ECOMMERCE.field("items").type),
-        pa.scalar([], PURCHASE.field("items").type),
-    )
-    event_items = pc.if_else(purchase, empty_event, pa.ListArray.from_arrays(offsets, items, type=_repeated(ITEM)))
-    bought_items = pa.ListArray.from_arrays(offsets, bought, type=_repeated(PURCHASE_ITEM))
-    bought_items = pc.if_else(purchase, bought_items, empty_bought)
+    # each row's items go to ecommerce.items or to purchase.items: split them by the row they belong to
+    of_purchase = pc.take(purchase, pc.list_parent_indices(raw))
+    event_items = _lists(raw, pc.invert(purchase), items.filter(pc.invert(of_purchase)), ITEM)
+    bought_items = _lists(raw, purchase, bought.filter(of_purchase), PURCHASE_ITEM)
 
     def column(name: str, kind: pa.DataType) -> pa.Array:
         return data.column(name).combine_chunks().cast(kind) if name in data.column_names else pa.nulls(n, kind)
@@ -115,6 +111,13 @@ def nest(data: pa.Table) -> pa.Array:
         mask=pc.invert(purchase),
     )
     return pa.StructArray.from_arrays([event_items, detail], fields=list(ECOMMERCE))
+
+
+def _lists(raw: pa.ListArray, keep: pa.Array, values: pa.Array, kind: pa.DataType) -> pa.Array:
+    """Lists of ``values`` with ``raw``'s lengths where ``keep``, empty elsewhere (``values`` already filtered)."""
+    lengths = pc.if_else(keep, pc.fill_null(pc.list_value_length(raw), 0), 0)
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())])
+    return pa.ListArray.from_arrays(offsets, values, type=_repeated(kind))
 
 
 def _parse_items(text: pa.Array) -> pa.ListArray:
