@@ -69,9 +69,10 @@ def is_dml(tree: exp.Expr) -> bool:
     return type(tree) in KINDS
 
 
-def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr) -> Outcome:
-    """Run one UPDATE, DELETE or MERGE on a table of ``jobs.catalog``; the rows it changed."""
-    from services.bigquery.jobs import WORKSHOP_DATASET
+def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr, parameters: list[Any]) -> Outcome:
+    """Run one UPDATE, DELETE or MERGE on a table of ``jobs.catalog`` (``parameters``: the job's
+    queryParameters); the rows it changed."""
+    from services.bigquery.jobs import WORKSHOP_DATASET, _parameters
     from services.bigquery.statements import _ref
     from services.warehouse.tables import TABLES
 
@@ -97,8 +98,7 @@ def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr) -
     fields = catalog.fields(*ref)
     _prepare(tree, target, fields)
     translation = translate(tree, project, default_dataset, keep={TARGET})
-    if translation.named or translation.positional:
-        raise invalid_query("Query parameters in DML are not supported by hyp bigquery yet.")
+    args = _parameters(parameters, translation.named, translation.positional)
     schema = arrow_schema(fields)
     with _lock, _table_lock(catalog.files(*ref)):
         files = catalog.files(*ref)  # listed again under the lock: what the compactor left
@@ -106,7 +106,7 @@ def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr) -
         _step("loaded")
         sources: dict[str, Any] = {}
         jobs._bind(translation, sources, 0)
-        after, inserted, affected = _execute(jobs, sources, rows, tree, translation.sql, fields)
+        after, inserted, affected = _execute(jobs, sources, rows, tree, translation.sql, args, fields)
         changed = [p for p in before if p in after]
         for partition in changed:
             covered = {f.name for f in files if str(f.parent) == partition}
@@ -192,7 +192,13 @@ def _load(files: list[Path], schema: pa.Schema) -> tuple[pa.Table, dict[str, int
 
 
 def _execute(
-    jobs: Jobs, sources: dict[str, Any], rows: pa.Table, tree: exp.Expr, sql: str, fields: tuple[Field, ...]
+    jobs: Jobs,
+    sources: dict[str, Any],
+    rows: pa.Table,
+    tree: exp.Expr,
+    sql: str,
+    args: Any,
+    fields: tuple[Field, ...],
 ) -> tuple[dict[str, pa.Table], pa.Table, int]:
     """Run the statement on a confined connection: the changed partitions' rows (partition -> rows),
     the inserted rows and BigQuery's affected count."""
@@ -209,8 +215,8 @@ def _execute(
         con.execute(f"CREATE TEMP TABLE {TARGET} AS SELECT *, false AS {TOUCHED} FROM __hyp_rows")
         con.unregister("__hyp_rows")
         if isinstance(tree, exp.Update) and tree.args.get("from_") is not None:
-            _check_single_match(con, tree)
-        result = con.execute(sql).fetchone()
+            _check_single_match(con, tree, args)
+        result = con.execute(sql, args).fetchone()
         affected = int(result[0]) if result else 0
         counts = dict(con.execute(f"SELECT {PART}, count(*) FROM {TARGET} GROUP BY 1").fetchall())
         touched = {p for (p,) in con.execute(f"SELECT DISTINCT {PART} FROM {TARGET} WHERE {TOUCHED}").fetchall()}
@@ -237,7 +243,7 @@ def _counts(rows: pa.Table) -> dict[str, int]:
     return {d["values"]: d["counts"] for d in pc.value_counts(rows.column(PART)).to_pylist() if d["values"]}
 
 
-def _check_single_match(con: Any, tree: exp.Update) -> None:
+def _check_single_match(con: Any, tree: exp.Update, args: Any) -> None:
     """BigQuery refuses an UPDATE ... FROM where a target row matches several source rows."""
     alias = tree.this.alias_or_name
     probe = exp.select(exp.column(ROWID, table=alias)).from_(tree.this.copy())
@@ -246,7 +252,9 @@ def _check_single_match(con: Any, tree: exp.Update) -> None:
         probe = probe.join(join.copy())
     where = tree.args["where"].this.copy()
     sql = probe.where(where).group_by(exp.column(ROWID, table=alias)).having("count(*) > 1").limit(1)
-    if con.execute(sql.sql("duckdb")).fetchall():
+    text = sql.sql("duckdb")
+    used = {k: v for k, v in (args or {}).items() if f"${k}" in text}  # the SET clause's stay out
+    if con.execute(text, used or None).fetchall():
         raise invalid_query(MULTIPLE_MATCHES)
 
 

@@ -236,17 +236,17 @@ class Jobs:
             return self._select(translation, args, dry_run)
         if dry_run:
             raise invalid_query("Dry runs of DDL and DML statements are not supported by hyp bigquery.")
+        if dml.is_dml(tree):  # UPDATE, DELETE, MERGE (with query parameters too)
+            changed = dml.run(self, home, dataset, tree, config.get("queryParameters") or [])
+            return Answer((), None, 0, changed.statement_type, changed.affected, changed.stats)
         if config.get("queryParameters"):
-            raise invalid_query("Query parameters in DDL and DML are not supported by hyp bigquery yet.")
+            raise invalid_query("Query parameters in DDL are not supported by hyp bigquery yet.")
 
         def select(query: exp.Expr) -> tuple[tuple[Field, ...], pa.Table]:
             answer = self._select(translate(query.copy(), home, dataset), None, False)
             assert answer.data is not None
             return answer.fields, answer.data
 
-        if dml.is_dml(tree):  # UPDATE, DELETE, MERGE
-            changed = dml.run(self, home, dataset, tree)
-            return Answer((), None, 0, changed.statement_type, changed.affected, changed.stats)
         outcome = statements.run(self.catalog, home, dataset, tree, select)
         return Answer((), None, 0, outcome.statement_type, outcome.affected)
 

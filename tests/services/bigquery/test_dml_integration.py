@@ -71,6 +71,34 @@ def test_update_from_another_table(client, orders: str) -> None:
     assert [r for r in rows(client, orders) if r[0] == 1] == [(1, "2026-11-02", 100.0, "new")]
 
 
+def test_dml_with_query_parameters(client, orders: str) -> None:
+    dataset = orders.split(".")[0]
+    named = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("status", "STRING", "held"),
+            bigquery.ArrayQueryParameter("ids", "INT64", [4, 5]),
+        ]
+    )
+    job = client.query(f"UPDATE {orders} SET status = @status WHERE id IN UNNEST(@ids)", job_config=named)
+    job.result()
+    assert job.num_dml_affected_rows == 2
+    assert {r[0] for r in rows(client, orders) if r[3] == "held"} == {4, 5}
+    positional = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter(None, "FLOAT64", 0.5)])
+    job = client.query(
+        f"UPDATE {orders} o SET amount = f.amount * ? FROM {dataset}.fixes f WHERE o.id = f.id", job_config=positional
+    )
+    job.result()
+    assert job.num_dml_affected_rows == 1 and [r[2] for r in rows(client, orders) if r[0] == 1] == [50.0]
+    deleted = client.query(
+        f"DELETE {orders} WHERE status = @status",
+        job_config=bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("status", "STRING", "held")]
+        ),
+    )
+    deleted.result()
+    assert deleted.num_dml_affected_rows == 2 and len(rows(client, orders)) == 7
+
+
 def test_delete_removes_the_rows(client, orders: str) -> None:
     job = run(client, f"DELETE FROM {orders} WHERE day = '2026-11-01'")
     assert job.statement_type == "DELETE" and job.num_dml_affected_rows == 3
