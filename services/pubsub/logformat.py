@@ -5,7 +5,9 @@ Version 2 (written since records carry checksums):
 - topic log: ``TOPIC_MAGIC``, ``<q base><I crc(base)>``, then records
   ``<I crc><I length><q seq><PubsubMessage bytes>``, the CRC over length, seq and the message
   (length 0: a message known to be lost, kept so that it is reported once, not at every start);
-- subscription log: ``SUB_MAGIC``, then 13-byte records ``<I crc><B kind><q seq>``, the CRC over kind and seq.
+- subscription log: ``SUB_MAGIC``, then frames ``<I crc><I count>`` + count 9-byte ``<B kind><q seq>``
+  records, one frame per journal write (an ack batch, a pull's deliveries), the CRC over count and records.
+  A frame that does not check is skipped whole: its acks are lost, so those messages are delivered again.
 
 Version 1 (no magic): a topic log is ``<q base>`` then ``<I length><message>``; a subscription log is
 9-byte ``<B kind><q seq>`` records. Both are read (and rewritten as version 2 on start).
@@ -37,14 +39,15 @@ _BASE = struct.Struct("<qI")
 _REC = struct.Struct("<IIq")  # crc, length, seq
 _LS = struct.Struct("<Iq")  # the checked part of a record header: length, seq
 _CRC = struct.Struct("<I")
-_SUB = struct.Struct("<IBq")  # crc, kind, seq
+_FRAME = struct.Struct("<II")  # crc, count of the records that follow
+_COUNT = struct.Struct("<I")
 _KS = struct.Struct("<Bq")
 _V1_BASE = struct.Struct("<q")
 _V1_LEN = struct.Struct("<I")
 _V1_SUB = struct.Struct("<Bq")
 _KINDS = frozenset(int(r) for r in Record)
 _NONZERO = re.compile(rb"[^\x00]")
-SUB_RECORD_SIZE = _SUB.size
+SUB_FRAME = 4096  # records per subscription-log frame at most (a rewrite writes several)
 TOPIC_HEADER_SIZE = len(TOPIC_MAGIC) + _BASE.size
 
 
@@ -85,8 +88,13 @@ def topic_record(seq: int, blob: bytes) -> bytes:
 
 
 def sub_records(records: Iterable[tuple[int, int]]) -> bytes:
+    """Frames of up to SUB_FRAME records: ``crc, count`` then count ``kind, seq``, the CRC over all but itself."""
     kss = [_KS.pack(kind, seq) for kind, seq in records]
-    return b"".join(map(add, map(_CRC.pack, map(_crc, kss)), kss))
+    out = []
+    for i in range(0, len(kss), SUB_FRAME):
+        body = _COUNT.pack(len(kss[i : i + SUB_FRAME])) + b"".join(kss[i : i + SUB_FRAME])
+        out.append(_CRC.pack(_crc(body)) + body)
+    return b"".join(out)
 
 
 # ---------------------------------------------------------------- reading
@@ -200,20 +208,31 @@ def read_sub(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
 
 def _read_sub_v2(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
     damage = Damage()
-    start = len(SUB_MAGIC)
-    usable = start + (len(raw) - start) // _SUB.size * _SUB.size
     out: list[tuple[int, int]] = []
-    bad: list[int] = []  # offsets of records that do not check, since the last good one
-    for pos in range(start, usable, _SUB.size):
-        crc, kind, seq = _SUB.unpack_from(raw, pos)
-        if kind in _KINDS and _crc(raw[pos + 4 : pos + _SUB.size]) == crc:
-            for b in bad:
-                damage.skip(b, _SUB.size, tail=False)
-            bad.clear()
-            out.append((kind, seq))
-        else:
-            bad.append(pos)
-    if bad or usable < len(raw):
-        first = bad[0] if bad else usable
-        damage.skip(first, len(raw) - first, tail=True)
+    pos, n = len(SUB_MAGIC), len(raw)
+    while pos < n:
+        end = _frame_at(raw, pos)
+        if end is not None:
+            out += [(k, s) for k, s in _KS.iter_unpack(raw[pos + 8 : end]) if k in _KINDS]
+            pos = end
+            continue
+        nxt = pos + 1
+        while nxt + 8 <= n and _frame_at(raw, nxt) is None:
+            nxt += 1
+        if nxt + 8 > n:
+            damage.skip(pos, n - pos, tail=True)
+            break
+        damage.skip(pos, nxt - pos, tail=False)
+        pos = nxt
     return out, damage
+
+
+def _frame_at(raw: bytes, pos: int) -> int | None:
+    """The end offset of a checked subscription-log frame starting at pos; None when none starts there."""
+    if pos + 8 > len(raw):
+        return None
+    crc, count = _FRAME.unpack_from(raw, pos)
+    end: int = pos + 8 + _KS.size * count
+    if count == 0 or end > len(raw) or _crc(raw[pos + 4 : end]) != crc:
+        return None
+    return end
