@@ -155,7 +155,7 @@ def check_query_only(query: str) -> None:
         if named == "EXPLAIN":  # name what it explains too (EXPLAIN ANALYZE COPY ...)
             rest = [w for w in " ".join(words[1:]).split() if w != "ANALYZE"]
             named = f"EXPLAIN {rest[0]}" if rest else named
-        raise invalid_query(f"Only queries (SELECT) are allowed here, got {named}.")
+        raise invalid_query(f"Only queries are allowed here (only SELECT), got {named}.")
     if len(statements) > 1:
         raise invalid_query("Exactly one statement is supported per query (scripts are not supported yet).")
 

@@ -85,11 +85,12 @@ def test_sql_box_answers_in_plain_json_and_truncates(client):
     cells = client.post(
         "/api/sql",
         json={
-            "sql": "SELECT TIMESTAMP '2026-11-22 08:00:00' AS t, 1.25::DECIMAL(4, 2) AS d,"
-            " 'nan'::DOUBLE AS n, 'x'::BLOB AS b, [1, 2] AS l"
+            "sql": "SELECT TIMESTAMP '2026-11-22 08:00:00' AS t, CAST(1.25 AS NUMERIC) AS d,"
+            " CAST('nan' AS FLOAT64) AS n, b'x' AS b, [1, 2] AS l"
         },
-    )
+    )  # BigQuery SQL: a TIMESTAMP is an instant in UTC
     assert cells.status_code == 200, cells.text
-    assert cells.json()["rows"] == [["2026-11-22T08:00:00", 1.25, None, "x", "[1, 2]"]]
-    many = client.post("/api/sql", json={"sql": "SELECT * FROM pubsub_direct, range(100)"}).json()
+    assert cells.json()["rows"] == [["2026-11-22T08:00:00+00:00", 1.25, None, "x", "[1, 2]"]]
+    hundred = "SELECT * FROM pubsub_direct, UNNEST(GENERATE_ARRAY(1, 100))"
+    many = client.post("/api/sql", json={"sql": hundred}).json()
     assert many["total_rows"] == 300 and len(many["rows"]) == 200 and many["truncated"] is True
