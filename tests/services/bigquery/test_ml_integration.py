@@ -228,3 +228,21 @@ def test_bad_function_input_is_named(client, points, model) -> None:
         )
     with pytest.raises(exceptions.BadRequest, match=r"ML\.PREDICT is a table function"):
         client.query_and_wait(f"SELECT (SELECT COUNT(*) FROM {points}) + ML.PREDICT(MODEL {model}, TABLE {points})")
+
+
+def test_nested_functions_cte_and_insert_select(client, dataset, points, model) -> None:
+    nested = _rows(
+        client,
+        f"WITH flagged AS (SELECT * FROM ML.DETECT_ANOMALIES(MODEL {model}, STRUCT(0.2 AS contamination), "
+        f"(SELECT x FROM ML.PREDICT(MODEL {model}, TABLE {points}) WHERE CENTROID_ID = 1))) "
+        "SELECT x FROM flagged WHERE is_anomaly ORDER BY x",
+    )
+    assert nested == [{"x": 10.0}, {"x": 13.0}]
+    client.query_and_wait(f"CREATE TABLE {dataset}.flags (x FLOAT64, anomaly BOOL)")
+    client.query_and_wait(
+        f"INSERT INTO {dataset}.flags SELECT x, is_anomaly FROM ML.DETECT_ANOMALIES(MODEL {model}, "
+        f"STRUCT(0.2 AS contamination), TABLE {points})"
+    )
+    assert _rows(client, f"SELECT COUNTIF(anomaly) AS n, COUNT(*) AS total FROM {dataset}.flags") == [
+        {"n": 2, "total": 7}
+    ]
