@@ -39,9 +39,9 @@ from tests.services.detector.harness import Detector, Resources, publish_events,
 
 # Smaller batches and window than one detector's defaults, so the workers share the backlog instead of the
 # first one up pulling all of it ahead (max outstanding 20,000 each by default).
-WORKER_FLAGS = ("--scorer", "zscore", "--detector-batch-size", "1000", "--max-outstanding", "6000")
-EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
+WORKER_FLAGS: tuple[str, ...] = ("--scorer", "zscore", "--detector-batch-size", "1000", "--max-outstanding", "6000")
 WORKER_FLAGS += ("--commit-max-rows", "4000", "--compact-interval-s", "0")
+EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
 
 
 def start_workers(res: Resources, warehouse: Path, work: Path, count: int) -> list[Detector]:

@@ -12,6 +12,8 @@ it into docker-compose.yml. How the parts fit (docs/detector.md, "Flink + Kafka"
   image, sharing the task manager's network namespace, so the runner's EXTERNAL environment reaches it at
   ``localhost:50000`` and the harness reaches the runner's control and data services on ``localhost``.
   The task manager has no Docker, so Beam's default DOCKER environment cannot run there;
+  The DoFns (publish, warehouse files, model) run in this container, so the renderer must give it the
+  detector's environment and volumes (Pub/Sub emulator, MLflow, ``/data/warehouse``);
 * ``detector-flink``: `hyp detector` submitting the pipeline (``--runner PortableRunner``);
 * ``loadgen-kafka``: `hyp loadgen --to kafka` writing the events to Kafka, which the detector reads with a
   Python-only read (services/detector/kafka_read.py: no Java expansion service needed);

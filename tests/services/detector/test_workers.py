@@ -17,7 +17,7 @@ from tests.services.detector.harness import Detector, Resources, publish_events,
 EVENTS = 6000
 EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
 # small batches and a small outstanding window, so one worker cannot pull the whole backlog ahead of the other
-WORKER_FLAGS = ("--scorer", "zscore", "--detector-batch-size", "250", "--max-outstanding", "1000")
+WORKER_FLAGS: tuple[str, ...] = ("--scorer", "zscore", "--detector-batch-size", "250", "--max-outstanding", "1000")
 WORKER_FLAGS += ("--commit-max-rows", "500", "--compact-interval-s", "0")
 
 
