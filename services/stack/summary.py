@@ -98,7 +98,7 @@ class _Tally:
 
     def __init__(self, warehouse_dir: Path) -> None:
         self.warehouse_dir = warehouse_dir
-        self.events: dict[str, int] = {}  # cloud_run file -> rows (from the Parquet footer)
+        self.events: dict[str, int] = {}  # event table file (cloud_run, dataflow) -> rows (from the Parquet footer)
         self.anomaly: dict[str, dict[str, Any]] = {}  # cloud_run_anomaly file -> its counts
 
     def update(self, latest_after: float | None) -> WarehouseStats:
@@ -106,9 +106,14 @@ class _Tally:
         import pyarrow.parquet as pq
 
         from services.warehouse.query import files
+        from services.warehouse.tables import EVENT_TABLES
 
-        live = [str(f) for f in files(self.warehouse_dir, "cloud_run")]
+        live = [str(f) for table in EVENT_TABLES for f in files(self.warehouse_dir, table)]
         self.events = {f: self.events[f] if f in self.events else pq.read_metadata(f).num_rows for f in live}
+        per_table = {
+            table: sum(n for f, n in self.events.items() if Path(f).is_relative_to(self.warehouse_dir / table))
+            for table in EVENT_TABLES
+        }
         live = [str(f) for f in files(self.warehouse_dir, "cloud_run_anomaly")]
         new = [f for f in live if f not in self.anomaly]
         self.anomaly = {f: self.anomaly[f] for f in live if f in self.anomaly}
@@ -125,7 +130,9 @@ class _Tally:
         counts = list(self.anomaly.values())
         versions = [c["model_version"] for c in counts if c["model_version"] is not None]
         return WarehouseStats(
-            events=sum(self.events.values()),
+            # each event table (the processor's cloud_run, the detector's dataflow) holds each event once: the
+            # fuller one counts the events stored, whichever part of the stack runs
+            events=max(per_table.values()),
             scored=sum(c["scored"] for c in counts),
             flagged=sum(c["flagged"] for c in counts),
             true_positives=sum(c["tp"] for c in counts),

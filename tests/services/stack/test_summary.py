@@ -126,3 +126,15 @@ def test_refreshes_read_new_files_only_and_compaction_counts_once(tmp_path):
         f.unlink()
     third = summary.warehouse_stats(tmp_path)
     assert third is not None and (third.scored, third.flagged, third.true_positives) == (3, 2, 1)
+
+
+def test_events_in_the_warehouse_count_each_event_once_whichever_writer_runs(tmp_path):
+    from services.common.events import event_row
+    from services.testing import events
+
+    append(tmp_path, "dataflow", [event_row(events.purchase(10.0 + i)) for i in range(3)])  # the detector alone
+    first = summary.warehouse_stats(tmp_path)
+    assert first is not None and first.events == 3
+    append(tmp_path, "cloud_run", [event_row(events.purchase(10.0 + i)) for i in range(2)])  # the processor behind
+    second = summary.warehouse_stats(tmp_path)
+    assert second is not None and second.events == 3  # the same events, not 5
