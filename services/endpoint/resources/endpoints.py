@@ -98,6 +98,12 @@ def check_split(split: dict[str, int], ids: Sequence[str]) -> dict[str, int]:
     return clean
 
 
+def camel(field: str) -> str:
+    """``traffic_split`` -> ``trafficSplit`` (a REST update mask may name fields either way)."""
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 class Endpoints:
     """The endpoints of one server (project/location in their names), by id."""
 
@@ -184,6 +190,31 @@ class Endpoints:
                 endpoint, deployed=(*endpoint.deployed, deployed), traffic=traffic, update_time=deployed.create_time
             )
         return deployed
+
+    def update(self, endpoint_id: str, body: dict[str, Any], mask: Sequence[str]) -> Endpoint:
+        """``endpoints.patch``: the fields ``mask`` names (display name, description, labels, traffic split)."""
+        fields = {camel(f.strip()) for f in mask if f.strip()}
+        unknown = fields - {"displayName", "description", "labels", "trafficSplit"}
+        if unknown:
+            raise invalid(f"update_mask: {', '.join(sorted(unknown))} cannot be updated here")
+        with self._lock:
+            endpoint = self.get(endpoint_id)
+            changes: dict[str, Any] = {}
+            if "displayName" in fields:
+                if not body.get("displayName"):
+                    raise invalid("endpoint.display_name: required")
+                changes["display_name"] = body["displayName"]
+            if "description" in fields:
+                changes["description"] = body.get("description") or ""
+            if "labels" in fields:
+                changes["labels"] = dict(body.get("labels") or {})
+            if "trafficSplit" in fields:
+                changes["traffic"] = check_split(
+                    dict(body.get("trafficSplit") or {}), [d.id for d in endpoint.deployed]
+                )
+            updated = replace(endpoint, **changes, update_time=rfc3339(time.time()))
+            self._by_id[endpoint_id] = updated
+        return updated
 
     def undeploy(self, endpoint_id: str, deployed_id: str, split: dict[str, int] | None) -> None:
         with self._lock:

@@ -110,6 +110,9 @@ class VertexResources:
         endpoint = self.endpoints.create(body, endpoint_id)
         return self._op("CreateEndpointOperationMetadata", response_type="Endpoint", response=endpoint.resource())
 
+    def update_endpoint(self, endpoint_id: str, body: dict[str, Any], mask: str) -> dict[str, Any]:
+        return self.endpoints.update(endpoint_id, body, mask.split(",")).resource()
+
     def delete_endpoint(self, endpoint_id: str) -> dict[str, Any]:
         self.endpoints.delete(endpoint_id)
         return self._op("DeleteOperationMetadata")

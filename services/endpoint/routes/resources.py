@@ -94,6 +94,18 @@ async def create_endpoint(project: str, location: str, request: Request, resourc
     return await with_body(request, resources, project, location, lambda b: resources.create_endpoint(b, endpoint_id))
 
 
+@router.patch(LOCATION + "/endpoints/{endpoint}", summary="Update an endpoint (display name, labels, traffic split)")
+async def update_endpoint(
+    project: str, location: str, endpoint: str, request: Request, resources: ResourcesDep
+) -> Response:
+    if resources.is_champion_endpoint(project, location, endpoint):
+        return champion_refusal(resources, endpoint)
+    mask = request.query_params.get("updateMask", "")
+    return await with_body(
+        request, resources, project, location, lambda b: resources.update_endpoint(endpoint, b, mask)
+    )
+
+
 @router.delete(LOCATION + "/endpoints/{endpoint}", summary="Delete an endpoint with no deployed model")
 async def delete_endpoint(project: str, location: str, endpoint: str, resources: ResourcesDep) -> Response:
     if resources.is_champion_endpoint(project, location, endpoint):

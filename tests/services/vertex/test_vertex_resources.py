@@ -63,6 +63,9 @@ def test_upload_deploy_predict_split_undeploy_delete(aiplatform, gcs, tmp_path):
         seen[r.deployed_model_id] += 1
     assert abs(seen[deployed_a.id] / SPLIT_REQUESTS - 0.70) <= SPLIT_TOLERANCE, seen
 
+    endpoint.update(traffic_split={deployed_a.id: 0, deployed_b.id: 100})  # all traffic to b, a still deployed
+    assert endpoint.traffic_split == {deployed_a.id: 0, deployed_b.id: 100}
+    assert {endpoint.predict(instances=X).deployed_model_id for _ in range(20)} == {deployed_b.id}
     endpoint.undeploy(deployed_a.id)
     assert endpoint.traffic_split == {deployed_b.id: 100}
     assert endpoint.predict(instances=X).deployed_model_id == deployed_b.id
