@@ -102,9 +102,14 @@ def test_the_example_suite_passes_with_the_docker_free_fixtures(installed: dict[
     counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
     assert counts["failures"] == counts["errors"] == counts["skipped"] == 0, counts
     names = {case.get("name") for case in suite.iter("testcase")}
-    assert {"test_published_orders_arrive_on_the_subscription", "test_revenue_per_customer",
-            "test_a_receipt_reads_back", "test_clients_built_from_the_environment",
-            "test_models_is_this_projects_package"} <= names  # fmt: skip
+    assert {
+        "test_published_orders_arrive_on_the_subscription",
+        "test_revenue_per_customer",
+        "test_a_receipt_reads_back",
+        "test_clients_built_from_the_environment",
+        "test_one_service_from_the_environment",
+        "test_models_is_this_projects_package",
+    } <= names
 
 
 def test_the_users_environment_has_only_the_plugin_of_ours(installed: dict[str, Path]) -> None:

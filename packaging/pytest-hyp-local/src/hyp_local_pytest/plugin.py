@@ -5,8 +5,9 @@ Session-scoped emulators, each started on first use and stopped at the end of th
 Docker), ``hyp_pubsub_container`` (:class:`~hyp_local_pytest.containers.HypPubSubContainer`; skips without
 a Docker engine). Per test: Google's clients pointed at them (``pubsub_publisher``, ``pubsub_subscriber``,
 ``bigquery_client``, ``storage_client``), a fresh topic (``pubsub_topic``) and subscription on it
-(``pubsub_subscription``). Nothing here changes ``os.environ`` except ``hyp_emulator_env``, which a test
-asks for when its code reads the ``*_EMULATOR_HOST`` variables (undone after the test).
+(``pubsub_subscription``). Nothing here changes ``os.environ`` except the opt-in ``pubsub_emulator_env``,
+``bigquery_emulator_env``, ``storage_emulator_env`` and ``hyp_emulator_env`` (all three), which a test asks
+for when its code reads the ``*_EMULATOR_HOST`` variables (undone after the test).
 """
 
 from __future__ import annotations
@@ -97,25 +98,43 @@ def storage_client(hyp_storage_emulator: HttpEmulator) -> Any:
     return hyp_storage_emulator.client()
 
 
+def _setenv(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, str]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def pubsub_emulator_env(monkeypatch: pytest.MonkeyPatch, hyp_pubsub_emulator: PubSubEmulator) -> dict[str, str]:
+    """Opt-in: PUBSUB_EMULATOR_HOST and PUBSUB_PROJECT_ID set for this test (restored afterwards)."""
+    return _setenv(monkeypatch, hyp_pubsub_emulator.env())
+
+
+@pytest.fixture
+def bigquery_emulator_env(monkeypatch: pytest.MonkeyPatch, hyp_bigquery_emulator: HttpEmulator) -> dict[str, str]:
+    """Opt-in: BIGQUERY_EMULATOR_HOST set for this test (restored afterwards)."""
+    return _setenv(monkeypatch, hyp_bigquery_emulator.env())
+
+
+@pytest.fixture
+def storage_emulator_env(monkeypatch: pytest.MonkeyPatch, hyp_storage_emulator: HttpEmulator) -> dict[str, str]:
+    """Opt-in: STORAGE_EMULATOR_HOST set for this test (restored afterwards)."""
+    return _setenv(monkeypatch, hyp_storage_emulator.env())
+
+
 @pytest.fixture
 def hyp_emulator_env(
     monkeypatch: pytest.MonkeyPatch,
     hyp_local: HypLocal,
-    hyp_pubsub_emulator: PubSubEmulator,
-    hyp_bigquery_emulator: HttpEmulator,
-    hyp_storage_emulator: HttpEmulator,
+    pubsub_emulator_env: dict[str, str],
+    bigquery_emulator_env: dict[str, str],
+    storage_emulator_env: dict[str, str],
 ) -> dict[str, str]:
-    """Opt-in: PUBSUB_EMULATOR_HOST, BIGQUERY_EMULATOR_HOST, STORAGE_EMULATOR_HOST (and the project variables)
-    set for this test, for code that builds its clients from the environment; restored afterwards."""
-    env = {
-        **hyp_pubsub_emulator.env(),
-        **hyp_bigquery_emulator.env(),
-        **hyp_storage_emulator.env(),
-        "GOOGLE_CLOUD_PROJECT": hyp_local.project,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    """Opt-in: all three emulators' variables and GOOGLE_CLOUD_PROJECT set for this test (restored afterwards),
+    for code that builds its clients from the environment. Starts all three; ask for one service's
+    ``*_emulator_env`` to start only that one."""
+    project = _setenv(monkeypatch, {"GOOGLE_CLOUD_PROJECT": hyp_local.project})
+    return {**pubsub_emulator_env, **bigquery_emulator_env, **storage_emulator_env, **project}
 
 
 @pytest.fixture(scope="session")
