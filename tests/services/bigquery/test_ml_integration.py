@@ -246,3 +246,10 @@ def test_nested_functions_cte_and_insert_select(client, dataset, points, model) 
     assert _rows(client, f"SELECT COUNTIF(anomaly) AS n, COUNT(*) AS total FROM {dataset}.flags") == [
         {"n": 2, "total": 7}
     ]
+
+
+def test_ml_function_in_a_view_is_refused(client, dataset, points, model) -> None:
+    with pytest.raises(exceptions.BadRequest, match="ML functions inside a view are not supported"):
+        client.query_and_wait(f"CREATE VIEW {dataset}.v AS SELECT * FROM ML.PREDICT(MODEL {model}, TABLE {points})")
+    with pytest.raises(exceptions.NotFound):
+        client.get_table(f"{dataset}.v")

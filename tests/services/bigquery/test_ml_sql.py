@@ -1,0 +1,104 @@
+"""BigQuery ML's SQL pieces without a process: the ML table functions parse (the rest as BigQuery SQL),
+CREATE MODEL's OPTIONS are typed or refused by name, and the k-means functions' columns and values on
+a hand-checked model (x = 0, 1, 2 | 10, 11, 12, 13: centroids 11.5 and 1, unstandardised)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+import sqlglot
+
+from services.bigquery.errors import BigQueryError
+from services.bigquery.ml import kmeans, options, parse
+from services.bigquery.schema import Field
+
+pytestmark = pytest.mark.local_only(
+    "the parts of hyp bigquery's BigQuery ML; the API behaviour is in test_ml_*_integration"
+)
+
+
+def test_ml_functions_parse_innermost_first_and_keep_aliases() -> None:
+    tree = parse.parse(
+        "SELECT * FROM ML.PREDICT(MODEL `p.d.m`, (SELECT * FROM ML.DETECT_ANOMALIES(MODEL d.m, "
+        "STRUCT(0.1 AS contamination), TABLE d.t))) AS p JOIN d.u ON TRUE"
+    )
+    found = parse.calls(tree)
+    assert [call.args["name"] for _, call in found] == ["DETECT_ANOMALIES", "PREDICT"]
+    assert found[1][0].alias == "p" and found[0][1].args["expression"].sql() == "d.t"
+    assert parse.calls(parse.parse("SELECT * FROM ML.CENTROIDS(MODEL d.m)"))[0][1].args["expression"] is None
+
+
+def test_ml_function_outside_from_and_syntax_errors_are_400() -> None:
+    with pytest.raises(BigQueryError, match="table function"):
+        parse.calls(parse.parse("SELECT ML.PREDICT(MODEL d.m, TABLE d.t)"))
+    with pytest.raises(BigQueryError, match="Syntax error"):
+        parse.parse("SELECT * FROM ML.PREDICT(d.m, TABLE d.t)")  # MODEL missing
+
+
+def _options(text: str) -> dict:
+    tree = sqlglot.parse_one(f"CREATE MODEL d.m OPTIONS({text}) AS SELECT 1", read="bigquery")
+    return options.read(tree.args.get("properties"))
+
+
+def test_options_are_typed() -> None:
+    got = options.kmeans(
+        _options(
+            "MODEL_TYPE='kmeans', NUM_CLUSTERS=3, KMEANS_INIT_METHOD='custom', KMEANS_INIT_COL='seed', "
+            "DISTANCE_TYPE='cosine', STANDARDIZE_FEATURES=FALSE, MAX_ITERATIONS=7, EARLY_STOP=TRUE, "
+            "MODEL_REGISTRY='VERTEX_AI', VERTEX_AI_MODEL_VERSION_ALIASES=['champion', 'b']"
+        )
+    )
+    assert (got.num_clusters, got.init_method, got.init_col, got.distance_type) == (3, "CUSTOM", "seed", "COSINE")
+    assert (got.standardize_features, got.max_iterations, got.min_rel_progress) == (False, 7, 0.01)
+    assert (got.registry, got.vertex_aliases) == ("VERTEX_AI", ["champion", "b"])
+    assert options.kmeans(_options("MODEL_TYPE='KMEANS', EARLY_STOP=FALSE")).min_rel_progress == 0.0
+    assert options.kmeans(_options("MODEL_TYPE='KMEANS'")).min_rel_progress is None  # the Python trainer's rule
+    assert options.kmeans(_options("MODEL_TYPE='KMEANS'")).clusters_for(10_000) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, NUM_CLUSTERS=3", "NUM_CLUSTERS is given more than once"),
+        ("MODEL_TYPE='KMEANS', MAX_ITERATIONS='ten'", "Invalid value for option MAX_ITERATIONS"),
+        ("MODEL_TYPE='KMEANS', STANDARDIZE_FEATURES=1", "Invalid value for option STANDARDIZE_FEATURES"),
+        ("MODEL_TYPE='KMEANS', L2_REG=0.1", "Unknown option L2_REG"),
+        ("MODEL_TYPE='LINEAR_REG'", "MODEL_TYPE 'LINEAR_REG' is not supported"),
+        ("MODEL_TYPE='NOPE'", "Invalid value for option MODEL_TYPE"),
+    ],
+)
+def test_bad_options_name_the_option(text: str, message: str) -> None:
+    with pytest.raises(BigQueryError, match=message):
+        given = _options(text)
+        options.model_type(given)
+        options.kmeans(given)
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    rows = pa.table({"x": [0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 13.0]})
+    chosen = options.kmeans({"MODEL_TYPE": "KMEANS", "NUM_CLUSTERS": 2, "STANDARDIZE_FEATURES": False})
+    return kmeans.train(chosen, (Field("x", "FLOAT"),), rows)[0]
+
+
+def test_functions_by_hand(state: dict) -> None:
+    out = kmeans.predict(state, pa.table({"x": [5.0, None]}))  # NULL takes the training mean, 7
+    assert out.column_names == ["CENTROID_ID", "NEAREST_CENTROIDS_DISTANCE", "x"]
+    assert out.column("CENTROID_ID").to_pylist() == [2, 1]
+    assert out.column("NEAREST_CENTROIDS_DISTANCE").to_pylist()[0] == [
+        {"CENTROID_ID": 2, "DISTANCE": 4.0},
+        {"CENTROID_ID": 1, "DISTANCE": 6.5},
+    ]
+    found = kmeans.detect_anomalies(state, pa.table({"x": [5.0, 11.0]}), 0.2).to_pydict()
+    assert found["is_anomaly"] == [True, False] and found["normalized_distance"] == pytest.approx([4.0, 0.5])
+    assert kmeans.centroids(state, standardize=False).column("numerical_value").to_pylist() == pytest.approx([11.5, 1])
+    info = kmeans.feature_info(state).to_pylist()[0]
+    assert (info["min"], info["max"], info["mean"], info["median"], info["null_count"]) == (0, 13, 7, 10, 0)
+
+
+def test_non_numeric_and_missing_columns_are_named(state: dict) -> None:
+    chosen = options.kmeans({"MODEL_TYPE": "KMEANS"})
+    with pytest.raises(BigQueryError, match="Feature column event has type STRING"):
+        kmeans.train(chosen, (Field("x", "FLOAT"), Field("event", "STRING")), pa.table({"x": [1.0], "event": ["a"]}))
+    with pytest.raises(BigQueryError, match="Column x is not found in the input data to the DETECT_ANOMALIES"):
+        kmeans.detect_anomalies(state, pa.table({"y": [1.0]}), 0.1)
