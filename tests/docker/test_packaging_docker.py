@@ -1,8 +1,8 @@
 """hyp-local in someone else's project, the container half (issue 19): the example project's docker-marked
-tests in a fresh user environment, the plugin's HypPubSubContainer and testcontainers' own PubSubContainer
-with our image swapped in for Google's.
+tests in a fresh user environment: the plugin's HypPubSubContainer, testcontainers' own PubSubContainer with
+our image swapped in for Google's, and the plugin's BigQuery and Cloud Storage containers.
 
-Builds the Pub/Sub image from this checkout (`hyp images build --image pubsub`), then the same wheels and
+Builds the Pub/Sub and app images from this checkout (`hyp images build --image pubsub|app`), then the same wheels and
 environments as tests/packaging/test_user_project.py, with the plugin's `containers` extra. Written for the
 docker tier; not run on the shared development machine (no Docker engine there).
 
@@ -31,7 +31,8 @@ def test_the_example_container_tests_pass(tmp_path_factory: pytest.TempPathFacto
 
     if reason := docker_missing():
         pytest.skip(reason)
-    run(sys.executable, "-m", "services.cli", "images", "build", "--image", "pubsub", cwd=ROOT, timeout=900)
+    for image in ("pubsub", "app"):
+        run(sys.executable, "-m", "services.cli", "images", "build", "--image", image, cwd=ROOT, timeout=1800)
 
     work = tmp_path_factory.mktemp("user-project-docker")
     dist = build_wheels(work)
@@ -47,6 +48,7 @@ def test_the_example_container_tests_pass(tmp_path_factory: pytest.TempPathFacto
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
     counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
-    assert counts == {"tests": 2, "failures": 0, "errors": 0, "skipped": 0}, counts
+    assert counts == {"tests": 4, "failures": 0, "errors": 0, "skipped": 0}, counts
     names = {case.get("name") for case in suite.iter("testcase")}
-    assert names == {"test_hyp_pubsub_container", "test_pubsub_container_with_our_image"}
+    assert names == {"test_hyp_pubsub_container", "test_pubsub_container_with_our_image",
+                     "test_hyp_bigquery_container", "test_hyp_storage_container"}  # fmt: skip

@@ -36,8 +36,9 @@ def test_the_container_module_imports_without_testcontainers(monkeypatch: pytest
     containers = importlib.import_module("hyp_local_pytest.containers")
     try:
         assert "testcontainers is not installed" in (containers.docker_missing() or "")
-        with pytest.raises(ImportError, match="pytest-hyp-local\\[containers\\]"):
-            containers.HypPubSubContainer()
+        for cls in (containers.HypPubSubContainer, containers.HypBigQueryContainer, containers.HypStorageContainer):
+            with pytest.raises(ImportError, match="pytest-hyp-local\\[containers\\]"):
+                cls()
     finally:
         sys.modules.pop("hyp_local_pytest.containers", None)
 

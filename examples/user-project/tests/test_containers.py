@@ -1,5 +1,6 @@
-"""hyp-local's Pub/Sub image under testcontainers: the plugin's HypPubSubContainer, and testcontainers' own
-PubSubContainer with our image swapped in for Google's (our image accepts its gcloud command line)."""
+"""hyp-local's images under testcontainers: the plugin's HypPubSubContainer, testcontainers' own
+PubSubContainer with our image swapped in for Google's (our image accepts its gcloud command line), and the
+plugin's BigQuery and Cloud Storage containers (hyp-local's app image)."""
 
 import pytest
 
@@ -36,3 +37,21 @@ def test_pubsub_container_with_our_image():
         wait_for_logs(pubsub, "Server started", timeout=30)  # the line Google's emulator prints, printed by ours too
         got = round_trip(pubsub.get_publisher_client(), pubsub.get_subscriber_client(), "shop-test")
     assert got == [Order("o-1", "ada", 1.0)]
+
+
+def test_hyp_bigquery_container(hyp_bigquery_container):
+    from shop.orders import create_orders_table, load_orders, revenue_by_customer
+
+    client = hyp_bigquery_container.get_client()
+    table_id = create_orders_table(client, "in_container")
+    load_orders(client, table_id, [Order("o-1", "ada", 4.0)])
+    assert revenue_by_customer(client, table_id) == {"ada": 4.0}
+
+
+def test_hyp_storage_container(hyp_storage_container):
+    from shop.orders import archive_receipt, read_receipt
+
+    client = hyp_storage_container.get_client()
+    client.create_bucket("in-container")
+    name = archive_receipt(client, "in-container", Order("o-2", "ada", 5.0))
+    assert read_receipt(client, "in-container", name).amount == 5.0

@@ -1,8 +1,11 @@
-"""hyp-local's Pub/Sub emulator image under testcontainers, with ``PubSubContainer``'s methods.
+"""hyp-local's images under testcontainers: :class:`HypPubSubContainer` with ``PubSubContainer``'s methods,
+:class:`HypBigQueryContainer` and :class:`HypStorageContainer` after testcontainers-java's
+``BigQueryEmulatorContainer`` (``get_emulator_http_endpoint``, ``get_project_id``) with a ready client.
 
-Importable without testcontainers (the plugin imports it lazily anyway); the class needs
+Importable without testcontainers (the plugin imports it lazily anyway); the classes need
 ``pytest-hyp-local[containers]``. Unlike Google's emulator image, ``start()`` returns once the emulator
-answers (its REST side's ``GET /`` says ``Ok.``), so the first publish never races the start-up.
+answers (Pub/Sub: its REST side's ``GET /`` says ``Ok.``; the others: ``GET /health``), so the first call
+never races the start-up.
 
 >>> with HypPubSubContainer("hyp-local/pubsub:0.1.0") as pubsub:
 ...     publisher = pubsub.get_publisher_client()
@@ -31,6 +34,7 @@ else:
     _MISSING = ""
 
 DEFAULT_IMAGE = "hyp-local/pubsub:0.1.0"
+APP_IMAGE = "hyp-local/app:0.1.0"  # hyp bigquery and hyp storage (and the rest of the stack)
 GRPC_PORT = 8085
 REST_PORT = 8086
 READY_TIMEOUT_S = 30.0
@@ -84,3 +88,56 @@ class HypPubSubContainer(DockerContainer):
 
     def get_subscriber_client(self, **kwargs: Any) -> Any:  # google.cloud.pubsub_v1.SubscriberClient
         return clients.subscriber(self.get_pubsub_emulator_host(), **kwargs)
+
+
+class _HypHttpContainer(DockerContainer):
+    """``hyp <service>`` serving HTTP on ``port`` in the app image, ready once ``GET /health`` answers 200."""
+
+    service = ""
+    port = 0
+    extra_args: tuple[str, ...] = ()
+
+    def __init__(self, image: str = APP_IMAGE, project: str = "test-project", **kwargs: Any) -> None:
+        super().__init__(image=image, **kwargs)
+        self.project = project
+        self.with_exposed_ports(self.port)
+        self.with_env("HYP_PROJECT", project)
+        self.with_command(" ".join([self.service, "--host", "0.0.0.0", "--port", str(self.port), *self.extra_args]))
+
+    def start(self) -> _HypHttpContainer:
+        super().start()
+        wait_for(self._answers, READY_TIMEOUT_S, f"hyp {self.service} in {self.image}", interval=0.05)
+        return self
+
+    def _answers(self) -> bool | None:
+        try:
+            with urllib.request.urlopen(self.get_emulator_http_endpoint() + "/health", timeout=1.0) as response:
+                return True if response.status == 200 else None
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def get_emulator_http_endpoint(self) -> str:
+        """What ``*_EMULATOR_HOST`` would be: ``http://HOST:PORT``."""
+        return f"http://{self.get_container_host_ip()}:{self.get_exposed_port(self.port)}"
+
+    def get_project_id(self) -> str:
+        return self.project
+
+
+class HypBigQueryContainer(_HypHttpContainer):
+    """``hyp bigquery`` (BigQuery's REST API over its own warehouse folder) on 9050."""
+
+    service, port = "bigquery", 9050
+
+    def get_client(self) -> Any:  # google.cloud.bigquery.Client
+        return clients.bigquery(self.get_emulator_http_endpoint(), self.project)
+
+
+class HypStorageContainer(_HypHttpContainer):
+    """``hyp storage`` (Cloud Storage's JSON API over a folder of the container) on 4443."""
+
+    service, port = "storage", 4443
+    extra_args = ("--data-dir", "/data/storage")
+
+    def get_client(self) -> Any:  # google.cloud.storage.Client
+        return clients.storage(self.get_emulator_http_endpoint(), self.project)

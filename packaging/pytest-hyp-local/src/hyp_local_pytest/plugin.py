@@ -2,12 +2,14 @@
 
 Session-scoped emulators, each started on first use and stopped at the end of the run:
 ``hyp_pubsub_emulator``, ``hyp_bigquery_emulator``, ``hyp_storage_emulator`` (subprocesses of ``hyp``, no
-Docker), ``hyp_pubsub_container`` (:class:`~hyp_local_pytest.containers.HypPubSubContainer`; skips without
-a Docker engine). Per test: Google's clients pointed at them (``pubsub_publisher``, ``pubsub_subscriber``,
-``bigquery_client``, ``storage_client``), a fresh topic (``pubsub_topic``) and subscription on it
-(``pubsub_subscription``). Nothing here changes ``os.environ`` except the opt-in ``pubsub_emulator_env``,
-``bigquery_emulator_env``, ``storage_emulator_env`` and ``hyp_emulator_env`` (all three), which a test asks
-for when its code reads the ``*_EMULATOR_HOST`` variables (undone after the test).
+Docker), ``hyp_pubsub_container``, ``hyp_bigquery_container``, ``hyp_storage_container``
+(:mod:`hyp_local_pytest.containers`; they skip without testcontainers or a Docker engine). Per test:
+Google's clients pointed at the emulators (``pubsub_publisher``, ``pubsub_subscriber``, ``bigquery_client``,
+``storage_client``), a fresh topic (``pubsub_topic``) and subscription on it (``pubsub_subscription``).
+
+Nothing here changes ``os.environ`` except the opt-in ``pubsub_emulator_env``, ``bigquery_emulator_env``,
+``storage_emulator_env`` and ``hyp_emulator_env`` (all three), which a test asks for when its code reads
+the ``*_EMULATOR_HOST`` variables (undone after the test).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("hyp_local_project", "project id the emulators' clients use", default="test-project")
     parser.addini("hyp_local_image", "hyp-local's Pub/Sub image for hyp_pubsub_container",
                   default="hyp-local/pubsub:0.1.0")  # fmt: skip
+    parser.addini("hyp_local_app_image", "hyp-local's app image for hyp_bigquery_container, hyp_storage_container",
+                  default="hyp-local/app:0.1.0")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -137,16 +141,32 @@ def hyp_emulator_env(
     return {**pubsub_emulator_env, **bigquery_emulator_env, **storage_emulator_env, **project}
 
 
+def _container(kind: str, image_option: str, pytestconfig: pytest.Config) -> Iterator[Any]:
+    from hyp_local_pytest import containers
+
+    reason = containers.docker_missing()
+    if reason:
+        pytest.skip(reason)
+    cls = getattr(containers, kind)
+    image, project = pytestconfig.getini(image_option), pytestconfig.getini("hyp_local_project")
+    with cls(image, project=project) as container:
+        yield container
+
+
 @pytest.fixture(scope="session")
 def hyp_pubsub_container(pytestconfig: pytest.Config) -> Iterator[Any]:
     """hyp-local's Pub/Sub image under testcontainers, ready (:class:`HypPubSubContainer`); skips, saying why,
     where testcontainers is not installed or no Docker engine answers."""
-    from hyp_local_pytest.containers import HypPubSubContainer, docker_missing
+    yield from _container("HypPubSubContainer", "hyp_local_image", pytestconfig)
 
-    reason = docker_missing()
-    if reason:
-        pytest.skip(reason)
-    with HypPubSubContainer(
-        pytestconfig.getini("hyp_local_image"), project=pytestconfig.getini("hyp_local_project")
-    ) as c:
-        yield c
+
+@pytest.fixture(scope="session")
+def hyp_bigquery_container(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """``hyp bigquery`` in hyp-local's app image, ready (:class:`HypBigQueryContainer`); skips as above."""
+    yield from _container("HypBigQueryContainer", "hyp_local_app_image", pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def hyp_storage_container(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """``hyp storage`` in hyp-local's app image, ready (:class:`HypStorageContainer`); skips as above."""
+    yield from _container("HypStorageContainer", "hyp_local_app_image", pytestconfig)
