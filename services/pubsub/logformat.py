@@ -83,10 +83,6 @@ def topic_records(seq0: int, blobs: list[bytes]) -> bytes:
     return b"".join(map(add, map(add, map(_CRC.pack, crcs), lss), blobs))
 
 
-def topic_record(seq: int, blob: bytes) -> bytes:
-    return topic_records(seq, [blob])
-
-
 def sub_records(records: Iterable[tuple[int, int]]) -> bytes:
     """Frames of up to SUB_FRAME records: ``crc, count`` then count ``kind, seq``, the CRC over all but itself."""
     kss = [_KS.pack(kind, seq) for kind, seq in records]

@@ -176,9 +176,8 @@ class Store:
 
     def rewrite_topic(self, topic: TopicState) -> None:
         """The live part of a topic's log (a lost message stays as an empty record: reported once)."""
-        parts = [logformat.topic_header(topic.base)]
-        parts += [logformat.topic_record(topic.base + i, b) for i, b in enumerate(topic.data)]
-        self._replace(self._topic_path(topic.uid), b"".join(parts))
+        payload = logformat.topic_header(topic.base) + logformat.topic_records(topic.base, topic.data)
+        self._replace(self._topic_path(topic.uid), payload)
 
     def maybe_rewrite_sub(self, sub: SubState) -> None:
         """Compact a subscription's log once it has grown past REWRITE_BYTES (ack and delivery records)."""
