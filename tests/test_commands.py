@@ -101,6 +101,11 @@ CASES: dict[str, Case] = {
         (["--port", "99999"], "--port"),
         ({"HYP_BIGQUERY_PORT": "x"}, ["--port", "9150"], "port", 9150),
     ),
+    "gcloud": Case(
+        ({"HYP_PUBSUB_MEMORY_BUDGET_MB": "x"}, ["beta", "emulators", "pubsub", "start"], "HYP_PUBSUB_MEMORY_BUDGET_MB"),
+        (["beta", "emulators", "pubsub", "start", "--bogus"], "--bogus"),
+        ({"HYP_PUBSUB_PORT": "x"}, ["--port", "0"], "port", 0),
+    ),
     "storage": Case(
         ({"HYP_STORAGE_PORT": "x"}, [], "HYP_STORAGE_PORT"),
         (["--port", "99999"], "--port"),

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("services.console.__main__", "serve the web console"),
     "storage": ("services.storage.__main__", "serve Cloud Storage's JSON API on a local folder"),
     "bigquery": ("services.bigquery.__main__", "serve BigQuery's REST API over the warehouse (port 9050)"),
+    "gcloud": ("services.gcloud.__main__", "gcloud's emulator command line (PubSubContainer's) as hyp pubsub"),
     "sql": ("services.bigquery.sql_cli", "run a BigQuery SQL query over the warehouse tables"),
     "warehouse": ("services.warehouse.admin_cli", "warehouse housekeeping (compaction, table stats)"),
     "up": ("services.stack.up", "start the whole stack as local processes"),
