@@ -49,6 +49,8 @@ def command() -> Command[EndpointSettings]:
     cli.flag("endpoint_id", help="Vertex endpoint id in the URL")
     cli.flag("reload_interval_s", "--reload-interval", help="seconds between alias checks; 0 = never")
     cli.flag("workers", help="worker processes")
+    cli.flag("storage_emulator_host", "--storage-host", help="hyp storage, where gs:// model artifacts are read")
+    cli.flag("state_dir", help="folder keeping the endpoints created through Vertex's API across restarts")
     return cli
 
 

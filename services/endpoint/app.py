@@ -23,7 +23,8 @@ from fastapi import FastAPI
 from services.endpoint.fastpath import FastRoutes
 from services.endpoint.predictor import Predictor
 from services.endpoint.resources.service import VertexResources
-from services.endpoint.routes import container, ops, resources, vertex
+from services.endpoint.routes import container, ops, vertex
+from services.endpoint.routes import resources as resource_routes
 from services.endpoint.serving import ModelSource
 from services.endpoint.settings import EndpointSettings
 
@@ -42,13 +43,19 @@ class EndpointApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def lifespan_of(predictor: Predictor) -> Any:
-    """The first model load (a failure leaves /health at 503), then the alias poll until shutdown."""
+def lifespan_of(predictor: Predictor, resources: VertexResources | None = None) -> Any:
+    """The first model load (a failure leaves /health at 503) and the endpoints of the state file, then the
+    alias poll until shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder = predictor.holder
         await asyncio.to_thread(holder.refresh)
+        if resources is not None:
+            try:
+                await asyncio.to_thread(resources.restore)
+            except Exception:  # a bad state file must not keep endpoint 1 down
+                log.exception("endpoint state not restored")
         if holder.current is None:
             log.warning("no model yet; retrying in the background", extra={"fields": {"error": holder.last_error}})
         poller = None
@@ -69,20 +76,21 @@ def lifespan_of(predictor: Predictor) -> Any:
 def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     """The endpoint app serving whatever ``source`` says the alias points at."""
     predictor = Predictor(settings, source)
+    resources = VertexResources(settings)
     app = EndpointApp(
         title="hyp endpoint",
         description="Vertex AI online prediction (REST) for the champion model of the MLflow registry.",
         version="1",
-        lifespan=lifespan_of(predictor),
+        lifespan=lifespan_of(predictor, resources),
     )
     app.state.predictor = predictor
     app.state.holder = predictor.holder
     app.state.metrics = predictor.metrics
     app.state.settings = settings
-    app.state.vertex = VertexResources(settings)
+    app.state.vertex = resources
     routers = [vertex.router, container.build_router(settings.predict_route), ops.build_router(settings.health_route)]
     for router in routers:
         app.include_router(router)
-    app.include_router(resources.router)  # management methods: FastAPI's own path, not the fast one
+    app.include_router(resource_routes.router)  # management methods: FastAPI's own path, not the fast one
     app.fast_path = FastRoutes(route for router in routers for route in router.routes)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
@@ -29,6 +30,8 @@ class EndpointSettings(CommonSettings):
     workers: int = Field(1, ge=1, validation_alias="HYP_ENDPOINT_WORKERS")
     # hyp storage, where gs:// model artifacts are read (the variable Google's Cloud Storage clients read)
     storage_emulator_host: str | None = Field(None, validation_alias="STORAGE_EMULATOR_HOST")
+    # where endpoints created through Vertex's API and their deployments are kept across restarts (None: memory only)
+    state_dir: Path | None = Field(None, validation_alias="HYP_ENDPOINT_STATE_DIR")
 
     @property
     def endpoint_name(self) -> str:

@@ -156,27 +156,25 @@ class Endpoints:
                 )
             del self._by_id[endpoint_id]
 
+    def deployed(
+        self, version: Version, served: Servable, display_name: str, deployed_id: str, create_time: str
+    ) -> Deployed:
+        """A loaded model version as an endpoint holds it, its answer's tail encoded once."""
+        model_name = names.model(self.project, self.location, version.model_id)
+        rest = {
+            "deployedModelId": deployed_id,
+            "model": model_name,
+            "modelDisplayName": version.display_name,
+            "modelVersionId": version.version,
+        }
+        return Deployed(deployed_id, version, model_name, display_name, served, create_time, tail(rest))
+
     def deploy(self, endpoint_id: str, version: Version, served: Servable, body: dict[str, Any]) -> Deployed:
         """Add a loaded model under a new deployed-model id; ``"0"`` in the split is that id."""
         deployed_id = new_id()
         spec = body.get("deployedModel") or {}
-        model_name = names.model(self.project, self.location, version.model_id)
-        deployed = Deployed(
-            deployed_id,
-            version,
-            model_name,
-            spec.get("displayName") or version.display_name,
-            served,
-            rfc3339(time.time()),
-            tail(
-                {
-                    "deployedModelId": deployed_id,
-                    "model": model_name,
-                    "modelDisplayName": version.display_name,
-                    "modelVersionId": version.version,
-                }
-            ),
-        )
+        display_name = spec.get("displayName") or version.display_name
+        deployed = self.deployed(version, served, display_name, deployed_id, rfc3339(time.time()))
         with self._lock:
             endpoint = self.get(endpoint_id)
             split = dict(body.get("trafficSplit") or {})
@@ -234,6 +232,29 @@ class Endpoints:
                 traffic = {k: v for k, v in endpoint.traffic.items() if k != deployed_id}
             now = rfc3339(time.time())
             self._by_id[endpoint_id] = replace(endpoint, deployed=remaining, traffic=traffic, update_time=now)
+
+    def restore(self, endpoint: Endpoint) -> None:
+        """Put back an endpoint read from the state file (its deployments are added with :meth:`deploy`)."""
+        with self._lock:
+            self._by_id[names.short(endpoint.name)] = endpoint
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """What the state file keeps: each endpoint and its deployed models by model version."""
+        return [
+            {
+                **{k: v for k, v in e.resource().items() if k != "deployedModels"},
+                "deployed": [
+                    {
+                        "id": d.id,
+                        "model": f"{d.model_name}@{d.version.version}",
+                        "displayName": d.display_name,
+                        "createTime": d.create_time,
+                    }
+                    for d in e.deployed
+                ],
+            }
+            for e in self.all()
+        ]
 
     def deployed_on(self, model_name: str) -> list[dict[str, str]]:
         """Vertex's ``deployedModels`` refs of a model: which endpoints serve it."""

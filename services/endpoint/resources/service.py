@@ -3,14 +3,17 @@ each REST method does with them (blocking: the routes run these in a worker thre
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from services.common import names
 from services.endpoint.resources import artifacts
-from services.endpoint.resources.endpoints import Endpoints, Servable
+from services.endpoint.resources.endpoints import Endpoint, Endpoints, Servable
 from services.endpoint.resources.errors import ApiError, invalid
 from services.endpoint.resources.operations import Operations
 from services.endpoint.resources.registry import ModelRegistry, Version, split_name
@@ -48,6 +51,7 @@ class VertexResources:
         self.operations = Operations()
         self.endpoints = Endpoints(self.project, self.location)
         self._registry: ModelRegistry | None = None
+        self._save_lock = threading.Lock()
 
     @property
     def registry(self) -> ModelRegistry:
@@ -108,13 +112,17 @@ class VertexResources:
         if endpoint_id == self.settings.endpoint_id:
             raise ApiError("ALREADY_EXISTS", f"Endpoint `{self.endpoints.name(endpoint_id)}` exists.")
         endpoint = self.endpoints.create(body, endpoint_id)
+        self.save()
         return self._op("CreateEndpointOperationMetadata", response_type="Endpoint", response=endpoint.resource())
 
     def update_endpoint(self, endpoint_id: str, body: dict[str, Any], mask: str) -> dict[str, Any]:
-        return self.endpoints.update(endpoint_id, body, mask.split(",")).resource()
+        updated = self.endpoints.update(endpoint_id, body, mask.split(",")).resource()
+        self.save()
+        return updated
 
     def delete_endpoint(self, endpoint_id: str) -> dict[str, Any]:
         self.endpoints.delete(endpoint_id)
+        self.save()
         return self._op("DeleteOperationMetadata")
 
     def deploy(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +143,7 @@ class VertexResources:
             log.warning("deploy failed", extra={"fields": {"model": spec["model"], "error": error.message}})
             return self._op("DeployModelOperationMetadata", error=error)
         deployed = self.endpoints.deploy(endpoint_id, version, served, body)
+        self.save()
         log.info("model deployed", extra={"fields": {"endpoint": endpoint_id, "deployed": deployed.id}})
         response = {"deployedModel": deployed.resource()}
         return self._op("DeployModelOperationMetadata", response_type="DeployModelResponse", response=response)
@@ -154,4 +163,48 @@ class VertexResources:
         if not deployed_id:
             raise invalid("deployed_model_id: required")
         self.endpoints.undeploy(endpoint_id, deployed_id, body.get("trafficSplit"))
+        self.save()
         return self._op("UndeployModelOperationMetadata", response_type="UndeployModelResponse")
+
+    # the state file (``--state-dir``): endpoints and their deployments survive a restart
+    def save(self) -> None:
+        """Write every endpoint and deployment to the state file, atomically (a crash leaves the old one)."""
+        if self.settings.state_dir is None:
+            return
+        with self._save_lock:
+            folder = self.settings.state_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / "endpoints.json.tmp"
+            tmp.write_text(json.dumps({"endpoints": self.endpoints.snapshot()}, indent=1))
+            os.replace(tmp, folder / "endpoints.json")
+
+    def restore(self) -> None:
+        """Read the state file and deploy again what it lists (blocking: models are loaded). A deployment
+        whose model can no longer be loaded is left out, with a warning; the others keep their ids and split."""
+        if self.settings.state_dir is None or not (self.settings.state_dir / "endpoints.json").exists():
+            return
+        saved = json.loads((self.settings.state_dir / "endpoints.json").read_text())
+        for e in saved.get("endpoints", []):
+            deployed = []
+            for d in e.get("deployed", []):
+                try:
+                    version = self.registry.version(d["model"])
+                    served = self.load(version)
+                except Exception as exc:
+                    message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+                    log.warning("deployment not restored", extra={"fields": {"model": d["model"], "error": message}})
+                    continue
+                deployed.append(self.endpoints.deployed(version, served, d["displayName"], d["id"], d["createTime"]))
+            ids = {d.id for d in deployed}
+            endpoint = Endpoint(
+                e["name"],
+                e["displayName"],
+                e.get("description", ""),
+                dict(e.get("labels") or {}),
+                e["createTime"],
+                e["updateTime"],
+                tuple(deployed),
+                {k: v for k, v in (e.get("trafficSplit") or {}).items() if k in ids},
+            )
+            self.endpoints.restore(endpoint)
+        log.info("endpoints restored", extra={"fields": {"endpoints": len(self.endpoints.all())}})

@@ -181,3 +181,34 @@ def test_bad_input_gets_vertex_errors_and_leaves_nothing_half_deployed(aiplatfor
         endpoint.delete(force=True)
         broken.delete()
         good.delete()
+
+
+@pytest.mark.local_only("--state-dir: the endpoint process keeps the endpoints it was given across a restart")
+def test_endpoints_and_deployments_survive_a_restart_with_a_state_dir(storage_server, champion, monkeypatch, tmp_path):
+    import os
+
+    from services.testing.hyp import HypProcess
+    from services.testing.vertex import vertex_init
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion.tracking_uri, "STORAGE_EMULATOR_HOST": storage_server.url}
+    server = HypProcess("endpoint", "--state-dir", str(tmp_path / "state"), log_path=tmp_path / "e.log", env=env)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_server.url)
+    with server.start(timeout=120):
+        aiplatform = vertex_init(server.url, staging_bucket="gs://hyp-vertex-staging")
+        a = classifier()
+        model = aiplatform.Model.upload(
+            display_name="kept",
+            artifact_uri=str(artifact_dir(tmp_path, a)),
+            serving_container_image_uri=SKLEARN_IMAGE,
+        )
+        endpoint = aiplatform.Endpoint.create(display_name="kept")
+        model.deploy(endpoint=endpoint)
+        before = endpoint.predict(instances=X)
+        server.stop()
+        server.start(timeout=120)
+        again = aiplatform.Endpoint(endpoint.resource_name)
+        after = again.predict(instances=X)
+        assert (after.deployed_model_id, after.predictions) == (before.deployed_model_id, before.predictions)
+        assert again.traffic_split == {before.deployed_model_id: 100}
+        again.delete(force=True)
+        model.delete()
