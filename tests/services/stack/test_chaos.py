@@ -1,7 +1,8 @@
-"""Chaos, BigQuery and Cloud Storage rows of issue 18: kill -9 the service of a `hyp up` stack while a client
-writes through Google's own library; `hyp up` brings it back, the client's own retries ride over the gap, and
-every write the client saw succeed is there afterwards (duplicates counted: BigQuery's insertId memory is
-best-effort, on GCP as here)."""
+"""Chaos, the Pub/Sub, BigQuery and Cloud Storage rows of issue 18: kill -9 the service of a `hyp up` stack while
+a client writes through Google's own library; `hyp up` brings it back, the client's own retries ride over the
+gap, and every write the client saw succeed is there afterwards (duplicates counted: a write stored just before
+the kill and retried after it can land twice, as on GCP: BigQuery's insertId memory is best-effort, Pub/Sub is
+at-least-once)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from services.common.processes import wait_for
 from services.testing.local_stack import LocalHypStack
+from services.testing.pubsub import drain, topic_and_subscription
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only("kill -9 of a local process under `hyp up`")]
 
@@ -22,7 +24,7 @@ BEFORE, AFTER = 20, 20  # successful writes (batches, objects) before the kill a
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalHypStack]:
-    with LocalHypStack(["bigquery", "storage"], env={"HYP_UP_RESTART_BACKOFF": "0.2"}) as running:
+    with LocalHypStack(["pubsub", "bigquery", "storage"], env={"HYP_UP_RESTART_BACKOFF": "0.2"}) as running:
         yield running
 
 
@@ -125,4 +127,32 @@ def test_storage_killed_while_objects_are_written_loses_none(stack: LocalHypStac
     print(
         f"storage: down {down_s:.1f} s, {len(writer.done)} objects acknowledged, 0 lost, "
         f"{len(answered_412)} stored before a lost answer"
+    )
+
+
+def test_pubsub_killed_while_messages_are_published_loses_none(stack: LocalHypStack) -> None:
+    topic, subscription = topic_and_subscription(stack)  # in the emulator's --data-dir: they survive the kill
+    publisher = stack.publisher()
+    acknowledged: dict[int, str] = {}
+
+    def publish(i: int) -> None:
+        acknowledged[i] = publisher.publish(topic, f"message {i}".encode(), n=str(i)).result(timeout=120)
+
+    writer = Writer(publish)
+    try:
+        writer.until(BEFORE * 10, "messages before the kill")
+        killed = time.monotonic()
+        stack.kill("pubsub")
+        stack.wait_restarted("pubsub", timeout=120)
+        down_s = time.monotonic() - killed  # reported, not asserted
+        writer.until(len(writer.done) + AFTER * 10, "messages after the restart")
+    finally:
+        writer.stop()
+    assert not writer.failures, writer.failures[:3]
+    received = drain(stack.subscriber(), subscription, idle_s=3.0, limit=120)
+    ns = [int(m.attributes["n"]) for m in received]
+    assert set(acknowledged) <= set(ns), f"{len(set(acknowledged) - set(ns))} acknowledged messages lost"
+    print(
+        f"pubsub: down {down_s:.1f} s, {len(acknowledged)} messages acknowledged, 0 lost, "
+        f"{len(ns) - len(set(ns))} delivered twice"
     )
