@@ -15,6 +15,7 @@
   :class:`services.testing.stack.HypStack` directly as a context manager.
 - :mod:`services.testing.local_stack`: the stack as local processes (`hyp up --detach` on a private home and a
   free port offset) with HypStack's addresses and clients, ``kill(service)`` and ``wait_restarted(service)``.
+- :mod:`services.testing.addresses`: what both stacks share: ports to emulator hosts, URLs and clients.
 - :mod:`services.testing.parity`: the ``gcp_parity`` / ``local_only`` markers' check (a pytest plugin).
 
 Waiting, free ports and stopping processes live in :mod:`services.common.processes`.

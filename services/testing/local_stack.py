@@ -18,16 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.common import names
 from services.common.processes import wait_for
 from services.stack import definition as d
 from services.stack import processes as p
 from services.stack import supervise as sup
 from services.stack.healthcheck import probe
 from services.stack.up import port_in_use, select
-from services.testing.gcp import GoogleClients
+from services.testing.addresses import StackAddresses
 from services.testing.hyp import run_hyp
-from services.testing.pubsub import PubsubTarget
 
 OFFSETS = range(20000, 45000, 977)  # candidates: every moved port stays below 65536
 
@@ -41,7 +39,7 @@ def free_offset(services: list[str]) -> int:
     raise RuntimeError("no port offset leaves the stack's ports free")
 
 
-class LocalHypStack(PubsubTarget, GoogleClients):
+class LocalHypStack(StackAddresses):
     """``hyp up --detach --services ...`` in ``home`` (a temporary folder, removed at the end, when not given),
     its ports moved by a free offset; ``hyp down`` at the end. ``env``: more variables for the stack."""
 
@@ -111,34 +109,6 @@ class LocalHypStack(PubsubTarget, GoogleClients):
     @property
     def warehouse_dir(self) -> Path:
         return self.home / "warehouse"
-
-    @property
-    def pubsub_host(self) -> str:
-        return f"127.0.0.1:{self.port('pubsub', d.PUBSUB_PORT)}"
-
-    @property
-    def pubsub_rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('pubsub', d.PUBSUB_REST_PORT)}"
-
-    @property
-    def bigquery_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('bigquery', d.BIGQUERY_PORT)}"
-
-    @property
-    def storage_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('storage', d.STORAGE_PORT)}"
-
-    @property
-    def mlflow_uri(self) -> str:
-        return f"http://127.0.0.1:{self.port('mlflow', d.MLFLOW_PORT)}"
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('endpoint', d.ENDPOINT_PORT)}"
-
-    @property
-    def predict_url(self) -> str:
-        return names.predict_url(self.endpoint_url, self.project, d.TUNABLES["HYP_LOCATION"], "1")
 
     # faults and supervision
     def pid(self, service: str) -> int:

@@ -17,11 +17,9 @@ from typing import Any
 
 from testcontainers.compose import DockerCompose
 
-from services.common import names
 from services.stack import definition as d
 from services.stack.up import select
-from services.testing.gcp import GoogleClients
-from services.testing.pubsub import PubsubTarget
+from services.testing.addresses import StackAddresses
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +46,7 @@ def port_override(services: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HypStack(PubsubTarget, GoogleClients):
+class HypStack(StackAddresses):
     """Start ``services`` (and what they depend on) with ``docker compose up --wait``; stop with ``down -v``.
 
     >>> with HypStack(["pubsub"]) as stack:
@@ -120,44 +118,6 @@ class HypStack(PubsubTarget, GoogleClients):
         if published is None:
             raise RuntimeError(f"{service}:{port} is not published")
         return int(published)
-
-    @property
-    def pubsub_host(self) -> str:
-        """What PUBSUB_EMULATOR_HOST would be for this stack."""
-        return f"127.0.0.1:{self.port('pubsub', d.PUBSUB_PORT)}"
-
-    @property
-    def pubsub_rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('pubsub', d.PUBSUB_REST_PORT)}"
-
-    @property
-    def bigquery_url(self) -> str:
-        """What BIGQUERY_EMULATOR_HOST would be for this stack (``bigquery_client()`` is pointed at it)."""
-        return f"http://127.0.0.1:{self.port('bigquery', d.BIGQUERY_PORT)}"
-
-    @property
-    def storage_url(self) -> str:
-        """What STORAGE_EMULATOR_HOST would be for this stack (``storage_client()`` is pointed at it)."""
-        return f"http://127.0.0.1:{self.port('storage', d.STORAGE_PORT)}"
-
-    @property
-    def mlflow_uri(self) -> str:
-        return f"http://127.0.0.1:{self.port('mlflow', d.MLFLOW_PORT)}"
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('endpoint', d.ENDPOINT_PORT)}"
-
-    @property
-    def predict_url(self) -> str:
-        return names.predict_url(self.endpoint_url, self.project, d.TUNABLES["HYP_LOCATION"], "1")
-
-    # the names docs/stack.md shows (``hyp_stack.topic(...)``): the same as topic_path / subscription_path
-    def topic(self, name: str) -> str:
-        return self.topic_path(name)
-
-    def subscription(self, name: str) -> str:
-        return self.subscription_path(name)
 
     # the warehouse lives in a named volume: query it inside a container that mounts it
     def sql(self, query: str, service: str = "detector") -> list[dict[str, Any]]:
