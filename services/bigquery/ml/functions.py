@@ -14,12 +14,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import kmeans, parse, store
+from services.bigquery.ml import kmeans, parse, pca, store
 from services.bigquery.ml.statements import model_ref
 from services.bigquery.sql import invalid_query
 
@@ -85,9 +86,11 @@ def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: 
         rows = run(query)
         assert rows is not None
     if name in ("PREDICT", "DETECT_ANOMALIES") and rows is None:
-        raise invalid_query(f"ML.{name} on a KMEANS model needs input data: TABLE t or (query).")
+        raise invalid_query(f"ML.{name} needs input data: TABLE t or (query).")
     if name != "EVALUATE" and name not in ("PREDICT", "DETECT_ANOMALIES") and source is not None:
         raise invalid_query(f"ML.{name} takes no input data (only MODEL and an optional STRUCT).")
+    if state.get("model_type", "KMEANS") == "PCA":
+        return _pca(name, state, params, rows)
     if name == "PREDICT":
         return kmeans.predict(state, rows)  # type: ignore[arg-type]
     if name == "DETECT_ANOMALIES":
@@ -100,7 +103,31 @@ def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: 
         return kmeans.evaluation(state, rows)
     if name == "FEATURE_INFO":
         return kmeans.feature_info(state)
-    return kmeans.training_info(state)
+    if name == "TRAINING_INFO":
+        return kmeans.training_info(state)
+    raise invalid_query(f"ML.{name} needs a PCA model; this one is KMEANS.")
+
+
+def _pca(name: str, state: dict[str, Any], params: dict[str, object], rows: pa.Table | None) -> pa.Table:
+    if name == "PREDICT":
+        return pca.predict(state, rows)  # type: ignore[arg-type]
+    if name == "DETECT_ANOMALIES":
+        if "contamination" not in params:
+            raise invalid_query("ML.DETECT_ANOMALIES on a PCA model needs STRUCT(<fraction> AS contamination).")
+        return pca.detect_anomalies(state, rows, float(params["contamination"]))  # type: ignore[arg-type]
+    if name == "EVALUATE":
+        if rows is not None:
+            raise invalid_query("ML.EVALUATE of a PCA model takes no input data.")
+        return pca.evaluation(state)
+    if name == "FEATURE_INFO":
+        return kmeans.feature_info(state)
+    if name == "TRAINING_INFO":
+        return kmeans.training_info(state)
+    if name == "PRINCIPAL_COMPONENTS":
+        return pca.principal_components(state)
+    if name == "PRINCIPAL_COMPONENT_INFO":
+        return pca.principal_component_info(state)
+    raise invalid_query(f"ML.{name} needs a KMEANS model; this one is PCA.")
 
 
 ALLOWED = {"DETECT_ANOMALIES": {"contamination"}, "CENTROIDS": {"standardize"}}

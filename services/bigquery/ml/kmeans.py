@@ -101,6 +101,7 @@ def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> 
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
     state = {
+        "model_type": "KMEANS",
         "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
         "fill": fill.tolist(),
         "feature_info": info,
@@ -272,7 +273,7 @@ def training_info(state: dict[str, Any]) -> pa.Table:
             "learning_rate": pa.array([None] * len(iterations), pa.float64()),
             "duration_ms": pa.array([round(it["duration_ms"]) for it in iterations], pa.int64()),
             "cluster_info": pa.array(
-                [state["clusters"] if i == last else [] for i in range(len(iterations))], pa.list_(info)
+                [state.get("clusters", []) if i == last else [] for i in range(len(iterations))], pa.list_(info)
             ),
         }
     )

@@ -15,10 +15,10 @@ from sqlglot import exp
 
 from services.bigquery.sql import invalid_query
 
-SUPPORTED_TYPES = ("KMEANS",)
+SUPPORTED_TYPES = ("KMEANS", "PCA")
 # model types BigQuery ML has that this engine does not train (yet): a 400 saying so, not "unknown"
 OTHER_TYPES = (
-    "AUTOENCODER", "PCA", "LINEAR_REG", "LOGISTIC_REG", "BOOSTED_TREE_CLASSIFIER", "BOOSTED_TREE_REGRESSOR",
+    "AUTOENCODER", "LINEAR_REG", "LOGISTIC_REG", "BOOSTED_TREE_CLASSIFIER", "BOOSTED_TREE_REGRESSOR",
     "RANDOM_FOREST_CLASSIFIER", "RANDOM_FOREST_REGRESSOR", "DNN_CLASSIFIER", "DNN_REGRESSOR",
     "DNN_LINEAR_COMBINED_CLASSIFIER", "DNN_LINEAR_COMBINED_REGRESSOR", "MATRIX_FACTORIZATION", "ARIMA_PLUS",
     "ARIMA_PLUS_XREG", "TENSORFLOW", "TENSORFLOW_LITE", "ONNX", "XGBOOST", "AUTOML_CLASSIFIER",
@@ -29,7 +29,11 @@ KMEANS_OPTIONS = {
     "STANDARDIZE_FEATURES", "MAX_ITERATIONS", "EARLY_STOP", "MIN_REL_PROGRESS",
     "MODEL_REGISTRY", "VERTEX_AI_MODEL_ID", "VERTEX_AI_MODEL_VERSION_ALIASES",
 }  # fmt: skip
-NOT_YET = {"WARM_START": "retraining from the stored centroids"}
+PCA_OPTIONS = {"MODEL_TYPE", "NUM_PRINCIPAL_COMPONENTS", "PCA_EXPLAINED_VARIANCE_RATIO", "SCALE_FEATURES", "PCA_SOLVER"}
+NOT_YET = {
+    "WARM_START": "retraining from the stored centroids",
+    "MODEL_REGISTRY": "registering a PCA model (the endpoint serves k-means)",
+}
 
 
 @dataclass
@@ -103,15 +107,47 @@ def model_type(options: dict[str, Any]) -> str:
         raise invalid_query("Option MODEL_TYPE is required in CREATE MODEL, e.g. OPTIONS(MODEL_TYPE='KMEANS').")
     kind = str(options["MODEL_TYPE"]).upper()
     if kind in OTHER_TYPES:
-        raise invalid_query(f"MODEL_TYPE '{kind}' is not supported by hyp bigquery yet (supported: KMEANS).")
+        raise invalid_query(f"MODEL_TYPE '{kind}' is not supported by hyp bigquery yet (supported: KMEANS, PCA).")
     if kind not in SUPPORTED_TYPES:
         raise invalid_query(f"Invalid value for option MODEL_TYPE: '{options['MODEL_TYPE']}'.")
     return kind
 
 
-def kmeans(options: dict[str, Any]) -> KMeansOptions:
+@dataclass
+class PcaOptions:
+    num_components: int | None = None
+    variance_ratio: float | None = None
+    scale_features: bool = True
+    solver: str = "AUTO"
+    given: dict[str, Any] = field(default_factory=dict)
+
+
+def pca(options: dict[str, Any]) -> PcaOptions:
     for name in options:
         if name in NOT_YET:
+            raise invalid_query(f"Option {name} ({NOT_YET[name]}) is not supported by hyp bigquery yet.")
+        if name not in PCA_OPTIONS:
+            raise invalid_query(f"Unknown option {name} for MODEL_TYPE PCA.")
+    out = PcaOptions(given=dict(options))
+    if ("NUM_PRINCIPAL_COMPONENTS" in options) == ("PCA_EXPLAINED_VARIANCE_RATIO" in options):
+        raise invalid_query(
+            "MODEL_TYPE PCA needs exactly one of NUM_PRINCIPAL_COMPONENTS and PCA_EXPLAINED_VARIANCE_RATIO."
+        )
+    if "NUM_PRINCIPAL_COMPONENTS" in options:
+        out.num_components = _typed(options, "NUM_PRINCIPAL_COMPONENTS", int, 1)
+    if "PCA_EXPLAINED_VARIANCE_RATIO" in options:
+        out.variance_ratio = _typed(options, "PCA_EXPLAINED_VARIANCE_RATIO", float, 0.0)
+        if not 0.0 < out.variance_ratio < 1.0:
+            raise invalid_query(f"Invalid value for option PCA_EXPLAINED_VARIANCE_RATIO: {out.variance_ratio}.")
+    if "SCALE_FEATURES" in options:
+        out.scale_features = _typed(options, "SCALE_FEATURES", bool)
+    out.solver = _string(options, "PCA_SOLVER", ("FULL", "RANDOMIZED", "AUTO")) or "AUTO"
+    return out
+
+
+def kmeans(options: dict[str, Any]) -> KMeansOptions:
+    for name in options:
+        if name in NOT_YET and name != "MODEL_REGISTRY":
             raise invalid_query(f"Option {name} ({NOT_YET[name]}) is not supported by hyp bigquery yet.")
         if name not in KMEANS_OPTIONS:
             raise invalid_query(f"Unknown option {name} for MODEL_TYPE KMEANS.")

@@ -1,6 +1,7 @@
 """BigQuery ML's table functions in the SQL parser: ``ML.PREDICT(MODEL m, TABLE t | (query))``,
 ``ML.DETECT_ANOMALIES(MODEL m, STRUCT(...), TABLE t | (query))``, ``ML.CENTROIDS(MODEL m)``,
-``ML.EVALUATE``, ``ML.FEATURE_INFO``, ``ML.TRAINING_INFO``.
+``ML.EVALUATE``, ``ML.FEATURE_INFO``, ``ML.TRAINING_INFO``, ``ML.PRINCIPAL_COMPONENTS``,
+``ML.PRINCIPAL_COMPONENT_INFO``.
 
 sqlglot's BigQuery dialect knows only ML.PREDICT (and AI functions); this dialect adds the others as
 one node type, :class:`MLFunction` (function name, model table, input table or query, STRUCT argument),
@@ -19,7 +20,10 @@ from sqlglot.tokens import TokenType
 
 from services.bigquery.sql import invalid_query
 
-FUNCTIONS = ("PREDICT", "DETECT_ANOMALIES", "CENTROIDS", "EVALUATE", "FEATURE_INFO", "TRAINING_INFO")
+FUNCTIONS = (
+    "PREDICT", "DETECT_ANOMALIES", "CENTROIDS", "EVALUATE", "FEATURE_INFO", "TRAINING_INFO",
+    "PRINCIPAL_COMPONENTS", "PRINCIPAL_COMPONENT_INFO",
+)  # fmt: skip
 
 
 class MLFunction(exp.Expression, exp.Func):

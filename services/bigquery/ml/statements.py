@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import kmeans, options, store, vertex
+from services.bigquery.ml import kmeans, options, pca, store, vertex
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -52,7 +52,8 @@ def run(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.E
 def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Create, select: Select) -> str:
     ref = model_ref(tree.this, project, default_dataset)
     given = options.read(tree.args.get("properties"))
-    options.model_type(given)
+    if options.model_type(given) == "PCA":
+        return _create_pca(catalog, ref, tree, options.pca(given), select)
     chosen = options.kmeans(given)
     if tree.args.get("replace") and tree.args.get("exists"):
         raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
@@ -85,11 +86,83 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     return "CREATE_MODEL"
 
 
+def _create_pca(
+    catalog: Catalog, ref: store.ModelRef, tree: exp.Create, chosen: options.PcaOptions, select: Select
+) -> str:
+    if tree.args.get("replace") and tree.args.get("exists"):
+        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
+    if store.exists(catalog, ref):
+        if tree.args.get("exists"):
+            return "CREATE_MODEL"
+        if not tree.args.get("replace"):
+            raise errors.duplicate(f"Model {ref}")
+    source = tree.expression
+    if not isinstance(source, exp.Query):
+        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
+    started = time.time()
+    fields, rows = select(source)
+    state, _ = pca.train(chosen, fields, rows)
+    with store.LOCK:
+        if store.exists(catalog, ref) and not tree.args.get("replace"):
+            if tree.args.get("exists"):
+                return "CREATE_MODEL"
+            raise errors.duplicate(f"Model {ref}")
+        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+        training_options: dict[str, Any] = {"scaleFeatures": chosen.scale_features, "pcaSolver": chosen.solver}
+        if chosen.num_components is not None:
+            training_options["numPrincipalComponents"] = str(chosen.num_components)
+        else:
+            training_options["pcaExplainedVarianceRatio"] = chosen.variance_ratio
+        metrics = {
+            "dimensionalityReductionMetrics": {
+                "totalExplainedVarianceRatio": state["evaluation"]["total_explained_variance_ratio"]
+            }
+        }
+        resource = _common(ref, location, "PCA", state, started, training_options, metrics)
+        store.save(catalog, ref, {"resource": resource, "state": state})
+    return "CREATE_MODEL"
+
+
+def _common(
+    ref: store.ModelRef,
+    location: str,
+    kind: str,
+    state: dict[str, Any],
+    started: float,
+    training_options: dict[str, Any],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    now = str(int(time.time() * 1000))
+    return {
+        "modelReference": {"projectId": ref.project, "datasetId": ref.dataset, "modelId": ref.model},
+        "etag": now,
+        "creationTime": now,
+        "lastModifiedTime": now,
+        "location": location,
+        "modelType": kind,
+        "featureColumns": [{"name": f["name"], "type": {"typeKind": f["type"]}} for f in state["features"]],
+        "trainingRuns": [
+            {
+                "trainingOptions": training_options,
+                "startTime": datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z"),
+                "results": [
+                    {
+                        "index": int(it["iteration"]),
+                        "durationMs": str(round(it["duration_ms"])),
+                        "trainingLoss": it["loss"],
+                    }
+                    for it in state["iterations"]
+                ],
+                "evaluationMetrics": metrics,
+            }
+        ],
+    }
+
+
 def _resource(
     ref: store.ModelRef, location: str, chosen: options.KMeansOptions, state: dict[str, Any], started: float
 ) -> dict[str, Any]:
     """The BigQuery ``Model`` resource get_model answers (modelType, featureColumns, trainingRuns ...)."""
-    now = str(int(time.time() * 1000))
     k = state["kmeans"]
     training_options: dict[str, Any] = {
         "numClusters": str(k["num_clusters"]),
@@ -115,36 +188,14 @@ def _resource(
         for c in state["clusters"]
     ]
     metrics = state["evaluation"]
-    return {
-        "modelReference": {"projectId": ref.project, "datasetId": ref.dataset, "modelId": ref.model},
-        "etag": now,
-        "creationTime": now,
-        "lastModifiedTime": now,
-        "location": location,
-        "modelType": "KMEANS",
-        "featureColumns": [{"name": f["name"], "type": {"typeKind": f["type"]}} for f in state["features"]],
-        "trainingRuns": [
-            {
-                "trainingOptions": training_options,
-                "startTime": datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z"),
-                "results": [
-                    {
-                        "index": int(it["iteration"]),
-                        "durationMs": str(round(it["duration_ms"])),
-                        "trainingLoss": it["loss"],
-                    }
-                    for it in state["iterations"]
-                ],
-                "evaluationMetrics": {
-                    "clusteringMetrics": {
-                        "daviesBouldinIndex": metrics["davies_bouldin_index"],
-                        "meanSquaredDistance": metrics["mean_squared_distance"],
-                        "clusters": clusters,
-                    }
-                },
-            }
-        ],
+    clustering = {
+        "clusteringMetrics": {
+            "daviesBouldinIndex": metrics["davies_bouldin_index"],
+            "meanSquaredDistance": metrics["mean_squared_distance"],
+            "clusters": clusters,
+        }
     }
+    return _common(ref, location, "KMEANS", state, started, training_options, clustering)
 
 
 def _raw_centroid(k: dict[str, Any], index: int) -> list[float]:

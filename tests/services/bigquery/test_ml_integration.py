@@ -192,7 +192,9 @@ def test_existing_name_if_not_exists_and_or_replace(client, dataset, points, mod
         ("NUM_CLUSTERS=2", "Option MODEL_TYPE is required"),
         ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, COLOUR='blue'", "Unknown option COLOUR"),
         ("MODEL_TYPE='KMEANS', WARM_START=TRUE", "Option WARM_START .* is not supported"),
-        ("MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1", "MODEL_TYPE 'PCA' is not supported by hyp bigquery yet"),
+        ("MODEL_TYPE='AUTOENCODER'", "MODEL_TYPE 'AUTOENCODER' is not supported by hyp bigquery yet"),
+        ("MODEL_TYPE='PCA'", "exactly one of NUM_PRINCIPAL_COMPONENTS and PCA_EXPLAINED_VARIANCE_RATIO"),
+        ("MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1, MODEL_REGISTRY='VERTEX_AI'", "Option MODEL_REGISTRY"),
         ("MODEL_TYPE='KMEANS', DISTANCE_TYPE='MANHATTAN'", "Invalid value for option DISTANCE_TYPE"),
         ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=1", "Invalid value for option NUM_CLUSTERS"),
         ("MODEL_TYPE='KMEANS', KMEANS_INIT_METHOD='CUSTOM'", "KMEANS_INIT_COL"),
@@ -253,3 +255,42 @@ def test_ml_function_in_a_view_is_refused(client, dataset, points, model) -> Non
         client.query_and_wait(f"CREATE VIEW {dataset}.v AS SELECT * FROM ML.PREDICT(MODEL {model}, TABLE {points})")
     with pytest.raises(exceptions.NotFound):
         client.get_table(f"{dataset}.v")
+
+
+def test_pca_by_hand(client, dataset) -> None:
+    """(0,0), (1,2), (2,4), (3,6): one component along (1,2)/sqrt(5) around the mean (1.5,3), eigenvalue
+    (7.5^2 + 2.5^2 + 2.5^2 + 7.5^2) / 5 / 3 = 25/3; (3.5,2) is (2,-1) off the mean, orthogonal to it:
+    projection 0, reconstruction error (4 + 1) / 2 = 2.5; training errors are 0."""
+    table = bigquery.Table(f"{PROJECT}.{dataset}.line", schema=[bigquery.SchemaField(n, "FLOAT") for n in "ab"])
+    client.create_table(table)
+    assert client.insert_rows_json(table, [{"a": i, "b": 2 * i} for i in range(4)]) == []
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.p OPTIONS(MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1, SCALE_FEATURES=FALSE) "
+        f"AS SELECT a, b FROM {dataset}.line"
+    )
+    rows = _rows(client, f"SELECT * FROM ML.PREDICT(MODEL {dataset}.p, TABLE {dataset}.line) ORDER BY a")
+    assert [r["principal_component_1"] for r in rows] == pytest.approx(
+        [v / math.sqrt(5) for v in (-7.5, -2.5, 2.5, 7.5)]
+    )
+    assert list(rows[0]) == ["principal_component_1", "a", "b"]
+    found = _rows(
+        client,
+        f"SELECT a, is_anomaly, mean_squared_error FROM ML.DETECT_ANOMALIES(MODEL {dataset}.p, "
+        "STRUCT(0.1 AS contamination), (SELECT 3.5 AS a, 2.0 AS b UNION ALL SELECT 1.5, 3.0)) ORDER BY a",
+    )
+    assert [(r["is_anomaly"], r["mean_squared_error"]) for r in found] == [
+        (False, pytest.approx(0.0, abs=1e-12)),
+        (True, pytest.approx(2.5)),
+    ]
+    (info,) = _rows(client, f"SELECT * FROM ML.PRINCIPAL_COMPONENT_INFO(MODEL {dataset}.p)")
+    assert (info["eigenvalue"], info["explained_variance_ratio"]) == (pytest.approx(25 / 3), pytest.approx(1.0))
+    loadings = _rows(client, f"SELECT feature, numerical_value FROM ML.PRINCIPAL_COMPONENTS(MODEL {dataset}.p)")
+    assert loadings == [
+        {"feature": "a", "numerical_value": pytest.approx(1 / math.sqrt(5))},
+        {"feature": "b", "numerical_value": pytest.approx(2 / math.sqrt(5))},
+    ]
+    assert _rows(client, f"SELECT * FROM ML.EVALUATE(MODEL {dataset}.p)") == [
+        {"total_explained_variance_ratio": pytest.approx(1.0)}
+    ]
+    with pytest.raises(exceptions.BadRequest, match=r"ML\.CENTROIDS needs a KMEANS model"):
+        client.query_and_wait(f"SELECT * FROM ML.CENTROIDS(MODEL {dataset}.p)")
