@@ -72,9 +72,9 @@ def is_dml(tree: exp.Expr) -> bool:
 def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr, parameters: list[Any]) -> Outcome:
     """Run one UPDATE, DELETE or MERGE on a table of ``jobs.catalog`` (``parameters``: the job's
     queryParameters); the rows it changed."""
-    from services.bigquery.jobs import WORKSHOP_DATASET, _parameters
+    from services.bigquery import workshop
+    from services.bigquery.jobs import _parameters
     from services.bigquery.statements import _ref
-    from services.warehouse.tables import TABLES
 
     kind = KINDS[type(tree)]
     tree = tree.copy()
@@ -88,7 +88,7 @@ def run(jobs: Jobs, project: str, default_dataset: str | None, tree: exp.Expr, p
         raise invalid_query(f"{kind} must have a WHERE clause (WHERE true changes every row).")
     ref = _ref(target, project, default_dataset)
     catalog = jobs.catalog
-    if ref[1] == WORKSHOP_DATASET and ref[2] in TABLES:  # the stack's own folders, in the warehouse's shape
+    if workshop.is_builtin(ref[1], ref[2]):  # the stack's own folders, in the warehouse's flat shape
         raise invalid_query(
             f"{ref[1]}.{ref[2]} is written by the stack's services; DML statements modify API tables only."
         )

@@ -1,7 +1,7 @@
 """One query engine for every user of the warehouse's SQL: `hyp bigquery`'s jobs, `hyp sql` and the console's
 SQL box all run BigQuery Standard SQL through the same translator (sql.py) and the same table resolution
-(jobs.py: the catalog first, then the stack's own tables in ``ecommerce_sink``), on a DuckDB connection
-confined to the warehouse (services/warehouse/guard.py).
+(jobs.py, through the catalog: the stack's own tables are its dataset ``ecommerce_sink``, workshop.py), on
+a DuckDB connection confined to the warehouse (services/warehouse/guard.py).
 
 :func:`run_query` is the read-only entry of `hyp sql` and the console: one query, unqualified names in the
 workshop's dataset ``ecommerce_sink``, anything but a query refused by name (``check_query_only``); and
@@ -16,7 +16,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from services.bigquery.errors import BigQueryError
-from services.bigquery.jobs import WORKSHOP_DATASET, QueryTimeout
+from services.bigquery.jobs import QueryTimeout
+from services.bigquery.workshop import DATASET as WORKSHOP_DATASET
 
 if TYPE_CHECKING:
     from services.bigquery.jobs import Jobs

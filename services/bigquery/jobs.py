@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -27,10 +26,9 @@ from services.bigquery import dml, errors, statements
 from services.bigquery.catalog import Catalog
 from services.bigquery.ml import functions as ml
 from services.bigquery.schema import Field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, TableRef, Translation, invalid_query, parse, translate
+from services.bigquery.sql import POSITIONAL, Translation, invalid_query, parse, translate
 
 MAX_JOBS = 200
-WORKSHOP_DATASET = "ecommerce_sink"  # the dataset where the stack's own tables are found
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
 
 
@@ -312,17 +310,7 @@ class Jobs:
             if ref.table.startswith("INFORMATION_SCHEMA."):
                 sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
                 continue
-            try:
-                resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
-            except errors.BigQueryError as exc:
-                stack = stack_source(self.catalog.warehouse_dir, ref) if exc.code == 404 else None
-                if stack is None and ref.dataset == WORKSHOP_DATASET and exc.code == 404:
-                    raise errors.not_found(f"Table {ref.project}:{ref.dataset}.{ref.table}") from None
-                if stack is None:
-                    raise
-                sources[relation], size = stack
-                scanned += size
-                continue
+            resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
             if resource.get("type") == "VIEW":
                 inner = translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
                 if inner.named or inner.positional:
@@ -356,25 +344,6 @@ class QueryTimeout(errors.BigQueryError):
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__(400, "timeout", f"no answer within {timeout_s:g} s, the query was stopped")
-
-
-def stack_source(warehouse_dir: Path, ref: TableRef) -> tuple[Any, int] | None:
-    """A table the stack writes (``cloud_run``, ``cloud_run_anomaly``, ``pubsub_direct``) that the catalog
-    does not serve itself: bound to its live files in ``<warehouse>/<table>`` (the workshop's dataset
-    only, ``ecommerce_sink``); with the bytes named. None for any other table."""
-    import pyarrow.dataset as pds
-
-    from services.warehouse.live import live_files
-    from services.warehouse.tables import TABLES
-
-    spec = TABLES.get(ref.table)
-    if ref.dataset != WORKSHOP_DATASET or spec is None:
-        return None
-    paths = live_files(warehouse_dir, spec.name)
-    size = sum(p.stat().st_size for p in paths if p.exists())
-    if not paths:
-        return pds.dataset([], schema=spec.schema, format="parquet"), 0
-    return ParquetSource([str(p) for p in paths], result_fields(spec.schema)), size
 
 
 @dataclass
