@@ -237,6 +237,40 @@ class ModelRegistry:
             raise
         return model_id, version
 
+    def delete_version(self, name: str) -> str:
+        """``models.deleteVersion`` of ``M@V``: any version but the default one (move ``default`` first)."""
+        model_id, version = split_name(name)
+        if version is None:
+            raise invalid(f"name `{name}`: expected MODEL@VERSION")
+        rm, mv, versions = self._resolve(model_id, version)
+        if str(mv.version) == self._default(rm, versions):
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"version {mv.version} of `{names.model(self.project, self.location, model_id)}` is the default "
+                "version; move the default alias to another version, or delete the model",
+            )
+        self.client.delete_model_version(model_id, str(mv.version))
+        return str(mv.version)
+
+    def merge_aliases(self, name: str, aliases: list[str]) -> dict[str, Any]:
+        """``models.mergeVersionAliases``: ``alias`` adds (moving it from another version), ``-alias`` removes."""
+        model_id, version = split_name(name)
+        rm, mv, _ = self._resolve(model_id, version)
+        current = {a for a, v in dict(rm.aliases or {}).items() if str(v) == str(mv.version)}
+        for alias in aliases:
+            bare = alias.removeprefix("-")
+            if not ALIAS.match(bare) or re.fullmatch(r"v\d+", bare):
+                raise invalid(f"version_aliases: `{alias}` is not a valid alias ([a-z][a-zA-Z0-9-]*[a-z0-9])")
+            if alias.startswith("-") and bare == DEFAULT:
+                raise invalid("version_aliases: `default` cannot be removed; add it to another version instead")
+        for alias in aliases:
+            if alias.startswith("-"):
+                if alias[1:] in current:
+                    self.client.delete_registered_model_alias(model_id, alias[1:])
+            else:
+                self.client.set_registered_model_alias(model_id, alias, str(mv.version))
+        return self.get(f"{model_id}@{mv.version}")
+
     def delete(self, name: str) -> None:
         model_id, _ = split_name(name)
         self._registered(model_id)

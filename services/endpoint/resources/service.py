@@ -107,6 +107,23 @@ class VertexResources:
         self.registry.delete(name)
         return self._op("DeleteOperationMetadata")
 
+    def delete_version(self, name: str) -> dict[str, Any]:
+        model_id, version = split_name(name)
+        full = names.model(self.project, self.location, model_id)
+        resolved = self.registry.version(name).version if version else None
+        used = [
+            e
+            for e in self.endpoints.all()
+            for d in e.deployed
+            if d.model_name == full and d.version.version == resolved
+        ]
+        if used:
+            raise ApiError(
+                "FAILED_PRECONDITION", f"`{full}@{resolved}` is deployed on {used[0].name}; undeploy it first."
+            )
+        self.registry.delete_version(name)
+        return self._op("DeleteOperationMetadata")
+
     # endpoints
     def create_endpoint(self, body: dict[str, Any], endpoint_id: str | None) -> dict[str, Any]:
         if endpoint_id == self.settings.endpoint_id:

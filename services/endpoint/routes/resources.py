@@ -78,6 +78,21 @@ async def list_versions(project: str, location: str, model: str, resources: Reso
     return await run(resources, project, location, lambda: {"models": resources.registry.list_versions(model)})
 
 
+@router.post(LOCATION + "/models/{model}:mergeVersionAliases", summary="Add (alias) or remove (-alias) version aliases")
+async def merge_version_aliases(
+    project: str, location: str, model: str, request: Request, resources: ResourcesDep
+) -> Response:
+    def merge(body: dict[str, Any]) -> dict[str, Any]:
+        return resources.registry.merge_aliases(model, list(body.get("versionAliases") or []))
+
+    return await with_body(request, resources, project, location, merge)
+
+
+@router.delete(LOCATION + "/models/{model}:deleteVersion", summary="Delete one version (MODEL@VERSION)")
+async def delete_version(project: str, location: str, model: str, resources: ResourcesDep) -> Response:
+    return await run(resources, project, location, lambda: resources.delete_version(model))
+
+
 @router.get(LOCATION + "/models/{model}", summary="Get a model (MODEL, MODEL@VERSION or MODEL@ALIAS)")
 async def get_model(project: str, location: str, model: str, resources: ResourcesDep) -> Response:
     return await run(resources, project, location, lambda: resources.get_model(model))

@@ -110,6 +110,15 @@ def test_versions_and_aliases_are_mlflow_versions_and_aliases(aiplatform, champi
         model_id = first.name
         assert mlflow.get_model_version_by_alias(model_id, "challenger").version == "2"
         assert mlflow.get_model_version(model_id, "2").source == second.uri
+        registry = aiplatform.models.ModelRegistry(first.resource_name)
+        registry.add_version_aliases(["prod"], version="2")
+        registry.remove_version_aliases(["challenger"], version="2")
+        assert aiplatform.Model(first.resource_name, version="prod").version_aliases == ["prod"]
+        assert mlflow.get_registered_model(model_id).aliases == {"default": "1", "prod": "2"}
+        with pytest.raises(exceptions.BadRequest, match="is the default version"):
+            registry.delete_version("1")
+        registry.delete_version("2")
+        assert [v.version_id for v in registry.list_versions()] == ["1"]
     finally:
         first.delete()
 
