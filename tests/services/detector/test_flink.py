@@ -131,35 +131,36 @@ def test_the_kafka_pipeline_builds_for_the_portable_runner_with_only_flink_trans
 
 
 @pytest.mark.integration
-def test_kafka_read_against_a_broker(tmp_path):
+def test_loadgen_writes_and_the_kafka_read_reads_against_a_broker():
+    """The profile's two Kafka ends: `hyp loadgen --to kafka` writes, PollKafka reads and commits its group."""
     bootstrap = os.environ.get("HYP_KAFKA_BOOTSTRAP")
     if not bootstrap:
         pytest.skip("HYP_KAFKA_BOOTSTRAP names no broker (no Kafka on this machine)")
-    from kafka import KafkaProducer
-
+    from services.common.events import parse_event
     from services.detector.kafka import ensure_topic
     from services.detector.kafka_read import PollKafka
+    from services.testing.hyp import run_hyp
 
-    topic, group = f"hyp-test-{uuid.uuid4().hex[:8]}", f"hyp-test-{uuid.uuid4().hex[:8]}"
+    topic, group, n = f"hyp-test-{uuid.uuid4().hex[:8]}", f"hyp-test-{uuid.uuid4().hex[:8]}", 20
     ensure_topic(bootstrap, topic, partitions=1)
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for i in range(3):
-        producer.send(topic, value=json.dumps({"i": i}).encode(), headers=[("sent_at", b"1")])
-    producer.flush(30)
-    producer.close()
+    written = run_hyp("loadgen", "--to", "kafka", "--bootstrap", bootstrap, "--topic", topic,
+                      "--count", str(n), "--max", "--no-progress", timeout=120)  # fmt: skip
+    assert written.returncode == 0, written.stderr[-2000:]
     read = PollKafka(bootstrap, topic, group)
     read.setup()
-    got = []
+    got: list = []
     try:
-        for _ in range(50):  # bounded: each poll waits up to POLL_INTERVAL_S
+        for _ in range(100):  # bounded: each poll waits up to POLL_INTERVAL_S
             got += list(read.process(None))
-            if len(got) >= 3:
+            if len(got) >= n:
                 break
         read.finish_bundle()  # commits the group's offsets
     finally:
         read.teardown()
-    assert [json.loads(m.data)["i"] for m in got] == [0, 1, 2]
-    assert got[0].message_id == f"{topic}/0/0" and got[0].attributes == {"sent_at": "1"}
+    assert [m.message_id for m in got] == [f"{topic}/0/{i}" for i in range(n)]
+    assert all("sent_at" in m.attributes for m in got)  # loadgen's attributes travel as headers
+    for message in got:
+        parse_event(message.data)  # the events are the workshop's, as on Pub/Sub
     again = PollKafka(bootstrap, topic, group)  # the same group resumes after the committed offsets
     again.setup()
     try:
