@@ -24,6 +24,15 @@ from services.testing.addresses import StackAddresses
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# what HypStack.sql runs in a container: the warehouse's own query function (HYP_WAREHOUSE_DIR is set there)
+_SQL_IN_CONTAINER = """
+import json, os, sys
+from services.warehouse.query import query
+for row in query(os.environ["HYP_WAREHOUSE_DIR"], sys.argv[1], read_only=True).to_pylist():
+    print(json.dumps(row, default=str))
+"""
+
+
 class _Compose(DockerCompose):
     """DockerCompose with its own project name (``-p``)."""
 
@@ -121,11 +130,11 @@ class HypStack(StackAddresses):
 
     # the warehouse lives in a named volume: query it inside a container that mounts it
     def sql(self, query: str, service: str = "detector") -> list[dict[str, Any]]:
-        out, err, code = self.compose.exec_in_container(
-            ["python", "-m", "services.cli", "sql", "--format", "json", query], service
-        )
+        """DuckDB SQL over the warehouse's own tables and columns (read-only, confined), run in ``service``'s
+        container; for BigQuery SQL over the workshop's dataset use ``bigquery_client()``."""
+        out, err, code = self.compose.exec_in_container(["python", "-c", _SQL_IN_CONTAINER, query], service)
         if code != 0:
-            raise RuntimeError(f"hyp sql failed in {service}: {err.strip() or out.strip()}")
+            raise RuntimeError(f"warehouse query failed in {service}: {err.strip() or out.strip()}")
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def logs(self, *services: str) -> str:

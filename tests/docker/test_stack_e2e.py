@@ -1,5 +1,6 @@
 """End to end in containers: `docker compose up --wait`, 5,000 generated events with labelled anomalies,
-detections and warehouse rows with the right counts, `docker compose down -v` (the hyp_stack fixture)."""
+detections and warehouse rows with the right counts (DuckDB over the volume, and the workshop's table through
+Google's BigQuery client), `docker compose down -v` (the hyp_stack fixture)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,19 @@ def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
     label = names.LABEL_SQL
 
     def landed():
-        rows = hyp_stack.sql(
-            f"SELECT source, count(DISTINCT message_id) AS n FROM cloud_run WHERE {mine} GROUP BY source"
-        )
-        counts = {r["source"]: r["n"] for r in rows}
-        return counts if counts.get("detector") == EVENTS and counts.get("processor") == EVENTS else None
+        # each event once in the processor's cloud_run and once in the detector's dataflow (the workshop's tables)
+        counts = {
+            table: hyp_stack.sql(f"SELECT count(DISTINCT message_id) AS n FROM {table} WHERE {mine}")[0]["n"]
+            for table in ("cloud_run", "dataflow")
+        }
+        return counts if counts == {"cloud_run": EVENTS, "dataflow": EVENTS} else None
 
-    wait_for(landed, 240, f"{EVENTS} events in cloud_run from the detector and the processor", interval=2.0)
+    wait_for(landed, 240, f"{EVENTS} events in cloud_run (processor) and dataflow (detector)", interval=2.0)
+
+    # the same rows through Google's BigQuery client and the workshop's query (hyp bigquery over the volume)
+    bigquery = hyp_stack.bigquery_client()
+    workshop = f"SELECT count(*) AS n FROM `{hyp_stack.project}.ecommerce_sink.cloud_run` WHERE event = 'purchase'"
+    assert next(iter(bigquery.query(workshop).result()))["n"] >= report["purchases"]
 
     verdicts = hyp_stack.sql(
         f"""SELECT count(DISTINCT message_id) AS scored,
