@@ -82,8 +82,10 @@ def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: 
     source = call.args.get("expression")
     rows = None
     if source is not None:
-        query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
-        rows = run(query)
+        rows = _stored(catalog, project, default_dataset, source)
+        if rows is None:
+            query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source)
+            rows = run(query)
         assert rows is not None
     if name in ("PREDICT", "DETECT_ANOMALIES") and rows is None:
         raise invalid_query(f"ML.{name} needs input data: TABLE t or (query).")
@@ -128,6 +130,16 @@ def _pca(name: str, state: dict[str, Any], params: dict[str, object], rows: pa.T
     if name == "PRINCIPAL_COMPONENT_INFO":
         return pca.principal_component_info(state)
     raise invalid_query(f"ML.{name} needs a KMEANS model; this one is PCA.")
+
+
+def _stored(catalog: Catalog, project: str, default_dataset: str | None, source: exp.Expr) -> pa.Table | None:
+    """``TABLE t`` of a stored table: its rows read straight from its files (no SQL pass); else None."""
+    if not isinstance(source, exp.Table) or not source.name or not (source.db or default_dataset):
+        return None
+    ref = (source.catalog or project, source.db or str(default_dataset), source.name)
+    if ref[2].upper().startswith("INFORMATION_SCHEMA") or catalog.get_table(*ref).get("type") == "VIEW":
+        return None
+    return catalog.read(*ref)[1]
 
 
 ALLOWED = {"DETECT_ANOMALIES": {"contamination"}, "CENTROIDS": {"standardize"}}
