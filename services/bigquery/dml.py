@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from services.bigquery.schema import Field, arrow_schema
-from services.bigquery.sql import invalid_query, translate
+from services.bigquery.sql import engine_error, invalid_query, translate
 
 if TYPE_CHECKING:
     from services.bigquery.jobs import Jobs
@@ -228,7 +228,7 @@ def _execute(
         }
         inserted = _hugeint_to_int64(con.sql(f"SELECT {names} FROM {TARGET} WHERE {PART} IS NULL").to_arrow_table())
     except duckdb.Error as exc:
-        message = guard.refusal(exc).removeprefix("sql: ")
+        message = engine_error(guard.refusal(exc))
         if "more than once" in message:
             raise invalid_query(MULTIPLE_MATCHES) from None
         raise invalid_query(message) from None

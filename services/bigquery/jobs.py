@@ -26,7 +26,7 @@ from services.bigquery import dml, errors, statements
 from services.bigquery.catalog import Catalog
 from services.bigquery.ml import functions as ml
 from services.bigquery.schema import Field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, Translation, invalid_query, parse, translate
+from services.bigquery.sql import POSITIONAL, Translation, engine_error, invalid_query, parse, translate
 
 MAX_JOBS = 200
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
@@ -288,7 +288,7 @@ class Jobs:
             except duckdb.InterruptException:
                 raise QueryTimeout(timeout_s or 0.0) from None
             except duckdb.Error as exc:
-                raise invalid_query(guard.refusal(exc).removeprefix("sql: ")) from None
+                raise invalid_query(engine_error(guard.refusal(exc))) from None
         finally:
             if timer is not None:
                 timer.cancel()

@@ -8,6 +8,7 @@ parameters into DuckDB's ``$name`` (``?`` stays positional).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -111,6 +112,22 @@ def translate(
     except UnsupportedError as exc:
         raise invalid_query(f"Not supported by hyp bigquery: {_first(exc)}") from None
     return out
+
+
+_DUCKDB_ERRORS = (  # DuckDB's wording -> BigQuery's, for the errors a user meets most
+    (re.compile(r'Binder Error: Referenced column "([^"]+)" not found.*'), r"Unrecognized name: \1"),
+    (re.compile(r"Catalog Error: Scalar Function with name (\w+) does not exist.*"), r"Function not found: \1"),
+)
+
+
+def engine_error(message: str) -> str:
+    """A DuckDB error line (services/warehouse/guard.refusal's, without its prefix) as BigQuery words it
+    where the two differ only in wording; anything else as it is."""
+    message = message.removeprefix("sql: ")
+    for pattern, replacement in _DUCKDB_ERRORS:
+        if pattern.fullmatch(message):
+            return pattern.sub(replacement, message)
+    return message
 
 
 def _name_anonymous_columns(tree: exp.Expr) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.bigquery.errors import BigQueryError
-from services.bigquery.sql import TableRef, translate
+from services.bigquery.sql import TableRef, check_query_only, engine_error, translate
 
 
 def test_tables_resolve_to_relations_with_their_names_as_aliases() -> None:
@@ -45,3 +45,44 @@ def test_refusals_name_the_construct(sql: str, message: str) -> None:
     with pytest.raises(BigQueryError, match=message) as caught:
         translate(sql, "p-1")
     assert (caught.value.code, caught.value.reason) == (400, "invalidQuery")
+
+
+def test_unnamed_columns_are_named_as_bigquery_names_them() -> None:
+    t = translate("SELECT count(*), a, t.b, ecommerce.purchase.tax, max(c) AS m, 1 + 1 FROM d.t", "p-1")
+    assert t.sql.startswith("SELECT COUNT(*) AS f0_, a, t.b, ecommerce.purchase.tax, MAX(c) AS m, 1 + 1 AS f1_ ")
+    assert translate("SELECT 1 UNION ALL SELECT 2", "p-1").sql == "SELECT 1 AS f0_ UNION ALL SELECT 2"
+
+
+def test_a_dml_target_the_caller_binds_is_kept() -> None:
+    t = translate("UPDATE __target AS t SET a = s.a FROM d.s WHERE t.id = s.id", "p-1", keep={"__target"})
+    assert list(t.tables.values()) == [TableRef("p-1", "d", "s")] and "UPDATE __target AS t" in t.sql
+    with pytest.raises(BigQueryError, match="only queries"):
+        translate("UPDATE d.t SET a = 1 WHERE true", "p-1")
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("INSTALL httpfs", "INSTALL"),
+        ("ATTACH '/tmp/x.db'", "ATTACH"),
+        ("EXPLAIN ANALYZE COPY (SELECT 1) TO '/tmp/x'", "EXPLAIN COPY"),
+        ("SELECT 1; DELETE FROM d.t WHERE true", "DELETE"),
+        ("MERGE d.t USING d.s ON true WHEN MATCHED THEN DELETE", "MERGE"),
+        ("  ", "empty"),
+    ],
+)
+def test_read_only_callers_refuse_any_statement_but_a_query_by_its_name(sql: str, named: str) -> None:
+    with pytest.raises(BigQueryError, match=named):
+        check_query_only(sql)
+    check_query_only("WITH c AS (SELECT 1) SELECT * FROM c")
+    check_query_only("(SELECT 1)")
+
+
+def test_duckdb_errors_in_bigquerys_words() -> None:
+    assert (
+        engine_error('sql: Binder Error: Referenced column "tax" not found in FROM clause!') == "Unrecognized name: tax"
+    )
+    assert (
+        engine_error("Catalog Error: Scalar Function with name getenv does not exist!") == "Function not found: getenv"
+    )
+    assert engine_error("sql: Conversion Error: x") == "Conversion Error: x"
