@@ -6,7 +6,7 @@ Layout under the data dir:
   that name their log files; rewritten atomically on every admin change.
 - ``topics/<uid>.log``: a header with the base sequence number, then one record per message
   (``<crc><length><seq><PubsubMessage>``).
-- ``subs/<uid>.log``: 13-byte records ``<crc><type><i64 seq>``, the type one of
+- ``subs/<uid>.log``: checked frames (one a journal write) of 9-byte records ``<type><i64 seq>``, the type one of
   :class:`~services.pubsub.records.Record`: ``W`` everything below seq is acked, ``A`` seq acked,
   ``D`` seq delivered once more (delivery counts survive restarts).
 
