@@ -41,6 +41,41 @@ class MlflowServable:
             raise invalid(str(exc)) from None
 
 
+def ours(pyfunc: Any) -> bool:
+    """Whether a loaded pyfunc is the project's anomaly model (models/pyfunc.py), which scores named features."""
+    try:
+        inner = pyfunc.unwrap_python_model()
+    except Exception:  # not a custom PythonModel (a plain scikit-learn flavour, Keras, ...)
+        return False
+    return hasattr(inner, "score_rows") or hasattr(inner, "detector")
+
+
+@dataclass(frozen=True)
+class PyfuncServable:
+    """Any other MLflow model: instances (objects of named columns, or rows of values) -> a DataFrame ->
+    ``pyfunc.predict``; each output row (or value) becomes one prediction."""
+
+    pyfunc: Any
+
+    def predict_json(self, instances: Sequence[Any]) -> bytes:
+        import numpy as np
+        import orjson
+        import pandas as pd
+
+        frame = pd.DataFrame(list(instances))
+        try:
+            out = self.pyfunc.predict(frame)
+        except Exception as exc:  # MLflow's schema enforcement and the model's own input errors
+            raise invalid(f"instances: {type(exc).__name__}: {exc}") from None
+        if isinstance(out, pd.DataFrame):
+            rows: Any = out.to_dict(orient="records")
+        elif isinstance(out, pd.Series):
+            rows = out.tolist()
+        else:
+            rows = np.asarray(out).tolist()
+        return orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 class VertexResources:
     """Models, endpoints and operations under ``settings``' project and location."""
 
@@ -168,10 +203,14 @@ class VertexResources:
     def load(self, version: Version) -> Servable:
         if version.image_uri:
             return artifacts.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
-        from services.endpoint.model_source import MlflowSource
+        from models.registry import load_version
+        from services.endpoint.model_source import served
         from services.endpoint.serving import warm_up
 
-        model = MlflowSource(self.settings.mlflow_tracking_uri, version.model_id, "").load(version.version)
+        pyfunc = load_version(self.settings.mlflow_tracking_uri, version.model_id, version.version)
+        if not ours(pyfunc):  # any other MLflow model: instances as its pyfunc takes them
+            return PyfuncServable(pyfunc)
+        model = served(pyfunc, version=version.version, name=version.model_id)
         warm_up(model)
         return MlflowServable(model, self.settings.max_instances)
 

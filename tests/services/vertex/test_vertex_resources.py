@@ -221,3 +221,28 @@ def test_endpoints_and_deployments_survive_a_restart_with_a_state_dir(storage_se
         assert again.traffic_split == {before.deployed_model_id: 100}
         again.delete(force=True)
         model.delete()
+
+
+@pytest.mark.local_only("a model registered in MLflow alone is a Vertex model here: the one registry, two views")
+def test_a_plain_scikit_learn_mlflow_model_deploys_and_answers(aiplatform, champion):
+    import uuid
+
+    import mlflow
+
+    from models.registry import use_tracking_uri
+
+    name = f"plain-sklearn-{uuid.uuid4().hex[:6]}"
+    a = classifier()
+    with use_tracking_uri(champion.tracking_uri), mlflow.start_run():
+        mlflow.sklearn.log_model(a, name="model", registered_model_name=name)
+    model = aiplatform.Model(name)
+    assert model.version_id == "1" and "default" in model.version_aliases
+    endpoint = aiplatform.Endpoint.create(display_name="plain")
+    try:
+        model.deploy(endpoint=endpoint)
+        response = endpoint.predict(instances=X)
+        assert response.predictions == a.predict(np.array(X)).tolist()
+        assert response.model_resource_name.endswith(f"/models/{name}")
+    finally:
+        endpoint.delete(force=True)
+        model.delete()
