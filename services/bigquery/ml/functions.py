@@ -14,13 +14,14 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import kmeans, parse, pca, store
+from services.bigquery.ml import autoencoder, kmeans, parse, pca, store
 from services.bigquery.ml.statements import model_ref
 from services.bigquery.sql import invalid_query
 
@@ -93,6 +94,8 @@ def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: 
         raise invalid_query(f"ML.{name} takes no input data (only MODEL and an optional STRUCT).")
     if state.get("model_type", "KMEANS") == "PCA":
         return _pca(name, state, params, rows)
+    if state.get("model_type") == "AUTOENCODER":
+        return _autoencoder(name, state, store.folder(catalog, ref), params, rows)
     if name == "PREDICT":
         return kmeans.predict(state, rows)  # type: ignore[arg-type]
     if name == "DETECT_ANOMALIES":
@@ -108,6 +111,26 @@ def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: 
     if name == "TRAINING_INFO":
         return kmeans.training_info(state)
     raise invalid_query(f"ML.{name} needs a PCA model; this one is KMEANS.")
+
+
+def _autoencoder(
+    name: str, state: dict[str, Any], folder: Path, params: dict[str, object], rows: pa.Table | None
+) -> pa.Table:
+    if name == "PREDICT":
+        return autoencoder.predict(state, folder, rows)  # type: ignore[arg-type]
+    if name == "DETECT_ANOMALIES":
+        if "contamination" not in params:
+            raise invalid_query(
+                "ML.DETECT_ANOMALIES on an AUTOENCODER model needs STRUCT(<fraction> AS contamination)."
+            )
+        return autoencoder.detect_anomalies(state, folder, rows, float(params["contamination"]))  # type: ignore[arg-type]
+    if name == "EVALUATE":
+        return autoencoder.evaluation(state, folder, rows)
+    if name == "FEATURE_INFO":
+        return kmeans.feature_info(state)
+    if name == "TRAINING_INFO":
+        return kmeans.training_info(state)
+    raise invalid_query(f"ML.{name} does not apply to an AUTOENCODER model.")
 
 
 def _pca(name: str, state: dict[str, Any], params: dict[str, object], rows: pa.Table | None) -> pa.Table:

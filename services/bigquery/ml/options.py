@@ -15,10 +15,10 @@ from sqlglot import exp
 
 from services.bigquery.sql import invalid_query
 
-SUPPORTED_TYPES = ("KMEANS", "PCA")
+SUPPORTED_TYPES = ("KMEANS", "PCA", "AUTOENCODER")
 # model types BigQuery ML has that this engine does not train (yet): a 400 saying so, not "unknown"
 OTHER_TYPES = (
-    "AUTOENCODER", "LINEAR_REG", "LOGISTIC_REG", "BOOSTED_TREE_CLASSIFIER", "BOOSTED_TREE_REGRESSOR",
+    "LINEAR_REG", "LOGISTIC_REG", "BOOSTED_TREE_CLASSIFIER", "BOOSTED_TREE_REGRESSOR",
     "RANDOM_FOREST_CLASSIFIER", "RANDOM_FOREST_REGRESSOR", "DNN_CLASSIFIER", "DNN_REGRESSOR",
     "DNN_LINEAR_COMBINED_CLASSIFIER", "DNN_LINEAR_COMBINED_REGRESSOR", "MATRIX_FACTORIZATION", "ARIMA_PLUS",
     "ARIMA_PLUS_XREG", "TENSORFLOW", "TENSORFLOW_LITE", "ONNX", "XGBOOST", "AUTOML_CLASSIFIER",
@@ -32,7 +32,7 @@ KMEANS_OPTIONS = {
 PCA_OPTIONS = {"MODEL_TYPE", "NUM_PRINCIPAL_COMPONENTS", "PCA_EXPLAINED_VARIANCE_RATIO", "SCALE_FEATURES", "PCA_SOLVER"}
 NOT_YET = {
     "WARM_START": "retraining from the stored centroids",
-    "MODEL_REGISTRY": "registering a PCA model (the endpoint serves k-means)",
+    "MODEL_REGISTRY": "registering a PCA or AUTOENCODER model from SQL",
 }
 
 
@@ -107,10 +107,55 @@ def model_type(options: dict[str, Any]) -> str:
         raise invalid_query("Option MODEL_TYPE is required in CREATE MODEL, e.g. OPTIONS(MODEL_TYPE='KMEANS').")
     kind = str(options["MODEL_TYPE"]).upper()
     if kind in OTHER_TYPES:
-        raise invalid_query(f"MODEL_TYPE '{kind}' is not supported by hyp bigquery yet (supported: KMEANS, PCA).")
+        raise invalid_query(
+            f"MODEL_TYPE '{kind}' is not supported by hyp bigquery yet (supported: KMEANS, PCA, AUTOENCODER)."
+        )
     if kind not in SUPPORTED_TYPES:
         raise invalid_query(f"Invalid value for option MODEL_TYPE: '{options['MODEL_TYPE']}'.")
     return kind
+
+
+AUTOENCODER_OPTIONS = {
+    "MODEL_TYPE",
+    "HIDDEN_UNITS",
+    "ACTIVATION_FN",
+    "DROPOUT",
+    "BATCH_SIZE",
+    "LEARN_RATE",
+    "MAX_ITERATIONS",
+}
+
+
+def autoencoder(options: dict[str, Any]) -> dict[str, Any]:
+    """The models package's Keras autoencoder parameters (dense [h, c, h], ReLU, Adam, no dropout)."""
+    for name in options:
+        if name in NOT_YET:
+            raise invalid_query(f"Option {name} ({NOT_YET[name]}) is not supported by hyp bigquery yet.")
+        if name not in AUTOENCODER_OPTIONS:
+            raise invalid_query(f"Unknown option {name} for MODEL_TYPE AUTOENCODER.")
+    params: dict[str, Any] = {}
+    if "HIDDEN_UNITS" in options:
+        units = options["HIDDEN_UNITS"]
+        ok = isinstance(units, list) and len(units) == 3 and all(isinstance(u, int) and u >= 1 for u in units)
+        if not ok or units[0] != units[2]:
+            raise invalid_query(
+                f"Invalid value for option HIDDEN_UNITS: {units!r}; hyp bigquery's autoencoder is [h, c, h] "
+                "(a hidden layer, the code, a hidden layer)."
+            )
+        params["hidden"], params["code"] = units[0], units[1]
+    if "ACTIVATION_FN" in options and str(options["ACTIVATION_FN"]).upper() != "RELU":
+        raise invalid_query(
+            f"Option ACTIVATION_FN={options['ACTIVATION_FN']!r}: only 'RELU' is supported by hyp bigquery."
+        )
+    if "DROPOUT" in options and _typed(options, "DROPOUT", float, 0.0) != 0.0:
+        raise invalid_query("Option DROPOUT: only 0 (no dropout) is supported by hyp bigquery.")
+    if "BATCH_SIZE" in options:
+        params["batch_size"] = _typed(options, "BATCH_SIZE", int, 1)
+    if "LEARN_RATE" in options:
+        params["learning_rate"] = _typed(options, "LEARN_RATE", float, 0.0)
+    if "MAX_ITERATIONS" in options:
+        params["epochs"] = _typed(options, "MAX_ITERATIONS", int, 1)
+    return params
 
 
 @dataclass

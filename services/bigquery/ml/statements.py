@@ -8,6 +8,7 @@ Everything is checked before training (options, name, dataset) so a refused stat
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlglot import exp
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import kmeans, options, pca, store, vertex
+from services.bigquery.ml import autoencoder, kmeans, options, pca, store, vertex
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -52,8 +53,11 @@ def run(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.E
 def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Create, select: Select) -> str:
     ref = model_ref(tree.this, project, default_dataset)
     given = options.read(tree.args.get("properties"))
-    if options.model_type(given) == "PCA":
+    kind = options.model_type(given)
+    if kind == "PCA":
         return _create_pca(catalog, ref, tree, options.pca(given), select)
+    if kind == "AUTOENCODER":
+        return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), given, select)
     chosen = options.kmeans(given)
     if tree.args.get("replace") and tree.args.get("exists"):
         raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
@@ -120,6 +124,58 @@ def _create_pca(
         }
         resource = _common(ref, location, "PCA", state, started, training_options, metrics)
         store.save(catalog, ref, {"resource": resource, "state": state})
+    return "CREATE_MODEL"
+
+
+def _create_autoencoder(
+    catalog: Catalog,
+    ref: store.ModelRef,
+    tree: exp.Create,
+    params: dict[str, Any],
+    given: dict[str, Any],
+    select: Select,
+) -> str:
+    if tree.args.get("replace") and tree.args.get("exists"):
+        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
+    if store.exists(catalog, ref):
+        if tree.args.get("exists"):
+            return "CREATE_MODEL"
+        if not tree.args.get("replace"):
+            raise errors.duplicate(f"Model {ref}")
+    source = tree.expression
+    if not isinstance(source, exp.Query):
+        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
+    started = time.time()
+    fields, rows = select(source)
+    state, detector = autoencoder.train(params, fields, rows)
+    with store.LOCK:
+        if store.exists(catalog, ref) and not tree.args.get("replace"):
+            if tree.args.get("exists"):
+                return "CREATE_MODEL"
+            raise errors.duplicate(f"Model {ref}")
+        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+        folder = store.folder(catalog, ref)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"network-{uuid.uuid4().hex}.keras"  # a new file each training: model.json names the live one
+        detector.save(folder / name)
+        state["autoencoder"]["keras_file"] = name
+        p = state["autoencoder"]["params"]
+        training_options = {
+            "hiddenUnits": [str(p["hidden"]), str(p["code"]), str(p["hidden"])],
+            "activationFn": "RELU",
+            "batchSize": str(p["batch_size"]),
+            "learnRate": p["learning_rate"],
+            "maxIterations": str(p["epochs"]),
+        }
+        metrics = {"regressionMetrics": {
+            "meanAbsoluteError": state["evaluation"]["mean_absolute_error"],
+            "meanSquaredError": state["evaluation"]["mean_squared_error"],
+        }}  # fmt: skip
+        resource = _common(ref, location, "AUTOENCODER", state, started, training_options, metrics)
+        store.save(catalog, ref, {"resource": resource, "state": state})
+        for old in folder.glob("network-*.keras"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
     return "CREATE_MODEL"
 
 

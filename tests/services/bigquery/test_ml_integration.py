@@ -192,7 +192,8 @@ def test_existing_name_if_not_exists_and_or_replace(client, dataset, points, mod
         ("NUM_CLUSTERS=2", "Option MODEL_TYPE is required"),
         ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, COLOUR='blue'", "Unknown option COLOUR"),
         ("MODEL_TYPE='KMEANS', WARM_START=TRUE", "Option WARM_START .* is not supported"),
-        ("MODEL_TYPE='AUTOENCODER'", "MODEL_TYPE 'AUTOENCODER' is not supported by hyp bigquery yet"),
+        ("MODEL_TYPE='LINEAR_REG'", "MODEL_TYPE 'LINEAR_REG' is not supported by hyp bigquery yet"),
+        ("MODEL_TYPE='AUTOENCODER', DROPOUT=0.2", "Option DROPOUT"),
         ("MODEL_TYPE='PCA'", "exactly one of NUM_PRINCIPAL_COMPONENTS and PCA_EXPLAINED_VARIANCE_RATIO"),
         ("MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1, MODEL_REGISTRY='VERTEX_AI'", "Option MODEL_REGISTRY"),
         ("MODEL_TYPE='KMEANS', DISTANCE_TYPE='MANHATTAN'", "Invalid value for option DISTANCE_TYPE"),
@@ -294,3 +295,38 @@ def test_pca_by_hand(client, dataset) -> None:
     ]
     with pytest.raises(exceptions.BadRequest, match=r"ML\.CENTROIDS needs a KMEANS model"):
         client.query_and_wait(f"SELECT * FROM ML.CENTROIDS(MODEL {dataset}.p)")
+
+
+def test_autoencoder_on_the_models_package_network(client, dataset) -> None:
+    """The Keras autoencoder of models/detectors/autoencoder.py: ML.DETECT_ANOMALIES flags exactly the rows whose
+    reconstruction error is above the 1 - contamination quantile of the training rows' errors."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(10, 1, 60)
+    rows = [{"a": float(x), "b": float(2 * x + rng.normal(0, 0.1))} for x in a]
+    table = bigquery.Table(f"{PROJECT}.{dataset}.pairs", schema=[bigquery.SchemaField(n, "FLOAT") for n in "ab"])
+    client.create_table(table)
+    assert client.insert_rows_json(table, rows) == []
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.ae OPTIONS(MODEL_TYPE='AUTOENCODER', HIDDEN_UNITS=[4, 2, 4], MAX_ITERATIONS=5, "
+        f"BATCH_SIZE=16, LEARN_RATE=0.01, ACTIVATION_FN='RELU') AS SELECT a, b FROM {dataset}.pairs"
+    )
+    found = _rows(
+        client,
+        f"SELECT is_anomaly, mean_squared_error FROM ML.DETECT_ANOMALIES(MODEL {dataset}.ae, "
+        f"STRUCT(0.1 AS contamination), TABLE {dataset}.pairs)",
+    )
+    errors = np.array([r["mean_squared_error"] for r in found])
+    assert [r["is_anomaly"] for r in found] == list(errors > np.quantile(errors, 0.9))
+    latent = _rows(client, f"SELECT * FROM ML.PREDICT(MODEL {dataset}.ae, (SELECT 10.0 AS a, 20.0 AS b))")
+    assert list(latent[0]) == ["latent_col_1", "latent_col_2", "a", "b"]
+    epochs = _rows(client, f"SELECT iteration, loss FROM ML.TRAINING_INFO(MODEL {dataset}.ae) ORDER BY iteration")
+    assert [e["iteration"] for e in epochs] == [0, 1, 2, 3, 4]
+    (metrics,) = _rows(client, f"SELECT * FROM ML.EVALUATE(MODEL {dataset}.ae)")
+    assert metrics["mean_squared_error"] == pytest.approx(float(errors.mean()), rel=1e-5)
+    with pytest.raises(exceptions.BadRequest, match="HIDDEN_UNITS"):
+        client.query_and_wait(
+            f"CREATE MODEL {dataset}.ae2 OPTIONS(MODEL_TYPE='AUTOENCODER', HIDDEN_UNITS=[8, 4]) AS SELECT a, b "
+            f"FROM {dataset}.pairs"
+        )
