@@ -81,10 +81,10 @@ __all__ = [
 
 
 # Memory accounting of the budget, measured (services/pubsub tests' figures, docs/pubsub.md): a retained message
-# costs its serialized bytes plus about 60 bytes of log bookkeeping, plus about 110 bytes per subscription that
+# costs its serialized bytes plus about 60 bytes of log bookkeeping, plus about 75 bytes per subscription that
 # holds it unacked (set entry, heap slot, int).
 MESSAGE_OVERHEAD_BYTES = 64
-UNACKED_OVERHEAD_BYTES = 112
+UNACKED_OVERHEAD_BYTES = 80
 
 
 def _not_found(name: str) -> ApiError:
