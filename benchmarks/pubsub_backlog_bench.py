@@ -2,7 +2,10 @@
 
 Publishes 200-byte messages (raw gRPC, 1000 per request) to a topic whose one subscription is never read,
 samples the emulator's RSS every ``--every`` messages, and stops at ``--messages`` or at the first
-RESOURCE_EXHAUSTED (the memory budget). Prints a markdown table and the command that made it. Not a test.
+RESOURCE_EXHAUSTED (the memory budget), then drains ``--drain`` messages with one raw StreamingPull.
+The emulator's CPU time per message published and drained (from /proc) is the before/after figure that
+holds on a busy machine, where wall-clock rates swing with the load. Prints a markdown table and the
+command that made it. Not a test.
 
     nice -n 19 .venv/bin/python benchmarks/pubsub_backlog_bench.py --messages 2000000 --repo /work/pre14 --repo .
 """
@@ -16,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.pubsub_v1 import types
@@ -24,12 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from pubsub_bench import PROJECT, Raw, rss_mib, start  # noqa: E402  (the emulator start and stubs we compare)
+from pubsub_bench import PROJECT, Raw, bench_raw_drain, rss_mib, start  # noqa: E402  (shared start and stubs)
 
-from services.common.processes import stop_group  # noqa: E402
+from services.common.processes import cpu_seconds, stop_group  # noqa: E402
 
 
-def fill(repo: Path, data_dir: bool, total: int, every: int, env_budget: str | None) -> dict[str, object]:
+def fill(repo: Path, data_dir: bool, total: int, every: int, env_budget: str | None, drain: int) -> dict[str, Any]:
     """One emulator from repo; publish until total or RESOURCE_EXHAUSTED; RSS samples and the outcome."""
     old = os.environ.get("HYP_PUBSUB_MEMORY_BUDGET_MB")
     if env_budget is not None:
@@ -38,7 +42,13 @@ def fill(repo: Path, data_dir: bool, total: int, every: int, env_budget: str | N
         with tempfile.TemporaryDirectory() as tmp:
             proc, host, _rest = start(Path(tmp), repo, data_dir)
             try:
-                return _fill(proc.pid, Raw(host), total, every)
+                raw = Raw(host)
+                out = _fill(proc.pid, raw, total, every)
+                n = min(drain, out["sent"])
+                cpu0 = cpu_seconds(proc.pid)
+                out["drain_rate"] = bench_raw_drain(raw, f"projects/{PROJECT}/subscriptions/backlog", n) if n else 0.0
+                out["drain_cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / n * 1e6 if n else 0.0
+                return out
             finally:
                 stop_group(proc, timeout=60)
     finally:
@@ -48,14 +58,14 @@ def fill(repo: Path, data_dir: bool, total: int, every: int, env_budget: str | N
             os.environ["HYP_PUBSUB_MEMORY_BUDGET_MB"] = old
 
 
-def _fill(pid: int, raw: Raw, total: int, every: int) -> dict[str, object]:
+def _fill(pid: int, raw: Raw, total: int, every: int) -> dict[str, Any]:
     topic, sub = f"projects/{PROJECT}/topics/backlog", f"projects/{PROJECT}/subscriptions/backlog"
     raw.create_topic(types.Topic(name=topic))
     raw.create_sub(types.Subscription(name=sub, topic=topic))
     req = raw.batch(topic, 1000)
     samples: list[tuple[int, float]] = [(0, rss_mib(pid))]
     sent, refused, peak = 0, "", samples[0][1]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_seconds(pid)
     while sent < total:
         try:
             raw.publish_pb(req, timeout=60)
@@ -68,9 +78,17 @@ def _fill(pid: int, raw: Raw, total: int, every: int) -> dict[str, object]:
         if sent % every == 0:
             samples.append((sent, rss_mib(pid)))
             peak = max(peak, samples[-1][1])
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu0
     end = rss_mib(pid)
-    return {"sent": sent, "samples": samples, "end": end, "peak": max(peak, end), "refused": refused, "s": elapsed}
+    return {
+        "sent": sent,
+        "samples": samples,
+        "end": end,
+        "peak": max(peak, end),
+        "refused": refused,
+        "s": elapsed,
+        "publish_cpu_us": cpu / sent * 1e6 if sent else 0.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,24 +97,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=500_000, help="RSS sample interval, messages")
     p.add_argument("--repo", type=Path, action="append", help="tree to run the emulator from (repeat to compare)")
     p.add_argument("--modes", default="memory,data-dir", help="comma-separated: memory, data-dir")
+    p.add_argument("--drain", type=int, default=300_000, help="messages to drain afterwards (CPU per message)")
     p.add_argument("--budget-mb", help="HYP_PUBSUB_MEMORY_BUDGET_MB for the runs (default: the tree's default)")
     args = p.parse_args(argv)
     rows = []
     for repo in args.repo or [REPO]:
         for mode in args.modes.split(","):
-            r = fill(repo.resolve(), mode == "data-dir", args.messages, args.every, args.budget_mb)
-            curve = ", ".join(f"{n // 1000:,}k: {rss:.0f}" for n, rss in r["samples"])  # type: ignore[attr-defined]
+            r = fill(repo.resolve(), mode == "data-dir", args.messages, args.every, args.budget_mb, args.drain)
+            curve = ", ".join(f"{n // 1000:,}k: {rss:.0f}" for n, rss in r["samples"])
             rows.append((repo.resolve().name, mode, r, curve))
     cmd = ["nice -n 19 .venv/bin/python", "benchmarks/pubsub_backlog_bench.py", *(argv or sys.argv[1:])]
     print(f"`{' '.join(cmd)}`")
     print(f"on {platform.node()} ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)\n")
-    print("| tree | mode | backlog built | RSS at the end | peak RSS | publish rate | refused | RSS (MiB) by backlog |")
+    print(
+        "| tree | mode | backlog built | RSS at the end | publish: rate, emulator CPU | drain: rate, emulator CPU "
+        "| refused | RSS (MiB) by backlog |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for tree, mode, r, curve in rows:
         rate = r["sent"] / r["s"] if r["s"] else 0.0
         print(
-            f"| {tree} | {mode} | {r['sent']:,} | {r['end']:.0f} MiB | {r['peak']:.0f} MiB | {rate:,.0f} msg/s "
-            f"| {r['refused'] or 'no'} | {curve} |"
+            f"| {tree} | {mode} | {r['sent']:,} | {r['end']:.0f} MiB (peak {r['peak']:.0f}) "
+            f"| {rate:,.0f} msg/s, {r['publish_cpu_us']:.1f} us/msg "
+            f"| {r['drain_rate']:,.0f} msg/s, {r['drain_cpu_us']:.1f} us/msg | {r['refused'] or 'no'} | {curve} |"
         )
     return 0
 
