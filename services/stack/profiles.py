@@ -13,15 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 from services.stack import definition as d
+from services.stack import flink
 
-FLINK_IMAGE = "flink:1.18.1-scala_2.12-java11"
-BEAM_JOB_SERVER_IMAGE = "apache/beam_flink1.18_job_server:2.77.0"
-KAFKA_IMAGE = "apache/kafka:3.8.0"
 POSTGRES_IMAGE = "postgres:16.4-bookworm"
 GOOGLE_EMULATOR_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:497.0.0-emulators"
 
 POSTGRES_URI = "postgresql://mlflow:${POSTGRES_PASSWORD:-mlflow}@postgres:5432/mlflow"
-KAFKA_BOOTSTRAP = "kafka:9092"
 FLINK_REST_PORT = 8088  # published as 8088 so it does not collide with the processor's 8081
 
 ComposeService = Callable[[d.Service, dict[str, d.Service]], dict[str, Any]]
@@ -123,80 +120,22 @@ def _google_emulator() -> dict[str, dict[str, Any]]:
 
 
 def _flink(by_name: dict[str, d.Service], compose_service: ComposeService) -> dict[str, dict[str, Any]]:
-    flink_conf = "jobmanager.rpc.address: flink-jobmanager\ntaskmanager.numberOfTaskSlots: 2\nrest.port: 8081\n"
-    detector = by_name["detector"]
-    flink_detector = replace(
-        detector,
-        name="detector-flink",
-        command=(
-            "detector",
-            "--runner",
-            "FlinkRunner",
-            "--flink-master",
-            "flink-jobmanager:8081",
-            "--source",
-            "kafka",
-            "--kafka-bootstrap",
-            KAFKA_BOOTSTRAP,
-            "--metrics-port",
-            str(d.DETECTOR_METRICS_PORT),
-        ),
-        ports=(),
-    )
-    return {
-        "kafka": _third_party(
-            "flink",
-            KAFKA_IMAGE,
-            environment={
-                "KAFKA_NODE_ID": "1",
-                "KAFKA_PROCESS_ROLES": "broker,controller",
-                "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-                "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{KAFKA_BOOTSTRAP}",
-                "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-                "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka:9093",
-                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-            },
-            healthcheck={
-                "test": ["CMD", "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--list"],
-                "interval": "5s",
-                "timeout": "10s",
-                "retries": 30,
-            },
-        ),
-        "flink-jobmanager": _third_party(
-            "flink",
-            FLINK_IMAGE,
-            command=["jobmanager"],
-            environment={"FLINK_PROPERTIES": flink_conf},
-            ports=[f"127.0.0.1:{FLINK_REST_PORT}:8081"],
-            healthcheck={
-                "test": ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/overview"],
-                "interval": "5s",
-                "timeout": "5s",
-                "retries": 30,
-            },
-        ),
-        "flink-taskmanager": _third_party(
-            "flink",
-            FLINK_IMAGE,
-            command=["taskmanager"],
-            environment={"FLINK_PROPERTIES": flink_conf},
-            depends_on={"flink-jobmanager": {"condition": "service_healthy"}},
-        ),
-        "beam-job-server": _third_party(
-            "flink",
-            BEAM_JOB_SERVER_IMAGE,
-            command=["--flink-master=flink-jobmanager:8081", "--job-host=0.0.0.0"],
-            depends_on={"flink-jobmanager": {"condition": "service_healthy"}},
-        ),
-        "detector-flink": _ours(
-            flink_detector,
-            "flink",
-            by_name,
-            compose_service,
-            depends_on={
-                "kafka": {"condition": "service_healthy"},
-                "beam-job-server": {"condition": "service_started"},
-            },
-        ),
-    }
+    """services/stack/flink.py's definition: stock images as they are, ours derived from the core services
+    (the SDK harness and the detector from the detector, so the pipeline's steps get its settings and volumes)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, fields in flink.third_party_services().items():
+        fields = dict(fields)
+        out[name] = _third_party(flink.PROFILE, fields.pop("image"), **fields)
+    out["flink-jobmanager"]["ports"] = [f"127.0.0.1:{FLINK_REST_PORT}:8081"]
+    bases = {"beam-sdk-harness": "detector", "detector-flink": "detector", "loadgen-kafka": "loadgen"}
+    for name, fields in flink.app_services(d.DETECTOR_METRICS_PORT).items():
+        fields = dict(fields)
+        base = by_name[bases[name]]
+        command = tuple(fields.pop("command", base.command))
+        service = replace(base, name=name, command=command, ports=(), urls={})
+        rendered = _ours(service, flink.PROFILE, by_name, compose_service, **fields)
+        if "network_mode" in rendered:  # a sidecar in another service's network: no ports, names or health of its own
+            for key in ("ports", "hostname", "networks", "healthcheck"):
+                rendered.pop(key, None)
+        out[name] = rendered
+    return out

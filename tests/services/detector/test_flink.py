@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.detector import flink
+from services.stack import flink
 
 pytestmark = pytest.mark.local_only("the Flink profile: no Google service (Dataflow's counterpart is test_dataflow.py)")
 
@@ -95,13 +95,7 @@ def test_docker_compose_config_accepts_the_profile(tmp_path):
 
 
 def test_the_repositorys_compose_file_has_this_profile():
-    services = _config([], REPO)["services"]
-    if "beam-sdk-harness" not in services:
-        pytest.skip(
-            "docker-compose.yml's flink profile is still the old one: services/stack/profiles.py must render "
-            "services/detector/flink.py (then `python -m services.stack.compose_gen`)"
-        )
-    _assert_profile(services)
+    _assert_profile(_config([], REPO)["services"])  # rendered from services/stack/flink.py by compose_gen
 
 
 def test_the_kafka_pipeline_builds_for_the_portable_runner_with_only_flink_transforms():

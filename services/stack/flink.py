@@ -1,7 +1,8 @@
 """The compose profile ``flink``: the detector on Apache Flink through Beam's portable runner, reading Kafka.
 
 This module is the profile's one definition (images, commands, wiring); services/stack/profiles.py renders
-it into docker-compose.yml. How the parts fit (docs/detector.md, "Flink + Kafka"):
+it into docker-compose.yml (the stack owns compose; the detector's side is its command line).
+How the parts fit (docs/detector.md, "Flink + Kafka"):
 
 * ``flink-jobmanager`` / ``flink-taskmanager``: Flink :data:`FLINK_VERSION`, one Beam 2.77 supports
   (Beam's ``FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS``: 1.19, 1.20, 2.0-2.2);
