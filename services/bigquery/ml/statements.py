@@ -57,7 +57,7 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     if kind == "PCA":
         return _create_pca(catalog, ref, tree, options.pca(given), select)
     if kind == "AUTOENCODER":
-        return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), given, select)
+        return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), select)
     chosen = options.kmeans(given)
     if tree.args.get("replace") and tree.args.get("exists"):
         raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
@@ -132,7 +132,6 @@ def _create_autoencoder(
     ref: store.ModelRef,
     tree: exp.Create,
     params: dict[str, Any],
-    given: dict[str, Any],
     select: Select,
 ) -> str:
     if tree.args.get("replace") and tree.args.get("exists"):
