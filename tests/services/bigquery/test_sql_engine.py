@@ -74,9 +74,8 @@ def test_a_dataset_made_through_the_api_is_found_by_the_same_engine(warehouse: P
 
 
 def test_columns_are_named_as_bigquery_names_them_and_describe_lists_a_table(warehouse: Path) -> None:
-    answer = run_query(
-        warehouse, "SELECT count(*), event, max(event_datetime) AS top, 1 + 1 FROM cloud_run GROUP BY event", project=PROJECT
-    )
+    sql = "SELECT count(*), event, max(event_datetime) AS top, 1 + 1 FROM cloud_run GROUP BY event"
+    answer = run_query(warehouse, sql, project=PROJECT)
     assert answer.column_names == ["f0_", "event", "top", "f1_"]
     described = run_query(warehouse, "DESCRIBE ecommerce_sink.cloud_run", project=PROJECT).to_pylist()
     assert {"column_name": "user_id", "data_type": "STRING"}.items() <= described[2].items(), described
