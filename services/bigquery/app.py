@@ -17,6 +17,7 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     from services.bigquery.catalog import Catalog
     from services.bigquery.errors import BigQueryError
     from services.bigquery.jobs import Jobs
+    from services.bigquery.ml import routes as ml_routes
 
     app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -46,4 +47,5 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
         return {"status": "ok"}
 
     app.include_router(routes.router())
+    app.include_router(ml_routes.router())  # BigQuery ML's models API (list/get/patch/delete)
     return app

@@ -1,10 +1,5 @@
 """The models API through Google's client (get_model, list_models, update_model, delete_model) over models
-made with CREATE MODEL.
-
-The app is `hyp bigquery`'s own (create_app) with the models router served by uvicorn on a free port in
-this process: app.py does not include services/bigquery/ml/routes.py yet (one line, asked of its owner);
-once it does, the router is not added twice here.
-"""
+made with CREATE MODEL, against a real `hyp bigquery` process (tests/services/bigquery/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,30 +13,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/rest/v2/models"),
 ]
-
-PROJECT = "test-project"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from services.bigquery.app import create_app
-    from services.bigquery.ml.routes import PREFIX, router
-    from services.bigquery.settings import BigQuerySettings
-    from services.testing.asgi import serve_in_thread
-
-    app = create_app(BigQuerySettings(warehouse_dir=tmp_path_factory.mktemp("bqml") / "warehouse", project=PROJECT))
-    if not any(getattr(r, "path", None) == PREFIX for r in app.routes):
-        app.include_router(router())
-    with serve_in_thread(app) as url:
-        yield url
-
-
-@pytest.fixture
-def client(server: str, monkeypatch: pytest.MonkeyPatch) -> bigquery.Client:
-    from google.auth.credentials import AnonymousCredentials
-
-    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", server)
-    return bigquery.Client(project=PROJECT, credentials=AnonymousCredentials())
 
 
 @pytest.fixture
