@@ -31,6 +31,16 @@ PUBSUB_SUBSCRIPTION_RETENTION_EXPIRED = "pubsub_subscription_retention_expired_t
 # ... push deliveries (labels subscription and outcome) and the process.
 PUBSUB_PUSH_REQUESTS = "pubsub_push_requests_total"
 PUBSUB_UPTIME = "pubsub_uptime_seconds"
+# ... the --data-dir store's replay report at start (label log and where on the skipped bytes) ...
+PUBSUB_STORE_SKIPPED_BYTES = "pubsub_store_skipped_bytes_total"
+PUBSUB_STORE_LOST_MESSAGES = "pubsub_store_lost_messages_total"
+PUBSUB_STORE_MIGRATED_LOGS = "pubsub_store_migrated_logs_total"
+PUBSUB_STORE_SET_ASIDE = "pubsub_store_set_aside_total"
+PUBSUB_STORE_WRITE_FAILURES = "pubsub_store_write_failures_total"
+# ... and the memory budget without --data-dir.
+PUBSUB_MEMORY_RETAINED = "pubsub_memory_retained_bytes"
+PUBSUB_MEMORY_BUDGET = "pubsub_memory_budget_bytes"
+PUBSUB_PUBLISH_REJECTED = "pubsub_publish_rejected_total"
 
 # Beam detector (services/detector/metrics.py).
 DETECTOR_EVENTS = "hyp_detector_events_total"

@@ -53,18 +53,14 @@ _SUB = [
 ]
 
 
-# The --data-dir store's replay report (local names: metric_names.py does not list them yet).
-STORE_SKIPPED_BYTES = "pubsub_store_skipped_bytes_total"
-STORE_LOST_MESSAGES = "pubsub_store_lost_messages_total"
-STORE_MIGRATED_LOGS = "pubsub_store_migrated_logs_total"
-STORE_SET_ASIDE = "pubsub_store_set_aside_total"
-STORE_WRITE_FAILURES = "pubsub_store_write_failures_total"
-
-
-# The memory budget without --data-dir (local names too).
-MEMORY_RETAINED = "pubsub_memory_retained_bytes"
-MEMORY_BUDGET = "pubsub_memory_budget_bytes"
-PUBLISH_REJECTED = "pubsub_publish_rejected_total"
+STORE_SKIPPED_BYTES = m.PUBSUB_STORE_SKIPPED_BYTES
+STORE_LOST_MESSAGES = m.PUBSUB_STORE_LOST_MESSAGES
+STORE_MIGRATED_LOGS = m.PUBSUB_STORE_MIGRATED_LOGS
+STORE_SET_ASIDE = m.PUBSUB_STORE_SET_ASIDE
+STORE_WRITE_FAILURES = m.PUBSUB_STORE_WRITE_FAILURES
+MEMORY_RETAINED = m.PUBSUB_MEMORY_RETAINED
+MEMORY_BUDGET = m.PUBSUB_MEMORY_BUDGET
+PUBLISH_REJECTED = m.PUBSUB_PUBLISH_REJECTED
 
 
 def _memory(memory: dict[str, Any]) -> list[str]:

@@ -78,6 +78,11 @@ def test_the_emulators_names_and_labels():
         "uptime_s": 1.0,
         "topics": [{"name": topic, **counts}],
         "subscriptions": [{"name": sub, "topic": topic, **dict.fromkeys(fields, 1)}],
+        "store": {
+            "skipped_bytes": [{"log": "topic.log", "where": "tail", "bytes": 8}],
+            **dict.fromkeys(("lost_messages", "migrated_logs", "set_aside", "write_failures"), 1),
+        },
+        "memory": dict.fromkeys(("retained_bytes", "budget_bytes", "rejected_total"), 1),
     }
     scrape = prometheus.parse(metrics.render(stats, {sub: {"ok": 1}}))
     assert [k for k, v in _names("PUBSUB_").items() if not _exposes(scrape, v)] == []
