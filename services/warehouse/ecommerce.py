@@ -84,9 +84,12 @@ def nest(data: pa.Table) -> pa.Array:
     """The ``ecommerce`` record of each flat row: ``purchase`` for purchases (their items as
     ``purchase.items``), ``items`` for every other event; item ids that are not integers read as null."""
     n = data.num_rows
-    events = data.column("event").combine_chunks() if "event" in data.column_names else pa.nulls(n, _S)
-    purchase = pc.fill_null(pc.equal(events, "purchase"), False)
-    raw = _parse_items(data.column("items").combine_chunks() if "items" in data.column_names else pa.nulls(n, _S))
+
+    def text(name: str) -> pa.Array:  # large_string (pandas) or string alike
+        return data.column(name).combine_chunks().cast(_S) if name in data.column_names else pa.nulls(n, _S)
+
+    purchase = pc.fill_null(pc.equal(text("event"), "purchase"), False)
+    raw = _parse_items(text("items"))
     values = raw.flatten()
     ids = values.field("item_id")
     digits = pc.and_(pc.utf8_is_digit(ids), pc.less_equal(pc.utf8_length(ids), _MAX_ID_DIGITS))
