@@ -184,3 +184,36 @@ def test_inserted_rows_survive_kill_9(client, bigquery_server, warehouse_dir) ->
     live = files(warehouse_dir, "cloud_run")
     assert live and all(not f.name.startswith(".") for f in live)
     assert not list((warehouse_dir / "_bigquery").rglob("cloud_run"))  # no second copy of the table
+
+
+def test_processor_and_api_writing_at_once_lose_nothing(client, warehouse_dir) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def processor(k: int) -> None:
+        _processor_rows(warehouse_dir, *[events.purchase(1.0, user_id=f"both-p{k}-{i}") for i in range(20)])
+
+    def api(k: int) -> None:
+        rows = [_workshop_purchase(f"both-a{k}-{i}", 1.0) for i in range(20)]
+        assert client.insert_rows_json(CLOUD_RUN, rows) == []
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda k: (processor if k % 2 else api)(k), range(8)))
+    (row,) = client.query_and_wait(
+        f"SELECT count(*) AS n, count(DISTINCT user_id) AS d FROM `{CLOUD_RUN}` WHERE user_id LIKE 'both-%'"
+    )
+    assert (row["n"], row["d"]) == (160, 160)
+
+
+def test_pubsub_direct_takes_pubsubs_metadata_columns(client, warehouse_dir) -> None:
+    row = {
+        "subscription_name": "projects/p/subscriptions/hyp_subscription_bq_direct",
+        "message_id": "m-direct-1",
+        "publish_time": "2026-11-23 10:00:00.250000",
+        "data": '{"event": "view_item"}',
+        "attributes": '{"anomaly": "0"}',
+    }
+    assert client.insert_rows_json(f"{PROJECT}.{DATASET}.pubsub_direct", [row]) == []
+    stored = query(warehouse_dir, "SELECT data, publish_time FROM pubsub_direct WHERE message_id = 'm-direct-1'")
+    assert stored.to_pylist() == [
+        {"data": '{"event": "view_item"}', "publish_time": dt.datetime(2026, 11, 23, 10, 0, 0, 250000)}
+    ]
