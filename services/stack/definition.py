@@ -274,12 +274,14 @@ SERVICES: tuple[Service, ...] = (
     Service(
         name="endpoint",
         gpu=True,
-        command=("endpoint", "--host", "{bind}", "--port", str(ENDPOINT_PORT)),
+        # --state-dir: the endpoints and deployments made through Vertex's API survive a restart
+        command=("endpoint", "--host", "{bind}", "--port", str(ENDPOINT_PORT), "--state-dir", "{data}/endpoint-state"),
         image="app",
-        summary="Vertex-AI-compatible prediction endpoint",
+        summary="Vertex-AI-compatible prediction endpoint and model/endpoint resources",
         ports=(ENDPOINT_PORT,),
         health=Health(ENDPOINT_PORT, "/health", retries=60),
         depends_on=("init",),
+        volumes={"endpoint-state": "/data/endpoint-state"},
         urls={"endpoint": "http://{endpoint}:" + str(ENDPOINT_PORT) + "/docs"},
         memory="768m",
     ),
