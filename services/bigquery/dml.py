@@ -39,6 +39,7 @@ from sqlglot import exp
 
 from services.bigquery.schema import Field, arrow_schema
 from services.bigquery.sql import engine_error, invalid_query, translate
+from services.warehouse.compaction import TABLE_LOCK_NAME
 
 if TYPE_CHECKING:
     from services.bigquery.jobs import Jobs
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 TARGET = "__hyp_target"
 PART, TOUCHED, ROWID = "__hyp_part", "__hyp_touched", "__hyp_rowid"
 TMP_PREFIX = ".dml-"
-LOCK_NAME = ".dml.lock"  # in a table's data folder (the parent of its date=* partitions)
+LOCK_NAME = TABLE_LOCK_NAME  # in a table's data folder (the parent of its date=* partitions); compaction takes it too
 GRACE_S = 60.0  # covered files are deleted this long after the commit
 KINDS: dict[type[exp.Expr], str] = {exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
 MULTIPLE_MATCHES = "UPDATE/MERGE must match at most one source row for each target row"

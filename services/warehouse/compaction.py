@@ -26,6 +26,7 @@ later reads as null in older rows, as it does before the merge).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -36,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +51,9 @@ from services.warehouse.writer import to_arrow
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".compaction.lock"
+# In an API table's data folder (the parent of its date=* partitions): a DML statement of hyp bigquery holds it
+# from listing to commit; a merge takes it without waiting and skips the partition while a statement has it.
+TABLE_LOCK_NAME = ".dml.lock"
 TMP_PREFIX = ".compact-"
 API_ROOT = "_bigquery"  # where hyp bigquery keeps its tables (services/bigquery/catalog.py ROOT)
 WRITER_TMP_STALE_S = 3600.0  # a writer's hidden temp file this old belongs to a crashed writer
@@ -151,10 +155,11 @@ class Compactor:
 
         Counts: ``merged`` (files written), ``files_merged`` (their sources),
         ``files_removed`` (covered files deleted), ``temp_removed``, ``live_files``
-        (after the run), ``skipped`` (1 if another process owns compaction).
+        (after the run), ``skipped`` (1 if another process owns compaction), ``dml_busy`` (partitions of API
+        tables left for the next run because a DML statement held the table).
         """
         counts: Counter[str] = Counter(
-            merged=0, files_merged=0, files_removed=0, temp_removed=0, live_files=0, skipped=0
+            merged=0, files_merged=0, files_removed=0, temp_removed=0, live_files=0, skipped=0, dml_busy=0
         )
         with self._run_lock:
             if not self._acquire():
@@ -163,7 +168,11 @@ class Compactor:
             for name, schema in self._tables():
                 for partition in partitions(self.root, name):
                     try:
-                        self._partition(name, partition, counts, schema)
+                        with _table_lock(partition.parent, schema is None) as free:
+                            if free:
+                                self._partition(name, partition, counts, schema)
+                            else:
+                                counts["dml_busy"] += 1
                     except (OSError, WarehouseError, pa.ArrowException) as exc:
                         log.warning("warehouse compaction: %s: %s", partition, exc)
         if counts["merged"] or counts["files_removed"]:
@@ -336,6 +345,25 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     n = data.num_rows
     columns = [data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(n, f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+@contextlib.contextmanager
+def _table_lock(folder: Path, api_table: bool) -> Iterator[bool]:
+    """True while this process holds ``TABLE_LOCK_NAME`` in an API table's data folder (False: a DML statement
+    holds it; built-in tables, which DML never rewrites, need no lock)."""
+    if not api_table:
+        yield True
+        return
+    fd = os.open(folder / TABLE_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: Path) -> None:

@@ -79,3 +79,35 @@ def test_api_table_files_are_merged_and_rows_stay_exact(server: HypProcess) -> N
     assert client.insert_rows_json(table_id, [{"event_datetime": "2026-11-22 12:00:00", "n": 999}]) == []
     (row,) = client.query_and_wait(f"SELECT count(*) AS n FROM `{table_id}`")
     assert row["n"] == 161
+
+
+def test_a_partition_is_left_alone_while_a_dml_statement_holds_its_table(server: HypProcess) -> None:
+    """The table lock DML takes (services/bigquery/dml.py): a merge never covers files a statement is rewriting."""
+    import fcntl
+
+    from google.cloud import bigquery
+
+    from services.warehouse.compaction import TABLE_LOCK_NAME
+
+    assert server.env is not None
+    warehouse = Path(server.env["HYP_WAREHOUSE_DIR"])
+    client = bigquery_client(server.url, PROJECT)
+    dataset = f"ds_{uuid.uuid4().hex[:8]}"
+    client.create_dataset(dataset)
+    table_id = f"{PROJECT}.{dataset}.locked"
+    client.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField("n", "INT64")]))
+    for k in range(6):
+        assert client.insert_rows_json(table_id, [{"n": k}]) == []
+    folder = _folder(dataset, "locked")
+    compactor = Compactor(warehouse, grace_s=0, min_files=2, quiet_s=0)
+    fd = os.open(warehouse / folder / TABLE_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a DML statement holds from listing to commit
+        held = compactor.run_once()
+        assert held["dml_busy"] >= 1 and len(live_files(warehouse, folder)) == 6
+    finally:
+        os.close(fd)
+    assert compactor.run_once()["dml_busy"] == 0 and len(live_files(warehouse, folder)) == 1
+    compactor.stop()
+    (row,) = client.query_and_wait(f"SELECT count(*) AS n, sum(n) AS s FROM `{table_id}`")
+    assert (row["n"], row["s"]) == (6, 15)
