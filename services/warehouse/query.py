@@ -65,6 +65,15 @@ def _duck_type(arrow_type: Any) -> str:
         return "BIGINT"
     if pa.types.is_floating(arrow_type):
         return "DOUBLE"
+    if pa.types.is_date(arrow_type):
+        return "DATE"
+    if pa.types.is_struct(arrow_type):  # the nested ecommerce record: ecommerce.purchase.tax on an empty table
+        inner = ", ".join(
+            f'"{arrow_type.field(i).name}" {_duck_type(arrow_type.field(i).type)}' for i in range(arrow_type.num_fields)
+        )
+        return f"STRUCT({inner})"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"{_duck_type(arrow_type.value_type)}[]"
     return "VARCHAR"
 
 
