@@ -9,6 +9,7 @@ the warehouse (files, extensions, settings), is refused in one line, exit code 2
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,5 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BigQueryError as exc:
         print(f"hyp sql: {exc.message}", file=sys.stderr)
         return 2
-    render(result, args.format, max_rows=args.max_rows)
+    try:
+        render(result, args.format, max_rows=args.max_rows)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `hyp sql ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
