@@ -140,6 +140,23 @@ def items_json(batch: Batch) -> pa.Array:
     return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
 
 
+@lru_cache(maxsize=1)
+def _item_base_columns() -> dict[str, pa.Array]:
+    """The catalogue's item fields as one Arrow column each, one value per product."""
+    base = catalogue().item_base
+    return {key: pa.array([str(b[key]) for b in base], pa.string()) for key in base[0]}
+
+
+def items_columns(batch: Batch) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """The same items as :func:`items_json`, as (row offsets, one column per item field): what
+    services.warehouse.ecommerce.raw_items takes, so the warehouse's nested record needs no JSON parse."""
+    product = pa.array(batch.product)
+    fields = {key: column.take(product) for key, column in _item_base_columns().items()}
+    fields["price"] = pa.array(batch.price / 100)
+    fields["quantity"] = pa.array(batch.qty.astype(np.int64))
+    return pa.array(batch.offsets.astype(np.int32)), fields
+
+
 _TABLES: dict[int, tuple[object, pa.Array]] = {}  # id(values) -> (values, as Arrow): long tables built once
 
 

@@ -100,7 +100,7 @@ def append(
     times = data.column(spec.time_column)
     if times.null_count:
         raise WarehouseError(f"{table_name}.{spec.time_column}: {times.null_count} row(s) without a time")
-    dates = pc.strftime(times, format="%Y-%m-%d")
+    dates = pc.cast(pc.cast(times, pa.date32()), pa.string())  # YYYY-MM-DD; strftime cost 10x as much
     written = []
     for date in pc.unique(dates).to_pylist():
         part = data.filter(pc.equal(dates, date))
