@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common import names
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -33,6 +35,18 @@ class Scrape:
             return None
         return sum(s.value for s in self.samples[name] if _matches(s, match))
 
+    def matching(self, name: str, short_names: bool = False, **match: str) -> list[Sample]:
+        """The samples named ``name`` carrying ``match``; ``short_names``: a short resource name in ``match``
+        also matches its full path (``hyp-deadletter`` ~ ``projects/p/topics/hyp-deadletter``)."""
+        return [s for s in self.samples.get(name, []) if _matches(s, match, short_names)]
+
+    def label(self, name: str, label: str) -> str | None:
+        """``label`` of the first non-zero sample named ``name`` (a gauge set to 1 for the live value)."""
+        for s in self.samples.get(name, []):
+            if label in s.labels and s.value:
+                return s.labels[label]
+        return None
+
     def histogram(self, base: str) -> list[tuple[float, float]]:
         """Cumulative (upper bound, count) pairs of a histogram, summed over its other labels."""
         buckets: dict[float, float] = defaultdict(float)
@@ -43,8 +57,12 @@ class Scrape:
         return sorted(buckets.items())
 
 
-def _matches(sample: Sample, match: dict[str, str]) -> bool:
-    return all(sample.labels.get(k) == v for k, v in match.items())
+def _matches(sample: Sample, match: dict[str, str], short_names: bool = False) -> bool:
+    for key, wanted in match.items():
+        got = sample.labels.get(key)
+        if got != wanted and not (short_names and got is not None and names.short(got) == wanted):
+            return False
+    return True
 
 
 def parse(text: str) -> Scrape:

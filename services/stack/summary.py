@@ -15,47 +15,32 @@ from pathlib import Path
 from typing import Any
 
 from services.common import metric_names as m
-from services.common import names, prometheus
+from services.common import prometheus
 from services.common.names import ANOMALY_KIND_SQL, LABEL_SQL
 from services.common.settings import DEADLETTER_TOPIC, DETECTIONS_TOPIC, EVENTS_TOPIC
 
-Samples = list[tuple[str, dict[str, str], float]]  # (name, labels, value) of each sample
 
-
-def parse_metrics(text: str) -> Samples:
-    """Samples of a Prometheus text exposition: (name, labels, value); none for a page that is not one."""
+def parse_metrics(text: str) -> prometheus.Scrape:
+    """A Prometheus text page parsed; an empty scrape for a page that is not one (nothing made up)."""
     try:
-        scraped = prometheus.parse(text)
+        return prometheus.parse(text)
     except ValueError:
-        return []
-    return [(s.name, s.labels, s.value) for samples in scraped.samples.values() for s in samples]
+        return prometheus.Scrape()
 
 
-def scrape(url: str, timeout: float = 1.0) -> Samples:
+def scrape(url: str, timeout: float = 1.0) -> prometheus.Scrape:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return parse_metrics(response.read().decode("utf-8", "replace"))
     except OSError:
-        return []
+        return prometheus.Scrape()
 
 
-def _label_matches(value: str | None, wanted: str) -> bool:
-    # a short resource name matches its full path too: hyp-deadletter ~ projects/p/topics/hyp-deadletter
-    return value is not None and (value == wanted or names.short(value) == wanted)
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    """Sum of the samples named exactly ``name`` (services.common.metric_names) that carry ``labels``."""
-    found = [v for n, lab, v in samples if n == name and all(_label_matches(lab.get(k), w) for k, w in labels.items())]
-    return sum(found) if found else None
-
-
-def label_value(samples: Samples, name: str, label: str) -> str | None:
-    """The ``label`` of the first non-zero sample named exactly ``name`` (a gauge set to 1 for the live value)."""
-    for n, lab, v in samples:
-        if n == name and label in lab and v:
-            return lab[label]
-    return None
+def value(scraped: prometheus.Scrape, name: str, **labels: str) -> float | None:
+    """Sum of the samples named exactly ``name`` (services.common.metric_names) that carry ``labels``, a short
+    resource name matching its full path; None when there is none."""
+    found = scraped.matching(name, short_names=True, **labels)
+    return sum(sample.value for sample in found) if found else None
 
 
 @dataclass
@@ -168,14 +153,14 @@ class Snapshot:
 def take(
     emulator_metrics: str | None, detector_metrics: str | None, warehouse_dir: Path, latest_after: float | None = None
 ) -> Snapshot:
-    em = scrape(emulator_metrics) if emulator_metrics else []
-    det = scrape(detector_metrics) if detector_metrics else []
+    em = scrape(emulator_metrics) if emulator_metrics else prometheus.Scrape()
+    det = scrape(detector_metrics) if detector_metrics else prometheus.Scrape()
     return from_samples(em, det, warehouse_stats(warehouse_dir, latest_after))
 
 
 def from_samples(
-    em: Samples,
-    det: Samples,
+    em: prometheus.Scrape,
+    det: prometheus.Scrape,
     wh: WarehouseStats | None,
     at: float | None = None,
 ) -> Snapshot:
@@ -195,7 +180,7 @@ def from_samples(
         detector_events=value(det, m.DETECTOR_EVENTS),
         anomalies=anomalies,
         deadlettered=deadletter,
-        model_version=label_value(det, m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) or (wh.model_version if wh else None),
+        model_version=det.label(m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) or (wh.model_version if wh else None),
         warehouse=wh,
     )
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from services.common import metric_names
+from services.common import metric_names, prometheus
 from services.common.config import Command, ConfigError
 from services.stack import definition as d
 from services.stack import detach, summary
@@ -273,8 +273,8 @@ class Sampler:
             self._stats = snap.warehouse
             return snap
         # summary.take without the warehouse query
-        em = summary.scrape(self.emulator) if self.emulator else []
-        det = summary.scrape(self.detector) if self.detector else []
+        em = summary.scrape(self.emulator) if self.emulator else prometheus.Scrape()
+        det = summary.scrape(self.detector) if self.detector else prometheus.Scrape()
         wh = dataclasses.replace(self._stats, latest=[]) if self._stats is not None else None
         return summary.from_samples(em, det, wh, at=now)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from prometheus_client import generate_latest
 
 from services.common import metric_names as m
+from services.common import prometheus
 from services.detector.metrics import DetectorMetrics
 from services.pubsub import metrics as pubsub_metrics
 from services.stack import summary
@@ -27,7 +28,7 @@ hyp_detector_model_version{model_version="6"} 0.0
 def test_parse_and_sum_by_label():
     samples = summary.parse_metrics(METRICS)
     assert summary.value(samples, m.PUBSUB_TOPIC_PUBLISHED, topic="hyp-deadletter") == 3
-    assert summary.parse_metrics(METRICS + "garbage {line\n") == []  # not a metrics page: nothing made up
+    assert summary.parse_metrics(METRICS + "garbage {line\n").samples == {}  # not a metrics page: nothing made up
 
 
 def test_exact_names_and_labels():
@@ -35,7 +36,7 @@ def test_exact_names_and_labels():
     assert summary.value(samples, m.PUBSUB_TOPIC_PUBLISHED, topic="hyp-pubsub-topic") == 1500
     assert summary.value(samples, m.PUBSUB_TOPIC_PUBLISHED, topic="pubsub-topic") is None  # no partial names
     assert summary.value(samples, "messages_published", topic="hyp-pubsub-topic") is None  # no partial metrics
-    assert summary.label_value(samples, m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) == "7"
+    assert samples.label(m.DETECTOR_MODEL_VERSION, m.MODEL_VERSION) == "7"
 
 
 def test_snapshot_reads_the_emulators_and_the_detectors_own_metrics(tmp_path):
@@ -62,7 +63,9 @@ def test_snapshot_reads_the_emulators_and_the_detectors_own_metrics(tmp_path):
     # without the emulator's page the detector's own counters are used
     detector.anomalies.inc(11)
     detector.deadlettered.inc(3)
-    alone = summary.from_samples([], summary.parse_metrics(generate_latest(detector.registry).decode()), None)
+    alone = summary.from_samples(
+        prometheus.Scrape(), summary.parse_metrics(generate_latest(detector.registry).decode()), None
+    )
     assert (alone.published, alone.anomalies, alone.deadlettered) == (None, 11, 3)
 
 
