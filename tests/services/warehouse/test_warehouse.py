@@ -4,10 +4,10 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 
+from services.bigquery.sql_cli import main as sql_main
 from services.warehouse import WarehouseError, append
 from services.warehouse.compaction import Compactor
 from services.warehouse.query import check_read_only, files, query
-from services.warehouse.sql_cli import main as sql_main
 
 
 def rows(n, day=22, start=0):
