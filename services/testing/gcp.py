@@ -15,6 +15,7 @@ from typing import Any
 
 from services.testing.bigquery import bigquery_client
 from services.testing.hyp import HypProcess
+from services.testing.lifecycle import Started
 from services.testing.storage import storage_client
 
 
@@ -41,7 +42,7 @@ class GoogleClients:
         return storage_client(self.storage_url, self.project)
 
 
-class LocalGcp(GoogleClients):
+class LocalGcp(GoogleClients, Started):
     """`hyp bigquery` and `hyp storage` as processes on free ports, their data in ``home`` (a temporary folder
     removed at the end when not given). BigQuery's tables live in ``home/warehouse``, as in a stack."""
 
@@ -84,13 +85,3 @@ class LocalGcp(GoogleClients):
         finally:
             if self._tmp is not None:
                 self._tmp.cleanup()
-
-    def __enter__(self) -> LocalGcp:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -26,6 +26,7 @@ from services.stack.healthcheck import probe
 from services.stack.up import port_in_use, select
 from services.testing.addresses import StackAddresses
 from services.testing.hyp import run_hyp
+from services.testing.lifecycle import Started
 
 OFFSETS = range(20000, 45000, 977)  # candidates: every moved port stays below 65536
 
@@ -39,7 +40,7 @@ def free_offset(services: list[str]) -> int:
     raise RuntimeError("no port offset leaves the stack's ports free")
 
 
-class LocalHypStack(StackAddresses):
+class LocalHypStack(StackAddresses, Started):
     """``hyp up --detach --services ...`` in ``home`` (a temporary folder, removed at the end, when not given),
     its ports moved by a free offset; ``hyp down`` at the end. ``env``: more variables for the stack."""
 
@@ -85,16 +86,6 @@ class LocalHypStack(StackAddresses):
         finally:
             if self._tmp is not None:
                 self._tmp.cleanup()
-
-    def __enter__(self) -> LocalHypStack:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # addresses
     def port(self, service: str, port: int) -> int:

@@ -20,6 +20,7 @@ from testcontainers.compose import DockerCompose
 from services.stack import definition as d
 from services.stack.up import select
 from services.testing.addresses import StackAddresses
+from services.testing.lifecycle import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def port_override(services: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HypStack(StackAddresses):
+class HypStack(StackAddresses, Started):
     """Start ``services`` (and what they depend on) with ``docker compose up --wait``; stop with ``down -v``.
 
     >>> with HypStack(["pubsub"]) as stack:
@@ -110,16 +111,6 @@ class HypStack(StackAddresses):
             self.compose.stop(down=True)
         finally:
             self._tmp.cleanup()
-
-    def __enter__(self) -> HypStack:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # addresses
     def port(self, service: str, port: int) -> int:
