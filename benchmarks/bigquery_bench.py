@@ -1,0 +1,219 @@
+"""`hyp bigquery` through Google's client: insertAll rows/s, a query over the stack's `cloud_run` rows against
+DuckDB reading the same files, small-query round trips, and the server's RSS with many rows stored.
+
+    .venv/bin/python benchmarks/bigquery_bench.py [--insert-rows 100000] [--query-rows 1000000]
+                                                  [--stored-rows 10000000] [--round-trips 200]
+
+Starts `hyp bigquery` on a free port over a temporary warehouse and prints a markdown table and the command.
+Server-side rates divide rows by the CPU seconds of the server process (its own /proc), so the client's cost
+does not count; wall rates include both on this machine's shared cores. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROJECT = "hyp-local"
+TARGETS = {"insert": 50_000, "query_ratio": 1.5, "rss_mib": 300}
+
+
+def _cpu(pid: int) -> float:
+    from services.common.processes import cpu_seconds
+
+    return cpu_seconds(pid)
+
+
+def _rss_mib(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _rows(n: int, start: int) -> list[dict]:
+    return [
+        {"id": start + i, "event": "purchase" if i % 7 == 0 else "view", "value": (start + i) % 997 / 3.0, "note": "x"}
+        for i in range(n)
+    ]
+
+
+def _fill_cloud_run(warehouse: Path, rows: int) -> None:
+    """``rows`` events in the stack's cloud_run table, written as the load generator writes them."""
+    from loadgen.config import GeneratorConfig
+    from loadgen.generator import EventGenerator
+    from loadgen.sinks.parquet import ParquetSink
+
+    config = GeneratorConfig.build(clock="simulated")
+    gen = EventGenerator(seed=11, config=config)
+    sink = ParquetSink(warehouse, config.n_users, gen.run_id, rows_per_file=500_000)
+    done = 0
+    while done < rows:
+        n = min(200_000, rows - done)
+        sink.send(gen.next_columns(n), time.time())
+        done += n
+    sink.close()
+
+
+def insert(client, server_pid: int, table_id: str, total: int, batch: int) -> tuple[float, float]:
+    """(wall rows/s, server rows per CPU-second) of insert_rows_json in batches of ``batch``."""
+    cpu0, t0 = _cpu(server_pid), time.perf_counter()
+    for k in range(0, total, batch):
+        errors = client.insert_rows_json(
+            table_id, _rows(min(batch, total - k), k), row_ids=[None] * min(batch, total - k)
+        )
+        assert errors == [], errors[:3]
+    wall, cpu = time.perf_counter() - t0, _cpu(server_pid) - cpu0
+    return total / wall, total / cpu
+
+
+def lean_insert(url: str, server_pid: int, table: str, total: int, batch: int) -> tuple[float, float]:
+    """The same through one keep-alive HTTP connection and pre-serialized bodies (no client library)."""
+    import httpx
+
+    bodies = [
+        json.dumps({"rows": [{"json": r} for r in _rows(min(batch, total - k), k)]}).encode()
+        for k in range(0, total, batch)
+    ]
+    path = f"{url}/bigquery/v2/projects/{PROJECT}/datasets/bench/tables/{table}/insertAll"
+    with httpx.Client(timeout=120) as http:
+        cpu0, t0 = _cpu(server_pid), time.perf_counter()
+        for body in bodies:
+            answer = http.post(path, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 200 and "insertErrors" not in answer.json(), answer.text[:300]
+        wall, cpu = time.perf_counter() - t0, _cpu(server_pid) - cpu0
+    return total / wall, total / cpu
+
+
+def timed(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--insert-rows", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=500, help="rows per insert_rows_json call (BigQuery suggests 500)")
+    ap.add_argument("--lean-batch", type=int, default=10_000, help="rows per request of the lean client")
+    ap.add_argument("--query-rows", type=int, default=1_000_000)
+    ap.add_argument("--stored-rows", type=int, default=10_000_000, help="rows in cloud_run for the RSS figure")
+    ap.add_argument("--round-trips", type=int, default=200)
+    args = ap.parse_args(argv)
+
+    import duckdb
+    from google.cloud import bigquery
+
+    from services.testing.bigquery import bigquery_client
+    from services.testing.hyp import HypProcess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bq-bench-"))
+    warehouse = tmp / "warehouse"
+    _fill_cloud_run(warehouse, args.query_rows)
+    env = dict(os.environ, HYP_WAREHOUSE_DIR=str(warehouse), HYP_PROJECT=PROJECT)
+    server = HypProcess("bigquery", log_path=tmp / "bigquery.log", env=env).start(120)
+    out: list[tuple[str, str, str]] = []
+    try:
+        assert server.process is not None
+        pid = server.process.pid
+        client = bigquery_client(server.url, PROJECT)
+        client.create_dataset("bench")
+        schema = [
+            bigquery.SchemaField("id", "INT64"),
+            bigquery.SchemaField("event", "STRING"),
+            bigquery.SchemaField("value", "FLOAT64"),
+            bigquery.SchemaField("note", "STRING"),
+        ]
+        for name in ("client", "lean"):
+            client.create_table(bigquery.Table(f"{PROJECT}.bench.{name}", schema=schema))
+        wall, server_rate = insert(client, pid, f"{PROJECT}.bench.client", args.insert_rows, args.batch)
+        out.append(
+            (
+                f"insert_rows_json, {args.batch} rows a call, {args.insert_rows:,} rows",
+                f"{wall:,.0f} rows/s wall",
+                f"{server_rate:,.0f} rows per server CPU-second",
+            )
+        )
+        wall, server_rate = lean_insert(server.url, pid, "lean", args.insert_rows, args.lean_batch)
+        out.append(
+            (
+                f"insertAll, lean client, {args.lean_batch:,} rows a request",
+                f"{wall:,.0f} rows/s wall",
+                f"{server_rate:,.0f} rows per server CPU-second (target >= {TARGETS['insert']:,})",
+            )
+        )
+
+        table = f"`{PROJECT}.ecommerce_sink.cloud_run`"
+        files = f"{warehouse}/cloud_run/*/*.parquet"
+        p = "ecommerce.purchase"  # the workshop's nested record: stored in the same files, read the same way
+        group = f"SELECT event, count(*) AS n, avg({p}.value) AS v FROM {{}} GROUP BY event ORDER BY n DESC"
+        rows = f"SELECT {p}.transaction_id, {p}.value, {p}.tax FROM {{}} WHERE event = 'purchase' AND {p}.value > 500"
+        queries = {
+            "GROUP BY event, count and avg(value)": (group.format(table), group.format(f"read_parquet('{files}')")),
+            "purchases over 500, 3 columns": (rows.format(table), rows.format(f"read_parquet('{files}')")),
+        }
+        con = duckdb.connect()
+        for label, (api_sql, duck_sql) in queries.items():
+            n = len(client.query_and_wait(api_sql).to_arrow())
+            api = timed(lambda sql=api_sql: client.query_and_wait(sql).to_arrow())
+            duck = timed(lambda sql=duck_sql: con.execute(sql).to_arrow_table())
+            out.append(
+                (
+                    f"query over {args.query_rows:,} cloud_run rows: {label} ({n:,} rows)",
+                    f"API {api:.3f} s vs DuckDB {duck:.3f} s",
+                    f"{api / duck:.2f}x (target <= {TARGETS['query_ratio']}x)",
+                )
+            )
+
+        times = []
+        for _ in range(args.round_trips):
+            t0 = time.perf_counter()
+            list(client.query_and_wait("SELECT 1 AS x"))
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+        out.append(
+            (
+                f"small query round trip (`SELECT 1`, {args.round_trips} calls)",
+                f"p50 {1000 * statistics.median(times):.1f} ms",
+                f"p99 {1000 * p99:.1f} ms",
+            )
+        )
+
+        if args.stored_rows > args.query_rows:
+            _fill_cloud_run(warehouse, args.stored_rows - args.query_rows)
+        (row,) = client.query_and_wait(f"SELECT count(*) AS n FROM {table}")
+        for sql in queries.values():
+            client.query_and_wait(sql[0]).to_arrow()
+        out.append(
+            (
+                f"RSS of hyp bigquery with {row['n']:,} rows in cloud_run (after count(*) and both queries)",
+                f"{_rss_mib(pid):.0f} MiB",
+                f"target <= {TARGETS['rss_mib']} MiB",
+            )
+        )
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("| measure | value | |\n|---|---|---|")
+    for row_ in out:
+        print("| " + " | ".join(row_) + " |")
+    args_text = " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"\n`.venv/bin/python benchmarks/bigquery_bench.py {args_text}`".rstrip())
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
