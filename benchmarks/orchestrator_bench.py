@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         start = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=args.baseline_minutes)
         config = GeneratorConfig.build(clock="simulated", start=start, sim_rate=args.rate, anomaly_rates=rates)
         gen = EventGenerator(seed=5, config=config)
-        sink = ParquetSink(tmp / "warehouse", config.n_users, gen.run_id)
+        # the detector's table: this loop has no processor writing cloud_run (HYP_ORCH_EVENTS_TABLE=dataflow)
+        sink = ParquetSink(tmp / "warehouse", config.n_users, gen.run_id, table="dataflow")
         sink.send(gen.next_columns(n_base), time.time())
         sink.flush()
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             update={
                 "data_dir": tmp / "orch",
                 "warehouse_dir": tmp / "warehouse",
+                "events_table": "dataflow",
                 "mlflow_tracking_uri": server.tracking_uri,
                 "endpoint_url": endpoint_url,
                 "cooldown_s": 0.0,  # the bootstrap run has just ended; nothing else differs from the defaults

@@ -24,9 +24,15 @@ SOURCE = "loadgen"
 
 class ParquetSink:
     def __init__(
-        self, warehouse_dir: str | Path, n_users: int, run_id: str, rows_per_file: int = 200_000, flush_s: float = 5.0
+        self,
+        warehouse_dir: str | Path,
+        n_users: int,
+        run_id: str,
+        rows_per_file: int = 200_000,
+        flush_s: float = 5.0,
+        table: str = "cloud_run",  # or "dataflow": the detector's event table (same columns)
     ) -> None:
-        self.warehouse_dir, self.n_users, self.run_id = Path(warehouse_dir), n_users, run_id
+        self.warehouse_dir, self.n_users, self.run_id, self.table_name = Path(warehouse_dir), n_users, run_id, table
         self.rows_per_file, self.flush_s = rows_per_file, flush_s
         self._pending: list[pa.Table] = []
         self._rows = 0
@@ -61,7 +67,7 @@ class ParquetSink:
         data = pa.concat_tables(self._pending)
         self._pending, self._rows = [], 0
         try:
-            self.files.extend(append(self.warehouse_dir, "cloud_run", data))
+            self.files.extend(append(self.warehouse_dir, self.table_name, data))
         except (WarehouseError, OSError) as exc:
             raise SinkError(f"--out: cannot write to the warehouse at {self.warehouse_dir}: {exc}") from None
 

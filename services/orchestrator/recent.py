@@ -22,15 +22,16 @@ _WHERE = "event = 'purchase' AND tax IS NOT NULL AND shipping IS NOT NULL AND va
 
 
 class RecentWindow:
-    def __init__(self, warehouse_dir: str | os.PathLike[str], rows: int) -> None:
+    def __init__(self, warehouse_dir: str | os.PathLike[str], rows: int, table: str = "cloud_run") -> None:
         self.warehouse_dir = Path(warehouse_dir)
         self.rows = rows
+        self.events_table = table
         self.table: pa.Table | None = None  # newest first, at most ``rows``
         self._seen: set[str] = set()  # the live files already folded in (pruned to the live ones)
 
     def update(self) -> bool:
         """Fold in the files added since the last call; return whether any were."""
-        live = [str(p) for p in files(self.warehouse_dir, "cloud_run")]
+        live = [str(p) for p in files(self.warehouse_dir, self.events_table)]
         new = [p for p in live if p not in self._seen]
         self._seen = set(live)
         if not new:

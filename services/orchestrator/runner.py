@@ -168,7 +168,9 @@ class Orchestrator:
         win = self._step(
             record,
             "window",
-            lambda: steps.load_window(s.warehouse_dir, params, min_rows=s.min_rows, wait_s=s.window_wait_s, stop=stop),
+            lambda: steps.load_window(
+                s.warehouse_dir, params, min_rows=s.min_rows, wait_s=s.window_wait_s, stop=stop, table=s.events_table
+            ),
         )
         trained = self._step(record, "train", lambda: steps.train(ops, params["candidates"], win.train))
         scored = self._step(record, "evaluate", lambda: steps.evaluate(ops, trained.models, win.holdout))

@@ -41,7 +41,9 @@ class Sensors:
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}  # sensor -> its last reading, for /health and the console
         self._thread: threading.Thread | None = None
-        self.recent = RecentWindow(self.settings.warehouse_dir, self.settings.drift_recent_rows)
+        self.recent = RecentWindow(
+            self.settings.warehouse_dir, self.settings.drift_recent_rows, self.settings.events_table
+        )
         self._reference: tuple[Any, Any, str] | None = None  # (champion window, frame, source), per champion
         self._drift: tuple[Any, dict[str, Any] | None] | None = None  # (inputs, trigger) of the last computation
 
@@ -57,7 +59,7 @@ class Sensors:
         _, end = self.champion_window()
         if end is None:
             end = self.orch.ops.champion_created()
-        n = window.count_since(s.warehouse_dir, end)
+        n = window.count_since(s.warehouse_dir, end, s.events_table)
         self.last["new_data"] = {"new_purchases": n, "since": str(end), "threshold": s.new_data_rows}
         if n >= s.new_data_rows:
             return {
@@ -73,10 +75,12 @@ class Sensors:
         key = (start, end)
         if self._reference is None or self._reference[0] != key or len(self._reference[1]) < s.drift_reference_rows:
             if start and end:
-                frame = window.between(s.warehouse_dir, start, end, max_rows=s.drift_reference_rows)
+                frame = window.between(
+                    s.warehouse_dir, start, end, max_rows=s.drift_reference_rows, table=s.events_table
+                )
                 source = f"champion training window {start}..{end}"
             else:
-                frame = window.oldest(s.warehouse_dir, rows=s.drift_reference_rows)
+                frame = window.oldest(s.warehouse_dir, rows=s.drift_reference_rows, table=s.events_table)
                 source = "oldest purchases in the warehouse (the champion has no training window tags)"
             self._reference = (key, frame, source)
         return self._reference[1], self._reference[2]
@@ -88,7 +92,7 @@ class Sensors:
             return None
         start, end = self.champion_window()
         if self.recent.rows != s.drift_recent_rows:
-            self.recent = RecentWindow(s.warehouse_dir, s.drift_recent_rows)
+            self.recent = RecentWindow(s.warehouse_dir, s.drift_recent_rows, s.events_table)
         grew = self.recent.update()
         inputs = (start, end, s.drift_recent_rows, s.drift_reference_rows)
         if not grew and self._drift is not None and self._drift[0] == inputs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -18,6 +19,9 @@ class OrchestratorSettings(CommonSettings):
 
     # what a run does; envelope = the models package's best kind (and its default champion), kmeans = BQML parity
     candidates: list[str] = Field(["envelope", "kmeans"], validation_alias="HYP_ORCH_CANDIDATES")
+    # the event table runs train on and the sensors watch: cloud_run (the processor's, as the workshop trains)
+    # or dataflow (the detector's own, for a stack without the processor)
+    events_table: Literal["cloud_run", "dataflow"] = Field("cloud_run", validation_alias="HYP_ORCH_EVENTS_TABLE")
     window_minutes: float = Field(30.0, validation_alias="HYP_ORCH_WINDOW_MINUTES", gt=0)
     max_rows: int = Field(5000, validation_alias="HYP_ORCH_MAX_ROWS", gt=0)
     min_rows: int = Field(1000, validation_alias="HYP_ORCH_MIN_ROWS", gt=0)

@@ -65,6 +65,7 @@ def load_window(
     min_rows: int,
     wait_s: float = 0.0,
     stop: threading.Event | None = None,
+    table: str = "cloud_run",
 ) -> Window:
     """The run's purchases from the warehouse, split by time into training rows and the newest held out.
 
@@ -76,7 +77,7 @@ def load_window(
     deadline = time.monotonic() + wait_s
     while True:
         frame = window.training_window(
-            warehouse_dir, minutes=params["window_minutes"], max_rows=params["max_rows"], since=since
+            warehouse_dir, minutes=params["window_minutes"], max_rows=params["max_rows"], since=since, table=table
         )
         enough = round(len(frame) * (1 - params["holdout_fraction"])) >= min_rows
         if enough or time.monotonic() >= deadline or stop.wait(1.0):

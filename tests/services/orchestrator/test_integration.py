@@ -55,7 +55,8 @@ class Stream:
         from loadgen.sinks.parquet import ParquetSink
 
         self.gen = EventGenerator(seed=11, config=_config())
-        self.sink = ParquetSink(warehouse, self.gen.config.n_users, self.gen.run_id)
+        # the baseline goes where the detector's rows go (the orchestrator reads that table here)
+        self.sink = ParquetSink(warehouse, self.gen.config.n_users, self.gen.run_id, table="dataflow")
 
     def write(self, n: int) -> None:
         self.sink.send(self.gen.next_columns(n), time.time())
@@ -102,6 +103,7 @@ def _settings(tmp_path: Path, tracking_uri: str, model_name: str, **overrides):
     base = {
         "data_dir": tmp_path / "orch",
         "warehouse_dir": tmp_path / "warehouse",
+        "events_table": "dataflow",  # the detector's table: this loop has no processor writing cloud_run
         "mlflow_tracking_uri": tracking_uri,
         "model_name": model_name,
         "max_rows": 4000,
@@ -197,7 +199,7 @@ def test_drift_retrains_promotes_and_the_consumers_follow(mlflow_server, pubsub_
         # 2. drift onset: let the detector catch up, note the last baseline event, switch the generator
         with publisher.lock:
             assert detector.wait_events(publisher.sent, 60) >= publisher.sent, detector.log()[-3000:]
-            onset = window.latest_event_time(warehouse)
+            onset = window.latest_event_time(warehouse, "dataflow")
             stream.drift()
         sensors.start()
         run = wait_for(lambda: orch.history.list(limit=1)[0] if len(orch.history.list()) == 2 else None, 90, "drift")
