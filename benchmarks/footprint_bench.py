@@ -37,6 +37,7 @@ from services.common.processes import cpu_seconds
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 PAGE = os.sysconf("SC_PAGE_SIZE")
+KEEPER = "up"  # `hyp up --detach`'s supervising process: its tree holds every service, so it is not one of them
 
 
 def _children() -> dict[int, list[int]]:
@@ -120,6 +121,8 @@ class Stack:
     def pids(self) -> dict[str, int]:
         out = {}
         for f in sorted((self.home / "run").glob("*.pid")):
+            if f.stem == KEEPER:
+                continue
             try:
                 out[f.stem] = int(f.read_text().split()[0])
             except (OSError, ValueError, IndexError):
