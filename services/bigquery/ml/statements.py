@@ -59,59 +59,72 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     if kind == "AUTOENCODER":
         return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), select)
     chosen = options.kmeans(given)
-    if tree.args.get("replace") and tree.args.get("exists"):
-        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
-    if store.exists(catalog, ref):
-        if tree.args.get("exists"):
-            return "CREATE_MODEL"
-        if not tree.args.get("replace"):
-            raise errors.duplicate(f"Model {ref}")
-    uri = vertex.tracking_uri() if chosen.registry == "VERTEX_AI" else None
-    source = tree.expression
-    if not isinstance(source, exp.Query):
-        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
-    started = time.time()
-    fields, rows = select(source)
-    state, X = kmeans.train(chosen, fields, rows)
-    if uri is not None:
-        vertex.check(state, uri)
-    with store.LOCK:
-        exists = store.exists(catalog, ref)
-        if exists and not tree.args.get("replace"):  # created meanwhile by another statement
-            if tree.args.get("exists"):
-                return "CREATE_MODEL"
-            raise errors.duplicate(f"Model {ref}")
-        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+    uri: str | None = None
+
+    def prepare() -> None:  # before the training query runs: a registry that cannot be reached refuses it
+        nonlocal uri
+        uri = vertex.tracking_uri() if chosen.registry == "VERTEX_AI" else None
+
+    def train(fields: tuple[Field, ...], rows: pa.Table) -> tuple[dict[str, Any], Any]:
+        state, X = kmeans.train(chosen, fields, rows)
+        if uri is not None:
+            vertex.check(state, uri)
+        return state, X
+
+    def save(trained: tuple[dict[str, Any], Any], location: str, started: float) -> None:
+        state, X = trained
         if uri is not None:
             model_id = chosen.vertex_model_id or ref.model
             version = vertex.register(state, chosen, model_id, uri, X)
             state["registry"] = {"tracking_uri": uri, "model": model_id, "version": version}
         store.save(catalog, ref, {"resource": _resource(ref, location, chosen, state, started), "state": state})
+
+    return _create_model(catalog, ref, tree, select, train, save, prepare)
+
+
+def _create_model(
+    catalog: Catalog,
+    ref: store.ModelRef,
+    tree: exp.Create,
+    select: Select,
+    train: Callable[[tuple[Field, ...], pa.Table], Any],
+    save: Callable[[Any, str, float], None],
+    prepare: Callable[[], None] | None = None,
+) -> str:
+    """Every model type's CREATE MODEL: the name checked before the training query runs and again, under the
+    store's lock, before ``save(trained, dataset location, start time)`` (another statement may have made it
+    meanwhile); IF NOT EXISTS on an existing model does nothing, a clash without OR REPLACE is ``duplicate``."""
+    if tree.args.get("replace") and tree.args.get("exists"):
+        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
+    if _already_done(catalog, ref, tree):
+        return "CREATE_MODEL"
+    if prepare is not None:
+        prepare()
+    source = tree.expression
+    if not isinstance(source, exp.Query):
+        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
+    started = time.time()
+    trained = train(*select(source))
+    with store.LOCK:
+        if _already_done(catalog, ref, tree):
+            return "CREATE_MODEL"
+        save(trained, catalog.get_dataset(ref.project, ref.dataset).get("location", "US"), started)
     return "CREATE_MODEL"
+
+
+def _already_done(catalog: Catalog, ref: store.ModelRef, tree: exp.Create) -> bool:
+    """True for IF NOT EXISTS on an existing model; ``duplicate`` for an existing one without OR REPLACE."""
+    if store.exists(catalog, ref) and not tree.args.get("replace"):
+        if tree.args.get("exists"):
+            return True
+        raise errors.duplicate(f"Model {ref}")
+    return False
 
 
 def _create_pca(
     catalog: Catalog, ref: store.ModelRef, tree: exp.Create, chosen: options.PcaOptions, select: Select
 ) -> str:
-    if tree.args.get("replace") and tree.args.get("exists"):
-        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
-    if store.exists(catalog, ref):
-        if tree.args.get("exists"):
-            return "CREATE_MODEL"
-        if not tree.args.get("replace"):
-            raise errors.duplicate(f"Model {ref}")
-    source = tree.expression
-    if not isinstance(source, exp.Query):
-        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
-    started = time.time()
-    fields, rows = select(source)
-    state, _ = pca.train(chosen, fields, rows)
-    with store.LOCK:
-        if store.exists(catalog, ref) and not tree.args.get("replace"):
-            if tree.args.get("exists"):
-                return "CREATE_MODEL"
-            raise errors.duplicate(f"Model {ref}")
-        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+    def save(state: dict[str, Any], location: str, started: float) -> None:
         training_options: dict[str, Any] = {"scaleFeatures": chosen.scale_features, "pcaSolver": chosen.solver}
         if chosen.num_components is not None:
             training_options["numPrincipalComponents"] = str(chosen.num_components)
@@ -124,7 +137,8 @@ def _create_pca(
         }
         resource = _common(ref, location, "PCA", state, started, training_options, metrics)
         store.save(catalog, ref, {"resource": resource, "state": state})
-    return "CREATE_MODEL"
+
+    return _create_model(catalog, ref, tree, select, lambda fields, rows: pca.train(chosen, fields, rows)[0], save)
 
 
 def _create_autoencoder(
@@ -134,25 +148,8 @@ def _create_autoencoder(
     params: dict[str, Any],
     select: Select,
 ) -> str:
-    if tree.args.get("replace") and tree.args.get("exists"):
-        raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
-    if store.exists(catalog, ref):
-        if tree.args.get("exists"):
-            return "CREATE_MODEL"
-        if not tree.args.get("replace"):
-            raise errors.duplicate(f"Model {ref}")
-    source = tree.expression
-    if not isinstance(source, exp.Query):
-        raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
-    started = time.time()
-    fields, rows = select(source)
-    state, detector = autoencoder.train(params, fields, rows)
-    with store.LOCK:
-        if store.exists(catalog, ref) and not tree.args.get("replace"):
-            if tree.args.get("exists"):
-                return "CREATE_MODEL"
-            raise errors.duplicate(f"Model {ref}")
-        location = catalog.get_dataset(ref.project, ref.dataset).get("location", "US")
+    def save(trained: tuple[dict[str, Any], Any], location: str, started: float) -> None:
+        state, detector = trained
         folder = store.folder(catalog, ref)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"network-{uuid.uuid4().hex}.keras"  # a new file each training: model.json names the live one
@@ -175,7 +172,8 @@ def _create_autoencoder(
         for old in folder.glob("network-*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
-    return "CREATE_MODEL"
+
+    return _create_model(catalog, ref, tree, select, lambda fields, rows: autoencoder.train(params, fields, rows), save)
 
 
 def _common(
