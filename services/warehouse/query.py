@@ -47,34 +47,11 @@ def refresh(con: duckdb.DuckDBPyConnection, warehouse_dir: str | os.PathLike[str
         if paths:
             listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
             source = f"read_parquet([{listed}], union_by_name=true)"
-        else:
-            cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in spec.schema)
-            source = f"(SELECT {cols} WHERE false)"
+        else:  # no file yet: the table's own Arrow schema, so every column (nested ones too) keeps its type
+            source = f"_empty_{name}"
+            con.register(source, spec.schema.empty_table())
         for qualified in (name, f"ecommerce_sink.{name}"):
             con.execute(f"CREATE OR REPLACE VIEW {qualified} AS SELECT * FROM {source}")
-
-
-def _duck_type(arrow_type: Any) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMP"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(arrow_type):
-        return "BIGINT"
-    if pa.types.is_floating(arrow_type):
-        return "DOUBLE"
-    if pa.types.is_date(arrow_type):
-        return "DATE"
-    if pa.types.is_struct(arrow_type):  # the nested ecommerce record: ecommerce.purchase.tax on an empty table
-        inner = ", ".join(
-            f'"{arrow_type.field(i).name}" {_duck_type(arrow_type.field(i).type)}' for i in range(arrow_type.num_fields)
-        )
-        return f"STRUCT({inner})"
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return f"{_duck_type(arrow_type.value_type)}[]"
-    return "VARCHAR"
 
 
 def query(
