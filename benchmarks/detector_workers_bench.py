@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from detector_bench import load_average  # noqa: E402  (this folder: the script's own)
+
 from services.common.processes import cpu_seconds, wait_for  # noqa: E402
 from services.detector.workers import worker_specs  # noqa: E402
 from services.testing.pubsub import start_emulator  # noqa: E402
@@ -146,13 +148,6 @@ def latency(emulator, work: Path, count: int, rate: float, seconds: float) -> di
     stats = warehouse_stats(warehouse)
     return {"workers": count, "n": n, "p50": stats["p50"], "p99": stats["p99"], "distinct": stats["distinct_ids"],
             "rows": stats["rows"], "exit": codes}  # fmt: skip
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
