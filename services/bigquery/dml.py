@@ -39,6 +39,7 @@ from sqlglot import exp
 
 from services.bigquery.schema import Field, arrow_schema
 from services.bigquery.sql import engine_error, invalid_query, translate
+from services.common.files import fsync_dir
 from services.warehouse.compaction import TABLE_LOCK_NAME
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ def _rewrite(partition: Path, rows: pa.Table, replaced: set[str]) -> None:
         raise
     _step("temp_written")
     os.rename(tmp, partition / final)
-    _fsync_dir(partition)
+    fsync_dir(partition)
     _step("committed")
     timer = threading.Timer(GRACE_S, _unlink, [[partition / name for name in covered]])
     timer.daemon = True
@@ -296,14 +297,6 @@ def _rewrite(partition: Path, rows: pa.Table, replaced: set[str]) -> None:
 def _unlink(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _step(name: str) -> None:

@@ -38,6 +38,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
+from services.common.files import fsync_dir
 from services.pubsub import logformat
 from services.pubsub.errors import ApiError
 from services.pubsub.records import Record, SubRecord
@@ -421,12 +422,3 @@ class Store:
                 os.fsync(fd)
                 os.close(fd)
             self._fds.clear()
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory, so that names created, renamed or removed in it survive a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

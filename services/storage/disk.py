@@ -13,13 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from services.common.files import fsync_dir
 
 
 def temp_path(tmp_dir: Path) -> Path:

@@ -44,6 +44,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from services.common.files import fsync_dir
 from services.warehouse.live import COVERS_KEY, MERGED_SUFFIX, covers, is_merged, partitions
 from services.warehouse.tables import TABLES, WarehouseError
 from services.warehouse.writer import to_arrow
@@ -308,7 +309,7 @@ class Compactor:
             raise
         self._step("temp_written")
         os.rename(tmp, partition / final)
-        _fsync_dir(partition)
+        fsync_dir(partition)
         self._step("committed")
         return final
 
@@ -368,11 +369,3 @@ def _table_lock(folder: Path, api_table: bool) -> Iterator[bool]:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
