@@ -47,7 +47,8 @@ def _now_ms() -> str:
     return str(int(time.time() * 1000))
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (the caller holds the lock of what it writes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -145,7 +146,7 @@ class Catalog:
             for key in ("description", "friendlyName", "labels", "defaultTableExpirationMs"):
                 if key in body:
                     resource[key] = body[key]
-            _write_json(folder / "dataset.json", resource)
+            write_json(folder / "dataset.json", resource)
         return resource
 
     def get_dataset(self, project: str, dataset: str) -> dict[str, Any]:
@@ -165,7 +166,7 @@ class Catalog:
                 elif replace:
                     resource.pop(key, None)
             resource["lastModifiedTime"] = resource["etag"] = _now_ms()
-            _write_json(self._dataset_dir(project, dataset) / "dataset.json", resource)
+            write_json(self._dataset_dir(project, dataset) / "dataset.json", resource)
         return resource
 
     def list_datasets(self, project: str) -> list[dict[str, Any]]:
@@ -234,7 +235,7 @@ class Catalog:
             for key in ("description", "friendlyName", "labels", "expirationTime", "clustering"):
                 if key in body:
                     resource[key] = body[key]
-            _write_json(folder / "table.json", resource)
+            write_json(folder / "table.json", resource)
         return self._with_stats(resource, folder)
 
     @staticmethod
@@ -289,7 +290,7 @@ class Catalog:
                 elif replace:
                     resource.pop(key, None)
             resource["lastModifiedTime"] = resource["etag"] = _now_ms()
-            _write_json(folder / "table.json", resource)
+            write_json(folder / "table.json", resource)
         return self._with_stats(resource, folder)
 
     def list_tables(self, project: str, dataset: str) -> list[dict[str, Any]]:
@@ -448,7 +449,7 @@ class Catalog:
             if rows:
                 self._write(resource, fields, folder, rows)
             resource["lastModifiedTime"] = resource["etag"] = _now_ms()
-            _write_json(folder / "table.json", {k: v for k, v in resource.items() if k not in ("numRows", "numBytes")})
+            write_json(folder / "table.json", {k: v for k, v in resource.items() if k not in ("numRows", "numBytes")})
             current = _data(resource, folder)
             for stale in [*folder.glob("date=*"), *folder.glob("data-*")] if old == folder else [old]:
                 if stale != current:

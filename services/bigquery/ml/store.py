@@ -9,7 +9,6 @@ one, never half of either; deleting the dataset with its contents deletes its mo
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from services.bigquery import errors
-from services.bigquery.catalog import Catalog
+from services.bigquery.catalog import Catalog, write_json
 from services.bigquery.names import check_dataset, check_project
 
 _MODEL = re.compile(r"[A-Za-z0-9_]{1,1024}")
@@ -65,14 +64,8 @@ def load(catalog: Catalog, ref: ModelRef) -> dict[str, Any]:
 
 
 def save(catalog: Catalog, ref: ModelRef, document: dict[str, Any]) -> None:
-    path = folder(catalog, ref) / "model.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".model.json.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(document, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Under ``LOCK``: the model's document replaced atomically, as the catalog writes its own."""
+    write_json(folder(catalog, ref) / "model.json", document)
 
 
 def delete(catalog: Catalog, ref: ModelRef) -> None:
