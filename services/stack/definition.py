@@ -20,8 +20,8 @@ Values may hold placeholders, filled in by :func:`resolve` for the place the ser
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -408,6 +408,7 @@ PORT_FLAGS = frozenset({"--port", "--rest-port", "--metrics_port"})
 @lru_cache(maxsize=1)
 def _port_pattern() -> re.Pattern[str]:
     ports = {port for s in SERVICES for port in s.ports} | {s.health.port for s in SERVICES if s.health}
+    ports |= set(DETECTOR_WORKER_PORTS)  # the workers of `hyp up --detector-workers N` (scale)
     return re.compile(r"(?<=:)(" + "|".join(str(port) for port in sorted(ports)) + r")(?![0-9])")
 
 
@@ -460,3 +461,62 @@ def command(
             for i, a in enumerate(args)
         ]
     return args
+
+
+# `hyp up --detector-workers N` and compose replicas: several detector processes on the one subscription, as
+# Dataflow's workers share one (services/detector/workers.py). Locally worker i is the service ``detector-i``
+# with ``--worker-id i`` and its metrics on DETECTOR_METRICS_PORT + i; a dependency on "detector" is one on
+# every worker, and the orchestrator's probe gets every worker's /metrics URL (comma-separated).
+DETECTOR = "detector"
+MAX_DETECTOR_WORKERS = 16
+DETECTOR_WORKER_PORTS = tuple(range(DETECTOR_METRICS_PORT, DETECTOR_METRICS_PORT + MAX_DETECTOR_WORKERS))
+DETECTOR_URL_ENV = ("HYP_ORCH_DETECTOR_METRICS_URL",)  # settings that take every worker's URL
+
+
+def worker_name(i: int) -> str:
+    return f"{DETECTOR}-{i}"
+
+
+def is_detector(name: str) -> bool:
+    """The detector, or one of its workers (``detector-0``, ``detector-1`` ...)."""
+    return name == DETECTOR or (name.startswith(DETECTOR + "-") and name[len(DETECTOR) + 1 :].isdigit())
+
+
+def detector_metrics_urls(workers: int, host: str = "{detector}") -> list[str]:
+    """Every worker's /metrics URL (placeholders filled by :func:`resolve`)."""
+    return [f"http://{host}:{port}/metrics" for port in DETECTOR_WORKER_PORTS[: max(1, workers)]]
+
+
+def _worker(s: Service, i: int) -> Service:
+    port = DETECTOR_METRICS_PORT + i
+    cmd = [a if a != str(DETECTOR_METRICS_PORT) else str(port) for a in s.command]
+    health = replace(s.health, port=port) if s.health else None
+    urls = {f"{label} ({i})": url.replace(f":{DETECTOR_METRICS_PORT}/", f":{port}/") for label, url in s.urls.items()}
+    return replace(
+        s,
+        name=worker_name(i),
+        command=(*cmd, "--worker-id", str(i)),
+        summary=f"{s.summary}: worker {i}",
+        ports=(port,),
+        health=health,
+        urls=urls,
+    )
+
+
+def scale(services: Sequence[Service], detector_workers: int) -> tuple[Service, ...]:
+    """``services`` with the detector as ``detector_workers`` workers (unchanged for one)."""
+    if not 1 <= detector_workers <= MAX_DETECTOR_WORKERS:
+        raise ValueError(f"detector workers must be 1..{MAX_DETECTOR_WORKERS}, got {detector_workers}")
+    if detector_workers == 1 or not any(s.name == DETECTOR for s in services):
+        return tuple(services)
+    workers = [worker_name(i) for i in range(detector_workers)]
+    urls = ",".join(detector_metrics_urls(detector_workers, "{detector}"))
+    out: list[Service] = []
+    for s in services:
+        if s.name == DETECTOR:
+            out += [_worker(s, i) for i in range(detector_workers)]
+            continue
+        deps = tuple(w for dep in s.depends_on for w in (workers if dep == DETECTOR else [dep]))
+        env = {k: (urls if k in DETECTOR_URL_ENV else v) for k, v in s.env.items()}
+        out.append(replace(s, depends_on=deps, env=env))
+    return tuple(out)

@@ -59,7 +59,8 @@ class _Follower:
 def command() -> Command[StackSettings]:
     cli = Command("logs", StackSettings, description=__doc__.splitlines()[0])
     ap = cli.parser
-    ap.add_argument("service", help=f"one of: {', '.join(LOGGED)} (up: the detached keeper's notes)")
+    names = ", ".join(LOGGED)
+    ap.add_argument("service", help=f"one of: {names} (up: the detached keeper's notes; detector-N: a worker)")
     ap.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
     ap.add_argument("--tail", "-n", type=int, help="only the last N lines")
     cli.flag("home", help="data and run directory of the local stack")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         args, settings = cli.parse(argv)
     except ConfigError as exc:
         return cli.fail(exc)
-    if args.service not in LOGGED:
+    if args.service not in LOGGED and not d.is_detector(args.service):  # detector-0 ...: --detector-workers
         return cli.fail(f"unknown service {args.service!r} (services: {', '.join(LOGGED)})")
     if args.tail is not None and args.tail < 0:
         return cli.fail("--tail: must be >= 0")

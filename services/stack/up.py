@@ -65,6 +65,12 @@ def command() -> Command[StackSettings]:
     cli.flag("home", help="data and run directory of the local stack")
     cli.flag("health_timeout_s", "--health-timeout", help="seconds each service may take to become healthy")
     cli.flag("port_offset", "--port-offset", help="move every port of the stack by this much (a second stack)")
+    cli.flag(
+        "detector_workers",
+        "--detector-workers",
+        help="detector processes sharing its one subscription (detector-0, detector-1 ...; each its own worker id "
+        "and metrics port)",
+    )
     ap.add_argument("--json", action="store_true", help="print the live summary as JSON lines")
     return cli
 
@@ -82,6 +88,29 @@ def select(only: list[str] | None, without: list[str]) -> list[d.Service]:
                 todo.extend(d.service(name).depends_on)
         plan = [s for s in plan if s.name in wanted]
     return [s for s in plan if s.name not in without]
+
+
+def plan_for(only: list[str] | None, without: list[str], detector_workers: int = 1) -> list[d.Service]:
+    """:func:`select`, then the detector as ``detector_workers`` workers (definition.scale)."""
+    return list(d.scale(select(only, without), detector_workers))
+
+
+def detector_urls(names: set[str] | list[str], port_offset: int = 0) -> list[str]:
+    """The /metrics URLs of the detector or of each of its workers among ``names`` (a running stack's services)."""
+    ports = [s.health.port for s in d.scale(d.SERVICES, d.MAX_DETECTOR_WORKERS) if s.name in names and s.health]
+    if d.DETECTOR in names:
+        ports.insert(0, d.DETECTOR_METRICS_PORT)
+    return [f"http://127.0.0.1:{port + port_offset}/metrics" for port in ports]
+
+
+def merged_scrape(urls: list[str]) -> prometheus.Scrape:
+    """The samples of several workers' pages together: sums over them are the whole job's (each worker's samples
+    carry its ``worker_id`` label)."""
+    out = prometheus.Scrape()
+    for url in urls:
+        for name, samples in summary.scrape(url).samples.items():
+            out.samples.setdefault(name, []).extend(samples)
+    return out
 
 
 def tunables(rate: float | None) -> dict[str, str]:
@@ -111,8 +140,9 @@ def _stop_all(started: list[p.Running], settings: StackSettings, run_dir: Path) 
 class FirstDetection:
     """Watches the detector's anomaly counter while the rest of the stack starts; says when the first lands."""
 
-    def __init__(self, t0: float, every_s: float = 1.0, port_offset: int = 0) -> None:
+    def __init__(self, t0: float, every_s: float = 1.0, port_offset: int = 0, urls: list[str] | None = None) -> None:
         self.t0, self.every_s, self.port_offset = t0, every_s, port_offset
+        self.urls = urls if urls is not None else detector_urls([d.DETECTOR], port_offset)
         self.seconds: float | None = None  # after `hyp up` started
         self._next = 0.0
 
@@ -120,10 +150,7 @@ class FirstDetection:
         if self.seconds is not None or time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.every_s
-        found = summary.value(
-            summary.scrape(f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + self.port_offset}/metrics"),
-            metric_names.DETECTOR_ANOMALIES,
-        )
+        found = summary.value(merged_scrape(self.urls), metric_names.DETECTOR_ANOMALIES)
         if found:
             self.seconds = time.monotonic() - self.t0
             print(f"first detection {self.seconds:.1f} s after `hyp up` started (the detector, on hyp-detections)")
@@ -178,7 +205,8 @@ def start_stack(
                     del waiting[name]
                     ready.add(name)
                     note(name, "done" if r.service.oneshot else "healthy")
-            if first is not None and "detector" in ready and "detector" in {r.service.name for r in started}:
+            detectors = {r.service.name for r in started if d.is_detector(r.service.name)}
+            if first is not None and detectors and detectors <= ready:
                 first.poll()
             time.sleep(STARTUP_POLL_S)
     except BaseException:
@@ -236,6 +264,7 @@ def state(started: list[p.Running], settings: StackSettings) -> dict[str, object
         "started_at": time.time(),
         "services": [r.service.name for r in started],
         "port_offset": settings.port_offset,
+        "detector_workers": settings.detector_workers,
     }
 
 
@@ -260,21 +289,19 @@ class Sampler:
     most every ``every_s``; in between the last warehouse counts are shown again (without re-listing its
     latest detections)."""
 
-    def __init__(self, emulator: str | None, detector: str | None, warehouse: Path, every_s: float) -> None:
+    def __init__(self, emulator: str | None, detector: list[str], warehouse: Path, every_s: float) -> None:
         self.emulator, self.detector, self.warehouse, self.every_s = emulator, detector, warehouse, every_s
         self._stats: summary.WarehouseStats | None = None
         self._next = 0.0
 
     def take(self, latest_after: float | None) -> summary.Snapshot:
         now = time.monotonic()
+        em = summary.scrape(self.emulator) if self.emulator else prometheus.Scrape()
+        det = merged_scrape(self.detector)  # every worker's samples: the job's totals
         if now >= self._next:
             self._next = now + self.every_s
-            snap = summary.take(self.emulator, self.detector, self.warehouse, latest_after)
-            self._stats = snap.warehouse
-            return snap
-        # summary.take without the warehouse query
-        em = summary.scrape(self.emulator) if self.emulator else prometheus.Scrape()
-        det = summary.scrape(self.detector) if self.detector else prometheus.Scrape()
+            self._stats = summary.warehouse_stats(self.warehouse, latest_after)
+            return summary.from_samples(em, det, self._stats, at=now)
         wh = dataclasses.replace(self._stats, latest=[]) if self._stats is not None else None
         return summary.from_samples(em, det, wh, at=now)
 
@@ -292,7 +319,7 @@ def live(
     emulator = d.service("pubsub").health
     offset = settings.port_offset
     emulator_metrics = f"http://127.0.0.1:{emulator.port + offset}/metrics" if emulator and "pubsub" in names else None
-    detector_metrics = f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + offset}/metrics" if "detector" in names else None
+    detector_metrics = detector_urls(names, offset)
     sampler = Sampler(emulator_metrics, detector_metrics, settings.home.resolve() / "warehouse", WAREHOUSE_EVERY_S)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     before: summary.Snapshot | None = None
@@ -353,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         names = ", ".join(alive)
         print(f"hyp up: a stack is already running from {run_dir} ({names}); `hyp down` first", file=sys.stderr)
         return 1
-    plan = select(args.services, args.without)
+    plan = plan_for(args.services, args.without, settings.detector_workers)
     offset = settings.port_offset
     busy = [
         f"{s.name}:{port + offset}"
@@ -370,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting {', '.join(s.name for s in plan)}", file=sys.stderr)
     if args.detach:
         values = tunables(args.rate)
-        first = FirstDetection(t0, port_offset=offset)
+        first = FirstDetection(t0, port_offset=offset, urls=detector_urls({s.name for s in plan}, offset))
         return detach.run(run_dir, lambda ready: keep(plan, settings, values, ready, first))
 
     # SIGTERM behaves like Ctrl-C: stop everything cleanly
@@ -380,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     started: list[p.Running] = []
     try:
-        first = FirstDetection(t0, port_offset=offset)
+        first = FirstDetection(t0, port_offset=offset, urls=detector_urls({s.name for s in plan}, offset))
         values = tunables(args.rate)
         started = start_stack(plan, settings, values, first)
         p.write_state(run_dir, state(started, settings))
