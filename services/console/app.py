@@ -1,8 +1,10 @@
-"""The console's web app: the page, its static assets, the live stream and the SQL box.
+"""The console's web app: the page, its static assets, the live stream, the SQL box and the actions.
 
-The routes live in routes/ (one router per concern) and reach the settings and the collector
-through deps.py; this module builds the app: its lifespan (collector, optional Pub/Sub feeds),
-the static mount and the routers.
+The routes live in routes/ (one router per concern) and reach the settings, the collector and the
+actions' HTTP client through deps.py; this module builds the app: its lifespan (collector, optional
+Pub/Sub feeds, the HTTP client), the static mount, the routers, the cross-site guard (guard.py) in
+front of every state-changing request, and one error shape: ``{"error": "..."}`` for a refused action
+(upstream.ActionError) and for bad input (422, each problem named by its field).
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.console import upstream
 from services.console.collector import Collector
+from services.console.guard import CrossSiteGuard
 from services.console.live import LiveAnomalies
-from services.console.routes import page, snapshot, sql
+from services.console.routes import page, pubsub, snapshot, sql
 from services.console.settings import ConsoleSettings
+from services.console.upstream import ActionError
 
 
 def create_app(settings: ConsoleSettings) -> FastAPI:
@@ -28,7 +35,21 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.include_router(page.router)
     app.include_router(snapshot.router)
     app.include_router(sql.router)
+    app.include_router(pubsub.router)
+    app.add_exception_handler(ActionError, _action_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_input)  # type: ignore[arg-type]
+    app.add_middleware(CrossSiteGuard)
     return app
+
+
+async def _action_error(_: Request, exc: ActionError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one line naming each bad field (``body.topic: String should match pattern ...``)."""
+    problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    return JSONResponse({"error": "; ".join(problems) or "bad input", "detail": exc.errors()}, status_code=422)
 
 
 @asynccontextmanager
@@ -44,6 +65,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         feeds.start()
     collector = Collector(settings, live, feeds_status=(lambda: feeds.status) if feeds else lambda: None)
     app.state.collector = collector
+    app.state.http = upstream.client()
     await collector.refresh()
     task = asyncio.create_task(collector.run(), name="console-refresh")
     try:
@@ -52,5 +74,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await collector.close()
+        await app.state.http.aclose()
         if feeds is not None:
             await asyncio.to_thread(feeds.stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 from fastapi import Depends
 
 from services.common.deps import from_state
@@ -13,3 +14,4 @@ from services.console.settings import ConsoleSettings
 
 SettingsDep = Annotated[ConsoleSettings, Depends(from_state("settings"))]
 CollectorDep = Annotated[Collector, Depends(from_state("collector"))]
+HttpDep = Annotated[httpx.AsyncClient, Depends(from_state("http"))]
