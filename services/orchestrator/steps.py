@@ -242,9 +242,11 @@ class Confirmation(Result):
 
 
 def consumer_probes(endpoint_url: str | None, endpoint_name: str, detector_metrics_url: str | None) -> list[Consumer]:
-    """The endpoint (its Endpoint resource's deployed version) and the detector (its Prometheus page)."""
+    """The endpoint (its Endpoint resource's deployed version) and the detector (the Prometheus page of each of
+    its workers, ``detector_metrics_url`` comma-separated: all must report the version)."""
     endpoint = partial(consumers.endpoint_version, endpoint_url, endpoint_name) if endpoint_url else None
-    detector = partial(consumers.detector_version, detector_metrics_url) if detector_metrics_url else None
+    workers = consumers.split_urls(detector_metrics_url)  # every worker's page (--detector-workers N)
+    detector = partial(consumers.detector_versions, workers) if workers else None
     return [
         Consumer("endpoint", endpoint, "HYP_ORCH_ENDPOINT_URL"),
         Consumer("detector", detector, "HYP_ORCH_DETECTOR_METRICS_URL"),

@@ -48,3 +48,14 @@ def test_wait_for_version_is_bounded_and_says_what_it_saw():
     assert ok["status"] == "confirmed" and ok["version"] == "2"
     late = wait_for_version(lambda: "1", "2", timeout_s=0.05, interval_s=0.01)
     assert late["status"] == "timeout" and late["version"] == "1"
+
+
+def test_the_detectors_urls_are_a_comma_separated_list_and_addresses_stay_as_given():
+    from services.orchestrator.consumers import expand, split_urls
+
+    assert split_urls("http://a:1/metrics, http://b:2/metrics,") == ["http://a:1/metrics", "http://b:2/metrics"]
+    assert split_urls(None) == [] and split_urls(" ") == []
+    assert expand("http://127.0.0.1:9464/metrics") == ["http://127.0.0.1:9464/metrics"]
+    assert expand("http://localhost:9464/metrics") == ["http://localhost:9464/metrics"]
+    # a name that does not resolve is left for the probe to report
+    assert expand("http://no-such-host.invalid:9464/metrics") == ["http://no-such-host.invalid:9464/metrics"]

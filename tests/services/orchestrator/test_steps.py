@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -166,6 +167,52 @@ def test_confirm_waits_for_the_version_and_skips_what_is_not_configured(detector
     late = steps.confirm(serving, "4", timeout_s=0.5)
     assert late.problem == "detector did not report version 4 within 0.5 s"
     assert late.results["detector"]["status"] == "timeout" and late.results["detector"]["version"] == "3"
+
+
+@pytest.fixture
+def second_detector_page() -> Iterator[tuple[str, Gauge]]:
+    """A second worker's page (``hyp up --detector-workers 2``)."""
+    with _page() as page:
+        yield page
+
+
+@contextmanager
+def _page() -> Iterator[tuple[str, Gauge]]:
+    from services.common import metric_names
+
+    registry = CollectorRegistry()
+    gauge = Gauge(metric_names.DETECTOR_MODEL_VERSION, "model version", [metric_names.MODEL_VERSION], registry=registry)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        yield f"http://127.0.0.1:{port}/metrics", gauge
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.local_only("the orchestrator's probe of several detector workers' Prometheus pages")
+def test_confirm_waits_for_every_detector_worker(detector_page, second_detector_page):
+    (first, old), (second, new) = detector_page, second_detector_page
+    old.labels("3").set(1)
+    new.labels("4").set(1)
+    serving = steps.consumer_probes(None, "projects/p/locations/l/endpoints/1", f"{first}, {second}")
+    late = steps.confirm(serving, "4", timeout_s=0.5)  # one worker still scores with 3: not confirmed
+    assert late.results["detector"]["status"] == "timeout"
+    assert late.results["detector"]["version"] == f"mixed: {first}=3, {second}=4"
+
+    def reload_later() -> None:  # the first worker's alias poll picks up version 4 a little later
+        old.remove("3")
+        old.labels("4").set(1)
+
+    timer = threading.Timer(0.3, reload_later)
+    timer.start()
+    try:
+        done = steps.confirm(serving, "4", timeout_s=10)
+    finally:
+        timer.join()
+    assert done.problem is None and done.results["detector"]["status"] == "confirmed"
 
 
 # ---- the runner records a step's problem with what the step saw ------------------------------------
