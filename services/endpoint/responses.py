@@ -54,13 +54,14 @@ class JsonBytes(Response):
         self.raw_headers = raw
 
 
-def google_error(status: int, message: str) -> Response:
-    """Google APIs' error body, which the Vertex SDK turns into google.api_core exceptions."""
-    body = {"error": {"code": status, "message": message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}}
+def google_error(status: int, message: str, code: str | None = None) -> Response:
+    """Google APIs' error body, which the Vertex SDK turns into google.api_core exceptions; ``code`` is the
+    canonical code (``FAILED_PRECONDITION``), else the one of the HTTP status."""
+    body = {"error": {"code": status, "message": message, "status": code or GOOGLE_STATUS.get(status, "UNKNOWN")}}
     return JsonBytes(dumps(body), status)
 
 
-def mlflow_error(status: int, message: str) -> Response:
-    """MLflow scoring server's error body."""
+def mlflow_error(status: int, message: str, code: str | None = None) -> Response:
+    """MLflow scoring server's error body (its own codes: ``code`` is not one of them)."""
     code = MLFLOW_CODE.get(status, "INTERNAL_ERROR")
     return JsonBytes(dumps({"error_code": code, "message": message}), status)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from services.endpoint.responses import JsonBytes, dumps
+from services.endpoint.responses import google_error
 
 # canonical code -> (HTTP status, google.rpc.Code number)
 CODES = {
@@ -39,8 +39,7 @@ class ApiError(Exception):
         return {"code": CODES[self.status][1], "message": self.message}
 
     def response(self) -> Response:
-        body = {"error": {"code": self.http_status, "message": self.message, "status": self.status}}
-        return JsonBytes(dumps(body), self.http_status)
+        return google_error(self.http_status, self.message, self.status)
 
 
 def not_found(kind: str, name: str) -> ApiError:

@@ -6,43 +6,31 @@ body (``{"error_code", "message"}``).
 
 from __future__ import annotations
 
-import logging
-import time
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.endpoint import schemas
 from services.endpoint.body import RequestBody
 from services.endpoint.deps import BodyDep, PredictorDep
-from services.endpoint.instances import InputError, loads, parse_any
+from services.endpoint.instances import loads, parse_any
 from services.endpoint.predictor import Predictor
 from services.endpoint.responses import JsonBytes, mlflow_error, with_predictions
-
-log = logging.getLogger(__name__)
+from services.endpoint.routes.guard import guarded
 
 INVOCATIONS = "/invocations"
 
 
 async def answer(predictor: Predictor, body: RequestBody, route: str, *, vertex: bool) -> Response:
     """Score any /invocations shape; ``vertex`` picks the Vertex prediction shape, ``route`` the metric label."""
-    start = time.perf_counter()
-    status = 200
-    try:
-        payload = loads(await body.read())
-        model = predictor.served()
-        batch = parse_any(payload, predictor.settings.max_instances, model.features)
-        predictions = await predictor.score(model, batch, vertex=vertex)
-        return JsonBytes(with_predictions(predictions), headers=predictor.answers(model).headers)
-    except InputError as exc:
-        status = exc.status
-        return mlflow_error(exc.status, str(exc))
-    except Exception as exc:
-        status = 500
-        log.exception("prediction failed")
-        return mlflow_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
-    finally:
-        predictor.observe(route, status, start)
+    return await guarded(predictor, route, mlflow_error, scored, predictor, body, vertex)
+
+
+async def scored(predictor: Predictor, body: RequestBody, vertex: bool) -> Response:
+    payload = loads(await body.read())
+    model = predictor.served()
+    batch = parse_any(payload, predictor.settings.max_instances, model.features)
+    predictions = await predictor.score(model, batch, vertex=vertex)
+    return JsonBytes(with_predictions(predictions), headers=predictor.answers(model).headers)
 
 
 async def container_predict(predictor: PredictorDep, body: BodyDep) -> Response:

@@ -30,6 +30,27 @@ LOCATION = "/v1/projects/{project}/locations/{location}"
 router = APIRouter(tags=["vertex resources"])
 
 
+async def not_champion(project: str, location: str, endpoint: str, resources: ResourcesDep) -> None:
+    """Endpoint ``1`` serves ``NAME@ALIAS`` from the registry: it changes when the alias moves, not by deploys,
+    updates or a delete (FAILED_PRECONDITION, through the app's ApiError handler)."""
+    if resources.is_champion_endpoint(project, location, endpoint):
+        raise ApiError(
+            "FAILED_PRECONDITION",
+            f"Endpoint `{resources.endpoints.name(endpoint)}` serves {resources.settings.model_uri} and follows "
+            "that alias; move the alias in the registry (hyp models promote), or create another endpoint to "
+            "deploy on.",
+        )
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    """The app's handler of an ApiError raised outside a route's own try (a dependency): Google's error."""
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+NOT_CHAMPION = Depends(not_champion)
+
+
 async def run(resources: VertexResources, project: str, location: str, work: Callable[[], Any]) -> Response:
     """``work()`` in a thread after the location check; its dict as JSON, an ApiError as Google's error."""
     try:
@@ -109,40 +130,44 @@ async def create_endpoint(project: str, location: str, request: Request, resourc
     return await with_body(request, resources, project, location, lambda b: resources.create_endpoint(b, endpoint_id))
 
 
-@router.patch(LOCATION + "/endpoints/{endpoint}", summary="Update an endpoint (display name, labels, traffic split)")
+@router.patch(
+    LOCATION + "/endpoints/{endpoint}",
+    summary="Update an endpoint (display name, labels, traffic split)",
+    dependencies=[NOT_CHAMPION],
+)
 async def update_endpoint(
     project: str, location: str, endpoint: str, request: Request, resources: ResourcesDep
 ) -> Response:
-    if resources.is_champion_endpoint(project, location, endpoint):
-        return champion_refusal(resources, endpoint)
     mask = request.query_params.get("updateMask", "")
     return await with_body(
         request, resources, project, location, lambda b: resources.update_endpoint(endpoint, b, mask)
     )
 
 
-@router.delete(LOCATION + "/endpoints/{endpoint}", summary="Delete an endpoint with no deployed model")
+@router.delete(
+    LOCATION + "/endpoints/{endpoint}", summary="Delete an endpoint with no deployed model", dependencies=[NOT_CHAMPION]
+)
 async def delete_endpoint(project: str, location: str, endpoint: str, resources: ResourcesDep) -> Response:
-    if resources.is_champion_endpoint(project, location, endpoint):
-        return champion_refusal(resources, endpoint)
     return await run(resources, project, location, lambda: resources.delete_endpoint(endpoint))
 
 
-@router.post(LOCATION + "/endpoints/{endpoint}:deployModel", summary="Deploy a model version on an endpoint")
+@router.post(
+    LOCATION + "/endpoints/{endpoint}:deployModel",
+    summary="Deploy a model version on an endpoint",
+    dependencies=[NOT_CHAMPION],
+)
 async def deploy_model(
     project: str, location: str, endpoint: str, request: Request, resources: ResourcesDep
 ) -> Response:
-    if resources.is_champion_endpoint(project, location, endpoint):
-        return champion_refusal(resources, endpoint)
     return await with_body(request, resources, project, location, lambda b: resources.deploy(endpoint, b))
 
 
-@router.post(LOCATION + "/endpoints/{endpoint}:undeployModel", summary="Undeploy a deployed model")
+@router.post(
+    LOCATION + "/endpoints/{endpoint}:undeployModel", summary="Undeploy a deployed model", dependencies=[NOT_CHAMPION]
+)
 async def undeploy_model(
     project: str, location: str, endpoint: str, request: Request, resources: ResourcesDep
 ) -> Response:
-    if resources.is_champion_endpoint(project, location, endpoint):
-        return champion_refusal(resources, endpoint)
     return await with_body(request, resources, project, location, lambda b: resources.undeploy(endpoint, b))
 
 
@@ -152,13 +177,3 @@ async def get_operation(
 ) -> Response:
     name = request.url.path.removeprefix("/v1/")
     return await run(resources, project, location, lambda: resources.operations.get(name))
-
-
-def champion_refusal(resources: VertexResources, endpoint: str) -> Response:
-    """Endpoint ``1`` serves ``NAME@ALIAS`` from the registry: it changes when the alias moves, not by deploys."""
-    s = resources.settings
-    return ApiError(
-        "FAILED_PRECONDITION",
-        f"Endpoint `{resources.endpoints.name(endpoint)}` serves {s.model_uri} and follows that alias; "
-        "move the alias in the registry (hyp models promote), or create another endpoint to deploy on.",
-    ).response()

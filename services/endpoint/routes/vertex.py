@@ -6,9 +6,6 @@ turns into google.api_core exceptions.
 
 from __future__ import annotations
 
-import logging
-import time
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +20,8 @@ from services.endpoint.resources.errors import ApiError, invalid
 from services.endpoint.resources.registry import parse_filter
 from services.endpoint.resources.service import VertexResources
 from services.endpoint.responses import JSON, JsonBytes, dumps, google_error, raw_headers, with_predictions
+from services.endpoint.routes.guard import guarded
 from services.endpoint.routes.resources import ResourcesDep
-
-log = logging.getLogger(__name__)
 
 # /v1/projects/{project}/locations/{location}/endpoints/{endpoint}, and the collection above it
 ENDPOINT_PATH = "/v1/" + names.endpoint("{project}", "{location}", "{endpoint}")
@@ -46,66 +42,44 @@ async def answer(
     """One ``:predict`` (Vertex's request and response shape) or ``:rawPredict`` (any shape in, the
     model server's answer out) call, counted under ``verb``. Endpoints other than the champion's
     (``settings.endpoint_id``) are those created through the API (``resources``)."""
-    if resources is not None and not resources.is_champion_endpoint(project, location, endpoint):
-        return await deployed_answer(predictor, resources, body, verb, (project, location, endpoint))
-    start = time.perf_counter()
-    status = 200
+    where = (project, location, endpoint)
+    if resources is not None and not resources.is_champion_endpoint(*where):
+        return await guarded(predictor, verb, google_error, deployed_answer, resources, body, verb, where)
+    return await guarded(predictor, verb, google_error, champion_answer, predictor, body, verb, where)
+
+
+async def champion_answer(predictor: Predictor, body: RequestBody, verb: str, where: tuple[str, str, str]) -> Response:
+    """Endpoint ``1``: the registry alias's model, instances of named features."""
     raw = verb == "rawPredict"
-    try:
-        predictor.check_resource(project, location, endpoint)
-        payload = loads(await body.read())
-        model = predictor.served()
-        parse = parse_any if raw else parse_vertex
-        batch = parse(payload, predictor.settings.max_instances, model.features)
-        predictions = await predictor.score(model, batch, vertex=True)
-        answers = predictor.answers(model)
-        rest = b"}" if raw else answers.vertex_tail
-        return JsonBytes(with_predictions(predictions, rest), headers=answers.vertex_headers)
-    except InputError as exc:
-        status = exc.status
-        return google_error(exc.status, str(exc))
-    except Exception as exc:
-        status = 500
-        log.exception("prediction failed")
-        return google_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
-    finally:
-        predictor.observe(verb, status, start)
+    predictor.check_resource(*where)
+    payload = loads(await body.read())
+    model = predictor.served()
+    parse = parse_any if raw else parse_vertex
+    batch = parse(payload, predictor.settings.max_instances, model.features)
+    predictions = await predictor.score(model, batch, vertex=True)
+    answers = predictor.answers(model)
+    rest = b"}" if raw else answers.vertex_tail
+    return JsonBytes(with_predictions(predictions, rest), headers=answers.vertex_headers)
 
 
 async def deployed_answer(
-    predictor: Predictor, resources: VertexResources, body: RequestBody, verb: str, where: tuple[str, str, str]
+    resources: VertexResources, body: RequestBody, verb: str, where: tuple[str, str, str]
 ) -> Response:
-    """``:predict`` on an endpoint created through the API: one deployed model drawn by the traffic split
-    (counted in the same request metrics as endpoint ``1``)."""
-    start = time.perf_counter()
-    status = 200
-    try:
-        target = resources.endpoint(*where)
-        payload = loads(await body.read())
-        if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
-            raise invalid('instances: missing; send {"instances": [...]}')
-        instances = payload["instances"]
-        if len(instances) > resources.settings.max_instances:
-            raise invalid(f"instances: {len(instances)} is over the limit of {resources.settings.max_instances}")
-        deployed = target.pick(resources.endpoints.rng)
-        # in a worker thread: a user's model may take milliseconds (scikit-learn's KMeans.predict takes ~1 ms
-        # a call here), which must not hold up the loop serving endpoint 1
-        predictions = await run_in_threadpool(deployed.served.predict_json, instances)
-        rest = b"}" if verb == "rawPredict" else deployed.tail
-        headers = raw_headers({"X-Vertex-AI-Endpoint-Id": where[2], "X-Vertex-AI-Deployed-Model-Id": deployed.id})
-        return JsonBytes(with_predictions(predictions, rest), headers=headers)
-    except ApiError as exc:
-        status = exc.http_status
-        return exc.response()
-    except InputError as exc:
-        status = exc.status
-        return google_error(exc.status, str(exc))
-    except Exception as exc:
-        status = 500
-        log.exception("prediction failed")
-        return google_error(500, f"prediction failed: {type(exc).__name__}: {exc}")
-    finally:
-        predictor.observe(verb, status, start)
+    """An endpoint created through the API: one deployed model drawn by the traffic split."""
+    target = resources.endpoint(*where)
+    payload = loads(await body.read())
+    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+        raise invalid('instances: missing; send {"instances": [...]}')
+    instances = payload["instances"]
+    if len(instances) > resources.settings.max_instances:
+        raise invalid(f"instances: {len(instances)} is over the limit of {resources.settings.max_instances}")
+    deployed = target.pick(resources.endpoints.rng)
+    # in a worker thread: a user's model may take milliseconds (scikit-learn's KMeans.predict takes ~1 ms
+    # a call here), which must not hold up the loop serving endpoint 1
+    predictions = await run_in_threadpool(deployed.served.predict_json, instances)
+    rest = b"}" if verb == "rawPredict" else deployed.tail
+    headers = raw_headers({"X-Vertex-AI-Endpoint-Id": where[2], "X-Vertex-AI-Deployed-Model-Id": deployed.id})
+    return JsonBytes(with_predictions(predictions, rest), headers=headers)
 
 
 @router.post(
