@@ -27,7 +27,7 @@ from services.bigquery.sql import invalid_query
 
 RESULTS = "__hyp_ml__"  # the placeholder tables' dataset
 MAX_PENDING = 32
-_ML = re.compile(r"\bML\s*\.", re.IGNORECASE)
+_ML = re.compile(r"\bML\s*\.|^\s*EXPORT\s+MODEL\b", re.IGNORECASE)
 _pending: OrderedDict[str, pa.Table] = OrderedDict()
 _lock = threading.Lock()
 

@@ -1,7 +1,7 @@
 """BigQuery ML's table functions in the SQL parser: ``ML.PREDICT(MODEL m, TABLE t | (query))``,
 ``ML.DETECT_ANOMALIES(MODEL m, STRUCT(...), TABLE t | (query))``, ``ML.CENTROIDS(MODEL m)``,
 ``ML.EVALUATE``, ``ML.FEATURE_INFO``, ``ML.TRAINING_INFO``, ``ML.PRINCIPAL_COMPONENTS``,
-``ML.PRINCIPAL_COMPONENT_INFO``.
+``ML.PRINCIPAL_COMPONENT_INFO``; and the statement ``EXPORT MODEL m [OPTIONS(URI = ...)]``.
 
 sqlglot's BigQuery dialect knows only ML.PREDICT (and AI functions); this dialect adds the others as
 one node type, :class:`MLFunction` (function name, model table, input table or query, STRUCT argument),
@@ -47,12 +47,26 @@ def _parse_ml(self: Any, name: str) -> MLFunction:
     return MLFunction(this=model, name=name, expression=source, params=params)
 
 
+class ExportModel(exp.Expression):
+    """``EXPORT MODEL this [OPTIONS(...)]``; ``kind`` is ``MODEL``, so DDL dispatch hands it to BigQuery ML."""
+
+    arg_types = {"this": True, "options": False, "kind": False}
+
+
+def _parse_export(self: Any) -> exp.Expr:
+    if not self._match_text_seq("MODEL"):
+        return self._parse_export_data()
+    model = self._parse_table_parts()
+    return ExportModel(this=model, options=self._parse_properties(), kind="MODEL")
+
+
 class BigQueryML(BigQuery):
     class Parser(BigQueryParser):
         FUNCTION_PARSERS = {
             **BigQueryParser.FUNCTION_PARSERS,
             **{name: (lambda n: lambda self: _parse_ml(self, n))(name) for name in FUNCTIONS},
         }
+        STATEMENT_PARSERS = {**BigQueryParser.STATEMENT_PARSERS, TokenType.EXPORT: _parse_export}
 
 
 def parse(query: str) -> exp.Expr:

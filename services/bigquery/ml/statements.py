@@ -1,4 +1,5 @@
-"""CREATE [OR REPLACE] MODEL [IF NOT EXISTS] ... OPTIONS(...) AS query, and DROP MODEL [IF EXISTS].
+"""CREATE [OR REPLACE] MODEL [IF NOT EXISTS] ... OPTIONS(...) AS query, DROP MODEL [IF EXISTS] and
+EXPORT MODEL (export.py).
 
 Called from services/bigquery/statements.py for a statement whose kind is MODEL. The training query
 runs like any query; the model is trained by the models package and stored in the dataset (store.py).
@@ -35,7 +36,14 @@ def model_ref(table: exp.Expr | None, project: str, default_dataset: str | None)
 
 
 def run(catalog: Catalog, project: str, default_dataset: str | None, tree: exp.Expr, select: Select) -> str:
-    """The statement's type (CREATE_MODEL, DROP_MODEL) once done."""
+    """The statement's type (CREATE_MODEL, DROP_MODEL, EXPORT_MODEL) once done."""
+    from services.bigquery.ml.parse import ExportModel
+
+    if isinstance(tree, ExportModel):
+        from services.bigquery.ml import export
+
+        export.run(catalog, model_ref(tree.this, project, default_dataset), options.read(tree.args.get("options")))
+        return "EXPORT_MODEL"
     if isinstance(tree, exp.Drop):
         ref = model_ref(tree.find(exp.Table), project, default_dataset)
         with store.LOCK:
