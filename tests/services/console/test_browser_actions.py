@@ -1,0 +1,163 @@
+"""The console's actions in headless Chromium (Debian's package, driven by Playwright) against a real
+emulator: publish from a template and the message reaches a subscription, a peek shows it without acking
+(the backlog stays), and a page from another origin cannot make the browser act on the console.
+
+Needs /usr/bin/chromium (never ``playwright install``); skips with that reason without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.processes import free_port, stop_group, wait_healthy
+from services.testing.pubsub import pull, topic_and_subscription
+from tests.services.console.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, assert_clean
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.local_only("the console's page"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def console(pubsub_emulator, tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "PUBSUB_EMULATOR_HOST": pubsub_emulator.host,
+        "HYP_PROJECT": pubsub_emulator.project,
+        "HYP_CONSOLE_PUBSUB_URL": pubsub_emulator.rest_url,
+        "HYP_CONSOLE_DETECTOR_METRICS_URL": dead + "/metrics",
+        "HYP_CONSOLE_ENDPOINT_URL": dead,
+        "HYP_CONSOLE_PROCESSOR_URL": dead,
+        "HYP_CONSOLE_ORCHESTRATOR_URL": dead,
+        "MLFLOW_TRACKING_URI": dead,
+        "HYP_WAREHOUSE_DIR": str(tmp_path_factory.mktemp("warehouse")),
+        "HYP_CONSOLE_SUBSCRIBE": "false",
+        "HYP_CONSOLE_PROBE_TIMEOUT_S": "0.5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.console", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url + "/health", 30, process=proc, what="hyp console")
+        yield url
+    finally:
+        stop_group(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, console):
+    context = browser.new_context(viewport={"width": 1600, "height": 1300})
+    pg = context.new_page()
+    pg.errors, pg.requests = [], []
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    yield pg
+    context.close()
+
+
+def backlog(emulator, subscription: str) -> int:
+    state = httpx.get(emulator.rest_url + "/admin/state", trust_env=False).json()
+    return next(s["backlog"] for s in state["subscriptions"] if s["name"] == subscription)
+
+
+def open_console(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#publish-form .outcome[data-ok='true']", timeout=15_000)  # topics and templates loaded
+
+
+def test_publish_from_a_template_reaches_a_subscription_and_peek_leaves_the_backlog(page, console, pubsub_emulator):
+    topic, sub = topic_and_subscription(pubsub_emulator)
+    short_topic, short_sub = topic.rsplit("/", 1)[-1], sub.rsplit("/", 1)[-1]
+    open_console(page, console)
+    page.select_option("#publish-topic", short_topic)
+    page.select_option("#publish-template", "purchase (value_spike)")
+    assert '"purchase"' in page.input_value("#publish-data")
+    page.click("#publish-form button[type=submit]")
+    page.wait_for_selector("#publish-form .outcome[data-ok='true'] >> text=published", timeout=10_000)
+    assert backlog(pubsub_emulator, sub) == 1
+
+    page.select_option("#peek-subscription", short_sub)
+    page.click("#peek-form button[type=submit]")
+    page.wait_for_selector("#peek-table tbody tr >> text=anomaly_kind=value_spike", timeout=10_000)
+    assert "1 message(s), none acknowledged" in page.inner_text("#peek-form .outcome")
+    assert backlog(pubsub_emulator, sub) == 1  # peeked, not acknowledged
+
+    (message,) = pull(pubsub_emulator.subscriber(), sub, 1)
+    assert message.message.attributes["anomaly_kind"] == "value_spike"
+    assert json.loads(message.message.data)["event"] == "purchase"
+    assert_clean(page)
+
+
+def test_bad_input_is_refused_with_the_reason_in_the_page(page, console, pubsub_emulator):
+    topic, _ = topic_and_subscription(pubsub_emulator)
+    open_console(page, console)
+    page.select_option("#publish-topic", topic.rsplit("/", 1)[-1])
+    page.fill("#publish-data", "{not json")
+    page.click("#publish-form button[type=submit]")
+    page.wait_for_selector("#publish-form .outcome[data-ok='false']", timeout=10_000)
+    assert "not JSON" in page.inner_text("#publish-form .outcome")
+    page.fill("#new-topic", "x")  # too short for a topic ID
+    page.click("#create-topic")
+    page.wait_for_selector("#resource-form .outcome[data-ok='false']", timeout=10_000)
+    assert "body.name" in page.inner_text("#resource-form .outcome")
+
+
+def test_a_form_on_another_origin_cannot_publish(page, console, pubsub_emulator):
+    """A page served from another origin posts a form (text/plain, the classic JSON-smuggling form) to the
+    console: refused, and nothing is published."""
+    topic, sub = topic_and_subscription(pubsub_emulator)
+    name = json.dumps({"topic": topic.rsplit("/", 1)[-1], "data": "{}", "pad": ""})[:-2]  # ..."pad": "
+    folder = Path(tempfile.mkdtemp(prefix="console-attacker-"))
+    (folder / "attack.html").write_text(
+        f"""<!doctype html><form id=f method=POST action="{console}/api/pubsub/publish" enctype="text/plain">
+        <input name='{name}' value='"}}'></form><script>document.getElementById('f').submit()</script>"""
+    )
+    port = free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/attack.html", 20, process=other, what="the other origin's page")
+        with page.expect_response(lambda r: r.url.endswith("/api/pubsub/publish")) as answer:
+            page.goto(f"http://127.0.0.1:{port}/attack.html")
+        assert answer.value.status == 403
+        assert "cross-site request refused" in answer.value.json()["error"]
+    finally:
+        stop_group(other)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert backlog(pubsub_emulator, sub) == 0
