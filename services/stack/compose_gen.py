@@ -78,6 +78,8 @@ def compose_service(s: d.Service, by_name: dict[str, d.Service]) -> dict[str, An
     }
     if s.ports:
         out["ports"] = [f"127.0.0.1:{p}:{p}" for p in s.ports]
+    if s.replicas_env:
+        replicate(out, s)
     if s.health:
         out["healthcheck"] = healthcheck(s.health)
     if s.depends_on:
@@ -94,6 +96,15 @@ def compose_service(s: d.Service, by_name: dict[str, d.Service]) -> dict[str, An
     if s.background:
         out["cpu_shares"] = BACKGROUND_CPU_SHARES
     return out
+
+
+def replicate(out: dict[str, Any], s: d.Service) -> None:
+    """Replicas of ``s`` (the detector's workers): ``${HYP_DETECTOR_WORKERS:-1}`` of them, each labelling its
+    metrics with its container's host name, its ports published on the first free of a range (one each)."""
+    out["deploy"] = {"replicas": "${" + f"{s.replicas_env}:-{d.TUNABLES[s.replicas_env or '']}" + "}"}
+    out["environment"]["HYP_DETECTOR_WORKER_ID"] = "hostname"  # services/detector/metrics.py worker_label
+    last = d.MAX_DETECTOR_WORKERS - 1
+    out["ports"] = [f"127.0.0.1:{p}-{p + last}:{p}" for p in s.ports]
 
 
 def logging_section() -> dict[str, Any]:

@@ -110,6 +110,9 @@ class Service:
     # off the data path (console, orchestrator): started at a lower CPU priority, so on a small machine the
     # emulator, MLflow and the detector get the cores first (`hyp up`: nice 10; compose: cpu_shares)
     background: bool = False
+    # compose runs this many replicas of it (a tunable's name; services/stack/compose_gen.py), `hyp up` as many
+    # processes (StackSettings.detector_workers, the same variable): the detector's workers
+    replicas_env: str | None = None
 
     @property
     def subcommand(self) -> str:
@@ -131,6 +134,7 @@ TUNABLES: dict[str, str] = {
     "HYP_ACCESS_LOG": "false",  # uvicorn's line per HTTP request (CommonSettings.access_log): debugging only
     "HYP_ALLOWED_HOSTS": "",  # more Host names every HTTP service answers to (services/common/hosts.py)
     "HYP_LOADGEN_RATE": "200",
+    "HYP_DETECTOR_WORKERS": "1",  # detector processes on its one subscription (compose replicas, hyp up workers)
     "BASE_IMAGE": "python:3.11-slim",
     "CUDA_BASE_IMAGE": CUDA_BASE_IMAGE,
 }
@@ -270,6 +274,7 @@ SERVICES: tuple[Service, ...] = (
         volumes={"warehouse-data": "/data/warehouse"},
         urls={"detector metrics": "http://{detector}:" + str(DETECTOR_METRICS_PORT) + "/metrics"},
         memory="1g",
+        replicas_env="HYP_DETECTOR_WORKERS",
     ),
     Service(
         name="endpoint",

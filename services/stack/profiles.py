@@ -132,7 +132,7 @@ def _flink(by_name: dict[str, d.Service], compose_service: ComposeService) -> di
         fields = dict(fields)
         base = by_name[bases[name]]
         command = tuple(fields.pop("command", base.command))
-        service = replace(base, name=name, command=command, ports=(), urls={})
+        service = replace(base, name=name, command=command, ports=(), urls={}, replicas_env=None)
         rendered = _ours(service, flink.PROFILE, by_name, compose_service, **fields)
         if "network_mode" in rendered:  # a sidecar in another service's network: no ports, names or health of its own
             for key in ("ports", "hostname", "networks", "healthcheck"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from services.common.settings import CommonSettings
 from services.stack import definition as d
@@ -21,7 +21,13 @@ class StackSettings(CommonSettings):
     # every port of a local stack moved by this much (a second stack, or a test's, beside one on the defaults)
     port_offset: int = Field(0, ge=0, le=50000, validation_alias="HYP_UP_PORT_OFFSET")
     # detector processes on its one subscription (services/stack/definition.py scale): detector-0, detector-1 ...
-    detector_workers: int = Field(1, ge=1, le=d.MAX_DETECTOR_WORKERS, validation_alias="HYP_UP_DETECTOR_WORKERS")
+    # (HYP_DETECTOR_WORKERS: the name compose's replicas read too)
+    detector_workers: int = Field(
+        1,
+        ge=1,
+        le=d.MAX_DETECTOR_WORKERS,
+        validation_alias=AliasChoices("HYP_UP_DETECTOR_WORKERS", "HYP_DETECTOR_WORKERS"),
+    )
     # supervision (services/stack/supervise.py): first restart after this many seconds, doubling up to 30 s;
     # a service that exits restart_max times within restart_window_s is left down (0: never restarted)
     restart_backoff_s: float = Field(1.0, ge=0, validation_alias="HYP_UP_RESTART_BACKOFF")

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -35,7 +37,11 @@ def test_every_service_of_the_definition_is_in_compose_with_its_command_and_port
     for s in d.SERVICES:
         svc = doc["services"][s.name]
         assert svc["command"][0] == s.subcommand
-        assert svc["ports"] == [f"127.0.0.1:{p}:{p}" for p in s.ports] if s.ports else "ports" not in svc
+        if s.replicas_env:  # the detector's workers: one host port each, from a range
+            last = d.MAX_DETECTOR_WORKERS - 1
+            assert svc["ports"] == [f"127.0.0.1:{p}-{p + last}:{p}" for p in s.ports]
+        else:
+            assert svc["ports"] == [f"127.0.0.1:{p}:{p}" for p in s.ports] if s.ports else "ports" not in svc
         assert svc["image"].startswith("hyp-local/") and not svc["image"].endswith(":latest")
         assert svc["pull_policy"] == "build" and svc["init"] is True
         assert svc["user"] == compose_gen.USER
@@ -139,3 +145,58 @@ def test_gpu_overlay_merges_a_gpu_reservation_into_the_tensorflow_services():
     assert merged["endpoint"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert merged["endpoint"]["ports"][0]["published"] == str(d.ENDPOINT_PORT)  # the rest of the service stays
     assert merged["pubsub"]["image"] == d.IMAGES["pubsub"].tag
+
+
+@needs_compose
+@pytest.mark.local_only("docker compose's replicas of the detector (its workers on one subscription)")
+def test_the_detector_runs_as_many_replicas_as_hyp_detector_workers_says_and_only_it():
+    import json
+    import os
+
+    def config(workers: str | None, *args: str) -> dict[str, Any]:
+        env = {k: v for k, v in os.environ.items() if k != "HYP_DETECTOR_WORKERS"}
+        if workers is not None:
+            env["HYP_DETECTOR_WORKERS"] = workers
+        result = subprocess.run(
+            ["docker", "compose", *args, "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        services: dict[str, Any] = json.loads(result.stdout)["services"]
+        return services
+
+    assert config(None)["detector"]["deploy"]["replicas"] == 1  # .env's default: one detector
+    scaled = config("3", "--profile", "flink")
+    assert scaled["detector"]["deploy"]["replicas"] == 3
+    assert scaled["detector"]["environment"]["HYP_DETECTOR_WORKER_ID"] == "hostname"  # each labels its own samples
+    assert scaled["detector"]["ports"][0]["published"] == f"{d.DETECTOR_METRICS_PORT}-{d.DETECTOR_METRICS_PORT + 15}"
+    # the Flink profile's detector and harness derive from the detector but are not replicated
+    assert "replicas" not in scaled["detector-flink"].get("deploy", {})
+    assert "replicas" not in scaled["beam-sdk-harness"].get("deploy", {})
+    # the orchestrator probes every replica by the service's name (services/orchestrator/consumers.py expand)
+    assert scaled["orchestrator"]["environment"]["HYP_ORCH_DETECTOR_METRICS_URL"] == "http://detector:9464/metrics"
+
+
+@pytest.mark.local_only("hyp up --detector-workers N: the definition's detector as N workers")
+def test_scaling_the_definition_makes_one_service_per_worker_and_dependants_wait_for_all():
+    assert d.scale(d.SERVICES, 1) == d.SERVICES
+    scaled = {s.name: s for s in d.scale(d.SERVICES, 3)}
+    workers = ["detector-0", "detector-1", "detector-2"]
+    assert "detector" not in scaled and all(w in scaled for w in workers)
+    for i, w in enumerate(workers):
+        port = d.DETECTOR_METRICS_PORT + i
+        assert d.command(scaled[w], "local", data="/h", port_offset=1000) == [
+            *("detector", "--metrics_port", str(port + 1000), "--worker-id", str(i))
+        ]
+        assert scaled[w].ports == (port,) and scaled[w].health is not None and scaled[w].health.port == port
+        assert d.is_detector(w)
+    assert not d.is_detector("detector-flink")
+    assert scaled["loadgen"].depends_on == ("pubsub", *workers, "init")
+    env = d.environment(scaled["orchestrator"], "local", data="/h", port_offset=1000)
+    assert env["HYP_ORCH_DETECTOR_METRICS_URL"].split(",") == [
+        f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + i + 1000}/metrics" for i in range(3)
+    ]
+    assert [s.name for s in d.order(d.scale(d.SERVICES, 3))].index("loadgen") > max(
+        [s.name for s in d.order(d.scale(d.SERVICES, 3))].index(w) for w in workers
+    )
+    with pytest.raises(ValueError, match="1..16"):
+        d.scale(d.SERVICES, 17)
