@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-
 from typing import Any
 
 import pytest
@@ -157,9 +156,8 @@ def test_the_detector_runs_as_many_replicas_as_hyp_detector_workers_says_and_onl
         env = {k: v for k, v in os.environ.items() if k != "HYP_DETECTOR_WORKERS"}
         if workers is not None:
             env["HYP_DETECTOR_WORKERS"] = workers
-        result = subprocess.run(
-            ["docker", "compose", *args, "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, env=env
-        )
+        cmd = ["docker", "compose", *args, "config", "--format", "json"]
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr
         services: dict[str, Any] = json.loads(result.stdout)["services"]
         return services
@@ -198,5 +196,5 @@ def test_scaling_the_definition_makes_one_service_per_worker_and_dependants_wait
     assert [s.name for s in d.order(d.scale(d.SERVICES, 3))].index("loadgen") > max(
         [s.name for s in d.order(d.scale(d.SERVICES, 3))].index(w) for w in workers
     )
-    with pytest.raises(ValueError, match="1..16"):
+    with pytest.raises(ValueError, match=r"1\.\.16"):
         d.scale(d.SERVICES, 17)
