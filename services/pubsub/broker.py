@@ -109,6 +109,7 @@ class Broker:
         self._next_id = time.time_ns() // 1000
         self.started = time.time()
         self.on_push_subscription: Callable[[SubState], None] | None = None
+        self.on_bigquery_subscription: Callable[[SubState], None] | None = None
         # Housekeeping sleeps on `timer` until `due` (the earliest lease deadline or backoff end, monotonic);
         # whoever sets an earlier one notifies it.
         self.timer = threading.Condition(self.lock)
@@ -307,9 +308,16 @@ class Broker:
             self.journal(sub, [(Record.WATERMARK, topic.next_seq)])
             _with_topic_retention(sub)
             self.save_state()
+        self._deliver(sub)
+        return pb
+
+    def _deliver(self, sub: SubState) -> None:
+        """Start the delivery loop of a push or BigQuery subscription (idempotent). Lock not held."""
+        pb = sub.pb
         if pb.push_config.push_endpoint and self.on_push_subscription:
             self.on_push_subscription(sub)
-        return pb
+        if pb.bigquery_config.table and self.on_bigquery_subscription:
+            self.on_bigquery_subscription(sub)
 
     def get_subscription(self, name: str) -> Any:
         with self.lock:
@@ -322,13 +330,11 @@ class Broker:
             pb.CopyFrom(sub.pb)
             apply_mask(pb, subscription, mask, Subscription, SUB_IMMUTABLE)
             check_subscription(pb)
-            was_push = sub.push
             sub.pb = pb
             _with_topic_retention(sub)
             self.save_state()
             sub.notify()
-        if pb.push_config.push_endpoint and not was_push and self.on_push_subscription:
-            self.on_push_subscription(sub)
+        self._deliver(sub)
         return pb
 
     def modify_push_config(self, name: str, push_config: Any) -> None:
@@ -374,11 +380,17 @@ class Broker:
         return [str(first_id + i) for i in range(len(blobs))]
 
     # ---------------------------------------------------------------- delivery
-    def pull_sub(self, name: str) -> SubState:
+    def pull_sub(self, name: str, pulling: bool = True) -> SubState:
+        """The attached subscription `name`; with `pulling`, one that Pull and StreamingPull may read."""
         with self.lock:
             sub = self._sub(name)
             if sub.pb.detached:
                 raise failed_precondition(f"Subscription is detached: {name}")
+            if pulling and sub.pb.bigquery_config.table:
+                raise failed_precondition(
+                    f"Pull and StreamingPull are not supported on a BigQuery subscription: {name} (it writes "
+                    "its messages to its table)"
+                )
             return sub
 
     def take(
@@ -462,7 +474,7 @@ class Broker:
     # ---------------------------------------------------------------- seek and snapshots
     def seek(self, name: str, when: Any | None, snapshot: str | None) -> None:
         with self.lock:
-            sub = self.pull_sub(name)
+            sub = self.pull_sub(name, pulling=False)
             t = sub.topic
             if snapshot is not None:
                 names.parse(snapshot, "snapshots")
@@ -488,7 +500,7 @@ class Broker:
     def create_snapshot(self, name: str, subscription: str, labels: dict[str, str]) -> Any:
         names.parse(name, "snapshots")
         with self.lock:
-            sub = self.pull_sub(subscription)
+            sub = self.pull_sub(subscription, pulling=False)
             if name in self.snapshots:
                 raise already_exists("Snapshot already exists")
             t = sub.topic

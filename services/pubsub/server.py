@@ -11,6 +11,7 @@ import grpc
 
 from services.common import hosts
 from services.pubsub import housekeeping, topology
+from services.pubsub.bq_delivery import BigQueryDelivery
 from services.pubsub.broker import Broker
 from services.pubsub.grpc_api import PubsubGrpc
 from services.pubsub.push import PushDelivery
@@ -36,6 +37,8 @@ class Emulator:
             self.broker, settings.push_max_outstanding, settings.push_timeout_s, settings.push_max_connections
         )
         self.broker.on_push_subscription = self.push.watch
+        self.bigquery = BigQueryDelivery(self.broker, settings.bigquery_url, settings.bigquery_batch_rows)
+        self.broker.on_bigquery_subscription = self.bigquery.watch
         self._stop = threading.Event()
         self.grpc_server: grpc.Server | None = None
         self.rest: RestServer | None = None
@@ -74,6 +77,8 @@ class Emulator:
         for sub in list(self.broker.subs.values()):
             if sub.pb.push_config.push_endpoint and not sub.pb.detached:
                 self.push.watch(sub)
+            if sub.pb.bigquery_config.table and not sub.pb.detached:
+                self.bigquery.watch(sub)
         threading.Thread(
             target=housekeeping.run, args=(self.broker, self._stop), name="pubsub-housekeeping", daemon=True
         ).start()
@@ -91,8 +96,11 @@ class Emulator:
         )
 
     def push_outcomes(self) -> dict[str, dict[str, int]]:
+        """Deliveries by outcome: push's ack/nack, BigQuery subscriptions' written/refused/failed_writes."""
         with self.broker.lock:
-            return {k: dict(v) for k, v in self.push.outcomes.items()}
+            out = {k: dict(v) for k, v in self.push.outcomes.items()}
+            out.update((k, dict(v)) for k, v in self.bigquery.outcomes.items())
+            return out
 
     def wait(self) -> None:
         self._stop.wait()
@@ -105,6 +113,7 @@ class Emulator:
         with self.broker.lock:
             self.broker.timer.notify_all()
         self.push.close()
+        self.bigquery.close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1.0).wait(2.0)
         if self.rest is not None:

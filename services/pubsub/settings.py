@@ -35,6 +35,10 @@ class PubsubSettings(CommonSettings):
     # local only, for tests: message retention runs this many times faster than its duration says
     # (a 10-minute retention, the API's minimum, expires in 2 s at 300); 1 = as on GCP
     retention_speedup: float = Field(1.0, ge=1.0, validation_alias="HYP_PUBSUB_RETENTION_SPEEDUP")
+    # where BigQuery subscriptions write (tabledata.insertAll): `hyp bigquery`, as Google's client finds it
+    bigquery_url: str = Field("http://127.0.0.1:9050", validation_alias="BIGQUERY_EMULATOR_HOST")
+    # rows per insertAll request of one BigQuery subscription (BigQuery's limit: 50,000 and 10 MB)
+    bigquery_batch_rows: int = Field(1000, ge=1, le=50_000, validation_alias="HYP_PUBSUB_BIGQUERY_BATCH_ROWS")
 
 
 @lru_cache

@@ -270,6 +270,22 @@ class SubState:
                 self.host.schedule(now + seconds)
         self.notify()
 
+    def give_back(self, parsed: list[tuple[int, int]]) -> None:
+        """Return leased messages untried, ready at once and the attempt not counted: their write failed as a
+        whole (a BigQuery subscription's table or service unavailable), not because of the messages."""
+        for seq, gen in parsed:
+            lease = self.leased.get(seq)
+            if lease is None or lease[1] != gen:
+                continue
+            del self.leased[seq]
+            self.release_key(seq)
+            left = self.attempts.get(seq, 0) - 1
+            if left > 0:
+                self.attempts[seq] = left
+            else:
+                self.attempts.pop(seq, None)
+            heapq.heappush(self.ready, seq)
+
     def nack(self, seq: int, gen: int, push: bool = False) -> None:
         lease = self.leased.get(seq)
         if lease is not None and lease[1] == gen:
@@ -423,8 +439,9 @@ class SubState:
         return {
             "name": self.name,
             "topic": self.pb.topic,
-            "type": "push" if self.push else "pull",
+            "type": "push" if self.push else "bigquery" if self.pb.bigquery_config.table else "pull",
             "push_endpoint": self.pb.push_config.push_endpoint or None,
+            "bigquery_table": self.pb.bigquery_config.table or None,
             "filter": self.pb.filter or None,
             "ordered": self.ordered,
             "dead_letter_topic": self.dead_letter_topic or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from services.pubsub import names
@@ -53,7 +54,44 @@ def check_subscription(pb: Any) -> Predicate | None:
     endpoint = pb.push_config.push_endpoint
     if endpoint and not endpoint.startswith(("http://", "https://")):
         raise invalid(f"Invalid push_endpoint: {endpoint!r} (must be an http or https URL)")
+    if pb.HasField("bigquery_config"):
+        if endpoint:
+            raise invalid("A subscription can have push_config or bigquery_config, not both")
+        check_bigquery_config(pb)
     return compile_filter(pb.filter)
+
+
+# {projectId}.{datasetId}.{tableId}, or the older {projectId}:{datasetId}.{tableId}; BigQuery's naming rules
+# (a dataset id: letters, digits, underscores; a table id: letters, marks, digits, underscores, dashes, spaces)
+_TABLE = re.compile(
+    r"(?P<project>[A-Za-z0-9][A-Za-z0-9-]{0,62})[.:](?P<dataset>\w{1,1024})\.(?P<table>[\w\- ]{1,1024})"
+)
+BQ_ACTIVE = 1  # BigQueryConfig.State.ACTIVE (and Subscription.State.ACTIVE)
+
+
+def bigquery_table(table: str) -> tuple[str, str, str]:
+    """``bigquery_config.table`` as (project, dataset, table); INVALID_ARGUMENT naming the field when malformed."""
+    m = _TABLE.fullmatch(table)
+    if m is None:
+        raise invalid(
+            f"Invalid bigquery_config.table: {table[:200]!r} (expected {{projectId}}.{{datasetId}}.{{tableId}})"
+        )
+    return m["project"], m["dataset"], m["table"]
+
+
+def check_bigquery_config(pb: Any) -> None:
+    """A BigQuery subscription's config as the real service checks it; the output-only states start ACTIVE."""
+    cfg = pb.bigquery_config
+    if not cfg.table:
+        raise invalid("Invalid bigquery_config: bigquery_config.table is required")
+    bigquery_table(cfg.table)
+    if cfg.use_topic_schema and cfg.use_table_schema:
+        raise invalid(
+            "Invalid bigquery_config: use_topic_schema and use_table_schema cannot be enabled at the same time"
+        )
+    if not cfg.state:
+        cfg.state = BQ_ACTIVE
+    pb.state = BQ_ACTIVE if cfg.state == BQ_ACTIVE else 2  # Subscription.State.RESOURCE_ERROR
 
 
 def apply_mask(target: Any, source: Any, mask: Any, cls: Any, immutable: set[str]) -> None:
