@@ -68,11 +68,16 @@ def _impute(X: np.ndarray, fill: np.ndarray) -> np.ndarray:
     return np.where(missing, fill[None, :], X) if missing.any() else X
 
 
-def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> tuple[dict[str, Any], np.ndarray]:
+def train(
+    options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table, previous: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], np.ndarray]:
     """Fit on the query's rows: the stored state (JSON-ready, with feature and training statistics) and the
-    feature matrix it was fitted on (NULLs imputed)."""
+    feature matrix it was fitted on (NULLs imputed). With ``previous`` (WARM_START, the existing model's
+    state) Lloyd's iterations start from its centroids, and its training runs are kept before this one."""
     features = feature_fields(fields, options.init_col)
     names = [f.name for f in features]
+    if previous is not None:
+        _same_features(previous, features)
     X = matrix(rows, names, "CREATE_MODEL")
     if len(X) == 0:
         raise invalid_query("The training query of CREATE MODEL returned no rows.")
@@ -87,11 +92,14 @@ def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> 
             raise invalid_query(f"KMEANS_INIT_COL {options.init_col} must be a BOOL column of the training query.")
         chosen = rows.column(marks[0]).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
         init = X[chosen]
+    init_method = options.init_method
+    if previous is not None:  # the existing centroids, in training units (the new rows' scaler standardises them)
+        init, init_method = np.asarray(_raw_centroids(previous["kmeans"])), "CUSTOM"
     model = BqmlKMeans(
         num_clusters=options.clusters_for(len(X)),
         standardize_features=options.standardize_features,
         max_iterations=options.max_iterations,
-        init_method=options.init_method,
+        init_method=init_method,
         init_centroids=init,
         distance_type=options.distance_type,
         min_rel_progress=options.min_rel_progress,
@@ -116,8 +124,34 @@ def train(options: KMeansOptions, fields: tuple[Field, ...], rows: pa.Table) -> 
         "iterations": model.iterations_,
         "evaluation": evaluate(model, X),
         "clusters": _clusters(model, X),
+        "options": dict(options.given),
+        "training_run": 0,
+        "history": [],
     }
+    if previous is not None:
+        run = int(previous.get("training_run", 0))
+        state["training_run"] = run + 1
+        state["history"] = [*previous.get("history", []), {"training_run": run, "iterations": previous["iterations"]}]
     return state, X
+
+
+def _raw_centroids(k: dict[str, Any]) -> list[list[float]]:
+    scale, mean = np.asarray(k["scale_"]), np.asarray(k["mean_"])
+    return (np.asarray(k["centroids_"]) * scale + mean).tolist()  # type: ignore[no-any-return]
+
+
+def _same_features(previous: dict[str, Any], features: list[Field]) -> None:
+    """WARM_START keeps the training data's schema: the same feature columns, same types."""
+    before = {f["name"].lower(): f["type"] for f in previous["features"]}
+    now = {f.name.lower(): NUMERIC[f.type] for f in features}
+    for name, kind in now.items():
+        if name not in before:
+            raise invalid_query(f"WARM_START: feature column {name} is not a feature of the existing model.")
+        if before[name] != kind:
+            raise invalid_query(f"WARM_START: feature column {name} was {before[name]}, now {kind}.")
+    missing = [f["name"] for f in previous["features"] if f["name"].lower() not in now]
+    if missing:
+        raise invalid_query(f"WARM_START: feature column {missing[0]} of the existing model is missing.")
 
 
 def restore(state: dict[str, Any]) -> BqmlKMeans:
@@ -260,13 +294,19 @@ def feature_info(state: dict[str, Any]) -> pa.Table:
 
 
 def training_info(state: dict[str, Any]) -> pa.Table:
-    """ML.TRAINING_INFO: one row per iteration the trainer reports; cluster_info on the last one."""
-    iterations = state["iterations"]
+    """ML.TRAINING_INFO: one row per iteration the trainer reports, for every training run (a warm start is
+    run 1, 2, ... and counts its iterations from 0 again); cluster_info on the latest run's last row."""
+    runs = [
+        *state.get("history", []),
+        {"training_run": state.get("training_run", 0), "iterations": state["iterations"]},
+    ]
+    iterations = [it for run in runs for it in run["iterations"]]
+    numbers = [int(run["training_run"]) for run in runs for _ in run["iterations"]]
     info = pa.struct([("centroid_id", pa.int64()), ("cluster_radius", pa.float64()), ("cluster_size", pa.int64())])
     last = len(iterations) - 1
     return pa.table(
         {
-            "training_run": pa.array([0] * len(iterations), pa.int64()),
+            "training_run": pa.array(numbers, pa.int64()),
             "iteration": pa.array([int(it["iteration"]) for it in iterations], pa.int64()),
             "loss": pa.array([it["loss"] for it in iterations], pa.float64()),
             "eval_loss": pa.array([None] * len(iterations), pa.float64()),

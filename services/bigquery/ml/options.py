@@ -27,11 +27,11 @@ OTHER_TYPES = (
 KMEANS_OPTIONS = {
     "MODEL_TYPE", "NUM_CLUSTERS", "KMEANS_INIT_METHOD", "KMEANS_INIT_COL", "DISTANCE_TYPE",
     "STANDARDIZE_FEATURES", "MAX_ITERATIONS", "EARLY_STOP", "MIN_REL_PROGRESS",
-    "MODEL_REGISTRY", "VERTEX_AI_MODEL_ID", "VERTEX_AI_MODEL_VERSION_ALIASES",
+    "MODEL_REGISTRY", "VERTEX_AI_MODEL_ID", "VERTEX_AI_MODEL_VERSION_ALIASES", "WARM_START",
 }  # fmt: skip
 PCA_OPTIONS = {"MODEL_TYPE", "NUM_PRINCIPAL_COMPONENTS", "PCA_EXPLAINED_VARIANCE_RATIO", "SCALE_FEATURES", "PCA_SOLVER"}
 NOT_YET = {
-    "WARM_START": "retraining from the stored centroids",
+    "WARM_START": "retraining a PCA or AUTOENCODER model from its stored state",
     "MODEL_REGISTRY": "registering a PCA or AUTOENCODER model from SQL",
 }
 
@@ -48,6 +48,7 @@ class KMeansOptions:
     registry: str | None = None
     vertex_model_id: str | None = None
     vertex_aliases: list[str] = field(default_factory=list)
+    warm_start: bool = False  # retrain from the existing model's centroids (warm_kmeans)
     given: dict[str, Any] = field(default_factory=dict)  # as written, for trainingOptions
 
     def clusters_for(self, rows: int) -> int:
@@ -192,7 +193,7 @@ def pca(options: dict[str, Any]) -> PcaOptions:
 
 def kmeans(options: dict[str, Any]) -> KMeansOptions:
     for name in options:
-        if name in NOT_YET and name != "MODEL_REGISTRY":
+        if name in NOT_YET and name not in ("MODEL_REGISTRY", "WARM_START"):
             raise invalid_query(f"Option {name} ({NOT_YET[name]}) is not supported by hyp bigquery yet.")
         if name not in KMEANS_OPTIONS:
             raise invalid_query(f"Unknown option {name} for MODEL_TYPE KMEANS.")
@@ -216,6 +217,8 @@ def kmeans(options: dict[str, Any]) -> KMeansOptions:
         out.min_rel_progress = 0.01  # BigQuery ML's default MIN_REL_PROGRESS
     if early is False:
         out.min_rel_progress = 0.0  # every iteration up to MAX_ITERATIONS (or until nothing moves)
+    if "WARM_START" in options:
+        out.warm_start = _typed(options, "WARM_START", bool)
     out.registry = _string(options, "MODEL_REGISTRY", ("VERTEX_AI",))
     if "VERTEX_AI_MODEL_ID" in options:
         out.vertex_model_id = _typed(options, "VERTEX_AI_MODEL_ID", str)
@@ -226,4 +229,37 @@ def kmeans(options: dict[str, Any]) -> KMeansOptions:
         out.vertex_aliases = aliases
     if out.registry is None and (out.vertex_model_id or out.vertex_aliases):
         raise invalid_query("VERTEX_AI_MODEL_ID and VERTEX_AI_MODEL_VERSION_ALIASES need MODEL_REGISTRY='VERTEX_AI'.")
+    return out
+
+
+# options a warm start keeps from the existing model: they define the space its centroids live in
+WARM_FIXED = {"NUM_CLUSTERS": "num_clusters", "STANDARDIZE_FEATURES": "standardize_features",
+              "DISTANCE_TYPE": "distance_type"}  # fmt: skip
+
+
+def warm_kmeans(given: dict[str, Any], previous: dict[str, Any]) -> KMeansOptions:
+    """``WARM_START=TRUE``: the options of the existing model (``previous``, its stored state) unless the
+    statement overrides them, as BigQuery ML documents; NUM_CLUSTERS, STANDARDIZE_FEATURES and DISTANCE_TYPE
+    cannot change, and the start is the existing centroids (no KMEANS_INIT_METHOD / KMEANS_INIT_COL)."""
+    kind = str(previous.get("model_type", "KMEANS"))
+    if kind != "KMEANS":
+        raise invalid_query(f"WARM_START: the existing model is a {kind} model; MODEL_TYPE cannot change.")
+    for name in ("KMEANS_INIT_METHOD", "KMEANS_INIT_COL"):
+        if name in given:
+            raise invalid_query(f"Option {name} cannot be used with WARM_START=TRUE: training starts from the "
+                                "existing model's centroids.")  # fmt: skip
+    k = previous["kmeans"]
+    stored = {n: v for n, v in (previous.get("options") or {}).items() if n not in ("KMEANS_INIT_METHOD",
+              "KMEANS_INIT_COL", "WARM_START", "MODEL_REGISTRY", "VERTEX_AI_MODEL_ID",
+              "VERTEX_AI_MODEL_VERSION_ALIASES")}  # fmt: skip
+    out = kmeans(stored | given)
+    for name, key in WARM_FIXED.items():
+        before, now = k[key], getattr(out, key)
+        if name in given and now != before:
+            raise invalid_query(
+                f"Option {name} cannot change in a warm start: the model was trained with {name}={before!r}, "
+                f"the statement gives {now!r}."
+            )
+        setattr(out, key, before)
+    out.given = dict(stored | given)
     return out

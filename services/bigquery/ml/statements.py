@@ -68,13 +68,17 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
         return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), select)
     chosen = options.kmeans(given)
     uri: str | None = None
+    previous: dict[str, Any] | None = None  # WARM_START: the existing model's document
 
     def prepare() -> None:  # before the training query runs: a registry that cannot be reached refuses it
-        nonlocal uri
+        nonlocal uri, chosen, previous
+        if chosen.warm_start:
+            previous = _existing(catalog, ref)
+            chosen = options.warm_kmeans(given, previous["state"])
         uri = vertex.tracking_uri() if chosen.registry == "VERTEX_AI" else None
 
     def train(fields: tuple[Field, ...], rows: pa.Table) -> tuple[dict[str, Any], Any]:
-        state, X = kmeans.train(chosen, fields, rows)
+        state, X = kmeans.train(chosen, fields, rows, previous["state"] if previous else None)
         if uri is not None:
             vertex.check(state, uri)
         return state, X
@@ -85,9 +89,20 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
             model_id = chosen.vertex_model_id or ref.model
             version = vertex.register(state, chosen, model_id, uri, X)
             state["registry"] = {"tracking_uri": uri, "model": model_id, "version": version}
-        store.save(catalog, ref, {"resource": _resource(ref, location, chosen, state, started), "state": state})
+        resource = _resource(ref, location, chosen, state, started)
+        if previous is not None:  # a warm start adds a training run to the model's
+            resource["trainingRuns"] = [*previous["resource"].get("trainingRuns", []), *resource["trainingRuns"]]
+            resource["creationTime"] = previous["resource"].get("creationTime", resource["creationTime"])
+        store.save(catalog, ref, {"resource": resource, "state": state})
 
     return _create_model(catalog, ref, tree, select, train, save, prepare)
+
+
+def _existing(catalog: Catalog, ref: store.ModelRef) -> dict[str, Any]:
+    """The model a WARM_START retrains (BigQuery: CREATE OR REPLACE MODEL ... WARM_START=TRUE)."""
+    if not store.exists(catalog, ref):
+        raise invalid_query(f"WARM_START=TRUE needs an existing model to retrain; model {ref} does not exist.")
+    return store.load(catalog, ref)
 
 
 def _create_model(
@@ -235,6 +250,8 @@ def _resource(
     }
     if chosen.init_col:
         training_options["kmeansInitializationColumn"] = chosen.init_col
+    if chosen.warm_start:
+        training_options["warmStart"] = True
     if chosen.min_rel_progress:
         training_options["minRelativeProgress"] = chosen.min_rel_progress
     clusters = [

@@ -191,7 +191,7 @@ def test_existing_name_if_not_exists_and_or_replace(client, dataset, points, mod
     [
         ("NUM_CLUSTERS=2", "Option MODEL_TYPE is required"),
         ("MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, COLOUR='blue'", "Unknown option COLOUR"),
-        ("MODEL_TYPE='KMEANS', WARM_START=TRUE", "Option WARM_START .* is not supported"),
+        ("MODEL_TYPE='PCA', NUM_PRINCIPAL_COMPONENTS=1, WARM_START=TRUE", "Option WARM_START .* is not supported"),
         ("MODEL_TYPE='LINEAR_REG'", "MODEL_TYPE 'LINEAR_REG' is not supported by hyp bigquery yet"),
         ("MODEL_TYPE='AUTOENCODER', DROPOUT=0.2", "Option DROPOUT"),
         ("MODEL_TYPE='PCA'", "exactly one of NUM_PRINCIPAL_COMPONENTS and PCA_EXPLAINED_VARIANCE_RATIO"),
