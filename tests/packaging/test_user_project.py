@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -55,12 +56,14 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 
 def build_wheels(work: Path) -> Path:
-    """hyp-local's wheel (from a copy of the sources it packages, so the checkout gets no build folders) and
-    the plugin's, built with this venv's setuptools (no build isolation)."""
+    """hyp-local's wheel (from a copy of the sources and data files it packages, so the checkout gets no build
+    folders) and the plugin's, built with this venv's setuptools (no build isolation)."""
     dist = work / "dist"
     source = work / "hyp-local"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    for name in ("README.md", *(f for files in data_files.values() for f in files)):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
     for package in ("services", "models", "loadgen"):
         copy_tree(ROOT / package, source / package)
@@ -121,3 +124,17 @@ def test_the_users_environment_has_only_the_plugin_of_ours(installed: dict[str, 
     assert Path(out[0]).is_relative_to(installed["project"] / "models")
     assert out[1] == "[]"
     assert not (installed["user_python"].parent / "hyp").exists()  # the command lives in its own environment
+
+
+def test_the_installed_wheel_shows_its_image_build_context_without_a_checkout(installed: dict[str, Path]) -> None:
+    """`hyp images build` from the tool environment, run outside the repository: its help, and a dry run whose
+    context is the installed package (the Dockerfile, lock and pyproject from the wheel's data files)."""
+    hyp, env, cwd = installed["hyp"], clean_env(), installed["work"]
+    assert "--dry-run" in run(hyp, "images", "build", "--help", cwd=cwd, env=env)
+    out = run(hyp, "images", "build", "--dry-run", "--image", "pubsub", "--image", "bigquery", cwd=cwd, env=env)
+    assert out.startswith("context: the installed hyp-local package")
+    tool = installed["hyp"].parent.parent
+    for name in ("pyproject.toml", "requirements.lock", "compose/Dockerfile", "compose/requirements_for.py"):
+        assert f"<- {tool / 'share' / 'hyp-local' / name}" in out, name
+    assert f"<- {tool / 'lib' / 'python3.11' / 'site-packages' / 'services'}" in out and str(ROOT) not in out
+    assert "--tag hyp-local/pubsub:0.1.0" in out and "--target bigquery" in out
