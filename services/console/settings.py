@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from services.common.settings import CommonSettings
 
@@ -25,6 +25,10 @@ class ConsoleSettings(CommonSettings):
     endpoint_url: str = Field("http://127.0.0.1:8080", validation_alias="HYP_CONSOLE_ENDPOINT_URL")
     processor_url: str = Field("http://127.0.0.1:8081", validation_alias="HYP_CONSOLE_PROCESSOR_URL")
     orchestrator_url: str = Field("http://127.0.0.1:8090", validation_alias="HYP_CONSOLE_ORCHESTRATOR_URL")
+    # the BigQuery API (`hyp bigquery`): the table browser, histograms, recent jobs
+    bigquery_url: str = Field(
+        "http://127.0.0.1:9050", validation_alias=AliasChoices("HYP_CONSOLE_BIGQUERY_URL", "BIGQUERY_EMULATOR_HOST")
+    )
     mlflow_public_url: str | None = Field(None, validation_alias="HYP_CONSOLE_MLFLOW_PUBLIC_URL")
     endpoint_public_url: str | None = Field(None, validation_alias="HYP_CONSOLE_ENDPOINT_PUBLIC_URL")
     # while a page is open (SSE client) the sources are read every refresh_s; with none, every idle_refresh_s
@@ -36,6 +40,12 @@ class ConsoleSettings(CommonSettings):
     subscribe: bool = Field(True, validation_alias="HYP_CONSOLE_SUBSCRIBE")
     subscription_prefix: str = Field("hyp_console", validation_alias="HYP_CONSOLE_SUBSCRIPTION_PREFIX")
     sql_max_rows: int = Field(200, ge=1, le=10_000, validation_alias="HYP_CONSOLE_SQL_MAX_ROWS")
+
+    @property
+    def bigquery_api(self) -> str:
+        """The API's base URL, ``.../bigquery/v2/projects/<project>`` (BIGQUERY_EMULATOR_HOST may lack a scheme)."""
+        base = self.bigquery_url if "://" in self.bigquery_url else f"http://{self.bigquery_url}"
+        return f"{base.rstrip('/')}/bigquery/v2/projects/{self.project}"
 
     @property
     def mlflow_link(self) -> str:

@@ -9,6 +9,7 @@ as ``{"error": "..."}`` with the service's status, so the page can show why.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -66,3 +67,14 @@ def reason(response: httpx.Response) -> str:
         if body.get("detail") is not None:
             return str(body["detail"])[:300]
     return f"HTTP {response.status_code}"
+
+
+async def view(read: Awaitable[dict[str, Any]], empty: dict[str, Any]) -> dict[str, Any]:
+    """A read-only view for the page: ``read``'s answer, or ``empty`` with ``unavailable`` (the reason) when the
+    service cannot be reached or fails (502), so a stopped service shows as a reason, not an HTTP error."""
+    try:
+        return await read
+    except ActionError as exc:
+        if exc.status != 502:
+            raise
+        return {**empty, "unavailable": exc.message}

@@ -11,6 +11,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
 
@@ -18,7 +19,7 @@ from services.common import names
 from services.common.settings import DEADLETTER_TOPIC
 from services.console.deps import HttpDep, SettingsDep
 from services.console.settings import ConsoleSettings
-from services.console.upstream import ActionError, call
+from services.console.upstream import ActionError, call, view
 
 router = APIRouter(prefix="/api/pubsub")
 
@@ -105,6 +106,10 @@ def _sub(settings: ConsoleSettings, name: str) -> str:
 @router.get("/resources")
 async def resources(settings: SettingsDep, http: HttpDep) -> dict[str, Any]:
     """Topics and subscriptions (short names; a subscription with its topic), for the page's choices."""
+    return await view(_resources(settings, http), {"topics": [], "subscriptions": []})
+
+
+async def _resources(settings: ConsoleSettings, http: httpx.AsyncClient) -> dict[str, Any]:
     parent = names.rest_url(settings.pubsub_http_url, f"projects/{settings.project}")
     topics, subs = await asyncio.gather(
         call(http, "Pub/Sub topics.list", "GET", parent + "/topics"),

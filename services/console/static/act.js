@@ -18,6 +18,7 @@ async function act(method, url, body) {
   let answer = {};
   try { answer = await r.json(); } catch (e) { answer = {}; }
   if (!r.ok) throw new Error(answer.error || `HTTP ${r.status}`);
+  if (answer.unavailable) throw new Error(answer.unavailable); // a view of a service that is down
   return answer;
 }
 

@@ -86,6 +86,7 @@ def console(pubsub_emulator, stand_in, tmp_path_factory) -> Iterator[dict[str, s
         "HYP_CONSOLE_PROCESSOR_URL": dead,
         "HYP_CONSOLE_ORCHESTRATOR_URL": dead,
         "MLFLOW_TRACKING_URI": dead,
+        "HYP_CONSOLE_BIGQUERY_URL": dead,  # never a default port another stack may be using
         "HYP_WAREHOUSE_DIR": str(warehouse),
         "HYP_CONSOLE_SUBSCRIPTION_PREFIX": f"console_test_{port}",
         "HYP_CONSOLE_REFRESH_S": "0.5",
