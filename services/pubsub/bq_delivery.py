@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,15 @@ def check_schema(cfg: Any, fields: list[dict[str, Any]]) -> tuple[dict[str, str]
     return types, spelled
 
 
+@dataclass
+class _Batch:
+    """Leased messages turned into insertAll rows (``leases[i]`` is ``rows[i]``'s) and those that cannot be."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    leases: list[tuple[int, int]] = field(default_factory=list)
+    refused: list[tuple[int, int]] = field(default_factory=list)
+
+
 class BadMessage(ValueError):
     """The message cannot become a row of the table (refused like a row BigQuery refuses)."""
 
@@ -129,7 +139,8 @@ def to_row(sub_name: str, cfg: Any, target: _Target, msg: Any) -> dict[str, Any]
         n = target.names
         row[n.get("subscription_name", "subscription_name")] = sub_name
         row[n.get("message_id", "message_id")] = msg.message_id
-        row[n.get("publish_time", "publish_time")] = msg.publish_time.ToJsonString()
+        t = msg.publish_time  # seconds since the epoch, as insertAll takes a TIMESTAMP (cheaper than RFC 3339)
+        row[n.get("publish_time", "publish_time")] = f"{t.seconds}.{t.nanos // 1000:06d}"
         row[n.get("attributes", "attributes")] = json.dumps(dict(msg.attributes), separators=(",", ":"))
     return row
 
@@ -172,7 +183,12 @@ class BigQueryDelivery:
         log.log(level, "bigquery subscription %s", name, extra={"fields": {"subscription": sub.name, "why": why}})
 
     def _run(self, sub: SubState) -> None:
-        client = BigQueryClient(self.url, self.timeout_s)
+        """Take a batch, turn it into rows, and send it while the next batch is taken and turned into rows: two
+        batches at most in flight, so the emulator's and BigQuery's work overlap."""
+        reader = BigQueryClient(self.url, self.timeout_s)  # tables.get, from this thread
+        writer = BigQueryClient(self.url, self.timeout_s)  # insertAll, from the sender thread
+        sender = ThreadPoolExecutor(1, thread_name_prefix=f"pubsub-bq-send-{sub.uid}")
+        pending: Future[bool] | None = None
         pause = 0.0
         target: _Target | None = None
         try:
@@ -185,27 +201,53 @@ class BigQueryDelivery:
                     cfg.CopyFrom(pb.bigquery_config)
                     track: dict[int, int] = {}
                     sub.take(self.batch_rows, pb.ack_deadline_seconds, MAX_BATCH_BYTES, track)
-                    if not track:
+                    if not track and pending is None:
                         sub.cond.wait(IDLE_WAIT_S)
                         continue
                     t = sub.topic
                     blobs = [t.data[seq - t.base] for seq in track]
-                where = bigquery_table(cfg.table)
-                if target is None or (target.project, target.dataset, target.table) != where:
-                    target = _Target(*where)
-                ok = self._write(sub, cfg, target, client, list(track.items()), blobs)
+                batch: _Batch | None = None
+                if track:
+                    where = bigquery_table(cfg.table)
+                    if target is None or (target.project, target.dataset, target.table) != where:
+                        target = _Target(*where)
+                    batch = self._prepare(sub, cfg, target, reader, list(track.items()), blobs)
+                ok = batch is not None or not track
+                if pending is not None:
+                    ok = pending.result() and ok
+                    pending = None
+                if ok and batch is not None:
+                    assert target is not None
+                    pending = sender.submit(self._send, sub, cfg, target, writer, batch)
+                elif batch is not None:  # the write in flight failed as a whole: this one waits too
+                    with self.b.lock:
+                        sub.give_back(batch.leases + batch.refused)
                 pause = 0.0 if ok else min(MAX_PAUSE_S, pause * 2 or MIN_PAUSE_S)
                 if pause:
                     self.stopping.wait(pause)
         except Exception:
             log.exception("bigquery subscription loop failed", extra={"fields": {"subscription": sub.name}})
         finally:
-            client.close()
+            sender.shutdown(wait=False, cancel_futures=True)
+            reader.close()
             with self.b.lock:
                 if self.threads.get(sub.uid) is threading.current_thread():
                     del self.threads[sub.uid]
 
-    def _write(
+    def _failed(self, sub: SubState, cfg: Any, target: _Target, leases: list[tuple[int, int]], exc: Exception) -> None:
+        """A write failed as a whole: the batch back untried, the state as the real service reports it."""
+        target.read_at = float("-inf")  # read the schema again before the next try
+        with self.b.lock:
+            sub.give_back(leases)
+            self.outcomes[sub.name]["failed_writes"] += 1
+        if isinstance(exc, TableNotFound):
+            self._set_state(sub, NOT_FOUND, f"table {cfg.table} does not exist")
+        elif isinstance(exc, SchemaMismatch):
+            self._set_state(sub, SCHEMA_MISMATCH, str(exc))
+        else:
+            log.warning("bigquery unavailable; retrying", extra={"fields": {"subscription": sub.name, "why": str(exc)}})
+
+    def _prepare(
         self,
         sub: SubState,
         cfg: Any,
@@ -213,52 +255,53 @@ class BigQueryDelivery:
         client: BigQueryClient,
         leases: list[tuple[int, int]],
         blobs: list[bytes],
-    ) -> bool:
-        """Write one leased batch; False when the write failed as a whole (the batch is given back)."""
+    ) -> _Batch | None:
+        """The batch's rows (the table's schema read first when stale); None when that read failed."""
         try:
             if time.monotonic() - target.read_at > SCHEMA_TTL_S:
                 resource = client.get_table(target.project, target.dataset, target.table)
                 fields = (resource.get("schema") or {}).get("fields") or []
                 target.columns, target.names = check_schema(cfg, fields)
                 target.read_at = time.monotonic()
-            rows: list[dict[str, Any]] = []
-            row_leases: list[tuple[int, int]] = []
-            refused: list[tuple[int, int]] = []
-            for lease, blob in zip(leases, blobs, strict=True):
-                msg = PubsubMessage.FromString(blob)
-                try:
-                    rows.append({"insertId": msg.message_id, "json": to_row(sub.name, cfg, target, msg)})
-                    row_leases.append(lease)
-                except BadMessage:
-                    refused.append(lease)
+        except (TableNotFound, SchemaMismatch, Unavailable) as exc:
+            self._failed(sub, cfg, target, leases, exc)
+            return None
+        batch = _Batch()
+        for lease, blob in zip(leases, blobs, strict=True):
+            msg = PubsubMessage.FromString(blob)
+            try:
+                batch.rows.append({"insertId": msg.message_id, "json": to_row(sub.name, cfg, target, msg)})
+                batch.leases.append(lease)
+            except BadMessage:
+                batch.refused.append(lease)
+        return batch
+
+    def _send(self, sub: SubState, cfg: Any, target: _Target, client: BigQueryClient, batch: _Batch) -> bool:
+        """Write one batch (sender thread); False when the write failed as a whole (the batch is given back)."""
+        try:
             errors = (
                 client.insert_all(
-                    target.project, target.dataset, target.table, rows, ignore_unknown=cfg.drop_unknown_fields
+                    target.project, target.dataset, target.table, batch.rows, ignore_unknown=cfg.drop_unknown_fields
                 )
-                if rows
+                if batch.rows
                 else []
             )
-        except (TableNotFound, SchemaMismatch, Unavailable) as exc:
-            target.read_at = float("-inf")  # read the schema again before the next try
-            with self.b.lock:
-                sub.give_back(leases)
-                self.outcomes[sub.name]["failed_writes"] += 1
-            if isinstance(exc, TableNotFound):
-                self._set_state(sub, NOT_FOUND, f"table {cfg.table} does not exist")
-            elif isinstance(exc, SchemaMismatch):
-                self._set_state(sub, SCHEMA_MISMATCH, str(exc))
-            else:
-                log.warning(
-                    "bigquery unavailable; retrying", extra={"fields": {"subscription": sub.name, "why": str(exc)}}
-                )
+        except (TableNotFound, Unavailable) as exc:
+            self._failed(sub, cfg, target, batch.leases + batch.refused, exc)
             return False
+        except Exception as exc:  # never leave a batch leased: it would wait for its ack deadline
+            log.exception("bigquery write failed", extra={"fields": {"subscription": sub.name}})
+            self._failed(sub, cfg, target, batch.leases + batch.refused, exc)
+            return False
+        leases = batch.leases
         bad = {int(e.get("index", -1)) for e in errors if _refusal(e)}
         retry = {int(e.get("index", -1)) for e in errors} - bad  # "stopped" rows: not written, not at fault
+        refused = list(batch.refused)
         with self.b.lock:
-            done = [lease for i, lease in enumerate(row_leases) if i not in bad and i not in retry]
+            done = [lease for i, lease in enumerate(leases) if i not in bad and i not in retry]
             sub.ack(done)
-            sub.give_back([row_leases[i] for i in sorted(retry) if 0 <= i < len(row_leases)])
-            refused += [row_leases[i] for i in sorted(bad) if 0 <= i < len(row_leases)]
+            sub.give_back([leases[i] for i in sorted(retry) if 0 <= i < len(leases)])
+            refused += [leases[i] for i in sorted(bad) if 0 <= i < len(leases)]
             for seq, gen in refused:
                 sub.nack(seq, gen, push=True)
             self.outcomes[sub.name]["written"] += len(done)

@@ -318,3 +318,33 @@ def test_kill9_of_bigquery_mid_stream_loses_nothing_and_duplicates_nothing(tmp_p
     finally:
         emulator.stop()
         server.stop()
+
+
+@pytest.mark.local_only("--data-dir: the emulator's own persistence across restarts")
+def test_bigquery_config_and_backlog_survive_a_restart(
+    bq_server: HypProcess, bq: bigquery.Client, tmp_path: Path
+) -> None:
+    """Stored like a push config: after a restart with the same --data-dir the subscription is still a BigQuery
+    subscription, and what it had not written (its table was missing) is written once the table exists."""
+    bq.create_dataset("restart", exists_ok=True)
+    table_id = f"{PROJECT}.restart.later_{uuid.uuid4().hex[:6]}"
+    env = {"BIGQUERY_EMULATOR_HOST": bq_server.url}
+    first = start_emulator(tmp_path, topology="none", data_dir=tmp_path / "data", project=PROJECT, extra_env=env)
+    try:
+        topic, sub = first.topic_path(unique("t")), first.subscription_path(unique("bq"))
+        first.publisher().create_topic(name=topic)
+        config = {"table": table_id, "write_metadata": True}
+        first.subscriber().create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
+        ids = [first.publisher().publish(topic, b"before the restart").result(10) for _ in range(3)]
+        _state(first.subscriber(), sub, BQ_STATE.NOT_FOUND)
+    finally:
+        first.stop()
+    second = start_emulator(tmp_path, topology="none", data_dir=tmp_path / "data", project=PROJECT, extra_env=env)
+    try:
+        pb = second.subscriber().get_subscription(subscription=sub)
+        assert pb.bigquery_config.table == table_id and pb.bigquery_config.write_metadata
+        bq.create_table(bigquery.Table(table_id, schema=METADATA_SCHEMA))
+        assert sorted(r["message_id"] for r in _rows(bq, table_id, 3)) == sorted(ids)
+        _state(second.subscriber(), sub, BQ_STATE.ACTIVE)
+    finally:
+        second.stop()
