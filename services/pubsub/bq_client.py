@@ -12,6 +12,8 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class Unavailable(Exception):
     """No usable answer: connection refused or reset, a timeout, a 5xx, a body that is not JSON."""
@@ -38,7 +40,7 @@ class BigQueryClient:
         return f"{self.prefix}/bigquery/v2/projects/{p}/datasets/{d}/tables/{t}"
 
     def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else _compact(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
         for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: once more, fresh
             if self.conn is None:

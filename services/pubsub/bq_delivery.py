@@ -62,6 +62,9 @@ _METADATA = {
 }
 
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(separators=) makes one a call
+
+
 class SchemaMismatch(Exception):
     """The table's columns do not fit the subscription's config."""
 
@@ -141,7 +144,7 @@ def to_row(sub_name: str, cfg: Any, target: _Target, msg: Any) -> dict[str, Any]
         row[n.get("message_id", "message_id")] = msg.message_id
         t = msg.publish_time  # seconds since the epoch, as insertAll takes a TIMESTAMP (cheaper than RFC 3339)
         row[n.get("publish_time", "publish_time")] = f"{t.seconds}.{t.nanos // 1000:06d}"
-        row[n.get("attributes", "attributes")] = json.dumps(dict(msg.attributes), separators=(",", ":"))
+        row[n.get("attributes", "attributes")] = _compact(dict(msg.attributes))
     return row
 
 
