@@ -22,7 +22,7 @@ from services.console import upstream
 from services.console.collector import Collector
 from services.console.guard import CrossSiteGuard
 from services.console.live import LiveAnomalies
-from services.console.routes import page, pubsub, snapshot, sql, warehouse
+from services.console.routes import models, page, pubsub, snapshot, sql, warehouse
 from services.console.settings import ConsoleSettings
 from services.console.upstream import ActionError
 
@@ -37,6 +37,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.include_router(sql.router)
     app.include_router(pubsub.router)
     app.include_router(warehouse.router)
+    app.include_router(models.router)
     app.add_exception_handler(ActionError, _action_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _bad_input)  # type: ignore[arg-type]
     app.add_middleware(CrossSiteGuard)

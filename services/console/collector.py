@@ -207,6 +207,16 @@ class Collector:
             self.changed.notify_all()
         return snapshot
 
+    def models_changed(self) -> None:
+        """An action changed the registry: read MLflow at the next refresh, which starts now."""
+        self._models_at = None
+        self._wake.set()
+
+    @property
+    def champion_history(self) -> list[dict[str, Any]]:
+        """The champions seen while running, oldest first (``{"version", "since"}``)."""
+        return list(self._champions)
+
     def _track_champion(self, version: str | None) -> None:
         """Champion history as the console saw it (MLflow keeps only the current alias)."""
         if version is None or (self._champions and self._champions[-1]["version"] == version):

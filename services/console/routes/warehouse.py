@@ -128,7 +128,7 @@ async def histogram(body: Histogram, settings: SettingsDep, http: HttpDep) -> di
     x = f"CAST({body.column} AS FLOAT64)"
     scaled = f"LOG10({x})" if body.log else x
     keep = f"{x} > 0" if body.log else f"{x} IS NOT NULL"
-    summary = await _query(
+    summary = await query_rows(
         settings,
         http,
         f"SELECT MIN(IF({keep}, {scaled}, NULL)) AS lo, MAX(IF({keep}, {scaled}, NULL)) AS hi,"
@@ -142,7 +142,7 @@ async def histogram(body: Histogram, settings: SettingsDep, http: HttpDep) -> di
     lo, hi = float(lo), float(hi)
     width = (hi - lo) / body.bins if hi > lo else 1.0
     bucket = f"LEAST(CAST(FLOOR(({scaled} - ({lo!r})) / {width!r}) AS INT64), {body.bins - 1})"
-    rows = await _query(
+    rows = await query_rows(
         settings, http, f"SELECT {bucket} AS b, COUNT(*) AS c FROM {table} WHERE {keep} AND {x} = {x} GROUP BY b"
     )
     counts = [0] * body.bins
@@ -154,7 +154,7 @@ async def histogram(body: Histogram, settings: SettingsDep, http: HttpDep) -> di
     return {"edges": edges, "counts": counts, "n": n, "skipped": skipped, "log": body.log, "column": body.column}
 
 
-async def _query(settings: Any, http: Any, sql: str) -> list[list[Any]]:
+async def query_rows(settings: Any, http: Any, sql: str) -> list[list[Any]]:
     """A query's rows (jobs.query, standard SQL) as lists of the API's plain cell values."""
     answer = await call(
         http,

@@ -5,6 +5,7 @@
 
 async function act(method, url, body) {
   const init = { method, headers: {} };
+  if (body === undefined && method === "POST") body = {}; // the server takes only JSON posts
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
