@@ -19,6 +19,7 @@ import httpx
 import pytest
 from google.api_core import exceptions
 from google.cloud import bigquery, pubsub_v1
+from google.pubsub_v1 import types
 
 from services.common.processes import stop_group, wait_for
 from services.testing.bigquery import bigquery_client
@@ -30,8 +31,8 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.gcp_parity("https://cloud.google.com/pubsub/docs/bigquery"),
 ]
-BQ_STATE = pubsub_v1.types.BigQueryConfig.State
-SUB_STATE = pubsub_v1.types.Subscription.State
+BQ_STATE = types.BigQueryConfig.State
+SUB_STATE = types.Subscription.State
 
 
 def _bigquery(home: Path) -> HypProcess:
@@ -286,7 +287,7 @@ def test_kill9_of_bigquery_mid_stream_loses_nothing_and_duplicates_nothing(tmp_p
         subscriber.create_subscription(
             request={"name": sub, "topic": topic, "bigquery_config": {"table": table_id, "write_metadata": True}}
         )
-        total, ids = 4000, []
+        total, ids = 4000, list[str]()
         halfway = threading.Event()
 
         def publish() -> None:
