@@ -124,6 +124,38 @@ def parse_fields(raw: Any, prefix: str = "", depth: int = 1) -> tuple[Field, ...
     return tuple(fields)
 
 
+def arrow_field(name: str, kind: pa.DataType, mode: str = "NULLABLE") -> Field:
+    """The one Arrow -> BigQuery mapping, for query results and for the warehouse's own tables alike.
+
+    As BigQuery types them: a timestamp with a zone is a TIMESTAMP (an instant: the client returns an aware
+    UTC datetime), one without a zone a DATETIME (a civil time: a naive datetime). The warehouse's naive
+    times are UTC instants, so the workshop's tables show them with a zone (workshop.py, jobs.ParquetSource).
+    """
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = arrow_field(name, kind.value_type)
+        return Field(name, inner.type, "REPEATED", inner.fields)
+    if pa.types.is_struct(kind):
+        children = tuple(arrow_field(kind.field(i).name, kind.field(i).type) for i in range(kind.num_fields))
+        return Field(name, "RECORD", mode, children)
+    if pa.types.is_boolean(kind):
+        return Field(name, "BOOLEAN", mode)
+    if pa.types.is_integer(kind):
+        return Field(name, "INTEGER", mode)
+    if pa.types.is_floating(kind):
+        return Field(name, "FLOAT", mode)
+    if pa.types.is_decimal(kind):
+        return Field(name, "NUMERIC" if kind.scale <= 9 and kind.precision - kind.scale <= 29 else "BIGNUMERIC", mode)
+    if pa.types.is_timestamp(kind):
+        return Field(name, "TIMESTAMP" if kind.tz else "DATETIME", mode)
+    if pa.types.is_date(kind):
+        return Field(name, "DATE", mode)
+    if pa.types.is_time(kind):
+        return Field(name, "TIME", mode)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return Field(name, "BYTES", mode)
+    return Field(name, "STRING", mode)
+
+
 def arrow_schema(fields: tuple[Field, ...]) -> pa.Schema:
     return pa.schema([f.arrow() for f in fields])
 

@@ -1,12 +1,14 @@
 """The workshop's dataset ``ecommerce_sink``: the stack's warehouse tables as BigQuery tables.
 
 Every project of ``hyp bigquery`` has the dataset; its tables ``cloud_run`` (the processor's events),
-``dataflow`` (the detector's events, the workshop's table for its Dataflow job), ``cloud_run_anomaly`` and
-``pubsub_direct`` are not copies: they are the warehouse's own Parquet folders (services/warehouse/tables.py),
-shown in the workshop's schema (its ``datalayer/ecommerce_events_bq_schema.json`` for the event tables,
-DAY-partitioned on ``event_datetime``). A row inserted through the API is written by the warehouse's own
-writer into the same folder the processor writes, so both see one table. Other tables may be created in
-the dataset as in any other; these four cannot be dropped, truncated or altered through the API.
+``dataflow`` (the detector's events, the workshop's table for its Dataflow job), ``cloud_run_anomaly`` (the
+processor's verdicts), ``dataflow_anomaly`` (the detector's verdicts; a hyp-local table, as the workshop's
+Dataflow job scores nothing) and ``pubsub_direct`` are not copies: they are the warehouse's own Parquet
+folders (services/warehouse/tables.py), shown in the workshop's schema (its
+``datalayer/ecommerce_events_bq_schema.json`` for the event tables, DAY-partitioned on ``event_datetime``).
+A row inserted through the API is written by the warehouse's own writer into the same folder the processor
+writes, so both see one table. Other tables may be created in the dataset as in any other; these five
+cannot be dropped, truncated or altered through the API.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from services.bigquery.schema import Field, parse_fields
-from services.warehouse.tables import DETECTOR_TABLE, EVENT_TABLES, TABLES
+from services.bigquery.schema import Field, arrow_field, parse_fields
+from services.warehouse.tables import DETECTOR_TABLE, DETECTOR_VERDICTS, EVENT_TABLES, TABLES
 
 DATASET = "ecommerce_sink"
 LOCATION = "europe-west1"  # the workshop's region
@@ -91,29 +93,25 @@ EVENT_SCHEMA: list[dict[str, Any]] = [
 DESCRIPTIONS = {
     "cloud_run": "Events written by the Cloud Run processor (hyp processor).",
     DETECTOR_TABLE: "Events written by the streaming detector (hyp detector, Dataflow's place).",
-    "cloud_run_anomaly": "Scored purchases: the workshop's tax, shipping, value, anomaly, plus score and model.",
+    "cloud_run_anomaly": "Purchases scored by the processor: the workshop's tax, shipping, value, anomaly, plus score "
+    "and model.",
+    DETECTOR_VERDICTS: "Purchases scored by the streaming detector (hyp-local: the workshop's Dataflow job scores "
+    "none); the columns of cloud_run_anomaly.",
     "pubsub_direct": "Messages of the BigQuery subscription, with Pub/Sub's metadata columns.",
 }
 TABLE_NAMES = tuple(DESCRIPTIONS)
 
 
-def _bigquery_type(kind: pa.DataType) -> str:
-    if pa.types.is_timestamp(kind):
-        return "TIMESTAMP"
-    if pa.types.is_boolean(kind):
-        return "BOOLEAN"
-    if pa.types.is_integer(kind):
-        return "INTEGER"
-    if pa.types.is_floating(kind):
-        return "FLOAT"
-    return "STRING"
+def api_type(kind: pa.DataType) -> pa.DataType:
+    """A warehouse column's Arrow type as the API shows it: the warehouse's naive times are UTC instants."""
+    return pa.timestamp(kind.unit, tz="UTC") if pa.types.is_timestamp(kind) and kind.tz is None else kind
 
 
 def schema(name: str) -> list[dict[str, Any]]:
     """The API schema of a workshop table: the workshop's for the event tables, the warehouse's columns else."""
     if name in EVENT_TABLES:
         return EVENT_SCHEMA
-    return [_f(f.name, _bigquery_type(f.type)) for f in TABLES[name].schema]
+    return [arrow_field(f.name, api_type(f.type)).to_api() for f in TABLES[name].schema]
 
 
 def is_builtin(dataset: str, table: str) -> bool:

@@ -67,7 +67,7 @@ def _attributes_json(message: Message) -> str:
 
 
 def cloud_run_rows(batch: Batch, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every valid event as a ``cloud_run`` row tagged ``source="detector"``."""
+    """Every valid event as an event-table row (``dataflow``, the workshop's schema) tagged ``source="detector"``."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
     rows = []
     for event, message in zip(batch.events, batch.event_messages, strict=True):
@@ -84,7 +84,7 @@ def cloud_run_rows(batch: Batch, now: datetime | None = None) -> list[dict[str, 
 
 
 def anomaly_rows(batch: Batch, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every scored purchase (normal or not) as a ``cloud_run_anomaly`` row with its verdict."""
+    """Every scored purchase (normal or not) as a verdict row (``dataflow_anomaly``) with its verdict."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
     rows = []
     for i, verdict in zip(batch.purchase_index, batch.verdicts, strict=True):

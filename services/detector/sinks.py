@@ -17,7 +17,9 @@ import apache_beam as beam
 
 from services.detector import metrics, records
 from services.detector.batch import Batch, Rejected
-from services.warehouse.tables import DETECTOR_TABLE  # the detector's events: its own table, as Dataflow's
+
+# the detector's events and verdicts: tables of its own, as a Dataflow job's (the processor writes cloud_run*)
+from services.warehouse.tables import DETECTOR_TABLE, DETECTOR_VERDICTS
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def _writer_pool() -> Any:
 
 
 def write_warehouse(warehouse_dir: str, batch: Batch) -> Batch:
-    """Append the batch's events (``dataflow``) and verdicts (``cloud_run_anomaly``) as new files, concurrently.
+    """Append the batch's events (``dataflow``) and verdicts (``dataflow_anomaly``) as new files, concurrently.
 
     Returns the batch, with rows the warehouse refused moved to ``rejected`` (dead letter).
     """
@@ -90,7 +92,7 @@ def write_warehouse(warehouse_dir: str, batch: Batch) -> Batch:
     root = Path(warehouse_dir)
     tables = [(DETECTOR_TABLE, records.cloud_run_rows(batch, now))]
     if batch.verdicts:
-        tables.append(("cloud_run_anomaly", records.anomaly_rows(batch, now)))
+        tables.append((DETECTOR_VERDICTS, records.anomaly_rows(batch, now)))
     try:
         if len(tables) == 1:
             append(root, *tables[0])
@@ -121,7 +123,7 @@ def write_warehouse_many(warehouse_dir: str, batches: list[Batch]) -> list[Batch
     root = Path(warehouse_dir)
     events = [row for b in batches for row in records.cloud_run_rows(b, now)]
     verdicts = [row for b in batches if b.verdicts for row in records.anomaly_rows(b, now)]
-    tables = [(name, rows) for name, rows in ((DETECTOR_TABLE, events), ("cloud_run_anomaly", verdicts)) if rows]
+    tables = [(name, rows) for name, rows in ((DETECTOR_TABLE, events), (DETECTOR_VERDICTS, verdicts)) if rows]
     try:
         futures = [_writer_pool().submit(append, root, name, rows) for name, rows in tables]
         errors = [f.exception() for f in futures]
@@ -149,7 +151,7 @@ def _write_row_by_row(root: Path, batch: Batch, now: datetime) -> Batch:
             one = one.replace(purchase_index=(0,), verdicts=(verdict_of[i],))
         try:
             append(root, DETECTOR_TABLE, records.cloud_run_rows(one, now))
-            append(root, "cloud_run_anomaly", records.anomaly_rows(one, now))
+            append(root, DETECTOR_VERDICTS, records.anomaly_rows(one, now))
         except WarehouseError as exc:
             rejected.append(Rejected(message, f"warehouse: {exc}"))
             continue

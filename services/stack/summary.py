@@ -84,40 +84,43 @@ class _Tally:
     def __init__(self, warehouse_dir: Path) -> None:
         self.warehouse_dir = warehouse_dir
         self.events: dict[str, int] = {}  # event table file (cloud_run, dataflow) -> rows (from the Parquet footer)
-        self.anomaly: dict[str, dict[str, Any]] = {}  # cloud_run_anomaly file -> its counts
+        self.verdicts: dict[
+            str, dict[str, Any]
+        ] = {}  # verdict table file (cloud_run_anomaly, dataflow_anomaly) -> counts
+
+    def _per_table(self, counted: dict[str, Any], tables: tuple[str, ...]) -> dict[str, list[Any]]:
+        return {t: [v for f, v in counted.items() if Path(f).is_relative_to(self.warehouse_dir / t)] for t in tables}
 
     def update(self, latest_after: float | None) -> WarehouseStats:
         import duckdb
         import pyarrow.parquet as pq
 
         from services.warehouse.query import files
-        from services.warehouse.tables import EVENT_TABLES
+        from services.warehouse.tables import EVENT_TABLES, VERDICT_TABLES
 
         live = [str(f) for table in EVENT_TABLES for f in files(self.warehouse_dir, table)]
         self.events = {f: self.events[f] if f in self.events else pq.read_metadata(f).num_rows for f in live}
-        per_table = {
-            table: sum(n for f, n in self.events.items() if Path(f).is_relative_to(self.warehouse_dir / table))
-            for table in EVENT_TABLES
-        }
-        live = [str(f) for f in files(self.warehouse_dir, "cloud_run_anomaly")]
-        new = [f for f in live if f not in self.anomaly]
-        self.anomaly = {f: self.anomaly[f] for f in live if f in self.anomaly}
+        live = [str(f) for table in VERDICT_TABLES for f in files(self.warehouse_dir, table)]
+        new = [f for f in live if f not in self.verdicts]
+        self.verdicts = {f: self.verdicts[f] for f in live if f in self.verdicts}
         latest: list[dict[str, Any]] = []
         if new:
             con = duckdb.connect(":memory:")
             try:
                 for row in con.sql(_COUNTS, params=[new]).to_arrow_table().to_pylist():
-                    self.anomaly[row.pop("filename")] = row
+                    self.verdicts[row.pop("filename")] = row
                 after = -1.0 if latest_after is None else latest_after
                 latest = con.sql(_LATEST, params=[new, after]).to_arrow_table().to_pylist()
             finally:
                 con.close()
-        counts = list(self.anomaly.values())
+        # each event table (the processor's cloud_run, the detector's dataflow) holds each event once, and each
+        # verdict table (cloud_run_anomaly, dataflow_anomaly) each scored purchase once: the fuller one counts,
+        # whichever part of the stack runs
+        events = max(sum(n) for n in self._per_table(self.events, EVENT_TABLES).values())
+        counts = max(self._per_table(self.verdicts, VERDICT_TABLES).values(), key=lambda c: sum(x["scored"] for x in c))
         versions = [c["model_version"] for c in counts if c["model_version"] is not None]
         return WarehouseStats(
-            # each event table (the processor's cloud_run, the detector's dataflow) holds each event once: the
-            # fuller one counts the events stored, whichever part of the stack runs
-            events=max(per_table.values()),
+            events=events,
             scored=sum(c["scored"] for c in counts),
             flagged=sum(c["flagged"] for c in counts),
             true_positives=sum(c["tp"] for c in counts),

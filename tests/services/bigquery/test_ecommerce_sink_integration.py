@@ -74,7 +74,7 @@ def test_dataset_and_tables_in_the_workshop_schema(client) -> None:
     assert DATASET in {d.dataset_id for d in client.list_datasets()}
     assert client.get_dataset(DATASET).location == "europe-west1"
     names = {t.table_id for t in client.list_tables(DATASET)}
-    assert {"cloud_run", "dataflow", "cloud_run_anomaly", "pubsub_direct"} <= names
+    assert {"cloud_run", "dataflow", "cloud_run_anomaly", "dataflow_anomaly", "pubsub_direct"} <= names
     table = client.get_table(CLOUD_RUN)
     top = [(f.name, f.field_type, f.mode) for f in table.schema]
     assert top == [
@@ -96,6 +96,8 @@ def test_dataset_and_tables_in_the_workshop_schema(client) -> None:
     assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == "event_datetime"
     anomaly = {f.name: f.field_type for f in client.get_table(f"{PROJECT}.{DATASET}.cloud_run_anomaly").schema}
     assert {"tax": "FLOAT", "shipping": "FLOAT", "value": "FLOAT", "anomaly": "BOOLEAN"}.items() <= anomaly.items()
+    detector = client.get_table(f"{PROJECT}.{DATASET}.dataflow_anomaly")  # the detector's verdicts: the same columns
+    assert {f.name: f.field_type for f in detector.schema} == anomaly and "detector" in detector.description
 
 
 def test_processor_rows_read_nested_and_the_training_query_runs(client, warehouse_dir) -> None:
