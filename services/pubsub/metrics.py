@@ -104,7 +104,10 @@ def render(stats: dict[str, Any], push: dict[str, dict[str, int]] | None = None)
             for s in stats["subscriptions"]
         ]
     metric = m.PUBSUB_PUSH_REQUESTS
-    lines += [f"# HELP {metric} Push deliveries by outcome.", f"# TYPE {metric} counter"]
+    lines += [
+        f"# HELP {metric} Deliveries by outcome (push: ack, nack; BigQuery: written, refused, failed_writes).",
+        f"# TYPE {metric} counter",
+    ]
     for sub, outcomes in sorted((push or {}).items()):
         lines += [f'{metric}{{subscription="{_esc(sub)}",outcome="{o}"}} {n}' for o, n in sorted(outcomes.items())]
     if "store" in stats:
