@@ -69,6 +69,7 @@ def parse_envelope(body: bytes) -> PushMessage:
         isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
     ):
         raise EnvelopeError("message.attributes: expected an object of string values")
+    _check_attributes(attributes)
     published = message.get("publishTime", message.get("publish_time"))
     publish_time = None
     if published is not None:
@@ -85,3 +86,21 @@ def parse_envelope(body: bytes) -> PushMessage:
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
         raise EnvelopeError("deliveryAttempt: expected an integer")
     return PushMessage(raw, dict(attributes), message_id, publish_time, subscription, attempt)
+
+
+# Pub/Sub's limits on what a publisher may attach (https://cloud.google.com/pubsub/quotas#resource_limits): a
+# pushed message cannot break them, so an envelope that does is not from Pub/Sub (and its attributes could not
+# be published to the dead-letter topic either).
+MAX_ATTRIBUTES, MAX_KEY_BYTES, MAX_VALUE_BYTES = 100, 256, 1024
+
+
+def _check_attributes(attributes: dict[str, str]) -> None:
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise EnvelopeError(f"message.attributes: {len(attributes)} attributes, Pub/Sub allows {MAX_ATTRIBUTES}")
+    for key, value in attributes.items():
+        if not key:
+            raise EnvelopeError("message.attributes: an attribute key is empty")
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise EnvelopeError(f"message.attributes: key {key[:40]!r}... is over {MAX_KEY_BYTES} bytes")
+        if len(value.encode()) > MAX_VALUE_BYTES:
+            raise EnvelopeError(f"message.attributes[{key[:40]!r}]: value is over {MAX_VALUE_BYTES} bytes")

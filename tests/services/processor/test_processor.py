@@ -98,6 +98,9 @@ def test_concurrent_duplicate_deliveries_write_once_and_pushes_share_files(tmp_p
         (b'{"message": {"data": 5, "messageId": "1"}}', "message.data: expected a base64 string"),
         (b'{"message": {"data": "e30=", "messageId": "1", "attributes": {"a": 1}}}', "message.attributes"),
         (b'{"message": {"data": "e30=", "messageId": "1", "publishTime": "yesterday"}}', "message.publishTime"),
+        # what Pub/Sub never delivers (its publish limits), found by the fuzz tier: the dead-letter publish failed
+        (b'{"message": {"data": "", "messageId": "1", "attributes": {"": ""}}}', "attribute key is empty"),
+        (b'{"message": {"data": "", "messageId": "1", "attributes": {"k": "%s"}}}' % (b"v" * 1025), "over 1024 bytes"),
     ],
 )
 def test_malformed_envelopes_get_400_with_the_reason(tmp_path, endpoint_url, body, reason):

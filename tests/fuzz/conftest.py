@@ -1,0 +1,33 @@
+"""The fuzz tier's stack: one private `hyp up` (no load generator) whose HTTP APIs and emulator surfaces the
+tier's tests throw generated input at, then check that no process died."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from services.stack import definition as d
+from services.testing.local_stack import LocalHypStack
+
+# every service that serves an API of ours; their dependencies (pubsub, mlflow, init, endpoint, detector) come along
+FUZZED = ["processor", "orchestrator", "console", "bigquery", "storage"]
+
+# service -> its HTTP port (definition.py): the APIs with an OpenAPI document
+OPENAPI_PORTS = {
+    "endpoint": d.ENDPOINT_PORT,
+    "processor": d.PROCESSOR_PORT,
+    "orchestrator": d.ORCHESTRATOR_PORT,
+    "console": d.CONSOLE_PORT,
+    "bigquery": d.BIGQUERY_PORT,
+}
+
+
+@pytest.fixture(scope="package")
+def fuzz_stack() -> Iterator[LocalHypStack]:
+    with LocalHypStack(FUZZED) as stack:
+        yield stack
+
+
+def url(stack: LocalHypStack, service: str) -> str:
+    return f"http://127.0.0.1:{stack.port(service, OPENAPI_PORTS[service])}"
