@@ -8,6 +8,13 @@ command that made it.
 
     .venv/bin/python benchmarks/detector_bench.py [--events 100000] [--rate 1000] [--seconds 60]
         [--anomaly-rate value_spike=0.2] [--cpu-seconds 30]
+
+With --vertex it compares instead the two ways of scoring with the registry's champion, side by side in one
+run: in process (--scorer champion) and through a `hyp endpoint` with Beam's VertexAIModelHandlerJSON
+(--scorer vertex): sustained events/s and publish -> warehouse latency at a fixed rate. It starts its own
+MLflow server and trains a champion unless --tracking-uri names one.
+
+    .venv/bin/python benchmarks/detector_bench.py --vertex [--events 20000] [--rate 500] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -153,6 +160,73 @@ def load_average() -> str:
         return "unknown"
 
 
+def champion_server(work: Path) -> tuple[str, list]:
+    """A private MLflow server with a trained k-means champion: (tracking URI, processes to stop)."""
+    from services.testing.hyp import HypProcess, run_hyp
+
+    data = work / "mlflow"
+    mlflow = HypProcess("mlflow", "--host", "127.0.0.1", "--data-dir", str(data), log_path=work / "mlflow.log")
+    mlflow.start(300)
+    trained = run_hyp(
+        *("train", "--model", "kmeans", "--generate", "3000", "--eval-rows", "3000", "--promote"),
+        *("--tracking-uri", mlflow.url, "--warehouse-dir", str(work / "train-warehouse")),
+        timeout=600,
+    )
+    if trained.returncode != 0:
+        mlflow.stop()
+        raise RuntimeError(f"hyp train failed: {trained.stderr[-2000:]}")
+    return mlflow.url, [mlflow]
+
+
+def compare_vertex(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """In-process champion scoring against Beam's VertexAIModelHandlerJSON through `hyp endpoint`, one run."""
+    import os
+
+    from services.testing.hyp import HypProcess
+
+    load_before = load_average()
+    work = Path(tempfile.mkdtemp(prefix="hyp-detector-vertex-bench-"))
+    stops: list = []
+    emulator = start_emulator(work / "pubsub", topology="none")
+    try:
+        uri, stops = (args.tracking_uri, []) if args.tracking_uri else champion_server(work)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "HYP_PROJECT": emulator.project}
+        endpoint = HypProcess("endpoint", "--host", "127.0.0.1", log_path=work / "endpoint.log", env=env).start(300)
+        stops.append(endpoint)
+        base = ["--detector-batch-size", str(args.batch_size), "--tracking-uri", uri]
+        modes = {
+            "in process (--scorer champion)": ["--scorer", "champion", *base],
+            "Vertex endpoint (--scorer vertex)": ["--scorer", "vertex", "--vertex-api-endpoint", endpoint.url, *base],
+        }
+        results = {}
+        for name, scorer_args in modes.items():
+            results[name] = (
+                throughput(emulator, work, "local", args.events, scorer_args, timeout=900),
+                latency(emulator, work, "local", args.rate, args.seconds, scorer_args, args.anomaly_rate),
+            )
+    finally:
+        for process in reversed(stops):
+            process.stop()
+        emulator.stop()
+    print("| scoring | sustained events/s (publish -> warehouse + ack) | lost / duplicated "
+          f"| latency at {args.rate:,.0f} events/s, p50 / p99 | detections p50 / p99 | peak RSS |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    lost = 0.0
+    for name, (thr, lat) in results.items():
+        lost += thr["events"] - thr["distinct"]
+        print(
+            f"| {name} | {thr['rate']:,.0f} ({thr['events']:,} events in {thr['elapsed_s']:.1f} s) "
+            f"| {thr['events'] - thr['distinct']:.0f} / {thr['rows'] - thr['distinct']:.0f} "
+            f"| {lat['p50']:.0f} ms / {lat['p99']:.0f} ms | {lat['d50']:.0f} ms / {lat['d99']:.0f} ms "
+            f"| {max(thr['rss_mb'] or 0, lat['rss_mb'] or 0):.0f} MiB |"
+        )
+    print()
+    print(f"load average (1/5/15 min): {load_before} before, {load_average()} after")
+    print(f"command: .venv/bin/python benchmarks/detector_bench.py {shlex.join(argv or sys.argv[1:])}".rstrip())
+    print(f"details: {json.dumps(results, default=str)}")
+    return 0 if lost == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
@@ -170,7 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-seconds", type=float, default=0.0, help="also measure CPU (idle, 200 and 2,000 events/s) this long"
     )
+    parser.add_argument(
+        "--vertex",
+        action="store_true",
+        help="compare in-process champion scoring with --scorer vertex (Beam's VertexAIModelHandlerJSON through "
+        "hyp endpoint) instead",
+    )
     args = parser.parse_args(argv)
+    if args.vertex:
+        return compare_vertex(args, argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
     if args.tracking_uri:
         scorer_args += ["--tracking-uri", args.tracking_uri]

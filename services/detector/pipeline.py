@@ -133,6 +133,8 @@ def make_scorer_factory(cfg: DetectorConfig) -> Callable[[], scoring.Scorer]:
     """A picklable zero-argument factory for the configured scorer."""
     if cfg.scorer == "champion":
         return _ChampionFactory(cfg.tracking_uri, cfg.model_name, cfg.model_alias, cfg.reload_interval)
+    if cfg.scorer == "vertex":
+        return _VertexFactory(cfg.vertex_endpoint_id, cfg.project, cfg.location, cfg.vertex_api_endpoint)
     return _OnlineFactory(cfg.scorer)
 
 
@@ -145,6 +147,18 @@ class _ChampionFactory:
         return scoring.shared_scorer(
             ("champion", *self.args), lambda: scoring.ChampionScorer(uri, name, alias, poll_interval_s=interval)
         )
+
+
+class _VertexFactory:
+    """A Vertex AI endpoint through Beam's VertexAIModelHandlerJSON (services/detector/vertex.py)."""
+
+    def __init__(self, endpoint_id: str, project: str, location: str, api_endpoint: str | None) -> None:
+        self.args = (endpoint_id, project, location, api_endpoint)
+
+    def __call__(self) -> scoring.Scorer:
+        from services.detector.vertex import VertexScorer
+
+        return scoring.shared_scorer(("vertex", *self.args), lambda: VertexScorer(*self.args))
 
 
 class _OnlineFactory:

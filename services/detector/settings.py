@@ -22,11 +22,11 @@ from services.common.settings import (
 )
 
 Source = Literal["local", "pubsub", "kafka"]
-Scorer = Literal["champion", "zscore", "robust-zscore", "iqr"]
+Scorer = Literal["champion", "zscore", "robust-zscore", "iqr", "vertex"]
 SOURCES: tuple[str, ...] = get_args(Source)
 SCORERS: tuple[str, ...] = get_args(Scorer)
 WORKER_ID = re.compile(r"[A-Za-z0-9_.-]{0,63}")
-ONLINE_DETECTORS = SCORERS[1:]  # Beam's online detectors (apache_beam.ml.anomaly)
+ONLINE_DETECTORS = ("zscore", "robust-zscore", "iqr")  # Beam's online detectors (apache_beam.ml.anomaly)
 
 
 class DetectorSettings(CommonSettings):
@@ -50,7 +50,19 @@ class DetectorSettings(CommonSettings):
     scorer: Scorer = Field(
         "champion",
         validation_alias="HYP_DETECTOR_SCORER",
-        description="champion (MLflow registry) or one of Beam's online detectors",
+        description="champion (MLflow registry, in process), one of Beam's online detectors, or vertex (a Vertex AI "
+        "endpoint through Beam's VertexAIModelHandlerJSON: --vertex-endpoint-id, --vertex-api-endpoint)",
+    )
+    vertex_endpoint_id: str = Field(
+        "1",
+        validation_alias="HYP_DETECTOR_VERTEX_ENDPOINT_ID",
+        description="scorer vertex: the endpoint's id (in the settings' project and location)",
+    )
+    vertex_api_endpoint: str | None = Field(
+        "http://127.0.0.1:8080",
+        validation_alias="HYP_DETECTOR_VERTEX_API_ENDPOINT",
+        description="scorer vertex: where Vertex AI's API answers (hyp endpoint; empty: Google's own, with the "
+        "environment's credentials)",
     )
     reload_interval: float = Field(
         5.0, validation_alias="HYP_DETECTOR_RELOAD_INTERVAL", description="seconds between polls of the alias"

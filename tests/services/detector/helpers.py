@@ -73,3 +73,11 @@ FAKES: dict[str, FakeSubscriber] = {}
 def fake_client(emulator_host: str | None) -> FakeSubscriber:
     """client_factory for SubscriptionConfig: the FakeSubscriber registered under ``emulator_host``."""
     return FAKES[emulator_host or ""]
+
+
+# The detector's verdict table: `dataflow_anomaly` once the warehouse names it (services/warehouse/tables.py
+# DETECTOR_VERDICTS), `cloud_run_anomaly` before (the two states of the tree while that move lands).
+def verdict_table() -> str:
+    from services.warehouse import tables
+
+    return str(getattr(tables, "DETECTOR_VERDICTS", "cloud_run_anomaly"))

@@ -11,13 +11,14 @@ import pytest
 from services.common.processes import wait_for
 from services.warehouse.query import query
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector
+from tests.services.detector.helpers import verdict_table
 from tests.services.detector.test_records import HOSTILE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 
 def _versions(warehouse) -> dict[str, int]:
-    rows = query(warehouse, "SELECT model_version, count(*) AS n FROM cloud_run_anomaly GROUP BY 1").to_pylist()
+    rows = query(warehouse, f"SELECT model_version, count(*) AS n FROM {verdict_table()} GROUP BY 1").to_pylist()
     return {r["model_version"]: r["n"] for r in rows}
 
 

@@ -14,7 +14,7 @@ from services.detector.__main__ import main
 from services.detector.metrics import DetectorMetrics
 from services.detector.options import OptionsError, resolve
 from services.warehouse.query import query
-from tests.services.detector.helpers import batch, message, purchase_event, view_event
+from tests.services.detector.helpers import batch, message, purchase_event, verdict_table, view_event
 
 
 def _cfg(*flags: str):
@@ -30,7 +30,7 @@ def test_load_writes_events_and_verdicts_to_the_warehouse(tmp_path):
         assert_that(counts, equal_to([2]))
     events = query(tmp_path, "SELECT message_id, source FROM dataflow ORDER BY 1").to_pylist()
     assert events == [{"message_id": "m0", "source": "detector"}, {"message_id": "m1", "source": "detector"}]
-    verdicts = query(tmp_path, "SELECT transaction_id, anomaly, model_version FROM cloud_run_anomaly").to_pylist()
+    verdicts = query(tmp_path, f"SELECT transaction_id, anomaly, model_version FROM {verdict_table()}").to_pylist()
     assert verdicts == [{"transaction_id": "t0", "anomaly": False, "model_version": "3"}]
 
 

@@ -13,6 +13,7 @@ from services.detector.workers import worker_specs
 from services.warehouse.query import query
 from services.warehouse.tables import DETECTOR_TABLE
 from tests.services.detector.harness import Detector, Resources, publish_events, pull_all, start_detector
+from tests.services.detector.helpers import verdict_table
 
 EVENTS = 6000
 EVENTS_TABLE = DETECTOR_TABLE  # the detector's events table
@@ -64,11 +65,11 @@ def test_two_workers_share_one_subscription_and_lose_nothing(pubsub_emulator, tm
     scored = query(
         warehouse,
         f"""SELECT count(DISTINCT e.message_id) AS labelled, count(DISTINCT v.message_id) AS scored
-            FROM {EVENTS_TABLE} e LEFT JOIN cloud_run_anomaly v USING (message_id)
+            FROM {EVENTS_TABLE} e LEFT JOIN {verdict_table()} v USING (message_id)
             WHERE {LABEL_SQL.replace("attributes", "e.attributes")}""",
     ).to_pylist()[0]
     flagged = {
-        r["message_id"] for r in query(warehouse, "SELECT message_id FROM cloud_run_anomaly WHERE anomaly").to_pylist()
+        r["message_id"] for r in query(warehouse, f"SELECT message_id FROM {verdict_table()} WHERE anomaly").to_pylist()
     }
     detections = pull_all(res.host, res.detections_subscription)
     published = {json.loads(m.data)["message_id"] for m in detections}
