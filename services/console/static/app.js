@@ -177,14 +177,7 @@ function renderModels(m) {
   $("champion-history").textContent = (m.champion_history || []).length > 1
     ? "history: " + m.champion_history.map((h) => `v${h.version} @ ${new Date(h.since * 1000).toLocaleTimeString()}`).join(" → ")
     : "";
-  fillBody(
-    $("versions"),
-    (m.versions || []).map((v) => [
-      `v${v.version}`, (v.aliases || []).map((a) => "@" + a).join(" ") || "–",
-      v.created ? new Date(v.created * 1000).toLocaleString() : "–",
-      { text: Object.entries(v.metrics || {}).slice(0, 6).map(([k, x]) => `${k}=${fmt(x, 3)}`).join("  ") || "–", title: JSON.stringify(v.tags || {}) },
-    ])
-  );
+  renderVersionActions(m); // models.js: metrics side by side, promote buttons
 }
 
 function renderOrchestrator(o) {

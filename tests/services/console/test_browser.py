@@ -25,18 +25,8 @@ import pytest
 
 from services.common.processes import free_port, stop_group, wait_for, wait_healthy
 from services.common.settings import DETECTIONS_TOPIC, EVENTS_TOPIC
+from tests.services.console.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-sync",
-]
-ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "docs" / "console.png"
 
 pytestmark = [
@@ -238,7 +228,7 @@ def test_sql_box_answers_and_names_bad_sql(page):
     page.wait_for_selector('#table-counts li[data-table="pubsub_direct"] >> text=5')
     page.fill("#sql", "SELECT count(*) AS n FROM pubsub_direct")
     page.click("#sql-form button")
-    page.wait_for_selector("#sql-result tbody td >> text=5", timeout=10_000)
+    page.wait_for_selector("#sql-result tbody td >> text=5", timeout=30_000)
     page.fill("#sql", "DROP TABLE pubsub_direct")
     page.click("#sql-form button")
     page.wait_for_selector("#sql-error:not([hidden])", timeout=10_000)

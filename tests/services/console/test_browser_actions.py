@@ -8,7 +8,6 @@ Needs /usr/bin/chromium (never ``playwright install``); skips with that reason w
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,8 @@ import pytest
 
 from services.common.processes import free_port, stop_group, wait_healthy
 from services.testing.pubsub import pull, topic_and_subscription
-from tests.services.console.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, assert_clean
+from tests.services.console.conftest import CHROMIUM, console_process
+from tests.services.console.test_browser import assert_clean
 from tests.services.console.test_warehouse_actions import VALUES, bigquery  # noqa: F401  (a fixture)
 
 pytestmark = [
@@ -35,60 +35,19 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def console(pubsub_emulator, bigquery) -> Iterator[str]:  # noqa: F811
     bigquery_url, warehouse = bigquery
-    port = free_port()
-    dead = f"http://127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
-        "PUBSUB_EMULATOR_HOST": pubsub_emulator.host,
-        "HYP_PROJECT": pubsub_emulator.project,
-        "HYP_CONSOLE_PUBSUB_URL": pubsub_emulator.rest_url,
-        "HYP_CONSOLE_DETECTOR_METRICS_URL": dead + "/metrics",
-        "HYP_CONSOLE_ENDPOINT_URL": dead,
-        "HYP_CONSOLE_PROCESSOR_URL": dead,
-        "HYP_CONSOLE_ORCHESTRATOR_URL": dead,
-        "MLFLOW_TRACKING_URI": dead,
-        "HYP_WAREHOUSE_DIR": str(warehouse),
-        "BIGQUERY_EMULATOR_HOST": bigquery_url,
-        "HYP_CONSOLE_SUBSCRIBE": "false",
-        "HYP_CONSOLE_PROBE_TIMEOUT_S": "0.5",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.console", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url + "/health", 30, process=proc, what="hyp console")
+    with console_process(
+        PUBSUB_EMULATOR_HOST=pubsub_emulator.host,
+        HYP_PROJECT=pubsub_emulator.project,
+        HYP_CONSOLE_PUBSUB_URL=pubsub_emulator.rest_url,
+        HYP_CONSOLE_BIGQUERY_URL=bigquery_url,
+        HYP_WAREHOUSE_DIR=str(warehouse),
+    ) as url:
         yield url
-    finally:
-        stop_group(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
-def page(browser, console):
-    context = browser.new_context(viewport={"width": 1600, "height": 1300})
-    pg = context.new_page()
-    pg.errors, pg.requests = [], []
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("request", lambda r: pg.requests.append(r.url))
-    yield pg
-    context.close()
+def page(tab, console):
+    return tab
 
 
 def backlog(emulator, subscription: str) -> int:
