@@ -1,7 +1,8 @@
 """BigQuery subscriptions: write each message of a subscription with ``bigquery_config`` into its table.
 
 One thread per BigQuery subscription sleeps on the subscription's condition until messages are ready (a
-publish wakes it: no polling), leases what is ready (up to ``batch_rows``), and writes it with one
+publish wakes it: no polling), leases what is ready (up to ``batch_rows``; a partial batch within
+``linger_s`` of the previous write waits out the rest of it), and writes it with one
 tabledata.insertAll to ``hyp bigquery`` (services/pubsub/bq_client.py), ``insertId`` = the message id so
 a batch written again after a failure or a crash is not stored twice. At least once, as on GCP: a message
 is acked only after BigQuery accepted its row.
@@ -151,10 +152,13 @@ def to_row(sub_name: str, cfg: Any, target: _Target, msg: Any) -> dict[str, Any]
 class BigQueryDelivery:
     """Runs the write loop of every BigQuery subscription of a broker (one thread each)."""
 
-    def __init__(self, broker: Broker, url: str, batch_rows: int = 1000, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, broker: Broker, url: str, batch_rows: int = 1000, linger_s: float = 0.0, timeout_s: float = 30.0
+    ) -> None:
         self.b = broker
         self.url = url
         self.batch_rows = batch_rows
+        self.linger_s = linger_s
         self.timeout_s = timeout_s
         self.stopping = threading.Event()
         self.threads: dict[int, threading.Thread] = {}  # subscription uid -> its loop
@@ -194,8 +198,14 @@ class BigQueryDelivery:
         pending: Future[bool] | None = None
         pause = 0.0
         target: _Target | None = None
+        sent_at = float("-inf")
         try:
             while not self.stopping.is_set():
+                with self.b.lock:
+                    short = len(sub.ready) < self.batch_rows
+                linger = sent_at + self.linger_s - time.monotonic()
+                if short and linger > 0:  # a partial batch waits a little for more: fewer, larger writes
+                    self.stopping.wait(linger)
                 with self.b.lock:
                     pb = sub.pb
                     if self.b.subs.get(sub.name) is not sub or not pb.bigquery_config.table or pb.detached:
@@ -222,6 +232,7 @@ class BigQueryDelivery:
                 if ok and batch is not None:
                     assert target is not None
                     pending = sender.submit(self._send, sub, cfg, target, writer, batch)
+                    sent_at = time.monotonic()
                 elif batch is not None:  # the write in flight failed as a whole: this one waits too
                     with self.b.lock:
                         sub.give_back(batch.leases + batch.refused)

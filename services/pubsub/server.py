@@ -37,7 +37,9 @@ class Emulator:
             self.broker, settings.push_max_outstanding, settings.push_timeout_s, settings.push_max_connections
         )
         self.broker.on_push_subscription = self.push.watch
-        self.bigquery = BigQueryDelivery(self.broker, settings.bigquery_url, settings.bigquery_batch_rows)
+        self.bigquery = BigQueryDelivery(
+            self.broker, settings.bigquery_url, settings.bigquery_batch_rows, settings.bigquery_linger_s
+        )
         self.broker.on_bigquery_subscription = self.bigquery.watch
         self._stop = threading.Event()
         self.grpc_server: grpc.Server | None = None

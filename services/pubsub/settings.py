@@ -39,6 +39,8 @@ class PubsubSettings(CommonSettings):
     bigquery_url: str = Field("http://127.0.0.1:9050", validation_alias="BIGQUERY_EMULATOR_HOST")
     # rows per insertAll request of one BigQuery subscription (BigQuery's limit: 50,000 and 10 MB)
     bigquery_batch_rows: int = Field(1000, ge=1, le=50_000, validation_alias="HYP_PUBSUB_BIGQUERY_BATCH_ROWS")
+    # a partial batch waits until this long after the previous write (fewer, larger warehouse commits)
+    bigquery_linger_s: float = Field(0.2, ge=0, le=10, validation_alias="HYP_PUBSUB_BIGQUERY_LINGER_S")
 
 
 @lru_cache
