@@ -22,7 +22,8 @@ from services.console import upstream
 from services.console.collector import Collector
 from services.console.guard import CrossSiteGuard
 from services.console.live import LiveAnomalies
-from services.console.routes import models, page, pubsub, snapshot, sql, warehouse
+from services.console.routes import models, page, pubsub, scenarios, snapshot, sql, warehouse
+from services.console.scenarios import LoadRuns
 from services.console.settings import ConsoleSettings
 from services.console.upstream import ActionError
 
@@ -38,10 +39,23 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.include_router(pubsub.router)
     app.include_router(warehouse.router)
     app.include_router(models.router)
+    app.include_router(scenarios.router)
     app.add_exception_handler(ActionError, _action_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _bad_input)  # type: ignore[arg-type]
     app.add_middleware(CrossSiteGuard)
     return app
+
+
+def _loadgen_env(settings: ConsoleSettings) -> dict[str, str]:
+    """The load generator's environment: this one, with the console's emulator and project (never HYP_LOADGEN_*
+    from the console's own environment deciding what the page asked for)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYP_LOADGEN_")}
+    env["HYP_PROJECT"] = settings.project
+    if settings.pubsub_emulator_host:
+        env["PUBSUB_EMULATOR_HOST"] = settings.pubsub_emulator_host
+    return env
 
 
 async def _action_error(_: Request, exc: ActionError) -> JSONResponse:
@@ -68,6 +82,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     collector = Collector(settings, live, feeds_status=(lambda: feeds.status) if feeds else lambda: None)
     app.state.collector = collector
     app.state.http = upstream.client()
+    app.state.load_runs = LoadRuns(_loadgen_env(settings))
     await collector.refresh()
     task = asyncio.create_task(collector.run(), name="console-refresh")
     try:
@@ -77,5 +92,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
         await collector.close()
         await app.state.http.aclose()
+        await asyncio.to_thread(app.state.load_runs.close)
         if feeds is not None:
             await asyncio.to_thread(feeds.stop)

@@ -149,3 +149,28 @@ def test_table_browser_preview_and_histogram(page, console):
     page.wait_for_selector("#histogram-form .outcome[data-ok='false']", timeout=15_000)
     assert "BigQuery jobs.query" in page.inner_text("#histogram-form .outcome")
     assert "jobs.list" in page.inner_text("#jobs-state") or page.locator("#jobs-table tbody tr").count() > 0
+
+
+def test_a_scenario_is_started_and_followed_to_its_end(page, console, pubsub_emulator):
+    sub = pubsub_emulator.subscription_path(f"console-scenario-{free_port()}")
+    pubsub_emulator.subscriber().create_subscription(
+        request={
+            "name": sub,
+            "topic": pubsub_emulator.topic_path("hyp-pubsub-topic"),
+            "filter": 'attributes.anomaly = "1"',
+        }
+    )
+    open_console(page, console)
+    page.wait_for_selector("#scenario-kind option", state="attached", timeout=10_000)
+    page.select_option("#scenario", "anomaly")
+    page.select_option("#scenario-kind", "shipping_outlier")
+    page.fill("#scenario-rate", "100")
+    page.fill("#scenario-duration", "3")
+    page.click("#scenario-form button[type=submit]")
+    page.wait_for_selector("#scenario-form .outcome[data-ok='true'] >> text=started", timeout=15_000)
+    page.wait_for_selector("#scenario-state >> text=✓ finished", timeout=60_000)
+    assert "sent" in page.inner_text("#scenario-state")
+    assert page.eval_on_selector("#scenario-progress", "p => p.value") == 1
+    received = pull(pubsub_emulator.subscriber(), sub, 3)
+    assert {m.message.attributes["anomaly_kind"] for m in received} == {"shipping_outlier"}
+    assert_clean(page)
