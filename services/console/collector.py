@@ -123,6 +123,24 @@ class Collector:
         self._previous[key] = (now, scrape)
         return got, scrape, before[1] if before else None, now - before[0] if before else 0.0
 
+    async def _scrape_workers(self, urls: str) -> tuple[dict[str, Any], Scrape | None, Scrape | None, float]:
+        """The detector's /metrics: one URL, or a comma list (one per worker), merged into one scrape.
+        Healthy when any answers; a worker that does not is listed in ``down`` with its reason."""
+        targets = [u.strip() for u in urls.split(",") if u.strip()]
+        if len(targets) == 1:
+            return await self._scrape("detector", targets[0])
+        got = await asyncio.gather(*(self._scrape(f"detector {u}", u) for u in targets))
+        up = [g for g in got if g[1] is not None]
+        pairs = zip(targets, got, strict=True)
+        down = [{"worker": u, "healthy": False, "error": g[0].get("error")} for u, g in pairs if g[1] is None]
+        if not up:
+            return {**got[0][0], "down": down}, None, None, 0.0
+        now = sources.merge([g[1] for g in up if g[1] is not None])
+        before = [g[2] for g in up if g[2] is not None]
+        previous = sources.merge(before) if len(before) == len(up) else None
+        dt = max(g[3] for g in up)
+        return {"healthy": True, "error": None, "down": down}, now, previous, dt
+
     async def refresh(self) -> dict[str, Any]:
         async with self._refreshing:
             return await self._refresh_locked()
@@ -134,7 +152,7 @@ class Collector:
         tasks: dict[str, Any] = {
             "pubsub": sources.fetch(self.client, pubsub_base + "/", expect="Ok."),
             "pubsub_metrics": self._scrape("pubsub", pubsub_base + "/metrics"),
-            "detector": self._scrape("detector", s.detector_metrics_url),
+            "detector": self._scrape_workers(s.detector_metrics_url),
             "mlflow": sources.fetch(self.client, s.mlflow_tracking_uri.rstrip("/") + "/health"),
             "endpoint": sources.fetch(self.client, s.endpoint_url.rstrip("/") + "/health"),
             "processor": sources.fetch(self.client, s.processor_url.rstrip("/") + "/health"),
@@ -163,6 +181,8 @@ class Collector:
         det_got, det_scrape, det_before, det_dt = _tuple(results["detector"])
         detector = sources.summarize_detector(det_scrape, det_before, det_dt) if det_scrape else {}
         detector.update(healthy=bool(det_got.get("healthy")), error=det_got.get("error"))
+        workers = sources.summarize_workers(det_scrape, det_before, det_dt) if det_scrape else []
+        detector["workers"] = workers + det_got.get("down", [])
 
         if "models" in results:
             self._models = results["models"]

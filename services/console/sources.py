@@ -308,3 +308,40 @@ async def read_orchestrator(client: httpx.AsyncClient, base: str) -> dict[str, A
     if not isinstance(runs, list):
         return {"healthy": False, "error": "orchestrator: /runs has no list of runs", "runs": []}
     return {"healthy": True, "error": None, "runs": [r for r in runs if isinstance(r, dict)][:20]}
+
+
+# The label every sample of a detector worker carries where several share one subscription
+# (services/detector/metrics.py WORKER_ID; not in services/common/metric_names.py yet).
+WORKER_ID = "worker_id"
+
+
+def merge(scrapes: list[Scrape]) -> Scrape:
+    """Several /metrics pages as one (the detector's workers: sums over them are the whole job)."""
+    merged: dict[str, list[prometheus.Sample]] = defaultdict(list)
+    for scrape in scrapes:
+        for name, samples in scrape.samples.items():
+            merged[name].extend(samples)
+    return Scrape(dict(merged))
+
+
+def by_worker(scrape: Scrape) -> dict[str, Scrape]:
+    """The samples of each ``worker_id`` (samples without the label under ``""``)."""
+    out: dict[str, dict[str, list[prometheus.Sample]]] = defaultdict(lambda: defaultdict(list))
+    for name, samples in scrape.samples.items():
+        for s in samples:
+            out[s.labels.get(WORKER_ID, "")][name].append(s)
+    return {worker: Scrape(dict(samples)) for worker, samples in out.items()}
+
+
+def summarize_workers(scrape: Scrape, previous: Scrape | None, dt: float) -> list[dict[str, Any]]:
+    """One row per detector worker (events/s, anomalies/s, latency, batch, model version), by ``worker_id``;
+    empty when the samples carry no worker label (one detector)."""
+    now = by_worker(scrape)
+    before = by_worker(previous) if previous is not None else {}
+    if set(now) <= {""}:
+        return []
+    return [
+        {"worker": worker, **summarize_detector(now[worker], before.get(worker), dt)}
+        for worker in sorted(now)
+        if worker
+    ]

@@ -87,6 +87,12 @@ function renderDetector(snap) {
     kpi("recall", pct(live.recall))
   );
   $("detector").dataset.healthy = String(!!d.healthy);
+  const workers = d.workers || [];
+  $("workers-box").hidden = workers.length === 0;
+  fillBody($("workers"), workers.map((w) => [
+    w.worker, { text: w.healthy === false ? `✗ down: ${w.error || "no answer"}` : "✓ up", cls: w.healthy === false ? "bad" : "good" },
+    num(w.events_per_s), num(w.anomalies_per_s), { text: ms(w.latency_p99), cls: "num" }, w.model_version ?? "–",
+  ]));
 }
 
 function chart(svg, series) {
