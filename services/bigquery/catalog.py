@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,33 @@ class _Dedup:
             self.seen[i] = now
             self.seen.move_to_end(i)
         self._prune(now)
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What a query needs from a live Parquet file's footer: its rows, bytes and Arrow schema."""
+
+    path: Path
+    rows: int
+    size: int
+    schema: pa.Schema
+
+
+@lru_cache(maxsize=16384)
+def _footer(path: str, mtime_ns: int, size: int) -> tuple[int, pa.Schema]:
+    meta = pq.read_metadata(path)
+    return meta.num_rows, meta.schema.to_arrow_schema().remove_metadata()
+
+
+def footer(path: Path) -> Footer | None:
+    """The file's footer, read once per file (files are immutable: keyed by path, mtime and size); None for a
+    file gone meanwhile (compaction replaced it)."""
+    try:
+        st = path.stat()
+        rows, schema = _footer(str(path), st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return None
+    return Footer(path, rows, st.st_size, schema)
 
 
 class Catalog:
@@ -347,14 +375,19 @@ class Catalog:
                 continue
         raise errors.BigQueryError(500, "backendError", "The table's files changed while being read; retry.")
 
+    def resource_files(self, project: str, dataset: str, table: str) -> tuple[dict[str, Any], list[Footer]]:
+        """A table's resource (without row counts) and the footers of its live files (none for a view),
+        from one look at the catalog: what a query binds."""
+        resource, folder = self._load_table(project, dataset, table)
+        if resource.get("type") == "VIEW":
+            return resource, []
+        paths = live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
+        return resource, [f for f in map(footer, paths) if f is not None]
+
     def _with_stats(self, resource: dict[str, Any], folder: Path) -> dict[str, Any]:
-        rows = size = 0
-        for path in live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir))):
-            try:
-                rows += pq.read_metadata(path).num_rows
-                size += path.stat().st_size
-            except FileNotFoundError:  # replaced by compaction meanwhile
-                continue
+        paths = live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
+        found = [f for f in map(footer, paths) if f is not None]
+        rows, size = sum(f.rows for f in found), sum(f.size for f in found)
         return resource | {"numRows": str(rows), "numBytes": str(size)}
 
     # -- rows

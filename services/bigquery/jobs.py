@@ -23,9 +23,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from services.bigquery import dml, errors, statements
-from services.bigquery.catalog import Catalog
+from services.bigquery.catalog import Catalog, Footer
 from services.bigquery.ml import functions as ml
-from services.bigquery.schema import Field, arrow_schema, parse_fields
+from services.bigquery.schema import Field, arrow_field, arrow_schema, parse_fields
 from services.bigquery.sql import POSITIONAL, Translation, engine_error, invalid_query, parse, translate
 
 MAX_JOBS = 200
@@ -271,11 +271,10 @@ class Jobs:
             guard.check_read_only(translation.sql)
         except WarehouseError as exc:
             raise invalid_query(str(exc).removeprefix("sql: ")) from None
-        con = guard.confined_connection(self.catalog.warehouse_dir)
-        timer = threading.Timer(timeout_s, con.interrupt) if timeout_s is not None else None
-        if timer is not None:
-            timer.daemon = True
-        try:
+        with guard.confined_cursor(self.catalog.warehouse_dir) as con:  # its relations and views are its own
+            timer = threading.Timer(timeout_s, con.interrupt) if timeout_s is not None else None
+            if timer is not None:
+                timer.daemon = True
             try:
                 attach(con, sources)
                 sql = translation.sql if not dry_run else f"SELECT * FROM ({translation.sql}) LIMIT 0"
@@ -289,10 +288,9 @@ class Jobs:
                 raise QueryTimeout(timeout_s or 0.0) from None
             except duckdb.Error as exc:
                 raise invalid_query(engine_error(guard.refusal(exc))) from None
-        finally:
-            if timer is not None:
-                timer.cancel()
-            con.close()
+            finally:
+                if timer is not None:
+                    timer.cancel()
         return Answer(result_fields(result.schema), None if dry_run else result, scanned)
 
     def _bind(self, translation: Translation, sources: dict[str, Any], depth: int) -> int:
@@ -310,7 +308,7 @@ class Jobs:
             if ref.table.startswith("INFORMATION_SCHEMA."):
                 sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
                 continue
-            resource = self.catalog.get_table(ref.project, ref.dataset, ref.table)
+            resource, footers = self.catalog.resource_files(ref.project, ref.dataset, ref.table)
             if resource.get("type") == "VIEW":
                 inner = translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
                 if inner.named or inner.positional:
@@ -318,11 +316,10 @@ class Jobs:
                 scanned += self._bind(inner, sources, depth + 1)
                 sources[relation] = inner.sql
                 continue
-            fields = self.catalog.fields(ref.project, ref.dataset, ref.table)
-            paths = self.catalog.files(ref.project, ref.dataset, ref.table)
-            scanned += sum(p.stat().st_size for p in paths if p.exists())
-            if paths:  # DuckDB reads the files itself (parallel, pushdown); columns checked in _select
-                sources[relation] = ParquetSource([str(p) for p in paths], fields)
+            fields = parse_fields(resource["schema"].get("fields"))
+            scanned += sum(f.size for f in footers)
+            if footers:  # DuckDB reads the files itself (parallel, pushdown)
+                sources[relation] = ParquetSource(footers, fields)
             else:
                 sources[relation] = pds.dataset([], schema=arrow_schema(fields), format="parquet")
         return scanned
@@ -332,7 +329,7 @@ def attach(con: Any, sources: Mapping[str, Any]) -> None:
     """Make each bound relation (``Jobs._bind``) a name on the connection, in order."""
     for relation, source in sources.items():
         if isinstance(source, str):  # a view's translated query, over relations bound before it
-            con.execute(f"CREATE VIEW {relation} AS {source}")
+            con.execute(f"CREATE TEMP VIEW {relation} AS {source}")
         elif isinstance(source, ParquetSource):
             source.bind(con, relation)
         else:
@@ -349,22 +346,37 @@ class QueryTimeout(errors.BigQueryError):
 @dataclass
 class ParquetSource:
     """A table's live files, read by DuckDB's read_parquet (inside the warehouse folder, which the
-    confined connection allows); a column no file has yet (added later) falls back to pyarrow."""
+    confined connection allows); a column no file has yet (added later) falls back to pyarrow. The files'
+    columns come from their cached footers (catalog.footer), so binding reads no file."""
 
-    paths: list[str]
+    footers: list[Footer]
     fields: tuple[Field, ...]
 
     def bind(self, con: Any, relation: str) -> None:
         import pyarrow.dataset as pds
 
-        listed = ", ".join("'" + p.replace("'", "''") + "'" for p in self.paths)
-        scan = f"read_parquet([{listed}], union_by_name = true)"
-        present = set(con.sql(f"SELECT * FROM {scan} LIMIT 0").columns)
+        paths = [str(f.path) for f in self.footers]
+        schemas = {f.schema for f in self.footers}
+        listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        union = ", union_by_name = true" if len(schemas) > 1 else ""  # one schema (the usual case): no union
+        scan = f"read_parquet([{listed}]{union})"
+        present: dict[str, pa.DataType] = {}
+        for schema in schemas:
+            present |= {name: schema.field(name).type for name in schema.names}
         if all(f.name in present for f in self.fields):
-            columns = ", ".join('"' + f.name.replace('"', '""') + '"' for f in self.fields)
-            con.execute(f"CREATE VIEW {relation} AS SELECT {columns} FROM {scan}")
+            columns = ", ".join(_column(f, present[f.name]) for f in self.fields)
+            con.execute(f"CREATE TEMP VIEW {relation} AS SELECT {columns} FROM {scan}")
         else:
-            con.register(relation, pds.dataset(self.paths, schema=arrow_schema(self.fields), format="parquet"))
+            con.register(relation, pds.dataset(paths, schema=arrow_schema(self.fields), format="parquet"))
+
+
+def _column(field: Field, stored: pa.DataType) -> str:
+    """A column of a table's view: a TIMESTAMP stored without a zone (the warehouse's UTC times) read as one
+    with it, so results type it as the table's schema does (schema.arrow_field)."""
+    name = '"' + field.name.replace('"', '""') + '"'
+    if field.type == "TIMESTAMP" and field.mode != "REPEATED" and pa.types.is_timestamp(stored) and not stored.tz:
+        return f"CAST({name} AS TIMESTAMPTZ) AS {name}"
+    return name
 
 
 def information_schema(catalog: Catalog, project: str, dataset: str, view: str) -> pa.Table:
@@ -423,34 +435,7 @@ def _hugeint_to_int64(data: pa.Table) -> pa.Table:
 
 
 def result_fields(schema: pa.Schema) -> tuple[Field, ...]:
-    return tuple(_field(f.name, f.type) for f in schema)
-
-
-def _field(name: str, kind: pa.DataType, mode: str = "NULLABLE") -> Field:
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        inner = _field(name, kind.value_type)
-        return Field(name, inner.type, "REPEATED", inner.fields)
-    if pa.types.is_struct(kind):
-        return Field(
-            name, "RECORD", mode, tuple(_field(kind.field(i).name, kind.field(i).type) for i in range(kind.num_fields))
-        )
-    if pa.types.is_boolean(kind):
-        return Field(name, "BOOLEAN", mode)
-    if pa.types.is_integer(kind):
-        return Field(name, "INTEGER", mode)
-    if pa.types.is_floating(kind):
-        return Field(name, "FLOAT", mode)
-    if pa.types.is_decimal(kind):
-        return Field(name, "NUMERIC" if kind.scale <= 9 and kind.precision - kind.scale <= 29 else "BIGNUMERIC", mode)
-    if pa.types.is_timestamp(kind):
-        return Field(name, "TIMESTAMP" if kind.tz else "DATETIME", mode)
-    if pa.types.is_date(kind):
-        return Field(name, "DATE", mode)
-    if pa.types.is_time(kind):
-        return Field(name, "TIME", mode)
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return Field(name, "BYTES", mode)
-    return Field(name, "STRING", mode)
+    return tuple(arrow_field(f.name, f.type) for f in schema)
 
 
 _SCALARS: dict[str, Any] = {

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
 from services.bigquery.jobs import Job, Jobs
-from services.bigquery.rows import encode_rows
+from services.bigquery.rows import rows_json
 from services.bigquery.settings import BigQuerySettings
 
 PREFIX = "/bigquery/v2/projects/{project}"
@@ -25,8 +25,12 @@ MAX_UPLOADS = 32  # unfinished resumable uploads kept at once
 ROWS_PAGE = 100_000  # rows per tabledata.list page when the client sets no maxResults
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+def _json(data: Any, status: int = 200, rows: bytes | None = None) -> Response:
+    """``data`` as JSON; ``rows``, the JSON text of a page of rows (rows.rows_json), goes in as its ``rows``."""
+    body = orjson.dumps(data)
+    if rows is not None:
+        body = body[:-1] + (b',"rows":' if len(body) > 2 else b'"rows":') + rows + b"}"
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _catalog(request: Request) -> Catalog:
@@ -169,14 +173,10 @@ def router() -> APIRouter:
             fields = tuple(f for f in fields if f.name.lower() in wanted)
         int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
         page = data.slice(start, size)
-        out: dict[str, Any] = {
-            "kind": "bigquery#tableDataList",
-            "totalRows": str(data.num_rows),
-            "rows": encode_rows(page, fields, int64),
-        }
+        out: dict[str, Any] = {"kind": "bigquery#tableDataList", "totalRows": str(data.num_rows)}
         if start + size < data.num_rows:
             out["pageToken"] = str(start + size)
-        return _json(out)
+        return _json(out, rows=rows_json(page, fields, int64))
 
     @api.post(PREFIX + "/datasets/{dataset}/tables/{table}/insertAll")
     async def insert_all(project: str, dataset: str, table: str, request: Request) -> Response:
@@ -208,8 +208,8 @@ def router() -> APIRouter:
         job = await run_in_threadpool(_jobs(request).query, project, body)
         int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
         size = body.get("maxResults")
-        out = _results(job, 0, int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE, int64)
-        return _json(out | {"kind": "bigquery#queryResponse"})
+        out, rows = _results(job, 0, int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE, int64)
+        return _json(out | {"kind": "bigquery#queryResponse"}, rows=rows)
 
     @api.post(PREFIX + "/jobs")
     async def jobs_insert(project: str, request: Request) -> Response:
@@ -240,7 +240,8 @@ def router() -> APIRouter:
         if start < 0 or size < 0:
             raise invalid("Invalid pageToken, startIndex or maxResults.")
         int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
-        return _json(_results(job, start, size, int64) | {"kind": "bigquery#getQueryResultsResponse"})
+        out, rows = _results(job, start, size, int64)
+        return _json(out | {"kind": "bigquery#getQueryResultsResponse"}, rows=rows)
 
     # -- uploads (load jobs)
     upload = "/upload" + PREFIX + "/jobs"
@@ -331,8 +332,9 @@ def _jobs(request: Request) -> Jobs:
     return request.app.state.jobs  # type: ignore[no-any-return]
 
 
-def _results(job: Job, start: int, size: int, int64: bool) -> dict[str, Any]:
-    """A page of a done query job, as jobs.query and jobs.getQueryResults answer it."""
+def _results(job: Job, start: int, size: int, int64: bool) -> tuple[dict[str, Any], bytes | None]:
+    """A page of a done query job, as jobs.query and jobs.getQueryResults answer it: the fields, and the
+    page's rows as JSON text (None for a dry run, DDL or DML)."""
     stats = job.resource["statistics"]
     out: dict[str, Any] = {
         "jobReference": job.resource["jobReference"],
@@ -344,9 +346,8 @@ def _results(job: Job, start: int, size: int, int64: bool) -> dict[str, Any]:
     if job.affected is not None:
         out["numDmlAffectedRows"] = str(job.affected)
     if job.data is None:  # a dry run, DDL or DML
-        return out
+        return out, None
     out["totalRows"] = str(job.data.num_rows)
-    out["rows"] = encode_rows(job.data.slice(start, size), job.fields, int64)
     if start + size < job.data.num_rows:
         out["pageToken"] = str(start + size)
-    return out
+    return out, rows_json(job.data.slice(start, size), job.fields, int64)

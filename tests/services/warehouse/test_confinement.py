@@ -197,3 +197,39 @@ def test_hyp_sql_still_answers_over_the_warehouse(warehouse: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["anomaly,n", "False,4", "True,2"]
+
+
+def test_a_cursor_of_the_shared_database_is_confined_and_keeps_its_views_to_itself(warehouse: Path) -> None:
+    """``guard.confined_cursor`` (what ``hyp bigquery``'s jobs run on): the database's locked settings hold on
+    every cursor, in UTC; one cursor's TEMP views and registered relations are not another's."""
+    from services.warehouse import guard
+
+    with guard.confined_cursor(warehouse) as one, guard.confined_cursor(warehouse) as two:
+        for sql in (
+            "SELECT content FROM read_text('/etc/hostname')",
+            f"SELECT * FROM read_csv('{warehouse.parent}/wh2/secret.csv')",
+            f"COPY (SELECT 1) TO '{warehouse.parent}/out.csv'",
+        ):
+            with pytest.raises(duckdb.PermissionException):
+                one.execute(sql)
+        for sql in ("SET enable_external_access = true", "SET GLOBAL TimeZone = 'Europe/Berlin'", "RESET TimeZone"):
+            with pytest.raises(duckdb.InvalidInputException, match="locked"):
+                two.execute(sql)
+        assert two.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+        one.execute("CREATE TEMP VIEW mine AS SELECT 1 AS x")
+        with pytest.raises(duckdb.CatalogException):
+            two.execute("SELECT * FROM mine")
+    with guard.confined_cursor(warehouse) as three, pytest.raises(duckdb.CatalogException):
+        three.execute("SELECT * FROM mine")  # gone with its cursor
+    assert not (warehouse.parent / "out.csv").exists()
+
+
+def test_cursors_of_folders_pushed_out_stay_usable_until_closed(tmp_path: Path) -> None:
+    from services.warehouse import guard
+
+    with guard.confined_cursor(tmp_path / "first") as first:
+        for i in range(guard.MAX_BASES + 2):  # more folders than databases kept: the first is pushed out
+            with guard.confined_cursor(tmp_path / f"other{i}") as other:
+                assert other.execute("SELECT 1").fetchall() == [(1,)]
+        assert first.execute("SELECT 2").fetchall() == [(2,)]
+    assert len(guard._BASES) <= guard.MAX_BASES and not guard._RETIRED
