@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from services.bigquery.ml.kmeans import NUMERIC, _feature_info, _impute, _with_inputs, feature_fields, matrix
+from services.bigquery.ml import encoding
+from services.bigquery.ml.kmeans import _impute, _with_inputs
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -32,14 +33,13 @@ def train(params: dict[str, Any], fields: tuple[Field, ...], rows: pa.Table) -> 
     from models.detectors.autoencoder import AutoencoderDetector
 
     started = time.perf_counter()
-    features = feature_fields(fields, None)
-    names = [f.name for f in features]
-    X = matrix(rows, names, "CREATE_MODEL")
+    features = encoding.training(fields, rows, None, "AUTOENCODER")
+    X = encoding.encode(features, rows, "CREATE_MODEL")
     if len(X) < 2:
         raise invalid_query("CREATE MODEL: AUTOENCODER needs at least 2 training rows.")
     with np.errstate(all="ignore"):
         fill = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in X.T])
-    info = _feature_info(names, X)
+    info = encoding.feature_info(features, X)
     X = _impute(X, fill)
     detector = AutoencoderDetector(params=dict(params)).fit(X)
     errors = detector.score(X)
@@ -48,7 +48,7 @@ def train(params: dict[str, Any], fields: tuple[Field, ...], rows: pa.Table) -> 
     per_epoch = elapsed / max(len(losses), 1)
     state: dict[str, Any] = {
         "model_type": "AUTOENCODER",
-        "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
+        "features": features,
         "fill": fill.tolist(),
         "feature_info": info,
         "autoencoder": {
@@ -92,8 +92,7 @@ def _detector(state: dict[str, Any], folder: Path) -> Any:
 
 
 def _features(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndarray:
-    names = [f["name"] for f in state["features"]]
-    return _impute(matrix(rows, names, function), np.asarray(state["fill"]))
+    return _impute(encoding.encode(state["features"], rows, function), np.asarray(state["fill"]))
 
 
 def predict(state: dict[str, Any], folder: Path, rows: pa.Table) -> pa.Table:

@@ -167,7 +167,7 @@ def _write_saved_model(state: dict[str, Any], model_folder: Path, out: Path) -> 
             "EXPORT MODEL writes a TensorFlow SavedModel: install hyp-local[tf] for hyp bigquery."
         ) from None
     names = [f["name"] for f in state["features"]]
-    if any(f.get("categories") for f in state.get("feature_info", [])):
+    if any("categories" in f for f in state["features"]):
         raise invalid_query("EXPORT MODEL of a model with STRING features is not supported by hyp bigquery yet.")
     spec = {n: tf.TensorSpec([None], tf.float64, name=n) for n in names}
     fill = tf.constant(np.asarray(state["fill"], dtype=np.float64))

@@ -12,55 +12,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from models.errors import ModelInputError
 from models.kmeans import BqmlKMeans
+from services.bigquery.ml import encoding
 from services.bigquery.ml.options import KMeansOptions
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
-NUMERIC = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "NUMERIC": "NUMERIC", "BIGNUMERIC": "BIGNUMERIC"}
 _STATE = ("mean_", "scale_", "centroids_", "cluster_sizes_", "median_distance_", "nd_quantiles_")
-
-
-def feature_fields(fields: tuple[Field, ...], skip: str | None) -> list[Field]:
-    """The query's columns that are features (all but KMEANS_INIT_COL); a non-numeric one: 400 naming it."""
-    out = []
-    for f in fields:
-        if skip is not None and f.name.lower() == skip.lower():
-            continue
-        if f.mode == "REPEATED" or f.type not in NUMERIC:
-            kind = f"ARRAY<{f.type}>" if f.mode == "REPEATED" else f.type
-            raise invalid_query(
-                f"Feature column {f.name} has type {kind}: hyp bigquery's KMEANS takes numeric columns "
-                "(INT64, FLOAT64, NUMERIC) only; one-hot encoding of other types is not supported yet. "
-                "CAST the column or leave it out of the query."
-            )
-        out.append(f)
-    if not out:
-        raise invalid_query("The training query of CREATE MODEL has no feature column.")
-    return out
+NUMERIC = encoding.NUMERIC
 
 
 def matrix(rows: pa.Table, names: list[str], function: str = "PREDICT") -> np.ndarray:
-    """Features as float64 columns, NULL as NaN; a missing column: BigQuery's error naming it."""
-    present = {n.lower(): n for n in rows.column_names}
-    columns = []
-    for name in names:
-        if name.lower() not in present:
-            raise invalid_query(
-                f"Invalid table-valued function ML.{function}: Column {name} is not found in the input data "
-                f"to the {function} function."
-            )
-        column = rows.column(present[name.lower()])
-        try:
-            columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise invalid_query(f"Column {name} of the input data to ML.{function} is not numeric.") from None
-    if not columns:
-        return np.zeros((rows.num_rows, 0))
-    return np.column_stack(columns).astype(np.float64, copy=False)
+    """Numeric columns ``names`` as float64 columns, NULL as NaN; a missing column: BigQuery's error naming it."""
+    return encoding.encode([{"name": n, "type": "FLOAT64"} for n in names], rows, function)
 
 
 def _impute(X: np.ndarray, fill: np.ndarray) -> np.ndarray:
@@ -74,16 +40,16 @@ def train(
     """Fit on the query's rows: the stored state (JSON-ready, with feature and training statistics) and the
     feature matrix it was fitted on (NULLs imputed). With ``previous`` (WARM_START, the existing model's
     state) Lloyd's iterations start from its centroids, and its training runs are kept before this one."""
-    features = feature_fields(fields, options.init_col)
-    names = [f.name for f in features]
-    if previous is not None:
+    features = encoding.training(fields, rows, options.init_col, "KMEANS")
+    if previous is not None:  # the existing model's features (and vocabularies): its centroids' columns
         _same_features(previous, features)
-    X = matrix(rows, names, "CREATE_MODEL")
+        features = previous["features"]
+    X = encoding.encode(features, rows, "CREATE_MODEL")
     if len(X) == 0:
         raise invalid_query("The training query of CREATE MODEL returned no rows.")
     with np.errstate(all="ignore"):
         fill = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in X.T])
-    info = _feature_info(names, X)
+    info = encoding.feature_info(features, X)
     X = _impute(X, fill)
     init = None
     if options.init_col is not None:
@@ -110,7 +76,7 @@ def train(
         raise invalid_query(f"CREATE MODEL: {exc}") from None
     state = {
         "model_type": "KMEANS",
-        "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
+        "features": features,
         "fill": fill.tolist(),
         "feature_info": info,
         "kmeans": {
@@ -140,10 +106,10 @@ def _raw_centroids(k: dict[str, Any]) -> list[list[float]]:
     return (np.asarray(k["centroids_"]) * scale + mean).tolist()  # type: ignore[no-any-return]
 
 
-def _same_features(previous: dict[str, Any], features: list[Field]) -> None:
+def _same_features(previous: dict[str, Any], features: list[dict[str, Any]]) -> None:
     """WARM_START keeps the training data's schema: the same feature columns, same types."""
     before = {f["name"].lower(): f["type"] for f in previous["features"]}
-    now = {f.name.lower(): NUMERIC[f.type] for f in features}
+    now = {f["name"].lower(): f["type"] for f in features}
     for name, kind in now.items():
         if name not in before:
             raise invalid_query(f"WARM_START: feature column {name} is not a feature of the existing model.")
@@ -166,28 +132,6 @@ def restore(state: dict[str, Any]) -> BqmlKMeans:
     for key in _STATE:
         setattr(model, key, np.asarray(k[key], dtype=np.int64 if key == "cluster_sizes_" else np.float64))
     return model
-
-
-def _feature_info(names: list[str], X: np.ndarray) -> list[dict[str, Any]]:
-    out = []
-    with np.errstate(all="ignore"):
-        for name, column in zip(names, X.T, strict=True):
-            values = column[~np.isnan(column)]
-            some = values.size > 0
-            out.append(
-                {
-                    "input": name,
-                    "min": float(values.min()) if some else None,
-                    "max": float(values.max()) if some else None,
-                    "mean": float(values.mean()) if some else None,
-                    "median": float(np.median(values)) if some else None,
-                    "stddev": float(values.std(ddof=1)) if values.size > 1 else None,
-                    "category_count": None,
-                    "null_count": int(column.size - values.size),
-                    "dimension": None,
-                }
-            )
-    return out
 
 
 def evaluate(model: BqmlKMeans, X: np.ndarray) -> dict[str, float]:
@@ -227,8 +171,7 @@ def _with_inputs(out: dict[str, pa.Array], rows: pa.Table) -> pa.Table:
 
 
 def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndarray:
-    names = [f["name"] for f in state["features"]]
-    return _impute(matrix(rows, names, function), np.asarray(state["fill"]))
+    return _impute(encoding.encode(state["features"], rows, function), np.asarray(state["fill"]))
 
 
 def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
@@ -264,18 +207,33 @@ def detect_anomalies(state: dict[str, Any], rows: pa.Table, contamination: float
 
 
 def centroids(state: dict[str, Any], standardize: bool) -> pa.Table:
-    """ML.CENTROIDS: one row per centroid and feature (in training units unless standardize)."""
+    """ML.CENTROIDS: one row per centroid and feature (in training units unless standardize); a STRING
+    feature's row has ``categorical_value`` (each category with the centroid's weight) instead of a number."""
     model = restore(state)
-    names = [f["name"] for f in state["features"]]
     values = model.centroids_ if standardize else model.centroids_ * model.scale_ + model.mean_
-    ids = [c + 1 for c in range(len(values)) for _ in names]
+    ids: list[int] = []
+    names: list[str] = []
+    numbers: list[float | None] = []
+    categorical: list[list[dict[str, Any]]] = []
+    for c, row in enumerate(values):
+        for f, columns in encoding.layout(state["features"]):
+            ids.append(c + 1)
+            names.append(f["name"])
+            if "categories" in f:
+                numbers.append(None)
+                categorical.append(
+                    [{"category": k, "value": float(v)} for k, v in zip(f["categories"], row[columns], strict=True)]
+                )
+            else:
+                numbers.append(float(row[columns][0]))
+                categorical.append([])
     category = pa.struct([("category", pa.string()), ("value", pa.float64())])
     return pa.table(
         {
             "centroid_id": pa.array(ids, pa.int64()),
-            "feature": pa.array(names * len(values), pa.string()),
-            "numerical_value": pa.array(values.ravel(), pa.float64()),
-            "categorical_value": pa.array([[] for _ in ids], pa.list_(category)),
+            "feature": pa.array(names, pa.string()),
+            "numerical_value": pa.array(numbers, pa.float64()),
+            "categorical_value": pa.array(categorical, pa.list_(category)),
         }
     )
 

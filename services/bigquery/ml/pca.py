@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from services.bigquery.ml.kmeans import NUMERIC, _feature_info, _impute, _with_inputs, feature_fields, matrix
+from services.bigquery.ml import encoding
+from services.bigquery.ml.kmeans import _impute, _with_inputs
 from services.bigquery.ml.options import PcaOptions
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
@@ -25,14 +26,13 @@ QUANTILE_LEVELS = 10001
 
 def train(options: PcaOptions, fields: tuple[Field, ...], rows: pa.Table) -> tuple[dict[str, Any], np.ndarray]:
     started = time.perf_counter()
-    features = feature_fields(fields, None)
-    names = [f.name for f in features]
-    X = matrix(rows, names, "CREATE_MODEL")
+    features = encoding.training(fields, rows, None, "PCA")
+    X = encoding.encode(features, rows, "CREATE_MODEL")
     if len(X) < 2:
         raise invalid_query("CREATE MODEL: PCA needs at least 2 training rows.")
     with np.errstate(all="ignore"):
         fill = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in X.T])
-    info = _feature_info(names, X)
+    info = encoding.feature_info(features, X)
     X = _impute(X, fill)
     mean = X.mean(axis=0)
     std = X.std(axis=0, ddof=1) if options.scale_features else np.ones(X.shape[1])
@@ -42,20 +42,20 @@ def train(options: PcaOptions, fields: tuple[Field, ...], rows: pa.Table) -> tup
     eigen = singular**2 / (len(Z) - 1)
     ratio = eigen / eigen.sum() if eigen.sum() > 0 else np.zeros_like(eigen)
     if options.num_components is not None:
-        if options.num_components > len(names):
+        if options.num_components > X.shape[1]:
             raise invalid_query(
-                f"NUM_PRINCIPAL_COMPONENTS={options.num_components} is more than the {len(names)} feature columns."
+                f"NUM_PRINCIPAL_COMPONENTS={options.num_components} is more than the {X.shape[1]} feature columns."
             )
         k = options.num_components
     else:
         assert options.variance_ratio is not None
         k = int(np.searchsorted(np.cumsum(ratio), options.variance_ratio - 1e-12) + 1)
-        k = min(k, len(names))
+        k = min(k, X.shape[1])
     signs = np.where(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)] < 0, -1.0, 1.0)
     components = vt * signs[:, None]
     state: dict[str, Any] = {
         "model_type": "PCA",
-        "features": [{"name": f.name, "type": NUMERIC[f.type]} for f in features],
+        "features": features,
         "fill": fill.tolist(),
         "feature_info": info,
         "pca": {
@@ -88,8 +88,7 @@ def _errors(state: dict[str, Any], X: np.ndarray) -> np.ndarray:
 
 
 def _features(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndarray:
-    names = [f["name"] for f in state["features"]]
-    return _impute(matrix(rows, names, function), np.asarray(state["fill"]))
+    return _impute(encoding.encode(state["features"], rows, function), np.asarray(state["fill"]))
 
 
 def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
@@ -116,16 +115,30 @@ def evaluation(state: dict[str, Any]) -> pa.Table:
 
 
 def principal_components(state: dict[str, Any]) -> pa.Table:
-    names = [f["name"] for f in state["features"]]
+    """ML.PRINCIPAL_COMPONENTS: each component's loading per feature; a STRING feature's per category."""
     C = np.asarray(state["pca"]["components"])
-    ids = [i + 1 for i in range(len(C)) for _ in names]
+    ids: list[int] = []
+    names: list[str] = []
+    numbers: list[float | None] = []
+    categorical: list[list[dict[str, Any]]] = []
+    for i, row in enumerate(C):
+        for f, columns in encoding.layout(state["features"]):
+            ids.append(i + 1)
+            names.append(f["name"])
+            if "categories" in f:
+                numbers.append(None)
+                pairs = zip(f["categories"], row[columns], strict=True)
+                categorical.append([{"category": k, "value": float(v)} for k, v in pairs])
+            else:
+                numbers.append(float(row[columns][0]))
+                categorical.append([])
     category = pa.struct([("category", pa.string()), ("value", pa.float64())])
     return pa.table(
         {
             "principal_component_id": pa.array(ids, pa.int64()),
-            "feature": pa.array(names * len(C), pa.string()),
-            "numerical_value": pa.array(C.ravel(), pa.float64()),
-            "categorical_value": pa.array([[] for _ in ids], pa.list_(category)),
+            "feature": pa.array(names, pa.string()),
+            "numerical_value": pa.array(numbers, pa.float64()),
+            "categorical_value": pa.array(categorical, pa.list_(category)),
         }
     )
 

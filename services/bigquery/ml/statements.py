@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import autoencoder, kmeans, options, pca, store, vertex
+from services.bigquery.ml import autoencoder, encoding, kmeans, options, pca, store, tracking, vertex
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -65,7 +65,7 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     if kind == "PCA":
         return _create_pca(catalog, ref, tree, options.pca(given), select)
     if kind == "AUTOENCODER":
-        return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), select)
+        return _create_autoencoder(catalog, ref, tree, options.autoencoder(given), select, given)
     chosen = options.kmeans(given)
     uri: str | None = None
     previous: dict[str, Any] | None = None  # WARM_START: the existing model's document
@@ -95,7 +95,8 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
             resource["creationTime"] = previous["resource"].get("creationTime", resource["creationTime"])
         store.save(catalog, ref, {"resource": resource, "state": state})
 
-    return _create_model(catalog, ref, tree, select, train, save, prepare)
+    tracked = None if chosen.registry == "VERTEX_AI" else given  # a registered model's run is vertex.py's
+    return _create_model(catalog, ref, tree, select, train, save, prepare, tracked)
 
 
 def _existing(catalog: Catalog, ref: store.ModelRef) -> dict[str, Any]:
@@ -113,10 +114,12 @@ def _create_model(
     train: Callable[[tuple[Field, ...], pa.Table], Any],
     save: Callable[[Any, str, float], None],
     prepare: Callable[[], None] | None = None,
+    given: dict[str, Any] | None = None,
 ) -> str:
     """Every model type's CREATE MODEL: the name checked before the training query runs and again, under the
     store's lock, before ``save(trained, dataset location, start time)`` (another statement may have made it
-    meanwhile); IF NOT EXISTS on an existing model does nothing, a clash without OR REPLACE is ``duplicate``."""
+    meanwhile); IF NOT EXISTS on an existing model does nothing, a clash without OR REPLACE is ``duplicate``.
+    With ``given`` (the statement's options) the training is tracked in MLflow when a registry is configured."""
     if tree.args.get("replace") and tree.args.get("exists"):
         raise invalid_query("CREATE MODEL cannot have both OR REPLACE and IF NOT EXISTS.")
     if _already_done(catalog, ref, tree):
@@ -127,11 +130,15 @@ def _create_model(
     if not isinstance(source, exp.Query):
         raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
     started = time.time()
-    trained = train(*select(source))
+    fields, rows = select(source)
+    trained = train(fields, rows)
     with store.LOCK:
         if _already_done(catalog, ref, tree):
             return "CREATE_MODEL"
         save(trained, catalog.get_dataset(ref.project, ref.dataset).get("location", "US"), started)
+    if given is not None:  # tracked as `hyp train` tracks a training (a registered model was, by vertex.py)
+        state = trained[0] if isinstance(trained, tuple) else trained
+        tracking.track(ref, state, given, rows.num_rows, time.time() - started)
     return "CREATE_MODEL"
 
 
@@ -161,7 +168,8 @@ def _create_pca(
         resource = _common(ref, location, "PCA", state, started, training_options, metrics)
         store.save(catalog, ref, {"resource": resource, "state": state})
 
-    return _create_model(catalog, ref, tree, select, lambda fields, rows: pca.train(chosen, fields, rows)[0], save)
+    train = lambda fields, rows: pca.train(chosen, fields, rows)[0]  # noqa: E731
+    return _create_model(catalog, ref, tree, select, train, save, given=chosen.given)
 
 
 def _create_autoencoder(
@@ -170,6 +178,7 @@ def _create_autoencoder(
     tree: exp.Create,
     params: dict[str, Any],
     select: Select,
+    given: dict[str, Any],
 ) -> str:
     def save(trained: tuple[dict[str, Any], Any], location: str, started: float) -> None:
         state, detector = trained
@@ -196,7 +205,8 @@ def _create_autoencoder(
             if old.name != name:
                 old.unlink(missing_ok=True)
 
-    return _create_model(catalog, ref, tree, select, lambda fields, rows: autoencoder.train(params, fields, rows), save)
+    train = lambda fields, rows: autoencoder.train(params, fields, rows)  # noqa: E731
+    return _create_model(catalog, ref, tree, select, train, save, given=given)
 
 
 def _common(
@@ -258,10 +268,7 @@ def _resource(
         {
             "centroidId": str(c["centroid_id"]),
             "count": str(c["cluster_size"]),
-            "featureValues": [
-                {"featureColumn": f["name"], "numericalValue": value}
-                for f, value in zip(state["features"], _raw_centroid(k, c["centroid_id"] - 1), strict=True)
-            ],
+            "featureValues": _feature_values(state, _raw_centroid(k, c["centroid_id"] - 1), c["cluster_size"]),
         }
         for c in state["clusters"]
     ]
@@ -274,6 +281,21 @@ def _resource(
         }
     }
     return _common(ref, location, "KMEANS", state, started, training_options, clustering)
+
+
+def _feature_values(state: dict[str, Any], centroid: list[float], size: int) -> list[dict[str, Any]]:
+    """A cluster's featureValues: numericalValue, or for a STRING feature categoryCounts (rows of each category)."""
+    out: list[dict[str, Any]] = []
+    for f, columns in encoding.layout(state["features"]):
+        values = centroid[columns]
+        if "categories" in f:
+            counts = [
+                {"category": k, "count": str(round(v * size))} for k, v in zip(f["categories"], values, strict=True)
+            ]
+            out.append({"featureColumn": f["name"], "categoricalValue": {"categoryCounts": counts}})
+        else:
+            out.append({"featureColumn": f["name"], "numericalValue": values[0]})
+    return out
 
 
 def _raw_centroid(k: dict[str, Any], index: int) -> list[float]:

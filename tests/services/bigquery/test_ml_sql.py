@@ -98,7 +98,7 @@ def test_functions_by_hand(state: dict) -> None:
 
 def test_non_numeric_and_missing_columns_are_named(state: dict) -> None:
     chosen = options.kmeans({"MODEL_TYPE": "KMEANS"})
-    with pytest.raises(BigQueryError, match="Feature column event has type STRING"):
-        kmeans.train(chosen, (Field("x", "FLOAT"), Field("event", "STRING")), pa.table({"x": [1.0], "event": ["a"]}))
+    with pytest.raises(BigQueryError, match="Feature column event has type BOOLEAN"):
+        kmeans.train(chosen, (Field("x", "FLOAT"), Field("event", "BOOLEAN")), pa.table({"x": [1.0], "event": [True]}))
     with pytest.raises(BigQueryError, match="Column x is not found in the input data to the DETECT_ANOMALIES"):
         kmeans.detect_anomalies(state, pa.table({"y": [1.0]}), 0.1)

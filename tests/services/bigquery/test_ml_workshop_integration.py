@@ -229,7 +229,9 @@ def test_registered_version_scores_as_detect_anomalies(client, mlflow_server, ro
 def test_bad_input_registers_and_stores_nothing(client, mlflow_server) -> None:
     before = _registered(mlflow_server.tracking_uri, "bad_model")
     cases = {
-        "Feature column user_id has type STRING": "SELECT user_id, ecommerce.purchase.tax AS tax",
+        "Feature column taxes has type ARRAY": "SELECT [ecommerce.purchase.tax] AS taxes, 1.0 AS tax",
+        # a STRING column is one-hot encoded, and then it is not one of the served features
+        "this model's features are user_id, tax": "SELECT user_id, ecommerce.purchase.tax AS tax",
         "MODEL_REGISTRY='VERTEX_AI': the endpoint serves models of tax, shipping, value": "SELECT "
         "ecommerce.purchase.tax AS tax, ecommerce.purchase.value AS value",
     }
