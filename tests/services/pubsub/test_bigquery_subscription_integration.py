@@ -349,3 +349,23 @@ def test_bigquery_config_and_backlog_survive_a_restart(
         _state(second.subscriber(), sub, BQ_STATE.ACTIVE)
     finally:
         second.stop()
+
+
+def test_rest_api_creates_a_bigquery_subscription_and_refuses_to_pull_it(
+    emulator: EmulatorProcess, bq: bigquery.Client, dataset: str
+) -> None:
+    table_id = f"{dataset}.over_rest"
+    bq.create_table(bigquery.Table(table_id, schema=METADATA_SCHEMA))
+    topic = emulator.topic_path(unique("t"))
+    sub = emulator.subscription_path(unique("bq"))
+    rest = emulator.rest_url
+    assert httpx.put(f"{rest}/v1/{topic}", json={}, timeout=10).status_code == 200
+    body = {"topic": topic, "bigqueryConfig": {"table": table_id, "writeMetadata": True}}
+    created = httpx.put(f"{rest}/v1/{sub}", json=body, timeout=10).json()
+    assert created["bigqueryConfig"] == {"table": table_id, "writeMetadata": True, "state": "ACTIVE"}
+    assert created["state"] == "ACTIVE"
+    published = httpx.post(f"{rest}/v1/{topic}:publish", json={"messages": [{"data": "aGk="}]}, timeout=10).json()
+    assert [r["message_id"] for r in _rows(bq, table_id, 1)] == published["messageIds"]
+    pulled = httpx.post(f"{rest}/v1/{sub}:pull", json={"maxMessages": 1}, timeout=10)
+    assert pulled.status_code == 400
+    assert pulled.json()["error"]["status"] == "FAILED_PRECONDITION"

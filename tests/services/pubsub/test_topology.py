@@ -40,3 +40,25 @@ def test_the_default_project_applies_when_the_file_names_none_and_bad_entries_ar
         topology.apply(broker, {"subscriptions": [{"name": "sub-s"}]}, "hyp-local")
     with pytest.raises(topology.TopologyError, match="topics must be a list"):
         topology.apply(broker, {"topics": {"name": "topic-t"}}, "hyp-local")
+
+
+def test_the_stacks_bq_direct_is_a_bigquery_subscription_also_over_an_older_pull_one():
+    """The stack's file makes hyp_subscription_bq_direct write pubsub_direct; a data dir from before, where it was
+    a pull subscription, gets the BigQuery config on the next start and its delivery loop starts."""
+    from services.pubsub.settings import DEFAULT_TOPOLOGY
+
+    broker = Broker()
+    started: list[str] = []
+    broker.on_bigquery_subscription = lambda sub: started.append(sub.name)
+    old = {
+        "topics": [{"name": "hyp-pubsub-topic"}],
+        "subscriptions": [{"name": "hyp_subscription_bq_direct", "topic": "hyp-pubsub-topic"}],
+    }
+    topology.apply(broker, old, "proj-1")
+    assert not broker.subs["projects/proj-1/subscriptions/hyp_subscription_bq_direct"].pb.bigquery_config.table
+    topology.apply(broker, topology.load(DEFAULT_TOPOLOGY, {"HYP_PROJECT": "proj-1"}), "unused")
+    pb = broker.subs["projects/proj-1/subscriptions/hyp_subscription_bq_direct"].pb
+    assert pb.bigquery_config.table == "proj-1.ecommerce_sink.pubsub_direct"
+    assert pb.bigquery_config.write_metadata and pb.bigquery_config.state == 1
+    assert pb.message_retention_duration.seconds == 600
+    assert started == ["projects/proj-1/subscriptions/hyp_subscription_bq_direct"]
