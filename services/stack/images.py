@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -94,6 +95,32 @@ def _package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _build_files_base() -> Path:
+    base = ROOT if is_checkout() else _installed_share()
+    if base is None:
+        raise FileNotFoundError(
+            f"no build files: neither a checkout nor an installed hyp-local wheel with {SHARE}/{DOCKERFILE}"
+        )
+    return base
+
+
+def compose_info() -> dict[str, Any]:
+    """The stack's compose file and, per service, its container ports (a caller publishes them where it likes)."""
+    base = _build_files_base()
+    compose = base / "docker-compose.yml"
+    if not compose.is_file():
+        raise FileNotFoundError(f"no compose file at {compose}")
+    return {
+        "version": d.VERSION,
+        "compose_file": str(compose),
+        "env_file": str(base / ".env"),
+        "project": d.TUNABLES["HYP_PROJECT"],
+        "location": d.TUNABLES["HYP_LOCATION"],
+        "images": sorted(tag(k) for k in CORE_IMAGES),
+        "ports": {s.name: list(s.ports) for s in d.SERVICES if s.ports},
+    }
+
+
 def is_checkout() -> bool:
     """Whether this code runs from a checkout (its build files beside the packages), not from a wheel."""
     return all((ROOT / name).is_file() for name in BUILD_FILES) and _package_dir("services") == ROOT / "services"
@@ -101,11 +128,7 @@ def is_checkout() -> bool:
 
 def context_sources() -> dict[str, Path]:
     """Each entry of the build context (its path in the context) and where it comes from."""
-    base = ROOT if is_checkout() else _installed_share()
-    if base is None:
-        raise FileNotFoundError(
-            f"no build files: neither a checkout nor an installed hyp-local wheel with {SHARE}/{DOCKERFILE}"
-        )
+    base = _build_files_base()
     sources = {name: base / name for name in BUILD_FILES}
     sources.update({name: _package_dir(name) for name in PACKAGES})
     missing = [str(path) for path in sources.values() if not path.exists()]
@@ -177,6 +200,8 @@ def command() -> Command[ImagesSettings]:
     load = sub.add_parser("load", help="load images from a tarball made by `hyp images save`")
     load.add_argument("--input", "-i", type=Path, default=DEFAULT_TARBALL, help=f"tarball (default {DEFAULT_TARBALL})")
     sub.add_parser("list", help="the images, their tags and whether they are present")
+    sub.add_parser("compose", help="where the compose file is (a checkout's or the installed wheel's) and each "
+                   "service's ports, as JSON (what pytest-hyp-local's hyp_stack fixture starts)")  # fmt: skip
     return cli
 
 
@@ -239,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return cli.fail(exc)
 
+    if args.action == "compose":
+        try:
+            print(json.dumps(compose_info(), indent=2))
+        except FileNotFoundError as exc:
+            print(f"hyp images: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.action == "build" and args.dry_run:
         try:
             return build(_build_keys(args), settings, dry_run=True)

@@ -92,3 +92,25 @@ def test_the_sdk_image_is_skipped_with_a_reason_where_beams_base_is_missing() ->
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"skipping {images.SDK_IMAGE}: its base image {base} is not present (--no-pull)" in done.stderr
+
+
+def test_compose_names_the_compose_file_and_each_services_ports() -> None:
+    import json
+
+    done = run_hyp("images", "compose")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert Path(info["compose_file"]) == REPO / "docker-compose.yml"
+    assert info["ports"]["pubsub"] == [8085, 8086] and info["ports"]["endpoint"] == [8080]
+    assert info["project"] == "hyp-local" and "hyp-local/app:0.1.0" in info["images"]
+
+
+def test_the_stack_fixtures_override_publishes_every_port_on_a_free_host_port() -> None:
+    import yaml
+    from hyp_local_pytest.stack import port_override
+
+    text = port_override({"pubsub": [8085, 8086], "endpoint": [8080]})
+    assert "ports: !override" in text
+    parsed = yaml.safe_load(text.replace("!override", ""))
+    assert parsed["services"]["pubsub"]["ports"] == ["127.0.0.1::8085", "127.0.0.1::8086"]
+    assert parsed["services"]["endpoint"]["ports"] == ["127.0.0.1::8080"]

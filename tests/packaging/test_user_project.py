@@ -9,6 +9,7 @@ dependencies come from PyPI (reachable here) pinned by requirements.lock, so uv'
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,6 @@ def test_the_installed_wheel_shows_its_image_build_context_without_a_checkout(in
         assert f"<- {tool / 'share' / 'hyp-local' / name}" in out, name
     assert f"<- {tool / 'lib' / 'python3.11' / 'site-packages' / 'services'}" in out and str(ROOT) not in out
     assert "--tag hyp-local/pubsub:0.1.0" in out and "--target bigquery" in out
+    compose = json.loads(run(hyp, "images", "compose", cwd=cwd, env=env))  # what the hyp_stack fixture starts
+    assert Path(compose["compose_file"]) == tool / "share" / "hyp-local" / "docker-compose.yml"
+    assert Path(compose["compose_file"]).is_file() and (tool / "share" / "hyp-local" / ".env").is_file()

@@ -55,3 +55,31 @@ def test_hyp_storage_container(hyp_storage_container):
     client.create_bucket("in-container")
     name = archive_receipt(client, "in-container", Order("o-2", "ada", 5.0))
     assert read_receipt(client, "in-container", name).amount == 5.0
+
+
+def test_bigquery_emulator_container_convention_with_our_image():
+    """testcontainers-java's BigQueryEmulatorContainer with hyp-local's bigquery image instead of goccy's: the
+    same command line (`--project test-project`, here with goccy's `--dataset`), ports 9050 and 9060, and the
+    client at http://HOST:PORT with anonymous credentials."""
+    from hyp_local_pytest.containers import docker_missing
+
+    if reason := docker_missing():
+        pytest.skip(reason)
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    from shop.orders import create_orders_table, load_orders, revenue_by_customer
+
+    container = DockerContainer("hyp-local/bigquery:0.1.0").with_exposed_ports(9050, 9060)
+    with container.with_command("--project test-project --dataset dataset1") as emulator:
+        wait_for_logs(emulator, "gRPC server listening", timeout=60)  # goccy's start-up lines, printed by ours
+        url = f"http://{emulator.get_container_host_ip()}:{emulator.get_exposed_port(9050)}"
+        client = bigquery.Client("test-project", client_options=ClientOptions(api_endpoint=url),
+                                 credentials=AnonymousCredentials())  # fmt: skip
+        assert "dataset1" in {d.dataset_id for d in client.list_datasets()}
+        table_id = create_orders_table(client, "swapped")
+        load_orders(client, table_id, [Order("o-3", "bob", 2.5)])
+        assert revenue_by_customer(client, table_id) == {"bob": 2.5}

@@ -3,7 +3,8 @@
 Session-scoped emulators, each started on first use and stopped at the end of the run:
 ``hyp_pubsub_emulator``, ``hyp_bigquery_emulator``, ``hyp_storage_emulator`` (subprocesses of ``hyp``, no
 Docker), ``hyp_pubsub_container``, ``hyp_bigquery_container``, ``hyp_storage_container``
-(:mod:`hyp_local_pytest.containers`; they skip without testcontainers or a Docker engine). Per test:
+(:mod:`hyp_local_pytest.containers`; they skip without testcontainers or a Docker engine), and
+``hyp_stack``, the whole stack through Docker Compose (:mod:`hyp_local_pytest.stack`). Per test:
 Google's clients pointed at the emulators (``pubsub_publisher``, ``pubsub_subscriber``, ``bigquery_client``,
 ``storage_client``), a fresh topic (``pubsub_topic``) and subscription on it (``pubsub_subscription``).
 
@@ -30,6 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("hyp_local_project", "project id the emulators' clients use", default="test-project")
     parser.addini("hyp_local_image", "hyp-local's Pub/Sub image for hyp_pubsub_container",
                   default="hyp-local/pubsub:0.1.0")  # fmt: skip
+    parser.addini("hyp_local_stack_timeout", "seconds hyp_stack waits for every service to be healthy",
+                  default="600")  # fmt: skip
     parser.addini("hyp_local_app_image", "hyp-local's app image for hyp_bigquery_container, hyp_storage_container",
                   default="hyp-local/app:0.1.0")  # fmt: skip
 
@@ -170,3 +173,19 @@ def hyp_bigquery_container(pytestconfig: pytest.Config) -> Iterator[Any]:
 def hyp_storage_container(pytestconfig: pytest.Config) -> Iterator[Any]:
     """``hyp storage`` in hyp-local's app image, ready (:class:`HypStorageContainer`); skips as above."""
     yield from _container("HypStorageContainer", "hyp_local_app_image", pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def hyp_stack(pytestconfig: pytest.Config, hyp_local: HypLocal) -> Iterator[Any]:
+    """The whole stack (Pub/Sub with its topics, MLflow with a trained model, BigQuery, Cloud Storage, the
+    detector, the Vertex-compatible endpoint, the processor, ...) through Docker Compose on free ports, ready
+    (``up --wait``): a :class:`hyp_local_pytest.stack.HypStack` with Google's clients. Its images must be there
+    (``hyp images build`` or ``hyp images load``); skips, saying why, without Docker Compose or an engine."""
+    from hyp_local_pytest.stack import HypStack, compose_missing
+
+    reason = compose_missing()
+    if reason:
+        pytest.skip(reason)
+    timeout = float(pytestconfig.getini("hyp_local_stack_timeout"))
+    with HypStack(hyp_local.command, hyp_local.workdir / "stack", timeout=timeout) as stack:
+        yield stack
