@@ -1,7 +1,7 @@
 """Benchmark: wall-clock time from `hyp lab start 1` to challenge 4's check passing, via the reference solutions.
 
-Starts from nothing (a fresh lab folder and warehouse, no MLflow, no emulator: the labs start them
-on free 127.0.0.1 ports), runs start/solve/check for challenges 1 to 4 as a participant who uses
+Starts from nothing (a fresh lab folder and warehouse, no MLflow, emulators or endpoint server: the
+labs start them on free 127.0.0.1 ports), runs start/solve/check for challenges 1 to 4 as a participant who uses
 `hyp lab solve` would, prints one row per step and the total as a markdown table, then
 `hyp lab reset`. Nothing is downloaded.
 
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",
         "HYP_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
         "HYP_LAB_PROCESSOR_PORT": str(processor_port),
         "HYP_PROCESSOR_PUSH_ENDPOINT": f"http://127.0.0.1:{processor_port}/",
         "HYP_LAB_EVENTS": str(args.events),

@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"export MLFLOW_TRACKING_URI={s.mlflow_tracking_uri}")
         print(f"export PUBSUB_EMULATOR_HOST={s.pubsub_emulator_host or ''}")
         print(f"export BIGQUERY_EMULATOR_HOST={s.bigquery_url}")
+        print(f"export STORAGE_EMULATOR_HOST={s.storage_url}")
+        print(f"export HYP_PROJECT={s.project}")
+        print(f"export HYP_LOCATION={s.location}")
+        print(f"export HYP_LAB_STAGING_BUCKET={s.staging_bucket}")
         print(f"export HYP_WAREHOUSE_DIR={s.warehouse_dir}")
         print(f"export HYP_ENDPOINT_URL={s.endpoint_url}")
         return 0

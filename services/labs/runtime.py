@@ -97,6 +97,9 @@ def child_env(s: LabSettings, **extra: str) -> dict[str, str]:
     if s.pubsub_emulator_host:
         env["PUBSUB_EMULATOR_HOST"] = s.pubsub_emulator_host
     env["BIGQUERY_EMULATOR_HOST"] = s.bigquery_url
+    env["STORAGE_EMULATOR_HOST"] = s.storage_url
+    env["HYP_ENDPOINT_URL"] = s.endpoint_url
+    env["HYP_LAB_STAGING_BUCKET"] = s.staging_bucket
     env.update(extra)
     return env
 
@@ -205,22 +208,51 @@ def ensure_bigquery(s: LabSettings) -> None:
     start_managed(s, "bigquery", args, lambda: bigquery_health(s))
 
 
-def endpoint_health(s: LabSettings) -> str | None:
-    """None when the endpoint's Endpoint resource answers with a deployed model."""
+def storage_health(s: LabSettings) -> str | None:
+    return probe(f"{s.storage_url.rstrip('/')}/health")
+
+
+def ensure_storage(s: LabSettings) -> None:
+    """`hyp storage` (started unless one answers at STORAGE_EMULATOR_HOST) and the lab's staging bucket."""
+    if storage_health(s) is None:
+        log(f"hyp storage answers at {s.storage_url}")
+    else:
+        host = urlsplit(s.storage_url).hostname or "127.0.0.1"
+        if host not in ("127.0.0.1", "localhost"):
+            raise LabError(f"hyp storage at {s.storage_url} does not answer, and the labs only start one locally")
+        args = [
+            "storage",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(s.storage_port),
+            "--data-dir",
+            str(s.lab_dir / "storage"),
+        ]
+        start_managed(s, "storage", args, lambda: storage_health(s))
+    from google.api_core.exceptions import Conflict
+
+    from services.labs import sdk
+
+    with contextlib.suppress(Conflict):  # `gcloud storage buckets create gs://BUCKET` on GCP
+        sdk.storage(s).create_bucket(s.staging_bucket)
+        log(f"created the staging bucket gs://{s.staging_bucket}")
+
+
+def vertex_health(s: LabSettings) -> str | None:
+    """None when the endpoint server answers Vertex's `endpoints.list` (a champion or not)."""
     import httpx
 
     try:
-        r = httpx.get(s.endpoint_resource_url, timeout=3.0)
+        r = httpx.get(s.endpoints_url, timeout=3.0)
     except httpx.HTTPError as exc:
-        return f"no endpoint answers at {s.endpoint_url} ({type(exc).__name__})"
-    if r.status_code != 200:
-        return f"GET {s.endpoint_resource_url}: HTTP {r.status_code}"
-    if not r.json().get("deployedModels"):
-        return "the endpoint has no deployed model yet"
-    return None
+        return f"no endpoint server answers at {s.endpoint_url} ({type(exc).__name__})"
+    return None if r.status_code == 200 else f"GET {s.endpoints_url}: HTTP {r.status_code}"
 
 
 def start_endpoint(s: LabSettings) -> None:
+    """`hyp endpoint` as a lab process: Vertex's API for the SDK, endpoint 1 serving @champion, gs:// artifacts
+    read from hyp storage, the endpoints the participant creates kept in the lab folder across restarts."""
     args = [
         "endpoint",
         "--host",
@@ -233,15 +265,43 @@ def start_endpoint(s: LabSettings) -> None:
         s.mlflow_tracking_uri,
         "--reload-interval",
         "1",
+        "--storage-host",
+        s.storage_url,
+        "--state-dir",
+        str(s.lab_dir / "endpoint-state"),
     ]
-    start_managed(s, "endpoint", args, lambda: endpoint_health(s))
+    start_managed(s, "endpoint", args, lambda: vertex_health(s))
 
 
-def ensure_endpoint(s: LabSettings) -> None:
-    if endpoint_health(s) is None:
-        log(f"the endpoint answers at {s.endpoint_url}")
+def ensure_vertex(s: LabSettings) -> None:
+    """The endpoint server answering Vertex's API (started if none answers), with hyp storage behind it."""
+    ensure_storage(s)
+    if vertex_health(s) is None:
+        log(f"Vertex AI's API answers at {s.endpoint_url}")
         return
     start_endpoint(s)
+
+
+def run_script(s: LabSettings, script: Path, *args: str, timeout_s: float = 600) -> str:
+    """Run a participant's (or the reference) Python script in its folder, as `python script.py` in a shell
+    where `eval "$(hyp lab env)"` ran; LabError with its output if it fails."""
+    import subprocess
+    import sys
+
+    log(f"$ python {' '.join((script.name, *args))}  (in {script.parent})")
+    result = subprocess.run(
+        [sys.executable, script.name, *args],
+        cwd=script.parent,
+        env=child_env(s),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise LabError(f"`python {script.name}` failed (exit {result.returncode}):\n{tail}")
+    return result.stdout
 
 
 def run_hyp(s: LabSettings, args: list[str], timeout_s: float = 600, **env: str) -> str:

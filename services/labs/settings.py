@@ -27,6 +27,10 @@ class LabSettings(CommonSettings):
     endpoint_id: str = Field("1", validation_alias="HYP_ENDPOINT_ID")
     # `hyp bigquery`, where challenge 4's service writes its rows with Google's client (the variable it honours)
     bigquery_url: str = Field("http://127.0.0.1:9050", validation_alias="BIGQUERY_EMULATOR_HOST")
+    # `hyp storage`, where the Vertex SDK stages a model's artifact folder (challenge 5), as on GCP
+    storage_url: str = Field("http://127.0.0.1:4443", validation_alias="STORAGE_EMULATOR_HOST")
+    # the bucket challenge 5's Model.upload stages into (`aiplatform.init(staging_bucket=...)`)
+    staging_bucket: str = Field("hyp-lab-staging", min_length=3, validation_alias="HYP_LAB_STAGING_BUCKET")
     # where the participant's processing service (challenge 4) listens
     processor_port: int = Field(8081, ge=1, le=65535, validation_alias="HYP_LAB_PROCESSOR_PORT")
     events_topic: str = Field(EVENTS_TOPIC, validation_alias="HYP_LAB_EVENTS_TOPIC")
@@ -56,12 +60,21 @@ class LabSettings(CommonSettings):
         return urlsplit(self.bigquery_url).port or 80
 
     @property
+    def storage_port(self) -> int:
+        return urlsplit(self.storage_url).port or 80
+
+    @property
     def mlflow_port(self) -> int:
         return urlsplit(self.mlflow_tracking_uri).port or 5000
 
     @property
     def endpoint_resource_url(self) -> str:
         return f"{self.endpoint_url.rstrip('/')}/v1/{names.endpoint(self.project, self.location, self.endpoint_id)}"
+
+    @property
+    def endpoints_url(self) -> str:
+        """Vertex's `endpoints.list` on the endpoint server: answers once the server runs, champion or not."""
+        return names.rest_url(self.endpoint_url, names.location(self.project, self.location)) + "/endpoints"
 
 
 @lru_cache

@@ -11,20 +11,37 @@ import time
 import uuid
 
 from services.labs import registry
-from services.labs.challenges import NotYet, custom_model, deploy, deploy_custom
+from services.labs.challenges import NotYet, kmeans
+from services.labs.challenges.common import lab_folder
 from services.labs.runtime import LabError, ensure_emulator, ensure_mlflow, log, run_hyp, start_managed
 from services.labs.settings import LabSettings
 
 WATCH = "hyp-lab-7-detections"
 
 
+def custom(s: LabSettings) -> registry.Version | None:
+    """The newest custom version (a pyod detector or the autoencoder) of the stack's model, purchase-anomaly."""
+    return registry.latest(s, registry.CUSTOM)
+
+
+def ensure_custom_champion(s: LabSettings) -> None:
+    """The detector scores the stack's model's @champion: an iforest trained with `hyp train` on the lab's
+    warehouse (the detector loads MLflow models, not challenge 5's prebuilt-container artifact)."""
+    want = custom(s)
+    if want is None:
+        kmeans.ensure_data(s)
+        sql = (lab_folder(s, 7) / "solution" / "train.sql").read_text()
+        args = ["train", "--model", "iforest", "--param", "n_estimators=100", "--eval-rows", "5000", "--sql", sql]
+        run_hyp(s, [*args, "--tracking-uri", s.mlflow_tracking_uri, "--warehouse-dir", str(s.warehouse_dir)])
+        want = custom(s)
+    if want is not None and registry.champion(s) != str(want.version):
+        log(f"$ hyp models promote {want.version}")
+        registry.promote(s, want.version, "hyp lab: the detector's custom model")
+
+
 def start(s: LabSettings) -> None:
-    deploy_custom.start(s)
-    try:
-        deploy_custom.check(s)
-    except NotYet:
-        log("your custom model is not the champion yet: applying challenge 6's solution first")
-        deploy_custom.solve(s)
+    ensure_mlflow(s)
+    ensure_custom_champion(s)
     ensure_emulator(s)
     watch(s)
 
@@ -71,9 +88,9 @@ def detections(s: LabSettings, path: str, run_id: str, wait_s: float) -> list[di
 
 def check(s: LabSettings) -> str:
     ensure_emulator(s)
-    want = custom_model.candidate(s)
+    want = custom(s)
     if want is None:
-        raise NotYet("there is no custom model yet: do challenges 5 and 6 first")
+        raise NotYet(f"there is no custom version of {s.model_name} yet: run `hyp lab start 7`")
     path = watch(s)
     run_id = f"lab7-{uuid.uuid4().hex[:8]}"
     args = ["loadgen", "--to", "pubsub", "--topic", s.events_topic, "--count", "200", "--max", "--seed", "9"]
@@ -101,8 +118,7 @@ def check(s: LabSettings) -> str:
 
 def solve(s: LabSettings) -> None:
     ensure_mlflow(s)
-    if registry.champion(s) != str(getattr(custom_model.candidate(s), "version", "")):
-        deploy.deploy(s, custom_model.candidate, "custom model")
+    ensure_custom_champion(s)
     ensure_emulator(s)
     watch(s)
     args = [

@@ -1,28 +1,39 @@
-"""Challenge 2: create the endpoint. The check reads the Endpoint resource and calls :predict as the SDK does."""
+"""Challenge 2: create a Vertex AI endpoint with the SDK (``aiplatform.Endpoint.create``), as on GCP.
+
+`hyp lab start 2` makes sure the endpoint server (Vertex's API on HYP_ENDPOINT_URL) and hyp storage run and
+notes the endpoints that exist already; the check lists endpoints through the SDK and passes on one created
+since then. Endpoint `1` (the stack's, following ``@champion``) is never the participant's.
+"""
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
 
-from services.labs import registry
+from services.common import names
+from services.labs import sdk
 from services.labs.challenges import NotYet, kmeans
-from services.labs.runtime import ensure_mlflow, log, run_hyp, start_endpoint
+from services.labs.challenges.common import copy_solution, copy_template
+from services.labs.runtime import ensure_mlflow, ensure_vertex, log, read_state, run_script, update_state
 from services.labs.settings import LabSettings
 
+SCRIPT = "create_endpoint.py"
+DISPLAY_NAME = "anomaly-detection-endpoint"
 INSTANCES = [{"tax": 8.4, "shipping": 4.99, "value": 40.0}, {"tax": 0.0, "shipping": 0.0, "value": 1000000.10}]
 
 
-def ensure_starter(s: LabSettings) -> None:
-    """A champion to serve: when there is none yet, a small starter k-means (tagged, so no check counts it)."""
-    if registry.champion(s) is not None:
-        log(f"{s.model_name}@{s.model_alias} is v{registry.champion(s)}")
-        return
-    args = ["train", "--model", "kmeans", "--generate", "2000", "--eval-rows", "2000", "--force-promote"]
-    run_hyp(s, [*args, "--seed", "3", "--tracking-uri", s.mlflow_tracking_uri])
-    version = registry.champion(s)
-    if version is not None:
-        registry.tag_starter(s, version)
-        log(f"starter model: {s.model_name} v{version} is @{s.model_alias}")
+def stack_endpoint(s: LabSettings) -> str:
+    return names.endpoint(s.project, s.location, s.endpoint_id)
+
+
+def endpoints(s: LabSettings) -> list[Any]:
+    """Every endpoint but the stack's, through the SDK (NotYet when the server does not answer)."""
+    from google.api_core import exceptions
+
+    try:
+        found = sdk.vertex(s).Endpoint.list()
+    except exceptions.GoogleAPICallError as exc:
+        raise NotYet(f"Vertex's endpoints.list at {s.endpoint_url} failed: {exc}") from None
+    return [e for e in found if e.resource_name != stack_endpoint(s)]
 
 
 def start(s: LabSettings) -> None:
@@ -30,58 +41,31 @@ def start(s: LabSettings) -> None:
     if kmeans.candidate(s) is None:
         log("no k-means of yours yet: applying challenge 1's solution first")
         kmeans.solve(s)
-    ensure_starter(s)
+    ensure_vertex(s)
+    copy_template(s, 2)
+    update_state(s, endpoints_before_2=[e.resource_name for e in endpoints(s)])
 
 
-def resource(s: LabSettings) -> dict:
-    try:
-        r = httpx.get(s.endpoint_resource_url, timeout=5.0)
-    except httpx.HTTPError as exc:
-        raise NotYet(
-            f"nothing answers at {s.endpoint_url} ({type(exc).__name__}): start the endpoint "
-            f"(`hyp endpoint --port {s.endpoint_port} --endpoint-id {s.endpoint_id}`)"
-        ) from None
-    if r.status_code == 404:
-        raise NotYet(f"GET {s.endpoint_resource_url}: 404, is the endpoint id {s.endpoint_id}? ({r.text[:200]})")
-    if r.status_code != 200:
-        raise NotYet(f"GET {s.endpoint_resource_url}: HTTP {r.status_code} {r.text[:200]}")
-    body = r.json()
-    expected = s.endpoint_resource_url.split("/v1/", 1)[1]
-    if body.get("name") != expected:
-        raise NotYet(f"the Endpoint resource is named {body.get('name')!r}, expected {expected!r}")
-    if not body.get("deployedModels"):
-        raise NotYet("the endpoint has no deployed model: is there a @champion in MLflow?")
-    return body
-
-
-def predict(s: LabSettings) -> dict:
-    url = f"{s.endpoint_resource_url}:predict"
-    try:
-        r = httpx.post(url, json={"instances": INSTANCES}, timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise NotYet(f"POST {url}: {type(exc).__name__}") from None
-    if r.status_code != 200:
-        raise NotYet(f"POST {url}: HTTP {r.status_code} {r.text[:300]}")
-    body = r.json()
-    missing = [k for k in ("predictions", "deployedModelId", "model", "modelVersionId") if k not in body]
-    if missing:
-        raise NotYet(f":predict answered without {', '.join(missing)}")
-    predictions = body["predictions"]
-    if len(predictions) != len(INSTANCES) or not all("score" in p and "is_anomaly" in p for p in predictions):
-        raise NotYet(f":predict should answer one prediction with score and is_anomaly per instance: {predictions}")
-    return body
+def candidate(s: LabSettings) -> Any | None:
+    """The newest endpoint created since `hyp lab start 2` (an aiplatform.Endpoint), or None."""
+    before = set(read_state(s).get("endpoints_before_2", []))
+    mine = [e for e in endpoints(s) if e.resource_name not in before]
+    return max(mine, key=lambda e: e.create_time) if mine else None
 
 
 def check(s: LabSettings) -> str:
-    res = resource(s)
-    body = predict(s)
-    return (
-        f"endpoint {res['name']} serves {body['modelDisplayName'] if 'modelDisplayName' in body else body['model']} "
-        f"v{body['modelVersionId']}; :predict answered {len(body['predictions'])} predictions"
-    )
+    endpoint = candidate(s)
+    if endpoint is None:
+        raise NotYet(
+            f"no endpoint created since the challenge started (Vertex AI's API at {s.endpoint_url}): "
+            f"complete and run `python {SCRIPT}`"
+        )
+    if endpoint.display_name != DISPLAY_NAME:
+        raise NotYet(f"your endpoint is named {endpoint.display_name!r}; the workshop's is {DISPLAY_NAME!r}")
+    return f"endpoint {endpoint.resource_name} ({endpoint.display_name}) exists, ready for a model"
 
 
 def solve(s: LabSettings) -> None:
     ensure_mlflow(s)
-    ensure_starter(s)
-    start_endpoint(s)
+    ensure_vertex(s)
+    run_script(s, copy_solution(s, 2) / SCRIPT)

@@ -17,16 +17,16 @@ import time
 import uuid
 from pathlib import Path
 
-from services.common.names import attribute_sql
+from services.common.names import attribute_sql, short
 from services.common.processes import stop_group
-from services.labs.challenges import NotYet, deploy, kmeans
+from services.labs.challenges import NotYet, deploy
 from services.labs.challenges.common import copy_solution, copy_template, work_folder
 from services.labs.runtime import (
     LabError,
     child_env,
     ensure_bigquery,
     ensure_emulator,
-    ensure_endpoint,
+    ensure_vertex,
     log,
     port_open,
     run_hyp,
@@ -39,16 +39,19 @@ PURCHASES = 60
 
 def start(s: LabSettings) -> None:
     deploy.start(s)
-    if kmeans.candidate(s) is not None:
-        try:
-            deploy.check(s)
-        except NotYet:
-            log("your k-means is not deployed yet: applying challenge 3's solution first")
-            deploy.solve(s)
+    try:
+        deploy.check(s)
+    except NotYet:
+        log("your k-means is not deployed yet: applying challenge 3's solution first")
+        deploy.solve(s)
     ensure_emulator(s)
-    ensure_endpoint(s)
     ensure_bigquery(s)
     copy_template(s, 4)
+
+
+def endpoint_id(s: LabSettings) -> str:
+    """The id of challenge 2's endpoint, which the service calls (HYP_ENDPOINT_ID), as the workshop's does."""
+    return short(deploy.participant_endpoint(s).resource_name)
 
 
 def run_service(s: LabSettings, folder: Path, log_path: Path) -> subprocess.Popen | None:
@@ -59,7 +62,7 @@ def run_service(s: LabSettings, folder: Path, log_path: Path) -> subprocess.Pope
     if not (folder / APP).exists():
         raise NotYet(f"no {folder / APP}: run `hyp lab start 4` to get the template")
     args = [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(folder), "--port", str(s.processor_port)]
-    env = child_env(s, HYP_ENDPOINT_URL=s.endpoint_url, HYP_ENDPOINT_ID=s.endpoint_id)
+    env = child_env(s, HYP_ENDPOINT_URL=s.endpoint_url, HYP_ENDPOINT_ID=endpoint_id(s))
     with log_path.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -148,7 +151,7 @@ def check(s: LabSettings) -> str:
     from services.common.pubsub_clients import subscriber
 
     ensure_emulator(s)
-    ensure_endpoint(s)
+    ensure_vertex(s)
     ensure_bigquery(s)
     folder = work_folder(s, 4)
     folder.mkdir(parents=True, exist_ok=True)

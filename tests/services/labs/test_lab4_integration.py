@@ -9,7 +9,7 @@ import pytest
 from services.testing.bigquery import bigquery_client
 from tests.services.labs.test_labs_integration import lab, lab_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def test_lab_4_writes_through_the_bigquery_client(tmp_path, pubsub_emulator, mlflow_server):

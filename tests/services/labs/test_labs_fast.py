@@ -126,3 +126,56 @@ def test_env_prints_export_lines(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:5999" in out
     assert "export BIGQUERY_EMULATOR_HOST=http://127.0.0.1:9050" in out  # lab 4's service writes through it
+
+
+SDK_SCRIPTS = {  # challenge -> the script the participant completes (Google's own SDK, as on GCP)
+    2: "create_endpoint.py",
+    3: "deploy.py",
+    5: "upload.py",
+    6: "deploy_custom.py",
+}
+
+
+@pytest.mark.parametrize("number", sorted(SDK_SCRIPTS))
+def test_sdk_templates_have_gaps_the_solutions_fill_and_only_init_differs_from_gcp(number):
+    folder = LABS / next(c.folder for c in CHALLENGES if c.number == number)
+    template = (folder / "template" / SDK_SCRIPTS[number]).read_text()
+    solution = (folder / "solution" / SDK_SCRIPTS[number]).read_text()
+    assert f"TODO(lab {number}" in template and "TODO" not in solution
+    ast.parse(template)
+    ast.parse(solution)
+    for text in (template, solution):
+        assert "from services" not in text  # the workshop's code: Google's clients only
+        assert "gcloud ai " in text  # the gcloud command beside the SDK call, for reference
+        init = text[text.index("aiplatform.init(") :]
+        init = init[: init.index("\n)\n")]
+        # what differs from GCP: the API endpoint, its transport, the credentials (and project/region/bucket)
+        assert 'api_endpoint=os.environ.get("HYP_ENDPOINT_URL"' in init and "AnonymousCredentials()" in init
+    readme = (folder / "README.md").read_text()
+    assert "| SDK (what you write) | gcloud on GCP (reference only) |" in readme
+
+
+def test_lab_1_is_the_workshops_statement_with_the_project_filled_in(settings):
+    from services.labs.challenges import kmeans
+
+    solution = (LABS / "1-kmeans/solution/create_model.sql").read_text()
+    template = (LABS / "1-kmeans/template/create_model.sql").read_text()
+    for text in ("MODEL_REGISTRY = 'VERTEX_AI'", "MODEL_TYPE='KMEANS'", "NUM_CLUSTERS=2", "WHERE event='purchase'"):
+        assert text in solution
+    assert "ecommerce.purchase.tax AS tax" in solution and "___" not in solution
+    assert template.count("___") == 8  # the comment names the blanks once, then seven of them
+    folder = copy_template(settings, 1)
+    kmeans.with_project(settings, folder)
+    copied = (folder / "create_model.sql").read_text()
+    assert "<project-id>" not in copied
+    assert f"`{settings.project}.ecommerce_sink.anomaly_detection`" in copied
+    assert "<project-id>" not in (folder / "explore.sql").read_text()
+
+
+@pytest.mark.parametrize("share", [0.5, 0.2, 0.05])
+def test_check_6_draws_enough_requests_to_see_every_model_with_traffic(share):
+    from services.labs.challenges.deploy_custom import MISS, requests_for
+
+    n = requests_for(share)
+    assert (1 - share) ** n <= MISS < (1 - share) ** (n - 1)
+    assert requests_for(1.0) == 1

@@ -19,7 +19,7 @@ from services.testing.hyp import REPO as ROOT
 from services.testing.hyp import run_hyp
 from tests.fixtures.pubsub import unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
@@ -36,7 +36,8 @@ def lab_env(tmp: Path, emulator, mlflow) -> dict[str, str]:
         "PUBSUB_EMULATOR_HOST": emulator.host,
         "HYP_PROJECT": emulator.project,
         "HYP_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",  # challenge 4 starts hyp bigquery there
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",  # challenge 1 starts hyp bigquery there
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",  # and challenge 2 hyp storage
         "HYP_LAB_PROCESSOR_PORT": str(free_port()),
         "HYP_LAB_EVENTS_TOPIC": unique("lab-events"),
         "HYP_LAB_DETECTIONS_TOPIC": unique("lab-detections"),
