@@ -369,3 +369,48 @@ def test_rest_api_creates_a_bigquery_subscription_and_refuses_to_pull_it(
     pulled = httpx.post(f"{rest}/v1/{sub}:pull", json={"maxMessages": 1}, timeout=10)
     assert pulled.status_code == 400
     assert pulled.json()["error"]["status"] == "FAILED_PRECONDITION"
+
+
+@pytest.mark.local_only("a kill -9 of the emulator itself with --data-dir: its own persistence")
+def test_kill9_of_the_emulator_mid_write_loses_nothing_and_duplicates_nothing(
+    bq_server: HypProcess, bq: bigquery.Client, dataset: str, tmp_path: Path
+) -> None:
+    """Rows being written when the emulator dies are written again after its restart (their acks were lost):
+    insertId = message id keeps them from being stored twice."""
+    table_id = f"{dataset}.emulator_crash"
+    env = {"BIGQUERY_EMULATOR_HOST": bq_server.url, "HYP_PUBSUB_BIGQUERY_BATCH_ROWS": "200"}
+    data = tmp_path / "data"
+    first = start_emulator(tmp_path, topology="none", data_dir=data, project=PROJECT, extra_env=env)
+    try:
+        topic, sub = first.topic_path(unique("t")), first.subscription_path(unique("bq"))
+        first.publisher().create_topic(name=topic)
+        config = {"table": table_id, "write_metadata": True}
+        first.subscriber().create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
+        publisher = first.publisher()
+        total = 5000
+        futures = [publisher.publish(topic, f"m{i}".encode()) for i in range(total)]
+        ids = [f.result(60) for f in futures]
+        _state(first.subscriber(), sub, BQ_STATE.NOT_FOUND)  # all of it in the backlog, nothing written yet
+        bq.create_table(bigquery.Table(table_id, schema=METADATA_SCHEMA))
+
+        def writing() -> bool:
+            state = httpx.get(f"{first.rest_url}/admin/state", timeout=5).json()
+            acked = next(s["acked_total"] for s in state["subscriptions"] if s["name"] == sub)
+            return 0 < acked < total
+
+        wait_for(writing, 60, "the first rows written", interval=0.01)
+    finally:
+        first.stop(kill=True)
+    second = start_emulator(tmp_path, topology="none", data_dir=data, project=PROJECT, extra_env=env)
+    try:
+
+        def all_written() -> int | None:
+            n = next(iter(bq.query(f"SELECT COUNT(DISTINCT message_id) AS n FROM `{table_id}`").result())).n
+            return n if n >= total else None
+
+        wait_for(all_written, 90, f"{total} distinct messages", interval=0.5)
+        row = next(iter(bq.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT message_id) AS d FROM `{table_id}`").result()))
+        assert (row.n, row.d) == (total, total), "lost or duplicated rows"
+        assert {r.message_id for r in bq.query(f"SELECT message_id FROM `{table_id}`").result()} == set(ids)
+    finally:
+        second.stop()
