@@ -178,3 +178,40 @@ class HostCheck:
 def protect(app: ASGIApp, allowed: Collection[str]) -> ASGIApp:
     """``app`` behind the Host check, or ``app`` itself when ``*`` allows any Host."""
     return app if ANY in allowed else HostCheck(app, allowed)
+
+
+def protect_wsgi(app: Callable[..., Any], allowed: Collection[str]) -> Callable[..., Any]:
+    """A WSGI ``app`` (a Prometheus page served by prometheus_client) behind the same Host check."""
+    if ANY in allowed:
+        return app
+
+    def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        host = environ.get("HTTP_HOST")
+        if host is not None and host_allowed(host, allowed):
+            return app(environ, start_response)
+        status, body = refusal(host_name(host))
+        start_response(
+            f"{status} Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return checked
+
+
+def serve_metrics(registry: Any, host: str, port: int, allowed: Collection[str]) -> Any:
+    """prometheus_client's ``start_http_server`` with the Host check: ``registry``'s page on ``host:port`` from a
+    daemon thread; returns the server (``shutdown()`` stops it)."""
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler, make_wsgi_app
+
+    class Server(ThreadingWSGIServer):  # its own class: the address family is set per server, as prometheus_client does
+        pass
+
+    Server.address_family, addr = _get_best_family(host, port)  # type: ignore[no-untyped-call]
+    server = make_server(
+        addr, port, protect_wsgi(make_wsgi_app(registry), allowed), Server, handler_class=_SilentHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    return server

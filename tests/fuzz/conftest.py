@@ -10,17 +10,20 @@ import pytest
 from services.stack import definition as d
 from services.testing.local_stack import LocalHypStack
 
-# every service that serves an API of ours; their dependencies (pubsub, mlflow, init, endpoint, detector) come along
-FUZZED = ["processor", "orchestrator", "console", "bigquery", "storage"]
+# every service that serves HTTP of ours; their dependencies (pubsub, mlflow, init, endpoint) come along
+FUZZED = ["processor", "orchestrator", "console", "bigquery", "storage", "detector"]
 
-# service -> its HTTP port (definition.py): the APIs with an OpenAPI document
+# service -> its HTTP port (definition.py): the APIs fuzzed from an OpenAPI document
 OPENAPI_PORTS = {
     "endpoint": d.ENDPOINT_PORT,
     "processor": d.PROCESSOR_PORT,
     "orchestrator": d.ORCHESTRATOR_PORT,
     "console": d.CONSOLE_PORT,
     "bigquery": d.BIGQUERY_PORT,
+    "storage": d.STORAGE_PORT,
 }
+# every HTTP port of ours in that stack (MLflow's is MLflow's own server)
+HTTP_PORTS = {**OPENAPI_PORTS, "pubsub": d.PUBSUB_REST_PORT, "detector": d.DETECTOR_METRICS_PORT}
 
 
 @pytest.fixture(scope="package")

@@ -428,3 +428,22 @@ def test_compose_lets_each_service_answer_to_its_service_name_and_hyp_up_keeps_t
     for name in reached - {"127.0.0.1"}:  # 127.0.0.1: the console's links for the browser on the host
         own = d.environment(by_name[name], "compose", data="/data")["HYP_ALLOWED_HOSTS"].split(",")[0]
         assert own == name
+
+
+def test_the_metrics_server_refuses_a_foreign_host():
+    import httpx
+    from prometheus_client import CollectorRegistry, Counter
+
+    from services.common.hosts import allowed_names, serve_metrics
+
+    registry = CollectorRegistry()
+    Counter("hyp_probe", "a sample", registry=registry).inc()
+    server = serve_metrics(registry, "127.0.0.1", 0, allowed_names("127.0.0.1"))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        assert "hyp_probe_total 1.0" in httpx.get(url).text
+        foreign = httpx.get(url, headers={"Host": "attacker.example"})
+        assert foreign.status_code == 400
+        assert "attacker.example" in foreign.json()["error"]["message"]
+    finally:
+        server.shutdown()
