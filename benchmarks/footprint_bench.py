@@ -101,6 +101,7 @@ class Stack:
     home: Path
     rate: float
     log: list[str] = field(default_factory=list)
+    port_offset: int = 0  # hyp up --port-offset: every port moved, so the run can share a machine with another stack
 
     def hyp(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(self.root)}
@@ -110,7 +111,8 @@ class Stack:
 
     def up(self) -> float:
         t0 = time.monotonic()
-        out = self.hyp("up", "--detach", "--home", str(self.home), "--rate", f"{self.rate:g}")
+        offset = ("--port-offset", str(self.port_offset)) if self.port_offset else ()
+        out = self.hyp("up", "--detach", "--home", str(self.home), "--rate", f"{self.rate:g}", *offset)
         if out.returncode != 0:
             raise SystemExit(f"hyp up failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
         return time.monotonic() - t0
@@ -141,9 +143,9 @@ def sample_cpu(stack: Stack, seconds: float) -> dict[str, float]:
     return {n: 100 * (cpu_seconds_of(trees[n]) - before[n]) / elapsed for n in trees}
 
 
-def subscriptions() -> list[dict]:
+def subscriptions(port_offset: int = 0) -> list[dict]:
     try:
-        with urllib.request.urlopen("http://127.0.0.1:8086/admin/state", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{8086 + port_offset}/admin/state", timeout=5) as resp:
             return json.load(resp).get("subscriptions", [])
     except OSError:
         return []

@@ -30,7 +30,7 @@ def sample(stack: Stack, t0: float) -> dict:
     return {
         "t_min": (time.monotonic() - t0) / 60,
         "rss": {n: rss_mib(tree(p)) for n, p in pids.items()},
-        "backlog": {s["name"].rsplit("/", 1)[-1]: s["backlog"] for s in subscriptions()},
+        "backlog": {s["name"].rsplit("/", 1)[-1]: s["backlog"] for s in subscriptions(stack.port_offset)},
     }
 
 
@@ -102,6 +102,31 @@ def render(rows: list[dict], extra: dict, minutes: float, rate: float) -> str:
     return "\n".join(lines)
 
 
+COUNTED = ("cloud_run", "dataflow", "pubsub_direct")
+
+
+def restarted(stack: Stack, first_up_s: float) -> dict[str, float]:
+    """`hyp down`, `hyp up` again (timed), then each table's count(*) through the BigQuery API (first answer, timed)."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    t0 = time.monotonic()
+    stack.down()
+    out = {"first_up_s": first_up_s, "down_s": time.monotonic() - t0}
+    out["second_up_s"] = stack.up()
+    client = bigquery.Client(
+        project="hyp-local",
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{9050 + stack.port_offset}"),
+    )
+    for table in COUNTED:
+        t0 = time.monotonic()
+        rows = list(client.query(f"SELECT count(*) AS n FROM `hyp-local.ecommerce_sink.{table}`").result())
+        out[table + "_s"], out[table] = time.monotonic() - t0, float(rows[0]["n"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout to run (default: this one)")
@@ -110,11 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--png", type=Path, default=None, help="write the RSS plot here")
     ap.add_argument("--json", type=Path, default=None, help="write every sample here")
+    ap.add_argument("--port-offset", type=int, default=0, help="hyp up --port-offset (default: the default ports)")
+    ap.add_argument(
+        "--restart",
+        action="store_true",
+        help="then hyp down, hyp up again: time to healthy and SELECT count(*) over everything written (issue 15)",
+    )
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="hyp-soak-"))
-    stack = Stack(args.root.resolve(), tmp / "home", args.rate)
+    stack = Stack(args.root.resolve(), tmp / "home", args.rate, port_offset=args.port_offset)
     samples: list[dict] = []
+    restart: dict[str, float] = {}
     try:
         t0 = time.monotonic()
         up_s = stack.up()
@@ -128,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
             time.sleep(args.interval)
+        if args.restart:
+            restart = restarted(stack, up_s)
     finally:
         stack.down()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -137,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         plot(samples, args.png)
     print(render(rows, extra, args.minutes, args.rate))
+    if restart:
+        print("\n| after the run | seconds |\n|---|---:|")
+        print(f"| first `hyp up` healthy | {restart['first_up_s']:.1f} |")
+        print(f"| `hyp down` | {restart['down_s']:.1f} |")
+        print(f"| second `hyp up` healthy | {restart['second_up_s']:.1f} |")
+        for table in COUNTED:
+            print(f"| `SELECT count(*) FROM {table}` ({restart[table]:,.0f} rows) | {restart[table + '_s']:.3f} |")
     print(f"\n`{' '.join(['python', 'benchmarks/soak.py', *(argv if argv is not None else sys.argv[1:])])}`")
     return 0
 
