@@ -51,6 +51,7 @@ def command() -> Command[EndpointSettings]:
     cli.flag("workers", help="worker processes")
     cli.flag("storage_emulator_host", "--storage-host", help="hyp storage, where gs:// model artifacts are read")
     cli.flag("state_dir", help="folder keeping the endpoints created through Vertex's API across restarts")
+    cli.flag("containers", help="custom containers: docker, local (their command as a process) or auto")
     return cli
 
 

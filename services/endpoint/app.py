@@ -66,6 +66,8 @@ def lifespan_of(predictor: Predictor, resources: VertexResources | None = None) 
         try:
             yield
         finally:
+            if resources is not None:
+                await asyncio.to_thread(resources.close)
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

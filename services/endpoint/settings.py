@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 
@@ -32,6 +33,11 @@ class EndpointSettings(CommonSettings):
     storage_emulator_host: str | None = Field(None, validation_alias="STORAGE_EMULATOR_HOST")
     # where endpoints created through Vertex's API and their deployments are kept across restarts (None: memory only)
     state_dir: Path | None = Field(None, validation_alias="HYP_ENDPOINT_STATE_DIR")
+    # how a custom container (an image that is not one of Vertex's prebuilt ones) runs: docker, local (its
+    # command as a process here) or auto (docker when a daemon answers)
+    containers: Literal["auto", "docker", "local"] = Field("auto", validation_alias="HYP_ENDPOINT_CONTAINERS")
+    # how long a custom container has to answer its health route before its deploy fails
+    container_start_timeout_s: float = Field(120.0, gt=0, validation_alias="HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S")
 
     @property
     def endpoint_name(self) -> str:

@@ -1,29 +1,18 @@
-"""Model artifacts: which prebuilt container an image URI names, the files it needs, and loading them.
+"""Model artifacts: which prebuilt container an image URI names, the files it needs, and fetching them.
 
 Vertex picks how to serve an uploaded model from ``containerSpec.imageUri``: a prebuilt image
 (``<region>-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest``) loads a model file from
-``artifactUri``; any other image is the user's own container. Here the prebuilt scikit-learn
-convention is served in process (``model.joblib`` with joblib, ``model.pkl`` with pickle, as
-Google's container does): no image is pulled. Artifacts live on ``hyp storage`` (``gs://``, reached at
-``STORAGE_EMULATOR_HOST`` over Cloud Storage's JSON API) or in a local folder.
-
-Loading a pickle runs code from the artifact, exactly as the prebuilt container does: deploy only
-artifacts you trust.
+``artifactUri``; any other image is the user's own container. The prebuilt conventions are served in
+process (:mod:`services.endpoint.resources.prebuilt`): no image is pulled. Artifacts live on
+``hyp storage`` (``gs://``, reached at ``STORAGE_EMULATOR_HOST`` over Cloud Storage's JSON API) or in a
+local folder.
 """
 
 from __future__ import annotations
 
-import pickle
 import re
-import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
-
-import numpy as np
-import orjson
 
 from services.endpoint.resources.errors import ApiError, invalid
 
@@ -38,7 +27,6 @@ MODEL_FILES = {
     "tf2": ("saved_model.pb", "saved_model.pbtxt"),
     "tf": ("saved_model.pb", "saved_model.pbtxt"),
 }
-SERVED_IN_PROCESS = ("sklearn",)
 
 
 def framework(image_uri: str) -> str | None:
@@ -84,15 +72,36 @@ class Storage:
                     return found
                 params["pageToken"] = token
 
-    def download(self, uri: str, name: str, dest: Path) -> Path:
+    def list_tree(self, uri: str) -> list[str]:
+        """Every object under the folder ``gs://bucket/prefix``, sub-folders included (names relative to it)."""
         import httpx
 
+        bucket, prefix = split_gs(uri)
+        params: dict[str, str] = {"prefix": prefix}
+        found: list[str] = []
+        with httpx.Client(base_url=self._base(uri), timeout=30, trust_env=False) as http:
+            while True:
+                r = http.get(f"/storage/v1/b/{quote(bucket, safe='')}/o", params=params)
+                r.raise_for_status()
+                page = r.json()
+                found += [item["name"][len(prefix) :] for item in page.get("items", [])]
+                if not page.get("nextPageToken"):
+                    return [name for name in found if name and not name.endswith("/")]
+                params["pageToken"] = page["nextPageToken"]
+
+    def download(self, uri: str, name: str, dest: Path) -> Path:
+        """The object ``name`` of the folder ``uri`` as ``dest / name`` (sub-folders made as needed)."""
+        import httpx
+
+        if ".." in Path(name).parts:
+            raise invalid(f"artifact `{uri}`: object name `{name}` leaves the folder")
         bucket, prefix = split_gs(uri)
         url = f"/download/storage/v1/b/{quote(bucket, safe='')}/o/{quote(prefix + name, safe='')}"
         with httpx.Client(base_url=self._base(uri), timeout=60, trust_env=False) as http:
             r = http.get(url, params={"alt": "media"})
             r.raise_for_status()
         target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(r.content)
         return target
 
@@ -126,7 +135,10 @@ def model_file(image_uri: str, artifact_uri: str, storage: Storage) -> str | Non
         return None
     expected = MODEL_FILES.get(kind)
     if expected is None:
-        raise invalid(f"serving_container_image_uri `{image_uri}`: unknown prebuilt framework `{kind}`")
+        served = ", ".join(sorted(MODEL_FILES))
+        raise invalid(
+            f"serving_container_image_uri `{image_uri}`: prebuilt `{kind}` images are not served here ({served} are)"
+        )
     if not artifact_uri:
         raise invalid(f"artifact_uri is required with the prebuilt image `{image_uri}`")
     present = [name for name in expected if name in set(files_in(artifact_uri, storage))]
@@ -138,52 +150,11 @@ def model_file(image_uri: str, artifact_uri: str, storage: Storage) -> str | Non
     return present[0]
 
 
-@dataclass(frozen=True)
-class SklearnModel:
-    """A prebuilt scikit-learn artifact served in process: ``instances`` (lists of features) ->
-    ``model.predict(numpy.array(instances))``, as Google's container answers."""
-
-    estimator: Any
-
-    def predict_json(self, instances: Sequence[Any]) -> bytes:
-        try:
-            X = np.asarray(instances, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise invalid(f"instances: expected lists of numbers for a scikit-learn model ({exc})") from None
-        if X.ndim == 1:  # one number per instance: one feature
-            X = X.reshape(-1, 1)
-        try:
-            out = self.estimator.predict(X)
-        except ValueError as exc:
-            raise invalid(f"instances: {exc}") from None
-        return orjson.dumps(np.asarray(out), option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def load_prebuilt(image_uri: str, artifact_uri: str, storage: Storage) -> SklearnModel:
-    """Fetch and load a prebuilt-container artifact; FAILED_PRECONDITION for what is not served in process."""
-    kind = framework(image_uri)
-    if kind is None:
-        raise ApiError(
-            "FAILED_PRECONDITION",
-            f"custom container `{image_uri}`: only Vertex's prebuilt scikit-learn images are served here so far",
-        )
-    if kind not in SERVED_IN_PROCESS:
-        raise ApiError("FAILED_PRECONDITION", f"prebuilt `{kind}` images are not served in process yet (sklearn is)")
-    name = model_file(image_uri, artifact_uri, storage)
-    assert name is not None
-    with tempfile.TemporaryDirectory(prefix="hyp-vertex-model-") as tmp:
-        path = storage.download(artifact_uri, name, Path(tmp)) if artifact_uri.startswith("gs://") else None
-        path = path or Path(artifact_uri) / name
-        try:
-            if name.endswith(".joblib"):
-                import joblib
-
-                estimator = joblib.load(path)
-            else:
-                with open(path, "rb") as f:
-                    estimator = pickle.load(f)
-        except Exception as exc:
-            raise invalid(f"{artifact_uri}/{name}: cannot be loaded ({type(exc).__name__}: {exc})") from None
-    if not hasattr(estimator, "predict"):
-        raise invalid(f"{artifact_uri}/{name}: holds a {type(estimator).__name__}, which has no predict()")
-    return SklearnModel(estimator)
+def fetch(artifact_uri: str, storage: Storage, dest: Path, names: list[str] | None = None) -> Path:
+    """The artifact folder on local disk: a local folder as it is; ``gs://`` copied under ``dest`` (``names``
+    of its files, or its whole tree, as a SavedModel's ``variables/`` needs)."""
+    if not artifact_uri.startswith("gs://"):
+        return Path(artifact_uri)
+    for name in names if names is not None else storage.list_tree(artifact_uri):
+        storage.download(artifact_uri, name, dest)
+    return dest

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from starlette.concurrency import run_in_threadpool
+
 from services.common import names
+from services.endpoint.resources.batching import Batcher
 from services.endpoint.resources.errors import ApiError, invalid, not_found
 from services.endpoint.resources.operations import new_id, rfc3339
 from services.endpoint.resources.registry import Version
@@ -27,6 +30,13 @@ class Servable(Protocol):
         """The predictions of ``instances`` as one encoded JSON array."""
 
 
+def close(served: Servable) -> None:
+    """Release what a served model holds (a custom container's process); most hold nothing."""
+    closer = getattr(served, "close", None)
+    if closer is not None:
+        closer()
+
+
 @dataclass(frozen=True)
 class Deployed:
     id: str
@@ -36,6 +46,14 @@ class Deployed:
     served: Servable
     create_time: str
     tail: bytes  # deployedModelId, model, modelDisplayName, modelVersionId, encoded once
+    batcher: Batcher | None = None  # concurrent requests in one call, for models that score rows alone
+
+    async def predict_json(self, instances: Sequence[Any]) -> bytes:
+        """The predictions of ``instances``, off the event loop (a user's model may take milliseconds, which
+        must not hold up endpoint 1), batched with concurrent requests where the model allows."""
+        if self.batcher is not None:
+            return await self.batcher.predict_json(instances)
+        return await run_in_threadpool(self.served.predict_json, instances)
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -107,8 +125,9 @@ def camel(field: str) -> str:
 class Endpoints:
     """The endpoints of one server (project/location in their names), by id."""
 
-    def __init__(self, project: str, location: str) -> None:
+    def __init__(self, project: str, location: str, max_rows: int = 10_000) -> None:
         self.project, self.location = project, location
+        self.max_rows = max_rows  # the most rows of one batched predict call
         self._by_id: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
         self.rng = random.Random()
@@ -167,11 +186,13 @@ class Endpoints:
             "modelDisplayName": version.display_name,
             "modelVersionId": version.version,
         }
-        return Deployed(deployed_id, version, model_name, display_name, served, create_time, tail(rest))
+        batcher = Batcher(served, self.max_rows) if hasattr(served, "predict_rows") else None  # type: ignore[arg-type]
+        return Deployed(deployed_id, version, model_name, display_name, served, create_time, tail(rest), batcher)
 
-    def deploy(self, endpoint_id: str, version: Version, served: Servable, body: dict[str, Any]) -> Deployed:
-        """Add a loaded model under a new deployed-model id; ``"0"`` in the split is that id."""
-        deployed_id = new_id()
+    def deploy(
+        self, endpoint_id: str, version: Version, served: Servable, body: dict[str, Any], deployed_id: str
+    ) -> Deployed:
+        """Add a loaded model under its new deployed-model id; ``"0"`` in the split is that id."""
         spec = body.get("deployedModel") or {}
         display_name = spec.get("displayName") or version.display_name
         deployed = self.deployed(version, served, display_name, deployed_id, rfc3339(time.time()))
@@ -214,11 +235,13 @@ class Endpoints:
             self._by_id[endpoint_id] = updated
         return updated
 
-    def undeploy(self, endpoint_id: str, deployed_id: str, split: dict[str, int] | None) -> None:
+    def undeploy(self, endpoint_id: str, deployed_id: str, split: dict[str, int] | None) -> Deployed:
+        """Take a deployed model off; it is returned for the caller to close once no request uses it."""
         with self._lock:
             endpoint = self.get(endpoint_id)
             remaining = tuple(d for d in endpoint.deployed if d.id != deployed_id)
-            if len(remaining) == len(endpoint.deployed):
+            gone = [d for d in endpoint.deployed if d.id == deployed_id]
+            if not gone:
                 raise ApiError("NOT_FOUND", f"Deployed model `{deployed_id}` not found on `{endpoint.name}`.")
             ids = [d.id for d in remaining]
             if split:
@@ -232,6 +255,7 @@ class Endpoints:
                 traffic = {k: v for k, v in endpoint.traffic.items() if k != deployed_id}
             now = rfc3339(time.time())
             self._by_id[endpoint_id] = replace(endpoint, deployed=remaining, traffic=traffic, update_time=now)
+        return gone[0]
 
     def restore(self, endpoint: Endpoint) -> None:
         """Put back an endpoint read from the state file (its deployments are added with :meth:`deploy`)."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from services.common import names
 from services.endpoint.resources.errors import ApiError, invalid, not_found
@@ -41,6 +42,7 @@ class Version:
     display_name: str
     image_uri: str  # "" for a model registered in MLflow without Vertex (served as an MLflow model)
     artifact_uri: str
+    container: dict[str, Any] = field(default_factory=dict)  # Vertex's containerSpec, as uploaded
 
 
 def _missing(exc: Exception) -> bool:
@@ -137,7 +139,7 @@ class ModelRegistry:
         spec = json.loads(dict(mv.tags or {}).get(CONTAINER, "{}"))
         display = dict(rm.tags or {}).get(DISPLAY_NAME, rm.name)
         artifact = dict(mv.tags or {}).get(ARTIFACT, mv.source or "")
-        return Version(rm.name, str(mv.version), display, spec.get("imageUri", ""), artifact)
+        return Version(rm.name, str(mv.version), display, spec.get("imageUri", ""), artifact, spec)
 
     def list_models(self, flt: str = "") -> list[dict[str, Any]]:
         """Every model's default version, filtered (``display_name="x"``, ``labels.k="v"``, joined by AND)."""
@@ -224,7 +226,10 @@ class ModelRegistry:
             c.create_registered_model(model_id, tags=tags, description=model.get("description") or None)
         try:
             tags = {CONTAINER: json.dumps(spec), ARTIFACT: artifact}
-            source = artifact or f"vertex-container:{spec['imageUri']}"
+            # no artifact (an image alone): the image as a docker:// URI (an MLflow server refuses local paths
+            # outside a run, and http(s) sources naming other hosts)
+            image = quote(spec["imageUri"].split("://")[-1], safe="/")
+            source = artifact or f"docker://{image}"
             mv = c.create_model_version(model_id, source, tags=tags, description=model.get("versionDescription"))
             version = str(mv.version)
             if new_model and DEFAULT not in aliases:
@@ -288,11 +293,11 @@ def parse_filter(flt: str) -> Any:
         terms.append((found.group(1), found.group(2)))
 
     def match(resource: dict[str, Any]) -> bool:
-        for field, value in terms:
-            if field == "display_name":
+        for name, value in terms:
+            if name == "display_name":
                 if resource.get("displayName") != value:
                     return False
-            elif resource.get("labels", {}).get(field[len("labels.") :]) != value:
+            elif resource.get("labels", {}).get(name[len("labels.") :]) != value:
                 return False
         return True
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import names
-from services.endpoint.resources import artifacts
-from services.endpoint.resources.endpoints import Endpoint, Endpoints, Servable
+from services.endpoint.resources import artifacts, containers, prebuilt
+from services.endpoint.resources.endpoints import Endpoint, Endpoints, Servable, close
 from services.endpoint.resources.errors import ApiError, invalid
-from services.endpoint.resources.operations import Operations
+from services.endpoint.resources.operations import Operations, new_id
 from services.endpoint.resources.registry import ModelRegistry, Version, split_name
 from services.endpoint.settings import EndpointSettings
 
@@ -84,7 +84,7 @@ class VertexResources:
         self.project, self.location = settings.project, settings.location
         self.storage = artifacts.Storage(settings.storage_emulator_host)
         self.operations = Operations()
-        self.endpoints = Endpoints(self.project, self.location)
+        self.endpoints = Endpoints(self.project, self.location, settings.max_instances)
         self._registry: ModelRegistry | None = None
         self._save_lock = threading.Lock()
 
@@ -188,21 +188,36 @@ class VertexResources:
         if split and total != 100:
             raise invalid(f"traffic_split: the percentages sum to {total}; they must sum to 100")
         version = self.registry.version(spec["model"])
+        deployed_id = new_id()
         try:
-            served = self.load(version)
+            served = self.load(version, endpoint_id, deployed_id)
         except Exception as exc:  # the operation fails with the reason; nothing is added
             error = exc if isinstance(exc, ApiError) else ApiError("INTERNAL", f"{type(exc).__name__}: {exc}")
             log.warning("deploy failed", extra={"fields": {"model": spec["model"], "error": error.message}})
             return self._op("DeployModelOperationMetadata", error=error)
-        deployed = self.endpoints.deploy(endpoint_id, version, served, body)
+        try:
+            deployed = self.endpoints.deploy(endpoint_id, version, served, body, deployed_id)
+        except BaseException:  # refused (the split, the endpoint gone meanwhile): nothing stays running
+            close(served)
+            raise
         self.save()
         log.info("model deployed", extra={"fields": {"endpoint": endpoint_id, "deployed": deployed.id}})
         response = {"deployedModel": deployed.resource()}
         return self._op("DeployModelOperationMetadata", response_type="DeployModelResponse", response=response)
 
-    def load(self, version: Version) -> Servable:
+    def load(self, version: Version, endpoint_id: str, deployed_id: str) -> Servable:
+        """The model version ready to answer: a prebuilt image's artifact in process, a custom container
+        started and healthy, or an MLflow model."""
+        if version.image_uri and artifacts.framework(version.image_uri) is None:
+            s = self.settings
+            where = containers.Placement(
+                s.project, endpoint_id, deployed_id, version.model_id, version.version, version.artifact_uri
+            )
+            spec = containers.Spec.parse(version.container)
+            timeout = s.container_start_timeout_s
+            return containers.start(spec, where, s.containers, s.storage_emulator_host, timeout)
         if version.image_uri:
-            return artifacts.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
+            return prebuilt.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
         from models.registry import load_version
         from services.endpoint.model_source import served
         from services.endpoint.serving import warm_up
@@ -218,7 +233,8 @@ class VertexResources:
         deployed_id = body.get("deployedModelId") or ""
         if not deployed_id:
             raise invalid("deployed_model_id: required")
-        self.endpoints.undeploy(endpoint_id, deployed_id, body.get("trafficSplit"))
+        gone = self.endpoints.undeploy(endpoint_id, deployed_id, body.get("trafficSplit"))
+        close(gone.served)  # requests already holding it may fail; new ones no longer pick it
         self.save()
         return self._op("UndeployModelOperationMetadata", response_type="UndeployModelResponse")
 
@@ -245,7 +261,7 @@ class VertexResources:
             for d in e.get("deployed", []):
                 try:
                     version = self.registry.version(d["model"])
-                    served = self.load(version)
+                    served = self.load(version, names.short(e["name"]), d["id"])
                 except Exception as exc:
                     message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
                     log.warning("deployment not restored", extra={"fields": {"model": d["model"], "error": message}})
@@ -264,3 +280,12 @@ class VertexResources:
             )
             self.endpoints.restore(endpoint)
         log.info("endpoints restored", extra={"fields": {"endpoints": len(self.endpoints.all())}})
+
+    def close(self) -> None:
+        """Stop what the deployments run (custom containers) when the server stops; the state file keeps them."""
+        for endpoint in self.endpoints.all():
+            for deployed in endpoint.deployed:
+                try:
+                    close(deployed.served)
+                except Exception:
+                    log.exception("deployment not stopped", extra={"fields": {"deployed": deployed.id}})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from services.common import names
 from services.endpoint import schemas
@@ -74,9 +73,7 @@ async def deployed_answer(
     if len(instances) > resources.settings.max_instances:
         raise invalid(f"instances: {len(instances)} is over the limit of {resources.settings.max_instances}")
     deployed = target.pick(resources.endpoints.rng)
-    # in a worker thread: a user's model may take milliseconds (scikit-learn's KMeans.predict takes ~1 ms
-    # a call here), which must not hold up the loop serving endpoint 1
-    predictions = await run_in_threadpool(deployed.served.predict_json, instances)
+    predictions = await deployed.predict_json(instances)
     rest = b"}" if verb == "rawPredict" else deployed.tail
     headers = raw_headers({"X-Vertex-AI-Endpoint-Id": where[2], "X-Vertex-AI-Deployed-Model-Id": deployed.id})
     return JsonBytes(with_predictions(predictions, rest), headers=headers)

@@ -42,6 +42,9 @@ def endpoint_server(
         "MLFLOW_TRACKING_URI": champion.tracking_uri,
         "STORAGE_EMULATOR_HOST": storage_server.url,
         "HYP_ENDPOINT_RELOAD_INTERVAL_S": "0.5",
+        # custom containers as local processes (the docker tier runs images: tests/docker/test_vertex_containers.py)
+        "HYP_ENDPOINT_CONTAINERS": "local",
+        "HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S": "30",
     }
     with HypProcess("endpoint", log_path=tmp / "endpoint.log", env=env).start(timeout=120) as server:
         yield server

@@ -17,6 +17,8 @@ from tests.services.vertex.conftest import artifact_dir, classifier, upload_fold
 pytestmark = [pytest.mark.integration]
 
 X = [[1.0, 2.0], [-3.0, -1.0], [0.5, -0.2]]
+XGBOOST_IMAGE = "europe-docker.pkg.dev/vertex-ai/prediction/xgboost-cpu.2-1:latest"
+TF_IMAGE = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 SPLIT_REQUESTS = 1000
 # 70/30 over 1,000 independent draws: the standard deviation of the 70% share is 1.45 points; a
 # tolerance of 6 points is over 4 of them (a false failure about once in 30,000 runs).
@@ -246,3 +248,48 @@ def test_a_plain_scikit_learn_mlflow_model_deploys_and_answers(aiplatform, champ
     finally:
         endpoint.delete(force=True)
         model.delete()
+
+
+@pytest.mark.slow  # TensorFlow's import, here and in the endpoint
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/pre-built-containers")
+def test_xgboost_and_tensorflow_artifacts_deploy_from_their_prebuilt_images(aiplatform, gcs, tmp_path):
+    import tensorflow as tf
+    import xgboost
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(200, 2))
+    booster = xgboost.train(
+        {"objective": "binary:logistic"}, xgboost.DMatrix(features, label=features.sum(axis=1) > 0), 4
+    )
+    bst = tmp_path / "xgb"
+    bst.mkdir()
+    booster.save_model(bst / "model.bst")
+    module = tf.Module()
+    module.w = tf.Variable([[1.0], [2.0]])
+    module.serve = tf.function(
+        lambda x: {"score": tf.matmul(x, module.w)}, input_signature=[tf.TensorSpec([None, 2], tf.float32)]
+    )
+    saved = tmp_path / "saved"
+    tf.saved_model.save(module, str(saved), signatures={"serving_default": module.serve})
+    xgb_model = aiplatform.Model.upload(
+        display_name="xgb",
+        artifact_uri=upload_folder(gcs, bst, "hyp-vertex-models"),
+        serving_container_image_uri=XGBOOST_IMAGE,
+    )
+    tf_model = aiplatform.Model.upload(  # a local SavedModel folder (variables/ inside) staged by the SDK
+        display_name="saved", artifact_uri=str(saved), serving_container_image_uri=TF_IMAGE
+    )
+    endpoint = aiplatform.Endpoint.create(display_name="frameworks")
+    other = aiplatform.Endpoint.create(display_name="frameworks-tf")
+    try:
+        xgb_model.deploy(endpoint=endpoint)
+        tf_model.deploy(endpoint=other)
+        expected = booster.predict(xgboost.DMatrix(np.array(X))).tolist()
+        assert endpoint.predict(instances=X).predictions == pytest.approx(expected)
+        [[a], [b], [c]] = other.predict(instances=X).predictions  # one output: each prediction is its row
+        assert [a, b, c] == pytest.approx([5.0, -5.0, 0.1], abs=1e-6)  # float32
+    finally:
+        endpoint.delete(force=True)
+        other.delete(force=True)
+        xgb_model.delete()
+        tf_model.delete()
