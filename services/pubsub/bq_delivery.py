@@ -52,6 +52,7 @@ MIN_PAUSE_S = 0.1
 MAX_PAUSE_S = 5.0  # local choice: a table created or `hyp bigquery` restarted is picked up within seconds
 SCHEMA_TTL_S = 30.0  # the table's schema is read again after this long (and after any failure)
 IDLE_WAIT_S = 5.0  # a bounded wait on the subscription's condition (a publish notifies it at once)
+WARN_EVERY_S = 60.0  # `hyp bigquery` down (or not part of this setup): one warning a minute, not one a try
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # insertAll allows 10 MB per request; rows are a bit larger than messages
 
 _DATA_TYPES = {"STRING", "BYTES", "JSON"}
@@ -163,6 +164,7 @@ class BigQueryDelivery:
         self.stopping = threading.Event()
         self.threads: dict[int, threading.Thread] = {}  # subscription uid -> its loop
         self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)  # written / refused / failed_writes
+        self.warned: dict[int, float] = {}  # subscription uid -> when "unavailable" was last logged
 
     def watch(self, sub: SubState) -> None:
         """Write this subscription's messages (idempotent; any thread)."""
@@ -258,8 +260,12 @@ class BigQueryDelivery:
             self._set_state(sub, NOT_FOUND, f"table {cfg.table} does not exist")
         elif isinstance(exc, SchemaMismatch):
             self._set_state(sub, SCHEMA_MISMATCH, str(exc))
-        else:
-            log.warning("bigquery unavailable; retrying", extra={"fields": {"subscription": sub.name, "why": str(exc)}})
+        elif time.monotonic() - self.warned.get(sub.uid, float("-inf")) >= WARN_EVERY_S:  # once a minute at most
+            self.warned[sub.uid] = time.monotonic()
+            log.warning(
+                "bigquery unavailable; retrying",
+                extra={"fields": {"subscription": sub.name, "url": self.url, "why": str(exc)}},
+            )
 
     def _prepare(
         self,
@@ -324,6 +330,8 @@ class BigQueryDelivery:
             log.debug("bigquery refused rows", extra={"fields": {"subscription": sub.name, "rows": len(refused)}})
         if done:
             self._set_state(sub, BQ_ACTIVE)
+            if self.warned.pop(sub.uid, None) is not None:
+                log.info("bigquery available again", extra={"fields": {"subscription": sub.name}})
         return True
 
     def close(self) -> None:
