@@ -201,6 +201,7 @@ class BigQueryDelivery:
         pause = 0.0
         target: _Target | None = None
         sent_at = float("-inf")
+        clean = False  # ended because the subscription stopped being a BigQuery one (not by an error)
         try:
             while not self.stopping.is_set():
                 with self.b.lock:
@@ -211,6 +212,7 @@ class BigQueryDelivery:
                 with self.b.lock:
                     pb = sub.pb
                     if self.b.subs.get(sub.name) is not sub or not pb.bigquery_config.table or pb.detached:
+                        clean = True
                         break
                     cfg = type(pb.bigquery_config)()
                     cfg.CopyFrom(pb.bigquery_config)
@@ -249,6 +251,10 @@ class BigQueryDelivery:
             with self.b.lock:
                 if self.threads.get(sub.uid) is threading.current_thread():
                     del self.threads[sub.uid]
+                pb = sub.pb  # made a BigQuery subscription again while this loop was ending: start a new one
+                again = clean and self.b.subs.get(sub.name) is sub and pb.bigquery_config.table and not pb.detached
+            if again:
+                self.watch(sub)
 
     def _failed(self, sub: SubState, cfg: Any, target: _Target, leases: list[tuple[int, int]], exc: Exception) -> None:
         """A write failed as a whole: the batch back untried, the state as the real service reports it."""
