@@ -33,11 +33,14 @@ except ImportError:  # pragma: no cover - exercised where testcontainers is abse
 else:
     _MISSING = ""
 
+# The address a test reaches a container at is testcontainers' choice (localhost, or the bridge gateway when the
+# tests themselves run in a container): the services' Host check (DNS rebinding) is told to take any name.
+ANY_HOST = {"HYP_ALLOWED_HOSTS": "*"}
 DEFAULT_IMAGE = "hyp-local/pubsub:0.1.0"
 APP_IMAGE = "hyp-local/app:0.1.0"  # hyp bigquery and hyp storage (and the rest of the stack)
 GRPC_PORT = 8085
 REST_PORT = 8086
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0  # generous: a loaded CI runner (or a 2-core box shared by many) starts slowly
 
 
 def docker_missing() -> str | None:
@@ -62,6 +65,8 @@ class HypPubSubContainer(DockerContainer):
         self.project = project
         self.port = GRPC_PORT
         self.with_exposed_ports(GRPC_PORT, REST_PORT)
+        for name, value in ANY_HOST.items():
+            self.with_env(name, value)
         self.with_command(
             f"pubsub --host 0.0.0.0 --port {GRPC_PORT} --rest-port {REST_PORT} --topology none --project {project}"
         )
@@ -101,7 +106,8 @@ class _HypHttpContainer(DockerContainer):
         super().__init__(image=image, **kwargs)
         self.project = project
         self.with_exposed_ports(self.port)
-        self.with_env("HYP_PROJECT", project)
+        for name, value in {"HYP_PROJECT": project, **ANY_HOST}.items():
+            self.with_env(name, value)
         self.with_command(" ".join([self.service, "--host", "0.0.0.0", "--port", str(self.port), *self.extra_args]))
 
     def start(self) -> _HypHttpContainer:
