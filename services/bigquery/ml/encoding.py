@@ -80,20 +80,19 @@ def training(fields: tuple[Field, ...], rows: pa.Table, skip: str | None, kind: 
 
 
 def encode(features: list[dict[str, Any]], rows: pa.Table, function: str = "PREDICT") -> np.ndarray:
-    """The encoded feature matrix of ``rows`` (float64; NaN for a NULL numeric value)."""
-    blocks = []
-    for f in features:
+    """The encoded feature matrix of ``rows`` (float64; NaN for a NULL numeric value), filled column by column
+    into one array (no per-feature blocks to stack: a million rows cost a copy less)."""
+    out = np.empty((rows.num_rows, sum(width(f) for f in features)), order="F")
+    for f, columns in layout(features):
         column = _column(rows, f["name"], function)
         if "categories" in f:
-            blocks.append(_one_hot(column, f["categories"]))
+            out[:, columns] = _one_hot(column, f["categories"])
             continue
         try:
-            blocks.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)[:, None])
+            out[:, columns.start] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise invalid_query(f"Column {f['name']} of the input data to ML.{function} is not numeric.") from None
-    if not blocks:
-        return np.zeros((rows.num_rows, 0))
-    return np.hstack(blocks).astype(np.float64, copy=False)
+    return out
 
 
 def _one_hot(column: pa.ChunkedArray, categories: list[str | None]) -> np.ndarray:
