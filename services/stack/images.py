@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,8 @@ def sdk_dockerfile() -> tuple[str, str]:
 
 
 def tag(key: str) -> str:
-    return SDK_IMAGE if key == "detector-sdk" else ALL_IMAGES[key].tag
+    extra = EXTRA_IMAGES.get(key)
+    return SDK_IMAGE if extra is not None and extra.sdk else ALL_IMAGES[key].tag
 
 
 def _installed_share() -> Path | None:
@@ -237,16 +238,19 @@ def _build_sdk(dry_run: bool, pull: bool = True) -> int:
         return _run(sdk_build_command(dockerfile, context))
 
 
+STAGED = Path("<a temporary copy of the context above>")
+
+
 def build(keys: list[str], settings: ImagesSettings, dry_run: bool, pull: bool = True) -> int:
     if dry_run:
         print("\n".join(describe_context()))
-    with build_context() as context:
+    with nullcontext(ROOT if is_checkout() else STAGED) if dry_run else build_context() as context:
         for key in keys:
-            if key == "detector-sdk":
+            extra = EXTRA_IMAGES.get(key)
+            if extra is not None and extra.sdk:
                 code = _build_sdk(dry_run, pull)
             else:
                 image_base = settings.cuda_base_image if key == d.GPU_IMAGE else settings.base_image
-                extra = EXTRA_IMAGES.get(key)
                 cmd = build_command(ALL_IMAGES[key], image_base, context, extra.target if extra else None)
                 if dry_run:
                     print("+ " + " ".join(cmd))
