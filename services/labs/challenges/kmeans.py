@@ -85,7 +85,8 @@ def check(s: LabSettings) -> str:
     features = sorted(f.name for f in model.feature_columns)
     if features != sorted(FEATURES):
         raise NotYet(f"{MODEL} learns from {', '.join(features)}; the workshop's features are {', '.join(FEATURES)}")
-    clusters = model.training_runs[-1]["evaluationMetrics"]["clusteringMetrics"]["clusters"]
+    run = model.training_runs[-1] if model.training_runs else {}
+    clusters = run.get("evaluationMetrics", {}).get("clusteringMetrics", {}).get("clusters", [])
     version = candidate(s)
     if version is None:
         raise NotYet(

@@ -19,7 +19,7 @@ from services.testing.hyp import REPO as ROOT
 from services.testing.hyp import run_hyp
 from tests.fixtures.pubsub import unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
