@@ -3,6 +3,11 @@ DuckDB reading the same files, small-query round trips, and the server's RSS wit
 
     .venv/bin/python benchmarks/bigquery_bench.py [--insert-rows 100000] [--query-rows 1000000]
                                                   [--stored-rows 10000000] [--round-trips 200]
+    .venv/bin/python benchmarks/bigquery_bench.py --hour [--hour-events 720000] [--file-rows 1000]
+
+``--hour``: `SELECT count(*)` over an hour of events (200 events/s: 720,000, in the files the load generator
+writes at that rate: one per 5-s flush, 1,000 rows) through a freshly started `hyp bigquery` (a restart:
+no cache), then again after the warehouse's compaction merged the files; wall time of the client's call.
 
 Starts `hyp bigquery` on a free port over a temporary warehouse and prints a markdown table and the command.
 Server-side rates divide rows by the CPU seconds of the server process (its own /proc), so the client's cost
@@ -45,7 +50,7 @@ def _rows(n: int, start: int) -> list[dict]:
     ]
 
 
-def _fill_cloud_run(warehouse: Path, rows: int) -> None:
+def _fill_cloud_run(warehouse: Path, rows: int, rows_per_file: int = 500_000) -> None:
     """``rows`` events in the stack's cloud_run table, written as the load generator writes them."""
     from loadgen.config import GeneratorConfig
     from loadgen.generator import EventGenerator
@@ -53,10 +58,10 @@ def _fill_cloud_run(warehouse: Path, rows: int) -> None:
 
     config = GeneratorConfig.build(clock="simulated")
     gen = EventGenerator(seed=11, config=config)
-    sink = ParquetSink(warehouse, config.n_users, gen.run_id, rows_per_file=500_000)
+    sink = ParquetSink(warehouse, config.n_users, gen.run_id, rows_per_file=rows_per_file)
     done = 0
     while done < rows:
-        n = min(200_000, rows - done)
+        n = min(200_000, rows_per_file, rows - done)
         sink.send(gen.next_columns(n), time.time())
         done += n
     sink.close()
@@ -101,6 +106,49 @@ def timed(fn, repeat: int = 3) -> float:
     return best
 
 
+def hour(events: int, file_rows: int) -> list[tuple[str, str, str]]:
+    """count(*) over ``events`` stored in files of ``file_rows``, on a fresh server, before and after compaction."""
+    from services.testing.bigquery import bigquery_client
+    from services.testing.hyp import HypProcess
+    from services.warehouse.compaction import Compactor
+    from services.warehouse.query import files
+
+    tmp = Path(tempfile.mkdtemp(prefix="bq-hour-"))
+    warehouse = tmp / "warehouse"
+    out = []
+    try:
+        _fill_cloud_run(warehouse, events, file_rows)
+        for phase in ("as written", "after compaction"):
+            if phase == "after compaction":
+                compactor = Compactor(warehouse, grace_s=0, quiet_s=0)
+                for _ in range(5):  # until a run merges nothing more
+                    if not compactor.run_once()["merged"]:
+                        break
+                compactor.stop()
+            n_files = len(files(warehouse, "cloud_run"))
+            env = dict(os.environ, HYP_WAREHOUSE_DIR=str(warehouse), HYP_PROJECT=PROJECT)
+            server = HypProcess("bigquery", log_path=tmp / "bigquery.log", env=env).start(120)
+            try:
+                client = bigquery_client(server.url, PROJECT)
+                sql = f"SELECT count(*) AS n FROM `{PROJECT}.ecommerce_sink.cloud_run`"
+                t0 = time.perf_counter()
+                (row,) = client.query_and_wait(sql)
+                first = time.perf_counter() - t0
+                again = timed(lambda c=client, q=sql: list(c.query_and_wait(q)))
+            finally:
+                server.stop()
+            out.append(
+                (
+                    f"`SELECT count(*)` over {row['n']:,} events in {n_files:,} files ({phase}), fresh server",
+                    f"first {first:.3f} s",
+                    f"then {again:.3f} s (target < 1 s)",
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--insert-rows", type=int, default=100_000)
@@ -109,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query-rows", type=int, default=1_000_000)
     ap.add_argument("--stored-rows", type=int, default=10_000_000, help="rows in cloud_run for the RSS figure")
     ap.add_argument("--round-trips", type=int, default=200)
+    ap.add_argument("--hour", action="store_true", help="only count(*) over an hour of events after a restart")
+    ap.add_argument("--hour-events", type=int, default=720_000)
+    ap.add_argument("--file-rows", type=int, default=1_000, help="rows per file for --hour")
     args = ap.parse_args(argv)
+    if args.hour:
+        _print(hour(args.hour_events, args.file_rows), argv)
+        return 0
 
     import duckdb
     from google.cloud import bigquery
@@ -206,13 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    _print(out, argv)
+    return 0
+
+
+def _print(out: list[tuple[str, str, str]], argv: list[str] | None) -> None:
     print("| measure | value | |\n|---|---|---|")
     for row_ in out:
         print("| " + " | ".join(row_) + " |")
     args_text = " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n`.venv/bin/python benchmarks/bigquery_bench.py {args_text}`".rstrip())
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    return 0
 
 
 if __name__ == "__main__":

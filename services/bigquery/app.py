@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from services.bigquery.settings import BigQuerySettings
+
+log = logging.getLogger(__name__)
+
+
+def _warm_up(jobs: Any, project: str, footers: bool) -> None:
+    try:
+        jobs.warm_up(project, footers=footers)
+    except Exception as exc:  # a warm-up only: the first query will say what is wrong
+        log.warning("warm-up failed: %s", exc)
 
 
 def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
@@ -19,7 +33,15 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     from services.bigquery.jobs import Jobs
     from services.bigquery.ml import routes as ml_routes
 
-    app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the first query after a (re)start would otherwise pay the engine's imports (before serving: a fixed
+        # cost) and every file's footer (meanwhile, in the background: it grows with the files)
+        await asyncio.to_thread(_warm_up, app.state.jobs, settings.project, False)
+        threading.Thread(target=_warm_up, args=(app.state.jobs, settings.project, True), daemon=True).start()
+        yield
+
+    app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.catalog = Catalog(settings.warehouse_dir, settings.dedup_window_s, settings.dedup_max_ids)
     app.state.jobs = Jobs(app.state.catalog, settings.export_dir)

@@ -164,6 +164,17 @@ class Jobs:
             self._keep(project, job_id, job)
         return job
 
+    def warm_up(self, project: str, *, footers: bool) -> None:
+        """What the first query after a start would pay, paid beforehand: the engine's imports and the confined
+        database (a fixed cost); with ``footers``, the footers of the workshop tables' files (once per file)."""
+        from services.bigquery.workshop import DATASET, TABLE_NAMES
+
+        if not footers:
+            self.select(project, "SELECT 1 AS x", None)
+            return
+        for table in TABLE_NAMES:
+            self.catalog.resource_files(project, DATASET, table)
+
     def view_schema(self, project: str, query: str) -> tuple[Field, ...]:
         """The schema a view's query answers (BigQuery fixes a view's schema when it is created)."""
         return self._execute(project, {"query": query, "useLegacySql": False}, dry_run=True).fields
@@ -356,7 +367,10 @@ class ParquetSource:
         import pyarrow.dataset as pds
 
         paths = [str(f.path) for f in self.footers]
-        schemas = {f.schema for f in self.footers}
+        schemas: list[pa.Schema] = []  # the distinct ones (equals is cheap; hashing a nested schema is not)
+        for f in self.footers:
+            if not any(f.schema is s or f.schema.equals(s) for s in schemas):
+                schemas.append(f.schema)
         listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         union = ", union_by_name = true" if len(schemas) > 1 else ""  # one schema (the usual case): no union
         scan = f"read_parquet([{listed}]{union})"
