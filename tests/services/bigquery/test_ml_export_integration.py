@@ -143,3 +143,26 @@ def test_export_of_a_missing_model_is_not_found(client, model) -> None:
     dataset = model.split(".")[0]
     with pytest.raises(exceptions.NotFound, match=f"Model {PROJECT}:{dataset}.nope"):
         client.query_and_wait(f"EXPORT MODEL {dataset}.nope OPTIONS(URI = 'gs://b/m')")
+
+
+def test_export_autoencoder_answers_as_ml_detect_anomalies(client, servers, model) -> None:
+    dataset = model.split(".")[0]
+    query = f"SELECT x, 2 * x + 1 AS y FROM {dataset}.points"
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.a OPTIONS(MODEL_TYPE='AUTOENCODER', HIDDEN_UNITS=[4, 1, 4], MAX_ITERATIONS=2) "
+        f"AS {query}"
+    )
+    exports: Path = servers["exports"]
+    client.query_and_wait(f"EXPORT MODEL {dataset}.a OPTIONS(URI = 'autoencoder')")
+    expected = [
+        r["mean_squared_error"]
+        for r in client.query_and_wait(
+            f"SELECT x, mean_squared_error FROM ML.DETECT_ANOMALIES(MODEL {dataset}.a, "
+            f"STRUCT(0.1 AS contamination), ({query})) ORDER BY x"
+        )
+    ]
+    serve, tf = _load(exports / "autoencoder")
+    xs = tf.constant(XS, tf.float64)
+    out = serve(x=xs, y=2 * xs + 1)
+    assert out["mean_squared_error"].numpy().tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert out["latent_col_1"].shape == (len(XS),)
