@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
-from services.bigquery.ml import autoencoder, encoding, kmeans, options, pca, store, tracking, vertex
+from services.bigquery.ml import autoencoder, encoding, kmeans, options, pca, progress, store, tracking, vertex
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
 
@@ -62,6 +62,9 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     ref = model_ref(tree.this, project, default_dataset)
     given = options.read(tree.args.get("properties"))
     kind = options.model_type(given)
+    default = {"KMEANS": 20, "AUTOENCODER": 30, "PCA": 1}[kind]  # MAX_ITERATIONS unset: the trainer's
+    maximum = given.get("MAX_ITERATIONS") if kind != "PCA" else None
+    progress.current().update(model_type=kind, max_iterations=maximum if isinstance(maximum, int) else default)
     if kind == "PCA":
         return _create_pca(catalog, ref, tree, options.pca(given), select)
     if kind == "AUTOENCODER":
@@ -130,14 +133,19 @@ def _create_model(
     if not isinstance(source, exp.Query):
         raise invalid_query("CREATE MODEL needs AS SELECT ... (the training data).")
     started = time.time()
+    report = progress.current()  # statistics.query.mlStatistics of the running job
+    report.update(stage="READING")
     fields, rows = select(source)
+    report.update(stage="TRAINING", rows=rows.num_rows)
     trained = train(fields, rows)
+    state = trained[0] if isinstance(trained, tuple) else trained
+    report.update(stage="SAVING", iterations=list(state.get("iterations", [])))
     with store.LOCK:
         if _already_done(catalog, ref, tree):
             return "CREATE_MODEL"
         save(trained, catalog.get_dataset(ref.project, ref.dataset).get("location", "US"), started)
+    report.update(stage="DONE")
     if given is not None:  # tracked as `hyp train` tracks a training (a registered model was, by vertex.py)
-        state = trained[0] if isinstance(trained, tuple) else trained
         tracking.track(ref, state, given, rows.num_rows, time.time() - started)
     return "CREATE_MODEL"
 

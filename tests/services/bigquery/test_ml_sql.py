@@ -102,3 +102,23 @@ def test_non_numeric_and_missing_columns_are_named(state: dict) -> None:
         kmeans.train(chosen, (Field("x", "FLOAT"), Field("event", "BOOLEAN")), pa.table({"x": [1.0], "event": [True]}))
     with pytest.raises(BigQueryError, match="Column x is not found in the input data to the DETECT_ANOMALIES"):
         kmeans.detect_anomalies(state, pa.table({"y": [1.0]}), 0.1)
+
+
+def test_create_model_reports_its_progress_as_job_ml_statistics(tmp_path) -> None:
+    from services.bigquery.catalog import Catalog
+    from services.bigquery.jobs import Jobs
+    from services.bigquery.ml import progress
+
+    jobs = Jobs(Catalog(tmp_path / "warehouse"))
+    jobs.catalog.create_dataset("proj-a", {"datasetReference": {"projectId": "proj-a", "datasetId": "d"}})
+    rows = " UNION ALL ".join(f"SELECT {x} AS x" for x in (0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 13.0))
+    sql = f"CREATE MODEL d.m OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2, STANDARDIZE_FEATURES=FALSE) AS {rows}"
+    with progress.job() as report:
+        assert report.statistics() == {} and report.fraction() == 0.0
+        jobs.query("proj-a", {"query": sql, "useLegacySql": False})
+    stats = report.statistics()
+    assert stats["hypProgress"] == {"stage": "DONE", "rows": "7"} and report.fraction() == 1.0
+    ml = stats["mlStatistics"]
+    assert (ml["modelType"], ml["maxIterations"], ml["trainingType"]) == ("KMEANS", "20", "SINGLE_TRAINING")
+    assert ml["iterationResults"][-1]["trainingLoss"] == pytest.approx(1.0)  # mean squared distance, by hand
+    assert progress.current().stage is None  # outside a job: a throwaway report
