@@ -55,7 +55,7 @@ def test_generated_events_reach_detections_and_the_warehouse(hyp_stack):
                    count(DISTINCT message_id) FILTER (WHERE {label}) AS labelled,
                    count(DISTINCT message_id) FILTER (WHERE anomaly) AS flagged,
                    count(DISTINCT message_id) FILTER (WHERE anomaly AND {label}) AS caught
-            FROM cloud_run_anomaly WHERE {mine} AND source = 'detector'"""
+            FROM dataflow_anomaly WHERE {mine}"""
     )[0]
     assert verdicts["scored"] == report["purchases"]
     assert verdicts["labelled"] == report["anomalies"]
