@@ -11,7 +11,9 @@ command that made it.
 
 With --vertex it compares instead the two ways of scoring with the registry's champion, side by side in one
 run: in process (--scorer champion) and through a `hyp endpoint` with Beam's VertexAIModelHandlerJSON
-(--scorer vertex): sustained events/s and publish -> warehouse latency at a fixed rate. It starts its own
+(--scorer vertex): sustained events/s and publish -> warehouse latency at a fixed rate, each after a warm-up
+of 200 events (the scorer loads on its first batch: MLflow's model, or the Vertex SDK's import and the
+endpoint's liveness check). It starts its own
 MLflow server and trains a champion unless --tracking-uri names one.
 
     .venv/bin/python benchmarks/detector_bench.py --vertex [--events 20000] [--rate 500] [--seconds 30]
@@ -35,45 +37,63 @@ from services.testing.pubsub import start_emulator  # noqa: E402
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector  # noqa: E402
 
 
-def warehouse_stats(warehouse: Path) -> dict[str, float]:
+def warehouse_stats(warehouse: Path, since_ms: int = 0) -> dict[str, float]:
+    """Rows, distinct message ids and publish -> warehouse latency of the events sent at or after ``since_ms``
+    (a warm-up's events before it left out)."""
     from services.warehouse.query import query
 
-    sql = """
+    sql = f"""
         SELECT count(*) AS rows, count(DISTINCT message_id) AS distinct_ids,
-               quantile_cont(lat, 0.5) AS p50, quantile_cont(lat, 0.99) AS p99
-        FROM (SELECT message_id,
-                     epoch_ms(ingested_at) - CAST(json_extract_string(attributes, '$.sent_at') AS BIGINT) AS lat
+               quantile_cont(epoch_ms(ingested_at) - sent, 0.5) AS p50,
+               quantile_cont(epoch_ms(ingested_at) - sent, 0.99) AS p99
+        FROM (SELECT message_id, ingested_at,
+                     CAST(json_extract_string(attributes, '$.sent_at') AS BIGINT) AS sent
               FROM dataflow WHERE source = 'detector')
+        WHERE {int(since_ms)} = 0 OR sent >= {int(since_ms)}
     """
     row = query(warehouse, sql).to_pylist()[0]
     return {k: (v if v is not None else float("nan")) for k, v in row.items()}
 
 
-def detection_latency(messages: list) -> tuple[float, float, int]:
+def detection_latency(messages: list, since_ms: int = 0) -> tuple[float, float, int]:
     lat = sorted(
-        m.publish_time.timestamp() * 1000 - int(m.attributes["sent_at"]) for m in messages if "sent_at" in m.attributes
+        m.publish_time.timestamp() * 1000 - int(m.attributes["sent_at"])
+        for m in messages
+        if "sent_at" in m.attributes and int(m.attributes["sent_at"]) >= since_ms
     )
     if not lat:
         return float("nan"), float("nan"), 0
     return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
 
 
-def throughput(emulator, work: Path, source: str, events: int, scorer_args: list[str], timeout: float) -> dict:
+def warm_up(det, res: Resources, events: int) -> int:
+    """Publish ``events`` and wait until they are handled (the scorer loaded: the champion, or the Vertex SDK and
+    endpoint); the time after which measured events are sent, in ms."""
+    if events:
+        publish_events(res, events, seed=99)
+        det.wait_events(events, 900)
+    return int(time.time() * 1000)
+
+
+def throughput(
+    emulator, work: Path, source: str, events: int, scorer_args: list[str], timeout: float, warmup: int = 0
+) -> dict:
     """Publish ``events`` as fast as loadgen can while the detector runs; time until all are handled."""
     res = Resources(emulator.host, emulator.project).create()
     warehouse = work / f"wh-{source}-{res.suffix}"
     det = start_detector(res, warehouse, work, "--source", source, *scorer_args)
     try:
         det.wait_up()
+        since = warm_up(det, res, warmup) if warmup else 0
         t0 = time.monotonic()
         publish_events(res, events, timeout=timeout)
         published_s = time.monotonic() - t0
-        handled = det.wait_events(events, timeout)
+        handled = det.wait_events(warmup + events, timeout) - warmup
         elapsed = time.monotonic() - t0
         rss = det.rss_peak_mb()
     finally:
         code = det.stop()
-    stats = warehouse_stats(warehouse)
+    stats = warehouse_stats(warehouse, since)
     return {
         "source": source,
         "events": events,
@@ -89,7 +109,14 @@ def throughput(emulator, work: Path, source: str, events: int, scorer_args: list
 
 
 def latency(
-    emulator, work: Path, source: str, rate: float, seconds: float, scorer_args: list[str], anomaly_rate: str
+    emulator,
+    work: Path,
+    source: str,
+    rate: float,
+    seconds: float,
+    scorer_args: list[str],
+    anomaly_rate: str,
+    warmup: int = 0,
 ) -> dict:
     res = Resources(emulator.host, emulator.project).create()
     warehouse = work / f"wh-lat-{source}-{res.suffix}"
@@ -97,14 +124,15 @@ def latency(
     n = int(rate * seconds)
     try:
         det.wait_up()
+        since = warm_up(det, res, warmup) if warmup else 0
         extra = ("--anomaly-rate", anomaly_rate) if anomaly_rate else ()
         publish_events(res, n, rate=rate, timeout=seconds * 4 + 60, extra=extra)
-        handled = det.wait_events(n, 60)
+        handled = det.wait_events(warmup + n, 120) - warmup
         rss = det.rss_peak_mb()
     finally:
         det.stop()
-    stats = warehouse_stats(warehouse)
-    d50, d99, dn = detection_latency(pull_all(emulator.host, res.detections_subscription))
+    stats = warehouse_stats(warehouse, since)
+    d50, d99, dn = detection_latency(pull_all(emulator.host, res.detections_subscription), since)
     return {
         "n": n,
         "handled": handled,
@@ -178,6 +206,9 @@ def champion_server(work: Path) -> tuple[str, list]:
     return mlflow.url, [mlflow]
 
 
+WARMUP = 200  # events handled before measuring: each scorer loads on its first batch, not part of the comparison
+
+
 def compare_vertex(args: argparse.Namespace, argv: list[str] | None) -> int:
     """In-process champion scoring against Beam's VertexAIModelHandlerJSON through `hyp endpoint`, one run."""
     import os
@@ -201,8 +232,8 @@ def compare_vertex(args: argparse.Namespace, argv: list[str] | None) -> int:
         results = {}
         for name, scorer_args in modes.items():
             results[name] = (
-                throughput(emulator, work, "local", args.events, scorer_args, timeout=900),
-                latency(emulator, work, "local", args.rate, args.seconds, scorer_args, args.anomaly_rate),
+                throughput(emulator, work, "local", args.events, scorer_args, timeout=900, warmup=WARMUP),
+                latency(emulator, work, "local", args.rate, args.seconds, scorer_args, args.anomaly_rate, WARMUP),
             )
     finally:
         for process in reversed(stops):
