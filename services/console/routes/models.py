@@ -176,11 +176,19 @@ async def _distributions(settings: Any, http: Any, start: str | None, end: str |
         if not len(both):
             out[feature] = {"edges": [], "reference": [], "recent": []}
             continue
-        edges = np.histogram_bin_edges(both, bins=DRIFT_BINS)
+        # bins over the middle 99 % of both: one injected 100x value would squash every other bar into one;
+        # what lies outside is counted in the first or last bin
+        lo, hi = np.percentile(both, [0.5, 99.5])
+        log = bool(lo > 0 and hi / lo > 50)  # prices span decades: equal bins of log10 show the shape
+        if log:
+            edges = np.geomspace(lo, hi, DRIFT_BINS + 1)
+        else:
+            edges = np.histogram_bin_edges(both, bins=DRIFT_BINS, range=(lo, hi) if hi > lo else None)
         out[feature] = {
+            "log": log,
             "edges": edges.tolist(),
-            "reference": np.histogram(ref, edges)[0].tolist(),
-            "recent": np.histogram(rec, edges)[0].tolist(),
+            "reference": np.histogram(np.clip(ref, edges[0], edges[-1]), edges)[0].tolist(),
+            "recent": np.histogram(np.clip(rec, edges[0], edges[-1]), edges)[0].tolist(),
         }
     return {"features": out, "rows": {"reference": len(reference), "recent": len(recent)}}
 

@@ -180,6 +180,13 @@ def _decode(value: Any, field: dict[str, Any]) -> Any:
         return [_decode(item.get("v"), {**field, "mode": "NULLABLE"}) for item in value]
     if field.get("type") in ("RECORD", "STRUCT"):
         return decode_row(value, field.get("fields", []))
+    if field.get("type") == "TIMESTAMP":  # the API sends seconds since the epoch, as text
+        from datetime import UTC, datetime
+
+        try:
+            return datetime.fromtimestamp(float(value), UTC).isoformat(sep=" ")
+        except (TypeError, ValueError, OverflowError):
+            return value
     return value
 
 

@@ -11,7 +11,9 @@ function renderVersionActions(m) {
   const key = JSON.stringify([versions, m.alias]);
   if (key === versionsShown) return;
   versionsShown = key;
-  const keys = [...new Set(versions.flatMap((v) => Object.keys(v.metrics || {})))].sort().slice(0, 8);
+  const all = [...new Set(versions.flatMap((v) => Object.keys(v.metrics || {})))];
+  const first = ["precision", "recall", "f1", "pr_auc", "roc_auc"].filter((k) => all.includes(k));
+  const keys = first.concat(all.filter((k) => !first.includes(k) && !k.includes(".")).sort()).slice(0, 8);
   const head = el("tr");
   ["version", "aliases", "created", ...keys, "action"].forEach((k) => head.appendChild(el("th", k, keys.includes(k) ? "num" : "")));
   $("versions").tHead.replaceChildren(head);
@@ -127,7 +129,7 @@ function driftChart(feature, d, stats, drifted) {
   rec.forEach((v, i) => svg.appendChild(bar(i, v, "rec", bw / 2)));
   if (n) {
     const t0 = document.createElementNS(ns, "text"); t0.setAttribute("x", 2); t0.setAttribute("y", 134); t0.setAttribute("class", "axis"); t0.textContent = fmt(d.edges[0], 2);
-    const t1 = document.createElementNS(ns, "text"); t1.setAttribute("x", 398); t1.setAttribute("y", 134); t1.setAttribute("class", "axis"); t1.setAttribute("text-anchor", "end"); t1.textContent = fmt(d.edges[n], 2);
+    const t1 = document.createElementNS(ns, "text"); t1.setAttribute("x", 398); t1.setAttribute("y", 134); t1.setAttribute("class", "axis"); t1.setAttribute("text-anchor", "end"); t1.textContent = fmt(d.edges[n], 2) + (d.log ? " (log bins)" : "");
     svg.append(t0, t1);
   }
   fig.appendChild(svg);

@@ -30,7 +30,8 @@ async function loadTables() {
         const tr = el("tr");
         const name = `${t.dataset}.${t.table}`;
         tr.dataset.table = name;
-        const view = el("button", "schema + preview");
+        const view = el("button", "open");
+        view.setAttribute("aria-label", `schema and preview of ${name}`);
         view.type = "button";
         view.addEventListener("click", () => showTable(t));
         const td = el("td");

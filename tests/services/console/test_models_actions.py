@@ -29,6 +29,8 @@ def registry(mlflow_server):
 
     client = MlflowClient(mlflow_server.tracking_uri)
     experiment = client.create_experiment(f"console-{free_port()}")
+    if client.search_registered_models(f"name = '{MODEL}'"):  # another module of this session made it
+        client.delete_registered_model(MODEL)
     client.create_registered_model(MODEL)
     for i in (1, 2, 3):
         run = client.create_run(experiment)
