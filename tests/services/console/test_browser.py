@@ -142,7 +142,10 @@ def publish_labelled_events(host: str, n: int = 400) -> list[tuple[dict, dict[st
         config = GeneratorConfig(mix={"purchase": 0.5, "view_item": 0.5}, anomaly_rates=rates)
         pairs = EventGenerator(seed=7, config=config).next_batch(n)
         topic = settings.topic_path(EVENTS_TOPIC)
-        futures = [client.publish(topic, json.dumps(e).encode(), **a) for e, a in pairs]
+        futures = [
+            client.publish(topic, json.dumps(e).encode(), **a)  # type: ignore[arg-type]  # attributes
+            for e, a in pairs
+        ]
         for f in futures:
             f.result(timeout=10)
     finally:
@@ -169,7 +172,8 @@ def publish_detection(host: str, event: dict, attributes: dict[str, str]) -> Non
     client = publisher(host)
     try:
         topic = CommonSettings().topic_path(DETECTIONS_TOPIC)
-        client.publish(topic, json.dumps(body).encode(), **attributes, model_version="4").result(timeout=10)
+        labels = {**attributes, "model_version": "4"}
+        client.publish(topic, json.dumps(body).encode(), **labels).result(timeout=10)  # type: ignore[arg-type]
     finally:
         client.stop()
 

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 from services.common.processes import free_port
 from services.console.collector import Collector
 from services.console.live import LiveAnomalies
-from services.detector.batch import Batch
+from services.detector.batch import Batch, Message
 from services.detector.metrics import DetectorMetrics, labelled
 from tests.services.console.test_collector import Clock, settings
 
@@ -30,13 +30,8 @@ def worker(worker_id: str) -> tuple[DetectorMetrics, str]:
 
 def batch(n: int, anomalies: int, version: str) -> Batch:
     verdicts = [{"is_anomaly": i < anomalies} for i in range(n)]
-    return Batch(messages=tuple(_Message() for _ in range(n)), verdicts=tuple(verdicts), model_version=version)
-
-
-class _Message:
-    """What observe_batch reads of a message: its attributes (no ``sent_at``: no latency sample)."""
-
-    attributes: dict[str, str] = {}
+    messages = tuple(Message(b"{}", {}, str(i), 0) for i in range(n))  # no sent_at: no latency sample
+    return Batch(messages=messages, verdicts=tuple(verdicts), model_version=version)
 
 
 def test_each_worker_has_its_row_and_the_job_its_totals(tmp_path):
