@@ -71,13 +71,21 @@ class AckIds(BaseModel):
 
 
 class Seek(BaseModel):
+    """A time or a snapshot, not both."""
+
     subscription: ResourceId
-    time: datetime
+    time: datetime | None = None
+    snapshot: ResourceId | None = None
 
     @field_validator("time")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class NewSnapshot(BaseModel):
+    name: ResourceId
+    subscription: ResourceId
 
 
 class DeadLetter(BaseModel):
@@ -106,16 +114,18 @@ def _sub(settings: ConsoleSettings, name: str) -> str:
 @router.get("/resources")
 async def resources(settings: SettingsDep, http: HttpDep) -> dict[str, Any]:
     """Topics and subscriptions (short names; a subscription with its topic), for the page's choices."""
-    return await view(_resources(settings, http), {"topics": [], "subscriptions": []})
+    return await view(_resources(settings, http), {"topics": [], "subscriptions": [], "snapshots": []})
 
 
 async def _resources(settings: ConsoleSettings, http: httpx.AsyncClient) -> dict[str, Any]:
     parent = names.rest_url(settings.pubsub_http_url, f"projects/{settings.project}")
-    topics, subs = await asyncio.gather(
+    topics, subs, snaps = await asyncio.gather(
         call(http, "Pub/Sub topics.list", "GET", parent + "/topics"),
         call(http, "Pub/Sub subscriptions.list", "GET", parent + "/subscriptions"),
+        call(http, "Pub/Sub snapshots.list", "GET", parent + "/snapshots"),
     )
     return {
+        "snapshots": sorted(names.short(str(sn.get("name", ""))) for sn in snaps.get("snapshots", [])),
         "topics": sorted(names.short(t["name"]) for t in topics.get("topics", [])),
         "subscriptions": sorted(
             ({"name": names.short(s["name"]), "topic": names.short(s.get("topic", ""))} for s in subs.get(SUBS, [])),
@@ -217,11 +227,27 @@ async def nack(body: AckIds, settings: SettingsDep, http: HttpDep) -> dict[str, 
 
 @router.post("/seek")
 async def seek(body: Seek, settings: SettingsDep, http: HttpDep) -> dict[str, Any]:
-    """Seek a subscription to a time: messages published after it are unacked again, those before acked."""
-    when = body.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Seek a subscription to a time (messages published after it are unacked again, those before acked) or
+    to a snapshot (its acknowledgement state when the snapshot was taken)."""
+    if (body.time is None) == (body.snapshot is None):
+        raise ActionError(400, "seek: give a time or a snapshot (one of them)")
     url = _url(settings, _sub(settings, body.subscription), ":seek")
+    if body.snapshot is not None:
+        snapshot = names.project_resource(settings.project, names.SNAPSHOTS, body.snapshot)
+        await call(http, "Pub/Sub seek", "POST", url, json={"snapshot": snapshot})
+        return {"snapshot": body.snapshot}
+    assert body.time is not None
+    when = body.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     await call(http, "Pub/Sub seek", "POST", url, json={"time": when})
     return {"time": when}
+
+
+@router.put("/snapshots")
+async def create_snapshot(body: NewSnapshot, settings: SettingsDep, http: HttpDep) -> dict[str, Any]:
+    """A snapshot of a subscription's acknowledgement state, to seek back to."""
+    name = names.project_resource(settings.project, names.SNAPSHOTS, body.name)
+    doc = {"subscription": _sub(settings, body.subscription)}
+    return await call(http, "Pub/Sub snapshots.create", "PUT", _url(settings, name), json=doc)
 
 
 @router.get("/dead-letters")

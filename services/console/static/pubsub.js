@@ -6,6 +6,7 @@ const pubsubState = { templates: {}, peekSelected: () => [], deadSelected: () =>
 async function loadResources() {
   const r = await act("GET", "/api/pubsub/resources");
   document.querySelectorAll(".topic-choice").forEach((s) => fillSelect(s, r.topics, { optional: s.classList.contains("optional") }));
+  document.querySelectorAll(".snapshot-choice").forEach((s) => fillSelect(s, r.snapshots || [], { optional: true }));
   const subs = r.subscriptions.map((s) => s.name);
   document.querySelectorAll(".subscription-choice").forEach((s) => fillSelect(s, subs));
   const dead = $("dead-subscription");
@@ -109,11 +110,21 @@ async function deleteResource() {
 async function seek(event) {
   event.preventDefault();
   await attempt($("seek-form"), async () => {
-    const local = $("seek-time").value;
-    if (!local) throw new Error("choose a time");
-    const when = new Date(local);
-    const r = await act("POST", "/api/pubsub/seek", { subscription: $("seek-subscription").value, time: when.toISOString() });
-    return `${$("seek-subscription").value} sought to ${r.time}`;
+    const local = $("seek-time").value, snapshot = $("seek-snapshot").value;
+    if (!local === !snapshot) throw new Error("choose a time or a snapshot (one of them)");
+    const body = { subscription: $("seek-subscription").value };
+    if (snapshot) body.snapshot = snapshot; else body.time = new Date(local).toISOString();
+    const r = await act("POST", "/api/pubsub/seek", body);
+    return `${body.subscription} sought to ${r.time || "snapshot " + r.snapshot}`;
+  });
+}
+
+async function takeSnapshot() {
+  await attempt($("seek-form"), async () => {
+    const body = { name: $("new-snapshot").value.trim(), subscription: $("seek-subscription").value };
+    await act("PUT", "/api/pubsub/snapshots", body);
+    await loadResources();
+    return `snapshot ${body.name} of ${body.subscription} taken`;
   });
 }
 
@@ -150,6 +161,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("delete-resource").addEventListener("click", deleteResource);
   $("seek-form").addEventListener("submit", seek);
   $("load-dead").addEventListener("click", loadDead);
+  $("take-snapshot").addEventListener("click", takeSnapshot);
   $("republish-selected").addEventListener("click", republish);
   $("dead-subscription").addEventListener("change", (e) => { e.target.dataset.touched = "1"; });
   $("resource-form").addEventListener("submit", (e) => e.preventDefault());

@@ -174,3 +174,21 @@ def test_a_scenario_is_started_and_followed_to_its_end(page, console, pubsub_emu
     received = pull(pubsub_emulator.subscriber(), sub, 3)
     assert {m.message.attributes["anomaly_kind"] for m in received} == {"shipping_outlier"}
     assert_clean(page)
+
+
+def test_a_snapshot_is_taken_and_sought_from_the_page(page, console, pubsub_emulator):
+    topic, sub = topic_and_subscription(pubsub_emulator)
+    pubsub_emulator.publisher().publish(topic, b'{"n": 1}').result(timeout=10)
+    short_sub, snap = sub.rsplit("/", 1)[-1], f"console-snap-{free_port()}"
+    open_console(page, console)
+    page.select_option("#seek-subscription", short_sub)
+    page.fill("#new-snapshot", snap)
+    page.click("#take-snapshot")
+    page.wait_for_selector("#seek-form .outcome[data-ok='true'] >> text=taken", timeout=10_000)
+    pull(pubsub_emulator.subscriber(), sub, 1, ack=True)
+    assert backlog(pubsub_emulator, sub) == 0
+    page.select_option("#seek-snapshot", snap)
+    page.click("#seek-form button[type=submit]")
+    page.wait_for_selector(f"#seek-form .outcome[data-ok='true'] >> text=snapshot {snap}", timeout=10_000)
+    assert backlog(pubsub_emulator, sub) == 1
+    assert_clean(page)

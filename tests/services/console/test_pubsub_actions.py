@@ -166,3 +166,19 @@ def test_dead_lettered_messages_show_their_reason_and_are_republished(console, p
     (back,) = pull(subscriber, sub, 1)
     assert base64.b64encode(back.message.data).decode() == letter["data_b64"]
     assert dict(back.message.attributes) == {"k": "v"}  # Pub/Sub's dead-letter attributes are gone
+
+
+def test_seek_to_a_snapshot_restores_its_acknowledgement_state(console, pubsub_emulator):
+    topic, sub = topic_and_subscription(pubsub_emulator)
+    console.post("/api/pubsub/publish", json={"topic": short(topic), "data": '{"n": 2}'})
+    snap = unique("console-snap")
+    taken = console.put("/api/pubsub/snapshots", json={"name": snap, "subscription": short(sub)})
+    assert taken.status_code == 200, taken.text
+    assert snap in console.get("/api/pubsub/resources").json()["snapshots"]
+    pull(pubsub_emulator.subscriber(), sub, 1, ack=True)
+    assert backlog(pubsub_emulator, short(sub)) == 0
+    sought = console.post("/api/pubsub/seek", json={"subscription": short(sub), "snapshot": snap})
+    assert sought.json() == {"snapshot": snap}, sought.text
+    assert backlog(pubsub_emulator, short(sub)) == 1
+    neither = console.post("/api/pubsub/seek", json={"subscription": short(sub)})
+    assert neither.status_code == 400 and "a time or a snapshot" in neither.json()["error"]
