@@ -82,7 +82,7 @@ def training(fields: tuple[Field, ...], rows: pa.Table, skip: str | None, kind: 
 def encode(features: list[dict[str, Any]], rows: pa.Table, function: str = "PREDICT") -> np.ndarray:
     """The encoded feature matrix of ``rows`` (float64; NaN for a NULL numeric value), filled column by column
     into one array (no per-feature blocks to stack: a million rows cost a copy less)."""
-    out = np.empty((rows.num_rows, sum(width(f) for f in features)), order="F")
+    out = np.empty((rows.num_rows, sum(width(f) for f in features)))  # C order, as the Python path's matrix
     for f, columns in layout(features):
         column = _column(rows, f["name"], function)
         if "categories" in f:
