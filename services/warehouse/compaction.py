@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.common.files import fsync_dir
-from services.warehouse.live import COVERS_KEY, MERGED_SUFFIX, covers, is_merged, partitions
+from services.warehouse.live import COVERS_KEY, MERGED_SUFFIX, covers, damage, is_merged, partitions, quarantine
 from services.warehouse.tables import TABLES, WarehouseError
 from services.warehouse.writer import to_arrow
 
@@ -207,6 +207,10 @@ class Compactor:
                         counts["temp_removed"] += 1
                 elif entry.name.endswith(".parquet"):
                     stats[entry.name] = st
+        damaged = [n for n in stats if damage(partition / n) is not None]
+        for name in damaged:  # never merged (nor deleted): moved aside, the rest of the partition is compacted
+            quarantine(partition / name, damage(partition / name) or "")
+            del stats[name]
         names = sorted(stats, key=lambda n: _order(n, stats[n]))
         covered_since = self._covered(partition, names, stats)
         live = [n for n in names if n not in covered_since]
@@ -290,9 +294,7 @@ class Compactor:
                 buffered: list[pa.Table] = []
                 rows = 0
                 for name in sources:
-                    pf = pq.ParquetFile(partition / name)
-                    for i in range(pf.num_row_groups):
-                        read = pf.read_row_group(i)
+                    for read in _row_groups(partition / name):
                         part = to_arrow(table_name, read) if known is not None else _conform(read, base)
                         part = part.replace_schema_metadata(schema.metadata)
                         buffered.append(part)
@@ -312,6 +314,21 @@ class Compactor:
         fsync_dir(partition)
         self._step("committed")
         return final
+
+
+def _row_groups(path: Path) -> Iterator[pa.Table]:
+    """The file's row groups; a file whose data cannot be read (a damaged page behind an intact footer) is moved
+    aside (live.quarantine) before the error goes on, so the next run merges the partition without it."""
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        try:
+            group = pf.read_row_group(i)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            quarantine(path, f"row group {i}: {type(exc).__name__}: {exc}")
+            raise
+        yield group
 
 
 def _order(name: str, st: os.stat_result) -> tuple[str, str, int]:

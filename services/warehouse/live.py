@@ -7,20 +7,31 @@ metadata under ``hyp.covers``; a reader drops every name in the union of the
 covers of the merged files it sees, so each row is read exactly once whether or
 not the replaced files have been deleted yet. Files are immutable and their
 names unique, so covers are cached by path (bounded).
+
+A file whose footer cannot be read (a truncated tail, zeroed or garbage bytes where the footer is: what a
+power cut or a bad disk leaves) is not served: it is moved aside to ``<table>/.quarantine/<partition>/``
+with a ``.reason`` file beside it and a warning in the log, and the query runs over what is intact. A
+corrupt merged file uncovers the files it replaced, so its rows come back from them while they are on
+disk (the compactor deletes them only after its grace period). Footers are checked once per file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 MERGED_SUFFIX = ".merged.parquet"
 COVERS_KEY = b"hyp.covers"
+QUARANTINE_DIR = ".quarantine"
+
+log = logging.getLogger(__name__)
 
 
 def partitions(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
@@ -70,12 +81,63 @@ def live_names(partition: Path, names: Iterable[str]) -> list[str]:
     return [n for n in names if n not in covered]
 
 
-def live(partition: Path) -> list[str]:
-    """Live file names of one partition; lists once more if a merged file vanished meanwhile."""
+@lru_cache(maxsize=16384)
+def _damage(path: str, mtime_ns: int, size: int) -> str | None:
+    """Why the file's footer cannot be read, or None when it can (keyed by path, mtime and size)."""
     try:
-        return live_names(partition, committed(partition))
+        pq.read_metadata(path)
     except FileNotFoundError:
-        return live_names(partition, committed(partition))
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def damage(path: Path) -> str | None:
+    """Why ``path`` is not a readable Parquet file, or None. FileNotFoundError when it is gone."""
+    st = path.stat()
+    return _damage(str(path), st.st_mtime_ns, st.st_size)
+
+
+def quarantine(path: Path, reason: str) -> Path | None:
+    """Move a damaged file of a partition to ``<table>/.quarantine/<partition>/`` with its reason; where it went
+    (None when another reader moved it first)."""
+    folder = path.parent.parent / QUARANTINE_DIR / path.parent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    (folder / f"{path.name}.reason").write_text(reason + "\n")
+    log.warning("warehouse: %s is damaged (%s); moved to %s, the rest of the table is served", path, reason, target)
+    return target
+
+
+def intact(partition: Path, names: Iterable[str]) -> list[str]:
+    """``names`` without the damaged files (each moved aside by :func:`quarantine`). FileNotFoundError when
+    one vanished meanwhile (the caller lists again)."""
+    kept = []
+    for name in names:
+        reason = damage(partition / name)
+        if reason is None:
+            kept.append(name)
+        else:
+            quarantine(partition / name, reason)
+    return kept
+
+
+def quarantined(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
+    """The table's files moved aside as damaged."""
+    return sorted((Path(warehouse_dir) / table_name / QUARANTINE_DIR).glob("*/*.parquet"))
+
+
+def live(partition: Path) -> list[str]:
+    """Live, intact file names of one partition; lists once more if a file vanished meanwhile."""
+    try:
+        return live_names(partition, intact(partition, committed(partition)))
+    except FileNotFoundError:
+        return live_names(partition, intact(partition, committed(partition)))
 
 
 def live_files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
