@@ -6,8 +6,9 @@ call runs are joined into the next: one call for all their rows, each request an
 slice. A request that arrives alone is scored at once (no waiting for company), and a batch that fails
 is scored again request by request, so one bad request never fails the others.
 
-Only for models that answer each row on its own (``predict_rows``: rows in, one output per row); others
-(TensorFlow signatures, custom containers, MLflow pyfuncs) are called per request.
+Only small requests (under :data:`BATCHED_BELOW` rows), and only for models that answer each row on
+its own (``predict_rows``: rows in, one output per row); others (TensorFlow signatures, custom
+containers, MLflow pyfuncs) are called per request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
+
+# requests of fewer rows are batched; bigger ones already spread the per-call cost over their rows, and
+# go straight to worker threads, where several run at once (numpy releases the GIL)
+BATCHED_BELOW = 64
 
 
 class RowModel(Protocol):

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from starlette.concurrency import run_in_threadpool
 
 from services.common import names
-from services.endpoint.resources.batching import Batcher
+from services.endpoint.resources.batching import BATCHED_BELOW, Batcher
 from services.endpoint.resources.errors import ApiError, invalid, not_found
 from services.endpoint.resources.operations import new_id, rfc3339
 from services.endpoint.resources.registry import Version
@@ -51,7 +51,7 @@ class Deployed:
     async def predict_json(self, instances: Sequence[Any]) -> bytes:
         """The predictions of ``instances``, off the event loop (a user's model may take milliseconds, which
         must not hold up endpoint 1), batched with concurrent requests where the model allows."""
-        if self.batcher is not None:
+        if self.batcher is not None and len(instances) < BATCHED_BELOW:
             return await self.batcher.predict_json(instances)
         return await run_in_threadpool(self.served.predict_json, instances)
 
