@@ -79,3 +79,6 @@ ORCHESTRATOR_DRIFT_KS_STATISTIC = "hyp_orchestrator_drift_ks_statistic"
 ORCHESTRATOR_DRIFT_KS_PVALUE = "hyp_orchestrator_drift_ks_pvalue"
 ORCHESTRATOR_CHAMPION_VERSION = "hyp_orchestrator_champion_version"
 ORCHESTRATOR_SENSOR_FIRED = "hyp_orchestrator_sensor_fired_total"
+
+# The label every sample of a detector worker carries where several share one subscription
+WORKER_ID = "worker_id"

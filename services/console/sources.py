@@ -310,9 +310,6 @@ async def read_orchestrator(client: httpx.AsyncClient, base: str) -> dict[str, A
     return {"healthy": True, "error": None, "runs": [r for r in runs if isinstance(r, dict)][:20]}
 
 
-# The label every sample of a detector worker carries where several share one subscription
-# (services/detector/metrics.py WORKER_ID; not in services/common/metric_names.py yet).
-WORKER_ID = "worker_id"
 
 
 def merge(scrapes: list[Scrape]) -> Scrape:
@@ -329,7 +326,7 @@ def by_worker(scrape: Scrape) -> dict[str, Scrape]:
     out: dict[str, dict[str, list[prometheus.Sample]]] = defaultdict(lambda: defaultdict(list))
     for name, samples in scrape.samples.items():
         for s in samples:
-            out[s.labels.get(WORKER_ID, "")][name].append(s)
+            out[s.labels.get(m.WORKER_ID, "")][name].append(s)
     return {worker: Scrape(dict(samples)) for worker, samples in out.items()}
 
 
