@@ -25,6 +25,7 @@ from sqlglot import exp
 from services.bigquery import dml, errors, statements
 from services.bigquery.catalog import Catalog, Footer
 from services.bigquery.ml import functions as ml
+from services.bigquery.ml import progress as ml_progress
 from services.bigquery.schema import Field, arrow_field, arrow_schema, parse_fields
 from services.bigquery.sql import POSITIONAL, Translation, engine_error, invalid_query, parse, translate
 
@@ -196,7 +197,8 @@ class Jobs:
         }
         job = Job(resource)
         try:
-            answer = self._execute(project, config, dry_run)
+            with ml_progress.job() as report:  # a CREATE MODEL's mlStatistics (BigQuery ML's job statistics)
+                answer = self._execute(project, config, dry_run)
             dest = config.get("destinationTable")
             if isinstance(dest, Mapping) and answer.data is not None:
                 target = (str(dest.get("projectId") or project), str(dest.get("datasetId")), str(dest.get("tableId")))
@@ -221,6 +223,7 @@ class Jobs:
                 stats["numDmlAffectedRows"] = str(answer.affected)
             if answer.dml_stats is not None:
                 stats["dmlStats"] = answer.dml_stats
+            stats |= report.statistics()
             resource["statistics"] |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
         except errors.BigQueryError as exc:
             job.error = exc

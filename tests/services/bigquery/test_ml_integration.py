@@ -57,6 +57,9 @@ def test_create_model_then_predict_by_hand(client, dataset, points, model) -> No
     job = client.query(f"CREATE OR REPLACE MODEL {model} OPTIONS({OPTIONS}) AS SELECT x FROM {points}")
     job.result()
     assert job.statement_type == "CREATE_MODEL"
+    # the finished job's statistics.query.mlStatistics, as BigQuery reports a CREATE MODEL's training
+    ml = job._properties["statistics"]["query"]["mlStatistics"]  # the client has no accessor for it
+    assert ml["modelType"] == "KMEANS" and ml["trainingType"] == "SINGLE_TRAINING"
     rows = _rows(
         client, f"SELECT * FROM ML.PREDICT(MODEL `{PROJECT}.{model}`, (SELECT id, x FROM {points})) ORDER BY id"
     )
