@@ -66,6 +66,14 @@ class Jobs:
             raise errors.not_found(f"Job {project}:{job_id}")
         return job
 
+    def list_jobs(self, project: str, state: str | None = None) -> list[dict[str, Any]]:
+        """jobs.list: the project's kept jobs (the last MAX_JOBS of every project), newest first, each as the list
+        entry BigQuery returns (the job resource with ``state`` beside it); ``state``: only jobs in that state."""
+        with self.lock:
+            kept = [job.resource for (p, _), job in reversed(self.jobs.items()) if p == project]
+        entries = [{**r, "state": r["status"]["state"]} for r in kept]
+        return [e for e in entries if state is None or e["state"] == state.upper()]
+
     def insert(self, project: str, body: Mapping[str, Any]) -> Job:
         """jobs.insert of a query job (other job kinds: a 400 saying so)."""
         ref = dict(body.get("jobReference") or {})

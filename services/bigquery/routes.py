@@ -217,6 +217,11 @@ def router() -> APIRouter:
         job = await run_in_threadpool(_jobs(request).insert, project, body)
         return _json(job.resource)
 
+    @api.get(PREFIX + "/jobs")
+    async def jobs_list(project: str, request: Request) -> Response:
+        jobs = _jobs(request).list_jobs(project, request.query_params.get("stateFilter"))
+        return _json(_page(request, jobs, "jobs", "bigquery#jobList"))
+
     @api.get(PREFIX + "/jobs/{job_id}")
     async def jobs_get(project: str, job_id: str, request: Request) -> Response:
         return _json(_jobs(request).get(project, job_id).resource)

@@ -283,3 +283,17 @@ def test_a_column_added_later_reads_as_null_in_older_rows(client, events) -> Non
     assert client.insert_rows_json(events, [{"event": "late", "added": "yes"}]) == []
     rows = list(client.query_and_wait(f"SELECT added FROM `{events}` WHERE added IS NOT NULL"))
     assert [r["added"] for r in rows] == ["yes"]
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/list")
+def test_list_jobs_newest_first(client, events) -> None:
+    first = client.query(f"SELECT count(*) AS n FROM {events}")
+    first.result()
+    second = client.query("SELECT 2 AS two")
+    second.result()
+    listed = list(client.list_jobs(max_results=2))
+    assert [j.job_id for j in listed] == [second.job_id, first.job_id]
+    assert all(isinstance(j, bigquery.QueryJob) and j.state == "DONE" for j in listed)
+    assert listed[1].query == f"SELECT count(*) AS n FROM {events}"
+    assert second.job_id in {j.job_id for j in client.list_jobs(state_filter="done", max_results=50)}
+    assert not list(client.list_jobs(state_filter="running"))
