@@ -30,7 +30,8 @@ def command() -> Command[WarehouseSettings]:
         "sql",
         WarehouseSettings,
         description="Run a read-only BigQuery Standard SQL query over the warehouse, as `hyp bigquery` runs it: "
-        "unqualified tables (cloud_run, cloud_run_anomaly, pubsub_direct) are in dataset ecommerce_sink. "
+        "unqualified tables (cloud_run, cloud_run_anomaly, dataflow, dataflow_anomaly, pubsub_direct) are in "
+        "dataset ecommerce_sink. "
         "Statements other than queries, files outside the warehouse, extensions and settings are refused.",
     )
     parser = cli.parser

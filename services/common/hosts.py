@@ -180,14 +180,26 @@ def protect(app: ASGIApp, allowed: Collection[str]) -> ASGIApp:
     return app if ANY in allowed else HostCheck(app, allowed)
 
 
-def protect_wsgi(app: Callable[..., Any], allowed: Collection[str]) -> Callable[..., Any]:
-    """A WSGI ``app`` (a Prometheus page served by prometheus_client) behind the same Host check."""
+def is_address(name: str | None) -> bool:
+    """Whether a Host name is an IP address literal (never a rebinding attack's: that needs a DNS name)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name or "")
+    except ValueError:
+        return False
+    return True
+
+
+def protect_wsgi(app: Callable[..., Any], allowed: Collection[str], *, addresses: bool = False) -> Callable[..., Any]:
+    """A WSGI ``app`` (a Prometheus page served by prometheus_client) behind the same Host check; ``addresses``:
+    any IP address literal is allowed too (scrapers that reach compose replicas by address)."""
     if ANY in allowed:
         return app
 
     def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         host = environ.get("HTTP_HOST")
-        if host is not None and host_allowed(host, allowed):
+        if host is not None and (host_allowed(host, allowed) or (addresses and is_address(host_name(host)))):
             return app(environ, start_response)
         status, body = refusal(host_name(host))
         start_response(
@@ -198,9 +210,10 @@ def protect_wsgi(app: Callable[..., Any], allowed: Collection[str]) -> Callable[
     return checked
 
 
-def serve_metrics(registry: Any, host: str, port: int, allowed: Collection[str]) -> Any:
-    """prometheus_client's ``start_http_server`` with the Host check: ``registry``'s page on ``host:port`` from a
-    daemon thread; returns the server (``shutdown()`` stops it)."""
+def serve_metrics(registry: Any, host: str, port: int, allowed: Collection[str], *, addresses: bool = True) -> Any:
+    """prometheus_client's ``start_http_server`` with the Host check (names in ``allowed``, and IP address literals
+    unless ``addresses`` is False): ``registry``'s page on ``host:port`` from a daemon thread; returns the server
+    (``shutdown()`` stops it)."""
     import threading
     from wsgiref.simple_server import make_server
 
@@ -211,7 +224,11 @@ def serve_metrics(registry: Any, host: str, port: int, allowed: Collection[str])
 
     Server.address_family, addr = _get_best_family(host, port)  # type: ignore[no-untyped-call]
     server = make_server(
-        addr, port, protect_wsgi(make_wsgi_app(registry), allowed), Server, handler_class=_SilentHandler
+        addr,
+        port,
+        protect_wsgi(make_wsgi_app(registry), allowed, addresses=addresses),
+        Server,
+        handler_class=_SilentHandler,
     )
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
     return server

@@ -88,7 +88,9 @@ def run(cfg, options) -> int:  # cfg: DetectorConfig, options: PipelineOptions
 
         ensure_topic(cfg.kafka_bootstrap_servers, cfg.kafka_topic)
     worker = metrics.worker_label(cfg.worker_id)
-    server = metrics.serve(cfg.metrics_port, worker_id=worker) if cfg.metrics_port else None
+    server = (
+        metrics.serve(cfg.metrics_port, worker_id=worker, allowed_hosts=cfg.allowed_hosts) if cfg.metrics_port else None
+    )
 
     p = beam.Pipeline(options=options)
     pipeline.build(p, cfg)

@@ -85,7 +85,7 @@ def observe_batch(batch: Batch) -> None:
     get_metrics().observe_batch(batch)
 
 
-WORKER_ID = "worker_id"  # the label of a worker's samples (several detectors on one subscription)
+WORKER_ID = m.WORKER_ID  # the label of a worker's samples (several detectors on one subscription)
 
 
 HOSTNAME = "hostname"  # --worker-id hostname: the machine's name (compose replicas share one command line)
@@ -118,14 +118,14 @@ def labelled(registry: Any, labels: dict[str, str]) -> Any:
     return served
 
 
-def serve(port: int, host: str = "0.0.0.0", worker_id: str = "") -> Any:
+def serve(port: int, host: str = "0.0.0.0", worker_id: str = "", allowed_hosts: str = "") -> Any:
     """Start the /metrics HTTP server in a daemon thread; returns the server (shutdown() to stop).
 
-    With a ``worker_id`` every sample carries ``worker_id="<id>"``."""
-    from prometheus_client import start_http_server
+    With a ``worker_id`` every sample carries ``worker_id="<id>"``. Requests for a Host that is not one of ours
+    (``allowed_hosts``: HYP_ALLOWED_HOSTS) are refused, as by every hyp HTTP service (services/common/hosts.py)."""
+    from services.common import hosts
 
     registry = get_metrics().registry
     if worker_id:
         registry = labelled(registry, {WORKER_ID: worker_id})
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
+    return hosts.serve_metrics(registry, host, port, hosts.allowed_names(host, allowed_hosts))

@@ -365,9 +365,13 @@ SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 
 
 def service(name: str) -> Service:
+    """A service by name; ``detector-N`` is worker N of ``hyp up --detector-workers`` (:func:`scale`)."""
     for s in SERVICES:
         if s.name == name:
             return s
+    if is_detector(name) and int(name.rsplit("-", 1)[1]) < MAX_DETECTOR_WORKERS:
+        workers = max(2, int(name.rsplit("-", 1)[1]) + 1)
+        return next(s for s in scale(SERVICES, workers) if s.name == name)
     raise KeyError(f"unknown service {name!r} (services: {', '.join(SERVICE_NAMES)})")
 
 
@@ -475,7 +479,7 @@ def command(
 DETECTOR = "detector"
 MAX_DETECTOR_WORKERS = 16
 DETECTOR_WORKER_PORTS = tuple(range(DETECTOR_METRICS_PORT, DETECTOR_METRICS_PORT + MAX_DETECTOR_WORKERS))
-DETECTOR_URL_ENV = ("HYP_ORCH_DETECTOR_METRICS_URL",)  # settings that take every worker's URL
+DETECTOR_URL_ENV = ("HYP_ORCH_DETECTOR_METRICS_URL", "HYP_CONSOLE_DETECTOR_METRICS_URL")  # take every worker's URL
 
 
 def worker_name(i: int) -> str:

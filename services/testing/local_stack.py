@@ -33,7 +33,10 @@ OFFSETS = range(20000, 45000, 977)  # candidates: every moved port stays below 6
 
 def free_offset(services: list[str]) -> int:
     """A port offset under which every port of ``services`` (and what they depend on) is free now."""
-    ports = [port for s in select(services, []) for port in s.ports]
+    selected = select(services, [])
+    ports = [port for s in selected for port in s.ports]
+    if any(d.is_detector(s.name) for s in selected):  # the workers of HYP_UP_DETECTOR_WORKERS, whatever their number
+        ports += d.DETECTOR_WORKER_PORTS
     for offset in OFFSETS:
         if not any(port_in_use(port + offset) for port in ports):
             return offset

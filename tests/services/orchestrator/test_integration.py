@@ -3,7 +3,7 @@ warehouse, load generator, `hyp endpoint`.
 
 History (a baseline) is written straight into a tmp warehouse; from then on the load generator
 publishes to the emulator and the real Beam detector scores the events and writes ``cloud_run``
-(labels in ``attributes``) and ``cloud_run_anomaly`` (its verdicts, with the scoring version).
+(labels in ``attributes``) and ``dataflow_anomaly`` (its verdicts, with the scoring version).
 A first run makes the workshop's BQML-style k-means @champion; the generator then switches to the
 drift scenario's new normal, the drift sensor fires, a challenger trained on the drifted window
 wins the gate on drifted held-out rows, @champion moves, and the detector's and the endpoint's
@@ -131,8 +131,8 @@ def _stream_quality(warehouse: Path, onset: datetime) -> dict[str, dict]:
                count(*) FILTER (WHERE NOT anomaly AND label) AS fn
         FROM (SELECT model_version, anomaly,
                      coalesce(json_extract_string(attributes, '$.anomaly'), '0') = '1' AS label
-              FROM cloud_run_anomaly WHERE source = 'detector'
-                   AND event_datetime > TIMESTAMP '{onset.isoformat(sep=" ")}')
+              FROM dataflow_anomaly
+              WHERE event_datetime > TIMESTAMP '{onset.isoformat(sep=" ")}')
         GROUP BY 1"""
     out = {}
     for row in query(warehouse, sql).to_pylist():

@@ -188,11 +188,14 @@ def test_scaling_the_definition_makes_one_service_per_worker_and_dependants_wait
         assert scaled[w].ports == (port,) and scaled[w].health is not None and scaled[w].health.port == port
         assert d.is_detector(w)
     assert not d.is_detector("detector-flink")
+    assert d.service("detector-2").ports == (d.DETECTOR_METRICS_PORT + 2,)  # a worker by name (LocalHypStack.port)
     assert scaled["loadgen"].depends_on == ("pubsub", *workers, "init")
     env = d.environment(scaled["orchestrator"], "local", data="/h", port_offset=1000)
     assert env["HYP_ORCH_DETECTOR_METRICS_URL"].split(",") == [
         f"http://127.0.0.1:{d.DETECTOR_METRICS_PORT + i + 1000}/metrics" for i in range(3)
     ]
+    console = d.environment(scaled["console"], "local", data="/h", port_offset=1000)
+    assert console["HYP_CONSOLE_DETECTOR_METRICS_URL"] == env["HYP_ORCH_DETECTOR_METRICS_URL"]  # each worker shown
     assert [s.name for s in d.order(d.scale(d.SERVICES, 3))].index("loadgen") > max(
         [s.name for s in d.order(d.scale(d.SERVICES, 3))].index(w) for w in workers
     )
