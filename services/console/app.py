@@ -64,8 +64,9 @@ async def _action_error(_: Request, exc: ActionError) -> JSONResponse:
 
 async def _bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with one line naming each bad field (``body.topic: String should match pattern ...``)."""
-    problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
-    return JSONResponse({"error": "; ".join(problems) or "bad input", "detail": exc.errors()}, status_code=422)
+    errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]  # ctx may hold the exception itself
+    problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors]
+    return JSONResponse({"error": "; ".join(problems) or "bad input", "detail": errors}, status_code=422)
 
 
 @asynccontextmanager

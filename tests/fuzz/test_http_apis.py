@@ -54,7 +54,7 @@ def _reason(text: str) -> str:
         error = body.get("error")
         if isinstance(error, dict):
             return str(error.get("message") or "")
-        return str(body.get("detail") or body.get("message") or error or "")
+        return str(body.get("detail") or body.get("message") or body.get("reason") or error or "")
     return str(body)
 
 
