@@ -310,8 +310,6 @@ async def read_orchestrator(client: httpx.AsyncClient, base: str) -> dict[str, A
     return {"healthy": True, "error": None, "runs": [r for r in runs if isinstance(r, dict)][:20]}
 
 
-
-
 def merge(scrapes: list[Scrape]) -> Scrape:
     """Several /metrics pages as one (the detector's workers: sums over them are the whole job)."""
     merged: dict[str, list[prometheus.Sample]] = defaultdict(list)
