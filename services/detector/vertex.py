@@ -31,20 +31,9 @@ MAX_INSTANCES = 1000  # instances per :predict call (Vertex limits a public endp
 
 def init_sdk(project: str, location: str, api_endpoint: str | None) -> None:
     """Point google-cloud-aiplatform at ``api_endpoint`` (a local endpoint: REST, anonymous credentials)."""
-    from google.cloud import aiplatform
+    from services.common import vertex_clients
 
-    if not api_endpoint:
-        aiplatform.init(project=project, location=location)
-        return
-    from google.auth.credentials import AnonymousCredentials
-
-    aiplatform.init(
-        project=project,
-        location=location,
-        api_endpoint=api_endpoint,
-        api_transport="rest",
-        credentials=AnonymousCredentials(),
-    )
+    vertex_clients.init(project, location, api_endpoint)
 
 
 def handler_class() -> type:

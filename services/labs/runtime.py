@@ -285,40 +285,26 @@ def ensure_vertex(s: LabSettings) -> None:
 def run_script(s: LabSettings, script: Path, *args: str, timeout_s: float = 600) -> str:
     """Run a participant's (or the reference) Python script in its folder, as `python script.py` in a shell
     where `eval "$(hyp lab env)"` ran; LabError with its output if it fails."""
-    import subprocess
     import sys
 
     log(f"$ python {' '.join((script.name, *args))}  (in {script.parent})")
-    result = subprocess.run(
-        [sys.executable, script.name, *args],
-        cwd=script.parent,
-        env=child_env(s),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise LabError(f"`python {script.name}` failed (exit {result.returncode}):\n{tail}")
-    return result.stdout
+    return _run([sys.executable, script.name, *args], f"python {script.name}", child_env(s), timeout_s, script.parent)
 
 
 def run_hyp(s: LabSettings, args: list[str], timeout_s: float = 600, **env: str) -> str:
     """Run one `hyp` command to completion (as a participant would); LabError with its output if it fails."""
-    import subprocess
     import sys
 
     log(f"$ hyp {' '.join(args)}")
-    result = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=child_env(s, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    return _run([sys.executable, "-m", "services.cli", *args], f"hyp {args[0]}", child_env(s, **env), timeout_s)
+
+
+def _run(command: list[str], what: str, env: dict[str, str], timeout_s: float, cwd: Path | None = None) -> str:
+    """``command``'s stdout; LabError naming ``what`` with the end of its output when it fails."""
+    import subprocess
+
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise LabError(f"`hyp {args[0]}` failed (exit {result.returncode}):\n{tail}")
+        raise LabError(f"`{what}` failed (exit {result.returncode}):\n{tail}")
     return result.stdout

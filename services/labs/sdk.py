@@ -37,14 +37,6 @@ def storage(s: LabSettings) -> Any:  # google.cloud.storage.Client
 
 
 def vertex(s: LabSettings) -> Any:  # the aiplatform module, initialised for the lab's endpoint server
-    from google.cloud import aiplatform
+    from services.common import vertex_clients
 
-    aiplatform.init(
-        project=s.project,
-        location=s.location,
-        api_endpoint=s.endpoint_url,
-        api_transport="rest",
-        credentials=_credentials(),
-        staging_bucket=f"gs://{s.staging_bucket}",
-    )
-    return aiplatform
+    return vertex_clients.init(s.project, s.location, s.endpoint_url, staging_bucket=f"gs://{s.staging_bucket}")

@@ -16,16 +16,11 @@ from services.common import names
 def vertex_endpoint(
     api_endpoint: str, endpoint_id: str = "1", *, project: str = "hyp-local", location: str = "europe-west1"
 ) -> Any:  # aiplatform.Endpoint (google-cloud-aiplatform is a test dependency, imported on use)
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform
 
-    aiplatform.init(
-        project=project,
-        location=location,
-        api_endpoint=api_endpoint,
-        api_transport="rest",
-        credentials=AnonymousCredentials(),
-    )
+    from services.common import vertex_clients
+
+    vertex_clients.init(project, location, api_endpoint)
     return aiplatform.Endpoint(names.endpoint(project, location, endpoint_id))
 
 
@@ -39,15 +34,6 @@ def vertex_init(
     """``aiplatform.init`` pointed at a local endpoint server. ``staging_bucket`` (``gs://...`` on ``hyp storage``,
     reached through ``STORAGE_EMULATOR_HOST`` in this process's environment) is where ``Model.upload`` stages a
     local artifact folder, as on GCP; without it the SDK would ask GCP's Resource Manager about a default bucket."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
+    from services.common import vertex_clients
 
-    aiplatform.init(
-        project=project,
-        location=location,
-        api_endpoint=api_endpoint,
-        api_transport="rest",
-        credentials=AnonymousCredentials(),
-        staging_bucket=staging_bucket,
-    )
-    return aiplatform
+    return vertex_clients.init(project, location, api_endpoint, staging_bucket=staging_bucket)
