@@ -246,8 +246,11 @@ class Broker:
     def update_topic(self, topic: Any, mask: Any) -> Any:
         with self.lock:
             t = self._topic(topic.name)
-            apply_mask(t.pb, topic, mask, Topic, TOPIC_IMMUTABLE)
-            check_retention(t.pb)
+            pb = Topic()
+            pb.CopyFrom(t.pb)
+            apply_mask(pb, topic, mask, Topic, TOPIC_IMMUTABLE)
+            check_retention(pb)  # before the topic changes: a refused update leaves it as it was
+            t.pb = pb
             self.save_state()
             return t.pb
 

@@ -20,7 +20,26 @@ def duration_s(d: Any) -> float:
     return float(d.seconds + d.nanos / 1e9)
 
 
+def check_well_formed(pb: Any, path: str = "") -> None:
+    """Every Duration and Timestamp set in ``pb`` (nested too) is one protobuf can represent: nanos within
+    +-999,999,999 and of the seconds' sign. Anything else is INVALID_ARGUMENT naming the field (it would
+    otherwise be stored, and fail every later save of the state)."""
+    for field, value in pb.ListFields():
+        if field.message_type is None or field.label == field.LABEL_REPEATED:
+            continue
+        name = f"{path}{field.name}"
+        kind = field.message_type.full_name
+        if kind in ("google.protobuf.Duration", "google.protobuf.Timestamp"):
+            try:
+                value.ToJsonString()
+            except ValueError as exc:
+                raise invalid(f"Invalid {name}: {exc}") from None
+        elif not field.message_type.GetOptions().map_entry:
+            check_well_formed(value, f"{name}.")
+
+
 def check_retention(pb: Any) -> None:
+    check_well_formed(pb)
     if pb.HasField("message_retention_duration"):
         s = duration_s(pb.message_retention_duration)
         if not 600 <= s <= names.MAX_RETENTION_S:

@@ -110,3 +110,31 @@ def test_garbage_bytes_on_the_ports(pubsub_emulator: EmulatorProcess) -> None:
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert httpx.get(f"{pubsub_emulator.rest_url}/v1/nowhere").status_code == 404
     _still_serving(pubsub_emulator)
+
+
+def test_a_duration_protobuf_cannot_represent_is_invalid_and_changes_nothing(pubsub_emulator: EmulatorProcess) -> None:
+    """Found by tests/fuzz: a retention with nanos of the other sign than its seconds was stored, and every later
+    save of the state (any create or delete, with --data-dir) failed with INTERNAL."""
+    from google.protobuf import duration_pb2, field_mask_pb2
+
+    publisher = pubsub_emulator.publisher()
+    bad = duration_pb2.Duration(seconds=700, nanos=-5)
+    with pytest.raises(exceptions.InvalidArgument, match="message_retention_duration"):
+        publisher.create_topic(
+            request=types.Topic(name=pubsub_emulator.topic_path(unique("t")), message_retention_duration=bad)
+        )
+    topic = publisher.create_topic(name=pubsub_emulator.topic_path(unique("t")))
+    mask = field_mask_pb2.FieldMask(paths=["message_retention_duration"])
+    with pytest.raises(exceptions.InvalidArgument, match="message_retention_duration"):
+        publisher.update_topic(topic=types.Topic(name=topic.name, message_retention_duration=bad), update_mask=mask)
+    assert not publisher.get_topic(topic=topic.name).message_retention_duration  # unchanged
+    subscriber = pubsub_emulator.subscriber()
+    with pytest.raises(exceptions.InvalidArgument, match=r"retry_policy\.minimum_backoff"):
+        subscriber.create_subscription(
+            request=types.Subscription(
+                name=pubsub_emulator.subscription_path(unique("s")),
+                topic=topic.name,
+                retry_policy=types.RetryPolicy(minimum_backoff=duration_pb2.Duration(seconds=-1, nanos=5)),
+            )
+        )
+    _still_serving(pubsub_emulator)
