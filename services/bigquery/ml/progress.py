@@ -67,7 +67,12 @@ _current: ContextVar[Progress | None] = ContextVar("bqml_progress", default=None
 
 @contextmanager
 def job() -> Iterator[Progress]:
-    """The progress of the statement run inside this block (one per job)."""
+    """The progress of the statement run inside this block (one per job); inside another such block (a caller
+    that watches the job itself, as `hyp sql` does), that block's progress."""
+    outer = _current.get()
+    if outer is not None:
+        yield outer
+        return
     progress = Progress()
     token = _current.set(progress)
     try:
