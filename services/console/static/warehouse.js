@@ -117,6 +117,7 @@ async function histogram(event) {
     drawHistogram(h);
     return h.n ? `${fmt(h.n)} values in ${h.counts.length} bins` : "no values to draw";
   });
+  loadJobs(); // its queries are jobs too: the list shows them
 }
 
 async function loadJobs() {
