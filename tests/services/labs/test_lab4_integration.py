@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.processes import stop_group
 from services.testing.bigquery import bigquery_client
+from tests.fixtures.mlflow import start_mlflow
 from tests.services.labs.test_labs_integration import lab, lab_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-def test_lab_4_writes_through_the_bigquery_client(tmp_path, pubsub_emulator, mlflow_server):
-    env = lab_env(tmp_path, pubsub_emulator, mlflow_server)
+@pytest.fixture
+def own_registry(tmp_path):
+    """A registry of its own: challenge 4 deploys the newest `anomaly_detection` (challenge 1's model), and in the
+    session's registry other tests register models of that name trained on other data."""
+    server = start_mlflow(tmp_path / "mlflow")
+    yield server
+    stop_group(server.process)
+
+
+def test_lab_4_writes_through_the_bigquery_client(tmp_path, pubsub_emulator, own_registry):
+    env = lab_env(tmp_path, pubsub_emulator, own_registry)
     try:
         started = lab(env, "start", "4")
         assert started.returncode == 0, f"{started.stdout}\n{started.stderr}"
