@@ -23,17 +23,16 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from services.bigquery import errors, workshop
 from services.bigquery.names import check_dataset, check_project, check_table
 from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields, row_type
+from services.warehouse import live
 from services.warehouse.live import live_files
 from services.warehouse.tables import WarehouseError
 from services.warehouse.writer import append, write_atomic
@@ -112,21 +111,14 @@ class Footer:
     schema: pa.Schema
 
 
-@lru_cache(maxsize=16384)
-def _footer(path: str, mtime_ns: int, size: int) -> tuple[int, pa.Schema]:
-    meta = pq.read_metadata(path)
-    return meta.num_rows, meta.schema.to_arrow_schema().remove_metadata()
-
-
 def footer(path: Path) -> Footer | None:
-    """The file's footer, read once per file (files are immutable: keyed by path, mtime and size); None for a
-    file gone meanwhile (compaction replaced it)."""
+    """The file's footer, read once per file (live.footer's cache, shared with the warehouse's damage check);
+    None for a file gone meanwhile (compaction replaced it) or damaged (moved aside by the next listing)."""
     try:
-        st = path.stat()
-        rows, schema = _footer(str(path), st.st_mtime_ns, st.st_size)
+        size, rows, schema = live.footer(path)
     except FileNotFoundError:
         return None
-    return Footer(path, rows, st.st_size, schema)
+    return None if isinstance(schema, str) else Footer(path, rows, size, schema)
 
 
 class Catalog:

@@ -82,21 +82,30 @@ def live_names(partition: Path, names: Iterable[str]) -> list[str]:
 
 
 @lru_cache(maxsize=16384)
-def _damage(path: str, mtime_ns: int, size: int) -> str | None:
-    """Why the file's footer cannot be read, or None when it can (keyed by path, mtime and size)."""
+def _footer(path: str, mtime_ns: int, size: int) -> tuple[int, pa.Schema] | str:
+    """The file's rows and Arrow schema from its footer, or why the footer cannot be read (keyed by path, mtime
+    and size: read once per file, for the damage check and for hyp bigquery's catalog alike)."""
     try:
-        pq.read_metadata(path)
+        meta = pq.read_metadata(path)
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    return None
+    return meta.num_rows, meta.schema.to_arrow_schema().remove_metadata()
+
+
+def footer(path: Path) -> tuple[int, int, pa.Schema | str]:
+    """(size, rows, schema) of the file, schema being the reason instead when its footer cannot be read (rows
+    then 0). FileNotFoundError when it is gone."""
+    st = path.stat()
+    read = _footer(str(path), st.st_mtime_ns, st.st_size)
+    return (st.st_size, 0, read) if isinstance(read, str) else (st.st_size, *read)
 
 
 def damage(path: Path) -> str | None:
     """Why ``path`` is not a readable Parquet file, or None. FileNotFoundError when it is gone."""
-    st = path.stat()
-    return _damage(str(path), st.st_mtime_ns, st.st_size)
+    schema = footer(path)[2]
+    return schema if isinstance(schema, str) else None
 
 
 def quarantine(path: Path, reason: str) -> Path | None:
