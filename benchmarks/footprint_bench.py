@@ -1,6 +1,7 @@
 """Footprint of the whole local stack over a long run: CPU, memory, backlogs, files, logs, restart time.
 
     .venv/bin/python benchmarks/footprint_bench.py [--minutes 60] [--rate 200] [--root PATH] [--home DIR]
+        [--port-offset N]
 
 What it does, on this machine, with `hyp up` (the README's main command, detached so it can be measured):
 
@@ -12,6 +13,9 @@ What it does, on this machine, with `hyp up` (the README's main command, detache
 4. pauses the load generator (SIGSTOP: no events, nothing else changes), waits, samples CPU again: the floor;
 5. times ``SELECT count(*) FROM cloud_run`` and a ``GROUP BY`` through the warehouse's own query function;
 6. stops the stack and starts it again on the same home: the second start's time to healthy.
+
+``--port-offset N`` is passed to `hyp up` and every port the script probes moves the same way, so the run can
+share the machine with a stack on the default ports (the docker tier's, another engineer's).
 
 ``--root`` runs another checkout of this repository (e.g. a git worktree of an older commit) with this
 venv's Python, so the code before and after a change are measured the same way on the same machine.
@@ -187,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=float, default=60.0, help="CPU sampling window, seconds")
     ap.add_argument("--label", default=None, help="column label in the table (default: the root's git commit)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    ap.add_argument("--port-offset", type=int, default=0, help="hyp up --port-offset (default: the default ports)")
     args = ap.parse_args(argv)
 
     label = (
@@ -199,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.home is None:
         tmp = tempfile.mkdtemp(prefix="hyp-footprint-")
         args.home = Path(tmp) / "home"
-    stack = Stack(args.root.resolve(), args.home.resolve(), args.rate)
-    result: dict = {"label": label, "rate": args.rate, "minutes": args.minutes}
+    stack = Stack(args.root.resolve(), args.home.resolve(), args.rate, port_offset=args.port_offset)
+    result: dict = {"label": label, "rate": args.rate, "minutes": args.minutes, "port_offset": args.port_offset}
     t_start = time.monotonic()
     try:
         result["first_up_s"] = stack.up()
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         log0, t_log0 = log_bytes(stack.home), time.monotonic()
         while time.monotonic() - t_start < args.minutes * 60:
             pids = stack.pids()
-            subs = subscriptions()
+            subs = subscriptions(stack.port_offset)
             minutes.append(
                 {
                     "t_min": round((time.monotonic() - t_start) / 60, 1),
