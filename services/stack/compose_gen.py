@@ -89,7 +89,7 @@ def compose_service(s: d.Service, by_name: dict[str, d.Service]) -> dict[str, An
         }
     if s.volumes:
         out["volumes"] = [f"{vol}:{path}" for vol, path in s.volumes.items()]
-    out["restart"] = "no" if s.oneshot else "unless-stopped"
+    out["restart"] = "no" if s.oneshot else RESTART
     out["stop_grace_period"] = _duration(s.stop_grace_s)
     if s.memory:
         out["mem_limit"] = s.memory
@@ -112,6 +112,13 @@ def logging_section() -> dict[str, Any]:
     return {"driver": "json-file", "options": {"max-size": d.LOG_MAX_SIZE, "max-file": str(d.LOG_MAX_FILE)}}
 
 
+# Give-up, as `hyp up`'s supervision does (HYP_UP_RESTART_MAX): a long-running service that exits with an error
+# is started again (Docker's backoff: 100 ms doubling), but after RESTART_MAX failures in a row it stays down and
+# `docker compose ps` reports it as exited with its code, instead of restarting forever. Unlike `hyp up` there is
+# no time window (Docker counts failures in a row) and a daemon restart does not restart an on-failure container.
+RESTART_MAX = 5
+RESTART = f"on-failure:{RESTART_MAX}"
+
 BACKGROUND_CPU_SHARES = 256  # of the default 1024: a background service gets a quarter share when cores are busy
 
 
@@ -121,6 +128,8 @@ def compose_document() -> dict[str, Any]:
     services.update(profiles.services(by_name, compose_service))
     for body in services.values():
         body["logging"] = logging_section()
+        if body.get("restart", "no") != "no":  # the profiles' services too: one give-up policy for all
+            body["restart"] = RESTART
     volumes = sorted({v for s in d.SERVICES for v in s.volumes} | profiles.volumes())
     return {"name": "hyp-local", "services": services, "volumes": {v: {} for v in volumes}}
 
