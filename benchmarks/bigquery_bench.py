@@ -9,6 +9,11 @@ DuckDB reading the same files, small-query round trips, and the server's RSS wit
 writes at that rate: one per 5-s flush, 1,000 rows) through a freshly started `hyp bigquery` (a restart:
 no cache), then again after the warehouse's compaction merged the files; wall time of the client's call.
 
+    .venv/bin/python benchmarks/bigquery_bench.py --pages [--page-rows 1000000] [--page-size 1000]
+
+``--pages``: ``client.list_rows`` (tabledata.list) of one page, the first and one near the end, of a table of
+``--page-rows`` cloud_run events in files of 50,000 rows; best of 3, wall time of the client's call.
+
 Starts `hyp bigquery` on a free port over a temporary warehouse and prints a markdown table and the command.
 Server-side rates divide rows by the CPU seconds of the server process (its own /proc), so the client's cost
 does not count; wall rates include both on this machine's shared cores. Not a test.
@@ -149,6 +154,32 @@ def hour(events: int, file_rows: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def pages(total: int, size: int) -> list[tuple[str, str, str]]:
+    """One tabledata.list page at the start and near the end of a ``total``-row table."""
+    from services.testing.bigquery import bigquery_client
+    from services.testing.hyp import HypProcess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bq-pages-"))
+    warehouse = tmp / "warehouse"
+    out = []
+    try:
+        _fill_cloud_run(warehouse, total, 50_000)
+        env = dict(os.environ, HYP_WAREHOUSE_DIR=str(warehouse), HYP_PROJECT=PROJECT)
+        server = HypProcess("bigquery", log_path=tmp / "bigquery.log", env=env).start(120)
+        try:
+            client = bigquery_client(server.url, PROJECT)
+            table = f"{PROJECT}.ecommerce_sink.cloud_run"
+            for start in (0, total - 2 * size):
+                n = len(list(client.list_rows(table, start_index=start, max_results=size)))
+                took = timed(lambda s=start: list(client.list_rows(table, start_index=s, max_results=size)))
+                out.append((f"list_rows page at row {start:,} of {total:,} ({n:,} rows)", f"{took:.3f} s", "best of 3"))
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--insert-rows", type=int, default=100_000)
@@ -160,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hour", action="store_true", help="only count(*) over an hour of events after a restart")
     ap.add_argument("--hour-events", type=int, default=720_000)
     ap.add_argument("--file-rows", type=int, default=1_000, help="rows per file for --hour")
+    ap.add_argument("--pages", action="store_true", help="only the time of a list_rows page")
+    ap.add_argument("--page-rows", type=int, default=1_000_000)
+    ap.add_argument("--page-size", type=int, default=1_000)
     args = ap.parse_args(argv)
+    if args.pages:
+        _print(pages(args.page_rows, args.page_size), argv)
+        return 0
     if args.hour:
         _print(hour(args.hour_events, args.file_rows), argv)
         return 0

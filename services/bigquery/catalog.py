@@ -367,6 +367,37 @@ class Catalog:
                 continue
         raise errors.BigQueryError(500, "backendError", "The table's files changed while being read; retry.")
 
+    def read_page(
+        self, project: str, dataset: str, table: str, start: int, size: int, columns: Iterable[str] | None = None
+    ) -> tuple[tuple[Field, ...], int, pa.Table]:
+        """tabledata.list's page: the table's schema, its row count and rows ``start`` to ``start + size`` in the
+        order of its files, with only ``columns`` (None: all). Reads only the files, and in them only the row
+        groups, that hold the page: the footers' row counts (cached) place it."""
+        resource, _ = self._load_table(project, dataset, table)
+        if resource.get("type") == "VIEW":
+            raise errors.invalid(f"Cannot list a table of type VIEW: {project}:{dataset}.{table}")
+        fields = parse_fields(resource["schema"].get("fields"))
+        schema = arrow_schema(fields)
+        if columns is not None:
+            wanted = {c.lower() for c in columns}
+            schema = pa.schema([f for f in schema if f.name.lower() in wanted])
+        for _ in range(3):  # a file compaction deleted between listing and reading: list again
+            _, footers = self.resource_files(project, dataset, table)
+            total = sum(f.rows for f in footers)
+            try:
+                pieces, offset = [], 0
+                for found in footers:
+                    lo, hi = max(start - offset, 0), min(start + size - offset, found.rows)
+                    offset += found.rows
+                    if lo < hi:
+                        pieces.append(_rows(found.path, lo, hi, schema))
+                    if offset >= start + size:
+                        break
+            except FileNotFoundError:
+                continue
+            return fields, total, pa.concat_tables(pieces) if pieces else schema.empty_table()
+        raise errors.BigQueryError(500, "backendError", "The table's files changed while being read; retry.")
+
     def resource_files(self, project: str, dataset: str, table: str) -> tuple[dict[str, Any], list[Footer]]:
         """A table's resource (without row counts) and the footers of its live files (none for a view),
         from one look at the catalog: what a query binds."""
@@ -512,6 +543,25 @@ class Catalog:
             mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
             part = f"date={day}" if day is not None else NULL_PARTITION
             write_atomic(data.filter(mask), folder / part)
+
+
+def _rows(path: Path, lo: int, hi: int, schema: pa.Schema) -> pa.Table:
+    """Rows ``lo`` to ``hi`` of one file as ``schema`` (columns it lacks as nulls), reading only the row groups
+    that hold them."""
+    import pyarrow.dataset as pds
+
+    fragment = next(pds.dataset(str(path), schema=schema, format="parquet").get_fragments())
+    fragment.ensure_complete_metadata()
+    groups, first, offset = [], None, 0
+    for index, group in enumerate(fragment.row_groups):
+        if offset < hi and offset + group.num_rows > lo:
+            groups.append(index)
+            first = offset if first is None else first
+        offset += group.num_rows
+    if not groups:
+        return schema.empty_table()
+    data = fragment.subset(row_group_ids=groups).to_table(schema=schema, columns=schema.names)
+    return data.slice(lo - (first or 0), hi - lo)
 
 
 def _data(resource: Mapping[str, Any], folder: Path) -> Path:

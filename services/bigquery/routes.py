@@ -158,24 +158,19 @@ def router() -> APIRouter:
     # -- tabledata
     @api.get(PREFIX + "/datasets/{dataset}/tables/{table}/data")
     async def list_rows(project: str, dataset: str, table: str, request: Request) -> Response:
-        fields, data = await run_in_threadpool(_catalog(request).read, project, dataset, table)
         query = request.query_params
-        try:
-            start = int(query.get("pageToken") or query.get("startIndex") or 0)
-            size = int(query.get("maxResults") or ROWS_PAGE)
-        except ValueError:
-            raise invalid("Invalid pageToken, startIndex or maxResults.") from None
-        if start < 0 or size < 1:
-            raise invalid("Invalid pageToken, startIndex or maxResults.")
+        start, size = _rows_page(query.get("pageToken"), query.get("startIndex"), query.get("maxResults"))
         selected = query.get("selectedFields")
-        if selected:
-            wanted = {s.strip().lower() for s in selected.split(",")}
-            fields = tuple(f for f in fields if f.name.lower() in wanted)
+        wanted = [s.strip() for s in selected.split(",")] if selected else None
+        catalog = _catalog(request)
+        fields, total, page = await run_in_threadpool(catalog.read_page, project, dataset, table, start, size, wanted)
+        if wanted is not None:
+            names = {w.lower() for w in wanted}
+            fields = tuple(f for f in fields if f.name.lower() in names)
         int64 = query.get("formatOptions.useInt64Timestamp", "false").lower() == "true"
-        page = data.slice(start, size)
-        out: dict[str, Any] = {"kind": "bigquery#tableDataList", "totalRows": str(data.num_rows)}
-        if start + size < data.num_rows:
-            out["pageToken"] = str(start + size)
+        out: dict[str, Any] = {"kind": "bigquery#tableDataList", "totalRows": str(total)}
+        if page.num_rows and start + page.num_rows < total:
+            out["pageToken"] = _token(start + page.num_rows)
         return _json(out, rows=rows_json(page, fields, int64))
 
     @api.post(PREFIX + "/datasets/{dataset}/tables/{table}/insertAll")
@@ -331,6 +326,33 @@ def _total(content_range: str) -> int | None:
     """The total size in ``Content-Range: bytes a-b/total`` (None while unknown: ``*``)."""
     _, _, total = content_range.rpartition("/")
     return int(total) if total.isdigit() else None
+
+
+TOKEN_PREFIX = "row:"  # tabledata.list's page tokens: opaque to clients, the next row's index here
+
+
+def _token(row: int) -> str:
+    return f"{TOKEN_PREFIX}{row}"
+
+
+def _rows_page(token: str | None, start_index: str | None, max_results: str | None) -> tuple[int, int]:
+    """(first row, rows) of a tabledata.list page: from ``pageToken`` (a token this service handed out) or
+    ``startIndex`` (zero-based), never both (BigQuery allows one of them), at most ``maxResults`` rows."""
+    if token and start_index:
+        raise invalid("Only one of pageToken and startIndex may be set.")
+    try:
+        if token:
+            if not token.startswith(TOKEN_PREFIX):
+                raise ValueError(token)
+            start = int(token.removeprefix(TOKEN_PREFIX))
+        else:
+            start = int(start_index or 0)
+        size = int(max_results) if max_results else ROWS_PAGE
+    except ValueError:
+        raise invalid("Invalid pageToken, startIndex or maxResults.") from None
+    if start < 0 or size < 0:
+        raise invalid("Invalid pageToken, startIndex or maxResults.")
+    return start, min(size, ROWS_PAGE)
 
 
 def _jobs(request: Request) -> Jobs:
