@@ -27,6 +27,7 @@ stable from one training to the next (BQML numbers them arbitrarily, which is wh
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,10 @@ import numpy as np
 from models.errors import ModelInputError
 
 QUANTILE_LEVELS = 10001  # stored grid of training normalized distances, for any contamination later
+SKLEARN_TOL = 1e-4  # KMeans' default tol: the centre shift (relative to the features' variance) that stops Lloyd
+
+# called after each Lloyd iteration with {"iteration", "loss", "duration_ms"} (what iterations_ keeps)
+OnIteration = Callable[[dict[str, float]], None]
 
 
 @dataclass
@@ -55,7 +60,11 @@ class BqmlKMeans:
     # one entry per iteration: {"iteration", "loss" (mean squared distance), "duration_ms"}
     iterations_: list[dict[str, float]] = field(init=False, repr=False, default_factory=list)
 
-    def fit(self, X: np.ndarray) -> BqmlKMeans:
+    def fit(self, X: np.ndarray, on_iteration: OnIteration | None = None) -> BqmlKMeans:
+        """Train on ``X``. With ``on_iteration`` each Lloyd iteration is reported as it ends (a job's progress),
+        and ``iterations_`` keeps them all: on the default path (KMEANS++, EUCLIDEAN, no EARLY_STOP) the
+        iterations are scikit-learn's own, stepped one by one (:meth:`_stepped_sklearn`), so the clusters are
+        those of the single ``KMeans.fit`` that runs without a callback (`hyp train`)."""
         from sklearn.cluster import KMeans
 
         X = np.asarray(X, dtype=np.float64)
@@ -72,7 +81,10 @@ class BqmlKMeans:
             self.scale_ = np.ones(X.shape[1])
         Z = (X - self.mean_) / self.scale_
         self._check_options()
-        if self.init_method == "KMEANS++" and self.distance_type == "EUCLIDEAN" and self.min_rel_progress is None:
+        sklearn_path = self.init_method == "KMEANS++" and self.distance_type == "EUCLIDEAN"
+        if sklearn_path and self.min_rel_progress is None and on_iteration is not None:
+            labels, found = self._stepped_sklearn(Z, on_iteration)
+        elif sklearn_path and self.min_rel_progress is None:
             started = time.perf_counter()
             km = KMeans(
                 n_clusters=self.num_clusters,
@@ -87,7 +99,7 @@ class BqmlKMeans:
             loss = float(km.inertia_) / len(Z)
             self.iterations_ = [{"iteration": int(km.n_iter_) - 1, "loss": loss, "duration_ms": elapsed}]
         else:
-            labels = self._lloyd(Z, self._initial(Z))
+            labels = self._lloyd(Z, self._initial(Z), on_iteration)
             found = self.centroids_
         sizes = np.bincount(labels, minlength=self.num_clusters)
         order = np.argsort(-sizes, kind="stable")  # id 1 = the largest cluster
@@ -131,7 +143,55 @@ class BqmlKMeans:
 
         return kmeans_plusplus(Z, self.num_clusters, random_state=self.seed)[0]
 
-    def _lloyd(self, Z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    def _stepped_sklearn(self, Z: np.ndarray, on_iteration: OnIteration) -> tuple[np.ndarray, np.ndarray]:
+        """scikit-learn's ``KMeans(init="k-means++", n_init=1, algorithm="lloyd").fit(Z)`` one iteration at a
+        time, through the same internal steps in the same order (its k-means++ draw, its Lloyd step, its strict
+        and tolerance convergence, its final assignment), so each iteration can be reported; the labels and the
+        centroids. tests/models/test_kmeans_progress.py checks that both give the same clusters."""
+        from sklearn.cluster._k_means_common import _inertia_dense
+        from sklearn.cluster._k_means_lloyd import lloyd_iter_chunked_dense
+        from sklearn.cluster._kmeans import _kmeans_plusplus, _tolerance
+        from sklearn.utils import check_random_state
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+        from sklearn.utils.extmath import row_norms
+        from sklearn.utils.parallel import _get_threadpool_controller
+
+        X = np.array(Z, dtype=np.float64, order="C", copy=True)
+        tol = _tolerance(X, SKLEARN_TOL)
+        weights = np.ones(len(X), dtype=X.dtype)
+        threads = _openmp_effective_n_threads()
+        mean = X.mean(axis=0)
+        X -= mean  # as KMeans.fit: distances about the data's mean are more accurate
+        centers, _ = _kmeans_plusplus(
+            X, self.num_clusters, x_squared_norms=row_norms(X, squared=True), sample_weight=weights,
+            random_state=check_random_state(self.seed),
+        )  # fmt: skip
+        new = np.zeros_like(centers)
+        labels = np.full(len(X), -1, dtype=np.int32)
+        previous = labels.copy()
+        in_cluster = np.zeros(self.num_clusters, dtype=X.dtype)
+        shift = np.zeros(self.num_clusters, dtype=X.dtype)
+        self.iterations_, strict = [], False
+        with _get_threadpool_controller().limit(limits=1, user_api="blas"):
+            for iteration in range(self.max_iterations):
+                started = time.perf_counter()
+                lloyd_iter_chunked_dense(X, weights, centers, new, in_cluster, labels, shift, threads)
+                loss = float(_inertia_dense(X, weights, centers, labels, threads)) / len(X)
+                centers, new = new, centers
+                entry = {"iteration": iteration, "loss": loss, "duration_ms": (time.perf_counter() - started) * 1000}
+                self.iterations_.append(entry)
+                on_iteration(entry)
+                if np.array_equal(labels, previous):
+                    strict = True
+                    break
+                if (shift**2).sum() <= tol:
+                    break
+                previous[:] = labels
+            if not strict:  # the labels of the last centres, as scikit-learn assigns them after its loop
+                lloyd_iter_chunked_dense(X, weights, centers, centers, in_cluster, labels, shift, threads, False)
+        return labels, centers + mean
+
+    def _lloyd(self, Z: np.ndarray, centroids: np.ndarray, on_iteration: OnIteration | None = None) -> np.ndarray:
         """Lloyd iterations from ``centroids`` (early stop on relative loss progress); the labels."""
         self.centroids_ = np.array(centroids, dtype=np.float64)
         self.iterations_, previous = [], None
@@ -148,6 +208,8 @@ class BqmlKMeans:
                     self.centroids_[c] = Z[members].mean(axis=0)
             elapsed = (time.perf_counter() - started) * 1000
             self.iterations_.append({"iteration": iteration, "loss": loss, "duration_ms": elapsed})
+            if on_iteration is not None:
+                on_iteration(self.iterations_[-1])
             if self._stalled(previous, loss):
                 break
             if np.array_equal(before, self.centroids_):  # converged: the next iteration would repeat this one
