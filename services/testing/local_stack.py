@@ -45,7 +45,8 @@ def free_offset(services: list[str]) -> int:
 
 class LocalHypStack(StackAddresses, Started):
     """``hyp up --detach --services ...`` in ``home`` (a temporary folder, removed at the end, when not given),
-    its ports moved by a free offset; ``hyp down`` at the end. ``env``: more variables for the stack."""
+    its ports moved by a free offset (or ``port_offset``, when given); ``hyp down`` at the end. ``env``: more
+    variables for the stack."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class LocalHypStack(StackAddresses, Started):
         home: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 300.0,
+        port_offset: int | None = None,
     ) -> None:
         unknown = sorted(set(services) - set(d.SERVICE_NAMES))
         if unknown:
@@ -67,11 +69,12 @@ class LocalHypStack(StackAddresses, Started):
         self.env = {**os.environ, **(env or {})}
         self.project = self.env.get("HYP_PROJECT", d.TUNABLES["HYP_PROJECT"])
         self.offset = 0
+        self.port_offset = port_offset
         self.output = ""  # what `hyp up` printed
 
     # lifecycle
     def start(self) -> LocalHypStack:
-        self.offset = free_offset(self.services)
+        self.offset = free_offset(self.services) if self.port_offset is None else self.port_offset
         started = run_hyp(
             *("up", "--detach", "--services", ",".join(self.services)),
             *("--home", str(self.home), "--port-offset", str(self.offset)),
