@@ -93,12 +93,31 @@ class _Dedup:
                 batch.add(i)
         return out
 
-    def record(self, ids: Iterable[str]) -> None:
+    def record(self, ids: Iterable[str], age_s: float = 0.0) -> None:
         now = time.monotonic()
         for i in ids:
-            self.seen[i] = now
+            self.seen[i] = now - age_s
             self.seen.move_to_end(i)
         self._prune(now)
+
+    def load(self, data: Path) -> None:
+        """The ids committed in the last ``window_s`` by any process before this one: from the footers of the
+        data folder's files written in the window (writer.write_atomic keeps them there), oldest first. A
+        folder last changed before the window holds none of them, so only recent partitions are listed."""
+        since = time.time() - self.window_s
+        recent: list[tuple[float, Path]] = []
+        for partition in live.partitions(data.parent, data.name):
+            try:
+                if partition.stat().st_mtime < since:
+                    continue
+                for name in live.committed(partition):
+                    mtime = (partition / name).stat().st_mtime
+                    if mtime >= since:
+                        recent.append((mtime, partition / name))
+            except FileNotFoundError:
+                continue
+        for mtime, path in sorted(recent):
+            self.record(live.insert_ids(path), age_s=max(0.0, time.time() - mtime))
 
 
 @dataclass(frozen=True)
@@ -464,11 +483,15 @@ class Catalog:
         key = (project, dataset, table)
         with self.lock:
             resource, folder = self._load_table(project, dataset, table)  # a truncate may have moved the data
-            dedup = self._dedup.setdefault(key, _Dedup(self.dedup_window_s, self.dedup_max_ids))
+            dedup = self._dedup.get(key)
+            if dedup is None:  # the first insert since the start: the window as the files on disk have it
+                dedup = self._dedup[key] = _Dedup(self.dedup_window_s, self.dedup_max_ids)
+                dedup.load(_data(resource, folder))
             fresh = dedup.fresh(ids)
-            keep = [r for r, ok in zip(converted, fresh, strict=True) if r is not None and ok]
+            picked = [(r, i) for r, i, ok in zip(converted, ids, fresh, strict=True) if r is not None and ok]
+            keep = [r for r, _ in picked]
             if keep:
-                self._write(resource, fields, folder, keep)
+                self._write(resource, fields, folder, keep, [i for _, i in picked])
             dedup.record(i for i, r in zip(ids, converted, strict=True) if i is not None and r is not None)
         result.inserted = len(keep)
         return result
@@ -512,11 +535,18 @@ class Catalog:
                     shutil.rmtree(stale, ignore_errors=True)
 
     def _write(
-        self, resource: Mapping[str, Any], fields: tuple[Field, ...], folder: Path, rows: list[dict[str, Any]]
+        self,
+        resource: Mapping[str, Any],
+        fields: tuple[Field, ...],
+        folder: Path,
+        rows: list[dict[str, Any]],
+        insert_ids: list[str | None] | None = None,
     ) -> None:
+        """Commit ``rows``, one file per partition; each file keeps the insertIds of its rows (the window of
+        de-duplication, on disk: committed with the rows)."""
         if folder.parent == self.warehouse_dir:  # a workshop table: the warehouse's writer, its folder
             try:
-                append(self.warehouse_dir, folder.name, workshop.to_warehouse(folder.name, rows))
+                append(self.warehouse_dir, folder.name, workshop.to_warehouse(folder.name, rows), insert_ids)
             except WarehouseError as exc:
                 raise errors.invalid(f"Rows do not match the table's schema: {exc}") from None
             return
@@ -525,13 +555,14 @@ class Catalog:
             data = pa.Table.from_pylist(rows, schema=arrow_schema(fields))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise errors.invalid(f"Rows do not match the table's schema: {exc}") from None
+        ids = pa.array(insert_ids or [None] * len(rows), pa.string())
         partitioning = resource.get("timePartitioning")
         if partitioning is None:
-            write_atomic(data, folder / UNPARTITIONED)
+            write_atomic(data, folder / UNPARTITIONED, ids.drop_null().to_pylist())
             return
         column = partitioning.get("field")
         if column is None:  # ingestion-time partitioning: today's date (UTC)
-            write_atomic(data, folder / f"date={datetime.now(UTC):%Y-%m-%d}")
+            write_atomic(data, folder / f"date={datetime.now(UTC):%Y-%m-%d}", ids.drop_null().to_pylist())
             return
         name = next(f.name for f in fields if f.name.lower() == str(column).lower())
         values = data.column(name)
@@ -542,7 +573,7 @@ class Catalog:
         for day in pc.unique(days).to_pylist():
             mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
             part = f"date={day}" if day is not None else NULL_PARTITION
-            write_atomic(data.filter(mask), folder / part)
+            write_atomic(data.filter(mask), folder / part, ids.filter(mask).drop_null().to_pylist())
 
 
 def _rows(path: Path, lo: int, hi: int, schema: pa.Schema) -> pa.Table:

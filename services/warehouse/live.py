@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 MERGED_SUFFIX = ".merged.parquet"
 COVERS_KEY = b"hyp.covers"
+INSERT_IDS_KEY = "hyp.insert_ids"  # the BigQuery insertIds of a file's rows (writer.write_atomic), JSON
 QUARANTINE_DIR = ".quarantine"
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ def _covers(path: str) -> frozenset[str]:
 def covers(path: Path) -> frozenset[str]:
     """Names of the files a merged file replaces (empty for any other file)."""
     return _covers(str(path)) if is_merged(path.name) else frozenset()
+
+
+def insert_ids(path: Path) -> list[str]:
+    """The insertIds kept in a file's footer (none for a file written without them, or unreadable)."""
+    try:
+        raw = (pq.read_metadata(path).metadata or {}).get(INSERT_IDS_KEY.encode())
+        return [str(i) for i in json.loads(raw)] if raw else []
+    except (pa.ArrowException, OSError, ValueError):
+        return []
 
 
 def live_names(partition: Path, names: Iterable[str]) -> list[str]:

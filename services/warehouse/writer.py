@@ -7,9 +7,10 @@ whole file; writers never share a file, so they never lock each other.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from services.warehouse import ecommerce
+from services.warehouse.live import INSERT_IDS_KEY
 from services.warehouse.tables import WarehouseError, table
 
 
@@ -77,11 +79,16 @@ def _derived(schema: pa.Schema, data: pa.Table, given: set[str]) -> dict[str, pa
 APPEND_COMPRESSION = "snappy"
 
 
-def write_atomic(data: pa.Table, folder: Path) -> Path:
+def write_atomic(data: pa.Table, folder: Path, insert_ids: Sequence[str] = ()) -> Path:
+    """Write ``data`` as one new file of ``folder`` (commit: a rename). ``insert_ids``, the BigQuery insertIds of
+    its rows, go in the file's key-value metadata (``INSERT_IDS_KEY``): committed with the rows, in one rename."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"  # names sort in time order
     tmp = folder / f".{name}.tmp"
-    pq.write_table(data, tmp, compression=APPEND_COMPRESSION)
+    with pq.ParquetWriter(tmp, data.schema, compression=APPEND_COMPRESSION) as writer:
+        writer.write_table(data)
+        if insert_ids:
+            writer.add_key_value_metadata({INSERT_IDS_KEY: json.dumps(list(insert_ids), separators=(",", ":"))})
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, folder / name)
@@ -89,9 +96,13 @@ def write_atomic(data: pa.Table, folder: Path) -> Path:
 
 
 def append(
-    warehouse_dir: str | os.PathLike[str], table_name: str, rows: Iterable[Mapping[str, Any]] | pa.Table
+    warehouse_dir: str | os.PathLike[str],
+    table_name: str,
+    rows: Iterable[Mapping[str, Any]] | pa.Table,
+    insert_ids: Sequence[str | None] | None = None,
 ) -> list[Path]:
-    """Append rows to a table as new files, one per date partition; return the files written."""
+    """Append rows to a table as new files, one per date partition; return the files written. ``insert_ids``
+    (one per row, None for a row without one) are kept in the files that hold their rows (write_atomic)."""
     data = to_arrow(table_name, rows)
     if data.num_rows == 0:
         return []
@@ -103,6 +114,7 @@ def append(
     dates = pc.cast(pc.cast(times, pa.date32()), pa.string())  # YYYY-MM-DD; strftime cost 10x as much
     written = []
     for date in pc.unique(dates).to_pylist():
-        part = data.filter(pc.equal(dates, date))
-        written.append(write_atomic(part, root / f"date={date}"))
+        mask = pc.equal(dates, date)
+        ids = pa.array(insert_ids, pa.string()).filter(mask).drop_null().to_pylist() if insert_ids else ()
+        written.append(write_atomic(data.filter(mask), root / f"date={date}", ids))
     return written
