@@ -4,6 +4,8 @@ own rows; a bad request among them fails alone."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import orjson
@@ -61,3 +63,58 @@ def test_a_bad_request_fails_alone_and_max_rows_bounds_a_batch():
     assert isinstance(answers[2], ApiError) and answers[2].status == "INVALID_ARGUMENT"
     assert [orjson.loads(a) for i, a in enumerate(answers) if i != 2] == [[True]] * 4
     assert max(m.calls) <= 2
+
+
+class Where(Counted):
+    """Records the thread of each call; ``pause`` seconds per call make it a slow model."""
+
+    threads: list[int]
+    pause: float = 0.0
+
+    def predict_rows(self, instances):
+        self.threads.append(threading.get_ident())
+        if self.pause:
+            time.sleep(self.pause)  # the model's own work, slow on purpose (nothing here waits for it)
+        return super().predict_rows(instances)
+
+
+def where(pause: float) -> Where:
+    m = Where(model().estimator)
+    object.__setattr__(m, "calls", [])
+    object.__setattr__(m, "threads", [])
+    object.__setattr__(m, "pause", pause)
+    return m
+
+
+def test_a_quick_model_is_called_on_the_event_loop_after_its_first_call_a_slow_one_in_a_thread():
+    quick, slow = where(0.0), where(0.05)
+
+    async def run(m: Where, inline_below_s: float) -> tuple[int, list[bytes]]:
+        batcher = Batcher(m, max_rows=100, inline_below_s=inline_below_s)
+        answers = [await batcher.predict_json([[0.5, 0.5]]) for _ in range(3)]
+        return threading.get_ident(), answers
+
+    loop_thread, answers = asyncio.run(run(quick, inline_below_s=1.0))  # a bound no call here comes near
+    assert [orjson.loads(a) for a in answers] == [[True]] * 3
+    assert quick.threads[0] != loop_thread  # not yet measured: a worker thread
+    assert quick.threads[1:] == [loop_thread, loop_thread]  # measured quick: the loop itself
+
+    loop_thread, answers = asyncio.run(run(slow, inline_below_s=0.01))  # each call sleeps 0.05 s
+    assert [orjson.loads(a) for a in answers] == [[True]] * 3
+    assert loop_thread not in slow.threads
+
+
+def test_a_quick_model_turning_slow_goes_back_to_a_worker_thread():
+    m = where(0.0)
+
+    async def run() -> list[int]:
+        batcher = Batcher(m, max_rows=100, inline_below_s=0.01)
+        batcher.cost_s = 0.0  # measured quick
+        await batcher.predict_json([[0.5, 0.5]])  # on the loop
+        object.__setattr__(m, "pause", 0.2)  # now each call takes 0.2 s: the average goes over 0.01 s
+        await batcher.predict_json([[0.5, 0.5]])
+        await batcher.predict_json([[0.5, 0.5]])
+        return [threading.get_ident()]
+
+    [loop_thread] = asyncio.run(run())
+    assert m.threads[:2] == [loop_thread, loop_thread] and m.threads[2] != loop_thread
