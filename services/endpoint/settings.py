@@ -38,6 +38,9 @@ class EndpointSettings(CommonSettings):
     containers: Literal["auto", "docker", "local"] = Field("auto", validation_alias="HYP_ENDPOINT_CONTAINERS")
     # how long a custom container has to answer its health route before its deploy fails
     container_start_timeout_s: float = Field(120.0, gt=0, validation_alias="HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S")
+    # how often a deployed custom container is checked (is it running, does its health route answer 200); one
+    # that exited is restarted, one that answers otherwise gets no predictions until it answers 200 again
+    container_check_interval_s: float = Field(5.0, gt=0, validation_alias="HYP_ENDPOINT_CONTAINER_CHECK_INTERVAL_S")
 
     @property
     def endpoint_name(self) -> str:

@@ -260,6 +260,19 @@ class CustomContainer:
             time.sleep(0.2)  # the poll's interval, under the deadline above
         self.fail(f"the model server was not healthy within {timeout:g} s ({last})")
 
+    def check(self) -> tuple[str | None, bool]:
+        """Why the server is not serving (None when its health route answers 200), and whether it exited."""
+        import httpx
+
+        dead = self.runner.alive()
+        if dead is not None:
+            return f"the model server {dead}", True
+        try:
+            r = self.client.get(self.health_route, timeout=5)
+        except httpx.HTTPError as exc:
+            return f"{self.health_route}: {type(exc).__name__}", False
+        return (None if r.status_code == 200 else f"{self.health_route} answered {r.status_code}"), False
+
     def fail(self, why: str) -> None:
         log = self.runner.log().strip()
         raise ApiError(

@@ -56,7 +56,7 @@ class Deployed:
         return await run_in_threadpool(self.served.predict_json, instances)
 
     def resource(self) -> dict[str, Any]:
-        return {
+        resource = {
             "id": self.id,
             "model": self.model_name,
             "modelVersionId": self.version.version,
@@ -64,6 +64,10 @@ class Deployed:
             "createTime": self.create_time,
             "dedicatedResources": {"machineSpec": {"machineType": "local"}, "minReplicaCount": 1},
         }
+        status = getattr(self.served, "status", None)  # a custom container's health (supervisor.Supervised)
+        if status is not None:
+            resource["status"] = status()
+        return resource
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from services.endpoint.resources.endpoints import Endpoint, Endpoints, Servable,
 from services.endpoint.resources.errors import ApiError, invalid
 from services.endpoint.resources.operations import Operations, new_id
 from services.endpoint.resources.registry import ModelRegistry, Version, split_name
+from services.endpoint.resources.supervisor import Supervised
 from services.endpoint.settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,11 @@ class VertexResources:
             )
             spec = containers.Spec.parse(version.container)
             timeout = s.container_start_timeout_s
-            return containers.start(spec, where, s.containers, s.storage_emulator_host, timeout)
+
+            def start() -> containers.CustomContainer:
+                return containers.start(spec, where, s.containers, s.storage_emulator_host, timeout)
+
+            return Supervised(start(), start, s.container_check_interval_s, deployed_id)
         if version.image_uri:
             return prebuilt.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
         from models.registry import load_version

@@ -45,6 +45,7 @@ def endpoint_server(
         # custom containers as local processes (the docker tier runs images: tests/docker/test_vertex_containers.py)
         "HYP_ENDPOINT_CONTAINERS": "local",
         "HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S": "30",
+        "HYP_ENDPOINT_CONTAINER_CHECK_INTERVAL_S": "0.5",  # a dead or unhealthy container noticed quickly
     }
     with HypProcess("endpoint", log_path=tmp / "endpoint.log", env=env).start(timeout=120) as server:
         yield server

@@ -6,6 +6,7 @@ user's container; the Docker runner is tests/docker/test_vertex_containers.py.""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -20,8 +21,9 @@ pytestmark = [pytest.mark.integration]
 
 IMAGE = "europe-west1-docker.pkg.dev/my-project/serving/echo:1"
 
-# the "container": answers health with HEALTH (200 by default), predictions with each instance's sum times
-# FACTOR and what Vertex told it; writes its pid where PID_FILE says; listens on HOST (0.0.0.0 in an image)
+# the "container": answers health with HEALTH (200 by default; the number in HEALTH_FILE while it exists),
+# predictions with each instance's sum times FACTOR and what Vertex told it; writes its pid where PID_FILE says;
+# exits at start while CRASH is set or CRASH_FILE exists; listens on HOST (0.0.0.0 in an image)
 SERVER = textwrap.dedent(
     """
     import json, os
@@ -30,6 +32,13 @@ SERVER = textwrap.dedent(
     open(os.environ["PID_FILE"], "w").write(str(os.getpid()))
     if os.environ.get("CRASH"):
         raise SystemExit("cannot load the model: " + os.environ["CRASH"])
+    if os.path.exists(os.environ.get("CRASH_FILE", "/nonexistent")):
+        raise SystemExit("cannot load the model: " + open(os.environ["CRASH_FILE"]).read())
+
+    def health():
+        if os.path.exists(os.environ.get("HEALTH_FILE", "/nonexistent")):
+            return int(open(os.environ["HEALTH_FILE"]).read())
+        return int(os.environ.get("HEALTH", "200"))
 
     class Handler(BaseHTTPRequestHandler):
         def reply(self, code, body):
@@ -42,7 +51,7 @@ SERVER = textwrap.dedent(
 
         def do_GET(self):
             if self.path == os.environ["AIP_HEALTH_ROUTE"]:
-                self.reply(int(os.environ.get("HEALTH", "200")), {})
+                self.reply(health(), {})
             else:
                 self.reply(404, {"error": self.path})
 
@@ -150,4 +159,101 @@ def test_a_custom_image_without_a_command_is_refused_when_there_is_no_docker(aip
         assert endpoint.list_models() == []
     finally:
         endpoint.delete(force=True)
+        model.delete()
+
+
+def refusal(endpoint) -> str | None:
+    """The message of ``:predict``'s UNAVAILABLE, or None when it answers."""
+    try:
+        endpoint.predict(instances=[[1.0, 2.0]], timeout=30)
+    except exceptions.ServiceUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def answers(endpoint) -> bool:
+    try:
+        return endpoint.predict(instances=[[1.0, 2.0]], timeout=30).predictions[0]["sum"] == 3.0
+    except exceptions.ServiceUnavailable:
+        return False
+
+
+def status(endpoint):
+    [deployed] = endpoint.list_models()  # fetched again: list_models syncs the resource
+    return deployed.status
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements")
+def test_a_container_that_dies_after_its_deploy_is_restarted_and_predict_is_unavailable_meanwhile(
+    aiplatform, server_script, tmp_path
+):
+    pid_file, crash_file = tmp_path / "pid", tmp_path / "crash"
+    model = aiplatform.Model.upload(
+        display_name="dies",
+        serving_container_image_uri=IMAGE,
+        serving_container_command=[sys.executable, str(server_script)],
+        serving_container_environment_variables={
+            "FACTOR": "1",
+            "PID_FILE": str(pid_file),
+            "CRASH_FILE": str(crash_file),
+        },
+    )
+    endpoint = aiplatform.Endpoint.create(display_name="dies")
+    try:
+        model.deploy(endpoint=endpoint)
+        assert answers(endpoint) and status(endpoint).available_replica_count == 1
+        first = int(pid_file.read_text())
+        crash_file.write_text("weights gone")  # the restarts fail until the file is removed
+        os.kill(first, signal.SIGKILL)
+        message = wait_for(
+            lambda: (m := refusal(endpoint)) and "cannot load the model: weights gone" in m and m,
+            60,
+            what="predict to be refused naming the failed restart",
+        )
+        assert "exited with code -9" in message and "restart" in message
+        down = status(endpoint)
+        assert down.available_replica_count == 0 and "weights gone" in down.message
+        crash_file.unlink()
+        wait_for(lambda: answers(endpoint), 90, what="predict to be answered by the restarted server")
+        assert int(pid_file.read_text()) != first
+        up = status(endpoint)
+        assert up.available_replica_count == 1 and "restarted 1x" in up.message
+    finally:
+        endpoint.undeploy_all()
+        endpoint.delete()
+        model.delete()
+    pid = int(pid_file.read_text())
+    wait_for(lambda: not alive(pid), 30, what="the restarted server to stop after undeploy")
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements")
+def test_a_container_whose_health_route_fails_gets_no_predictions_until_it_answers_200(
+    aiplatform, server_script, tmp_path
+):
+    pid_file, health_file = tmp_path / "pid", tmp_path / "health"
+    model = aiplatform.Model.upload(
+        display_name="flaky",
+        serving_container_image_uri=IMAGE,
+        serving_container_command=[sys.executable, str(server_script)],
+        serving_container_environment_variables={
+            "FACTOR": "1",
+            "PID_FILE": str(pid_file),
+            "HEALTH_FILE": str(health_file),
+        },
+    )
+    endpoint = aiplatform.Endpoint.create(display_name="flaky")
+    try:
+        model.deploy(endpoint=endpoint)
+        pid = int(pid_file.read_text())
+        health_file.write_text("503")
+        message = wait_for(lambda: refusal(endpoint), 60, what="predict to be refused while unhealthy")
+        assert "answered 503" in message and "taken out of service" in message
+        assert status(endpoint).available_replica_count == 0
+        health_file.unlink()
+        wait_for(lambda: answers(endpoint), 60, what="predict to be answered once healthy again")
+        assert int(pid_file.read_text()) == pid and alive(pid)  # taken out of service, not restarted
+        assert status(endpoint).available_replica_count == 1
+    finally:
+        endpoint.undeploy_all()
+        endpoint.delete()
         model.delete()
