@@ -6,11 +6,13 @@ call runs are joined into the next: one call for all their rows, each request an
 slice. A request that arrives alone is scored at once (no waiting for company), and a batch that fails
 is scored again request by request, so one bad request never fails the others.
 
-Where a call runs: a model whose calls are measured to take under :data:`INLINE_BELOW_S` is called on
-the event loop itself, as endpoint 1's champion is (a worker-thread hop costs more than such a call: the
+Where a call runs: a model whose calls are measured to take under :data:`INLINE_BELOW_S` of CPU is called
+on the event loop itself, as endpoint 1's champion is (a worker-thread hop costs more than such a call: the
 hand-over, the thread's wake-up and the GIL going back and forth, about 0.5 ms on a busy machine); a
 slower one, or one not yet measured, in a worker thread, so a user's slow model never holds up the
-other endpoints. Each call is timed, and a model that turns slow goes back to the thread.
+other endpoints. Each call's CPU time is measured (its wall time on a loaded machine is mostly waiting
+for a core), and a model that turns slow goes back to the thread. Only in-process prebuilt models come
+here, whose ``predict`` computes; a model waiting on I/O inside ``predict`` would look quick.
 
 Only small requests (under :data:`BATCHED_BELOW` rows), and only for models that answer each row on
 its own (``predict_rows``: rows in, one output per row); others (TensorFlow signatures, custom
@@ -29,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 # requests of fewer rows are batched; bigger ones already spread the per-call cost over their rows, and
 # go straight to worker threads, where several run at once (numpy releases the GIL)
 BATCHED_BELOW = 64
-# a model whose calls take under this (a moving average) is called on the event loop
+# a model whose calls take under this much CPU (a moving average) is called on the event loop
 INLINE_BELOW_S = 0.002
 T = TypeVar("T")
 
@@ -61,11 +63,11 @@ class Batcher:
         return self.cost_s is not None and self.cost_s < self.inline_below_s
 
     def _timed(self, call: Callable[[Sequence[Any]], T], rows: Sequence[Any]) -> T:
-        start = time.perf_counter()
+        start = time.thread_time()  # the call's CPU: on a busy machine its wall time is mostly waiting for a core
         try:
             return call(rows)
         finally:
-            spent = time.perf_counter() - start
+            spent = time.thread_time() - start
             self.cost_s = spent if self.cost_s is None else 0.8 * self.cost_s + 0.2 * spent
 
     async def _call(self, call: Callable[[Sequence[Any]], T], rows: Sequence[Any]) -> T:

@@ -66,15 +66,16 @@ def test_a_bad_request_fails_alone_and_max_rows_bounds_a_batch():
 
 
 class Where(Counted):
-    """Records the thread of each call; ``pause`` seconds per call make it a slow model."""
+    """Records the thread of each call; ``pause`` seconds of CPU per call make it a slow model."""
 
     threads: list[int]
     pause: float = 0.0
 
     def predict_rows(self, instances):
         self.threads.append(threading.get_ident())
-        if self.pause:
-            time.sleep(self.pause)  # the model's own work, slow on purpose (nothing here waits for it)
+        end = time.thread_time() + self.pause
+        while time.thread_time() < end:  # the model's own CPU work, slow on purpose (nothing waits for it)
+            pass
         return super().predict_rows(instances)
 
 
@@ -99,7 +100,7 @@ def test_a_quick_model_is_called_on_the_event_loop_after_its_first_call_a_slow_o
     assert quick.threads[0] != loop_thread  # not yet measured: a worker thread
     assert quick.threads[1:] == [loop_thread, loop_thread]  # measured quick: the loop itself
 
-    loop_thread, answers = asyncio.run(run(slow, inline_below_s=0.01))  # each call sleeps 0.05 s
+    loop_thread, answers = asyncio.run(run(slow, inline_below_s=0.01))  # each call computes for 0.05 s
     assert [orjson.loads(a) for a in answers] == [[True]] * 3
     assert loop_thread not in slow.threads
 
@@ -111,7 +112,7 @@ def test_a_quick_model_turning_slow_goes_back_to_a_worker_thread():
         batcher = Batcher(m, max_rows=100, inline_below_s=0.01)
         batcher.cost_s = 0.0  # measured quick
         await batcher.predict_json([[0.5, 0.5]])  # on the loop
-        object.__setattr__(m, "pause", 0.2)  # now each call takes 0.2 s: the average goes over 0.01 s
+        object.__setattr__(m, "pause", 0.2)  # now each call computes for 0.2 s: the average goes over 0.01 s
         await batcher.predict_json([[0.5, 0.5]])
         await batcher.predict_json([[0.5, 0.5]])
         return [threading.get_ident()]
