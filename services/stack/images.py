@@ -41,6 +41,11 @@ DOCKERFILE = "compose/Dockerfile"
 BUILD_FILES = ("pyproject.toml", "requirements.lock", DOCKERFILE, "compose/requirements_for.py")
 SHARE = "share/hyp-local"  # where the wheel's data files land, under the environment's prefix
 CORE_IMAGES = sorted({s.image for s in d.SERVICES})
+# What pytest-hyp-local's hyp_stack starts: the emulators and the data path with its model. Tests send their own
+# events (no load generator, which would also take CPU from the start-up) and run no orchestrator or console
+# (the orchestrator, at a background CPU share, was the last service healthy).
+NOT_FOR_TESTS = ("loadgen", "orchestrator", "console")
+TEST_SERVICES = [s.name for s in d.SERVICES if s.name not in NOT_FOR_TESTS]
 DEFAULT_TARBALL = Path(f"hyp-local-images-{d.VERSION}.tar")
 
 
@@ -119,6 +124,7 @@ def compose_info() -> dict[str, Any]:
         "location": d.TUNABLES["HYP_LOCATION"],
         "images": sorted(tag(k) for k in CORE_IMAGES),
         "ports": {s.name: list(s.ports) for s in d.SERVICES if s.ports},
+        "test_services": TEST_SERVICES,
     }
 
 

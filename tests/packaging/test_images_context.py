@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from services.stack import definition as d
 from services.stack import images
 from services.testing.hyp import run_hyp
 from services.testing.pubsub import REPO
@@ -64,7 +65,7 @@ def test_dry_run_shows_the_context_and_commands_without_docker() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("context: this checkout")
-    assert f"--tag hyp-local/pubsub:{images.d.VERSION}" in out
+    assert f"--tag hyp-local/pubsub:{d.VERSION}" in out
     assert "--target bigquery" in out and "EXTRAS=warehouse,serve" in out
 
 
@@ -114,3 +115,28 @@ def test_the_stack_fixtures_override_publishes_every_port_on_a_free_host_port() 
     parsed = yaml.safe_load(text.replace("!override", ""))
     assert parsed["services"]["pubsub"]["ports"] == ["127.0.0.1::8085", "127.0.0.1::8086"]
     assert parsed["services"]["endpoint"]["ports"] == ["127.0.0.1::8080"]
+
+
+def test_the_stack_fixture_starts_the_test_services_unless_told_otherwise() -> None:
+    import json
+
+    from hyp_local_pytest.stack import parse_services, services_to_start
+
+    info = json.loads(run_hyp("images", "compose").stdout)
+    default = default_services(Path(info["compose_file"]))
+    # the emulators and the data path with its model; no load generator, orchestrator or console
+    assert set(info["test_services"]) == default - {"loadgen", "orchestrator", "console"}
+    assert {"pubsub", "mlflow", "init", "endpoint", "processor", "bigquery", "storage"} <= set(info["test_services"])
+    assert services_to_start(None, info) == info["test_services"]
+    assert services_to_start([], info) == [] and services_to_start(["pubsub"], info) == ["pubsub"]
+    assert services_to_start(None, {}) == []  # an older hyp names none: every service
+    assert parse_services("") is None and parse_services("all") == []
+    assert parse_services("pubsub, endpoint") == ["pubsub", "endpoint"]
+
+
+def default_services(path: Path) -> set[str]:
+    """The compose file's default services (those in no profile)."""
+    import yaml
+
+    services = yaml.safe_load(path.read_text())["services"]
+    return {name for name, body in services.items() if not body.get("profiles")}

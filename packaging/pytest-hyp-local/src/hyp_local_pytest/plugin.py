@@ -33,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default="hyp-local/pubsub:0.1.0")  # fmt: skip
     parser.addini("hyp_local_stack_timeout", "seconds hyp_stack waits for every service to be healthy",
                   default="600")  # fmt: skip
+    parser.addini("hyp_local_stack_services", "services hyp_stack starts (with what they depend on), space- or "
+                  "comma-separated; empty: the test services `hyp images compose` names; `all`: every one",
+                  default="")  # fmt: skip
     parser.addini("hyp_local_app_image", "hyp-local's app image for hyp_bigquery_container, hyp_storage_container",
                   default="hyp-local/app:0.1.0")  # fmt: skip
 
@@ -177,15 +180,17 @@ def hyp_storage_container(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def hyp_stack(pytestconfig: pytest.Config, hyp_local: HypLocal) -> Iterator[Any]:
-    """The whole stack (Pub/Sub with its topics, MLflow with a trained model, BigQuery, Cloud Storage, the
-    detector, the Vertex-compatible endpoint, the processor, ...) through Docker Compose on free ports, ready
+    """The stack (Pub/Sub with its topics, MLflow with a trained model, BigQuery, Cloud Storage, the detector,
+    the Vertex-compatible endpoint, the processor; ini ``hyp_local_stack_services`` for others, ``all`` for the
+    load generator, orchestrator and console too) through Docker Compose on free ports, ready
     (``up --wait``): a :class:`hyp_local_pytest.stack.HypStack` with Google's clients. Its images must be there
     (``hyp images build`` or ``hyp images load``); skips, saying why, without Docker Compose or an engine."""
-    from hyp_local_pytest.stack import HypStack, compose_missing
+    from hyp_local_pytest.stack import HypStack, compose_missing, parse_services
 
     reason = compose_missing()
     if reason:
         pytest.skip(reason)
     timeout = float(pytestconfig.getini("hyp_local_stack_timeout"))
-    with HypStack(hyp_local.command, hyp_local.workdir / "stack", timeout=timeout) as stack:
+    services = parse_services(str(pytestconfig.getini("hyp_local_stack_services")))
+    with HypStack(hyp_local.command, hyp_local.workdir / "stack", timeout=timeout, services=services) as stack:
         yield stack

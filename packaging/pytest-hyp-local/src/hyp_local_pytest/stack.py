@@ -1,10 +1,12 @@
 """The whole hyp-local stack through Docker Compose, from the installed ``hyp`` alone (no checkout).
 
-``hyp images compose`` says where the installed wheel's compose file is and which ports each service has;
-:class:`HypStack` publishes every port on a free 127.0.0.1 port (a compose override, so a stack on the
-default ports, or another test run's, is left alone), runs ``docker compose up --wait --no-build --pull never``
-(the images come from ``hyp images build`` or ``hyp images load``) and hands out Google's clients pointed at
-it. ``stop()`` is ``docker compose down --volumes``.
+``hyp images compose`` says where the installed wheel's compose file is, which ports each service has and
+which services a test stack needs; :class:`HypStack` publishes every port on a free 127.0.0.1 port (a compose
+override, so a stack on the default ports, or another test run's, is left alone), runs
+``docker compose up --wait --no-build --pull never SERVICES`` (the images come from ``hyp images build`` or
+``hyp images load``) and hands out Google's clients pointed at it. SERVICES are ``services`` if given, else
+the test services ``hyp images compose`` names (no load generator, orchestrator or console), ``[]`` for all.
+``stop()`` is ``docker compose down --volumes`` (every service of the project).
 
 >>> with HypStack(find_hyp(), Path("/tmp/work")) as stack:
 ...     stack.publisher_client().publish(stack.topic_path("hyp-pubsub-topic"), b"{}").result()
@@ -48,13 +50,32 @@ def port_override(ports: dict[str, list[int]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def services_to_start(given: Sequence[str] | None, info: dict[str, Any]) -> list[str]:
+    """What ``up`` names: ``given`` (``[]``: every service), else the test services ``hyp images compose`` lists
+    (an older ``hyp`` lists none: every service)."""
+    return list(given) if given is not None else [str(s) for s in info.get("test_services", [])]
+
+
+def parse_services(text: str) -> list[str] | None:
+    """The ini value ``hyp_local_stack_services``: empty -> None (the test services), ``all`` -> ``[]``."""
+    named = text.replace(",", " ").split()
+    return None if not named else [] if named == ["all"] else named
+
+
 class HypStack:
     """The stack's services in containers on free ports; addresses and Google's clients for them."""
 
     def __init__(
-        self, hyp: Sequence[str], workdir: Path, *, name: str | None = None, timeout: float = START_TIMEOUT_S
+        self,
+        hyp: Sequence[str],
+        workdir: Path,
+        *,
+        name: str | None = None,
+        timeout: float = START_TIMEOUT_S,
+        services: Sequence[str] | None = None,
     ) -> None:
         self.hyp, self.workdir, self.timeout = list(hyp), workdir, timeout
+        self.services = None if services is None else list(services)
         self.name = name or f"hyp-test-{uuid.uuid4().hex[:8]}"
         self.info: dict[str, Any] = {}
         self._published: dict[tuple[str, int], int] = {}
@@ -80,8 +101,9 @@ class HypStack:
         override = self.workdir / f"{self.name}.ports.yml"
         override.write_text(port_override(self.info["ports"]))
         self._compose = ["docker", "compose", "-p", self.name, "-f", self.info["compose_file"], "-f", str(override)]
+        services = services_to_start(self.services, self.info)
         try:
-            self._run("up", "--wait", "--no-build", "--pull", "never", "--quiet-pull", timeout=self.timeout)
+            self._run("up", "--wait", "--no-build", "--pull", "never", "--quiet-pull", *services, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             states = self._states()
             self.stop()
