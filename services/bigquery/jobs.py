@@ -1,20 +1,31 @@
 """Query jobs: jobs.query, jobs.insert (query jobs), jobs.get and jobs.getQueryResults.
 
-A query runs at once on an in-memory DuckDB connection confined to the warehouse folder
-(services/warehouse/guard.py: no other file, no extension, settings locked), with each table the
-translated SQL names bound to that table's live Parquet files; the job keeps its result (in memory,
-the last ``MAX_JOBS`` jobs) for getQueryResults' pages.
+A query runs on an in-memory DuckDB connection confined to the warehouse folder (services/warehouse/guard.py:
+no other file, no extension, settings locked), with each table the translated SQL names bound to that table's
+live Parquet files; the job keeps its result (in memory, the last ``MAX_JOBS`` jobs) for getQueryResults' pages.
+
+Most statements run at once, in the request. A long one (``CREATE MODEL``) runs as a background job on a few
+worker threads (``WORKERS``; at most ``MAX_BACKGROUND`` more wait their turn, one more: ``rateLimitExceeded``, which
+the client retries): jobs.get and jobs.list show it ``PENDING``, then ``RUNNING`` with its training progress in
+``statistics.query.mlStatistics.iterationResults``, then ``DONE`` with its result or ``status.errorResult``.
+``answer_running`` says whether jobs.insert answers at once (``RUNNING``, as BigQuery does) and jobs.query
+after its ``timeoutMs``; that needs a getQueryResults that answers a running job with ``jobComplete: false``
+(:meth:`Jobs.results`). Without it they answer when the job is done. Local only: jobs live in memory, a restart
+forgets them (a running CREATE MODEL is lost, its model not saved).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import queue
+import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,15 +42,44 @@ from services.bigquery.sql import POSITIONAL, Translation, engine_error, invalid
 
 MAX_JOBS = 200
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
+WORKERS = 2  # background jobs run at once (a CREATE MODEL's training is CPU-bound)
+MAX_BACKGROUND = 8  # background jobs waiting for a worker; one more is refused with rateLimitExceeded
+QUERY_TIMEOUT_S = 10.0  # jobs.query's timeoutMs when the request gives none (BigQuery's default)
+# a statement that runs in the background: CREATE [OR REPLACE] MODEL, after any comments
+LONG_STATEMENT = re.compile(
+    r"\A(?:\s|--[^\n]*(?:\n|\Z)|#[^\n]*(?:\n|\Z)|/\*.*?\*/)*CREATE\s+(?:OR\s+REPLACE\s+)?MODEL\b", re.I | re.S
+)
 
 
 @dataclass
 class Job:
-    resource: dict[str, Any]
+    """A job: its resource as jobs.get answers it and, once done, its result. A background job's ``resource``
+    is a snapshot: its state, and while it runs the statement's progress (services/bigquery/ml/progress.py)."""
+
+    stored: dict[str, Any]
     fields: tuple[Field, ...] = ()
     data: pa.Table | None = None
     error: errors.BigQueryError | None = None
     affected: int | None = None  # rows a DML statement changed
+    progress: ml_progress.Progress | None = None  # a background job's, while it runs
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        stored = self.stored  # replaced whole when the job ends, never changed in place while it runs
+        report = self.progress
+        if self.finished.is_set() or report is None:
+            return stored
+        query = {"statementType": "CREATE_MODEL", **report.statistics()}
+        return stored | {"statistics": stored["statistics"] | {"query": query}}
+
+    @property
+    def complete(self) -> bool:
+        return self.finished.is_set()
+
+    def wait(self, timeout_s: float | None) -> bool:
+        """Block until the job is done or ``timeout_s`` passed (None: until done); whether it is done."""
+        return self.finished.wait(timeout_s)
 
 
 @dataclass
@@ -52,12 +92,57 @@ class Answer:
     dml_stats: dict[str, str] | None = None  # rows a DML statement inserted, deleted, updated
 
 
+class Background:
+    """A few daemon threads running jobs from a bounded queue, each in the context it was submitted from (a
+    caller's progress report, as `hyp sql` holds one, reaches the job)."""
+
+    def __init__(self, workers: int = WORKERS, limit: int = MAX_BACKGROUND) -> None:
+        self.workers, self.tasks = workers, queue.Queue[tuple[contextvars.Context, Callable[[], None]]](limit)
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self.lock:
+            try:
+                self.tasks.put_nowait((contextvars.copy_context(), work))
+            except queue.Full:
+                raise errors.BigQueryError(
+                    403, "rateLimitExceeded", f"Too many jobs ({self.tasks.maxsize}) waiting for a worker; retry later."
+                ) from None
+            if self.started < self.workers:
+                self.started += 1
+                threading.Thread(target=self._serve, name=f"bigquery-job-{self.started}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            context, work = self.tasks.get()
+            try:
+                context.run(work)
+            finally:
+                self.tasks.task_done()
+
+
 class Jobs:
-    def __init__(self, catalog: Catalog, export_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        export_dir: str | os.PathLike[str] | None = None,
+        *,
+        answer_running: bool = False,
+        background: Background | None = None,
+    ) -> None:
         self.catalog = catalog
         self.export_dir = export_dir  # where extract jobs may write (extract.py); None: <warehouse>/_exports
         self.jobs: OrderedDict[tuple[str, str], Job] = OrderedDict()
         self.lock = threading.Lock()
+        self.answer_running = answer_running  # jobs.insert/jobs.query may answer a job still running
+        self.background = background or Background()
+
+    def results(self, project: str, job_id: str, timeout_s: float | None) -> Job:
+        """getQueryResults: the job once done, or after ``timeout_s`` still running (``job.complete`` false)."""
+        job = self.get(project, job_id)
+        job.wait(timeout_s)
+        return job
 
     def get(self, project: str, job_id: str) -> Job:
         with self.lock:
@@ -98,6 +183,11 @@ class Jobs:
             if (project, job_id) in self.jobs:
                 raise errors.duplicate(f"Job {project}:{location}.{job_id}")
         dry_run = bool(configuration.get("dryRun"))
+        if not dry_run and LONG_STATEMENT.match(str(query.get("query") or "")):
+            job = self._background(project, job_id, location, dict(query), configuration)
+            if not self.answer_running:
+                job.wait(None)
+            return job
         job = self._run(project, job_id, location, dict(query), dry_run)
         job.resource["configuration"] = configuration | {"jobType": "QUERY"}
         if not dry_run:
@@ -153,6 +243,7 @@ class Jobs:
             detail = exc.body()["error"]["errors"][0]
             resource["status"] |= {"errorResult": detail, "errors": [detail]}
         resource["statistics"]["endTime"] = str(int(time.time() * 1000))
+        job.finished.set()
         self._keep(project, job_id, job)
         return job
 
@@ -165,6 +256,17 @@ class Jobs:
             for k in ("query", "useLegacySql", "queryParameters", "defaultDataset", "parameterMode")
             if k in body
         }
+        if not body.get("dryRun") and LONG_STATEMENT.match(str(config.get("query") or "")):
+            job = self._background(project, job_id, location, config, {"query": config})
+            timeout = body.get("timeoutMs")
+            wait = (
+                (int(timeout) / 1000 if isinstance(timeout, int | str) else QUERY_TIMEOUT_S)
+                if self.answer_running
+                else None
+            )
+            if job.wait(wait) and job.error is not None:
+                raise job.error
+            return job
         job = self._run(project, job_id, location, config, bool(body.get("dryRun")))
         job.resource["configuration"] = {"query": config, "jobType": "QUERY"}
         if job.error is not None:
@@ -194,18 +296,56 @@ class Jobs:
             while len(self.jobs) > MAX_JOBS:
                 self.jobs.popitem(last=False)
 
-    def _run(self, project: str, job_id: str, location: str, config: dict[str, Any], dry_run: bool) -> Job:
+    def _background(
+        self, project: str, job_id: str, location: str, config: dict[str, Any], configuration: Mapping[str, Any]
+    ) -> Job:
+        """A job kept at once (PENDING) and run by a worker; refused (rateLimitExceeded) when too many wait."""
+        job = self._new(project, job_id, location, "PENDING")
+        job.stored["configuration"] = dict(configuration) | {"jobType": "QUERY"}
+        with self.lock:
+            if (project, job_id) in self.jobs:
+                raise errors.duplicate(f"Job {project}:{location}.{job_id}")
+        self._keep(project, job_id, job)
+        try:
+            self.background.submit(lambda: self._work(job, project, config, False, background=True))
+        except errors.BigQueryError:
+            with self.lock:
+                self.jobs.pop((project, job_id), None)
+            raise
+        return job
+
+    def _new(self, project: str, job_id: str, location: str, state: str) -> Job:
         now = str(int(time.time() * 1000))
-        resource: dict[str, Any] = {
-            "kind": "bigquery#job",
-            "id": f"{project}:{location}.{job_id}",
-            "jobReference": {"projectId": project, "jobId": job_id, "location": location},
-            "status": {"state": "DONE"},
-            "statistics": {"creationTime": now, "startTime": now},
-        }
-        job = Job(resource)
+        return Job(
+            {
+                "kind": "bigquery#job",
+                "id": f"{project}:{location}.{job_id}",
+                "jobReference": {"projectId": project, "jobId": job_id, "location": location},
+                "status": {"state": state},
+                "statistics": {"creationTime": now} | ({"startTime": now} if state != "PENDING" else {}),
+            }
+        )
+
+    def _run(self, project: str, job_id: str, location: str, config: dict[str, Any], dry_run: bool) -> Job:
+        job = self._new(project, job_id, location, "RUNNING")
+        self._work(job, project, config, dry_run)
+        return job
+
+    def _work(self, job: Job, project: str, config: dict[str, Any], dry_run: bool, background: bool = False) -> None:
+        """Run the job's statement and end it: its result, and its resource replaced by the finished one (DONE,
+        its statistics, or the error in ``status.errorResult``). Readers meanwhile see the running one."""
+        started = job.stored
+        if started["status"]["state"] == "PENDING":
+            now = str(int(time.time() * 1000))
+            job.stored = started | {
+                "status": {"state": "RUNNING"},
+                "statistics": started["statistics"] | {"startTime": now},
+            }
+        status: dict[str, Any] = {"state": "DONE"}
+        statistics = dict(job.stored["statistics"])
         try:
             with ml_progress.job() as report:  # a CREATE MODEL's mlStatistics (BigQuery ML's job statistics)
+                job.progress = report
                 answer = self._execute(project, config, dry_run)
             dest = config.get("destinationTable")
             if isinstance(dest, Mapping) and answer.data is not None:
@@ -232,13 +372,20 @@ class Jobs:
             if answer.dml_stats is not None:
                 stats["dmlStats"] = answer.dml_stats
             stats |= report.statistics()
-            resource["statistics"] |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
-        except errors.BigQueryError as exc:
-            job.error = exc
-            detail = exc.body()["error"]["errors"][0]
-            resource["status"] |= {"errorResult": detail, "errors": [detail]}
-        resource["statistics"]["endTime"] = str(int(time.time() * 1000))
-        return job
+            statistics |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
+        except Exception as exc:  # a background job ends whatever happens (its waiters wait for it)
+            error = (
+                exc if isinstance(exc, errors.BigQueryError) else errors.BigQueryError(500, "internalError", str(exc))
+            )
+            job.error = error
+            detail = error.body()["error"]["errors"][0]
+            status |= {"errorResult": detail, "errors": [detail]}
+            if not isinstance(exc, errors.BigQueryError) and not background:
+                raise  # in the request: the server's own error answer
+        finally:
+            statistics["endTime"] = str(int(time.time() * 1000))
+            job.stored = job.stored | {"status": status, "statistics": statistics}
+            job.finished.set()
 
     def _execute(self, project: str, config: Mapping[str, Any], dry_run: bool) -> Answer:
         if config.get("useLegacySql") is True:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from models.errors import ModelInputError
 from models.kmeans import BqmlKMeans
-from services.bigquery.ml import encoding
+from services.bigquery.ml import encoding, progress
 from services.bigquery.ml.options import KMeansOptions
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
@@ -71,7 +71,7 @@ def train(
         min_rel_progress=options.min_rel_progress,
     )
     try:
-        model.fit(X)
+        model.fit(X, on_iteration=progress.current().iteration)  # each iteration in the job's statistics
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
     state = {

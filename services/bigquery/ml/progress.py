@@ -34,6 +34,11 @@ class Progress:
             for key, value in changes.items():
                 setattr(self, key, value)
 
+    def iteration(self, entry: dict[str, Any]) -> None:
+        """One training iteration ended (``{"iteration", "loss", "duration_ms"}``, models/kmeans.py's callback)."""
+        with self.lock:
+            self.iterations = [*self.iterations, dict(entry)]
+
     def statistics(self) -> dict[str, Any]:
         """``{"mlStatistics": ...}`` for ``statistics.query`` (empty before a CREATE MODEL reported anything)."""
         with self.lock:
