@@ -85,6 +85,12 @@ def worst_oldest(samples: list[dict[str, dict[str, float]]]) -> float:
     return max((s["oldest_s"] for sample in samples for s in sample.values()), default=float("inf"))
 
 
+def worst_subscription(samples: list[dict[str, dict[str, float]]]) -> str:
+    """The subscription whose oldest unacked message was the oldest (the one that did not keep up)."""
+    pairs = [(s["oldest_s"], name) for sample in samples for name, s in sample.items()]
+    return max(pairs)[1] if pairs else "?"
+
+
 def drain(stack: LocalHypStack, timeout: float) -> float | None:
     t0 = time.monotonic()
     try:
@@ -114,7 +120,14 @@ def step(stack: LocalHypStack, recorder: chaos.Recorder, rate: float, seconds: f
     reached = published_rate(recorder, t0)
     worst = worst_oldest(second)
     held = reached >= REACHED * rate and worst < FLAT_OLDEST_S
-    return {"rate": rate, "reached": reached, "worst_oldest_s": worst, "first_half": worst_oldest(first), "held": held}
+    return {
+        "rate": rate,
+        "reached": reached,
+        "worst_oldest_s": worst,
+        "first_half": worst_oldest(first),
+        "worst": worst_subscription(second),
+        "held": held,
+    }
 
 
 def held_run(stack: LocalHypStack, recorder: chaos.Recorder, rate: float, minutes: float, log: Path) -> dict:
@@ -157,14 +170,23 @@ def render(steps: list[dict], held: dict | None, counts: dict, drain_s: float | 
         "|---:|---:|---|---|",
     ]
     for s in steps:
-        lines.append(
-            f"| {s['rate']:g} | {s['reached']:.0f} | {s['first_half']:.1f} / {s['worst_oldest_s']:.1f} "
-            f"| {'yes' if s['held'] else 'no'} |"
-        )
-    if held is None:
-        lines.append("\nNo rate held.")
-        return "\n".join(lines)
+        lag = f"{s['first_half']:.1f} / {s['worst_oldest_s']:.1f} ({s['worst']})"
+        lines.append(f"| {s['rate']:g} | {s['reached']:.0f} | {lag} | {'yes' if s['held'] else 'no'} |")
+    lines += held_lines(held, minutes) if held is not None else ["", "No rate held: no held run."]
     lines += [
+        "",
+        "| table (every message recorded, all steps) | expected | lost | duplicates |",
+        "|---|---:|---:|---:|",
+    ]
+    for t, c in counts.items():
+        lines.append(f"| {t} | {c.expected:,} | {len(c.lost):,} | {sum(c.duplicates.values()):,} |")
+    empty = f"{drain_s:.1f} s" if drain_s is not None else "not within the bound"
+    lines.append(f"\nBacklogs empty {empty} after the end.")
+    return "\n".join(lines)
+
+
+def held_lines(held: dict, minutes: float) -> list[str]:
+    lines = [
         "",
         f"Held run: {minutes:g} min at {held['rate']:g} events/s asked, {held['reached']:.0f}/s published; "
         f"load average {min(held['loads']):.1f}-{max(held['loads']):.1f}.",
@@ -178,17 +200,7 @@ def render(steps: list[dict], held: dict | None, counts: dict, drain_s: float | 
     lines += ["", "| subscription | worst oldest unacked (s) | largest backlog |", "|---|---:|---:|"]
     for n, (oldest, backlog) in held["subs"].items():
         lines.append(f"| {n} | {oldest:.1f} | {backlog:,} |")
-    lines += [
-        "",
-        "| table (every message recorded, all steps) | expected | lost | duplicates |",
-        "|---|---:|---:|---:|",
-    ]
-    for t, c in counts.items():
-        lines.append(f"| {t} | {c.expected:,} | {len(c.lost):,} | {sum(c.duplicates.values()):,} |")
-    lines.append(
-        f"\nBacklogs empty {f'{drain_s:.1f} s' if drain_s is not None else 'not within the bound'} after the end."
-    )
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="the held run at the best rate")
     ap.add_argument("--rates", default="500,1000,2000,3000,4000", help="rates to step through, ascending")
     ap.add_argument("--probe", type=float, default=60.0, help="seconds per step")
+    ap.add_argument("--min-rate", type=float, default=25.0, help="when no rate holds, halve down to this")
     ap.add_argument("--port-offset", type=int, default=None, help="hyp up --port-offset (default: a free one)")
     ap.add_argument("--drain-timeout", type=float, default=300.0)
     args = ap.parse_args(argv)
@@ -214,11 +227,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyp up (without loadgen) healthy, port offset {stack.offset}", file=sys.stderr)
         recorder = chaos.Recorder(stack)
         try:
-            for rate in rates:
+            todo = list(rates)
+            while todo:
+                rate = todo.pop(0)
                 s = step(stack, recorder, rate, args.probe, log)
                 steps.append(s)
                 print(f"step {rate:g}/s: {s}", file=sys.stderr, flush=True)
-                if drain(stack, args.drain_timeout) is None or not s["held"]:
+                if drain(stack, args.drain_timeout) is None:
+                    break
+                if not s["held"]:
+                    # the lowest rate asked did not hold either: halve it (down to --min-rate) to find one that does
+                    lower = rate / 2
+                    if not any(x["held"] for x in steps) and lower >= args.min_rate:
+                        todo = [lower]
+                        continue
                     break
             best = max((s["rate"] for s in steps if s["held"]), default=None)
             if best is not None:
