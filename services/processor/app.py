@@ -127,8 +127,9 @@ def create_app(
 
 
 def _warm_up() -> None:
-    """Import what the first commit and the first lookup need, so the first pushes do not wait on it."""
-    import duckdb  # noqa: F401
+    """Import what the first commit and the first lookup need, so the first pushes do not wait on it
+    (the lookups read with pyarrow, as the writer writes: no DuckDB in the processor)."""
+    import pyarrow.parquet  # noqa: F401
 
     from services.warehouse.writer import to_arrow
 

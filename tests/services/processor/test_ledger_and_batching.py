@@ -94,6 +94,46 @@ def test_a_restarted_ledger_asks_the_warehouse_only_about_messages_published_bef
     assert ledger.known("cloud_run", "before", None) is True  # remembered once found
 
 
+def test_lookups_skip_files_without_the_processors_columns_and_null_ids(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    append(tmp_path, "cloud_run", [processor_row("mine"), {**processor_row("x"), "message_id": None}])
+    foreign = tmp_path / "cloud_run" / f"date={DAY}" / "part-foreign.parquet"
+    pq.write_table(pa.table({"event": ["purchase"]}), foreign)  # no message_id, no source: no processor row
+    lookups = Lookups(tmp_path)
+
+    async def scenario():
+        return await asyncio.gather(*(lookups("cloud_run", [(m, DAY, None)]) for m in ("mine", "x", "absent")))
+
+    assert run(scenario()) == [True, False, False]
+    assert lookups.files_read == 2
+
+
+def test_serving_the_processor_loads_no_duckdb(tmp_path):
+    """Its lookups read two columns with pyarrow: DuckDB's library was 35 MiB of the processor's RSS."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import asyncio, sys\n"
+        "from services.processor.app import _warm_up, create_app\n"
+        "from services.processor.ledger import Lookups\n"
+        "from services.warehouse import append\n"
+        "from services.warehouse.compaction import Compactor\n"
+        "from tests.services.processor.test_ledger_and_batching import DAY, processor_row\n"
+        "_warm_up()\n"
+        f"append({str(tmp_path)!r}, 'cloud_run', [processor_row('m')])\n"
+        f"found = asyncio.run(Lookups({str(tmp_path)!r})('cloud_run', [('m', DAY, None)]))\n"
+        "print(found, 'duckdb' in sys.modules)\n"
+    )
+    root = Path(__file__).parents[3]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+
 def _files(root):
     return sorted((root / "cloud_run").rglob("*.parquet"))
 
