@@ -55,11 +55,18 @@ def build_section(image: d.Image) -> dict[str, Any]:
     }
 
 
+# Docker counts a probe that has not finished within the timeout as failed. The probe is a Python process in the
+# container; on a loaded 2-core machine, in a container at a background CPU share, starting it took over 5 s and
+# the orchestrator never turned healthy (docs/benchmarks.md, "pytest-hyp-local fixtures and images"). A longer
+# timeout only delays the verdict on a probe that hangs; a refused connection still fails at once.
+HEALTH_TIMEOUT_S = 20
+
+
 def healthcheck(health: d.Health) -> dict[str, Any]:
     return {
         "test": ["CMD", "python", "-m", "services.stack.healthcheck", *health.probe_args("127.0.0.1")],
         "interval": _duration(health.interval_s),
-        "timeout": "5s",
+        "timeout": _duration(HEALTH_TIMEOUT_S),
         "retries": health.retries,
         "start_period": _duration(health.start_period_s),
     }
