@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
+    from services.pubsub.errors import TopologyError
     from services.pubsub.server import Emulator
-    from services.pubsub.topology import TopologyError
 
     emulator = Emulator(settings)
     try:

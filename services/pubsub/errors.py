@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 from google.rpc import error_details_pb2
 
 # gRPC status -> (HTTP status, google.rpc status name) as Google's REST gateway maps them.
@@ -38,6 +37,8 @@ class ApiError(Exception):
     def to_json(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.http_status, "message": self.message, "status": self.code.name}
         if self.details:
+            from google.protobuf import json_format
+
             error["details"] = [
                 {"@type": f"type.googleapis.com/{d.DESCRIPTOR.full_name}", **json_format.MessageToDict(d)}
                 for d in self.details
@@ -84,3 +85,8 @@ def invalid_ack_ids(ack_ids: list[str]) -> ApiError:
             break  # the rest still fail; clients report them without the per-id reason
         info.metadata[ack_id] = INVALID_ACK_ID
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, INVALID_ACK_IDS_MESSAGE, [info])
+
+
+class TopologyError(ValueError):
+    """The topology file is unreadable or names something invalid (here, so `hyp pubsub` can catch it
+    without importing the topology loader)."""

@@ -14,13 +14,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.pubsub_v1 import types
 from google.rpc import status_pb2
-from grpc_status import rpc_status
 
 from services.pubsub import names
 from services.pubsub.broker import Broker
 from services.pubsub.errors import ApiError, invalid
+from services.pubsub.pb import types
 from services.pubsub.subscription import SubState
 from services.pubsub.validation import parse_ack_id
 
@@ -48,6 +47,8 @@ def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any],
 def abort(context: grpc.ServicerContext, error: ApiError) -> None:
     """End the call with the error's code and message, and its details (ErrorInfo) as the real service does."""
     if error.details:
+        from grpc_status import rpc_status  # imports grpc.aio: only for the few errors with details
+
         status = status_pb2.Status(code=error.code.value[0], message=error.message)
         for detail in error.details:
             status.details.add().Pack(detail)

@@ -18,12 +18,12 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from google.pubsub_v1 import types
 
 from services.common import hosts
 from services.pubsub import metrics
 from services.pubsub.broker import Broker, PullResponse
 from services.pubsub.errors import ApiError, invalid, not_found
+from services.pubsub.pb import types
 
 log = logging.getLogger("hyp.pubsub.rest")
 T = types

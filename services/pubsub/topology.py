@@ -20,15 +20,11 @@ from google.protobuf import field_mask_pb2, json_format
 
 from services.common import names
 from services.pubsub.broker import Broker, Subscription, Topic
-from services.pubsub.errors import ApiError
+from services.pubsub.errors import ApiError, TopologyError
 
 log = logging.getLogger("hyp.pubsub.topology")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 _IMMUTABLE = {"name", "topic", "filter", "enableMessageOrdering", "enable_message_ordering"}
-
-
-class TopologyError(ValueError):
-    """The topology file is unreadable or names something invalid."""
 
 
 def substitute(text: str, env: Mapping[str, str]) -> str:
