@@ -1,10 +1,11 @@
 """``EXPORT MODEL ds.m OPTIONS(URI = '...')``: a model written as BigQuery ML exports KMEANS, PCA and
 AUTOENCODER models, a TensorFlow SavedModel (``saved_model.pb``, ``variables/``, ``assets/``).
 
-The SavedModel's ``serving_default`` signature takes one float64 tensor per feature column, named as the
-column (NaN stands for NULL and is imputed as in training) and answers what the model's ML.PREDICT answers:
-KMEANS ``CENTROID_ID``, ``NEAREST_CENTROIDS_ID`` and ``NEAREST_CENTROIDS_DISTANCE`` (nearest first);
-PCA ``principal_component_1`` ...; AUTOENCODER ``latent_col_1`` ... and ``mean_squared_error``.
+The SavedModel's ``serving_default`` signature takes one tensor per feature column, named as the column: float64
+for a numeric one (NaN stands for NULL and is imputed as in training), string for a STRING one (one-hot encoded
+inside the model over the training vocabulary, as ML.PREDICT does; '' stands for NULL), and answers what the
+model's ML.PREDICT answers: KMEANS ``CENTROID_ID``, ``NEAREST_CENTROIDS_ID`` and ``NEAREST_CENTROIDS_DISTANCE``
+(nearest first); PCA ``principal_component_1`` ...; AUTOENCODER ``latent_col_1`` ... and ``mean_squared_error``.
 
 Destinations: ``gs://bucket/path`` on ``hyp storage`` (``STORAGE_EMULATOR_HOST``, over Cloud Storage's JSON
 API), and, local only, ``file:///abs/path`` or a path inside the export folder (``HYP_BIGQUERY_EXPORT_DIR``,
@@ -166,15 +167,34 @@ def _write_saved_model(state: dict[str, Any], model_folder: Path, out: Path) -> 
         raise invalid_query(
             "EXPORT MODEL writes a TensorFlow SavedModel: install hyp-local[tf] for hyp bigquery."
         ) from None
-    names = [f["name"] for f in state["features"]]
-    if any("categories" in f for f in state["features"]):
-        raise invalid_query("EXPORT MODEL of a model with STRING features is not supported by hyp bigquery yet.")
-    spec = {n: tf.TensorSpec([None], tf.float64, name=n) for n in names}
+    for f in state["features"]:
+        if "categories" in f and None in f["categories"] and "" in f["categories"]:
+            raise invalid_query(
+                f"EXPORT MODEL: STRING feature {f['name']} has both NULL and '' among its training values; the "
+                "exported model takes NULL as '' (a string tensor has no NULL), so it could not tell them apart."
+            )
+    spec = {
+        f["name"]: tf.TensorSpec([None], tf.string if "categories" in f else tf.float64, name=f["name"])
+        for f in state["features"]
+    }
     fill = tf.constant(np.asarray(state["fill"], dtype=np.float64))
     module = tf.Module()
 
     def features(inputs: dict[str, Any]) -> Any:
-        X = tf.stack([tf.cast(inputs[n], tf.float64) for n in names], axis=1)
+        """The encoded matrix ML.PREDICT builds (services/bigquery/ml/encoding.py): a numeric column as is (NaN is
+        NULL, imputed), a STRING column one-hot over its vocabulary (an unseen value all zeros; '' is NULL)."""
+        blocks = []
+        for f in state["features"]:
+            value = inputs[f["name"]]
+            if "categories" not in f:
+                blocks.append(tf.cast(value, tf.float64)[:, None])
+                continue
+            known = tf.constant([c for c in f["categories"] if c is not None], dtype=tf.string)
+            hot = [tf.cast(tf.equal(value[:, None], known[None, :]), tf.float64)]
+            if None in f["categories"]:  # NULL is the last category
+                hot.append(tf.cast(tf.equal(value, "")[:, None], tf.float64))
+            blocks.append(tf.concat(hot, axis=1))
+        X = tf.concat(blocks, axis=1)
         return tf.where(tf.math.is_nan(X), fill[None, :], X)
 
     kind = state.get("model_type", "KMEANS")

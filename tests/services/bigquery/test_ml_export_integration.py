@@ -166,3 +166,45 @@ def test_export_autoencoder_answers_as_ml_detect_anomalies(client, servers, mode
     out = serve(x=xs, y=2 * xs + 1)
     assert out["mean_squared_error"].numpy().tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert out["latent_col_1"].shape == (len(XS),)
+
+
+def test_export_kmeans_with_a_string_feature_takes_the_raw_strings(client, servers, model) -> None:
+    """A STRING feature is one-hot encoded inside the exported model over the training vocabulary (a, b, c and
+    NULL): fed the raw strings ('' for NULL, an unseen value as ML.PREDICT takes it), it answers ML.PREDICT."""
+    dataset = model.split(".")[0]
+    kinds = ["a", "a", "b", "c", "c", None, "c"]
+    client.query_and_wait(
+        f"CREATE TABLE {dataset}.labelled AS SELECT * FROM UNNEST(["
+        + ", ".join(
+            f"STRUCT({x} AS x, {repr(k) if k else 'CAST(NULL AS STRING)'} AS kind)"
+            for x, k in zip(XS, kinds, strict=True)
+        )
+        + "])"
+    )
+    client.query_and_wait(
+        f"CREATE MODEL {dataset}.s OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=3) "
+        f"AS SELECT x, kind FROM {dataset}.labelled"
+    )
+    exports: Path = servers["exports"]
+    client.query_and_wait(f"EXPORT MODEL {dataset}.s OPTIONS(URI = 'strings')")
+    probe = [(0.0, "a"), (12.0, "c"), (5.0, None), (1.0, "never-seen"), (None, "b")]
+    literal = ", ".join(
+        f"STRUCT({i} AS id, {'CAST(NULL AS FLOAT64)' if x is None else x} AS x, "
+        f"{repr(k) if k else 'CAST(NULL AS STRING)'} AS kind)"
+        for i, (x, k) in enumerate(probe)
+    )
+    expected = list(
+        client.query_and_wait(
+            f"SELECT * FROM ML.PREDICT(MODEL {dataset}.s, (SELECT * FROM UNNEST([{literal}]))) ORDER BY id"
+        )
+    )
+    serve, tf = _load(exports / "strings")
+    out = serve(
+        x=tf.constant([math.nan if x is None else x for x, _ in probe], tf.float64),
+        kind=tf.constant([k or "" for _, k in probe], tf.string),
+    )
+    assert out["CENTROID_ID"].numpy().tolist() == [r["CENTROID_ID"] for r in expected]
+    distances = out["NEAREST_CENTROIDS_DISTANCE"].numpy().tolist()
+    for row, got, ids in zip(expected, distances, out["NEAREST_CENTROIDS_ID"].numpy().tolist(), strict=True):
+        assert ids == [d["CENTROID_ID"] for d in row["NEAREST_CENTROIDS_DISTANCE"]]
+        assert got == pytest.approx([d["DISTANCE"] for d in row["NEAREST_CENTROIDS_DISTANCE"]])
