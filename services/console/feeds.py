@@ -123,7 +123,7 @@ class Feeds:
 
     def _on_event(self, message: Any) -> None:
         try:
-            self.live.record_event(message.attributes, message.data)
+            self.live.record_event(message.attributes, message.data, message.message_id)
         finally:
             message.ack()
 

@@ -34,6 +34,7 @@ class AnomalyRow:
     label: str | None = None  # "1", "0" or None (unlabelled)
     kind: str | None = None
     detected: bool = False
+    message_id: str | None = None  # the event's Pub/Sub message id (what a publish answered)
 
     def status(self, now: float, miss_after_s: float) -> str:
         if self.detected:
@@ -79,8 +80,8 @@ class LiveAnomalies:
         self._last_point: tuple[float, int, int] | None = None
 
     # -- writers (Pub/Sub callback threads) ----------------------------------------------------------
-    def record_event(self, attributes: Mapping[str, str], data: bytes) -> None:
-        """A message of the events topic; only labelled anomalies are decoded."""
+    def record_event(self, attributes: Mapping[str, str], data: bytes, message_id: str | None = None) -> None:
+        """A message of the events topic (``message_id``: its id); only labelled anomalies are decoded."""
         if attributes.get("anomaly") != "1":
             with self._lock:
                 self.events_seen += 1
@@ -101,6 +102,7 @@ class LiveAnomalies:
                 row = AnomalyRow(key=key, seen_at=now)
                 self._put(row)
             row.label, row.kind = "1", kind or row.kind
+            row.message_id = row.message_id or message_id
             row.event_datetime = row.event_datetime or _text(body.get("event_datetime"))
             row.user_id = row.user_id or _text(body.get("user_id"))
             for f in ("value", "tax", "shipping"):
@@ -138,6 +140,7 @@ class LiveAnomalies:
             row.kind = attributes.get("anomaly_kind") or row.kind
             row.score = _number(body.get("score"))
             row.model_version = _text(body.get("model_version") or attributes.get("model_version"))
+            row.message_id = _text(body.get("message_id")) or row.message_id  # the scored event's id
             row.event_datetime = row.event_datetime or _text(body.get("event_datetime"))
             row.user_id = row.user_id or _text(body.get("user_id"))
             for f in ("value", "tax", "shipping"):

@@ -67,7 +67,11 @@ function checkTable(table, items, cells) {
       const td = el("td");
       td.appendChild(box);
       tr.appendChild(td);
-      for (const c of cells(item)) tr.appendChild(el("td", c.text ?? c, c.cls));
+      for (const c of cells(item)) {
+        const cell = el("td", c.text ?? c, c.cls);
+        if (c.title) cell.title = c.title;
+        tr.appendChild(cell);
+      }
       return tr;
     })
   );

@@ -158,12 +158,12 @@ function renderAnomalies(live) {
   const rows = (live.anomalies || []).filter((a) => {
     if (want && a.status !== want) return false;
     if (!q) return true;
-    return [a.user_id, a.kind, a.model_version, a.status, a.key].some((v) => v && String(v).toLowerCase().includes(q));
+    return [a.user_id, a.kind, a.model_version, a.status, a.key, a.message_id].some((v) => v && String(v).toLowerCase().includes(q));
   });
   fillBody(
     $("anomaly-table"),
     rows.map((a) => [
-      a.event_datetime ?? new Date(a.seen_at * 1000).toISOString().replace("T", " ").slice(0, 19),
+      { text: a.event_datetime ?? new Date(a.seen_at * 1000).toISOString().replace("T", " ").slice(0, 19), title: a.message_id ? `message ${a.message_id}` : "" },
       a.user_id ?? "–", num(a.value, 2), num(a.tax, 2), num(a.shipping, 2), num(a.score, 3),
       a.model_version ?? "–", a.kind ?? (a.label === "0" ? "(normal)" : "–"),
       { text: a.status, cls: STATUS_CLASS[a.status] || "" },
@@ -188,12 +188,7 @@ function renderModels(m) {
 
 function renderOrchestrator(o) {
   $("orch-state").textContent = o.healthy ? `${(o.runs || []).length} recent runs` : `not running (${o.error || "unreachable"})`;
-  const runs = o.runs || [];
-  const cols = runs.length ? Object.keys(runs[0]).filter((k) => typeof runs[0][k] !== "object").slice(0, 6) : [];
-  const head = el("tr");
-  cols.forEach((c) => head.appendChild(el("th", c)));
-  $("runs").tHead.replaceChildren(head);
-  fillBody($("runs"), runs.map((r) => cols.map((c) => (r[c] === null || r[c] === undefined ? "–" : String(r[c])))));
+  renderRuns(o.runs || []); // models.js: one row per run, each with a button that follows its steps
 }
 
 function renderWarehouse(w) {

@@ -4,6 +4,8 @@
 
 let runTimer = null;
 let versionsShown = null; // what the versions table shows: redrawn only when it changes (keeps focus)
+let runsShown = null; // the same for the runs table
+let followed = null; // the id of the run whose steps are shown
 
 // called by app.js's renderModels after each snapshot: one column per metric, a promote button per version
 function renderVersionActions(m) {
@@ -34,6 +36,34 @@ function renderVersionActions(m) {
         b.addEventListener("click", () => promote(v.version));
         td.appendChild(b);
       } else td.textContent = "champion";
+      tr.appendChild(td);
+      return tr;
+    })
+  );
+}
+
+// called by app.js's renderOrchestrator after each snapshot: any run (a sensor's too) can be followed step by step
+function renderRuns(runs) {
+  const rows = runs.map((r) => [
+    r.id, r.trigger?.kind ?? "–", r.status ?? "–", r.decision ?? "–",
+    r.promoted_version ? `v${r.promoted_version}` : "–", r.started_at ?? "–",
+  ]);
+  const key = JSON.stringify(rows);
+  if (key === runsShown) return;
+  runsShown = key;
+  $("runs").tBodies[0].replaceChildren(
+    ...rows.map((cells, i) => {
+      const tr = el("tr");
+      tr.dataset.run = runs[i].id;
+      tr.dataset.trigger = cells[1];
+      tr.dataset.status = cells[2];
+      cells.forEach((c) => tr.appendChild(el("td", String(c))));
+      const b = el("button", followed === runs[i].id ? "following" : "follow");
+      b.type = "button";
+      b.setAttribute("aria-label", `follow run ${runs[i].id}`);
+      b.addEventListener("click", () => follow(runs[i].id));
+      const td = el("td");
+      td.appendChild(b);
       tr.appendChild(td);
       return tr;
     })
@@ -81,6 +111,8 @@ function showRun(run) {
 
 function follow(id) {
   clearTimeout(runTimer);
+  followed = id;
+  runsShown = null; // the next snapshot marks the followed row
   const tick = async () => {
     try {
       const run = await act("GET", `/api/orchestrator/runs/${encodeURIComponent(id)}`);

@@ -62,7 +62,7 @@ async function peek(event) {
     $("peeked-hold").textContent = r.held_until ? `held until ${new Date(r.held_until * 1000).toLocaleTimeString()}` : "(handed back: ack/nack need a hold)";
     $("ack-selected").disabled = $("nack-selected").disabled = !r.held_until;
     pubsubState.peekSelected = checkTable($("peek-table"), r.messages, (m) => [
-      m.publish_time || "–", m.message_id || "–", { text: attrs(m.attributes), cls: "wrap" }, { text: short(m.data), cls: "wrap" }, m.delivery_attempt ?? "–",
+      m.publish_time || "–", m.message_id || "–", { text: attrs(m.attributes), cls: "wrap" }, { text: short(m.data), cls: "wrap", title: m.data }, m.delivery_attempt ?? "–",
     ]);
     return `${r.messages.length} message(s), none acknowledged`;
   });
@@ -134,7 +134,7 @@ async function loadDead() {
     const r = await act("GET", `/api/pubsub/dead-letters?subscription=${encodeURIComponent(sub)}&hold_s=120`);
     pubsubState.deadSub = sub;
     pubsubState.deadSelected = checkTable($("dead-table"), r.messages, (m) => [
-      m.publish_time || "–", m.reason || "(no dead-letter attributes)", { text: attrs(m.attributes), cls: "wrap" }, { text: short(m.data), cls: "wrap" },
+      m.publish_time || "–", m.reason || "(no dead-letter attributes)", { text: attrs(m.attributes), cls: "wrap" }, { text: short(m.data), cls: "wrap", title: m.data },
     ]);
     return `${r.messages.length} dead-lettered message(s), held 120 s for republishing`;
   });

@@ -44,6 +44,15 @@ def test_injected_then_detected_is_one_row_and_counts_a_true_positive():
     assert (snap["precision"], snap["recall"]) == (1.0, 1.0)
 
 
+def test_a_row_carries_the_events_message_id_from_either_side():
+    live = LiveAnomalies(clock=Clock())
+    live.record_event({"anomaly": "1"}, purchase("t1"), "m-1")  # the labels feed: the id of its delivery
+    assert live.snapshot()["anomalies"][0]["message_id"] == "m-1"
+    body = {**json.loads(detection("t2")), "message_id": "m-2"}  # the detector names the event it scored
+    live.record_detection({"anomaly": "1"}, json.dumps(body).encode())
+    assert {r["key"]: r["message_id"] for r in live.snapshot()["anomalies"]} == {"t1": "m-1", "t2": "m-2"}
+
+
 def test_precision_and_recall_follow_the_labels():
     live = LiveAnomalies(clock=Clock())
     for i in range(4):
