@@ -240,7 +240,7 @@ class Lookups:
             with pq.ParquetFile(path) as parquet:
                 if not {"message_id", "source"} <= set(parquet.schema_arrow.names):
                     continue  # a file without them holds no processor row
-                part = parquet.read(columns=["message_id", "source"])
+                part = parquet.read(columns=["message_id", "source"], use_threads=False)  # small files: no threads
             mine = pc.and_(pc.is_in(part["message_id"], value_set=wanted), pc.equal(part["source"], SOURCE))
             found.update(part["message_id"].filter(mine).to_pylist())
         return found
