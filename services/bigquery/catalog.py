@@ -120,14 +120,7 @@ class _Dedup:
             self.record(live.insert_ids(path), age_s=max(0.0, time.time() - mtime))
 
 
-@dataclass(frozen=True)
-class Footer:
-    """What a query needs from a live Parquet file's footer: its rows, bytes and Arrow schema."""
-
-    path: Path
-    rows: int
-    size: int
-    schema: pa.Schema
+Footer = live.LiveFile  # what a query needs from a live Parquet file's footer: its path, bytes, rows, schema
 
 
 def footer(path: Path) -> Footer | None:
@@ -137,7 +130,7 @@ def footer(path: Path) -> Footer | None:
         size, rows, schema = live.footer(path)
     except FileNotFoundError:
         return None
-    return None if isinstance(schema, str) else Footer(path, rows, size, schema)
+    return None if isinstance(schema, str) else Footer(path, size, rows, schema)
 
 
 class Catalog:
@@ -423,12 +416,12 @@ class Catalog:
         resource, folder = self._load_table(project, dataset, table)
         if resource.get("type") == "VIEW":
             return resource, []
-        paths = live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
-        return resource, [f for f in map(footer, paths) if f is not None]
+        return resource, live.live_footers(
+            self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir))
+        )
 
     def _with_stats(self, resource: dict[str, Any], folder: Path) -> dict[str, Any]:
-        paths = live_files(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
-        found = [f for f in map(footer, paths) if f is not None]
+        found = live.live_footers(self.warehouse_dir, str(_data(resource, folder).relative_to(self.warehouse_dir)))
         rows, size = sum(f.rows for f in found), sum(f.size for f in found)
         return resource | {"numRows": str(rows), "numBytes": str(size)}
 

@@ -12,7 +12,10 @@ A file whose footer cannot be read (a truncated tail, zeroed or garbage bytes wh
 power cut or a bad disk leaves) is not served: it is moved aside to ``<table>/.quarantine/<partition>/``
 with a ``.reason`` file beside it and a warning in the log, and the query runs over what is intact. A
 corrupt merged file uncovers the files it replaced, so its rows come back from them while they are on
-disk (the compactor deletes them only after its grace period). Footers are checked once per file.
+disk (the compactor deletes them only after its grace period). A file whose footer reads but a page of which
+does not decode (flipped bytes in a column chunk) is moved aside the same way, so a query never names it. Footers
+and pages are checked once per file (by path, mtime and size) and process: a file's pages are decoded once, the
+first time a listing names it (``hyp bigquery`` does it for its tables at start, in the background).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +37,10 @@ MERGED_SUFFIX = ".merged.parquet"
 COVERS_KEY = b"hyp.covers"
 INSERT_IDS_KEY = "hyp.insert_ids"  # the BigQuery insertIds of a file's rows (writer.write_atomic), JSON
 QUARANTINE_DIR = ".quarantine"
+RECHECK_S = 1.0  # a partition's listing is reused at most this long, even when its folder looks unchanged
+RACY_NS = 100_000_000  # a folder changed this close to its listing may have changed again in the same tick
+MAX_LISTINGS = 65_536  # partitions whose listing is kept (all are dropped past it)
+PAGE_CHECK_ROWS = 65_536  # rows decoded at a time by the page check (bounds its memory)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +122,27 @@ def footer(path: Path) -> tuple[int, int, pa.Schema | str]:
     return (st.st_size, 0, read) if isinstance(read, str) else (st.st_size, *read)
 
 
+@lru_cache(maxsize=16384)
+def _pages(path: str, mtime_ns: int, size: int) -> str | None:
+    """Why a page of the file cannot be decoded (flipped bytes behind an intact footer), or None; every page is
+    decoded once per file (keyed by path, mtime and size), a batch at a time, and dropped."""
+    try:
+        for _ in pq.ParquetFile(path).iter_batches(batch_size=PAGE_CHECK_ROWS, use_threads=False):
+            pass
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        return f"a page cannot be read: {type(exc).__name__}: {exc}"
+    return None
+
+
+def page_damage(path: Path) -> str | None:
+    """Why a page of ``path`` (whose footer reads) cannot be decoded, or None. FileNotFoundError when it is
+    gone. What DuckDB would fail a whole query on, found before the query names the file."""
+    st = path.stat()
+    return _pages(str(path), st.st_mtime_ns, st.st_size)
+
+
 def damage(path: Path) -> str | None:
     """Why ``path`` is not a readable Parquet file, or None. FileNotFoundError when it is gone."""
     schema = footer(path)[2]
@@ -138,7 +169,7 @@ def intact(partition: Path, names: Iterable[str]) -> list[str]:
     one vanished meanwhile (the caller lists again)."""
     kept = []
     for name in names:
-        reason = damage(partition / name)
+        reason = damage(partition / name) or page_damage(partition / name)
         if reason is None:
             kept.append(name)
         else:
@@ -159,6 +190,72 @@ def live(partition: Path) -> list[str]:
         return live_names(partition, intact(partition, committed(partition)))
 
 
+@dataclass(frozen=True)
+class LiveFile:
+    """A live file of a table and what its footer says: bytes, rows, Arrow schema."""
+
+    path: Path
+    size: int
+    rows: int
+    schema: pa.Schema
+
+
+@dataclass(frozen=True)
+class _Listing:
+    mtime_ns: int  # the partition folder's mtime when it was listed
+    listed_ns: int  # wall clock when the listing began
+    at: float  # monotonic clock, the same moment
+    files: tuple[LiveFile, ...]
+
+
+_listings: dict[str, _Listing] = {}
+_listings_lock = threading.Lock()
+
+
+def _listed(partition: Path) -> tuple[LiveFile, ...]:
+    """The live files of a partition, from the last listing while its folder is unchanged (a commit, a merge,
+    a deletion or a quarantine renames a file in or out of it, which changes its mtime) and younger than
+    ``RECHECK_S``; else listed, checked and footed again. A listing begun within ``RACY_NS`` of the folder's
+    mtime is not reused (a rename in the same clock tick would leave the mtime as it was)."""
+    try:
+        st = os.stat(partition)
+    except FileNotFoundError:
+        return ()
+    key, now = str(partition), time.monotonic()
+    hit = _listings.get(key)
+    if (
+        hit is not None
+        and hit.mtime_ns == st.st_mtime_ns
+        and now - hit.at < RECHECK_S
+        and hit.listed_ns - st.st_mtime_ns > RACY_NS
+    ):
+        return hit.files
+    listed_ns = time.time_ns()
+    for attempt in range(2):
+        found: list[LiveFile] = []
+        try:
+            for name in live(partition):
+                size, rows, schema = footer(partition / name)
+                if not isinstance(schema, str):  # damaged meanwhile: the next listing moves it aside
+                    found.append(LiveFile(partition / name, size, rows, schema))
+        except FileNotFoundError:  # merged and deleted meanwhile: list again, and keep nothing
+            if attempt == 0:
+                continue
+            raise
+        break
+    with _listings_lock:
+        if len(_listings) >= MAX_LISTINGS:
+            _listings.clear()
+        _listings[key] = _Listing(st.st_mtime_ns, listed_ns, now, tuple(found))
+    return tuple(found)
+
+
+def live_footers(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[LiveFile]:
+    """Live files of a table with their footers, partition by partition, in time order. A query over a table
+    whose partitions did not change reads them from memory: no per-file stat, footer or damage check."""
+    return [f for p in partitions(warehouse_dir, table_name) for f in _listed(p)]
+
+
 def live_files(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:
     """Live files of a table, partition by partition, in time order."""
-    return [p / name for p in partitions(warehouse_dir, table_name) for name in live(p)]
+    return [f.path for f in live_footers(warehouse_dir, table_name)]

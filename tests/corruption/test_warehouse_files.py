@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.warehouse import append
+from services.warehouse import append, live
 from services.warehouse.compaction import Compactor
 from services.warehouse.live import QUARANTINE_DIR, quarantined
 from services.warehouse.query import files, query
@@ -19,6 +19,13 @@ from tests.services.warehouse.test_warehouse import rows
 pytestmark = pytest.mark.local_only("hyp-local's warehouse files")
 
 TABLE = "cloud_run_anomaly"
+
+
+@pytest.fixture(autouse=True)
+def _recheck_at_once(monkeypatch):
+    """These tests damage a file in place (its folder unchanged) right after a query listed it: the listing is
+    checked again at once instead of within live.RECHECK_S. test_listing_cache tests the reuse itself."""
+    monkeypatch.setattr(live, "RECHECK_S", 0.0)
 
 
 def _count(warehouse: Path) -> int:
@@ -87,3 +94,47 @@ def test_a_damaged_merged_file_gives_its_rows_back_from_the_files_it_replaced(tm
     _zero_footer(merged)
     assert _count(tmp_path) == 30  # every row, from the three sources
     assert [p.name for p in quarantined(tmp_path, TABLE)] == [merged.name]
+
+
+def _damage_page(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[4:200] = os.urandom(196)  # the first column chunk's pages; the footer at the end is untouched
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_page_in_a_file_no_merge_reads_is_moved_aside_by_queries(tmp_path):
+    _, second, _ = _three_files(tmp_path)  # no compactor: only queries read the file
+    _damage_page(second)
+    assert _count(tmp_path) == 20  # the intact rows, every one
+    [moved] = quarantined(tmp_path, TABLE)
+    assert moved.name == second.name
+    assert "page" in moved.with_name(moved.name + ".reason").read_text()
+    assert _count(tmp_path) == 20
+
+
+def test_a_damaged_page_in_a_merged_file_gives_its_rows_back_from_the_files_it_replaced(tmp_path):
+    _three_files(tmp_path)
+    Compactor(tmp_path, grace_s=3600, min_files=2).run_once()
+    [merged] = files(tmp_path, TABLE)
+    _damage_page(merged)
+    assert _count(tmp_path) == 30
+    assert [p.name for p in quarantined(tmp_path, TABLE)] == [merged.name]
+
+
+@pytest.mark.integration
+@pytest.mark.local_only("hyp-local's warehouse files, damaged on disk, behind Google's BigQuery client")
+def test_hyp_bigquery_serves_the_intact_rows_of_a_table_with_a_damaged_page(tmp_path):
+    from services.testing.bigquery import bigquery_client
+    from services.testing.hyp import HypProcess
+
+    warehouse = tmp_path / "warehouse"
+    _, second, _ = _three_files(warehouse)
+    _damage_page(second)  # while hyp bigquery is down (its footer still says 10 rows)
+    env = dict(os.environ, HYP_WAREHOUSE_DIR=str(warehouse), HYP_PROJECT="test-project")
+    with HypProcess("bigquery", log_path=tmp_path / "bigquery.log", env=env).start(60) as server:
+        client = bigquery_client(server.url, "test-project")
+        table = f"test-project.ecommerce_sink.{TABLE}"
+        (row,) = client.query_and_wait(f"SELECT count(*) AS n FROM `{table}`")
+        assert row["n"] == 20
+        assert len(list(client.list_rows(table))) == 20
+    assert [p.name for p in quarantined(warehouse, TABLE)] == [second.name]

@@ -1,0 +1,43 @@
+"""A partition's listing is reused while its folder is unchanged (no per-file stat, footer or damage check per
+query) and made again when a commit, merge or quarantine changes the folder."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from services.warehouse import append, live
+from services.warehouse.query import files
+from tests.services.warehouse.test_warehouse import rows
+
+pytestmark = pytest.mark.local_only("hyp-local's warehouse listing")
+
+TABLE = "cloud_run_anomaly"
+
+
+def _age(folder) -> None:
+    """The folder as an old partition has it: last changed a minute ago (past live.RACY_NS)."""
+    st = folder.stat()
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns - 60 * 10**9))
+
+
+def test_an_unchanged_partition_is_listed_from_memory_and_a_commit_lists_it_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_S", 3600.0)
+    first, second = (append(tmp_path, TABLE, rows(5, start=5 * i))[0] for i in range(2))
+    _age(first.parent)
+    assert files(tmp_path, TABLE) == [first, second]
+    second.write_bytes(b"not parquet")  # damaged in place: the folder does not change
+    assert files(tmp_path, TABLE) == [first, second]  # reused: no file was looked at again
+    third = append(tmp_path, TABLE, rows(5, start=10))[0]  # a commit renames into the folder
+    assert files(tmp_path, TABLE) == [first, third]  # listed again: the damaged file is moved aside
+    assert [p.name for p in live.quarantined(tmp_path, TABLE)] == [second.name]
+
+
+def test_a_listing_is_made_again_after_recheck_s(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_S", 0.0)
+    (only,) = append(tmp_path, TABLE, rows(5))
+    _age(only.parent)
+    assert files(tmp_path, TABLE) == [only]
+    only.write_bytes(b"not parquet")
+    assert files(tmp_path, TABLE) == []
