@@ -74,6 +74,7 @@ def train(
         model.fit(X, on_iteration=progress.current().iteration)  # each iteration in the job's statistics
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
+    distances = model.distances(X)  # once, for the evaluation and the clusters' sizes and radii
     state = {
         "model_type": "KMEANS",
         "features": features,
@@ -88,8 +89,8 @@ def train(
             **{key: getattr(model, key).tolist() for key in _STATE},
         },
         "iterations": model.iterations_,
-        "evaluation": evaluate(model, X),
-        "clusters": _clusters(model, X),
+        "evaluation": evaluate(model, X, distances),
+        "clusters": _clusters(model, distances),
         "options": dict(options.given),
         "training_run": 0,
         "history": [],
@@ -134,11 +135,12 @@ def restore(state: dict[str, Any]) -> BqmlKMeans:
     return model
 
 
-def evaluate(model: BqmlKMeans, X: np.ndarray) -> dict[str, float]:
-    """ML.EVALUATE for k-means: Davies-Bouldin index and mean squared distance to the nearest centroid."""
-    d = model.distances(X)
+def evaluate(model: BqmlKMeans, X: np.ndarray, distances: np.ndarray | None = None) -> dict[str, float]:
+    """ML.EVALUATE for k-means: Davies-Bouldin index and mean squared distance to the nearest centroid
+    (``distances``: the rows' distances to the centroids, when the caller has them already)."""
+    d = model.distances(X) if distances is None else distances
     nearest = d.argmin(axis=1)
-    nearest_d = d[np.arange(len(X)), nearest]
+    nearest_d = d[np.arange(len(d)), nearest]
     k = len(model.centroids_)
     spread = np.array([nearest_d[nearest == c].mean() if (nearest == c).any() else 0.0 for c in range(k)])
     between = model.distances(model.centroids_ * model.scale_ + model.mean_)
@@ -149,10 +151,9 @@ def evaluate(model: BqmlKMeans, X: np.ndarray) -> dict[str, float]:
     return {"davies_bouldin_index": float(np.mean(ratios)), "mean_squared_distance": float((nearest_d**2).mean())}
 
 
-def _clusters(model: BqmlKMeans, X: np.ndarray) -> list[dict[str, Any]]:
-    d = model.distances(X)
+def _clusters(model: BqmlKMeans, d: np.ndarray) -> list[dict[str, Any]]:
     nearest = d.argmin(axis=1)
-    nearest_d = d[np.arange(len(X)), nearest]
+    nearest_d = d[np.arange(len(d)), nearest]
     return [
         {
             "centroid_id": c + 1,
