@@ -6,7 +6,8 @@ used as built (``--no-build --pull never``: build them first with ``docker compo
 what ``up`` starts (default: what pytest-hyp-local's ``hyp_stack`` starts; ``all``: every one). A poller reads
 ``docker ps`` for the project every 0.25 s. ``--variant`` adds a compose override: ``overlap`` is the start
 order proposed in docs/benchmarks.md (the endpoint waits for nothing: it answers /health 503 until it has loaded
-the model, retrying every 2 s; the orchestrator waits for MLflow, not for the training job; the processor for
+the model, retrying every 2 s, and its failed probes do not count until then, a start period longer than the
+training; the orchestrator waits for MLflow, not for the training job; the processor for
 the emulator, not for the endpoint). Variants alternate run by run:
 
     nice -n 19 .venv/bin/python packaging/stack_timeline.py --variants base,overlap --runs 1
@@ -34,6 +35,8 @@ services:
     depends_on: !reset {}
     environment:
       HYP_ENDPOINT_RELOAD_INTERVAL_S: "2"
+    healthcheck:
+      start_period: 900s
   processor:
     depends_on: !override
       pubsub: {condition: service_healthy}
