@@ -222,7 +222,7 @@ class BigQueryDelivery:
                         sub.cond.wait(IDLE_WAIT_S)
                         continue
                     t = sub.topic
-                    blobs = [t.data[seq - t.base] for seq in track]
+                    blobs = t.blobs(list(track))
                 batch: _Batch | None = None
                 if track:
                     where = bigquery_table(cfg.table)

@@ -200,6 +200,8 @@ class Broker:
     def restore_topic(self, uid: int, pb: Any, deleted: bool = False) -> TopicState:
         """A topic read back from disk (its log is filled in by the caller); registered unless deleted."""
         t = TopicState(uid=uid, pb=pb, deleted=deleted)
+        if self.store is not None:
+            t.data = self.store.messages(uid, loading=True)
         with self.lock:
             if not deleted:
                 self.topics[pb.name] = t
@@ -235,7 +237,10 @@ class Broker:
                 raise already_exists("Topic already exists")
             pb = Topic()
             pb.CopyFrom(req)
-            self.topics[req.name] = TopicState(uid=self._uid(), pb=pb)
+            t = TopicState(uid=self._uid(), pb=pb)
+            if self.store is not None:
+                t.data = self.store.messages(t.uid, loading=False)
+            self.topics[req.name] = t
             self.save_state()
             return pb
 
@@ -495,7 +500,7 @@ class Broker:
                 if not t.pb.HasField("message_retention_duration"):
                     low = max(low, sub.start_seq)
                 candidates = list(range(low, t.next_seq))
-            candidates = [s for s in candidates if t.data[s - t.base]]  # lost in a damaged log: never delivered
+            candidates = [s for s in candidates if t.size(s)]  # lost in a damaged log: never delivered
             if sub.predicate is not None:
                 candidates = [s for s in candidates if sub.accepts(t.message(s))]
             sub.reset(set(candidates), low)

@@ -171,8 +171,12 @@ class PushDelivery:
                 free = window.free()
                 if free > 0:
                     sub.take(free, sub.pb.ack_deadline_seconds, track=track)
-                base, data, attempts = sub.topic.base, sub.topic.data, sub.attempts
-                jobs = [(seq, gen, data[seq - base], attempts.get(seq, 1)) for seq, gen in track.items()]
+                attempts = sub.attempts
+                blobs = sub.topic.blobs(list(track))
+                jobs = [
+                    (seq, gen, blob, attempts.get(seq, 1))
+                    for (seq, gen), blob in zip(track.items(), blobs, strict=True)
+                ]
                 window.inflight += len(jobs)
                 endpoint = sub.pb.push_config.push_endpoint
                 timeout = min(self.timeout_s, float(sub.pb.ack_deadline_seconds))

@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,6 +41,7 @@ from google.protobuf.message import DecodeError
 
 from services.common.files import fsync_dir
 from services.pubsub import logformat
+from services.pubsub.disklog import DiskMessages
 from services.pubsub.errors import ApiError
 from services.pubsub.records import Record, SubRecord
 from services.pubsub.subscription import SubState
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hyp.pubsub.storage")
 
 REWRITE_BYTES = 64 * 1024 * 1024
+REWRITE_CHUNK = 16384  # messages read and written at a time by a topic-log rewrite
 
 
 class Store:
@@ -70,6 +73,7 @@ class Store:
         self._stop = threading.Event()
         self._written_since_sync = threading.Event()
         self._lock: Any = threading.Lock()  # the broker's lock once started
+        self._messages: weakref.WeakValueDictionary[int, DiskMessages] = weakref.WeakValueDictionary()
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- files
@@ -136,12 +140,23 @@ class Store:
         fsync_dir(path.parent)
 
     # ---------------------------------------------------------------- broker hooks (called under the broker lock)
+    def messages(self, uid: int, loading: bool) -> DiskMessages:
+        """A topic's messages as places in its log (``loading``: read back by :meth:`load`, bytes until then)."""
+        messages = DiskMessages(self._topic_path(uid), loading=loading)
+        self._messages[uid] = messages
+        return messages
+
     def append_messages(self, uid: int, seq0: int, blobs: list[bytes]) -> None:
         """Log messages published at sequence numbers seq0, seq0 + 1, ...; RESOURCE_EXHAUSTED when the disk
         (or the file size limit) refuses the write, with nothing of it left in the log."""
         path = self._topic_path(uid)
         try:
-            self._write(path, logformat.topic_records(seq0, blobs), header=logformat.topic_header(0))
+            header = logformat.topic_header(0)
+            self._fd(path, header)
+            messages = self._messages.get(uid)
+            if messages is not None:  # the records start where the log ends (DiskMessages.extend follows)
+                messages.end = self._written[str(path)]
+            self._write(path, logformat.topic_records(seq0, blobs), header=header)
         except OSError as exc:
             self.write_failures += 1
             log.error("publish not stored", extra={"fields": {"path": str(path), "error": str(exc)}})
@@ -171,14 +186,34 @@ class Store:
         written = self._written.get(key, 0)
         if written < REWRITE_BYTES:
             return
-        live = sum(map(len, topic.data)) + 16 * len(topic.data)
+        live = topic.retained_bytes + 16 * len(topic.data)
         if live * 2 < written:
             self.rewrite_topic(topic)
 
     def rewrite_topic(self, topic: TopicState) -> None:
-        """The live part of a topic's log (a lost message stays as an empty record: reported once)."""
-        payload = logformat.topic_header(topic.base) + logformat.topic_records(topic.base, topic.data)
-        self._replace(self._topic_path(topic.uid), payload)
+        """The live part of a topic's log (a lost message stays as an empty record: reported once).
+
+        Messages on disk are copied a chunk at a time from the old log to the new one, never all in memory."""
+        path = self._topic_path(topic.uid)
+        data = topic.data
+        if not isinstance(data, DiskMessages):
+            self._replace(path, logformat.topic_header(topic.base) + logformat.topic_records(topic.base, data))
+            return
+        self._close(path)
+        header = logformat.topic_header(topic.base)
+        lengths = array("I")
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(header)
+            for i in range(0, len(data), REWRITE_CHUNK):
+                blobs = data[i : i + REWRITE_CHUNK]
+                fh.write(logformat.topic_records(topic.base + i, blobs))
+                lengths.extend(map(len, blobs))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        data.rewritten(len(header), lengths)
 
     def maybe_rewrite_sub(self, sub: SubState) -> None:
         """Compact a subscription's log once it has grown past REWRITE_BYTES (ack and delivery records)."""

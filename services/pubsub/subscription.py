@@ -193,8 +193,9 @@ class SubState:
         report_attempt = self.pb.HasField("dead_letter_policy")
         size = 0
         records: list[SubRecord] = []
+        picked: list[tuple[int, int, int]] = []  # seq, generation, delivery attempt to report (0: none)
         ready, unacked, leased, attempts = self.ready, self.unacked, self.leased, self.attempts
-        while ready and len(out) < max_messages:
+        while ready and len(picked) < max_messages:
             seq = heapq.heappop(ready)
             if seq not in unacked or seq in leased:
                 continue
@@ -215,16 +216,19 @@ class SubState:
             records.append((_DELIVERED, seq))
             if track is not None:
                 track[seq] = self.generation
-            blob = t.data[seq - base]
-            out.append(
-                wire.received_message(f"{seq}-{self.generation}".encode(), blob, attempt if report_attempt else 0)
-            )
-            size += len(blob)
-            if max_bytes and size >= max_bytes:
-                break
+            picked.append((seq, self.generation, attempt if report_attempt else 0))
+            if max_bytes:
+                size += t.size(seq)
+                if size >= max_bytes:
+                    break
         for s in skipped:
             heapq.heappush(ready, s)
-        if out:
+        if picked:  # the bytes in one go: with --data-dir, one read per run of consecutive messages
+            blobs = t.blobs([seq for seq, _gen, _attempt in picked])
+            out = [
+                wire.received_message(f"{seq}-{gen}".encode(), blob, attempt)
+                for (seq, gen, attempt), blob in zip(picked, blobs, strict=True)
+            ]
             self.delivered += len(out)
             self.next_expiry = min(self.next_expiry, deadline)
             self.host.schedule(deadline)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
-from google.pubsub_v1 import types
+
+from services.pubsub.disklog import DiskMessages
+from services.pubsub.pb import types
 
 if TYPE_CHECKING:
     from services.pubsub.subscription import SubState
@@ -32,7 +34,8 @@ class TopicState:
     uid: int
     pb: Any
     base: int = 0
-    data: list[bytes] = field(default_factory=list)
+    # the messages' bytes; with --data-dir a DiskMessages (services/pubsub/disklog.py: offsets into the log)
+    data: list[bytes] | DiskMessages = field(default_factory=list)
     ts: array[float] = field(default_factory=lambda: array("d"))
     keys: list[str] = field(default_factory=list)
     subs: dict[str, SubState] = field(default_factory=dict)
@@ -47,6 +50,22 @@ class TopicState:
 
     def message(self, seq: int) -> Any:
         return PubsubMessage.FromString(self.data[seq - self.base])
+
+    def size(self, seq: int) -> int:
+        """The length of a message's bytes (0: lost in a damaged log) without reading them from disk."""
+        i = seq - self.base
+        return (
+            self.data.lengths[i]
+            if isinstance(self.data, DiskMessages) and self.data.loading is None
+            else len(self.data[i])
+        )
+
+    def blobs(self, seqs: list[int]) -> list[bytes]:
+        """The bytes of these messages (with --data-dir, read from the log a run at a time)."""
+        base, data = self.base, self.data
+        if isinstance(data, DiskMessages):
+            return data.read_many([s - base for s in seqs])
+        return [data[s - base] for s in seqs]
 
     def key(self, seq: int) -> str:
         return self.keys[seq - self.base]
@@ -90,7 +109,8 @@ class TopicState:
     def truncate(self, low: int) -> None:
         """Drop the log below sequence number low."""
         drop = low - self.base
-        self.retained_bytes -= sum(map(len, self.data[:drop]))
+        data = self.data
+        self.retained_bytes -= data.nbytes(drop) if isinstance(data, DiskMessages) else sum(map(len, data[:drop]))
         del self.data[:drop]
         del self.ts[:drop]
         del self.keys[:drop]
