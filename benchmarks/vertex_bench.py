@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
         finally:
             for process in reversed(processes):
-                stop_group(process.process if isinstance(process, HypProcess) else process)
+                popen = process.process if isinstance(process, HypProcess) else process
+                if popen is not None:
+                    stop_group(popen)
     print(
         f"one `hyp endpoint` worker, {args.duration:g} s per cell, load from a separate process, "
         f"{os.cpu_count()} CPU cores\n"
