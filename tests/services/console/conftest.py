@@ -1,6 +1,7 @@
-"""What the console's browser tests share: Debian's Chromium through Playwright (never ``playwright
-install``), a fresh page that records console errors and requested URLs, and a console process whose
-sources are given (every other one points at a dead port, never at a default port of another stack)."""
+"""What the console's tests share: settings whose sources are given (every other one points at a dead port,
+never at a default port of another stack), for an app in process or a console process; Debian's Chromium
+through Playwright (never ``playwright install``) and a fresh page that records console errors and requested
+URLs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,11 +30,10 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@contextmanager
-def console_process(**env: str) -> Iterator[str]:
-    """`hyp console` on a free port with ``env`` over dead addresses for every source; yields its URL."""
+def dead_sources() -> dict[str, str]:
+    """Every source of the console at one dead address (a free port nobody listens on), its own subscriptions off."""
     dead = f"http://127.0.0.1:{free_port()}"
-    defaults = {
+    return {
         "HYP_CONSOLE_PUBSUB_URL": dead,
         "HYP_CONSOLE_BIGQUERY_URL": dead,
         "HYP_CONSOLE_DETECTOR_METRICS_URL": dead + "/metrics",
@@ -41,9 +42,20 @@ def console_process(**env: str) -> Iterator[str]:
         "HYP_CONSOLE_ORCHESTRATOR_URL": dead,
         "MLFLOW_TRACKING_URI": dead,
         "HYP_CONSOLE_SUBSCRIBE": "false",
-        "HYP_CONSOLE_REFRESH_S": "0.5",
-        "HYP_CONSOLE_PROBE_TIMEOUT_S": "0.5",
     }
+
+
+def console_settings(**given: Any) -> Any:  # ConsoleSettings (imported on use, as the app is)
+    """The console's settings: ``given`` (by variable name) over dead addresses for every other source."""
+    from services.console.settings import ConsoleSettings
+
+    return ConsoleSettings(**{**dead_sources(), **given})
+
+
+@contextmanager
+def console_process(**env: str) -> Iterator[str]:
+    """`hyp console` on a free port with ``env`` over dead addresses for every source; yields its URL."""
+    defaults = {**dead_sources(), "HYP_CONSOLE_REFRESH_S": "0.5", "HYP_CONSOLE_PROBE_TIMEOUT_S": "0.5"}
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.console", "--port", str(port)],

@@ -9,16 +9,14 @@ from importlib.resources import files
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.processes import free_port
 from services.console.app import create_app
-from services.console.settings import ConsoleSettings
+from tests.services.console.conftest import console_settings
 
 
 @pytest.fixture
 def client(tmp_path):
     from services.warehouse import append
 
-    dead = f"http://127.0.0.1:{free_port()}"
     append(
         tmp_path,
         "pubsub_direct",
@@ -27,15 +25,8 @@ def client(tmp_path):
             for i in range(3)
         ],
     )
-    settings = ConsoleSettings(
-        HYP_CONSOLE_PUBSUB_URL=dead,
-        HYP_CONSOLE_DETECTOR_METRICS_URL=dead + "/metrics",
-        HYP_CONSOLE_ENDPOINT_URL=dead,
-        HYP_CONSOLE_PROCESSOR_URL=dead,
-        HYP_CONSOLE_ORCHESTRATOR_URL=dead,
-        MLFLOW_TRACKING_URI=dead,
+    settings = console_settings(
         HYP_WAREHOUSE_DIR=str(tmp_path),
-        HYP_CONSOLE_SUBSCRIBE=False,
         HYP_CONSOLE_PROBE_TIMEOUT_S=0.5,
     )
     with TestClient(create_app(settings)) as c:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.processes import free_port
 from services.common.serve import host_checked
 from services.console.app import create_app
 from services.console.guard import refusal
-from services.console.settings import ConsoleSettings
+from tests.services.console.conftest import console_settings
 
 pytestmark = pytest.mark.local_only("the console's own protection; Google Cloud's console is not local")
 
@@ -19,16 +18,8 @@ SQL = {"sql": "SELECT 1 AS one"}
 
 @pytest.fixture
 def client(tmp_path):
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings = ConsoleSettings(
-        HYP_CONSOLE_PUBSUB_URL=dead,
-        HYP_CONSOLE_DETECTOR_METRICS_URL=dead + "/metrics",
-        HYP_CONSOLE_ENDPOINT_URL=dead,
-        HYP_CONSOLE_PROCESSOR_URL=dead,
-        HYP_CONSOLE_ORCHESTRATOR_URL=dead,
-        MLFLOW_TRACKING_URI=dead,
+    settings = console_settings(
         HYP_WAREHOUSE_DIR=str(tmp_path),
-        HYP_CONSOLE_SUBSCRIBE=False,
         HYP_CONSOLE_PROBE_TIMEOUT_S=0.5,
     )
     app = host_checked(create_app(settings), settings)  # as serve() serves it

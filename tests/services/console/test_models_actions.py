@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from services.common.processes import free_port, wait_for
 from services.console.app import create_app
-from services.console.settings import ConsoleSettings
 from services.testing.hyp import HypProcess
+from tests.services.console.conftest import console_settings
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,18 +60,11 @@ def orchestrator(mlflow_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def console(mlflow_server, registry, orchestrator, tmp_path_factory):
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings = ConsoleSettings(
+    settings = console_settings(
         MLFLOW_TRACKING_URI=mlflow_server.tracking_uri,
         HYP_MODEL_NAME=MODEL,
         HYP_CONSOLE_ORCHESTRATOR_URL=orchestrator,
-        HYP_CONSOLE_BIGQUERY_URL=dead,
-        HYP_CONSOLE_PUBSUB_URL=dead,
-        HYP_CONSOLE_DETECTOR_METRICS_URL=dead + "/metrics",
-        HYP_CONSOLE_ENDPOINT_URL=dead,
-        HYP_CONSOLE_PROCESSOR_URL=dead,
         HYP_WAREHOUSE_DIR=str(tmp_path_factory.mktemp("warehouse")),
-        HYP_CONSOLE_SUBSCRIBE=False,
         HYP_CONSOLE_IDLE_REFRESH_S=600,
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:

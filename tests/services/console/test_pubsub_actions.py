@@ -13,28 +13,21 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.processes import free_port, wait_for
+from services.common.processes import wait_for
 from services.console.app import create_app
-from services.console.settings import ConsoleSettings
 from services.testing.pubsub import pull, topic_and_subscription, unique
+from tests.services.console.conftest import console_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only("the console's actions over the emulator's REST API")]
 
 
 @pytest.fixture(scope="module")
 def console(pubsub_emulator, tmp_path_factory):
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings = ConsoleSettings(
+    settings = console_settings(
         HYP_CONSOLE_PUBSUB_URL=pubsub_emulator.rest_url,
         PUBSUB_EMULATOR_HOST=pubsub_emulator.host,
         HYP_PROJECT=pubsub_emulator.project,
-        HYP_CONSOLE_DETECTOR_METRICS_URL=dead + "/metrics",
-        HYP_CONSOLE_ENDPOINT_URL=dead,
-        HYP_CONSOLE_PROCESSOR_URL=dead,
-        HYP_CONSOLE_ORCHESTRATOR_URL=dead,
-        MLFLOW_TRACKING_URI=dead,
         HYP_WAREHOUSE_DIR=str(tmp_path_factory.mktemp("warehouse")),
-        HYP_CONSOLE_SUBSCRIBE=False,
         HYP_CONSOLE_IDLE_REFRESH_S=600,
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:

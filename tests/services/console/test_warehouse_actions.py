@@ -9,10 +9,9 @@ import os
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.processes import free_port
 from services.console.app import create_app
-from services.console.settings import ConsoleSettings
 from services.testing.hyp import HypProcess
+from tests.services.console.conftest import console_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only("the console's views over the BigQuery API")]
 
@@ -47,18 +46,10 @@ def bigquery(tmp_path_factory):
 @pytest.fixture(scope="module")
 def console(bigquery):
     url, warehouse = bigquery
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings = ConsoleSettings(
-        BIGQUERY_EMULATOR_HOST=url,
+    settings = console_settings(
+        HYP_CONSOLE_BIGQUERY_URL=url,
         HYP_PROJECT=PROJECT,
-        HYP_CONSOLE_PUBSUB_URL=dead,
-        HYP_CONSOLE_DETECTOR_METRICS_URL=dead + "/metrics",
-        HYP_CONSOLE_ENDPOINT_URL=dead,
-        HYP_CONSOLE_PROCESSOR_URL=dead,
-        HYP_CONSOLE_ORCHESTRATOR_URL=dead,
-        MLFLOW_TRACKING_URI=dead,
         HYP_WAREHOUSE_DIR=str(warehouse),
-        HYP_CONSOLE_SUBSCRIBE=False,
         HYP_CONSOLE_IDLE_REFRESH_S=600,
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
