@@ -24,7 +24,7 @@ from services.endpoint.fastpath import FastRoutes
 from services.endpoint.predictor import Predictor
 from services.endpoint.resources.errors import ApiError
 from services.endpoint.resources.service import VertexResources
-from services.endpoint.routes import container, ops, vertex
+from services.endpoint.routes import container, ops, training, vertex
 from services.endpoint.routes import resources as resource_routes
 from services.endpoint.serving import ModelSource
 from services.endpoint.settings import EndpointSettings
@@ -95,6 +95,7 @@ def create_app(settings: EndpointSettings, source: ModelSource) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.include_router(resource_routes.router)  # management methods: FastAPI's own path, not the fast one
+    app.include_router(training.router)
     app.add_exception_handler(ApiError, resource_routes.api_error)
     app.fast_path = FastRoutes(route for router in routers for route in router.routes)
     return app

@@ -11,6 +11,7 @@ from services.endpoint.responses import google_error
 
 # canonical code -> (HTTP status, google.rpc.Code number)
 CODES = {
+    "CANCELLED": (499, 1),
     "INVALID_ARGUMENT": (400, 3),
     "FAILED_PRECONDITION": (400, 9),
     "NOT_FOUND": (404, 5),

@@ -18,6 +18,7 @@ from services.endpoint.resources.errors import ApiError, invalid
 from services.endpoint.resources.operations import Operations, new_id
 from services.endpoint.resources.registry import ModelRegistry, Version, split_name
 from services.endpoint.resources.supervisor import Supervised
+from services.endpoint.resources.training import TrainingPipelines
 from services.endpoint.settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,13 @@ class VertexResources:
         self.operations = Operations()
         self.endpoints = Endpoints(self.project, self.location, settings.max_instances)
         self._registry: ModelRegistry | None = None
+        self.training = TrainingPipelines(
+            self.project,
+            self.location,
+            self.storage,
+            settings.storage_emulator_host,
+            lambda body: self.registry.upload(body, self.check_artifact),
+        )
         self._save_lock = threading.Lock()
 
     @property

@@ -35,6 +35,7 @@ def test_every_prediction_route_of_the_openapi_document_is_answered_ahead_of_fas
     resource_posts = [p for p, ops in paths.items() if "post" in ops and "vertex resources" in ops["post"]["tags"]]
     suffixes = ("/models:upload", "/models/{model}:mergeVersionAliases", "/endpoints")
     suffixes += ("/endpoints/{endpoint}:deployModel", "/endpoints/{endpoint}:undeployModel")
+    suffixes += ("/trainingPipelines", "/trainingPipelines/{pipeline}:cancel")
     assert sorted(p.rsplit("/locations/{location}", 1)[1] for p in resource_posts) == sorted(suffixes)
     assert not any(app.fast_path and app.fast_path.match(concrete(path)) for path in resource_posts)
     posts = [path for path, ops in paths.items() if "post" in ops and path not in resource_posts]
