@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 
+from services.common.processes import wait_for
 from services.testing.hyp import HypProcess
 from services.testing.storage import storage_client
 from services.testing.vertex import vertex_init
@@ -58,6 +59,7 @@ def servers(champion: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "STORAGE_EMULATOR_HOST": storage.url,
             "HYP_ENDPOINT_CONTAINERS": "docker",
             "HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S": "60",
+            "HYP_ENDPOINT_CONTAINER_CHECK_INTERVAL_S": "1",
         }
         with HypProcess("endpoint", log_path=tmp / "endpoint.log", env=env).start(timeout=120) as endpoint:
             yield storage, endpoint
@@ -102,3 +104,40 @@ def test_a_custom_image_runs_in_docker_with_vertexs_variables(image, servers, mo
         endpoint.delete(force=True)
         model.delete()
         broken.delete()
+
+
+def answers(endpoint: Any) -> bool:
+    try:
+        return endpoint.predict(instances=[[1.0, 1.0]], timeout=30).predictions[0]["sum"] == 2.0
+    except exceptions.ServiceUnavailable:
+        return False
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements")
+def test_a_container_killed_after_its_deploy_is_replaced_by_a_new_one(image, servers, monkeypatch):
+    storage, endpoint_server = servers
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage.url)
+    aiplatform = vertex_init(endpoint_server.url, staging_bucket="gs://hyp-vertex-staging")
+    model = aiplatform.Model.upload(
+        display_name="echo-killed",
+        serving_container_image_uri=image,
+        serving_container_environment_variables={"FACTOR": "1"},
+    )
+    endpoint = aiplatform.Endpoint.create(display_name="docker-killed")
+    try:
+        model.deploy(endpoint=endpoint)
+        assert answers(endpoint)
+        [first] = containers_of(image)
+        subprocess.run(["docker", "kill", first], capture_output=True, check=True, timeout=60)
+        wait_for(
+            lambda: answers(endpoint) and containers_of(image) not in ([], [first]),
+            120,
+            what="a new container to answer after the first was killed",
+        )
+        assert len(containers_of(image)) == 1  # the killed one was removed
+        assert endpoint.list_models()[0].status.available_replica_count == 1
+        endpoint.undeploy_all()
+        assert containers_of(image) == []
+    finally:
+        endpoint.delete(force=True)
+        model.delete()
