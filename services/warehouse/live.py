@@ -14,8 +14,9 @@ with a ``.reason`` file beside it and a warning in the log, and the query runs o
 corrupt merged file uncovers the files it replaced, so its rows come back from them while they are on
 disk (the compactor deletes them only after its grace period). A file whose footer reads but a page of which
 does not decode (flipped bytes in a column chunk) is moved aside the same way, so a query never names it. Footers
-and pages are checked once per file (by path, mtime and size) and process: a file's pages are decoded once, the
-first time a listing names it (``hyp bigquery`` does it for its tables at start, in the background).
+are checked once per file (by path, mtime and size) and process; a file's pages are decoded once, the first time
+a listing names it, and recorded in the partition's ``CHECKED_NAME`` for the next process (``hyp bigquery``
+checks its tables at start, in the background).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +42,7 @@ QUARANTINE_DIR = ".quarantine"
 RECHECK_S = 1.0  # a partition's listing is reused at most this long, even when its folder looks unchanged
 RACY_NS = 100_000_000  # a folder changed this close to its listing may have changed again in the same tick
 MAX_LISTINGS = 65_536  # partitions whose listing is kept (all are dropped past it)
+CHECKED_NAME = ".pages-checked.json"  # in a partition: its files whose pages decoded (name -> [size, mtime_ns])
 PAGE_CHECK_ROWS = 65_536  # rows decoded at a time by the page check (bounds its memory)
 
 log = logging.getLogger(__name__)
@@ -122,10 +125,9 @@ def footer(path: Path) -> tuple[int, int, pa.Schema | str]:
     return (st.st_size, 0, read) if isinstance(read, str) else (st.st_size, *read)
 
 
-@lru_cache(maxsize=16384)
-def _pages(path: str, mtime_ns: int, size: int) -> str | None:
-    """Why a page of the file cannot be decoded (flipped bytes behind an intact footer), or None; every page is
-    decoded once per file (keyed by path, mtime and size), a batch at a time, and dropped."""
+def _decode(path: Path) -> str | None:
+    """Why a page of the file cannot be decoded (flipped bytes behind an intact footer), or None: every page
+    decoded, a batch at a time, and dropped."""
     try:
         for _ in pq.ParquetFile(path).iter_batches(batch_size=PAGE_CHECK_ROWS, use_threads=False):
             pass
@@ -136,11 +138,58 @@ def _pages(path: str, mtime_ns: int, size: int) -> str | None:
     return None
 
 
-def page_damage(path: Path) -> str | None:
-    """Why a page of ``path`` (whose footer reads) cannot be decoded, or None. FileNotFoundError when it is
-    gone. What DuckDB would fail a whole query on, found before the query names the file."""
-    st = path.stat()
-    return _pages(str(path), st.st_mtime_ns, st.st_size)
+_pages_ok: dict[tuple[str, int, int], None] = {}  # (path, mtime_ns, size) of files whose pages decoded
+
+
+def _read_checked(partition: Path) -> dict[str, list[int]]:
+    try:
+        data = json.loads((partition / CHECKED_NAME).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_checked(partition: Path, checked: dict[str, list[int]]) -> None:
+    """Replace the partition's record of checked files (best effort: a reader may not be able to write)."""
+    tmp = partition / f"{CHECKED_NAME}.{uuid.uuid4().hex}.tmp"
+    try:
+        tmp.write_text(json.dumps(checked, separators=(",", ":")))
+        os.replace(tmp, partition / CHECKED_NAME)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def page_damage(partition: Path, names: Iterable[str]) -> dict[str, str]:
+    """Why a page of each of ``names`` (files of ``partition`` whose footers read) cannot be decoded, for those
+    that cannot: what DuckDB would fail a whole query on, found before a query names the file. Each file is
+    decoded once: a process remembers the files it checked, and the partition's ``CHECKED_NAME`` file records
+    them for the next process (``hyp sql`` is a new process per call), by name, size and mtime, so a file
+    changed in place is checked again. FileNotFoundError when one is gone."""
+    damaged: dict[str, str] = {}
+    checked: dict[str, list[int]] | None = None
+    fresh: dict[str, list[int]] = {}
+    names = list(names)
+    for name in names:
+        path = partition / name
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key in _pages_ok:
+            continue
+        if checked is None:
+            checked = _read_checked(partition)
+        if checked.get(name) != [st.st_size, st.st_mtime_ns]:
+            reason = _decode(path)
+            if reason is not None:
+                damaged[name] = reason
+                continue
+            fresh[name] = [st.st_size, st.st_mtime_ns]
+        if len(_pages_ok) >= MAX_LISTINGS:
+            _pages_ok.clear()
+        _pages_ok[key] = None
+    if fresh or damaged:
+        kept = set(names) - set(damaged)
+        _write_checked(partition, {n: k for n, k in ((checked or {}) | fresh).items() if n in kept})
+    return damaged
 
 
 def damage(path: Path) -> str | None:
@@ -169,12 +218,15 @@ def intact(partition: Path, names: Iterable[str]) -> list[str]:
     one vanished meanwhile (the caller lists again)."""
     kept = []
     for name in names:
-        reason = damage(partition / name) or page_damage(partition / name)
+        reason = damage(partition / name)
         if reason is None:
             kept.append(name)
         else:
             quarantine(partition / name, reason)
-    return kept
+    damaged = page_damage(partition, kept)
+    for name, reason in damaged.items():
+        quarantine(partition / name, reason)
+    return [n for n in kept if n not in damaged]
 
 
 def quarantined(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[Path]:

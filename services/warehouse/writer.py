@@ -85,10 +85,12 @@ def write_atomic(data: pa.Table, folder: Path, insert_ids: Sequence[str] = ()) -
     folder.mkdir(parents=True, exist_ok=True)
     name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"  # names sort in time order
     tmp = folder / f".{name}.tmp"
-    with pq.ParquetWriter(tmp, data.schema, compression=APPEND_COMPRESSION) as writer:
-        writer.write_table(data)
-        if insert_ids:
+    if insert_ids:
+        with pq.ParquetWriter(tmp, data.schema, compression=APPEND_COMPRESSION) as writer:
+            writer.write_table(data)
             writer.add_key_value_metadata({INSERT_IDS_KEY: json.dumps(list(insert_ids), separators=(",", ":"))})
+    else:  # the stack's writers (the detector's commit path): as before
+        pq.write_table(data, tmp, compression=APPEND_COMPRESSION)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, folder / name)

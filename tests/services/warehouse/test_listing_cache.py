@@ -25,13 +25,32 @@ def _age(folder) -> None:
 def test_an_unchanged_partition_is_listed_from_memory_and_a_commit_lists_it_again(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "RECHECK_S", 3600.0)
     first, second = (append(tmp_path, TABLE, rows(5, start=5 * i))[0] for i in range(2))
+    assert files(tmp_path, TABLE) == [first, second]  # checked (and the check recorded in the folder)
     _age(first.parent)
-    assert files(tmp_path, TABLE) == [first, second]
+    assert files(tmp_path, TABLE) == [first, second]  # the folder changed: listed again, nothing to check
     second.write_bytes(b"not parquet")  # damaged in place: the folder does not change
     assert files(tmp_path, TABLE) == [first, second]  # reused: no file was looked at again
     third = append(tmp_path, TABLE, rows(5, start=10))[0]  # a commit renames into the folder
     assert files(tmp_path, TABLE) == [first, third]  # listed again: the damaged file is moved aside
     assert [p.name for p in live.quarantined(tmp_path, TABLE)] == [second.name]
+
+
+def test_a_new_process_does_not_decode_the_checked_files_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "RECHECK_S", 0.0)  # every call lists: this test is about the record
+    (only,) = append(tmp_path, TABLE, rows(5))
+    assert files(tmp_path, TABLE) == [only]
+    record = only.parent / live.CHECKED_NAME
+    assert only.name in record.read_text()  # what the next process (hyp sql) reads instead of decoding
+    st = only.stat()
+    data = bytearray(only.read_bytes())
+    data[4:200] = os.urandom(196)  # a damaged page, same size, and the mtime put back: the record's key
+    only.write_bytes(bytes(data))
+    os.utime(only, ns=(st.st_atime_ns, st.st_mtime_ns))
+    live._listings.clear()  # as a new process starts
+    live._pages_ok.clear()
+    assert files(tmp_path, TABLE) == [only]  # trusted from the record: not decoded again
+    os.utime(only, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # changed in place: checked again
+    assert files(tmp_path, TABLE) == []
 
 
 def test_a_listing_is_made_again_after_recheck_s(tmp_path, monkeypatch):
