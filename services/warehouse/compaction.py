@@ -45,7 +45,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.common.files import fsync_dir
-from services.warehouse.live import COVERS_KEY, MERGED_SUFFIX, covers, damage, is_merged, partitions, quarantine
+from services.warehouse.live import (
+    COVERS_KEY,
+    MERGED_SUFFIX,
+    covers,
+    damage,
+    is_merged,
+    partitions,
+    quarantine,
+    record_checked,
+)
 from services.warehouse.tables import TABLES, WarehouseError
 from services.warehouse.writer import to_arrow
 
@@ -313,6 +322,7 @@ class Compactor:
         os.rename(tmp, partition / final)
         fsync_dir(partition)
         self._step("committed")
+        record_checked(partition / final)  # written here from decoded rows: readers need not decode it again
         return final
 
 

@@ -139,6 +139,7 @@ def _decode(path: Path) -> str | None:
 
 
 _pages_ok: dict[tuple[str, int, int], None] = {}  # (path, mtime_ns, size) of files whose pages decoded
+_check_lock = threading.Lock()
 
 
 def _read_checked(partition: Path) -> dict[str, list[int]]:
@@ -165,10 +166,14 @@ def page_damage(partition: Path, names: Iterable[str]) -> dict[str, str]:
     decoded once: a process remembers the files it checked, and the partition's ``CHECKED_NAME`` file records
     them for the next process (``hyp sql`` is a new process per call), by name, size and mtime, so a file
     changed in place is checked again. FileNotFoundError when one is gone."""
+    with _check_lock:  # one check at a time: a query waits for the start's background check, not redoes it
+        return _page_damage(partition, list(names))
+
+
+def _page_damage(partition: Path, names: list[str]) -> dict[str, str]:
     damaged: dict[str, str] = {}
     checked: dict[str, list[int]] | None = None
     fresh: dict[str, list[int]] = {}
-    names = list(names)
     for name in names:
         path = partition / name
         st = path.stat()
@@ -190,6 +195,16 @@ def page_damage(partition: Path, names: Iterable[str]) -> dict[str, str]:
         kept = set(names) - set(damaged)
         _write_checked(partition, {n: k for n, k in ((checked or {}) | fresh).items() if n in kept})
     return damaged
+
+
+def record_checked(path: Path) -> None:
+    """Record a file this process just wrote whole (a merged file, from decoded rows, fsynced) as checked."""
+    st = path.stat()
+    with _check_lock:
+        present = set(committed(path.parent))
+        checked = {n: k for n, k in _read_checked(path.parent).items() if n in present}
+        _write_checked(path.parent, checked | {path.name: [st.st_size, st.st_mtime_ns]})
+        _pages_ok[(str(path), st.st_mtime_ns, st.st_size)] = None
 
 
 def damage(path: Path) -> str | None:
