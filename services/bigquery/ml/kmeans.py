@@ -172,7 +172,8 @@ def _with_inputs(out: dict[str, pa.Array], rows: pa.Table) -> pa.Table:
 
 
 def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndarray:
-    return _impute(encoding.encode(state["features"], rows, function), np.asarray(state["fill"]))
+    """The rows' encoded features for scoring (column-major: encoding.encode), NULLs imputed."""
+    return _impute(encoding.encode(state["features"], rows, function, "F"), np.asarray(state["fill"]))
 
 
 def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
