@@ -5,10 +5,10 @@ Every port is published on a free 127.0.0.1 port (a stack on the default ports i
 used as built (``--no-build --pull never``: build them first with ``docker compose build``). ``--services``:
 what ``up`` starts (default: what pytest-hyp-local's ``hyp_stack`` starts; ``all``: every one). A poller reads
 ``docker ps`` for the project every 0.25 s. ``--variant`` adds a compose override: ``overlap`` is the start
-order proposed in docs/benchmarks.md (the endpoint waits for nothing: it answers /health 503 until it has loaded
-the model, retrying every 2 s, and its failed probes do not count until then, a start period longer than the
-training; the orchestrator waits for MLflow, not for the training job; the processor for
-the emulator, not for the endpoint). Variants alternate run by run:
+order measured in docs/benchmarks.md, not adopted (the endpoint waits for nothing: it answers /health 503 until
+it has loaded the model, retrying every 2 s, and its failed probes do not count until then, a start period
+longer than the training; the orchestrator waits for MLflow, not for the training job; the processor for the
+emulator, not for the endpoint). Variants alternate run by run:
 
     nice -n 19 .venv/bin/python packaging/stack_timeline.py --variants base,overlap --runs 1
 """
