@@ -23,6 +23,8 @@ PREFIX = "/bigquery/v2/projects/{project}"
 DEFAULT_PAGE = 50
 MAX_UPLOADS = 32  # unfinished resumable uploads kept at once
 ROWS_PAGE = 100_000  # rows per tabledata.list page when the client sets no maxResults
+QUERY_RESULTS_WAIT_MS = 10_000  # getQueryResults' timeoutMs when the client sends none (BigQuery's documented 10 s)
+QUERY_RESULTS_MAX_WAIT_MS = 60_000  # the longest one request is held open for a running job (local choice)
 
 
 def _json(data: Any, status: int = 200, rows: bytes | None = None) -> Response:
@@ -201,6 +203,8 @@ def router() -> APIRouter:
     async def jobs_query(project: str, request: Request) -> Response:
         body = await _body(request)
         job = await run_in_threadpool(_jobs(request).query, project, body)
+        if not job.complete:  # a background job still running after timeoutMs: the client polls getQueryResults
+            return _json(_running(job, "bigquery#queryResponse"))
         int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
         size = body.get("maxResults")
         out, rows = _results(job, 0, int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE, int64)
@@ -223,15 +227,22 @@ def router() -> APIRouter:
 
     @api.post(PREFIX + "/jobs/{job_id}/cancel")
     async def jobs_cancel(project: str, job_id: str, request: Request) -> Response:
-        job = _jobs(request).get(project, job_id)  # every job is done by the time it is inserted
+        job = _jobs(request).get(project, job_id)  # a running CREATE MODEL runs on to its end (local only)
         return _json({"kind": "bigquery#jobCancelResponse", "job": job.resource})
 
     @api.get(PREFIX + "/queries/{job_id}")
     async def get_query_results(project: str, job_id: str, request: Request) -> Response:
-        job = _jobs(request).get(project, job_id)
+        query = request.query_params
+        try:
+            timeout_ms = int(query.get("timeoutMs") or QUERY_RESULTS_WAIT_MS)
+        except ValueError:
+            raise invalid("Invalid timeoutMs.", "timeoutMs") from None
+        wait_s = min(max(timeout_ms, 0), QUERY_RESULTS_MAX_WAIT_MS) / 1000
+        job = await run_in_threadpool(_jobs(request).results, project, job_id, wait_s)
+        if not job.complete:
+            return _json(_running(job, "bigquery#getQueryResultsResponse"))
         if job.error is not None:
             raise job.error
-        query = request.query_params
         try:
             start = int(query.get("pageToken") or query.get("startIndex") or 0)
             size = int(query.get("maxResults") or ROWS_PAGE)
@@ -353,6 +364,11 @@ def _rows_page(token: str | None, start_index: str | None, max_results: str | No
     if start < 0 or size < 0:
         raise invalid("Invalid pageToken, startIndex or maxResults.")
     return start, min(size, ROWS_PAGE)
+
+
+def _running(job: Job, kind: str) -> dict[str, Any]:
+    """jobs.query / getQueryResults for a job not done yet: ``jobComplete`` false and no rows (the client waits)."""
+    return {"kind": kind, "jobReference": job.resource["jobReference"], "jobComplete": False}
 
 
 def _jobs(request: Request) -> Jobs:

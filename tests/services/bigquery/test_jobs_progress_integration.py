@@ -109,3 +109,17 @@ def test_a_failing_background_job_reports_its_error(client, dataset) -> None:
     assert "KMEANS_BOGUS" in again.error_result["message"]
     with pytest.raises(exceptions.NotFound):
         client.get_model(f"{PROJECT}.{dataset}.bad")
+
+
+def test_jobs_insert_answers_at_once_and_get_query_results_waits(client, dataset, blobs) -> None:
+    """jobs.insert answers with the job not yet DONE, as BigQuery does; getQueryResults then answers
+    ``jobComplete: false`` until it is (the client polls), and ``result()`` ends with the model there."""
+    sql = (
+        f"CREATE MODEL {dataset}.at_once OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=4, "
+        f"MAX_ITERATIONS={MAX_ITERATIONS}) AS SELECT a, b, c FROM {blobs}"
+    )
+    job = client.query(sql)
+    assert job.state in ("PENDING", "RUNNING")
+    assert list(job.result(timeout=300)) == []
+    assert job.state == "DONE" and job.error_result is None
+    assert client.get_model(f"{PROJECT}.{dataset}.at_once").model_type == "KMEANS"
