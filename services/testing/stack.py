@@ -108,6 +108,8 @@ class HypStack(StackAddresses, Started):
 
     def stop(self) -> None:
         try:
+            # `down` of the whole project: with service names it would leave their dependencies and volumes behind
+            self.compose.services = None
             self.compose.stop(down=True)
         finally:
             self._tmp.cleanup()
