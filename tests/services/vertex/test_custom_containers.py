@@ -5,6 +5,7 @@ user's container; the Docker runner is tests/docker/test_vertex_containers.py.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -183,24 +184,33 @@ def status(endpoint):
     return deployed.status
 
 
+@contextlib.contextmanager
+def deployed(aiplatform, server_script, name: str, env: dict[str, str]):
+    """The script deployed as a custom container on an endpoint of its own: (model, endpoint); undeployed and
+    deleted afterwards."""
+    model = aiplatform.Model.upload(
+        display_name=name,
+        serving_container_image_uri=IMAGE,
+        serving_container_command=[sys.executable, str(server_script)],
+        serving_container_environment_variables={"FACTOR": "1", **env},
+    )
+    endpoint = aiplatform.Endpoint.create(display_name=name)
+    try:
+        model.deploy(endpoint=endpoint)
+        yield model, endpoint
+    finally:
+        endpoint.undeploy_all()
+        endpoint.delete()
+        model.delete()
+
+
 @pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements")
 def test_a_container_that_dies_after_its_deploy_is_restarted_and_predict_is_unavailable_meanwhile(
     aiplatform, server_script, tmp_path
 ):
     pid_file, crash_file = tmp_path / "pid", tmp_path / "crash"
-    model = aiplatform.Model.upload(
-        display_name="dies",
-        serving_container_image_uri=IMAGE,
-        serving_container_command=[sys.executable, str(server_script)],
-        serving_container_environment_variables={
-            "FACTOR": "1",
-            "PID_FILE": str(pid_file),
-            "CRASH_FILE": str(crash_file),
-        },
-    )
-    endpoint = aiplatform.Endpoint.create(display_name="dies")
-    try:
-        model.deploy(endpoint=endpoint)
+    env = {"PID_FILE": str(pid_file), "CRASH_FILE": str(crash_file)}
+    with deployed(aiplatform, server_script, "dies", env) as (_, endpoint):
         assert answers(endpoint) and status(endpoint).available_replica_count == 1
         first = int(pid_file.read_text())
         crash_file.write_text("weights gone")  # the restarts fail until the file is removed
@@ -218,10 +228,6 @@ def test_a_container_that_dies_after_its_deploy_is_restarted_and_predict_is_unav
         assert int(pid_file.read_text()) != first
         up = status(endpoint)
         assert up.available_replica_count == 1 and "restarted 1x" in up.message
-    finally:
-        endpoint.undeploy_all()
-        endpoint.delete()
-        model.delete()
     pid = int(pid_file.read_text())
     wait_for(lambda: not alive(pid), 30, what="the restarted server to stop after undeploy")
 
@@ -231,19 +237,8 @@ def test_a_container_whose_health_route_fails_gets_no_predictions_until_it_answe
     aiplatform, server_script, tmp_path
 ):
     pid_file, health_file = tmp_path / "pid", tmp_path / "health"
-    model = aiplatform.Model.upload(
-        display_name="flaky",
-        serving_container_image_uri=IMAGE,
-        serving_container_command=[sys.executable, str(server_script)],
-        serving_container_environment_variables={
-            "FACTOR": "1",
-            "PID_FILE": str(pid_file),
-            "HEALTH_FILE": str(health_file),
-        },
-    )
-    endpoint = aiplatform.Endpoint.create(display_name="flaky")
-    try:
-        model.deploy(endpoint=endpoint)
+    env = {"PID_FILE": str(pid_file), "HEALTH_FILE": str(health_file)}
+    with deployed(aiplatform, server_script, "flaky", env) as (_, endpoint):
         pid = int(pid_file.read_text())
         health_file.write_text("503")
         message = wait_for(lambda: refusal(endpoint), 60, what="predict to be refused while unhealthy")
@@ -253,7 +248,3 @@ def test_a_container_whose_health_route_fails_gets_no_predictions_until_it_answe
         wait_for(lambda: answers(endpoint), 60, what="predict to be answered once healthy again")
         assert int(pid_file.read_text()) == pid and alive(pid)  # taken out of service, not restarted
         assert status(endpoint).available_replica_count == 1
-    finally:
-        endpoint.undeploy_all()
-        endpoint.delete()
-        model.delete()
