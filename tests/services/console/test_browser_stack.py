@@ -59,6 +59,7 @@ STACK_ENV = {
 DETECTIONS_SUBSCRIPTION = "hyp_subscription_detections"  # the topology's; nobody consumes it in this stack
 STEPS = ["window", "train", "evaluate", "gate", "register", "promote", "confirm"]
 INSTANCE = {"tax": 7.6, "shipping": 4.99, "value": 40.0}
+SPIKE_VALUE = 1_000_000_000.0  # a purchase value every champion flags
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +92,15 @@ def shoot(page, name: str, *selectors: str) -> None:
 
 
 def publish_spike(page) -> tuple[str, str]:
-    """Publish the value-spike purchase template to the events topic from the page; (message id, transaction)."""
+    """Publish the value-spike purchase template to the events topic from the page, its value edited in the page
+    to far beyond any training data (the template's own spike, ~470,000, scored under the threshold of some
+    k-means champions trained on the generator's random mix); (message id, transaction)."""
     page.select_option("#publish-topic", EVENTS_TOPIC)
     page.select_option("#publish-template", "purchase (value_spike)")
-    transaction = json.loads(page.input_value("#publish-data"))["ecommerce"]["purchase"]["transaction_id"]
+    event = json.loads(page.input_value("#publish-data"))
+    event["ecommerce"]["purchase"]["value"] = SPIKE_VALUE
+    page.fill("#publish-data", json.dumps(event))
+    transaction = event["ecommerce"]["purchase"]["transaction_id"]
     page.click("#publish-form button[type=submit]")
     outcome = page.locator("#publish-form .outcome[data-ok='true']", has_text="published")
     outcome.wait_for(timeout=15_000)
@@ -163,15 +169,18 @@ def test_a_peek_shows_the_detection_and_leaves_the_backlog(page, stack):
     message_id, _ = publish_spike(page)
     page.fill("#anomaly-filter", message_id)  # detected: the detector has published its detection
     page.locator("#anomaly-table tbody tr", has_text="detected").wait_for(timeout=300_000)
+    before = backlog(stack, DETECTIONS_SUBSCRIPTION)
     page.select_option("#peek-subscription", DETECTIONS_SUBSCRIPTION)
     page.fill("#peek-max", "100")
     page.click("#peek-form button[type=submit]")
     page.wait_for_selector("#peek-form .outcome[data-ok='true']", timeout=30_000)
-    assert page.locator(f'#peek-table tbody td[title*=\'"message_id":"{message_id}"\']').count() == 1
+    # once, or more: the detector publishes at least once (a batch redelivered under load publishes again)
+    assert page.locator(f'#peek-table tbody td[title*=\'"message_id":"{message_id}"\']').count() >= 1
     shown = page.locator("#peek-table tbody tr").count()
     assert f"{shown} message(s), none acknowledged" in page.inner_text("#peek-form .outcome")
-    # every message of the subscription was shown, none acknowledged: the emulator still holds them all
-    assert backlog(stack, DETECTIONS_SUBSCRIPTION) == shown
+    # none acknowledged: the emulator still holds every message shown and every one it held before (more
+    # may arrive meanwhile, never fewer)
+    assert backlog(stack, DETECTIONS_SUBSCRIPTION) >= max(before, shown)
     shoot(page, "peek", "#pubsub-actions")
     assert_clean(page)
 
