@@ -12,27 +12,14 @@ from services.pubsub.broker import Broker
 from services.pubsub.disklog import DiskMessages
 from services.pubsub.pb import types
 from services.pubsub.storage import Store
+from tests.services.pubsub.test_storage import SUB, TOPIC, _pull, _reopen
 
 pytestmark = pytest.mark.local_only("the emulator's --data-dir store (GCP keeps messages itself)")
-
-TOPIC = "projects/p1-test/topics/topic-a"
-SUB = "projects/p1-test/subscriptions/sub-a"
 
 
 def _publish(b: Broker, *data: bytes) -> list[str]:
     msgs = types.PublishRequest.pb()(messages=[{"data": d} for d in data]).messages
     return b.publish(TOPIC, msgs)
-
-
-def _pull(b: Broker, n: int = 100) -> list:
-    return list(types.PullResponse.pb().FromString(b"".join(b.pull(SUB, n, True, 0))).received_messages)
-
-
-def _reopen(data_dir: Path) -> Broker:
-    b = Broker(Store(data_dir))
-    assert b.store is not None
-    b.store.load(b)
-    return b
 
 
 def _messages(b: Broker) -> DiskMessages:
@@ -58,7 +45,7 @@ def test_published_messages_are_offsets_read_back_from_the_log(tmp_path: Path) -
     assert data.read_many(picks) == [data[i] for i in picks] and parse(data[-1]).data == sent[-1]
     assert [parse(blob).data for blob in data[2:4]] == sent[2:4]
     assert data.nbytes(10) == sum(data.lengths[:10]) == sum(len(data[i]) for i in range(10))
-    got = _pull(b, 300)
+    got = _pull(b, n=300)
     assert [m.message.data for m in got] == sent
 
 
@@ -76,7 +63,7 @@ def test_replay_then_retention_and_rewrite_keep_every_unacked_message(tmp_path: 
     data = _messages(b)
     assert data.loading is None and len(data) == 50  # replayed, rewritten, bytes dropped
     replayed = _publish(b, b"after the replay")
-    first = _pull(b, 30)
+    first = _pull(b, n=30)
     assert [m.message.message_id for m in first] == ids[:30]
     b.acknowledge(SUB, [m.ack_id for m in first])
     t = b.topics[TOPIC]
@@ -88,7 +75,7 @@ def test_replay_then_retention_and_rewrite_keep_every_unacked_message(tmp_path: 
     base, records, damage = logformat.read_topic(log)
     assert (base, len(records), bool(damage)) == (30, 21, False) and data.end == len(log)  # rewritten
     more = _publish(b, b"after the rewrite")
-    rest = _pull(b, 100)
+    rest = _pull(b, n=100)
     assert [m.message.message_id for m in rest] == ids[30:] + replayed + more
     assert rest[-1].message.data == b"after the rewrite"
 

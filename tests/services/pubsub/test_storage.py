@@ -24,8 +24,8 @@ def _publish(b: Broker, *data: str) -> list[str]:
     return b.publish(TOPIC, msgs)
 
 
-def _pull(b: Broker, name: str = SUB) -> list:
-    return list(types.PullResponse.pb().FromString(b"".join(b.pull(name, 100, True, 0))).received_messages)
+def _pull(b: Broker, name: str = SUB, n: int = 100) -> list:
+    return list(types.PullResponse.pb().FromString(b"".join(b.pull(name, n, True, 0))).received_messages)
 
 
 def _reopen(data_dir: Path) -> Broker:
