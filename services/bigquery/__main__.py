@@ -18,10 +18,12 @@ def command() -> Command[BigQuerySettings]:
         "bigquery",
         BigQuerySettings,
         description="Serve BigQuery's REST API (v2) over the warehouse folder for Google's google-cloud-bigquery "
-        "client: set BIGQUERY_EMULATOR_HOST=http://HOST:PORT and use anonymous credentials.",
+        "client: set BIGQUERY_EMULATOR_HOST=http://HOST:PORT and use anonymous credentials; and the BigQuery Storage "
+        "Read API (gRPC, on PORT + 1) for google-cloud-bigquery-storage's BigQueryReadClient.",
     )
     cli.flag("host", help="bind address")
     cli.flag("port", help="port")
+    cli.flag("read_port", "--read-port", help="gRPC port of the Storage Read API (default: port + 1; 0: any free)")
     cli.flag("warehouse_dir", help="warehouse folder (tables live under its _bigquery folder)")
     cli.flag("max_request_bytes", help="largest request body accepted")
     cli.flag("dedup_window_s", "--dedup-window", help="seconds an insertId is remembered")

@@ -21,6 +21,28 @@ def _warm_up(jobs: Any, project: str, footers: bool) -> None:
         log.warning("warm-up failed: %s", exc)
 
 
+def start_read_api(jobs: Any, settings: BigQuerySettings) -> Any:  # -> grpc.Server
+    """The BigQuery Storage Read API (gRPC) beside the REST API, on ``read_port`` (None: the REST port + 1)."""
+    from concurrent import futures
+
+    import grpc
+
+    from services.bigquery.read_api import ReadApi
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="bigquery-read"),
+        handlers=ReadApi(jobs).handlers(),
+        options=[("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 0)],
+    )
+    wanted = settings.port + 1 if settings.read_port is None else settings.read_port
+    port = server.add_insecure_port(f"{settings.host}:{wanted}")
+    if port == 0:
+        raise OSError(f"cannot bind the Read API (gRPC) to {settings.host}:{wanted}")
+    server.start()
+    log.info("bigquery storage read api serving", extra={"fields": {"grpc": f"{settings.host}:{port}"}})
+    return server
+
+
 def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     import orjson
     from fastapi import FastAPI, Request, Response
@@ -39,7 +61,11 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
         # cost) and every file's footer (meanwhile, in the background: it grows with the files)
         await asyncio.to_thread(_warm_up, app.state.jobs, settings.project, False)
         threading.Thread(target=_warm_up, args=(app.state.jobs, settings.project, True), daemon=True).start()
-        yield
+        read_server = start_read_api(app.state.jobs, settings)
+        try:
+            yield
+        finally:
+            read_server.stop(grace=1.0).wait(2.0)
 
     app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings

@@ -17,6 +17,7 @@ forgets them (a running CREATE MODEL is lost, its model not saved).
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import os
 import queue
 import re
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -45,6 +46,7 @@ MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
 WORKERS = 2  # background jobs run at once (a CREATE MODEL's training is CPU-bound)
 MAX_BACKGROUND = 8  # background jobs waiting for a worker; one more is refused with rateLimitExceeded
 QUERY_TIMEOUT_S = 10.0  # jobs.query's timeoutMs when the request gives none (BigQuery's default)
+ANONYMOUS_TABLE_PREFIX = "anon"  # a query's result table: anon<job id> in the project's anonymous dataset
 # a statement that runs in the background: CREATE [OR REPLACE] MODEL, after any comments
 LONG_STATEMENT = re.compile(
     r"\A(?:\s|--[^\n]*(?:\n|\Z)|#[^\n]*(?:\n|\Z)|/\*.*?\*/)*CREATE\s+(?:OR\s+REPLACE\s+)?MODEL\b", re.I | re.S
@@ -189,7 +191,10 @@ class Jobs:
                 job.wait(None)
             return job
         job = self._run(project, job_id, location, dict(query), dry_run)
-        job.resource["configuration"] = configuration | {"jobType": "QUERY"}
+        job.resource["configuration"] = configuration | {
+            "jobType": "QUERY",
+            "query": self._destined(project, job, query),
+        }
         if not dry_run:
             self._keep(project, job_id, job)
         return job
@@ -268,7 +273,7 @@ class Jobs:
                 raise job.error
             return job
         job = self._run(project, job_id, location, config, bool(body.get("dryRun")))
-        job.resource["configuration"] = {"query": config, "jobType": "QUERY"}
+        job.resource["configuration"] = {"query": self._destined(project, job, config), "jobType": "QUERY"}
         if job.error is not None:
             raise job.error
         if not body.get("dryRun"):
@@ -289,6 +294,64 @@ class Jobs:
     def view_schema(self, project: str, query: str) -> tuple[Field, ...]:
         """The schema a view's query answers (BigQuery fixes a view's schema when it is created)."""
         return self._execute(project, {"query": query, "useLegacySql": False}, dry_run=True).fields
+
+    def _destined(self, project: str, job: Job, query: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's query configuration with its ``destinationTable``: the one asked for, or for a query with
+        rows, as BigQuery does, an anonymous table holding its result (readable through tabledata.list and the
+        Storage Read API, so Google's client can read a big result as Arrow streams)."""
+        config = dict(query)
+        if config.get("destinationTable") or job.data is None or job.error is not None:
+            return config
+        job_id = job.resource["jobReference"]["jobId"]
+        table = {
+            "projectId": project,
+            "datasetId": anonymous_dataset(project),
+            "tableId": ANONYMOUS_TABLE_PREFIX + job_id,
+        }
+        return config | {"destinationTable": table}
+
+    def anonymous(self, project: str, dataset: str, table: str) -> Job | None:
+        """The done query job whose result is ``project.dataset.table`` when that names an anonymous result table
+        (None when ``dataset`` is not the project's anonymous dataset); notFound when no kept job has it."""
+        if dataset != anonymous_dataset(project):
+            return None
+        with self.lock:
+            job = self.jobs.get((project, table.removeprefix(ANONYMOUS_TABLE_PREFIX)))
+        if not table.startswith(ANONYMOUS_TABLE_PREFIX) or job is None or job.data is None or job.error is not None:
+            raise errors.not_found(f"Table {project}:{dataset}.{table}")
+        return job
+
+    def stream(
+        self, project: str, query: str, batch_rows: int, timeout_s: float | None = None
+    ) -> tuple[tuple[Field, ...], Callable[[], Iterator[pa.RecordBatch]]]:
+        """A query's fields (from a dry run, now) and a function that runs it and yields its rows as record
+        batches of at most ``batch_rows`` rows, read from DuckDB as they come (the Storage Read API's ReadRows):
+        the same translation, binding and confinement as a job's query."""
+        import duckdb
+
+        from services.warehouse import guard
+        from services.warehouse.tables import WarehouseError
+
+        translation = translate(query, project, None)
+        fields = self._select(translation, None, True).fields
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            sources: dict[str, Any] = {}
+            self._bind(translation, sources, 0)
+            try:
+                guard.check_read_only(translation.sql)
+            except WarehouseError as exc:
+                raise invalid_query(str(exc).removeprefix("sql: ")) from None
+            with guard.confined_cursor(self.catalog.warehouse_dir) as con:
+                try:
+                    attach(con, sources)
+                    reader = con.sql(translation.sql).fetch_record_batch(batch_rows)
+                    for batch in reader:
+                        yield from _hugeint_to_int64(pa.Table.from_batches([batch])).to_batches()
+                except duckdb.Error as exc:
+                    raise invalid_query(engine_error(guard.refusal(exc))) from None
+
+        return fields, batches
 
     def _keep(self, project: str, job_id: str, job: Job) -> None:
         with self.lock:
@@ -474,6 +537,9 @@ class Jobs:
             if (rows := ml.bound(ref.dataset, ref.table)) is not None:  # an ML.* table function's rows
                 sources[relation] = rows
                 continue
+            if (done := self.anonymous(ref.project, ref.dataset, ref.table)) is not None:  # a query's result
+                sources[relation] = done.data
+                continue
             if ref.table.startswith("INFORMATION_SCHEMA."):
                 sources[relation] = information_schema(self.catalog, ref.project, ref.dataset, ref.table)
                 continue
@@ -492,6 +558,12 @@ class Jobs:
             else:
                 sources[relation] = pds.dataset([], schema=arrow_schema(fields), format="parquet")
         return scanned
+
+
+def anonymous_dataset(project: str) -> str:
+    """The project's dataset of query result tables: hidden (a leading underscore) as BigQuery's anonymous
+    datasets are, its name derived from the project."""
+    return "_" + hashlib.sha1(project.encode(), usedforsecurity=False).hexdigest()
 
 
 def attach(con: Any, sources: Mapping[str, Any]) -> None:

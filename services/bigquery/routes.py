@@ -138,6 +138,9 @@ def router() -> APIRouter:
 
     @api.get(PREFIX + "/datasets/{dataset}/tables/{table}")
     async def get_table(project: str, dataset: str, table: str, request: Request) -> Response:
+        result = _jobs(request).anonymous(project, dataset, table)  # a query's anonymous result table
+        if result is not None and result.data is not None:
+            return _json(_anonymous_table(project, dataset, table, result))
         return _json(await run_in_threadpool(_catalog(request).get_table, project, dataset, table))
 
     @api.patch(PREFIX + "/datasets/{dataset}/tables/{table}")
@@ -164,8 +167,16 @@ def router() -> APIRouter:
         start, size = _rows_page(query.get("pageToken"), query.get("startIndex"), query.get("maxResults"))
         selected = query.get("selectedFields")
         wanted = [s.strip() for s in selected.split(",")] if selected else None
-        catalog = _catalog(request)
-        fields, total, page = await run_in_threadpool(catalog.read_page, project, dataset, table, start, size, wanted)
+        result = _jobs(request).anonymous(project, dataset, table)  # a query's anonymous result table
+        if result is not None and result.data is not None:
+            fields, total, page = result.fields, result.data.num_rows, result.data.slice(start, size)
+            if wanted is not None:
+                page = page.select([f.name for f in fields if f.name.lower() in {w.lower() for w in wanted}])
+        else:
+            catalog = _catalog(request)
+            fields, total, page = await run_in_threadpool(
+                catalog.read_page, project, dataset, table, start, size, wanted
+            )
         if wanted is not None:
             names = {w.lower() for w in wanted}
             fields = tuple(f for f in fields if f.name.lower() in names)
@@ -369,6 +380,21 @@ def _rows_page(token: str | None, start_index: str | None, max_results: str | No
 def _running(job: Job, kind: str) -> dict[str, Any]:
     """jobs.query / getQueryResults for a job not done yet: ``jobComplete`` false and no rows (the client waits)."""
     return {"kind": kind, "jobReference": job.resource["jobReference"], "jobComplete": False}
+
+
+def _anonymous_table(project: str, dataset: str, table: str, job: Job) -> dict[str, Any]:
+    """tables.get of a query's anonymous result table: its schema and row count."""
+    assert job.data is not None
+    return {
+        "kind": "bigquery#table",
+        "id": f"{project}:{dataset}.{table}",
+        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+        "type": "TABLE",
+        "schema": {"fields": [f.to_api() for f in job.fields]},
+        "numRows": str(job.data.num_rows),
+        "numBytes": str(job.data.nbytes),
+        "creationTime": job.resource["statistics"].get("creationTime", "0"),
+    }
 
 
 def _jobs(request: Request) -> Jobs:

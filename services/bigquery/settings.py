@@ -12,6 +12,8 @@ from services.common.settings import CommonSettings
 class BigQuerySettings(CommonSettings):
     host: str = Field("127.0.0.1", validation_alias="HYP_BIGQUERY_HOST")
     port: int = Field(9050, ge=1, le=65535, validation_alias="HYP_BIGQUERY_PORT")
+    # the BigQuery Storage Read API (gRPC): None = the REST port + 1 (9051), 0 = any free port
+    read_port: int | None = Field(None, ge=0, le=65535, validation_alias="HYP_BIGQUERY_READ_PORT")
     # tabledata.insertAll's documented limits: 10 MB per HTTP request, 50,000 rows per request
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_REQUEST_BYTES")
     max_rows_per_request: int = Field(50_000, ge=1, validation_alias="HYP_BIGQUERY_MAX_ROWS_PER_REQUEST")

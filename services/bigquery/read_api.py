@@ -1,0 +1,294 @@
+"""The BigQuery Storage Read API (``google.cloud.bigquery.storage.v1.BigQueryRead``, gRPC) of `hyp bigquery`.
+
+Google's client reads a big query result through it instead of tabledata.list's JSON pages:
+``RowIterator.to_arrow()`` / ``to_dataframe(bqstorage_client=...)`` opens a read session on the job's
+destination table (jobs.py gives every query with rows an anonymous one, as BigQuery does) and decodes the
+Arrow record batches ReadRows streams, with no per-cell work in Python.
+
+- ``CreateReadSession``: Arrow only (Avro: INVALID_ARGUMENT), one stream (``max_stream_count`` is an upper
+  bound, as on BigQuery), none for an empty result. ``read_options.selected_fields`` (top-level columns; the
+  session's schema in the table's order, as documented) and ``row_restriction`` (a filter run through the same
+  translator and confined DuckDB as queries: one boolean expression, no subquery, no aggregate).
+  ``table_modifiers.snapshot_time``: INVALID_ARGUMENT (no time travel here).
+- ``ReadRows``: the stream's record batches (Arrow IPC messages without the schema, which the session and the
+  first response carry), from ``offset`` on; a query's result straight from the job's Arrow table, a table's
+  rows as DuckDB reads its Parquet files (batch by batch, not held whole).
+- ``SplitReadStream``: answers no split (allowed: the primary stream then reads everything).
+
+Errors are gRPC status codes as BigQuery's: NOT_FOUND (table, session), INVALID_ARGUMENT, PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pyarrow as pa
+
+from services.bigquery import errors
+from services.bigquery.jobs import Jobs
+from services.bigquery.schema import Field, parse_fields
+
+log = logging.getLogger("hyp.bigquery.read")
+
+SERVICE = "google.cloud.bigquery.storage.v1.BigQueryRead"
+BATCH_ROWS = 65_536  # rows per ReadRows response at most
+BATCH_BYTES = 2 * 1024 * 1024  # and about this many bytes (a gRPC client takes 4 MiB a message by default)
+SESSION_TTL_S = 6 * 3600  # a read session's life (BigQuery: at least 6 hours)
+MAX_SESSIONS = 1000  # sessions remembered; the oldest forgotten first
+_TABLE = re.compile(r"projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)")
+_PARENT = re.compile(r"projects/([^/]+)")
+_STREAM = re.compile(r"(projects/[^/]+/locations/[^/]+/sessions/[^/]+)/streams/([^/]+)")
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+
+class ReadError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _invalid(message: str) -> ReadError:
+    return ReadError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+@dataclass
+class Session:
+    name: str
+    schema: pa.Schema
+    rows: Callable[[], Iterator[pa.RecordBatch]]  # the stream's batches, from the start, each time it is read
+    expires: float
+
+
+def _types() -> Any:
+    from google.cloud.bigquery_storage_v1 import types
+
+    return types
+
+
+class ReadApi:
+    """The Read API's sessions over the jobs' results and the catalog's tables."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self.lock = threading.Lock()
+        self.t = _types()
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        t = self.t
+        methods = {
+            "CreateReadSession": grpc.unary_unary_rpc_method_handler(
+                self._guarded(self.create_read_session),
+                request_deserializer=t.CreateReadSessionRequest.pb().FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+            "ReadRows": grpc.unary_stream_rpc_method_handler(
+                self.read_rows,
+                request_deserializer=t.ReadRowsRequest.pb().FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+            "SplitReadStream": grpc.unary_unary_rpc_method_handler(
+                self._guarded(self.split_read_stream),
+                request_deserializer=t.SplitReadStreamRequest.pb().FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+        }
+        return [grpc.method_handlers_generic_handler(SERVICE, methods)]
+
+    def _guarded(self, method: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return method(request)
+            except Exception as exc:
+                _abort(context, exc)
+
+        return call
+
+    # -- CreateReadSession
+    def create_read_session(self, request: Any) -> Any:
+        t = self.t
+        wanted = request.read_session
+        if not _PARENT.fullmatch(request.parent):
+            raise _invalid(f"Invalid parent {request.parent!r}: expected projects/{{project}}.")
+        found = _TABLE.fullmatch(wanted.table)
+        if not found:
+            raise _invalid(f"Invalid table {wanted.table!r}: expected projects/{{p}}/datasets/{{d}}/tables/{{t}}.")
+        project, dataset, table = found.groups()
+        arrow = t.DataFormat.ARROW.value
+        if wanted.data_format != arrow:
+            raise _invalid("Only the ARROW data format is supported by hyp bigquery (AVRO is not).")
+        if wanted.table_modifiers.HasField("snapshot_time"):
+            raise _invalid("table_modifiers.snapshot_time is not supported by hyp bigquery (no time travel).")
+        options = wanted.read_options
+        if options.HasField("sample_percentage"):
+            raise _invalid("read_options.sample_percentage is not supported by hyp bigquery.")
+        fields, rows, count = self._plan(
+            project, dataset, table, list(options.selected_fields), options.row_restriction
+        )
+        schema = _schema(fields)
+        session_id = "hyp" + uuid.uuid4().hex
+        name = f"projects/{project}/locations/us/sessions/{session_id}"
+        expires = time.time() + SESSION_TTL_S
+        with self.lock:
+            self.sessions[name] = Session(name, schema, rows, expires)
+            while len(self.sessions) > MAX_SESSIONS:
+                self.sessions.popitem(last=False)
+        out = t.ReadSession.pb()()
+        out.name = name
+        out.expire_time.FromSeconds(int(expires))
+        out.data_format = arrow
+        out.arrow_schema.serialized_schema = schema.serialize().to_pybytes()
+        out.table = wanted.table
+        out.read_options.CopyFrom(options)
+        if count != 0 and (request.max_stream_count == 0 or request.max_stream_count >= 1):
+            out.streams.add().name = f"{name}/streams/0"
+        if count is not None:
+            out.estimated_row_count = count
+        return out
+
+    def _plan(
+        self, project: str, dataset: str, table: str, selected: list[str], restriction: str
+    ) -> tuple[tuple[Field, ...], Callable[[], Iterator[pa.RecordBatch]], int | None]:
+        """The session's fields, how to read its rows, and its row count when known."""
+        job = self.jobs.anonymous(project, dataset, table)
+        if job is not None:
+            table_fields = job.fields
+        else:
+            resource, _ = self.jobs.catalog.resource_files(project, dataset, table)
+            if resource.get("type") == "VIEW":
+                raise _invalid(f"Cannot read a table of type VIEW through the Read API: {project}:{dataset}.{table}")
+            table_fields = parse_fields((resource.get("schema") or {}).get("fields"))
+        fields = _selected(table_fields, selected)
+        if job is not None and job.data is not None and not restriction.strip():
+            data = job.data.select([f.name for f in fields]) if selected else job.data
+            return fields, lambda: iter(data.to_batches(BATCH_ROWS)), data.num_rows
+        columns = ", ".join(f"`{f.name}`" for f in fields)
+        query = f"SELECT {columns} FROM `{project}.{dataset}.{table}`"
+        if restriction.strip():
+            query += f" WHERE {_restriction(restriction)}"
+        _, batches = self.jobs.stream(project, query, BATCH_ROWS)
+        return fields, batches, None
+
+    # -- ReadRows
+    def read_rows(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        t = self.t
+        try:
+            found = _STREAM.fullmatch(request.read_stream)
+            with self.lock:
+                session = self.sessions.get(found.group(1)) if found else None
+            if session is None or found is None or found.group(2) != "0":
+                raise ReadError(grpc.StatusCode.NOT_FOUND, f"Stream not found: {request.read_stream}")
+            if session.expires < time.time():
+                raise ReadError(grpc.StatusCode.FAILED_PRECONDITION, f"Read session expired: {session.name}")
+            if request.offset < 0:
+                raise _invalid(f"Invalid offset {request.offset}.")
+            skip, first = request.offset, True
+            for batch in _pieces(session.rows()):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                if skip:
+                    batch, skip = batch.slice(skip), 0
+                batch = _conform(batch, session.schema)
+                out = t.ReadRowsResponse.pb()()
+                out.arrow_record_batch.serialized_record_batch = batch.serialize().to_pybytes()
+                out.arrow_record_batch.row_count = batch.num_rows
+                out.row_count = batch.num_rows
+                if first:
+                    out.arrow_schema.serialized_schema = session.schema.serialize().to_pybytes()
+                    first = False
+                yield out
+        except Exception as exc:
+            _abort(context, exc)
+
+    # -- SplitReadStream
+    def split_read_stream(self, request: Any) -> Any:
+        found = _STREAM.fullmatch(request.name)
+        with self.lock:
+            known = found is not None and found.group(1) in self.sessions
+        if not known:
+            raise ReadError(grpc.StatusCode.NOT_FOUND, f"Stream not found: {request.name}")
+        return self.t.SplitReadStreamResponse.pb()()  # no split: the primary stream reads on to the end
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, ReadError):
+        context.abort(exc.code, exc.message)
+    if isinstance(exc, errors.BigQueryError):
+        context.abort(_CODES.get(exc.code, grpc.StatusCode.INTERNAL), exc.message)
+    log.exception("read api: internal error")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+
+
+def _selected(fields: tuple[Field, ...], selected: list[str]) -> tuple[Field, ...]:
+    """The session's fields: ``selected`` (case-insensitive), in the table's order; all when none."""
+    if not selected:
+        return fields
+    names = {f.name.lower() for f in fields}
+    wanted = set()
+    for name in selected:
+        if "." in name:
+            raise _invalid(f"Selecting a nested field ({name}) is not supported by hyp bigquery: select its column.")
+        if name.lower() not in names:
+            raise _invalid(f"The following selected fields do not exist in the table schema: {name}")
+        wanted.add(name.lower())
+    return tuple(f for f in fields if f.name.lower() in wanted)
+
+
+def _restriction(text: str) -> str:
+    """A row restriction checked to be one boolean expression (no subquery, no aggregate, no second statement):
+    it then runs inside the session's query, through the query translator and the confined connection."""
+    from sqlglot import exp
+
+    from services.bigquery.sql import parse
+
+    try:
+        tree = parse(f"SELECT 1 FROM t WHERE {text}")
+    except errors.BigQueryError as exc:
+        raise _invalid(f"Invalid row_restriction: {exc.message}") from None
+    where = tree.args.get("where") if isinstance(tree, exp.Select) else None
+    if where is None or len(list(tree.find_all(exp.Select))) != 1 or tree.find(exp.Subquery, exp.Union) is not None:
+        raise _invalid(f"Invalid row_restriction {text!r}: one filter expression, no subquery.")
+    if where.find(exp.AggFunc, exp.Window) is not None:
+        raise _invalid(f"Invalid row_restriction {text!r}: aggregates are not supported.")
+    return str(where.this.sql(dialect="bigquery"))
+
+
+def _schema(fields: tuple[Field, ...]) -> pa.Schema:
+    """The session's Arrow schema: BigQuery's Arrow types for the fields (schema.Field.arrow), every one nullable
+    but REQUIRED ones, so a batch of the job's or DuckDB's own types is cast to it."""
+    return pa.schema([f.arrow() for f in fields])
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with the session's exact types (IPC batches carry no schema: the reader applies the session's)."""
+    if batch.schema.equals(schema):
+        return batch
+    arrays = [column.cast(field.type) for column, field in zip(batch.columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _pieces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Batches cut to about ``BATCH_BYTES`` each."""
+    for batch in batches:
+        size = batch.nbytes
+        if size <= BATCH_BYTES or batch.num_rows <= 1:
+            yield batch
+            continue
+        step = max(1, batch.num_rows * BATCH_BYTES // size)
+        for start in range(0, batch.num_rows, step):
+            yield batch.slice(start, step)
