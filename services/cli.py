@@ -13,8 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from services.common.commands import COMMANDS, available
+from services.common.without_pandas import keep_pandas_out
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "PANDAS_FREE", "main"]
+
+# Commands whose process never builds a pandas DataFrame: pyarrow would load pandas anyway on its first
+# conversion (45 MiB resident, 0.6 s of CPU each; services/common/without_pandas.py), so they refuse it.
+PANDAS_FREE = frozenset({"loadgen", "processor"})
 
 
 def _usage() -> str:
@@ -35,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not available(name):
         print(f"hyp: unknown command {name!r}; run `hyp --help` for the list", file=sys.stderr)
         return 2
+    if argv is None and name in PANDAS_FREE:  # this process is the command (a caller's argv: a library call)
+        keep_pandas_out()
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

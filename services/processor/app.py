@@ -133,7 +133,8 @@ def _warm_up() -> None:
 
     from services.warehouse.writer import to_arrow
 
-    to_arrow("cloud_run", [])  # pyarrow loads its pandas shim on the first conversion: seconds of CPU
+    # pyarrow looks for pandas on its first conversion (hyp processor refuses it: services/common/without_pandas.py)
+    to_arrow("cloud_run", [])
 
 
 def _compactor(settings: ProcessorSettings) -> Any:
