@@ -138,7 +138,7 @@ class WarehouseCounter:
     """Row counts per table from Parquet footers, incrementally.
 
     Files are immutable, so each footer is read once (the cache holds the live files only).
-    A table is listed again (``services.warehouse.query.files``: the live files) only when a
+    A table is listed again (``services.warehouse.live.live_files``: the live files) only when a
     folder of it changed: its own folder's or a ``date=*`` folder's modification time, which a
     committed (renamed-in) or deleted file changes. A folder modified within ``RACY_S`` of the
     listing may change again within the same timestamp tick, so that listing is not trusted
@@ -190,7 +190,7 @@ class WarehouseCounter:
         return int(pq.read_metadata(path).num_rows)
 
     def _live(self, root: Path, table: str) -> list[Path]:
-        from services.warehouse.query import files
+        from services.warehouse.live import live_files as files  # query.files' list, without importing DuckDB
 
         started = time.time()
         signature = _folder_times(root / table)

@@ -113,6 +113,28 @@ def test_warehouse_counts_rows_and_forgets_compacted_files(tmp_path):
     assert counter.counts(tmp_path)["tables"]["pubsub_direct"] in {1, 2}
 
 
+def test_warehouse_counts_without_importing_duckdb(tmp_path):
+    """The console lists live files and reads footers with pyarrow: DuckDB (16 MiB resident) stays unloaded
+    in its process (a fresh one: the test session has DuckDB loaded already)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from services.warehouse import append
+
+    row = {"subscription_name": "s", "message_id": "1", "publish_time": datetime(2026, 11, 22), "data": "{}"}
+    append(tmp_path, "pubsub_direct", [row, {**row, "message_id": "2"}])
+    code = (
+        "import sys\n"
+        "from services.console.sources import WarehouseCounter\n"
+        "print(WarehouseCounter().counts(sys.argv[1])['tables']['pubsub_direct'], 'duckdb' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "False"]
+
+
 def test_dead_sources_are_unhealthy_with_a_reason_never_an_exception():
     url = f"http://127.0.0.1:{free_port()}"
 
