@@ -7,6 +7,7 @@ training logic of its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
 
     from models.settings import ModelSettings
     from services.orchestrator.settings import OrchestratorSettings
+
+
+REGISTRY_TIMEOUT_S = 30.0
+# MLflow's error codes for a missing model or alias (models.registry treats the same ones as "not found")
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    tags: dict[str, str]
+    created_ms: int  # the version's creation_timestamp, epoch milliseconds
 
 
 class ModelOps(Protocol):
@@ -65,23 +78,50 @@ class ModelsPackageOps:
         return get_settings()
 
     # ---- registry ------------------------------------------------------------------------------
-    def champion_version(self) -> str | None:
-        from models.registry import champion_version
+    def _champion(self) -> Champion | None:
+        """The version the alias points at, with its tags and creation time; None when the model or the
+        alias does not exist.
 
-        return champion_version(self.client, self.settings.model_name, self.settings.model_alias)
+        The sensors ask every tick. On a tracking server this is one request to MLflow's REST API
+        (``GET /api/2.0/mlflow/registered-models/alias``), so MLflow's client library, 37 MiB resident,
+        is imported only when a run trains or registers; a file or database store (the tests') goes
+        through the client."""
+        uri, name, alias = self.settings.mlflow_tracking_uri, self.settings.model_name, self.settings.model_alias
+        if not uri.startswith(("http://", "https://")):
+            from models.registry import champion_version
+
+            version = champion_version(self.client, name, alias)
+            if version is None:
+                return None
+            mv = self.client.get_model_version(name, version)
+            return Champion(str(mv.version), dict(mv.tags), int(mv.creation_timestamp))
+        import httpx
+
+        url = uri.rstrip("/") + "/api/2.0/mlflow/registered-models/alias"
+        response = httpx.get(url, params={"name": name, "alias": alias}, timeout=REGISTRY_TIMEOUT_S)
+        if response.status_code != 200:
+            try:
+                code = response.json().get("error_code")
+            except ValueError:
+                code = None
+            if code in NOT_FOUND_CODES:  # no such model (404), no such alias (400): no champion yet
+                return None
+            raise RuntimeError(f"MLflow {url}: HTTP {response.status_code} {response.text[:200]}")
+        mv = response.json()["model_version"]
+        tags = {t["key"]: t.get("value", "") for t in mv.get("tags", [])}
+        return Champion(str(mv["version"]), tags, int(mv["creation_timestamp"]))
+
+    def champion_version(self) -> str | None:
+        champion = self._champion()
+        return None if champion is None else champion.version
 
     def champion_tags(self) -> dict[str, str]:
-        version = self.champion_version()
-        if version is None:
-            return {}
-        return dict(self.client.get_model_version(self.settings.model_name, version).tags)
+        champion = self._champion()
+        return {} if champion is None else champion.tags
 
     def champion_created(self) -> datetime | None:
-        version = self.champion_version()
-        if version is None:
-            return None
-        created = self.client.get_model_version(self.settings.model_name, version).creation_timestamp
-        return datetime.fromtimestamp(created / 1000)
+        champion = self._champion()
+        return None if champion is None else datetime.fromtimestamp(champion.created_ms / 1000)
 
     def promote(self, version: str) -> None:
         from models.registry import set_champion
