@@ -41,6 +41,13 @@ class EndpointSettings(CommonSettings):
     # how often a deployed custom container is checked (is it running, does its health route answer 200); one
     # that exited is restarted, one that answers otherwise gets no predictions until it answers 200 again
     container_check_interval_s: float = Field(5.0, gt=0, validation_alias="HYP_ENDPOINT_CONTAINER_CHECK_INTERVAL_S")
+    # how long a health check waits for the answer; one that gets none this many times in a row (the process alive
+    # but hung) restarts the container, as a Vertex liveness probe's failureThreshold (3 by default) does
+    container_probe_timeout_s: float = Field(5.0, gt=0, validation_alias="HYP_ENDPOINT_CONTAINER_PROBE_TIMEOUT_S")
+    container_liveness_failures: int = Field(3, ge=1, validation_alias="HYP_ENDPOINT_CONTAINER_LIVENESS_FAILURES")
+    # restarts in a row (the server never answering 200 for 10 checks between them) before the deployment is
+    # given up: stopped and reported failed in its status instead of restarted forever
+    container_max_restarts: int = Field(5, ge=0, validation_alias="HYP_ENDPOINT_CONTAINER_MAX_RESTARTS")
 
     @property
     def endpoint_name(self) -> str:

@@ -21,13 +21,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from services.endpoint.resources.errors import ApiError, invalid
 
 DEFAULT_PORT = 8080
+Problem = Literal["exited", "no-answer", "unhealthy"]  # what a health check found wrong
 LOG_TAIL = 2000  # characters of the server's output quoted in a failed deploy
 
 
@@ -260,18 +261,22 @@ class CustomContainer:
             time.sleep(0.2)  # the poll's interval, under the deadline above
         self.fail(f"the model server was not healthy within {timeout:g} s ({last})")
 
-    def check(self) -> tuple[str | None, bool]:
-        """Why the server is not serving (None when its health route answers 200), and whether it exited."""
+    def check(self, timeout: float = 5.0) -> tuple[str | None, Problem | None]:
+        """Why the server is not serving (None when its health route answers 200 within ``timeout``) and what
+        kind of problem: ``exited``, ``no-answer`` (alive, its health route timed out or refused the
+        connection: hung, or not listening) or ``unhealthy`` (it answered something but 200)."""
         import httpx
 
         dead = self.runner.alive()
         if dead is not None:
-            return f"the model server {dead}", True
+            return f"the model server {dead}", "exited"
         try:
-            r = self.client.get(self.health_route, timeout=5)
+            r = self.client.get(self.health_route, timeout=timeout)
         except httpx.HTTPError as exc:
-            return f"{self.health_route}: {type(exc).__name__}", False
-        return (None if r.status_code == 200 else f"{self.health_route} answered {r.status_code}"), False
+            return f"{self.health_route} did not answer within {timeout:g} s ({type(exc).__name__})", "no-answer"
+        if r.status_code == 200:
+            return None, None
+        return f"{self.health_route} answered {r.status_code}", "unhealthy"
 
     def fail(self, why: str) -> None:
         log = self.runner.log().strip()

@@ -228,7 +228,15 @@ class VertexResources:
             def start() -> containers.CustomContainer:
                 return containers.start(spec, where, s.containers, s.storage_emulator_host, timeout)
 
-            return Supervised(start(), start, s.container_check_interval_s, deployed_id)
+            return Supervised(
+                start(),
+                start,
+                s.container_check_interval_s,
+                deployed_id,
+                probe_timeout_s=s.container_probe_timeout_s,
+                liveness_failures=s.container_liveness_failures,
+                max_restarts=s.container_max_restarts,
+            )
         if version.image_uri:
             return prebuilt.load_prebuilt(version.image_uri, version.artifact_uri, self.storage)
         from models.registry import load_version
