@@ -2,33 +2,44 @@
 (tax, shipping, value) and ML.DETECT_ANOMALIES over them, seconds and rows/s, and the RSS of `hyp bigquery`.
 
 Starts `hyp bigquery` on a free port with a temporary warehouse, loads the rows as one Parquet load job,
-then, after one tiny warm-up model on each side (imports), times one run each:
-- SQL: `CREATE MODEL` through Google's client (the query, the transfer into Python, training, storing);
-  `SELECT COUNTIF(is_anomaly), COUNT(*) FROM ML.DETECT_ANOMALIES(..., TABLE t)` (every row scored in the
-  server, a one-row answer), ``--repeat`` times, alternating with the Python path; the median of each.
+then, after one tiny warm-up model on each side (imports), runs each statement ``--repeat`` times, alternating
+with the Python path (a change of the machine's load then hits both), and prints the median of each: wall seconds,
+rows/s, and CPU-seconds (/proc/<pid>/stat: the `hyp bigquery` process for SQL, this process for Python):
+- SQL: `CREATE OR REPLACE MODEL` through Google's client (the query, the transfer into Python, training,
+  storing); `SELECT COUNTIF(is_anomaly), COUNT(*) FROM ML.DETECT_ANOMALIES(..., TABLE t)` (every row scored
+  in the server, a one-row answer).
 - Python: `models.training.fit("kmeans", ...)` as `hyp train --model kmeans` runs it (on the rows already
   in memory), and `BqmlKMeans.detect_anomalies` on the same matrix.
 Not a test (pytest does not collect it): numbers depend on the box.
 
-    .venv/bin/python benchmarks/bqml_bench.py [--rows 1000000]
+    .venv/bin/python benchmarks/bqml_bench.py [--rows 1000000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.testing.hyp import HypProcess
 
 PROJECT = "bench-project"
+
+
+def _cpu_s(pid: int | str = "self") -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:
@@ -41,7 +52,7 @@ def _rss_mib(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="ML.DETECT_ANOMALIES runs per path, alternating")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each statement per path, alternating")
     args = parser.parse_args()
 
     import pyarrow as pa
@@ -55,8 +66,6 @@ def main() -> None:
     frame = labelled_purchases(args.rows, 7)[["tax", "shipping", "value"]].astype(float)
     tmp = Path(tempfile.mkdtemp(prefix="bqml-bench-"))
     env_home = {"HYP_WAREHOUSE_DIR": str(tmp / "warehouse"), "HYP_PROJECT": PROJECT}
-    import os
-
     server = HypProcess("bigquery", log_path=tmp / "bigquery.log", env=dict(os.environ, **env_home)).start(60)
     try:
         os.environ["BIGQUERY_EMULATOR_HOST"] = server.url
@@ -74,41 +83,58 @@ def main() -> None:
         warm = "SELECT CAST(x AS FLOAT64) AS tax, 1.0 AS shipping, 2.0 AS value FROM UNNEST([1, 2, 3, 40]) AS x"
         client.query_and_wait(f"CREATE MODEL bench.warm OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2) AS {warm}")
         fit("kmeans", frame.head(1000), {"num_clusters": 2}, unsupervised=True, min_rows=2)  # imports, both sides
-        t = time.perf_counter()
-        client.query_and_wait(
-            "CREATE MODEL bench.km OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2) AS "
+        assert server.process is not None
+        pid = server.process.pid
+
+        def timed(work: Callable[[], Any], cpu_pid: int | str) -> tuple[float, float, Any]:
+            """(wall seconds, CPU seconds of ``cpu_pid``, the work's result)."""
+            cpu, t = _cpu_s(cpu_pid), time.perf_counter()
+            out = work()
+            return time.perf_counter() - t, _cpu_s(cpu_pid) - cpu, out
+
+        create = (
+            "CREATE OR REPLACE MODEL bench.km OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2) AS "
             "SELECT tax, shipping, value FROM bench.purchases"
         )
-        sql_train = time.perf_counter() - t
-        t = time.perf_counter()
-        trained = fit("kmeans", frame, {"num_clusters": 2}, unsupervised=True, min_rows=2)
-        py_train = time.perf_counter() - t
+        detect = (
+            "SELECT COUNTIF(is_anomaly) AS anomalies, COUNT(*) AS n FROM ML.DETECT_ANOMALIES(MODEL bench.km, "
+            "STRUCT(0.01 AS contamination), TABLE bench.purchases)"
+        )
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("sql_train", "py_train", "sql_det", "py_det")}
+        trained: Any = None
+        for _ in range(args.repeat):  # alternating, so a change of the machine's load hits both paths
+            wall, cpu, _out = timed(lambda: client.query_and_wait(create), pid)
+            runs["sql_train"].append((wall, cpu))
+            wall, cpu, trained = timed(
+                lambda: fit("kmeans", frame, {"num_clusters": 2}, unsupervised=True, min_rows=2), "self"
+            )
+            runs["py_train"].append((wall, cpu))
         model = trained.model.detector.fitted
         X = frame.to_numpy()
-        sql_runs, py_runs = [], []
-        for _ in range(args.repeat):  # alternating, so a change of the machine's load hits both paths
-            t = time.perf_counter()
-            (row,) = client.query_and_wait(
-                "SELECT COUNTIF(is_anomaly) AS anomalies, COUNT(*) AS n FROM ML.DETECT_ANOMALIES(MODEL bench.km, "
-                "STRUCT(0.01 AS contamination), TABLE bench.purchases)"
-            )
-            sql_runs.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            found = model.detect_anomalies(X, 0.01)
-            py_runs.append(time.perf_counter() - t)
-        sql_detect, py_detect = statistics.median(sql_runs), statistics.median(py_runs)
-        rss = _rss_mib(server.process.pid) if server.process else float("nan")
+        row: Any = None
+        found: Any = None
+        for _ in range(args.repeat):
+            wall, cpu, (row,) = timed(lambda: list(client.query_and_wait(detect)), pid)
+            runs["sql_det"].append((wall, cpu))
+            wall, cpu, found = timed(lambda: model.detect_anomalies(X, 0.01), "self")
+            runs["py_det"].append((wall, cpu))
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
+        rss = _rss_mib(pid)
         assert int(found["is_anomaly"].sum()) == row["anomalies"], (int(found["is_anomaly"].sum()), row["anomalies"])
 
-        print(f"| what ({args.rows:,} rows) | SQL (`hyp bigquery`) | Python API | SQL / Python |")
-        print("|---|---|---|---|")
+        print(
+            f"| what ({args.rows:,} rows, median of {args.repeat}) | SQL (`hyp bigquery`) | Python API "
+            "| SQL / Python wall | SQL / Python CPU |"
+        )
+        print("|---|---|---|---|---|")
         for what, sql, py in (
-            ("CREATE MODEL ... KMEANS, NUM_CLUSTERS=2", sql_train, py_train),
-            (f"ML.DETECT_ANOMALIES, contamination 0.01 (median of {args.repeat})", sql_detect, py_detect),
+            ("CREATE MODEL ... KMEANS, NUM_CLUSTERS=2", med["sql_train"], med["py_train"]),
+            ("ML.DETECT_ANOMALIES, contamination 0.01", med["sql_det"], med["py_det"]),
         ):
             print(
-                f"| {what} | {sql:.2f} s ({args.rows / sql:,.0f} rows/s) | {py:.2f} s "
-                f"({args.rows / py:,.0f} rows/s) | {sql / py:.2f}x |"
+                f"| {what} | {sql[0]:.2f} s ({args.rows / sql[0]:,.0f} rows/s), {sql[1]:.2f} CPU-s | "
+                f"{py[0]:.2f} s ({args.rows / py[0]:,.0f} rows/s), {py[1]:.2f} CPU-s | {sql[0] / py[0]:.2f}x "
+                f"| {sql[1] / py[1]:.2f}x |"
             )
         print(f"| RSS of `hyp bigquery` after both | {rss:.0f} MiB | | |")
         print(f"| anomalies flagged (both paths) | {row['anomalies']:,} of {row['n']:,} | | |")

@@ -41,6 +41,19 @@ SKLEARN_TOL = 1e-4  # KMeans' default tol: the centre shift (relative to the fea
 OnIteration = Callable[[dict[str, float]], None]
 
 
+def _step_loss(total: float, before: np.ndarray, after: np.ndarray, sizes: np.ndarray) -> float:
+    """Sum of squared distances of the rows to the centres ``before`` they were assigned to, from what one Lloyd
+    step already has instead of a second pass over the rows: with ``S_j`` the sum of cluster j's rows
+    (``sizes[j] * after[j]``, ``after`` being their mean), sum |x - c_j|^2 = sum |x|^2 - 2 sum_j c_j.S_j
+    + sum_j n_j |c_j|^2 (``total`` = sum |x|^2). Equal to scikit-learn's inertia up to rounding (1e-12 relative
+    here, the rows being centred and standardised); clipped at 0."""
+    sums = after * sizes[:, None]
+    value = (
+        total - 2.0 * float(np.einsum("ij,ij->", before, sums)) + float(sizes @ np.einsum("ij,ij->i", before, before))
+    )
+    return max(value, 0.0)
+
+
 @dataclass
 class BqmlKMeans:
     num_clusters: int = 2
@@ -172,11 +185,15 @@ class BqmlKMeans:
         in_cluster = np.zeros(self.num_clusters, dtype=X.dtype)
         shift = np.zeros(self.num_clusters, dtype=X.dtype)
         self.iterations_, strict = [], False
+        total = float(np.einsum("ij,ij->", X, X))  # sum of |x|^2: each iteration's loss from its own sums
         with _get_threadpool_controller().limit(limits=1, user_api="blas"):
             for iteration in range(self.max_iterations):
                 started = time.perf_counter()
                 lloyd_iter_chunked_dense(X, weights, centers, new, in_cluster, labels, shift, threads)
-                loss = float(_inertia_dense(X, weights, centers, labels, threads)) / len(X)
+                if np.array_equal(np.bincount(labels, minlength=self.num_clusters), in_cluster):
+                    loss = _step_loss(total, centers, new, in_cluster) / len(X)
+                else:  # scikit-learn moved a row into an empty cluster: the sums no longer match the labels
+                    loss = float(_inertia_dense(X, weights, centers, labels, threads)) / len(X)
                 centers, new = new, centers
                 entry = {"iteration": iteration, "loss": loss, "duration_ms": (time.perf_counter() - started) * 1000}
                 self.iterations_.append(entry)
