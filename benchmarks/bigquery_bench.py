@@ -11,6 +11,13 @@ no cache), then again after the warehouse's compaction merged the files; wall ti
 
     .venv/bin/python benchmarks/bigquery_bench.py --pages [--page-rows 1000000] [--page-size 1000]
 
+    .venv/bin/python benchmarks/bigquery_bench.py --queries [--query-rows 1000000]
+
+``--queries``: only the queries over ``--query-rows`` cloud_run rows, each three ways in the same run: DuckDB on
+the files, Google's client over REST (``query_and_wait(...).to_arrow()``: JSON pages) and over the Storage Read
+API (``query(...).result().to_arrow(bqstorage_client=...)``: Arrow streams from `hyp bigquery`'s gRPC port);
+best of 3 wall, and the CPU seconds of the client and the server per call.
+
 ``--pages``: ``client.list_rows`` (tabledata.list) of one page, the first and one near the end, of a table of
 ``--page-rows`` cloud_run events in files of 50,000 rows; best of 3, wall time of the client's call.
 
@@ -30,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -194,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", action="store_true", help="only the time of a list_rows page")
     ap.add_argument("--page-rows", type=int, default=1_000_000)
     ap.add_argument("--page-size", type=int, default=1_000)
+    ap.add_argument("--queries", action="store_true", help="only the queries: DuckDB, REST and the Read API")
     args = ap.parse_args(argv)
+    if args.queries:
+        _print(read_api_queries(args.query_rows), argv)
+        return 0
     if args.pages:
         _print(pages(args.page_rows, args.page_size), argv)
         return 0
@@ -299,6 +311,97 @@ def main(argv: list[str] | None = None) -> int:
 
     _print(out, argv)
     return 0
+
+
+def _read_client(port: int) -> Any:  # -> BigQueryReadClient on an insecure channel to hyp bigquery's Read API
+    import grpc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
+    return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel, credentials=AnonymousCredentials()))
+
+
+def _read_rows(client: Any, reader: Any, sql: str) -> Any:  # -> pyarrow.Table
+    """A query's result through the Read client itself: a session on the job's destination table, its one stream
+    read in this thread (google-cloud-bigquery's to_arrow reads streams on worker threads and looks for the
+    end of its downloads every 0.2 s, a floor on every read)."""
+    import pyarrow as pa
+    from google.cloud.bigquery_storage_v1 import types
+
+    job = client.query(sql)
+    job.result()
+    dest = job.destination
+    requested = types.ReadSession(
+        table=f"projects/{dest.project}/datasets/{dest.dataset_id}/tables/{dest.table_id}",
+        data_format=types.DataFormat.ARROW,
+    )
+    session = reader.create_read_session(parent=f"projects/{dest.project}", read_session=requested, max_stream_count=1)
+    if not session.streams:
+        return pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema)).empty_table()
+    return reader.read_rows(session.streams[0].name).to_arrow(session)
+
+
+def read_api_queries(total: int) -> list[tuple[str, str, str]]:
+    """Row-returning and aggregate queries over ``total`` cloud_run rows: DuckDB on the files, the REST path and
+    the Read API path, in this one run (best of 3 wall; client and server CPU seconds per call, from /proc)."""
+    import duckdb
+
+    from services.common.processes import free_port
+    from services.testing.bigquery import bigquery_client
+    from services.testing.hyp import HypProcess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bq-bench-"))
+    warehouse = tmp / "warehouse"
+    _fill_cloud_run(warehouse, total)
+    env = dict(
+        os.environ, HYP_WAREHOUSE_DIR=str(warehouse), HYP_PROJECT=PROJECT, HYP_BIGQUERY_QUERY_RESULT_TABLES="true"
+    )
+    read_port = free_port()
+    server = HypProcess("bigquery", "--read-port", str(read_port), log_path=tmp / "bigquery.log", env=env).start(120)
+    out: list[tuple[str, str, str]] = []
+    try:
+        assert server.process is not None
+        pid = server.process.pid
+        client = bigquery_client(server.url, PROJECT)
+        reader = _read_client(read_port)
+        table = f"`{PROJECT}.ecommerce_sink.cloud_run`"
+        files = f"read_parquet('{warehouse}/cloud_run/*/*.parquet')"
+        p = "ecommerce.purchase"
+        rows = f"SELECT {p}.transaction_id, {p}.value, {p}.tax FROM {{}} WHERE event = 'purchase' AND {p}.value > 500"
+        every = f"SELECT event_datetime, user_id, {p}.value FROM {{}}"
+        group = f"SELECT event, count(*) AS n, avg({p}.value) AS v FROM {{}} GROUP BY event ORDER BY n DESC"
+        queries = {
+            "purchases over 500, 3 nested columns": rows,
+            "every row, 3 columns (a timestamp, a string, a nested float)": every,
+            "GROUP BY event, count and avg(value)": group,
+        }
+        con = duckdb.connect()
+        ways = {
+            "REST": lambda sql: client.query_and_wait(sql).to_arrow(create_bqstorage_client=False),
+            "Read API": lambda sql: client.query(sql).result().to_arrow(bqstorage_client=reader),
+            "Read API, read_rows": lambda sql: _read_rows(client, reader, sql),
+        }
+        for label, template in queries.items():
+            duck_sql = template.format(files)
+            n = con.sql(duck_sql).to_arrow_table().num_rows
+            duck = timed(lambda sql=duck_sql: con.sql(sql).to_arrow_table())
+            cells = [f"DuckDB {duck:.3f} s"]
+            for way, run in ways.items():
+                got = run(template.format(table))
+                assert got.num_rows == n, (way, got.num_rows, n)
+                mine0, server0 = time.process_time(), _cpu(pid)
+                wall = timed(lambda sql=template.format(table), run=run: run(sql))
+                cpu = ((time.process_time() - mine0) / 3, (_cpu(pid) - server0) / 3)
+                cells.append(
+                    f"{way} {wall:.3f} s ({wall / duck:.2f}x; CPU client {cpu[0]:.3f} s, server {cpu[1]:.3f} s)"
+                )
+            out.append((f"{label} over {total:,} cloud_run rows ({n:,} rows back)", cells[0], "; ".join(cells[1:])))
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _print(out: list[tuple[str, str, str]], argv: list[str] | None) -> None:

@@ -24,6 +24,7 @@ def command() -> Command[BigQuerySettings]:
     cli.flag("host", help="bind address")
     cli.flag("port", help="port")
     cli.flag("read_port", "--read-port", help="gRPC port of the Storage Read API (default: port + 1; 0: any free)")
+    cli.flag("query_result_tables", help="true: query jobs report an anonymous destination table (read API path)")
     cli.flag("warehouse_dir", help="warehouse folder (tables live under its _bigquery folder)")
     cli.flag("max_request_bytes", help="largest request body accepted")
     cli.flag("dedup_window_s", "--dedup-window", help="seconds an insertId is remembered")

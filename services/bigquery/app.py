@@ -70,7 +70,9 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     app = FastAPI(title="hyp bigquery", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.catalog = Catalog(settings.warehouse_dir, settings.dedup_window_s, settings.dedup_max_ids)
-    app.state.jobs = Jobs(app.state.catalog, settings.export_dir, answer_running=True)
+    app.state.jobs = Jobs(
+        app.state.catalog, settings.export_dir, answer_running=True, result_tables=settings.query_result_tables
+    )
     app.state.uploads = {}  # resumable upload sessions: id -> (project, job resource, data so far)
 
     def error(exc: BigQueryError) -> Response:

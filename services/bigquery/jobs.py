@@ -132,8 +132,10 @@ class Jobs:
         *,
         answer_running: bool = False,
         background: Background | None = None,
+        result_tables: bool = False,
     ) -> None:
         self.catalog = catalog
+        self.result_tables = result_tables  # query jobs report an anonymous destination table (_destined)
         self.export_dir = export_dir  # where extract jobs may write (extract.py); None: <warehouse>/_exports
         self.jobs: OrderedDict[tuple[str, str], Job] = OrderedDict()
         self.lock = threading.Lock()
@@ -300,7 +302,7 @@ class Jobs:
         rows, as BigQuery does, an anonymous table holding its result (readable through tabledata.list and the
         Storage Read API, so Google's client can read a big result as Arrow streams)."""
         config = dict(query)
-        if config.get("destinationTable") or job.data is None or job.error is not None:
+        if not self.result_tables or config.get("destinationTable") or job.data is None or job.error is not None:
             return config
         job_id = job.resource["jobReference"]["jobId"]
         table = {
@@ -619,7 +621,9 @@ def _column(field: Field, stored: pa.DataType) -> str:
     with it, so results type it as the table's schema does (schema.arrow_field)."""
     name = '"' + field.name.replace('"', '""') + '"'
     if field.type == "TIMESTAMP" and field.mode != "REPEATED" and pa.types.is_timestamp(stored) and not stored.tz:
-        return f"CAST({name} AS TIMESTAMPTZ) AS {name}"
+        # the same instant as CAST(... AS TIMESTAMPTZ) in UTC, without DuckDB's time-zone conversion of every value
+        # (ICU: 60 ms more for 1,000,000 rows, more than reading the column)
+        return f"make_timestamptz(epoch_us({name})) AS {name}"
     return name
 
 

@@ -14,6 +14,11 @@ class BigQuerySettings(CommonSettings):
     port: int = Field(9050, ge=1, le=65535, validation_alias="HYP_BIGQUERY_PORT")
     # the BigQuery Storage Read API (gRPC): None = the REST port + 1 (9051), 0 = any free port
     read_port: int | None = Field(None, ge=0, le=65535, validation_alias="HYP_BIGQUERY_READ_PORT")
+    # query jobs report their result as an anonymous destination table (BigQuery does): google-cloud-bigquery then
+    # reads results through the Storage Read API, and with google-cloud-bigquery-storage installed and no
+    # bqstorage_client given it opens one to Google's endpoint (no emulator variable), which fails here. Off: the
+    # client reads results over REST, as before; on: pass bqstorage_client= (docs/bigquery.md)
+    query_result_tables: bool = Field(False, validation_alias="HYP_BIGQUERY_QUERY_RESULT_TABLES")
     # tabledata.insertAll's documented limits: 10 MB per HTTP request, 50,000 rows per request
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="HYP_BIGQUERY_MAX_REQUEST_BYTES")
     max_rows_per_request: int = Field(50_000, ge=1, validation_alias="HYP_BIGQUERY_MAX_ROWS_PER_REQUEST")

@@ -5,6 +5,7 @@ checked to be taken), and google-cloud-bigquery-storage's ``BigQueryReadClient``
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from google.api_core import exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import types
 
+from services.common.processes import free_port
+from services.testing.hyp import HypProcess
 from tests.services.bigquery.conftest import PROJECT
 
 pytestmark = [
@@ -40,6 +43,24 @@ SCHEMA = [
     ),
 ]
 ROWS = 300
+
+
+@pytest.fixture(scope="module")
+def bigquery_server(tmp_path_factory: pytest.TempPathFactory):  # -> HypProcess, as conftest's, result tables on
+    """`hyp bigquery` with HYP_BIGQUERY_QUERY_RESULT_TABLES: query jobs report their anonymous destination table,
+    so google-cloud-bigquery reads results through the Read API when given a bqstorage_client."""
+    home = tmp_path_factory.mktemp("bigquery-read")
+    env = dict(
+        os.environ,
+        HYP_WAREHOUSE_DIR=str(home / "warehouse"),
+        HYP_PROJECT=PROJECT,
+        HYP_BIGQUERY_QUERY_RESULT_TABLES="true",
+    )
+    read_port = free_port()
+    server = HypProcess("bigquery", "--read-port", str(read_port), log_path=home / "bigquery.log", env=env)
+    with server.start(60):
+        server.read_port = read_port  # type: ignore[attr-defined]
+        yield server
 
 
 class Counting:
