@@ -41,7 +41,9 @@ PROJECT = "bench"
 PAYLOAD = b"x" * 200
 
 
-def start(workdir: Path, repo: Path = REPO, data_dir: bool = False) -> tuple[subprocess.Popen, str, str]:
+def start(
+    workdir: Path, repo: Path = REPO, data_dir: bool = False, timeout_s: float = 30
+) -> tuple[subprocess.Popen, str, str]:
     """`hyp pubsub` from ``repo`` (cwd and PYTHONPATH), empty topology. Not the kit's start_emulator, which runs
     this checkout's code only: ``--repo`` compares another one."""
     log = workdir / "pubsub.log"
@@ -64,7 +66,7 @@ def start(workdir: Path, repo: Path = REPO, data_dir: bool = False) -> tuple[sub
         return None
 
     try:
-        host, rest = wait_for(serving, 30, "hyp pubsub to answer GET /", interval=0.05)
+        host, rest = wait_for(serving, timeout_s, "hyp pubsub to answer GET /", interval=0.05)
     except (RuntimeError, TimeoutError) as exc:
         stop_group(proc, timeout=10)
         raise SystemExit(f"emulator did not start ({exc}):\n{log.read_text()[-2000:]}") from None

@@ -205,7 +205,7 @@ class BigQueryDelivery:
         try:
             while not self.stopping.is_set():
                 with self.b.lock:
-                    short = len(sub.ready) < self.batch_rows
+                    short = sub.ready_count(self.batch_rows) < self.batch_rows
                 linger = sent_at + self.linger_s - time.monotonic()
                 if short and linger > 0:  # a partial batch waits a little for more: fewer, larger writes
                     self.stopping.wait(linger)

@@ -34,6 +34,7 @@ from services.pubsub.errors import (
 )
 from services.pubsub.filters import compile_filter
 from services.pubsub.records import Record, SubRecord
+from services.pubsub.seqset import SeqSet
 from services.pubsub.subscription import PUSH_BACKOFF_MAX_S, PUSH_BACKOFF_MIN_S, SubState
 from services.pubsub.topic import (
     PubsubMessage,
@@ -81,10 +82,10 @@ __all__ = [
 
 
 # Memory accounting of the budget, measured (services/pubsub tests' figures, docs/pubsub.md): a retained message
-# costs its serialized bytes plus about 60 bytes of log bookkeeping, plus about 75 bytes per subscription that
-# holds it unacked (set entry, heap slot, int).
+# costs its serialized bytes plus about 60 bytes of log bookkeeping, plus one bit (counted as a byte) per
+# subscription that holds it unacked (services/pubsub/seqset.py).
 MESSAGE_OVERHEAD_BYTES = 64
-UNACKED_OVERHEAD_BYTES = 80
+UNACKED_OVERHEAD_BYTES = 1
 
 
 def _not_found(name: str) -> ApiError:
@@ -491,7 +492,8 @@ class Broker:
                     raise _not_found(snapshot)
                 if snap.topic is not t:
                     raise failed_precondition("The snapshot's topic is not the subscription's topic")
-                candidates = [s for s in snap.seqs if s >= t.base] + list(range(max(snap.end, t.base), t.next_seq))
+                chosen = SeqSet(s for s in snap.seqs if s >= t.base)
+                chosen.add_range(max(snap.end, t.base), t.next_seq)
                 low = snap.low()
             else:
                 if when is None:
@@ -499,11 +501,13 @@ class Broker:
                 low = max(t.first_seq_at(when.ToNanoseconds() / 1e9), t.base)
                 if not t.pb.HasField("message_retention_duration"):
                     low = max(low, sub.start_seq)
-                candidates = list(range(low, t.next_seq))
-            candidates = [s for s in candidates if t.size(s)]  # lost in a damaged log: never delivered
-            if sub.predicate is not None:
-                candidates = [s for s in candidates if sub.accepts(t.message(s))]
-            sub.reset(set(candidates), low)
+                chosen = SeqSet.from_range(low, t.next_seq)
+            if sub.predicate is not None or t.lost:
+                for s in iter(chosen):
+                    # lost in a damaged log: never delivered; with a filter, only what it accepts
+                    if not t.size(s) or (sub.predicate is not None and not sub.accepts(t.message(s))):
+                        chosen.discard(s)
+            sub.reset(chosen, low)
 
     def create_snapshot(self, name: str, subscription: str, labels: dict[str, str]) -> Any:
         names.parse(name, "snapshots")
@@ -514,7 +518,7 @@ class Broker:
             t = sub.topic
             if t.deleted:
                 raise failed_precondition("The subscription's topic was deleted")
-            seqs = array("q", sorted(sub.unacked))
+            seqs = array("q", sub.unacked)  # ascending
             oldest = t.ts[seqs[0] - t.base] if seqs else time.time()
             pb = Snapshot(name=name, topic=t.pb.name, labels=labels)
             pb.expire_time.FromNanoseconds(int((oldest + names.DEFAULT_RETENTION_S) * 1e9))

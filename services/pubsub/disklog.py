@@ -9,9 +9,9 @@ a prefix (retention).
 
 The offsets follow the log's format (:mod:`services.pubsub.logformat`): a message's record is a 16-byte
 header then its bytes, appended in sequence order, so ``extend`` works them out from the end of the log.
-While the store replays a log at start the messages are kept as bytes (``loading``); the rewrite that
-follows replay (:meth:`services.pubsub.storage.Store.rewrite_topic`) writes them out and calls
-:meth:`rewritten`, after which only offsets remain.
+Replay at start streams a log through a map of its file and records each message's place (:meth:`place`);
+only an old-format log is held as bytes (``loading``) until the rewrite that follows replay
+(:meth:`services.pubsub.storage.Store.rewrite_topic`) writes it out and calls :meth:`rewritten`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ class DiskMessages:
         self.end = starts.pop()
         self.offsets.extend(map(_RECORD_PLUS, starts))
         self.lengths.extend(sizes)
+
+    def place(self, offset: int, length: int) -> None:
+        """One message whose bytes are at ``offset`` in the log already (replay at start)."""
+        self.offsets.append(offset)
+        self.lengths.append(length)
+        self.end = offset + length
 
     def read_many(self, indices: list[int]) -> list[bytes]:
         """Messages at these indices, one ``pread`` per run of consecutive ones (a pull's batch is mostly one)."""

@@ -21,9 +21,10 @@ Reading never raises on the bytes: what does not check is skipped and reported i
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import add
 
@@ -47,6 +48,7 @@ _V1_LEN = struct.Struct("<I")
 _V1_SUB = struct.Struct("<Bq")
 _KINDS = frozenset(int(r) for r in Record)
 _NONZERO = re.compile(rb"[^\x00]")
+Buffer = bytes | mmap.mmap  # what the scans read: a log's bytes or a read-only map of its file
 SUB_FRAME = 4096  # records per subscription-log frame at most (a rewrite writes several)
 TOPIC_HEADER_SIZE = len(TOPIC_MAGIC) + _BASE.size
 
@@ -102,6 +104,15 @@ def read_topic(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]
 
 
 def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Damage]:
+    base, records, damage = scan_topic(raw)
+    return base, [(seq, raw[start:end]) for seq, start, end in records], damage
+
+
+def scan_topic(raw: Buffer) -> tuple[int | None, Iterator[tuple[int, int, int]], Damage]:
+    """A version-2 topic log read as it is iterated, never whole: (base or None when unreadable, an iterator of
+    (seq, offset of the message's bytes, their end), the damage, filled in as the iterator goes).
+
+    ``raw`` may be an ``mmap`` of the log: only the pages being checked need be in memory."""
     damage = Damage()
     base: int | None = None
     pos = len(TOPIC_MAGIC)
@@ -111,15 +122,18 @@ def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Dam
             base = b
         else:
             damage.skip(pos, _BASE.size, tail=False)
+    return base, _scan_records(raw, base, damage), damage
+
+
+def _scan_records(raw: Buffer, base: int | None, damage: Damage) -> Iterator[tuple[int, int, int]]:
     pos = min(len(raw), TOPIC_HEADER_SIZE)
-    out: list[tuple[int, bytes]] = []
     last = -1 if base is None else base - 1
     n = len(raw)
     while pos < n:
         rec = _record_at(raw, pos, last)
         if rec is not None:
             seq, end = rec
-            out.append((seq, raw[pos + _REC.size : end]))
+            yield seq, pos + _REC.size, end
             last, pos = seq, end
             continue
         nxt = _resync(raw, pos + 1, last)
@@ -128,10 +142,9 @@ def _read_topic_v2(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Dam
             break
         damage.skip(pos, nxt - pos, tail=False)
         pos = nxt
-    return base, out, damage
 
 
-def _record_at(raw: bytes, pos: int, last: int) -> tuple[int, int] | None:
+def _record_at(raw: Buffer, pos: int, last: int) -> tuple[int, int] | None:
     """(seq, end offset) when a checked record starts at pos with a seq after last; None otherwise."""
     if pos + _REC.size > len(raw):
         return None
@@ -144,12 +157,12 @@ def _record_at(raw: bytes, pos: int, last: int) -> tuple[int, int] | None:
     return seq, end
 
 
-def _resync(raw: bytes, pos: int, last: int) -> int | None:
+def _resync(raw: Buffer, pos: int, last: int) -> int | None:
     """The next offset from pos where a checked record starts; None when there is none."""
     n = len(raw)
     zeros = bytes(_REC.size)
     while pos + _REC.size <= n:
-        if raw.startswith(zeros, pos):  # no record header is all zeros: jump over zero fill
+        if raw[pos : pos + _REC.size] == zeros:  # no record header is all zeros: jump over zero fill
             m = _NONZERO.search(raw, pos)
             if m is None:
                 return None
@@ -192,24 +205,32 @@ def _read_topic_v1(raw: bytes) -> tuple[int | None, list[tuple[int, bytes]], Dam
 
 def read_sub(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
     """[(kind, seq)] of a subscription log of either version, and what was skipped."""
-    if raw.startswith(SUB_MAGIC):
-        return _read_sub_v2(raw)
+    records, damage = scan_sub(raw)
+    return list(records), damage
+
+
+def scan_sub(raw: Buffer) -> tuple[Iterator[tuple[int, int]], Damage]:
+    """(kind, seq) records of a subscription log of either version as they are iterated (``raw`` may be an
+    ``mmap``), and what was skipped, filled in as the iterator goes."""
+    if raw[: len(SUB_MAGIC)] == SUB_MAGIC:
+        damage = Damage()
+        return _scan_sub_v2(raw, damage), damage
     damage = Damage(version=1)
     usable = len(raw) - len(raw) % _V1_SUB.size
     out = [(k, s) for k, s in _V1_SUB.iter_unpack(raw[:usable]) if k in _KINDS]
     if usable < len(raw):
         damage.skip(usable, len(raw) - usable, tail=True)
-    return out, damage
+    return iter(out), damage
 
 
-def _read_sub_v2(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
-    damage = Damage()
-    out: list[tuple[int, int]] = []
+def _scan_sub_v2(raw: Buffer, damage: Damage) -> Iterator[tuple[int, int]]:
     pos, n = len(SUB_MAGIC), len(raw)
     while pos < n:
         end = _frame_at(raw, pos)
         if end is not None:
-            out += [(k, s) for k, s in _KS.iter_unpack(raw[pos + 8 : end]) if k in _KINDS]
+            for k, s in _KS.iter_unpack(raw[pos + 8 : end]):
+                if k in _KINDS:
+                    yield k, s
             pos = end
             continue
         nxt = pos + 1
@@ -220,10 +241,9 @@ def _read_sub_v2(raw: bytes) -> tuple[list[tuple[int, int]], Damage]:
             break
         damage.skip(pos, nxt - pos, tail=False)
         pos = nxt
-    return out, damage
 
 
-def _frame_at(raw: bytes, pos: int) -> int | None:
+def _frame_at(raw: Buffer, pos: int) -> int | None:
     """The end offset of a checked subscription-log frame starting at pos; None when none starts there."""
     if pos + 8 > len(raw):
         return None

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import json
 import logging
+import mmap
 import os
 import threading
 import time
@@ -44,8 +45,9 @@ from services.pubsub import logformat
 from services.pubsub.disklog import DiskMessages
 from services.pubsub.errors import ApiError
 from services.pubsub.records import Record, SubRecord
+from services.pubsub.seqset import SeqSet
 from services.pubsub.subscription import SubState
-from services.pubsub.topic import Snapshot, Subscription, Topic, TopicState
+from services.pubsub.topic import PubsubMessage, Snapshot, Subscription, Topic, TopicState
 
 if TYPE_CHECKING:
     from services.pubsub.broker import Broker
@@ -54,6 +56,7 @@ log = logging.getLogger("hyp.pubsub.storage")
 
 REWRITE_BYTES = 64 * 1024 * 1024
 REWRITE_CHUNK = 16384  # messages read and written at a time by a topic-log rewrite
+RELEASE_BYTES = 64 * 1024 * 1024  # a streamed replay hands back the map's pages every this many bytes
 
 
 class Store:
@@ -222,9 +225,10 @@ class Store:
 
     def rewrite_sub(self, sub: SubState) -> None:
         t = sub.topic
-        low = min(sub.unacked) if sub.unacked else t.next_seq
+        first = sub.unacked.min()
+        low = t.next_seq if first is None else first
         records: list[SubRecord] = [(Record.WATERMARK, low)]
-        records += [(Record.ACKED, s) for s in range(low, t.next_seq) if s not in sub.unacked]
+        records += [(Record.ACKED, s) for s in sub.unacked.gaps(low, t.next_seq)]  # the holes acks punched
         for seq, n in sub.attempts.items():
             records += [(Record.DELIVERED, seq)] * n
         self._replace(self._sub_path(sub.uid), logformat.SUB_MAGIC + logformat.sub_records(records))
@@ -281,30 +285,40 @@ class Store:
             return
         broker.restore_counters(next_uid=int(state.get("next_uid", 1)))
         topics: dict[int, TopicState] = {}
-        msgs: dict[int, list[Any]] = {}
         for entry in entries[0]:
             pb = json_format.ParseDict(entry["pb"], Topic())
             t = broker.restore_topic(entry["uid"], pb, deleted=entry.get("deleted", False))
-            msgs[t.uid], max_id = self._read_topic(t)
-            broker.restore_counters(next_message_id=max_id + 1)
             topics[t.uid] = t
-        subs: list[SubState] = []
+        subs: list[tuple[SubState, int | None]] = []
         for entry in entries[1]:
             pb = json_format.ParseDict(entry["pb"], Subscription())
-            t = topics[entry["topic_uid"]]
-            sub = broker.restore_subscription(entry["uid"], pb, t, start_seq=entry.get("start_seq", t.base))
-            self._replay_sub(sub, msgs[t.uid])
-            subs.append(sub)
+            sub = broker.restore_subscription(entry["uid"], pb, topics[entry["topic_uid"]], start_seq=0)
+            subs.append((sub, entry.get("start_seq")))
+        # Each topic log is read once, streamed: its subscriptions' filters see every message as it goes by.
+        lost: dict[int, list[int]] = {}
+        accepted: dict[int, SeqSet] = {}
+        rewrite: set[int] = set()
+        for t in topics.values():
+            filtered = [sub for sub, _ in subs if sub.topic is t and sub.predicate is not None]
+            lost[t.uid], found, max_id, dirty = self._read_topic(t, filtered)
+            accepted.update(found)
+            broker.restore_counters(next_message_id=max_id + 1)
+            if dirty:
+                rewrite.add(t.uid)
+        for sub, start_seq in subs:
+            sub.start_seq = sub.topic.base if start_seq is None else start_seq
+            self._replay_sub(sub, lost[sub.topic.uid], accepted.get(sub.uid))
         for entry in entries[2]:
             pb = json_format.ParseDict(entry["pb"], Snapshot())
             seqs = array("q")
             seqs.frombytes(base64.b64decode(entry["seqs"]))
             broker.restore_snapshot(pb, topics[entry["topic_uid"]], seqs, entry["end"])
         for t in topics.values():
-            self.rewrite_topic(t)
-        for sub in subs:
+            if t.uid in rewrite:  # damaged, old format or lost records: a clean log is used as it is
+                self.rewrite_topic(t)
+        for sub, _ in subs:
             self.rewrite_sub(sub)
-        backlog = sum(len(s.unacked) for s in subs)
+        backlog = sum(len(sub.unacked) for sub, _ in subs)
         log.info(
             "recovered",
             extra={
@@ -352,67 +366,143 @@ class Store:
             },
         )
 
-    def _read_topic(self, t: TopicState) -> tuple[list[Any], int]:
-        """Fill t's log from disk; returns the messages parsed (None where lost) and the largest message id."""
+    def _read_topic(self, t: TopicState, filtered: list[SubState]) -> tuple[list[int], dict[int, SeqSet], int, bool]:
+        """Fill t's log from disk; returns the seqs lost, the seqs each filtered subscription (by uid) accepts,
+        the largest message id, and whether the log must be rewritten (damaged, old format, lost records).
+
+        A version-2 log is streamed through a read-only map of its file, its pages released as the scan
+        passes them: each message becomes its place in the file (DiskMessages), its publish time and ordering
+        key, so a 10,000,000-message log is never in memory at once. An old-format log is read whole."""
         path = self._topic_path(t.uid)
-        parsed: list[Any] = []
-        if not path.exists():
-            return parsed, 0
-        base, records, damage = logformat.read_topic(path.read_bytes())
-        if damage.version == 1:
-            self.migrated += 1
-        if base is None:  # header unreadable: the first good record says where the log starts
+        accepted = {sub.uid: SeqSet() for sub in filtered}
+        if not path.exists() or path.stat().st_size == 0:
+            return [], accepted, 0, False
+        with open(path, "rb") as fh:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if mm[: len(logformat.TOPIC_MAGIC)] != logformat.TOPIC_MAGIC:
+                lost, max_id = self._read_topic_whole(t, bytes(mm), filtered, accepted)
+                return lost, accepted, max_id, True
+            base, records, damage = logformat.scan_topic(mm)
+            data = t.data
+            if isinstance(data, DiskMessages):
+                data.loading = None  # places in this file from the start
+            lost = []
+            max_id = 0
+            released = 0
+            parse = PubsubMessage.FromString
+            if base is not None:
+                t.base = base
+            for seq, start, end in records:
+                if base is None:  # header unreadable: the first good record says where the log starts
+                    base = t.base = seq
+                if seq < t.base:  # below the base of the last rewrite: acked long ago
+                    continue
+                gap = seq - t.next_seq
+                if gap > 0:
+                    lost += range(t.next_seq, seq)
+                    t.restore_lost(gap)
+                msg = None
+                if end > start:
+                    try:
+                        msg = parse(mm[start:end])
+                    except DecodeError:  # checked but not a message
+                        lost.append(seq)
+                if msg is None:
+                    t.restore_lost(1)
+                    continue
+                t.restore_placed(msg, start, end - start)
+                max_id = max(max_id, int(msg.message_id or 0))
+                for sub in filtered:
+                    if sub.accepts(msg):
+                        accepted[sub.uid].add(seq)
+                if start - released >= RELEASE_BYTES:  # the pages scanned so far leave this process's memory
+                    upto = start - start % mmap.PAGESIZE
+                    mm.madvise(mmap.MADV_DONTNEED, 0, upto)
+                    released = upto
+            if isinstance(data, DiskMessages):
+                data.end = len(mm)
+            self._damaged("topic", path, damage, lost)
+            return lost, accepted, max_id, bool(damage) or base is None or bool(t.lost)
+        finally:
+            mm.close()
+
+    def _read_topic_whole(
+        self, t: TopicState, raw: bytes, filtered: list[SubState], accepted: dict[int, SeqSet]
+    ) -> tuple[list[int], int]:
+        """An old-format (version 1) log, read whole as bytes; rewritten in the new format after replay."""
+        base, records, damage = logformat.read_topic(raw)
+        self.migrated += 1
+        if base is None:
             base = records[0][0] if records else 0
         t.base = base
         lost: list[int] = []
         max_id = 0
         for seq, blob in records:
-            if seq < t.base:  # below the base of the last rewrite: acked long ago
+            if seq < t.base:
                 continue
             gap = seq - t.next_seq
             if gap > 0:
                 lost += range(t.next_seq, seq)
                 t.restore_lost(gap)
-                parsed += [None] * gap
             msg = None
             if blob:
                 try:
                     msg = t.restore(blob)
-                except DecodeError:  # checked but not a message (an old log has no checksums)
+                except DecodeError:  # an old log has no checksums
                     lost.append(seq)
             if msg is None:
                 t.restore_lost(1)
-            else:
-                max_id = max(max_id, int(msg.message_id or 0))
-            parsed.append(msg)
-        self._damaged("topic", path, damage, lost)
-        return parsed, max_id
+                continue
+            max_id = max(max_id, int(msg.message_id or 0))
+            for sub in filtered:
+                if sub.accepts(msg):
+                    accepted[sub.uid].add(seq)
+        self._damaged("topic", self._topic_path(t.uid), damage, lost)
+        return lost, max_id
 
-    def _replay_sub(self, sub: SubState, parsed: list[Any]) -> None:
+    def _replay_sub(self, sub: SubState, lost: list[int], accepted: SeqSet | None) -> None:
+        """The subscription's unacked messages and delivery counts from its log (streamed: acks go into a
+        bitmap, delivery counts are kept only for messages not yet acked at that point of the log)."""
         t = sub.topic
         path = self._sub_path(sub.uid)
         low = sub.start_seq
-        acked: set[int] = set()
+        acked = SeqSet()
         attempts: dict[int, int] = {}
-        raw = path.read_bytes() if path.exists() else b""
-        records, damage = logformat.read_sub(raw)
-        if raw and damage.version == 1:
+        size = path.stat().st_size if path.exists() else 0
+        mm = None
+        if size:
+            with open(path, "rb") as fh:
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            records, damage = logformat.scan_sub(mm if mm is not None else b"")
+            for kind, seq in records:
+                if kind == Record.DELIVERED:
+                    if seq >= low and seq not in acked:
+                        attempts[seq] = attempts.get(seq, 0) + 1
+                elif kind == Record.ACKED:
+                    acked.add(seq)
+                    attempts.pop(seq, None)
+                elif kind == Record.WATERMARK:
+                    low = seq
+                    acked.clear()
+                    attempts = {s: n for s, n in attempts.items() if s >= low}
+        finally:
+            if mm is not None:
+                mm.close()
+        if size and damage.version == 1:
             self.migrated += 1
         self._damaged("subscription", path, damage, [])
-        for kind, seq in records:
-            if kind == Record.WATERMARK:
-                low = seq
-                acked.clear()
-            elif kind == Record.ACKED:
-                acked.add(seq)
-            elif kind == Record.DELIVERED:
-                attempts[seq] = attempts.get(seq, 0) + 1
         start = max(low, t.base)
-        unacked = {
-            seq
-            for seq in range(start, t.next_seq)
-            if seq not in acked and (msg := parsed[seq - t.base]) is not None and sub.accepts(msg)
-        }
+        unacked = SeqSet.from_range(start, t.next_seq)
+        for seq in acked.iter_range(start, t.next_seq):
+            unacked.discard(seq)
+        for seq in lost:
+            unacked.discard(seq)
+        if accepted is not None:
+            for seq in iter(unacked):
+                if seq not in accepted:
+                    unacked.discard(seq)
         sub.restore(unacked, attempts)
 
     def report(self) -> dict[str, Any]:

@@ -3,6 +3,12 @@
 Leases, ordering keys, exactly-once, backoff, dead-lettering and retention expiry all live here;
 the subscription holds integers only (messages stay in its topic's log). Every method runs with
 the broker's lock held (``cond`` is a condition on that lock); the broker facade takes it.
+
+What grows with the backlog is one bit per message: the unacked messages are a bitmap
+(:class:`~services.pubsub.seqset.SeqSet`), and the ones never handed out are "every unacked message from
+``cursor`` on", so no per-message queue exists. Only messages handed out cost more: a lease (``leased``),
+a delivery count (``attempts``), and, once they come back (nack, expiry, backoff's end, an ordering key
+still busy), a slot in the ``redo`` heap, which ``take`` serves before the cursor when it holds lower ones.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from services.pubsub import wire
 from services.pubsub.errors import ApiError
 from services.pubsub.filters import Predicate
 from services.pubsub.records import Record, SubRecord
+from services.pubsub.seqset import SeqSet
 from services.pubsub.topic import TopicState
 from services.pubsub.validation import DEFAULT_DEAD_LETTER_ATTEMPTS, duration_s, parse_ack_id
 
@@ -54,8 +61,10 @@ class SubState:
     predicate: Predicate | None
     cond: threading.Condition
     host: DeliveryHost
-    unacked: set[int] = field(default_factory=set)
-    ready: list[int] = field(default_factory=list)  # heap of seqs
+    unacked: SeqSet = field(default_factory=SeqSet)
+    # every unacked seq >= cursor is ready (never handed out since the last start or seek)
+    cursor: int = 0
+    redo: list[int] = field(default_factory=list)  # heap of seqs < cursor ready again (entries may be stale)
     delayed: list[tuple[float, int]] = field(default_factory=list)  # heap of (due time, seq)
     leased: dict[int, tuple[float, int]] = field(default_factory=dict)  # seq -> (deadline, generation)
     attempts: dict[int, int] = field(default_factory=dict)
@@ -109,18 +118,14 @@ class SubState:
         return self.predicate is None or bool(self.predicate(msg.attributes))
 
     def low_water(self) -> int:
-        """The lowest sequence number this subscription still needs (retention aside)."""
-        low = self.topic.next_seq
-        ready = self.ready
-        while ready and (ready[0] not in self.unacked or ready[0] in self.leased):
-            heapq.heappop(ready)
-        if ready:
-            low = min(low, ready[0])
-        if self.leased:
-            low = min(low, min(self.leased))
-        if self.delayed:
-            low = min(low, min(s for _, s in self.delayed))
-        return low
+        """The lowest sequence number this subscription still needs (retention aside); drops the bitmap below it."""
+        self.unacked.trim()
+        low = self.unacked.min()
+        return self.topic.next_seq if low is None else low
+
+    def ready_count(self, limit: int) -> int:
+        """How many messages are ready, counted up to limit (redo entries may be stale: an estimate)."""
+        return min(limit, len(self.redo) + self.unacked.count_from(self.cursor, limit))
 
     def backoff(self, attempt: int, push: bool) -> float:
         rp = self.pb.retry_policy if self.pb.HasField("retry_policy") else None
@@ -142,37 +147,40 @@ class SubState:
     def offer(self, seq0: int, messages: Any) -> None:
         """Take in messages just appended to the topic at seq0, seq0+1, ... (those the filter accepts)."""
         if self.predicate is None:
-            # one list: the set and the heap then share its int objects (28 B a message less than two ranges)
-            seqs: Iterable[int] = list(range(seq0, seq0 + len(messages)))
+            self.unacked.add_range(seq0, seq0 + len(messages))  # ready: every new seq is above the cursor
         else:
             pred = self.predicate
-            seqs = [seq0 + i for i, m in enumerate(messages) if pred(m.attributes)]
-        self.unacked.update(seqs)
-        self.ready.extend(seqs)  # every new seq is larger than all in the heap: still a heap
+            self.unacked.update(seq0 + i for i, m in enumerate(messages) if pred(m.attributes))
         self.notify()
 
     def clear(self) -> None:
-        self.unacked.clear()
-        self.ready.clear()
+        self.unacked = SeqSet()
+        self.cursor = 0
+        self.redo.clear()
         self.delayed.clear()
         self.leased.clear()
         self.busy_keys.clear()
 
-    def restore(self, unacked: set[int], attempts: dict[int, int]) -> None:
-        """Replay from disk: these are outstanding, with these delivery counts so far."""
+    def restore(self, unacked: SeqSet, attempts: dict[int, int]) -> None:
+        """Replay from disk: these are outstanding (all ready), with these delivery counts so far."""
         self.unacked = unacked
-        self.ready = sorted(unacked)
+        first = unacked.min()
+        self.cursor = self.topic.next_seq if first is None else first
+        self.redo = []
         self.attempts = {s: n for s, n in attempts.items() if s in unacked}
 
-    def reset(self, chosen: set[int], low: int) -> None:
-        """Seek: exactly `chosen` is outstanding now, everything from low on that is not is acked."""
+    def reset(self, chosen: SeqSet, low: int) -> None:
+        """Seek: exactly `chosen` is outstanding now, everything else is acked."""
         self.clear()
         self.unacked = chosen
-        self.ready = sorted(chosen)
+        first = chosen.min()
+        end = self.topic.next_seq
+        self.cursor = end if first is None else first
         self.next_expiry = float("inf")
-        records: list[SubRecord] = [(Record.WATERMARK, low)]
-        records += [(_ACKED, s) for s in range(low, self.topic.next_seq) if s not in chosen]
-        self.host.journal(self, records)
+        # everything below the first chosen message is acked: one watermark, then the holes above it
+        self.host.journal(
+            self, [(Record.WATERMARK, self.cursor), *((_ACKED, s) for s in chosen.gaps(self.cursor, end))]
+        )
         self.notify()
 
     # ---------------------------------------------------------------- delivery
@@ -181,7 +189,7 @@ class SubState:
     ) -> list[bytes]:
         """Lease up to max_messages ready messages; returns encoded ReceivedMessage fields."""
         out: list[bytes] = []
-        if max_messages <= 0 or not self.ready:
+        if max_messages <= 0 or not self.unacked:
             return out
         now = time.monotonic()
         deadline = now + deadline_s
@@ -194,11 +202,19 @@ class SubState:
         size = 0
         records: list[SubRecord] = []
         picked: list[tuple[int, int, int]] = []  # seq, generation, delivery attempt to report (0: none)
-        ready, unacked, leased, attempts = self.ready, self.unacked, self.leased, self.attempts
-        while ready and len(picked) < max_messages:
-            seq = heapq.heappop(ready)
-            if seq not in unacked or seq in leased:
-                continue
+        redo, unacked, leased, attempts = self.redo, self.unacked, self.leased, self.attempts
+        nxt = unacked.first(self.cursor)  # the next never handed out, None: none
+        while len(picked) < max_messages:
+            if redo and (nxt is None or redo[0] < nxt):
+                seq = heapq.heappop(redo)
+                if seq not in unacked or seq in leased:
+                    continue  # stale: acked or leased again since it came back
+            elif nxt is not None:
+                seq = nxt
+                self.cursor = seq + 1
+                nxt = unacked.first(seq + 1)
+            else:
+                break
             if ordered:
                 key = t.keys[seq - base]
                 if key:
@@ -222,7 +238,7 @@ class SubState:
                 if size >= max_bytes:
                     break
         for s in skipped:
-            heapq.heappush(ready, s)
+            heapq.heappush(redo, s)
         if picked:  # the bytes in one go: with --data-dir, one read per run of consecutive messages
             blobs = t.blobs([seq for seq, _gen, _attempt in picked])
             out = [
@@ -240,8 +256,7 @@ class SubState:
         records: list[SubRecord] = []
         unacked, leased = self.unacked, self.leased
         for seq, _gen in parsed:
-            if seq in unacked:
-                unacked.discard(seq)
+            if unacked.discard(seq):
                 if leased.pop(seq, None) is not None:
                     self.release_key(seq)
                 self.attempts.pop(seq, None)
@@ -288,7 +303,7 @@ class SubState:
                 self.attempts[seq] = left
             else:
                 self.attempts.pop(seq, None)
-            heapq.heappush(self.ready, seq)
+            heapq.heappush(self.redo, seq)
 
     def nack(self, seq: int, gen: int, push: bool = False) -> None:
         lease = self.leased.get(seq)
@@ -310,7 +325,7 @@ class SubState:
             self.host.schedule(now + wait)
         else:
             self.release_key(seq)
-            heapq.heappush(self.ready, seq)
+            heapq.heappush(self.redo, seq)
         if self.ordered:
             t = self.topic
             key = t.key(seq)
@@ -318,7 +333,7 @@ class SubState:
                 for other in [s for s in self.leased if s > seq and t.key(s) == key]:
                     self.leased.pop(other)
                     self.release_key(other)
-                    heapq.heappush(self.ready, other)
+                    heapq.heappush(self.redo, other)
 
     def dead_letter(self, seq: int, attempt: int) -> None:
         msg = self.topic.message(seq)
@@ -331,7 +346,7 @@ class SubState:
         msg.attributes["CloudPubSubDeadLetterSourceTopicPublishTime"] = publish_time
         if not self.host.dead_letter(self.dead_letter_topic, msg):
             log.warning("dead-letter topic missing; message kept", extra={"fields": {"subscription": self.name}})
-            heapq.heappush(self.ready, seq)
+            heapq.heappush(self.redo, seq)
             return
         self.unacked.discard(seq)
         self.attempts.pop(seq, None)
@@ -404,7 +419,7 @@ class SubState:
             _, seq = heapq.heappop(self.delayed)
             self.release_key(seq)
             if seq in self.unacked:
-                heapq.heappush(self.ready, seq)
+                heapq.heappush(self.redo, seq)
                 changed = True
         return changed
 
@@ -424,9 +439,8 @@ class SubState:
             return
         unacked, leased = self.unacked, self.leased
         records: list[SubRecord] = []
-        for seq in range(low, cutoff):
-            if seq in unacked:
-                unacked.discard(seq)
+        for seq in unacked.iter_range(low, cutoff):
+            if unacked.discard(seq):
                 if leased.pop(seq, None) is not None:
                     self.release_key(seq)
                 self.attempts.pop(seq, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,79 @@ PubsubMessage: Any = types.PubsubMessage.pb()
 PullResponse: Any = types.PullResponse.pb()
 
 
+class Runs:
+    """A list of values stored as runs of equal ones: ``values[i]`` from absolute index ``starts[i]`` on.
+
+    What TopicState needs of a list: ``len``, indexing (a bisect over the runs), appending, dropping a prefix
+    (``origin`` moves, the runs before it go), and, for publish times (never decreasing), ``bisect_left``."""
+
+    __slots__ = ("_n", "_origin", "_starts", "_values")
+
+    def __init__(self) -> None:
+        self._starts = array("q")  # absolute index (counted since the first item ever) of each run's first item
+        self._values: list[Any] = []
+        self._origin = 0  # absolute index of item 0 (items dropped so far)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> Any:
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._values[bisect.bisect_right(self._starts, i + self._origin) - 1]
+
+    def add(self, value: Any, n: int = 1) -> None:
+        """Append value n times."""
+        if n <= 0:
+            return
+        if not self._values or self._values[-1] != value:
+            self._starts.append(self._origin + self._n)
+            self._values.append(value)
+        self._n += n
+
+    def append(self, value: Any) -> None:
+        self.add(value)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        starts, vals = self._starts, self._values
+        n = self._origin + self._n
+        last = vals[-1] if vals else None
+        empty = not vals
+        for v in values:
+            if empty or v != last:
+                starts.append(n)
+                vals.append(v)
+                last, empty = v, False
+            n += 1
+        self._n = n - self._origin
+
+    def __delitem__(self, i: slice) -> None:
+        if i.start not in (None, 0) or i.step not in (None, 1):
+            raise ValueError("only a prefix is dropped")
+        drop = min(self._n, self._n if i.stop is None else i.stop)
+        if drop <= 0:
+            return
+        self._origin += drop
+        self._n -= drop
+        if not self._n:
+            self._starts, self._values = array("q"), []
+            return
+        k = bisect.bisect_right(self._starts, self._origin) - 1  # the run holding the new item 0
+        del self._starts[:k]
+        del self._values[:k]
+
+    def bisect_left(self, value: Any) -> int:
+        """The first index whose value is >= value (values never decrease)."""
+        k = bisect.bisect_left(self._values, value)
+        return self._n if k >= len(self._values) else max(0, self._starts[k] - self._origin)
+
+    def runs(self) -> int:
+        return len(self._values)
+
+
 @dataclass(eq=False)
 class TopicState:
     """One topic and its message log."""
@@ -36,13 +109,16 @@ class TopicState:
     base: int = 0
     # the messages' bytes; with --data-dir a DiskMessages (services/pubsub/disklog.py: offsets into the log)
     data: list[bytes] | DiskMessages = field(default_factory=list)
-    ts: array[float] = field(default_factory=lambda: array("d"))
-    keys: list[str] = field(default_factory=list)
+    # publish times and ordering keys by message, as runs of equal values: a publish request's messages share
+    # one time, and a topic without ordering keys has one run of "" (8 + 8 B a message as plain lists)
+    ts: Runs = field(default_factory=Runs)
+    keys: Runs = field(default_factory=Runs)
     subs: dict[str, SubState] = field(default_factory=dict)
     deleted: bool = False
     published: int = 0
     published_bytes: int = 0
     retained_bytes: int = 0  # sum of the lengths in data
+    lost: int = 0  # messages lost in a damaged log read back at start (empty placeholders), retained or not
 
     @property
     def next_seq(self) -> int:
@@ -68,11 +144,11 @@ class TopicState:
         return [data[s - base] for s in seqs]
 
     def key(self, seq: int) -> str:
-        return self.keys[seq - self.base]
+        return str(self.keys[seq - self.base])
 
     def first_seq_at(self, t: float) -> int:
         """The first sequence number published at or after time t."""
-        return self.base + bisect.bisect_left(self.ts, t)
+        return self.base + self.ts.bisect_left(t)
 
     def append(self, messages: Sequence[Any], first_id: int, now: float) -> list[bytes]:
         """Stamp messages (ids from first_id, publish time now) in place and log them; returns their bytes."""
@@ -83,7 +159,7 @@ class TopicState:
     def add(self, blobs: list[bytes], keys: list[str], now: float) -> None:
         """Log stamped messages (see :func:`stamp`)."""
         self.data.extend(blobs)
-        self.ts.extend([now] * len(blobs))
+        self.ts.add(now, len(blobs))
         self.keys.extend(keys)
         self.published += len(blobs)
         size = sum(map(len, blobs))
@@ -99,12 +175,26 @@ class TopicState:
         self.keys.append(msg.ordering_key)
         return msg
 
+    def restore_placed(self, msg: Any, offset: int, length: int) -> None:
+        """Append one message read back from disk by its place in the log (DiskMessages, not loading)."""
+        assert isinstance(self.data, DiskMessages)
+        self.data.place(offset, length)
+        self.retained_bytes += length
+        self.ts.append(msg.publish_time.ToNanoseconds() / 1e9)
+        self.keys.append(msg.ordering_key)
+
     def restore_lost(self, n: int) -> None:
         """n messages whose log records did not check: empty placeholders, never delivered."""
-        last = self.ts[-1] if self.ts else 0.0
-        self.data.extend([b""] * n)
-        self.ts.extend([last] * n)
-        self.keys.extend([""] * n)
+        last = self.ts[-1] if len(self.ts) else 0.0
+        self.lost += n
+        data = self.data
+        if isinstance(data, DiskMessages) and data.loading is None:
+            for _ in range(n):
+                data.place(data.end, 0)
+        else:
+            data.extend([b""] * n)
+        self.ts.add(last, n)
+        self.keys.add("", n)
 
     def truncate(self, low: int) -> None:
         """Drop the log below sequence number low."""
