@@ -29,7 +29,8 @@ class LabSettings(CommonSettings):
     bigquery_url: str = Field("http://127.0.0.1:9050", validation_alias="BIGQUERY_EMULATOR_HOST")
     # `hyp storage`, where the Vertex SDK stages a model's artifact folder (challenge 5), as on GCP
     storage_url: str = Field("http://127.0.0.1:4443", validation_alias="STORAGE_EMULATOR_HOST")
-    # the bucket challenge 5's Model.upload stages into (`aiplatform.init(staging_bucket=...)`)
+    # the bucket challenge 5's CustomTrainingJob stages its script package and its output into
+    # (`aiplatform.init(staging_bucket=...)`)
     staging_bucket: str = Field("hyp-lab-staging", min_length=3, validation_alias="HYP_LAB_STAGING_BUCKET")
     # where the participant's processing service (challenge 4) listens
     processor_port: int = Field(8081, ge=1, le=65535, validation_alias="HYP_LAB_PROCESSOR_PORT")

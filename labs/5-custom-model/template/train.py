@@ -1,24 +1,26 @@
-"""Challenge 5: the training code of a custom model, as a Vertex custom training job runs it.
+"""Challenge 5: the training code of a custom model, as a Vertex AI custom training job runs it.
 
-    python train.py
-
-It reads the purchases with Google's BigQuery client and saves the fitted model as `model.joblib` in
-AIP_MODEL_DIR, the folder Vertex gives a training job (here: ./model), the file name Vertex's prebuilt
-scikit-learn serving image loads.
+You do not run this file yourself: `python run_job.py` hands it to `aiplatform.CustomTrainingJob`, whose SDK
+packages it and stages it in the staging bucket; Vertex (here `hyp endpoint`, as a process of this machine)
+runs it with AIP_MODEL_DIR set to a Cloud Storage folder (gs://BUCKET/.../model/) and CLOUD_ML_PROJECT_ID.
+It reads the purchases with Google's BigQuery client, fits a model and saves it as `model.joblib` in
+AIP_MODEL_DIR, the file Vertex's prebuilt scikit-learn serving image loads.
 """
 
 import os
 
 import joblib
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
+from google.cloud import bigquery, storage
 from sklearn.ensemble import IsolationForest
 
-PROJECT = os.environ.get("HYP_PROJECT", "hyp-local")
-MODEL_DIR = os.environ.get("AIP_MODEL_DIR", "model")
+PROJECT = os.environ.get("CLOUD_ML_PROJECT_ID", "hyp-local")  # Vertex sets it in every training job
+MODEL_DIR = os.environ["AIP_MODEL_DIR"]  # gs://BUCKET/.../model/: where the job's model must be saved
 FEATURES = ["tax", "shipping", "value"]
 
-client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials())
+# on GCP the job's service account; against hyp bigquery (BIGQUERY_EMULATOR_HOST set) no credentials
+credentials = AnonymousCredentials() if os.environ.get("BIGQUERY_EMULATOR_HOST") else None
+client = bigquery.Client(project=PROJECT, credentials=credentials)
 purchases = client.query_and_wait(
     "SELECT ecommerce.purchase.tax AS tax, ecommerce.purchase.shipping AS shipping, "
     f"ecommerce.purchase.value AS value FROM `{PROJECT}.ecommerce_sink.cloud_run` WHERE event = 'purchase'"
@@ -28,7 +30,8 @@ X = purchases[FEATURES].to_numpy(dtype=float)  # the serving container gets inst
 # TODO(lab 5, gap 1): fit an IsolationForest on X (about 2 % of purchases are anomalies)
 model = ...
 
-# TODO(lab 5, gap 2): save `model` as MODEL_DIR/model.joblib
+# TODO(lab 5, gap 2): save `model` as model.joblib, then upload that file into MODEL_DIR (a gs:// folder) with
+# the Cloud Storage client
 ...
 
-print(f"trained on {len(X)} purchases; saved {MODEL_DIR}/model.joblib")
+print(f"trained on {len(X)} purchases; saved {MODEL_DIR.rstrip('/')}/model.joblib")

@@ -59,6 +59,12 @@ def camel(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+# what the training process gets of this server's environment: the basics, and the emulators' addresses this
+# server was given (local-only: on Vertex a job reaches BigQuery and Pub/Sub with its service account; here its
+# unchanged Google clients reach hyp bigquery and the Pub/Sub emulator through the variables they read)
+KEPT_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+
+
 def worker_command(pool: dict[str, Any], work: Path, storage: artifacts.Storage) -> tuple[list[str], dict[str, str]]:
     """The argv and extra environment of a worker pool: a Python package's module, or a container's command."""
     package = pool.get("pythonPackageSpec")
@@ -183,7 +189,7 @@ class TrainingPipelines:
         inputs = pipeline["trainingTaskInputs"]
         base = inputs["baseOutputDirectory"]["outputUriPrefix"].rstrip("/")
         argv, extra = worker_command(inputs["workerPoolSpecs"][0], work, self.storage)
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV")}
+        keep = {k: v for k, v in os.environ.items() if k in KEPT_ENV}
         env = {
             **keep,
             "AIP_MODEL_DIR": f"{base}/model/",

@@ -1,6 +1,8 @@
-"""Challenge 5: training code that saves a scikit-learn artifact (model.joblib, Vertex's prebuilt-container
-format), then ``aiplatform.Model.upload`` (the SDK stages the folder in hyp storage). The check finds the
-model through the SDK and loads the artifact it points at from Cloud Storage, as the serving image would."""
+"""Challenge 5: a custom model trained as on Vertex: ``aiplatform.CustomTrainingJob(...).run(...)`` runs the
+training script (it saves ``model.joblib``, Vertex's prebuilt-container format, into ``AIP_MODEL_DIR`` on
+Cloud Storage) and registers that folder as a model for the prebuilt scikit-learn image. The check finds the
+job through the SDK (a training pipeline created since the challenge started), the model it uploaded, and
+loads the artifact that model points at from Cloud Storage, as the serving image would."""
 
 from __future__ import annotations
 
@@ -27,24 +29,49 @@ def models(s: LabSettings) -> list[Any]:
         raise NotYet(f"Vertex's models.list at {s.endpoint_url} failed: {exc}") from None
 
 
+def jobs(s: LabSettings) -> list[Any]:
+    """The custom training jobs (training pipelines) the endpoint server knows (aiplatform.CustomTrainingJob)."""
+    from google.api_core import exceptions
+
+    try:
+        return list(sdk.vertex(s).CustomTrainingJob.list())
+    except exceptions.GoogleAPICallError as exc:
+        raise NotYet(f"Vertex's trainingPipelines.list at {s.endpoint_url} failed: {exc}") from None
+
+
 def start(s: LabSettings) -> None:
     ensure_mlflow(s)
     kmeans.ensure_data(s)
     ensure_bigquery(s)
     ensure_vertex(s)
     copy_template(s, 5)
-    update_state(s, models_before_5=[m.resource_name for m in models(s)])
+    update_state(s, jobs_before_5=[j.resource_name for j in jobs(s)])
+
+
+def new_jobs(s: LabSettings) -> list[Any]:
+    """The custom training jobs created since `hyp lab start 5`, newest first."""
+    before = set(read_state(s).get("jobs_before_5", []))
+    mine = [j for j in jobs(s) if j.resource_name not in before]
+    return sorted(mine, key=lambda j: j.create_time, reverse=True)
+
+
+def trained_model(job: Any) -> Any | None:
+    """The model a succeeded job uploaded for a prebuilt scikit-learn image (aiplatform.Model), or None."""
+    from google.cloud import aiplatform
+
+    if job.state.name != "PIPELINE_STATE_SUCCEEDED" or not job.gca_resource.model_to_upload.name:
+        return None
+    model = aiplatform.Model(job.gca_resource.model_to_upload.name)
+    return model if "sklearn" in (model.gca_resource.container_spec.image_uri or "") else None
 
 
 def candidate(s: LabSettings) -> Any | None:
-    """The newest model uploaded since `hyp lab start 5` for a prebuilt scikit-learn image (aiplatform.Model)."""
-    before = set(read_state(s).get("models_before_5", []))
-    mine = [
-        m
-        for m in models(s)
-        if m.resource_name not in before and "sklearn" in (m.gca_resource.container_spec.image_uri or "")
-    ]
-    return max(mine, key=lambda m: m.create_time) if mine else None
+    """The model of the newest custom training job since `hyp lab start 5` that uploaded one (aiplatform.Model)."""
+    for job in new_jobs(s):
+        model = trained_model(job)
+        if model is not None:
+            return model
+    return None
 
 
 def load_artifact(s: LabSettings, uri: str) -> Any:
@@ -65,9 +92,20 @@ def load_artifact(s: LabSettings, uri: str) -> Any:
 def check(s: LabSettings) -> str:
     model = candidate(s)
     if model is None:
+        ran = new_jobs(s)
+        if not ran:
+            raise NotYet(
+                "no custom training job since the challenge started: complete train.py and run_job.py "
+                "(aiplatform.CustomTrainingJob(...).run()), then run `python run_job.py`"
+            )
+        last = ran[0]
+        if last.state.name == "PIPELINE_STATE_FAILED":
+            raise NotYet(f"the custom training job `{last.display_name}` failed: {last.gca_resource.error.message}")
+        if last.state.name != "PIPELINE_STATE_SUCCEEDED":
+            raise NotYet(f"the custom training job `{last.display_name}` is {last.state.name}: wait for job.run()")
         raise NotYet(
-            "no model uploaded for Vertex's prebuilt scikit-learn image since the challenge started: "
-            "run `python train.py`, then complete and run `python upload.py`"
+            f"the custom training job `{last.display_name}` succeeded but uploaded no model for a prebuilt "
+            "scikit-learn image: give CustomTrainingJob model_serving_container_image_uri=SKLEARN_IMAGE"
         )
     estimator = load_artifact(s, model.uri)
     rows = sample_rows(s)[["tax", "shipping", "value"]].to_numpy(dtype=float)
@@ -78,8 +116,9 @@ def check(s: LabSettings) -> str:
     if len(answers) != len(rows):
         raise NotYet(f"{len(rows)} rows got {len(answers)} predictions from {model.uri}/{ARTIFACT}")
     return (
-        f"{model.display_name} ({model.resource_name}, version {model.version_id}) is in the registry; its artifact "
-        f"{model.uri}/{ARTIFACT} ({type(estimator).__name__}) predicts {len(rows)} purchases"
+        f"a custom training job trained {model.display_name} ({model.resource_name}, version {model.version_id}) "
+        f"and registered it; its artifact {model.uri}/{ARTIFACT} ({type(estimator).__name__}) predicts "
+        f"{len(rows)} purchases"
     )
 
 
@@ -89,5 +128,4 @@ def solve(s: LabSettings) -> None:
     ensure_bigquery(s)
     ensure_vertex(s)
     folder = copy_solution(s, 5)
-    run_script(s, folder / "train.py")
-    run_script(s, folder / "upload.py")
+    run_script(s, folder / "run_job.py")  # train.py runs inside the job

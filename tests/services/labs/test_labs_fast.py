@@ -131,7 +131,7 @@ def test_env_prints_export_lines(monkeypatch, capsys):
 SDK_SCRIPTS = {  # challenge -> the script the participant completes (Google's own SDK, as on GCP)
     2: "create_endpoint.py",
     3: "deploy.py",
-    5: "upload.py",
+    5: "run_job.py",
     6: "deploy_custom.py",
 }
 
