@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {"hidden": 8, "code": 3, "epochs": 30, "batch_size": 256, "learning_rate": 0.01, "seed": 0}
 CLIP = 50.0  # scaled inputs are clipped so one huge value cannot dominate the loss
+OnEpoch = Callable[[dict[str, float]], None]  # {"iteration", "loss", "duration_ms"} after each epoch
 
 
 def _tf() -> Any:
@@ -34,6 +37,22 @@ def _tf() -> Any:
 def device() -> str:
     """'GPU' when TensorFlow sees one, else 'CPU'."""
     return "GPU" if _tf().config.list_physical_devices("GPU") else "CPU"
+
+
+def _epoch_report(tf: Any, on_epoch: OnEpoch) -> Any:
+    """A Keras callback that hands each finished epoch (index from 0, its training loss, its time) to ``on_epoch``."""
+
+    class EpochReport(tf.keras.callbacks.Callback):  # type: ignore[misc]
+        started = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            loss = float((logs or {}).get("loss", float("nan")))
+            on_epoch({"iteration": epoch, "loss": loss, "duration_ms": (time.perf_counter() - self.started) * 1000})
+
+    return EpochReport()
 
 
 @dataclass
@@ -49,7 +68,10 @@ class AutoencoderDetector(Scaled):
     def _prep(self, X: np.ndarray) -> np.ndarray:
         return np.clip(self._scale(X), -CLIP, CLIP).astype(np.float32)
 
-    def fit(self, X: np.ndarray) -> AutoencoderDetector:
+    def fit(self, X: np.ndarray, on_epoch: OnEpoch | None = None) -> AutoencoderDetector:
+        """Train; with ``on_epoch`` each epoch is reported as it ends (``{"iteration", "loss", "duration_ms"}``,
+        a BigQuery ML job's progress): an exception it raises stops the training (a cancelled job). The callback
+        draws no random numbers, so the network is the same with or without it."""
         tf = _tf()
         p = {**DEFAULTS, **self.params}
         self.params = p
@@ -66,7 +88,10 @@ class AutoencoderDetector(Scaled):
         self.model.compile(optimizer=tf.keras.optimizers.Adam(float(p["learning_rate"])), loss="mse")
         p["device"] = device()
         log.info("training the autoencoder on %s", p["device"])
-        self.model.fit(Z, Z, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), verbose=0, shuffle=True)
+        callbacks = [] if on_epoch is None else [_epoch_report(tf, on_epoch)]
+        self.model.fit(
+            Z, Z, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), verbose=0, shuffle=True, callbacks=callbacks
+        )
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:

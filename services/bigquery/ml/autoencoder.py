@@ -4,13 +4,13 @@ BATCH_SIZE, LEARN_RATE, MAX_ITERATIONS (epochs). The network is a ``.keras`` fil
 the scaler and the training errors are in model.json. Functions: ML.PREDICT (``latent_col_1`` ..., the
 code layer), ML.DETECT_ANOMALIES (``mean_squared_error`` of the reconstruction; anomalous above the
 ``1 - contamination`` quantile of the training rows' errors), ML.EVALUATE (``mean_absolute_error``,
-``mean_squared_error``), ML.TRAINING_INFO (the loss of every epoch).
+``mean_squared_error``), ML.TRAINING_INFO (the loss and time of every epoch, each also in the running job's
+``iterationResults`` as it ends).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from services.bigquery.ml import encoding
+from services.bigquery.ml import encoding, progress
 from services.bigquery.ml.kmeans import _impute, _with_inputs
 from services.bigquery.schema import Field
 from services.bigquery.sql import invalid_query
@@ -32,7 +32,6 @@ def train(params: dict[str, Any], fields: tuple[Field, ...], rows: pa.Table) -> 
     """Fit; (the JSON-ready state, the fitted detector whose network the caller saves)."""
     from models.detectors.autoencoder import AutoencoderDetector
 
-    started = time.perf_counter()
     features = encoding.training(fields, rows, None, "AUTOENCODER")
     X = encoding.encode(features, rows, "CREATE_MODEL")
     if len(X) < 2:
@@ -41,11 +40,15 @@ def train(params: dict[str, Any], fields: tuple[Field, ...], rows: pa.Table) -> 
         fill = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in X.T])
     info = encoding.feature_info(features, X)
     X = _impute(X, fill)
-    detector = AutoencoderDetector(params=dict(params)).fit(X)
+    epochs: list[dict[str, float]] = []
+    report = progress.current()  # each epoch in the job's statistics as it ends; a cancel stops the training
+
+    def on_epoch(entry: dict[str, float]) -> None:
+        epochs.append(entry)
+        report.iteration(entry)
+
+    detector = AutoencoderDetector(params=dict(params)).fit(X, on_epoch=on_epoch)
     errors = detector.score(X)
-    losses = list(getattr(detector.model.history, "history", {}).get("loss", []))
-    elapsed = (time.perf_counter() - started) * 1000
-    per_epoch = elapsed / max(len(losses), 1)
     state: dict[str, Any] = {
         "model_type": "AUTOENCODER",
         "features": features,
@@ -58,7 +61,7 @@ def train(params: dict[str, Any], fields: tuple[Field, ...], rows: pa.Table) -> 
             "error_quantiles": np.quantile(errors, np.linspace(0.0, 1.0, QUANTILE_LEVELS)).tolist(),
         },
         "evaluation": _metrics(detector, X),
-        "iterations": [{"iteration": i, "loss": float(v), "duration_ms": per_epoch} for i, v in enumerate(losses)],
+        "iterations": [dict(e) for e in epochs],  # ML.TRAINING_INFO: one row per epoch
     }
     return state, detector
 

@@ -4,7 +4,9 @@ ML.PREDICT (``principal_component_1`` ...), ML.DETECT_ANOMALIES (``mean_squared_
 reconstruction from the kept components; anomalous above the ``1 - contamination`` quantile of the
 training rows' errors), ML.EVALUATE (``total_explained_variance_ratio``), ML.PRINCIPAL_COMPONENTS and
 ML.PRINCIPAL_COMPONENT_INFO. The SVD is exact (every PCA_SOLVER); each component's sign is fixed so its
-largest loading is positive, so the same rows give the same components.
+largest loading is positive, so the same rows give the same components. The decomposition is one step:
+ML.TRAINING_INFO and the running job's ``iterationResults`` show one iteration (index 0, the mean
+reconstruction error as its loss, the training time).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from services.bigquery.ml import encoding
+from services.bigquery.ml import encoding, progress
 from services.bigquery.ml.kmeans import _impute, _with_inputs
 from services.bigquery.ml.options import PcaOptions
 from services.bigquery.schema import Field
@@ -72,6 +74,7 @@ def train(options: PcaOptions, fields: tuple[Field, ...], rows: pa.Table) -> tup
     state["evaluation"] = {"total_explained_variance_ratio": float(ratio[:k].sum())}
     elapsed = (time.perf_counter() - started) * 1000
     state["iterations"] = [{"iteration": 0, "loss": float(errors.mean()), "duration_ms": elapsed}]
+    progress.current().iteration(state["iterations"][0])  # the one "iteration" (the SVD) in the job's statistics
     return state, X
 
 

@@ -143,8 +143,9 @@ def _create_model(
     with store.LOCK:
         if _already_done(catalog, ref, tree):
             return "CREATE_MODEL"
+        report.check()  # the last moment a cancel stops the statement: nothing saved, nothing registered
         save(trained, catalog.get_dataset(ref.project, ref.dataset).get("location", "US"), started)
-    report.update(stage="DONE")
+    report.update(stage="DONE", check=False)
     if given is not None:  # tracked as `hyp train` tracks a training (a registered model was, by vertex.py)
         tracking.track(ref, state, given, rows.num_rows, time.time() - started)
     return "CREATE_MODEL"
