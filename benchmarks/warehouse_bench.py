@@ -7,17 +7,20 @@ or the detector's commit (its events and verdicts tables) in events per second.
 Fills a temporary warehouse with ``--commits`` appends of ``--rows`` cloud_run rows (an hour at
 200 events/s leaves about 3,600 commits of 50-100 rows), then prints a markdown table. With
 ``--detector-commits`` it times the detector's own commit (``services.detector.sinks.write_warehouse_many``,
-two batches of ``--batch`` scored messages per commit, a third of them purchases), best of ``--repeat``:
-run it from two checkouts (``PYTHONPATH``) to compare them; it uses only that function's signature.
+two batches of ``--batch`` scored messages per commit, a third of them purchases; through the commit journal,
+services/detector/journal.py, where the checkout has one), best of ``--repeat``: run it from two checkouts
+(``PYTHONPATH``) to compare them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.warehouse import append
 from services.warehouse.compaction import Compactor
@@ -83,13 +86,21 @@ def detector_commits(commits: int, batch: int, repeat: int) -> str:
     """Best of ``repeat``: events per second (wall) and per CPU-second of the detector's commit."""
     from services.detector import sinks
 
+    journal_class: Any = None  # the commit journal (exactly once in both tables), where the checkout has one
+    with contextlib.suppress(ImportError):
+        from services.detector.journal import CommitJournal as journal_class
+
     batches = _detector_batches(2 * commits, batch)
     best_wall = best_cpu = float("inf")
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as root:
             wall0, cpu0 = time.perf_counter(), time.process_time()
+            journal = journal_class(root, "bench") if journal_class is not None else None
             for k in range(commits):
-                sinks.write_warehouse_many(root, batches[2 * k : 2 * k + 2])
+                if journal is not None:
+                    sinks.write_warehouse_many(root, batches[2 * k : 2 * k + 2], journal)
+                else:
+                    sinks.write_warehouse_many(root, batches[2 * k : 2 * k + 2])
             best_wall = min(best_wall, time.perf_counter() - wall0)
             best_cpu = min(best_cpu, time.process_time() - cpu0)
     events = 2 * commits * batch

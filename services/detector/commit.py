@@ -33,6 +33,7 @@ class CommitConfig:
     warehouse_dir: str
     max_rows: int = 10_000
     interval_s: float = 1.0
+    journal_key: str = ""  # the worker's commit journal (journal.py); "": none (rows may repeat after a crash)
 
 
 WriteFn = Callable[[str, list[Batch]], list[Batch]]  # (warehouse_dir, batches) -> batches as written
@@ -49,8 +50,10 @@ class Committer:
         acknowledge: AckFn | None,
         release: AckFn | None = None,
         after_write: Callable[[Batch, Batch], None] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_close = on_close
         self._write, self._ack, self._release, self._after_write = write, acknowledge, release, after_write
         self._cond = threading.Condition()
         self._pending: list[Batch] = []
@@ -106,6 +109,8 @@ class Committer:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout=5.0)
+        if self._on_close is not None and not self._thread.is_alive():
+            self._on_close()
         return done
 
     def _due(self) -> bool:

@@ -13,6 +13,7 @@ score, load.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -126,7 +127,18 @@ def Load(batches: beam.PCollection, cfg: DetectorConfig) -> beam.PCollection:
 
 
 def commit_config(cfg: DetectorConfig) -> commit.CommitConfig:
-    return commit.CommitConfig(cfg.warehouse_dir, max_rows=cfg.commit_max_rows, interval_s=cfg.commit_interval_s)
+    return commit.CommitConfig(
+        cfg.warehouse_dir,
+        max_rows=cfg.commit_max_rows,
+        interval_s=cfg.commit_interval_s,
+        journal_key=journal_key(cfg.subscription, cfg.worker_id),
+    )
+
+
+def journal_key(subscription: str, worker_id: str) -> str:
+    """The commit journal's name of one worker: its subscription's id and worker id, as a safe file name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", subscription.rsplit("/", 1)[-1]) or "detector"
+    return f"{name}-w{worker_id}" if worker_id else name
 
 
 def make_scorer_factory(cfg: DetectorConfig) -> Callable[[], scoring.Scorer]:

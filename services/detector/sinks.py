@@ -17,6 +17,7 @@ import apache_beam as beam
 
 from services.detector import metrics, records
 from services.detector.batch import Batch, Rejected
+from services.detector.journal import crash_at
 
 # the detector's events and verdicts: tables of its own, as a Dataflow job's (the processor writes cloud_run*)
 from services.warehouse.tables import DETECTOR_TABLE, DETECTOR_VERDICTS
@@ -81,63 +82,132 @@ def _writer_pool() -> Any:
         return _WRITERS[0]
 
 
-def write_warehouse(warehouse_dir: str, batch: Batch) -> Batch:
+def _commit_tables(root: Path, tables: list[tuple[str, list[dict[str, Any]]]], journal: Any, ids: list[str]) -> None:
+    """Write each table's files (concurrently: the fsyncs overlap), then commit them together: through the
+    journal (one record, then the renames) when there is one. A refusal raises before anything is committed."""
+    from services.warehouse import writer
+
+    tables = [(name, rows) for name, rows in tables if rows]
+    if len(tables) == 1:
+        prepared = [writer.prepare(root, *tables[0])]
+    else:
+        futures = [_writer_pool().submit(writer.prepare, root, name, rows) for name, rows in tables]
+        errors = [f.exception() for f in futures]  # waits for every table's files, whatever happens to either
+        prepared = [f.result() for f, e in zip(futures, errors, strict=True) if e is None]
+        for error in errors:
+            if error is not None:
+                for files in prepared:
+                    writer.discard(files)
+                raise error
+    if journal is not None:
+        journal.commit(ids, prepared)
+    else:
+        for i, files in enumerate(prepared):
+            if i == 1:
+                crash_at("between_tables")
+            writer.publish(files)
+    crash_at("before_ack")
+
+
+def _ids(batches: list[Batch]) -> list[str]:
+    return [m.message_id for b in batches for m in b.event_messages]
+
+
+def write_warehouse(warehouse_dir: str, batch: Batch, journal: Any = None) -> Batch:
     """Append the batch's events (``dataflow``) and verdicts (``dataflow_anomaly``) as new files, concurrently.
 
-    Returns the batch, with rows the warehouse refused moved to ``rejected`` (dead letter).
+    Returns the batch, with rows the warehouse refused moved to ``rejected`` (dead letter). ``journal``
+    (journal.CommitJournal): commit both tables' files through it, leaving out messages it has committed.
     """
-    from services.warehouse import WarehouseError, append
+    from services.warehouse import WarehouseError
 
+    if journal is not None:
+        batch = _unseen([batch], journal)[0]
     now = datetime.now(UTC).replace(tzinfo=None)
     root = Path(warehouse_dir)
     tables = [(DETECTOR_TABLE, records.cloud_run_rows(batch, now))]
     if batch.verdicts:
         tables.append((DETECTOR_VERDICTS, records.anomaly_rows(batch, now)))
     try:
-        if len(tables) == 1:
-            append(root, *tables[0])
-        else:
-            futures = [_writer_pool().submit(append, root, name, rows) for name, rows in tables]
-            errors = [f.exception() for f in futures]  # waits for both files, whatever happens to either
-            for error in errors:
-                if error is not None:
-                    raise error
+        _commit_tables(root, tables, journal, _ids([batch]))
     except WarehouseError as exc:
         # Some row the contract let through that the table refuses: find it, dead-letter it, keep the rest.
         log.warning("warehouse refused a batch, writing row by row: %s", exc)
-        batch = _write_row_by_row(root, batch, now)
+        batch = _write_row_by_row(root, batch, now, journal)
     return batch
 
 
-def write_warehouse_many(warehouse_dir: str, batches: list[Batch]) -> list[Batch]:
+def write_warehouse_many(warehouse_dir: str, batches: list[Batch], journal: Any = None) -> list[Batch]:
     """One commit for several batches: both tables' rows in one file each (written concurrently).
 
     If the warehouse refuses the group, each batch is written on its own (row by row where needed).
-    Returns the batches as written (refused rows moved to ``rejected``).
+    Returns the batches as written (refused rows moved to ``rejected``; with ``journal``, the rows of messages
+    it committed before, or twice in ``batches``, left out: see journal.py).
     """
-    from services.warehouse import WarehouseError, append
+    from services.warehouse import WarehouseError
 
+    if journal is not None:
+        batches = _unseen(batches, journal)
     if len(batches) == 1:
-        return [write_warehouse(warehouse_dir, batches[0])]
+        return [write_warehouse(warehouse_dir, batches[0], journal)]
     now = datetime.now(UTC).replace(tzinfo=None)
     root = Path(warehouse_dir)
     events = [row for b in batches for row in records.cloud_run_rows(b, now)]
     verdicts = [row for b in batches if b.verdicts for row in records.anomaly_rows(b, now)]
-    tables = [(name, rows) for name, rows in ((DETECTOR_TABLE, events), (DETECTOR_VERDICTS, verdicts)) if rows]
     try:
-        futures = [_writer_pool().submit(append, root, name, rows) for name, rows in tables]
-        errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+        _commit_tables(root, [(DETECTOR_TABLE, events), (DETECTOR_VERDICTS, verdicts)], journal, _ids(batches))
     except WarehouseError as exc:
         log.warning("warehouse refused a commit of %d batches, writing them one by one: %s", len(batches), exc)
-        return [write_warehouse(warehouse_dir, b) for b in batches]
+        return [write_warehouse(warehouse_dir, b, journal) for b in batches]
     return list(batches)
 
 
-def _write_row_by_row(root: Path, batch: Batch, now: datetime) -> Batch:
-    from services.warehouse import WarehouseError, append
+def _unseen(batches: list[Batch], journal: Any) -> list[Batch]:
+    """The batches without the events of messages the journal committed, or seen earlier in ``batches``."""
+    ids = _ids(batches)
+    if len(set(ids)) == len(ids) and journal.disjoint(ids):  # the usual case, in C
+        return batches
+    seen: set[str] = set()
+    out = []
+    for b in batches:
+        drop = set()
+        for i, m in enumerate(b.event_messages):
+            if m.message_id in seen or journal.seen(m.message_id):
+                drop.add(i)
+            else:
+                seen.add(m.message_id)
+        if drop:
+            b = _without(b, drop)
+        out.append(b)
+    left_out = sum(len(b.events) for b in batches) - sum(len(b.events) for b in out)
+    journal.skipped += left_out
+    log.info("commit: %d redelivered message(s) already in the warehouse left out (acknowledged)", left_out)
+    return out
+
+
+def _without(batch: Batch, drop: set[int]) -> Batch:
+    """The batch without the events at ``drop`` (and their verdicts); its messages (ack ids) unchanged."""
+    verdict_of = dict(zip(batch.purchase_index, batch.verdicts, strict=True))
+    events: list[dict[str, Any]] = []
+    messages: list[Any] = []
+    index: list[int] = []
+    verdicts: list[dict[str, Any]] = []
+    for i, (event, message) in enumerate(zip(batch.events, batch.event_messages, strict=True)):
+        if i in drop:
+            continue
+        if i in verdict_of:
+            index.append(len(events))
+            verdicts.append(verdict_of[i])
+        events.append(event)
+        messages.append(message)
+    return batch.replace(
+        events=tuple(events), event_messages=tuple(messages), purchase_index=tuple(index), verdicts=tuple(verdicts)
+    )
+
+
+def _write_row_by_row(root: Path, batch: Batch, now: datetime, journal: Any = None) -> Batch:
+    """Each row's files prepared on its own (a refused one dead-lettered), then the rest committed at once."""
+    from services.warehouse import WarehouseError, writer
 
     rejected = list(batch.rejected)
     verdict_of = dict(zip(batch.purchase_index, batch.verdicts, strict=True))
@@ -145,21 +215,31 @@ def _write_row_by_row(root: Path, batch: Batch, now: datetime) -> Batch:
     keep_messages: list[Any] = []
     keep_index: list[int] = []
     keep_verdicts: list[dict[str, Any]] = []
+    events: list[writer.Prepared] = []
+    verdicts: list[writer.Prepared] = []
     for i, (event, message) in enumerate(zip(batch.events, batch.event_messages, strict=True)):
         one = Batch(messages=(message,), events=(event,), event_messages=(message,))
         if i in verdict_of:
             one = one.replace(purchase_index=(0,), verdicts=(verdict_of[i],))
+        mine: list[writer.Prepared] = []
         try:
-            append(root, DETECTOR_TABLE, records.cloud_run_rows(one, now))
-            append(root, DETECTOR_VERDICTS, records.anomaly_rows(one, now))
+            mine = writer.prepare(root, DETECTOR_TABLE, records.cloud_run_rows(one, now))
+            theirs = writer.prepare(root, DETECTOR_VERDICTS, records.anomaly_rows(one, now))
         except WarehouseError as exc:
+            writer.discard(mine)
             rejected.append(Rejected(message, f"warehouse: {exc}"))
             continue
+        events += mine
+        verdicts += theirs
         if i in verdict_of:
             keep_index.append(len(keep_events))
             keep_verdicts.append(verdict_of[i])
         keep_events.append(event)
         keep_messages.append(message)
+    if journal is not None:
+        journal.commit([m.message_id for m in keep_messages], [events, verdicts])
+    else:
+        writer.publish(events + verdicts)
     return batch.replace(
         events=tuple(keep_events),
         event_messages=tuple(keep_messages),
@@ -212,6 +292,7 @@ class LoadFn(beam.DoFn):
 
     def _committer(self) -> Any:
         from services.detector import commit, local_read
+        from services.detector.journal import CommitJournal
 
         config = self.commit or commit.CommitConfig(self.warehouse_dir)
         topic, host, ack = self.deadletter_topic, self.emulator_host, self.ack
@@ -226,6 +307,13 @@ class LoadFn(beam.DoFn):
                 if letters:
                     publish_all(topic, host, letters)
 
-            return commit.Committer(config, write_warehouse_many, sub.acknowledge, sub.release, refused)
+            journal = CommitJournal(config.warehouse_dir, config.journal_key) if config.journal_key else None
+
+            def write(warehouse_dir: str, batches: list[Batch]) -> list[Batch]:
+                return write_warehouse_many(warehouse_dir, batches, journal)
+
+            return commit.Committer(
+                config, write, sub.acknowledge, sub.release, refused, journal.close if journal is not None else None
+            )
 
         return commit.committer_for(config, make)

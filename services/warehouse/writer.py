@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,22 +80,85 @@ def _derived(schema: pa.Schema, data: pa.Table, given: set[str]) -> dict[str, pa
 APPEND_COMPRESSION = "snappy"
 
 
-def write_atomic(data: pa.Table, folder: Path, insert_ids: Sequence[str] = ()) -> Path:
-    """Write ``data`` as one new file of ``folder`` (commit: a rename). ``insert_ids``, the BigQuery insertIds of
-    its rows, go in the file's key-value metadata (``INSERT_IDS_KEY``): committed with the rows, in one rename."""
+@dataclass(frozen=True)
+class Prepared:
+    """A file written whole and fsynced under a hidden temporary name, not yet committed: renaming ``tmp`` to
+    ``final`` commits it (:func:`publish`), unlinking ``tmp`` drops it (:func:`discard`)."""
+
+    tmp: Path
+    final: Path
+
+
+def prepare_atomic(data: pa.Table, folder: Path, insert_ids: Sequence[str] = ()) -> Prepared:
+    """Write ``data`` as one new file of ``folder`` under a hidden temporary name, fsynced; nothing is visible yet.
+    ``insert_ids``, the BigQuery insertIds of its rows, go in the file's key-value metadata (``INSERT_IDS_KEY``)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"  # names sort in time order
     tmp = folder / f".{name}.tmp"
-    if insert_ids:
-        with pq.ParquetWriter(tmp, data.schema, compression=APPEND_COMPRESSION) as writer:
-            writer.write_table(data)
-            writer.add_key_value_metadata({INSERT_IDS_KEY: json.dumps(list(insert_ids), separators=(",", ":"))})
-    else:  # the stack's writers (the detector's commit path): as before
-        pq.write_table(data, tmp, compression=APPEND_COMPRESSION)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
-    return folder / name
+    try:
+        if insert_ids:
+            with pq.ParquetWriter(tmp, data.schema, compression=APPEND_COMPRESSION) as writer:
+                writer.write_table(data)
+                writer.add_key_value_metadata({INSERT_IDS_KEY: json.dumps(list(insert_ids), separators=(",", ":"))})
+        else:  # the stack's writers (the detector's commit path): as before
+            pq.write_table(data, tmp, compression=APPEND_COMPRESSION)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Prepared(tmp, folder / name)
+
+
+def publish(prepared: Iterable[Prepared]) -> list[Path]:
+    """Commit prepared files (a rename each); the committed paths."""
+    out = []
+    for p in prepared:
+        os.replace(p.tmp, p.final)
+        out.append(p.final)
+    return out
+
+
+def discard(prepared: Iterable[Prepared]) -> None:
+    """Drop prepared files that will not be committed."""
+    for p in prepared:
+        p.tmp.unlink(missing_ok=True)
+
+
+def write_atomic(data: pa.Table, folder: Path, insert_ids: Sequence[str] = ()) -> Path:
+    """Write ``data`` as one new file of ``folder`` (commit: a rename). ``insert_ids``, the BigQuery insertIds of
+    its rows, go in the file's key-value metadata (``INSERT_IDS_KEY``): committed with the rows, in one rename."""
+    return publish([prepare_atomic(data, folder, insert_ids)])[0]
+
+
+def prepare(
+    warehouse_dir: str | os.PathLike[str],
+    table_name: str,
+    rows: Iterable[Mapping[str, Any]] | pa.Table,
+    insert_ids: Sequence[str | None] | None = None,
+) -> list[Prepared]:
+    """:func:`append`'s files, one per date partition, written and fsynced but not committed: the caller commits
+    them (:func:`publish`), with other tables' files of the same transaction, or drops them (:func:`discard`).
+    A refused row raises WarehouseError before any file is written."""
+    data = to_arrow(table_name, rows)
+    if data.num_rows == 0:
+        return []
+    spec = table(table_name)
+    root = Path(warehouse_dir) / table_name
+    times = data.column(spec.time_column)
+    if times.null_count:
+        raise WarehouseError(f"{table_name}.{spec.time_column}: {times.null_count} row(s) without a time")
+    dates = pc.cast(pc.cast(times, pa.date32()), pa.string())  # YYYY-MM-DD; strftime cost 10x as much
+    written: list[Prepared] = []
+    try:
+        for date in pc.unique(dates).to_pylist():
+            mask = pc.equal(dates, date)
+            ids = pa.array(insert_ids, pa.string()).filter(mask).drop_null().to_pylist() if insert_ids else ()
+            written.append(prepare_atomic(data.filter(mask), root / f"date={date}", ids))
+    except BaseException:
+        discard(written)
+        raise
+    return written
 
 
 def append(
@@ -105,18 +169,4 @@ def append(
 ) -> list[Path]:
     """Append rows to a table as new files, one per date partition; return the files written. ``insert_ids``
     (one per row, None for a row without one) are kept in the files that hold their rows (write_atomic)."""
-    data = to_arrow(table_name, rows)
-    if data.num_rows == 0:
-        return []
-    spec = table(table_name)
-    root = Path(warehouse_dir) / table_name
-    times = data.column(spec.time_column)
-    if times.null_count:
-        raise WarehouseError(f"{table_name}.{spec.time_column}: {times.null_count} row(s) without a time")
-    dates = pc.cast(pc.cast(times, pa.date32()), pa.string())  # YYYY-MM-DD; strftime cost 10x as much
-    written = []
-    for date in pc.unique(dates).to_pylist():
-        mask = pc.equal(dates, date)
-        ids = pa.array(insert_ids, pa.string()).filter(mask).drop_null().to_pylist() if insert_ids else ()
-        written.append(write_atomic(data.filter(mask), root / f"date={date}", ids))
-    return written
+    return publish(prepare(warehouse_dir, table_name, rows, insert_ids))
