@@ -174,8 +174,14 @@ class ReadApi:
             table_fields = parse_fields((resource.get("schema") or {}).get("fields"))
         fields = _selected(table_fields, selected)
         if job is not None and job.data is not None and not restriction.strip():
-            data = job.data.select([f.name for f in fields]) if selected else job.data
-            return fields, lambda: iter(data.to_batches(BATCH_ROWS)), data.num_rows
+            names, count = [f.name for f in fields], job.data.num_rows
+
+            def result() -> Iterator[pa.RecordBatch]:  # the job looked up again: a session does not keep its rows
+                again = self.jobs.anonymous(project, dataset, table)
+                assert again is not None and again.data is not None
+                return iter(again.data.select(names).to_batches(BATCH_ROWS))
+
+            return fields, result, count
         columns = ", ".join(f"`{f.name}`" for f in fields)
         query = f"SELECT {columns} FROM `{project}.{dataset}.{table}`"
         if restriction.strip():
