@@ -173,7 +173,8 @@ class ReadApi:
                 raise _invalid(f"Cannot read a table of type VIEW through the Read API: {project}:{dataset}.{table}")
             table_fields = parse_fields((resource.get("schema") or {}).get("fields"))
         fields = _selected(table_fields, selected)
-        if job is not None and job.data is not None and not restriction.strip():
+        whole = all(any(f is t for t in table_fields) for f in fields)  # no record cut to some of its fields
+        if job is not None and job.data is not None and not restriction.strip() and whole:
             names, count = [f.name for f in fields], job.data.num_rows
 
             def result() -> Iterator[pa.RecordBatch]:  # the job looked up again: a session does not keep its rows
@@ -182,7 +183,8 @@ class ReadApi:
                 return iter(again.data.select(names).to_batches(BATCH_ROWS))
 
             return fields, result, count
-        columns = ", ".join(f"`{f.name}`" for f in fields)
+        originals = {f.name: f for f in table_fields}
+        columns = ", ".join(f"{_expression(f, originals[f.name], f'`{f.name}`')} AS `{f.name}`" for f in fields)
         query = f"SELECT {columns} FROM `{project}.{dataset}.{table}`"
         if restriction.strip():
             query += f" WHERE {_restriction(restriction)}"
@@ -241,18 +243,49 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
 
 
 def _selected(fields: tuple[Field, ...], selected: list[str]) -> tuple[Field, ...]:
-    """The session's fields: ``selected`` (case-insensitive), in the table's order; all when none."""
+    """The session's fields: ``selected`` (case-insensitive; ``record.field`` selects a nested field, the record
+    then holding only the fields selected), in the table's order; all when none."""
     if not selected:
         return fields
-    names = {f.name.lower() for f in fields}
-    wanted = set()
+    tree: dict[str, Any] = {}  # a field's lower-case name -> None (the whole field) or the tree of its selected fields
     for name in selected:
-        if "." in name:
-            raise _invalid(f"Selecting a nested field ({name}) is not supported by hyp bigquery: select its column.")
-        if name.lower() not in names:
-            raise _invalid(f"The following selected fields do not exist in the table schema: {name}")
-        wanted.add(name.lower())
-    return tuple(f for f in fields if f.name.lower() in wanted)
+        node, level, parts = tree, fields, name.split(".")
+        for depth, part in enumerate(parts):
+            found = next((f for f in level if f.name.lower() == part.lower()), None)
+            if found is None:
+                raise _invalid(f"The following selected fields do not exist in the table schema: {name}")
+            key = found.name.lower()
+            if depth == len(parts) - 1:
+                node[key] = None
+                break
+            if found.type != "RECORD":
+                raise _invalid(f"Selected field {name}: {found.name} is not a RECORD.")
+            if found.mode == "REPEATED":
+                raise _invalid(f"Selecting a field inside a REPEATED record ({name}) is not supported by hyp bigquery.")
+            if key in node and node[key] is None:  # the whole record is selected already
+                break
+            node, level = node.setdefault(key, {}), found.fields
+    return _project(fields, tree)
+
+
+def _project(fields: tuple[Field, ...], tree: dict[str, Any]) -> tuple[Field, ...]:
+    out: list[Field] = []
+    for f in fields:
+        if f.name.lower() not in tree:
+            continue
+        sub = tree[f.name.lower()]
+        out.append(f if sub is None else Field(f.name, "RECORD", f.mode, _project(f.fields, sub), f.description))
+    return tuple(out)
+
+
+def _expression(field: Field, original: Field, path: str) -> str:
+    """The SQL of a selected field: its column, or for a record cut to some of its fields a STRUCT of them
+    (NULL where the record is)."""
+    if field is original:
+        return path
+    originals = {f.name: f for f in original.fields}
+    parts = [f"{_expression(f, originals[f.name], f'{path}.`{f.name}`')} AS `{f.name}`" for f in field.fields]
+    return f"IF({path} IS NULL, NULL, STRUCT({', '.join(parts)}))"
 
 
 def _restriction(text: str) -> str:

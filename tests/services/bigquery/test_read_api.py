@@ -48,7 +48,10 @@ def test_anything_but_one_filter_expression_is_invalid(text: str) -> None:
 def test_selected_fields_keep_the_table_order_and_case() -> None:
     assert read_api._selected(FIELDS, []) == FIELDS
     assert [f.name for f in read_api._selected(FIELDS, ["R", "name"])] == ["Name", "r"]
-    for bad in (["nope"], ["r.x"]):
+    (record,) = read_api._selected(FIELDS, ["r.X"])
+    assert record == FIELDS[2]  # its only field selected: the same record
+    assert read_api._selected(FIELDS, ["r.x", "r"]) == read_api._selected(FIELDS, ["r", "r.x"]) == (FIELDS[2],)
+    for bad in (["nope"], ["r.nope"], ["id.x"]):
         with pytest.raises(ReadError):
             read_api._selected(FIELDS, bad)
 
