@@ -6,10 +6,10 @@ destination table (jobs.py gives every query with rows an anonymous one, as BigQ
 Arrow record batches ReadRows streams, with no per-cell work in Python.
 
 - ``CreateReadSession``: Arrow only (Avro: INVALID_ARGUMENT), one stream (``max_stream_count`` is an upper
-  bound, as on BigQuery), none for an empty result. ``read_options.selected_fields`` (top-level columns; the
-  session's schema in the table's order, as documented) and ``row_restriction`` (a filter run through the same
-  translator and confined DuckDB as queries: one boolean expression, no subquery, no aggregate).
-  ``table_modifiers.snapshot_time``: INVALID_ARGUMENT (no time travel here).
+  bound, as on BigQuery), none for an empty result. ``read_options.selected_fields`` (columns and nested fields
+  outside REPEATED records; the session's schema in the table's order, as documented) and ``row_restriction``
+  (a filter run through the same translator and confined DuckDB as queries: one boolean expression, no
+  subquery, no aggregate). ``table_modifiers.snapshot_time``: INVALID_ARGUMENT (no time travel here).
 - ``ReadRows``: the stream's record batches (Arrow IPC messages without the schema, which the session and the
   first response carry), from ``offset`` on; a query's result straight from the job's Arrow table, a table's
   rows as DuckDB reads its Parquet files (batch by batch, not held whole).
