@@ -2,8 +2,8 @@
 
 Google's client reads a big query result through it instead of tabledata.list's JSON pages:
 ``RowIterator.to_arrow()`` / ``to_dataframe(bqstorage_client=...)`` opens a read session on the job's
-destination table (jobs.py gives every query with rows an anonymous one, as BigQuery does) and decodes the
-Arrow record batches ReadRows streams, with no per-cell work in Python.
+destination table (with HYP_BIGQUERY_QUERY_RESULT_TABLES, jobs.py gives every query with rows an anonymous one,
+as BigQuery does) and decodes the Arrow record batches ReadRows streams, with no per-cell work in Python.
 
 - ``CreateReadSession``: Arrow only (Avro: INVALID_ARGUMENT), one stream (``max_stream_count`` is an upper
   bound, as on BigQuery), none for an empty result. ``read_options.selected_fields`` (columns and nested fields
