@@ -69,7 +69,7 @@ API_ROOT = "_bigquery"  # where hyp bigquery keeps its tables (services/bigquery
 WRITER_TMP_STALE_S = 3600.0  # a writer's hidden temp file this old belongs to a crashed writer
 TIER_BASE_BYTES = 64 * 1024
 TIER_FACTOR = 8
-ROW_GROUP_ROWS = 50_000  # rows buffered before a row group is written: bounds memory per merge
+ROW_GROUP_ROWS = 16_384  # rows buffered before a row group is written: bounds memory per merge
 _TS = re.compile(r"^part-(\d{8}T\d{6,12})-")
 
 # Steps reported to ``on_step`` (tests kill the process at each one).
@@ -185,6 +185,10 @@ class Compactor:
                                 counts["dml_busy"] += 1
                     except (OSError, WarehouseError, pa.ArrowException) as exc:
                         log.warning("warehouse compaction: %s: %s", partition, exc)
+        if counts["merged"]:
+            # Arrow's allocator keeps what a merge freed for reuse; in a long-running writer (the detector, the
+            # processor) that is tens of MiB held between merges every half minute: hand it back to the system
+            pa.default_memory_pool().release_unused()
         if counts["merged"] or counts["files_removed"]:
             log.debug("warehouse compaction: %s", dict(counts))
         return dict(counts)
