@@ -375,20 +375,23 @@ class Store:
         key, so a 10,000,000-message log is never in memory at once. An old-format log is read whole."""
         path = self._topic_path(t.uid)
         accepted = {sub.uid: SeqSet() for sub in filtered}
+        data = t.data
+        if isinstance(data, DiskMessages):
+            data.loading = None  # places in the log from the start (the old format switches back below)
         if not path.exists() or path.stat().st_size == 0:
-            return [], accepted, 0, False
+            return [], accepted, 0, False  # a topic nothing was published to: its log starts with the next publish
         with open(path, "rb") as fh:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
             if mm[: len(logformat.TOPIC_MAGIC)] != logformat.TOPIC_MAGIC:
+                if isinstance(data, DiskMessages):
+                    data.loading = []  # bytes until the rewrite in the new format
                 lost, max_id = self._read_topic_whole(t, bytes(mm), filtered, accepted)
                 return lost, accepted, max_id, True
             base, records, damage = logformat.scan_topic(mm)
-            data = t.data
-            if isinstance(data, DiskMessages):
-                data.loading = None  # places in this file from the start
             lost = []
             max_id = 0
+            last = None
             released = 0
             parse = PubsubMessage.FromString
             if base is not None:
@@ -412,7 +415,7 @@ class Store:
                     t.restore_lost(1)
                     continue
                 t.restore_placed(msg, start, end - start)
-                max_id = max(max_id, int(msg.message_id or 0))
+                last = msg
                 for sub in filtered:
                     if sub.accepts(msg):
                         accepted[sub.uid].add(seq)
@@ -422,6 +425,8 @@ class Store:
                     released = upto
             if isinstance(data, DiskMessages):
                 data.end = len(mm)
+            if last is not None:  # ids grow with the sequence number: the last message has the largest
+                max_id = int(last.message_id or 0)
             self._damaged("topic", path, damage, lost)
             return lost, accepted, max_id, bool(damage) or base is None or bool(t.lost)
         finally:

@@ -177,11 +177,15 @@ class TopicState:
 
     def restore_placed(self, msg: Any, offset: int, length: int) -> None:
         """Append one message read back from disk by its place in the log (DiskMessages, not loading)."""
-        assert isinstance(self.data, DiskMessages)
-        self.data.place(offset, length)
+        data = self.data
+        assert isinstance(data, DiskMessages)
+        data.offsets.append(offset)
+        data.lengths.append(length)
+        data.end = offset + length
         self.retained_bytes += length
-        self.ts.append(msg.publish_time.ToNanoseconds() / 1e9)
-        self.keys.append(msg.ordering_key)
+        pt = msg.publish_time
+        self.ts.add((pt.seconds * 1_000_000_000 + pt.nanos) / 1e9)  # Timestamp.ToNanoseconds() / 1e9
+        self.keys.add(msg.ordering_key)
 
     def restore_lost(self, n: int) -> None:
         """n messages whose log records did not check: empty placeholders, never delivered."""

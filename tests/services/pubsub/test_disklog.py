@@ -96,3 +96,20 @@ def test_a_message_lost_in_a_damaged_log_reads_empty_and_is_never_delivered(tmp_
     data = _messages(b)
     assert data.loading is None and list(data.lengths)[1] == 0 and data[1] == b""
     assert [m.message.message_id for m in _pull(b)] == [ids[0], ids[2]]
+
+
+def test_a_topic_without_messages_keeps_places_not_bytes_after_a_restart(tmp_path: Path) -> None:
+    b = Broker(Store(tmp_path))
+    b.create_topic(types.Topic.pb()(name=TOPIC))
+    b.create_subscription(types.Subscription.pb()(name=SUB, topic=TOPIC))
+    assert b.store is not None
+    b.store.close()
+    b = _reopen(tmp_path)  # no log file yet: nothing to scan, nothing rewritten
+    _publish(b, b"one", b"two")
+    data = _messages(b)
+    assert data.loading is None and list(data.lengths) == [len(data[0]), len(data[1])]
+    assert [m.message.data for m in _pull(b, n=2)] == [b"one", b"two"]
+    assert b.store is not None
+    b.store.close()
+    b = _reopen(tmp_path)  # a clean log: used in place
+    assert _messages(b).loading is None and [m.message.data for m in _pull(b, n=2)] == [b"one", b"two"]
