@@ -9,7 +9,8 @@ rows/s, and CPU-seconds (/proc/<pid>/stat: the `hyp bigquery` process for SQL, t
   storing); `SELECT COUNTIF(is_anomaly), COUNT(*) FROM ML.DETECT_ANOMALIES(..., TABLE t)` (every row scored
   in the server, a one-row answer).
 - Python: `models.training.fit("kmeans", ...)` as `hyp train --model kmeans` runs it (on the rows already
-  in memory), and `BqmlKMeans.detect_anomalies` on the same matrix.
+  in memory), and `BqmlKMeans.detect_anomalies` on the same matrix; and once more reading the rows first
+  (the loaded Parquet bytes, from memory), the work the SQL side does on top of the scoring.
 Not a test (pytest does not collect it): numbers depend on the box.
 
     .venv/bin/python benchmarks/bqml_bench.py [--rows 1000000] [--repeat 3]
@@ -40,6 +41,13 @@ def _cpu_s(pid: int | str = "self") -> float:
     """User + system CPU seconds of a process, all its threads (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _read(parquet: bytes) -> Any:
+    """Parquet bytes as the Python path's feature matrix (column-major, as ``frame.to_numpy()``)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(parquet)).to_pandas().to_numpy()
 
 
 def _rss_mib(pid: int) -> float:
@@ -73,6 +81,7 @@ def main() -> None:
         client.create_dataset("bench")
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+        parquet = buffer.getvalue()  # the loaded bytes: the Python path that reads its rows too
         buffer.seek(0)
         config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
         client.load_table_from_file(buffer, f"{PROJECT}.bench.purchases", job_config=config).result()
@@ -100,7 +109,9 @@ def main() -> None:
             "SELECT COUNTIF(is_anomaly) AS anomalies, COUNT(*) AS n FROM ML.DETECT_ANOMALIES(MODEL bench.km, "
             "STRUCT(0.01 AS contamination), TABLE bench.purchases)"
         )
-        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("sql_train", "py_train", "sql_det", "py_det")}
+        runs: dict[str, list[tuple[float, float]]] = {
+            k: [] for k in ("sql_train", "py_train", "sql_det", "py_det", "py_read_det")
+        }
         trained: Any = None
         for _ in range(args.repeat):  # alternating, so a change of the machine's load hits both paths
             wall, cpu, _out = timed(lambda: client.query_and_wait(create), pid)
@@ -118,6 +129,8 @@ def main() -> None:
             runs["sql_det"].append((wall, cpu))
             wall, cpu, found = timed(lambda: model.detect_anomalies(X, 0.01), "self")
             runs["py_det"].append((wall, cpu))
+            wall, cpu, _out = timed(lambda: model.detect_anomalies(_read(parquet), 0.01), "self")
+            runs["py_read_det"].append((wall, cpu))
         med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
         rss = _rss_mib(pid)
         assert int(found["is_anomaly"].sum()) == row["anomalies"], (int(found["is_anomaly"].sum()), row["anomalies"])
@@ -136,6 +149,12 @@ def main() -> None:
                 f"{py[0]:.2f} s ({args.rows / py[0]:,.0f} rows/s), {py[1]:.2f} CPU-s | {sql[0] / py[0]:.2f}x "
                 f"| {sql[1] / py[1]:.2f}x |"
             )
+        sql, py = med["sql_det"], med["py_read_det"]
+        print(
+            f"| ML.DETECT_ANOMALIES, the Python path reading the rows too (`pq.read_table` of the loaded Parquet "
+            f"bytes, `to_pandas().to_numpy()`) | (as above) | {py[0]:.2f} s ({args.rows / py[0]:,.0f} rows/s), "
+            f"{py[1]:.2f} CPU-s | {sql[0] / py[0]:.2f}x | {sql[1] / py[1]:.2f}x |"
+        )
         print(f"| RSS of `hyp bigquery` after both | {rss:.0f} MiB | | |")
         print(f"| anomalies flagged (both paths) | {row['anomalies']:,} of {row['n']:,} | | |")
         print(f"| load average (1 min) before / after | {load_before:.1f} / {os.getloadavg()[0]:.1f} | | |")

@@ -9,6 +9,7 @@ one, never half of either; deleting the dataset with its contents deletes its mo
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.bigquery import errors
-from services.bigquery.catalog import Catalog, write_json
+from services.bigquery.catalog import Catalog
 from services.bigquery.names import check_dataset, check_project
 
 _MODEL = re.compile(r"[A-Za-z0-9_]{1,1024}")
@@ -64,8 +65,17 @@ def load(catalog: Catalog, ref: ModelRef) -> dict[str, Any]:
 
 
 def save(catalog: Catalog, ref: ModelRef, document: dict[str, Any]) -> None:
-    """Under ``LOCK``: the model's document replaced atomically, as the catalog writes its own."""
-    write_json(folder(catalog, ref) / "model.json", document)
+    """Under ``LOCK``: the model's document replaced atomically and durably, as the catalog writes its own, but
+    encoded in one ``json.dumps`` (the C encoder; ``json.dump`` to a file runs the pure-Python one, ~4x slower
+    on a k-means state's 10,001 stored quantiles)."""
+    path = folder(catalog, ref) / "model.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(document))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def delete(catalog: Catalog, ref: ModelRef) -> None:
