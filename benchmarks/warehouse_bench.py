@@ -3,13 +3,15 @@ or the detector's commit (its events and verdicts tables) in events per second.
 
     .venv/bin/python benchmarks/warehouse_bench.py [--commits 3600] [--rows 60]
     .venv/bin/python benchmarks/warehouse_bench.py --detector-commits 40 [--batch 500] [--repeat 5]
+    .venv/bin/python benchmarks/warehouse_bench.py --merge-rss 200 [--batch 500]
 
 Fills a temporary warehouse with ``--commits`` appends of ``--rows`` cloud_run rows (an hour at
 200 events/s leaves about 3,600 commits of 50-100 rows), then prints a markdown table. With
 ``--detector-commits`` it times the detector's own commit (``services.detector.sinks.write_warehouse_many``,
 two batches of ``--batch`` scored messages per commit, a third of them purchases; through the commit journal,
 services/detector/journal.py, where the checkout has one), best of ``--repeat``: run it from two checkouts
-(``PYTHONPATH``) to compare them.
+(``PYTHONPATH``) to compare them. ``--merge-rss`` fills a warehouse with that many detector commits and
+prints the RSS before, at the peak of and after one full compaction merge in a fresh process of the checkout.
 """
 
 from __future__ import annotations
@@ -110,6 +112,42 @@ def detector_commits(commits: int, batch: int, repeat: int) -> str:
     )
 
 
+MERGE_CHILD = """
+import sys, time
+from pathlib import Path
+from services.warehouse.compaction import Compactor
+
+def status(key):
+    return int([line for line in open('/proc/self/status') if line.startswith(key)][0].split()[1]) / 1024
+
+before = status('VmRSS')
+cpu0 = time.process_time()
+counts = Compactor(sys.argv[1], grace_s=0, quiet_s=0).run_once()
+cpu = time.process_time() - cpu0
+time.sleep(0.5)
+size = sum(p.stat().st_size for p in Path(sys.argv[1]).rglob('*.merged.parquet')) / 2**20
+print(f"{before:.0f} {status('VmHWM'):.0f} {status('VmRSS'):.0f} {cpu:.2f} {counts['files_merged']} {size:.1f}")
+"""
+
+
+def merge_rss(commits: int, batch: int) -> str:
+    """RSS of one full merge of ``commits`` detector commits (2 files each) in a fresh process of this checkout."""
+    import subprocess
+
+    from services.detector import sinks
+
+    batches = _detector_batches(2 * commits, batch)
+    with tempfile.TemporaryDirectory() as root:
+        for k in range(commits):
+            sinks.write_warehouse_many(root, batches[2 * k : 2 * k + 2])
+        out = subprocess.run([sys.executable, "-c", MERGE_CHILD, root], capture_output=True, text=True, check=True)
+    before, peak, after, cpu, files_merged, size = out.stdout.split()
+    return (
+        f"| merge of {files_merged} files ({2 * commits * batch:,} events) | {before} | {peak} | {after} | {cpu} "
+        f"| {size} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--commits", type=int, default=3600)
@@ -117,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector-commits", type=int, default=0, help="time the detector's commit instead")
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--merge-rss", type=int, default=0, help="RSS of one full merge of this many detector commits")
     args = p.parse_args(argv)
+    if args.merge_rss:
+        print("| merge | RSS before MiB | peak MiB | after MiB | CPU s | merged MiB |\n|---|---|---|---|---|---|")
+        print(merge_rss(args.merge_rss, args.batch))
+        return 0
     if args.detector_commits:
         print("| measure | wall | CPU |\n|---|---|---|")
         print(detector_commits(args.detector_commits, args.batch, args.repeat))
