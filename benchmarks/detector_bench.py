@@ -17,6 +17,11 @@ endpoint's liveness check). It starts its own
 MLflow server and trains a champion unless --tracking-uri names one.
 
     .venv/bin/python benchmarks/detector_bench.py --vertex [--events 20000] [--rate 500] [--seconds 30]
+
+With --rss-tree (repeat it) it runs one detector per checkout side by side on one topic at 200 events/s and
+prints their RSS idle after start and every minute, the peak, and when the peak rose:
+
+    .venv/bin/python benchmarks/detector_bench.py --rss-tree /tmp/before --rss-tree . [--rss-minutes 5]
 """
 
 from __future__ import annotations
@@ -258,6 +263,104 @@ def compare_vertex(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0 if lost == 0 else 1
 
 
+def _status_mib(pid: int, key: str) -> float:
+    """VmRSS or VmHWM of a process, MiB (nan once it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return float("nan")
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(key + ":")), float("nan"))
+
+
+def rss_trees(trees: list[Path], minutes: float, rate: float, scorer_args: list[str]) -> int:
+    """RSS of one detector per tree (its own subscription of one topic, compaction on, as in the stack) idle after
+    start and every minute at ``rate`` events/s; every rise of the peak (VmHWM) by over 8 MiB is printed with when."""
+    import os
+    import subprocess
+
+    import httpx
+
+    from services.common import names
+    from services.common.processes import free_port, stop_group, wait_for
+    from services.common.pubsub_clients import subscriber
+
+    work = Path(tempfile.mkdtemp(prefix="hyp-detector-rss-"))
+    emulator = start_emulator(work / "pubsub", topology="none")
+    procs: list[subprocess.Popen] = []
+    try:
+        res = Resources(emulator.host, emulator.project).create()
+        dets: dict[str, tuple[subprocess.Popen, int]] = {}
+        for i, tree in enumerate(trees):
+            label = f"{i}:{tree.name}"
+            sub = names.subscription(res.project, res.name(f"dataflow-{i}"))
+            subscriber(res.host).create_subscription(
+                request={"name": sub, "topic": res.events_topic, "ack_deadline_seconds": 60}
+            )
+            port = free_port()
+            cmd = [sys.executable, "-m", "services.cli", "detector", "--project", res.project, "--subscription", sub]
+            cmd += ["--detections-topic", res.detections_topic, "--deadletter-topic", res.deadletter_topic]
+            cmd += ["--emulator-host", res.host, "--warehouse-dir", str(work / f"warehouse-{i}")]
+            cmd += ["--metrics-port", str(port), *scorer_args]
+            env = {**os.environ, "PYTHONPATH": str(tree), "PUBSUB_EMULATOR_HOST": res.host}
+            with open(work / f"detector-{i}.log", "wb") as log:
+                proc = subprocess.Popen(
+                    cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            procs.append(proc)
+            dets[label] = (proc, port)
+        for label, (proc, port) in dets.items():
+
+            def serving(proc: subprocess.Popen = proc, port: int = port) -> bool:
+                if proc.poll() is not None:
+                    raise SystemExit(f"a detector exited with {proc.returncode} (logs in {work})")
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(serving, 180, f"detector {label}")
+        time.sleep(5)
+        rows = [("idle, 5 s after /metrics answers", {k: _status_mib(p.pid, "VmRSS") for k, (p, _) in dets.items()})]
+        loads = [load_average()]
+        count = int(rate * 60 * minutes) + 2000
+        gen_cmd = [sys.executable, "-m", "services.cli", "loadgen", "--topic", res.events_topic]
+        gen_cmd += ["--emulator-host", res.host, "--count", str(count), "--rate", f"{rate:g}", "--no-progress"]
+        gen = subprocess.Popen(
+            gen_cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        procs.append(gen)
+        t0 = time.monotonic()
+        hwm = {k: _status_mib(p.pid, "VmHWM") for k, (p, _) in dets.items()}
+        minute = 1
+        while time.monotonic() - t0 < 60 * minutes:
+            time.sleep(0.5)
+            for k, (p, _) in dets.items():
+                peak = _status_mib(p.pid, "VmHWM")
+                if peak > hwm[k] + 8:
+                    print(f"{time.monotonic() - t0:6.1f} s {k}: peak {hwm[k]:.0f} -> {peak:.0f} MiB", flush=True)
+                hwm[k] = max(hwm[k], peak)
+            if time.monotonic() - t0 >= 60 * minute:
+                loads.append(load_average())
+                rows.append(
+                    (
+                        f"{minute} min at {rate:g} events/s",
+                        {k: _status_mib(p.pid, "VmRSS") for k, (p, _) in dets.items()},
+                    )
+                )
+                minute += 1
+        rows.append(("peak (VmHWM)", {k: _status_mib(p.pid, "VmHWM") for k, (p, _) in dets.items()}))
+        print("| RSS (MiB) | " + " | ".join(dets) + " |\n|---|" + "---:|" * len(dets))
+        for what, values in rows:
+            print(f"| {what} | " + " | ".join(f"{values[k]:.0f}" for k in dets) + " |")
+        print(f"load average (1/5/15 min) per minute: {'; '.join(str(x) for x in loads)}")
+        print(f"command: .venv/bin/python benchmarks/detector_bench.py {shlex.join(sys.argv[1:])}")
+    finally:
+        for proc in reversed(procs):
+            stop_group(proc, timeout=20)
+        emulator.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
@@ -281,12 +384,21 @@ def main(argv: list[str] | None = None) -> int:
         help="compare in-process champion scoring with --scorer vertex (Beam's VertexAIModelHandlerJSON through "
         "hyp endpoint) instead",
     )
+    parser.add_argument(
+        "--rss-tree",
+        action="append",
+        type=Path,
+        help="instead: RSS of a detector started from this checkout (repeat: side by side) at 200 events/s",
+    )
+    parser.add_argument("--rss-minutes", type=float, default=5.0, help="length of the --rss-tree run")
     args = parser.parse_args(argv)
     if args.vertex:
         return compare_vertex(args, argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
     if args.tracking_uri:
         scorer_args += ["--tracking-uri", args.tracking_uri]
+    if args.rss_tree:
+        return rss_trees([t.resolve() for t in args.rss_tree], args.rss_minutes, 200.0, scorer_args)
 
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="hyp-detector-bench-"))
