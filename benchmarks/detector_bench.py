@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -361,6 +362,10 @@ def rss_trees(trees: list[Path], minutes: float, rate: float, scorer_args: list[
     return 0
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
@@ -392,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rss-minutes", type=float, default=5.0, help="length of the --rss-tree run")
     args = parser.parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # stopped by `timeout` or `kill`: the finally still cleans up
+        signal.signal(signum, _stop_on_signal)
     if args.vertex:
         return compare_vertex(args, argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]
