@@ -36,6 +36,10 @@ def start_read_api(jobs: Any, settings: BigQuerySettings) -> Any:  # -> grpc.Ser
     )
     wanted = settings.port + 1 if settings.read_port is None else settings.read_port
     port = server.add_insecure_port(f"{settings.host}:{wanted}")
+    if port == 0 and settings.read_port is None:
+        # the default (REST port + 1) is taken: the REST API must not die of it; a free port, logged
+        port = server.add_insecure_port(f"{settings.host}:0")
+        log.warning("read api: port %s is taken; serving on %s instead (set HYP_BIGQUERY_READ_PORT)", wanted, port)
     if port == 0:
         raise OSError(f"cannot bind the Read API (gRPC) to {settings.host}:{wanted}")
     server.start()

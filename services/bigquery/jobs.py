@@ -409,7 +409,8 @@ class Jobs:
         status: dict[str, Any] = {"state": "DONE"}
         statistics = dict(job.stored["statistics"])
         try:
-            with ml_progress.job() as report:  # a CREATE MODEL's mlStatistics (BigQuery ML's job statistics)
+            key = (project, str(job.stored["jobReference"]["jobId"])) if background else None  # cancellable
+            with ml_progress.job(key) as report:  # a CREATE MODEL's mlStatistics (BigQuery ML's job statistics)
                 job.progress = report
                 answer = self._execute(project, config, dry_run)
             dest = config.get("destinationTable")

@@ -238,7 +238,11 @@ def router() -> APIRouter:
 
     @api.post(PREFIX + "/jobs/{job_id}/cancel")
     async def jobs_cancel(project: str, job_id: str, request: Request) -> Response:
-        job = _jobs(request).get(project, job_id)  # a running CREATE MODEL runs on to its end (local only)
+        job = _jobs(request).get(project, job_id)
+        if not job.complete:  # a running or waiting CREATE MODEL stops at its next iteration or epoch
+            from services.bigquery.ml import progress as ml_progress
+
+            ml_progress.cancel(project, job_id)
         return _json({"kind": "bigquery#jobCancelResponse", "job": job.resource})
 
     @api.get(PREFIX + "/queries/{job_id}")

@@ -109,11 +109,6 @@ def test_pca_reports_its_one_iteration(client, dataset, points) -> None:
     assert 0 <= only["trainingLoss"] < 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs routes.jobs_cancel to call services.bigquery.ml.progress.cancel and jobs._work to open "
-    "ml_progress.job((project, job id)): the lead wires them (bqml round-20 report); remove this mark then",
-)
 def test_cancel_of_a_running_create_model_stops_it_and_leaves_no_model(client, dataset, points) -> None:
     pytest.importorskip("tensorflow")
     job_id = f"cancel_{uuid.uuid4().hex}"
