@@ -47,7 +47,11 @@ class LoadRuns:
         if scenario == "anomaly":
             if not anomaly_kind:
                 raise ValueError("anomaly_kind: required for the 'anomaly' scenario")
-            args += ["--anomaly-rate", f"{anomaly_kind}={ANOMALY_SHARE}"]
+            from loadgen.config import ANOMALY_KINDS
+
+            # the chosen kind only: the generator's default rates of the other kinds are set to 0
+            others = ",".join(f"{kind}=0" for kind in ANOMALY_KINDS if kind != anomaly_kind)
+            args += ["--anomaly-rate", f"{anomaly_kind}={ANOMALY_SHARE}", "--anomaly-rate", others]
         return args
 
     def start(self, scenario: str, rate: float, duration_s: int, anomaly_kind: str | None) -> dict[str, Any]:

@@ -55,6 +55,18 @@ def test_an_anomaly_scenario_runs_to_its_duration_and_its_events_arrive(console,
     assert {m.message.attributes["anomaly_kind"] for m in received} == {"tax_mismatch"}
 
 
+def test_the_anomaly_scenario_injects_its_one_kind_only(monkeypatch):
+    """The generator's default rates of the other kinds are turned off, so every injected anomaly is the chosen one."""
+    from loadgen.__main__ import build, parser
+    from services.console.scenarios import LoadRuns
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # the sink is built, never used
+    argv = LoadRuns.argv("anomaly", 100, 4, "value_spike")
+    _, _, phases, _ = build(parser().parse_args(argv[argv.index("loadgen") + 1 :]))
+    rates = phases[0].config.anomaly_rates
+    assert {kind for kind, rate in rates.items() if rate} == {"value_spike"} and rates["value_spike"] == 0.2
+
+
 def test_a_run_is_stopped_from_the_page(console):
     started = console.post("/api/scenarios", json={"scenario": "steady", "rate": 20, "duration_s": 600})
     assert started.status_code == 200, started.text
