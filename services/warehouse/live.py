@@ -44,6 +44,7 @@ RACY_NS = 100_000_000  # a folder changed this close to its listing may have cha
 MAX_LISTINGS = 65_536  # partitions whose listing is kept (all are dropped past it)
 CHECKED_NAME = ".pages-checked.json"  # in a partition: its files whose pages decoded (name -> [size, mtime_ns])
 PAGE_CHECK_ROWS = 65_536  # rows decoded at a time by the page check (bounds its memory)
+MAX_SCHEMAS = 256  # distinct schemas interned for the footer cache (the table is emptied past it)
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +105,39 @@ def live_names(partition: Path, names: Iterable[str]) -> list[str]:
     return [n for n in names if n not in covered]
 
 
+_schemas: dict[bytes, pa.Schema] = {}  # one instance per distinct schema, by its serialized form (see _interned)
+_schemas_lock = threading.Lock()
+
+
+def _interned(schema: pa.Schema) -> pa.Schema:
+    """The one instance of ``schema`` that the footer cache shares between files.
+
+    A table's files nearly all have the same schema, and an Arrow schema built from a footer costs about 6 KiB of
+    native memory: one per cached footer was up to ~100 MiB at the cache's cap. Keyed by the serialized schema
+    (names, types, nullability and field metadata: what ``==`` would partly ignore), and bounded: past
+    ``MAX_SCHEMAS`` distinct schemas the table is emptied (entries already cached keep the instance they hold)."""
+    key = schema.serialize().to_pybytes()
+    with _schemas_lock:
+        held = _schemas.get(key)
+        if held is None:
+            if len(_schemas) >= MAX_SCHEMAS:
+                _schemas.clear()
+            held = _schemas[key] = schema
+        return held
+
+
 @lru_cache(maxsize=16384)
 def _footer(path: str, mtime_ns: int, size: int) -> tuple[int, pa.Schema] | str:
     """The file's rows and Arrow schema from its footer, or why the footer cannot be read (keyed by path, mtime
-    and size: read once per file, for the damage check and for hyp bigquery's catalog alike)."""
+    and size: read once per file, for the damage check and for hyp bigquery's catalog alike). Files with the same
+    schema share one schema object (:func:`_interned`)."""
     try:
         meta = pq.read_metadata(path)
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    return meta.num_rows, meta.schema.to_arrow_schema().remove_metadata()
+    return meta.num_rows, _interned(meta.schema.to_arrow_schema().remove_metadata())
 
 
 def footer(path: Path) -> tuple[int, int, pa.Schema | str]:

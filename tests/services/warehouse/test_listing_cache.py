@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from services.warehouse import append, live
+from services.warehouse import append, live, tables
 from services.warehouse.query import files
 from tests.services.warehouse.test_warehouse import rows
 
@@ -60,3 +60,36 @@ def test_a_listing_is_made_again_after_recheck_s(tmp_path, monkeypatch):
     assert files(tmp_path, TABLE) == [only]
     only.write_bytes(b"not parquet")
     assert files(tmp_path, TABLE) == []
+
+
+def _events(verdicts: list[dict]) -> list[dict]:
+    """The verdict rows' columns that the event tables have too."""
+    columns = set(tables.TABLES["cloud_run"].schema.names)
+    return [{k: v for k, v in r.items() if k in columns} for r in verdicts]
+
+
+def test_files_with_one_schema_share_one_schema_object_and_another_schema_gets_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "_schemas", {})
+    first, second = (append(tmp_path, TABLE, rows(5, start=5 * i))[0] for i in range(2))
+    same = append(tmp_path, "dataflow_anomaly", rows(5, start=10))[0]  # another table with the verdicts' schema
+    other = append(tmp_path, "cloud_run", _events(rows(5, start=15)))[0]  # the events' schema
+    listed = live.live_footers(tmp_path, TABLE)  # what the listing cache keeps
+    assert [f.path for f in listed] == [first, second]
+    first_s, second_s = (f.schema for f in listed)
+    assert first_s is second_s is live.footer(same)[2]
+    other_s = live.footer(other)[2]
+    assert other_s is not first_s and other_s != first_s
+    assert other_s is live.footer(other)[2]  # a second read of the file: the cached entry, same instance
+    assert first_s.equals(tables.TABLES[TABLE].schema) and other_s.equals(tables.TABLES["cloud_run"].schema)
+    assert len(live._schemas) == 2
+
+
+def test_the_schema_table_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "_schemas", {})
+    monkeypatch.setattr(live, "MAX_SCHEMAS", 1)
+    verdicts = append(tmp_path, TABLE, rows(5))[0]
+    kept = live.footer(verdicts)[2]
+    other = append(tmp_path, "cloud_run", _events(rows(5)))[0]
+    other_s = live.footer(other)[2]
+    assert list(live._schemas.values()) == [other_s]  # the table was emptied: one distinct schema at the most
+    assert live.footer(verdicts)[2] is kept  # the cached entry keeps the instance it holds
