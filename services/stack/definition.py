@@ -37,6 +37,7 @@ DETECTOR_METRICS_PORT = 9464
 CONSOLE_PORT = 8000
 ORCHESTRATOR_PORT = 8090
 BIGQUERY_PORT = 9050  # the port the community BigQuery emulator uses
+BIGQUERY_READ_PORT = BIGQUERY_PORT + 1  # the Storage Read API (gRPC) of `hyp bigquery`: its default, REST port + 1
 STORAGE_PORT = 4443  # the port fake-gcs-server uses
 
 
@@ -236,14 +237,23 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         name="bigquery",
-        command=("bigquery", "--host", "{bind}", "--port", str(BIGQUERY_PORT)),
+        # the Read API's port given, not left to its default: `hyp up` checked it free, and the address printed is
+        # then the one it serves (its default falls back to any free port when REST port + 1 is taken)
+        command=(
+            *("bigquery", "--host", "{bind}", "--port", str(BIGQUERY_PORT)),
+            *("--read-port", str(BIGQUERY_READ_PORT)),
+        ),
         image="app",  # DuckDB, pyarrow, FastAPI (and the models package, for BigQuery ML)
-        summary="BigQuery REST API over the warehouse (BIGQUERY_EMULATOR_HOST)",
-        ports=(BIGQUERY_PORT,),
+        summary="BigQuery REST API over the warehouse (BIGQUERY_EMULATOR_HOST) and its Storage Read API (gRPC)",
+        ports=(BIGQUERY_PORT, BIGQUERY_READ_PORT),
         health=Health(BIGQUERY_PORT, "/health", retries=60),
         # serves the same warehouse folder the detector and the processor write (HYP_WAREHOUSE_DIR)
         volumes={"warehouse-data": "/data/warehouse"},
-        urls={"BigQuery API": "BIGQUERY_EMULATOR_HOST=http://{bigquery}:" + str(BIGQUERY_PORT)},
+        urls={
+            "BigQuery API": "BIGQUERY_EMULATOR_HOST=http://{bigquery}:" + str(BIGQUERY_PORT),
+            # no variable of Google's names it (the Storage client honours none): a channel's address
+            "BigQuery Read API": "{bigquery}:" + str(BIGQUERY_READ_PORT) + " (gRPC, insecure channel)",
+        },
         memory="512m",
         background=True,
     ),
@@ -363,6 +373,16 @@ SERVICES: tuple[Service, ...] = (
 
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 
+# printed among the emulator-host variables though not one: the Read API's address, beside BIGQUERY_EMULATOR_HOST
+CLIENT_URL_LABELS = frozenset({"BigQuery Read API"})
+
+
+def client_first(lines: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(label, url)`` lines as `hyp up` prints them: what Google's clients are pointed at first, together (the
+    emulator-host variables a user exports, and the Read API's address beside BigQuery's), then the others; each
+    group in the stack's order."""
+    return sorted(lines, key=lambda line: "_EMULATOR_HOST=" not in line[1] and line[0] not in CLIENT_URL_LABELS)
+
 
 def service(name: str) -> Service:
     """A service by name; ``detector-N`` is worker N of ``hyp up --detector-workers`` (:func:`scale`)."""
@@ -411,7 +431,7 @@ def hosts(place: Place, services: tuple[Service, ...] = SERVICES) -> dict[str, s
 # `hyp up --port-offset N`: every port of the stack moved by N, locally (a second stack beside the first, or a
 # test's stack beside a benchmark's). Ports are moved where a value names one: after a colon (host:port, URLs)
 # and as the argument of one of these flags.
-PORT_FLAGS = frozenset({"--port", "--rest-port", "--metrics_port"})
+PORT_FLAGS = frozenset({"--port", "--rest-port", "--read-port", "--metrics_port"})
 
 
 @lru_cache(maxsize=1)

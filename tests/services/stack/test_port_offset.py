@@ -51,3 +51,24 @@ def test_health_checks_and_compose_follow():
     assert health is not None and health.url(port_offset=OFFSET) == f"http://127.0.0.1:{d.STORAGE_PORT + OFFSET}/health"
     for s in d.SERVICES:  # compose publishes the defaults whatever the offset (it is hyp up's only)
         assert d.command(s, "compose", data="/data", port_offset=OFFSET) == d.command(s, "compose", data="/data")
+
+
+def test_the_read_api_port_is_passed_printed_beside_bigquerys_and_moves_with_the_offset():
+    bigquery = d.service("bigquery")
+    assert d.BIGQUERY_READ_PORT == d.BIGQUERY_PORT + 1 == 9051  # `hyp bigquery`'s own default, REST port + 1
+    assert d.BIGQUERY_READ_PORT in bigquery.ports  # `hyp up` checks it free; compose publishes it
+    for offset in (0, OFFSET):
+        args, _ = local(bigquery, offset)
+        assert args[args.index("--read-port") + 1] == str(d.BIGQUERY_READ_PORT + offset)  # served where printed
+        lines = d.client_first([(label, url) for s in d.SERVICES for label, url in s.urls.items()])
+        shown = [(label, d.resolve(url, "local", data="/h", port_offset=offset)) for label, url in lines]
+        labels = [label for label, _ in shown]
+        at = labels.index("BigQuery API")
+        assert shown[at][1] == f"BIGQUERY_EMULATOR_HOST=http://127.0.0.1:{d.BIGQUERY_PORT + offset}"
+        assert labels[at + 1] == "BigQuery Read API"  # the next line, among the variables a user exports
+        assert shown[at + 1][1].startswith(f"127.0.0.1:{d.BIGQUERY_READ_PORT + offset} ")
+        # the exported variables and the Read API first, together; then the others
+        first_other = next(i for i, (_, url) in enumerate(shown) if "_EMULATOR_HOST=" not in url and i != at + 1)
+        assert first_other > at + 1 and all("_EMULATOR_HOST=" not in url for _, url in shown[first_other:])
+    compose_args = d.command(bigquery, "compose", data="/data", port_offset=OFFSET)
+    assert compose_args[compose_args.index("--read-port") + 1] == str(d.BIGQUERY_READ_PORT)
