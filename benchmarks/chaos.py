@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+from teardown import stop_on_signals
 
 from services.stack import definition as d
 from services.testing import stack_chaos as chaos
@@ -73,10 +74,6 @@ def render(result: chaos.ChaosRun, rate: float) -> str:
     return "\n".join(lines)
 
 
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=2000.0, help="load generator events/s")
@@ -88,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--catch-up-timeout", type=float, default=300.0)
     ap.add_argument("--drain-timeout", type=float, default=600.0)
     args = ap.parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # stopped by `timeout` or `kill`: the finally still cleans up
-        signal.signal(signum, _stop_on_signal)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     services = [s for s in args.services.split(",") if s]
     unknown = sorted(set(services) - set(d.SERVICE_NAMES) | ({"loadgen", "init"} & set(services)))
     if unknown:

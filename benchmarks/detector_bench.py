@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
 import tempfile
 import time
@@ -37,6 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from teardown import die_with_parent, stop_on_signals  # noqa: E402  (beside this script)
 
 from services.common.processes import cpu_seconds  # noqa: E402
 from services.testing.pubsub import start_emulator  # noqa: E402
@@ -173,7 +174,9 @@ def cpu_use(emulator, work: Path, scorer_args: list[str], seconds: float, rates:
         for rate in rates:
             args = [sys.executable, "-m", "services.cli", "loadgen", "--topic", res.events_topic]
             args += ["--emulator-host", res.host, "--rate", str(rate), "--no-progress"]
-            gen = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            gen = subprocess.Popen(
+                args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+            )
             try:
                 time.sleep(8)  # loadgen started and the detector at its pace
                 out[rate] = cpu_percent({"detector": det.process.pid, "loadgen": gen.pid}, seconds)
@@ -362,10 +365,6 @@ def rss_trees(trees: list[Path], minutes: float, rate: float, scorer_args: list[
     return 0
 
 
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events for the throughput run (local read)")
@@ -397,8 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rss-minutes", type=float, default=5.0, help="length of the --rss-tree run")
     args = parser.parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # stopped by `timeout` or `kill`: the finally still cleans up
-        signal.signal(signum, _stop_on_signal)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     if args.vertex:
         return compare_vertex(args, argv)
     scorer_args = ["--scorer", args.scorer, "--detector-batch-size", str(args.batch_size)]

@@ -31,7 +31,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from teardown import stop_on_signals
 
 from services.common.processes import free_port, stop_group, wait_healthy
 from services.testing.hyp import run_hyp
@@ -120,7 +122,7 @@ def load_main(args: argparse.Namespace) -> int:
 def wait_http(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
     """The kit's wait_healthy, with the tail of the server's log in the error."""
     try:
-        wait_healthy(url, timeout, process=process, what=" ".join(map(str, process.args[:4])))
+        wait_healthy(url, timeout, process=process, what=" ".join(map(str, cast(list[Any], process.args)[:4])))
     except (RuntimeError, TimeoutError) as exc:
         log = getattr(process, "log_path", None)
         tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--body", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     if args.load:
         args.connections = int(args.connections)
         return load_main(args)

@@ -36,6 +36,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from teardown import stop_on_signals
+
 from services.common.processes import cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument("--port-offset", type=int, default=0, help="hyp up --port-offset (default: the default ports)")
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
 
     label = (
         args.label

@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 from footprint_bench import ROOT, Stack, cpu_seconds_of, tree
+from teardown import die_with_parent, stop_on_signals
 
 from services.common.processes import wait_for
 from services.stack import definition as d
@@ -57,7 +58,9 @@ class Generator:
             "--no-progress",
         ]
         self.out = log.open("ab")
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
 
     def cpu_s(self) -> float:
         return cpu_seconds_of(tree(self.process.pid))
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port-offset", type=int, default=None, help="hyp up --port-offset (default: a free one)")
     ap.add_argument("--drain-timeout", type=float, default=300.0)
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     rates = [float(r) for r in args.rates.split(",") if r]
 
     from services.warehouse.query import query

@@ -29,6 +29,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from teardown import stop_on_signals
+
 from services.common.processes import cpu_seconds, free_port, stop_group, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2000, help="pushes in flight at most (the emulator: 2,000)")
     parser.add_argument("--fill", type=int, default=3000, help="small commits in the start-up warehouse (0: skip)")
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree] or [("this", ROOT)]
     rates = [float(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="processor-bench-") as tmp:

@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 import httpx
 from google.pubsub_v1 import types
+from teardown import die_with_parent, stop_on_signals
 
 from services.common.processes import cpu_seconds, stop_group, wait_for
 
@@ -53,7 +54,7 @@ def start(
     env = {**os.environ, "PYTHONPATH": str(repo), "HYP_LOG_LEVEL": "INFO"}
     env.pop("PUBSUB_EMULATOR_HOST", None)
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def serving() -> tuple[str, str] | None:
         if proc.poll() is not None:
@@ -422,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo", type=Path, default=REPO, help="checkout to run the emulator from")
     p.add_argument("--data-dir", action="store_true", help="run the emulator with --data-dir (in a temporary folder)")
     args = p.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     rows: list[tuple[str, str]] = []
     if args.cpu or args.push_sweep:
         if args.cpu:

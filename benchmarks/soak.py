@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from footprint_bench import ROOT, Stack, rss_mib, subscriptions, tree
+from teardown import stop_on_signals
 
 SETTLE_MIN = 5.0  # growth is measured from the first sample after this many minutes
 GROWTH_LIMIT = 0.10
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         help="then hyp down, hyp up again: time to healthy and SELECT count(*) over everything written (issue 15)",
     )
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
 
     tmp = Path(tempfile.mkdtemp(prefix="hyp-soak-"))
     stack = Stack(args.root.resolve(), tmp / "home", args.rate, port_offset=args.port_offset)
