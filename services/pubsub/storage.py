@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,38 @@ log = logging.getLogger("hyp.pubsub.storage")
 REWRITE_BYTES = 64 * 1024 * 1024
 REWRITE_CHUNK = 16384  # messages read and written at a time by a topic-log rewrite
 RELEASE_BYTES = 64 * 1024 * 1024  # a streamed replay hands back the map's pages every this many bytes
+
+
+def _replay_record(
+    t: TopicState,
+    seq: int,
+    blob: bytes,
+    parse: Callable[[bytes], Any],
+    lost: list[int],
+    filtered: list[SubState],
+    accepted: dict[int, SeqSet],
+) -> Any:
+    """One topic-log record read back at start, either format: the seqs missing before it, and the record itself
+    when it is empty or does not parse, become lost placeholders in t (their seqs added to lost); a message is
+    offered to the filtered subscriptions (the seq added to accepted[uid] where its filter matches). parse reads
+    the record's bytes into a message (t.restore also keeps them in t). Returns the message, or None if lost."""
+    gap = seq - t.next_seq
+    if gap > 0:
+        lost += range(t.next_seq, seq)
+        t.restore_lost(gap)
+    msg = None
+    if blob:
+        try:
+            msg = parse(blob)
+        except DecodeError:
+            lost.append(seq)
+    if msg is None:
+        t.restore_lost(1)
+        return None
+    for sub in filtered:
+        if sub.accepts(msg):
+            accepted[sub.uid].add(seq)
+    return msg
 
 
 class Store:
@@ -401,24 +433,11 @@ class Store:
                     base = t.base = seq
                 if seq < t.base:  # below the base of the last rewrite: acked long ago
                     continue
-                gap = seq - t.next_seq
-                if gap > 0:
-                    lost += range(t.next_seq, seq)
-                    t.restore_lost(gap)
-                msg = None
-                if end > start:
-                    try:
-                        msg = parse(mm[start:end])
-                    except DecodeError:  # checked but not a message
-                        lost.append(seq)
-                if msg is None:
-                    t.restore_lost(1)
+                msg = _replay_record(t, seq, mm[start:end], parse, lost, filtered, accepted)
+                if msg is None:  # empty, or checked but not a message: lost
                     continue
                 t.restore_placed(msg, start, end - start)
                 last = msg
-                for sub in filtered:
-                    if sub.accepts(msg):
-                        accepted[sub.uid].add(seq)
                 if start - released >= RELEASE_BYTES:  # the pages scanned so far leave this process's memory
                     upto = start - start % mmap.PAGESIZE
                     mm.madvise(mmap.MADV_DONTNEED, 0, upto)
@@ -446,23 +465,10 @@ class Store:
         for seq, blob in records:
             if seq < t.base:
                 continue
-            gap = seq - t.next_seq
-            if gap > 0:
-                lost += range(t.next_seq, seq)
-                t.restore_lost(gap)
-            msg = None
-            if blob:
-                try:
-                    msg = t.restore(blob)
-                except DecodeError:  # an old log has no checksums
-                    lost.append(seq)
-            if msg is None:
-                t.restore_lost(1)
-                continue
-            max_id = max(max_id, int(msg.message_id or 0))
-            for sub in filtered:
-                if sub.accepts(msg):
-                    accepted[sub.uid].add(seq)
+            # no checksums in an old log: a damaged record shows as one that does not parse
+            msg = _replay_record(t, seq, blob, t.restore, lost, filtered, accepted)
+            if msg is not None:
+                max_id = max(max_id, int(msg.message_id or 0))
         self._damaged("topic", self._topic_path(t.uid), damage, lost)
         return lost, max_id
 
