@@ -77,7 +77,7 @@ def bound(dataset: str, table: str) -> pa.Table | None:
 def evaluate(catalog: Catalog, project: str, default_dataset: str | None, call: parse.MLFunction, run: Run) -> pa.Table:
     name = str(call.args["name"])
     ref = model_ref(call.this, project, default_dataset)
-    document = store.load(catalog, ref)
+    document = store.load(catalog, ref, shared=True)  # read only: parsed once per version of the file
     state = document["state"]
     params = _params(name, call.args.get("params"))
     source = call.args.get("expression")

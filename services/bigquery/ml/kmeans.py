@@ -4,10 +4,17 @@ ML.FEATURE_INFO and ML.TRAINING_INFO as Arrow tables in BigQuery's column names 
 
 Distances are taken in the standardised space (STANDARDIZE_FEATURES), as BigQuery ML reports them;
 a NULL feature is replaced by the feature's training mean, as BigQuery ML imputes numerical columns.
+
+Scoring (ML.PREDICT, ML.DETECT_ANOMALIES, ML.EVALUATE over input rows) runs the model's own arithmetic
+(models/kmeans.py) block by block (:func:`block_rows`): every output is computed row by row, so the values are
+those of one call over all the rows, but each block's matrix product stays small enough for OpenBLAS to run it
+on the calling thread. Over a million rows in one call OpenBLAS starts its threads, which on a busy machine
+spin for their share and doubled the CPU a query cost (docs/bigquery.md, "BigQuery ML numbers").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +29,10 @@ from services.bigquery.sql import invalid_query
 
 _STATE = ("mean_", "scale_", "centroids_", "cluster_sizes_", "median_distance_", "nd_quantiles_")
 NUMERIC = encoding.NUMERIC
+# rows x encoded features x centroids of one block's product: at most this, OpenBLAS multiplies on the calling
+# thread (measured on this OpenBLAS 0.3.31: 65,536 x 3 x 2 = 393,216 ran on one thread, 131,072 x 3 x 2 on two)
+BLOCK_PRODUCT = 393_216
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 1_024, 65_536
 
 
 def matrix(rows: pa.Table, names: list[str], function: str = "PREDICT") -> np.ndarray:
@@ -135,10 +146,11 @@ def restore(state: dict[str, Any]) -> BqmlKMeans:
     return model
 
 
-def evaluate(model: BqmlKMeans, X: np.ndarray, distances: np.ndarray | None = None) -> dict[str, float]:
+def evaluate(model: BqmlKMeans, X: np.ndarray | None, distances: np.ndarray | None = None) -> dict[str, float]:
     """ML.EVALUATE for k-means: Davies-Bouldin index and mean squared distance to the nearest centroid
-    (``distances``: the rows' distances to the centroids, when the caller has them already)."""
-    d = model.distances(X) if distances is None else distances
+    (``distances``: the rows' distances to the centroids, when the caller has them already; then ``X`` is
+    not read)."""
+    d = distances if distances is not None else model.distances(_given(X))
     nearest = d.argmin(axis=1)
     nearest_d = d[np.arange(len(d)), nearest]
     k = len(model.centroids_)
@@ -149,6 +161,12 @@ def evaluate(model: BqmlKMeans, X: np.ndarray, distances: np.ndarray | None = No
         others = [(spread[i] + spread[j]) / between[i, j] for j in range(k) if j != i and between[i, j] > 0]
         ratios.append(max(others) if others else 0.0)
     return {"davies_bouldin_index": float(np.mean(ratios)), "mean_squared_distance": float((nearest_d**2).mean())}
+
+
+def _given(X: np.ndarray | None) -> np.ndarray:
+    if X is None:
+        raise ValueError("evaluate needs the rows' features or their distances")
+    return X
 
 
 def _clusters(model: BqmlKMeans, d: np.ndarray) -> list[dict[str, Any]]:
@@ -176,10 +194,33 @@ def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndar
     return _impute(encoding.encode(state["features"], rows, function, "F"), np.asarray(state["fill"]))
 
 
+def block_rows(state: dict[str, Any]) -> int:
+    """Rows scored at a time: the most whose product with the centroids stays within ``BLOCK_PRODUCT``
+    (between ``MIN_BLOCK_ROWS`` and ``MAX_BLOCK_ROWS``, which also keeps a block's temporaries small)."""
+    width = sum(encoding.width(f) for f in state["features"]) * int(state["kmeans"]["num_clusters"])
+    return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, BLOCK_PRODUCT // max(width, 1)))
+
+
+def _blocks(state: dict[str, Any], rows: pa.Table, function: str) -> Iterator[tuple[slice, np.ndarray]]:
+    """(the rows' positions, their encoded features) block by block; one empty block for no rows, so an
+    input error (a missing column, a bad contamination) is raised as for any other input."""
+    step = block_rows(state)
+    for start in range(0, max(rows.num_rows, 1), step):
+        yield slice(start, start + step), features_of(state, rows.slice(start, step), function)
+
+
+def row_distances(state: dict[str, Any], model: BqmlKMeans, rows: pa.Table, function: str) -> np.ndarray:
+    """Every row's distance to every centroid (the model's ``distances``), computed block by block."""
+    d = np.empty((rows.num_rows, len(model.centroids_)))
+    for part, X in _blocks(state, rows, function):
+        d[part] = model.distances(X)
+    return d
+
+
 def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
     """ML.PREDICT: CENTROID_ID, NEAREST_CENTROIDS_DISTANCE (every centroid, nearest first), the input columns."""
     model = restore(state)
-    d = model.distances(features_of(state, rows, "PREDICT"))
+    d = row_distances(state, model, rows, "PREDICT")
     n, k = d.shape
     order = np.argsort(d, axis=1, kind="stable")
     distance = np.take_along_axis(d, order, axis=1)
@@ -196,8 +237,12 @@ def predict(state: dict[str, Any], rows: pa.Table) -> pa.Table:
 def detect_anomalies(state: dict[str, Any], rows: pa.Table, contamination: float) -> pa.Table:
     """ML.DETECT_ANOMALIES: is_anomaly, normalized_distance, centroid_id, the input columns."""
     model = restore(state)
+    n = rows.num_rows
+    found = {"is_anomaly": np.empty(n, bool), "normalized_distance": np.empty(n), "centroid_id": np.empty(n, np.int64)}
     try:
-        found = model.detect_anomalies(features_of(state, rows, "DETECT_ANOMALIES"), contamination)
+        for part, X in _blocks(state, rows, "DETECT_ANOMALIES"):
+            for key, values in model.detect_anomalies(X, contamination).items():
+                found[key][part] = values
     except ModelInputError as exc:
         raise invalid_query(f"ML.DETECT_ANOMALIES: {exc}") from None
     out = {
@@ -242,7 +287,11 @@ def centroids(state: dict[str, Any], standardize: bool) -> pa.Table:
 
 def evaluation(state: dict[str, Any], rows: pa.Table | None) -> pa.Table:
     """ML.EVALUATE: the training rows' metrics, or those of the given rows."""
-    metrics = state["evaluation"] if rows is None else evaluate(restore(state), features_of(state, rows, "EVALUATE"))
+    if rows is None:
+        metrics = state["evaluation"]
+    else:
+        model = restore(state)
+        metrics = evaluate(model, None, row_distances(state, model, rows, "EVALUATE"))
     return pa.table({k: pa.array([v], pa.float64()) for k, v in metrics.items()})
 
 

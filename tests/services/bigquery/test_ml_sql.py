@@ -4,6 +4,7 @@ a hand-checked model (x = 0, 1, 2 | 10, 11, 12, 13: centroids 11.5 and 1, unstan
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import sqlglot
@@ -122,3 +123,53 @@ def test_create_model_reports_its_progress_as_job_ml_statistics(tmp_path) -> Non
     assert (ml["modelType"], ml["maxIterations"], ml["trainingType"]) == ("KMEANS", "20", "SINGLE_TRAINING")
     assert ml["iterationResults"][-1]["trainingLoss"] == pytest.approx(1.0)  # mean squared distance, by hand
     assert progress.current().stage is None  # outside a job: a throwaway report
+
+
+def test_scoring_by_blocks_answers_what_one_call_over_all_rows_does() -> None:
+    """ML.PREDICT, ML.DETECT_ANOMALIES and ML.EVALUATE score more rows than a block (kmeans.block_rows) block by
+    block, with the NULLs of every block imputed: the values must be those of the model's one call over the
+    whole encoded matrix, bit for bit, and every block's rows must land in their own places."""
+    rng = np.random.default_rng(3)
+    n = 2 * kmeans.MAX_BLOCK_ROWS + 777  # three blocks, the last one partial
+    x = rng.normal(0.0, 1.0, n)
+    x[rng.choice(n, 50, replace=False)] = np.nan
+    y = np.concatenate([rng.normal(0.0, 1.0, n // 2), rng.normal(8.0, 2.0, n - n // 2)])
+    rows = pa.table({"x": pa.array(x, from_pandas=True), "y": y, "label": pa.array(np.arange(n))})
+    fields = (Field("x", "FLOAT"), Field("y", "FLOAT"), Field("label", "INTEGER"))
+    state = kmeans.train(options.kmeans({"MODEL_TYPE": "KMEANS", "NUM_CLUSTERS": 3}), fields, rows)[0]
+    assert kmeans.block_rows(state) < n
+    model = kmeans.restore(state)
+    whole = kmeans.features_of(state, rows, "PREDICT")  # the whole matrix in one piece, NULLs imputed
+    expected = model.detect_anomalies(whole, 0.02)
+
+    found = kmeans.detect_anomalies(state, rows, 0.02)
+    assert found.column("label").to_pylist() == list(range(n))  # the input columns, in their order
+    assert np.array_equal(found.column("normalized_distance").to_numpy(), expected["normalized_distance"])
+    assert np.array_equal(found.column("centroid_id").to_numpy(), expected["centroid_id"])
+    assert np.array_equal(found.column("is_anomaly").to_numpy(zero_copy_only=False), expected["is_anomaly"])
+    assert 0 < int(expected["is_anomaly"].sum()) < n
+
+    d = model.distances(whole)
+    predicted = kmeans.predict(state, rows)
+    assert np.array_equal(predicted.column("CENTROID_ID").to_numpy(), d.argmin(axis=1) + 1)
+    nearest = predicted.column("NEAREST_CENTROIDS_DISTANCE").combine_chunks().flatten().field("DISTANCE")
+    assert np.array_equal(nearest.to_numpy(), np.sort(d, axis=1, kind="stable").ravel())
+    assert kmeans.evaluation(state, rows).to_pylist()[0] == kmeans.evaluate(model, whole)
+
+
+def test_a_replaced_model_is_read_again(tmp_path) -> None:
+    """The ML functions' parsed-model cache (store.load(shared=True)) answers the model file as it is now: a
+    replaced model (same size, written at once) and a dropped one are never answered from the cache."""
+    from services.bigquery.catalog import Catalog
+    from services.bigquery.ml import store
+
+    catalog = Catalog(tmp_path / "warehouse")
+    catalog.create_dataset("proj-a", {"datasetReference": {"projectId": "proj-a", "datasetId": "d"}})
+    ref = store.ModelRef("proj-a", "d", "m")
+    for version in range(1, 6):
+        store.save(catalog, ref, {"resource": {}, "state": {"version": version}})
+        assert store.load(catalog, ref, shared=True)["state"] == {"version": version}
+        assert store.load(catalog, ref, shared=True) is store.load(catalog, ref, shared=True)  # parsed once
+    store.delete(catalog, ref)
+    with pytest.raises(BigQueryError, match=r"Not found: Model proj-a:d\.m"):
+        store.load(catalog, ref, shared=True)
