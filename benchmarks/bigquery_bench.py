@@ -11,12 +11,17 @@ no cache), then again after the warehouse's compaction merged the files; wall ti
 
     .venv/bin/python benchmarks/bigquery_bench.py --pages [--page-rows 1000000] [--page-size 1000]
 
-    .venv/bin/python benchmarks/bigquery_bench.py --queries [--query-rows 1000000]
+    .venv/bin/python benchmarks/bigquery_bench.py --queries [--query-rows 1000000] [--ways rest,read-api,read-rows]
+                                                  [--repeat 3]
 
 ``--queries``: only the queries over ``--query-rows`` cloud_run rows, each three ways in the same run: DuckDB on
 the files, Google's client over REST (``query_and_wait(...).to_arrow()``: JSON pages) and over the Storage Read
 API (``query(...).result().to_arrow(bqstorage_client=...)``: Arrow streams from `hyp bigquery`'s gRPC port);
-best of 3 wall, and the CPU seconds of the client and the server per call.
+best of ``--repeat`` (3) wall, and the CPU seconds of the client and the server per call (their mean; DuckDB's
+threads are the benchmark's own, so its CPU is this process's, and "x DuckDB's" compares client + server CPU with
+it: a ratio the other work on the machine moves less than the wall one). ``--ways``
+picks some of the three API ways (``rest``: 30 s a call for 1,000,000 rows; ``read-api``; ``read-rows``: the
+Storage client itself, see ``_read_rows``).
 
 ``--pages``: ``client.list_rows`` (tabledata.list) of one page, the first and one near the end, of a table of
 ``--page-rows`` cloud_run events in files of 50,000 rows; best of 3, wall time of the client's call.
@@ -110,7 +115,7 @@ def lean_insert(url: str, server_pid: int, table: str, total: int, batch: int) -
     return total / wall, total / cpu
 
 
-def timed(fn, repeat: int = 3) -> float:
+def timed(fn: Any, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -203,9 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--page-rows", type=int, default=1_000_000)
     ap.add_argument("--page-size", type=int, default=1_000)
     ap.add_argument("--queries", action="store_true", help="only the queries: DuckDB, REST and the Read API")
+    ap.add_argument("--ways", default=",".join(WAYS), help=f"--queries: which API ways ({', '.join(WAYS)})")
+    ap.add_argument("--repeat", type=int, default=3, help="--queries: calls timed per way (best wall, mean CPU)")
     args = ap.parse_args(argv)
     if args.queries:
-        _print(read_api_queries(args.query_rows), argv)
+        ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+        if not ways or set(ways) - set(WAYS):
+            ap.error(f"--ways: some of {', '.join(WAYS)}")
+        load = os.getloadavg()[0]
+        _print(read_api_queries(args.query_rows, ways, args.repeat), argv, load)
         return 0
     if args.pages:
         _print(pages(args.page_rows, args.page_size), argv)
@@ -343,9 +354,13 @@ def _read_rows(client: Any, reader: Any, sql: str) -> Any:  # -> pyarrow.Table
     return reader.read_rows(session.streams[0].name).to_arrow(session)
 
 
-def read_api_queries(total: int) -> list[tuple[str, str, str]]:
+WAYS = {"rest": "REST", "read-api": "Read API", "read-rows": "Read API, read_rows"}
+
+
+def read_api_queries(total: int, ways: list[str] | None = None, repeat: int = 3) -> list[tuple[str, str, str]]:
     """Row-returning and aggregate queries over ``total`` cloud_run rows: DuckDB on the files, the REST path and
-    the Read API path, in this one run (best of 3 wall; client and server CPU seconds per call, from /proc)."""
+    the Read API path, in this one run (best of ``repeat`` wall; client and server CPU seconds per call, their mean
+    over the ``repeat`` calls, from /proc)."""
     import duckdb
 
     from services.common.processes import free_port
@@ -378,24 +393,29 @@ def read_api_queries(total: int) -> list[tuple[str, str, str]]:
             "GROUP BY event, count and avg(value)": group,
         }
         con = duckdb.connect()
-        ways = {
-            "REST": lambda sql: client.query_and_wait(sql).to_arrow(create_bqstorage_client=False),
-            "Read API": lambda sql: client.query(sql).result().to_arrow(bqstorage_client=reader),
-            "Read API, read_rows": lambda sql: _read_rows(client, reader, sql),
+        runs = {
+            "rest": lambda sql: client.query_and_wait(sql).to_arrow(create_bqstorage_client=False),
+            "read-api": lambda sql: client.query(sql).result().to_arrow(bqstorage_client=reader),
+            "read-rows": lambda sql: _read_rows(client, reader, sql),
         }
         for label, template in queries.items():
             duck_sql = template.format(files)
             n = con.sql(duck_sql).to_arrow_table().num_rows
-            duck = timed(lambda sql=duck_sql: con.sql(sql).to_arrow_table())
-            cells = [f"DuckDB {duck:.3f} s"]
-            for way, run in ways.items():
+            mine0 = time.process_time()  # DuckDB's threads are this process's
+            duck = timed(lambda sql=duck_sql: con.sql(sql).to_arrow_table(), repeat)
+            duck_cpu = (time.process_time() - mine0) / repeat
+            cells = [f"DuckDB {duck:.3f} s (CPU {duck_cpu:.3f} s)"]
+            for key in ways or list(WAYS):
+                way, run = WAYS[key], runs[key]
                 got = run(template.format(table))
                 assert got.num_rows == n, (way, got.num_rows, n)
                 mine0, server0 = time.process_time(), _cpu(pid)
-                wall = timed(lambda sql=template.format(table), run=run: run(sql))
-                cpu = ((time.process_time() - mine0) / 3, (_cpu(pid) - server0) / 3)
+                wall = timed(lambda sql=template.format(table), run=run: run(sql), repeat)
+                cpu = ((time.process_time() - mine0) / repeat, (_cpu(pid) - server0) / repeat)
+                both = (cpu[0] + cpu[1]) / duck_cpu if duck_cpu else float("nan")
                 cells.append(
-                    f"{way} {wall:.3f} s ({wall / duck:.2f}x; CPU client {cpu[0]:.3f} s, server {cpu[1]:.3f} s)"
+                    f"{way} {wall:.3f} s ({wall / duck:.2f}x; CPU client {cpu[0]:.3f} s, server {cpu[1]:.3f} s:"
+                    f" {both:.2f}x DuckDB's)"
                 )
             out.append((f"{label} over {total:,} cloud_run rows ({n:,} rows back)", cells[0], "; ".join(cells[1:])))
     finally:
@@ -404,13 +424,14 @@ def read_api_queries(total: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def _print(out: list[tuple[str, str, str]], argv: list[str] | None) -> None:
+def _print(out: list[tuple[str, str, str]], argv: list[str] | None, load: float | None = None) -> None:
     print("| measure | value | |\n|---|---|---|")
     for row_ in out:
         print("| " + " | ".join(row_) + " |")
     args_text = " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n`.venv/bin/python benchmarks/bigquery_bench.py {args_text}`".rstrip())
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    start = f"at the start {load:.1f}, " if load is not None else ""
+    print(f"load average (1 min): {start}at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

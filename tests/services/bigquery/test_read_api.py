@@ -78,3 +78,27 @@ def test_big_batches_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     pieces = list(read_api._pieces(iter([batch])))
     assert len(pieces) == 8 and all(p.nbytes <= 1000 for p in pieces)
     assert pa.Table.from_batches(pieces).column("x").to_pylist() == list(range(1000))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 300, 70_000])  # row counts of one to three varint bytes
+@pytest.mark.parametrize("first", [True, False])
+def test_a_response_written_by_hand_is_the_message_googles_types_build(rows: int, first: bool) -> None:
+    from google.cloud.bigquery_storage_v1 import types
+
+    schema = read_api._schema((Field("n", "INTEGER"), Field("s", "STRING")))
+    batch = pa.record_batch({"n": pa.array(range(rows), pa.int64()), "s": pa.array(["x" * 7] * rows)}, schema=schema)
+    schema_bytes = schema.serialize().to_pybytes()
+    got = read_api._Frame(types).response(batch, schema_bytes if first else None)
+    assert isinstance(got, bytes)
+    want = types.ReadRowsResponse.pb()()
+    want.arrow_record_batch.serialized_record_batch = batch.serialize().to_pybytes()
+    want.arrow_record_batch.row_count = rows
+    want.row_count = rows
+    if first:
+        want.arrow_schema.serialized_schema = schema_bytes
+    parsed = types.ReadRowsResponse.pb().FromString(got)
+    assert parsed == want  # every field, nothing more (the order of fields on the wire aside)
+    assert parsed.WhichOneof("schema") == ("arrow_schema" if first else None)
+    decoded = pa.ipc.read_record_batch(pa.py_buffer(parsed.arrow_record_batch.serialized_record_batch), schema)
+    assert decoded.equals(batch)
+    assert read_api._as_bytes(got) is got and read_api._as_bytes(want) == want.SerializeToString()
