@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from services.testing.hyp import HypProcess
 from services.testing.storage import storage_client
 from services.testing.vertex import vertex_init
+from tests.services.vertex.containers import SERVER
 
 STAGING = "hyp-vertex-staging"
 
@@ -34,8 +35,9 @@ def storage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HypProc
 
 @pytest.fixture(scope="module")
 def endpoint_server(
-    storage_server: HypProcess, champion: Any, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, storage_server: HypProcess, champion: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HypProcess]:
+    """One `hyp endpoint` per test module; a module's ``ENDPOINT_ENV`` (a dict) adds to or overrides its settings."""
     tmp = tmp_path_factory.mktemp("endpoint")
     env = {
         **os.environ,
@@ -46,6 +48,7 @@ def endpoint_server(
         "HYP_ENDPOINT_CONTAINERS": "local",
         "HYP_ENDPOINT_CONTAINER_START_TIMEOUT_S": "30",
         "HYP_ENDPOINT_CONTAINER_CHECK_INTERVAL_S": "0.5",  # a dead or unhealthy container noticed quickly
+        **getattr(request.module, "ENDPOINT_ENV", {}),
     }
     with HypProcess("endpoint", log_path=tmp / "endpoint.log", env=env).start(timeout=120) as server:
         yield server
@@ -56,6 +59,14 @@ def aiplatform(endpoint_server: HypProcess, storage_server: HypProcess, monkeypa
     """The SDK initialised for the local server; its staging uploads go to hyp storage, as a user sets it up."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_server.url)
     return vertex_init(endpoint_server.url, staging_bucket=f"gs://{STAGING}")
+
+
+@pytest.fixture
+def server_script(tmp_path: Path) -> Path:
+    """The stand-in custom container (containers.SERVER) as a script to run."""
+    path = tmp_path / "server.py"
+    path.write_text(SERVER)
+    return path
 
 
 @pytest.fixture
