@@ -11,9 +11,13 @@ rows/s, and CPU-seconds (/proc/<pid>/stat: the `hyp bigquery` process for SQL, t
 - Python: `models.training.fit("kmeans", ...)` as `hyp train --model kmeans` runs it (on the rows already
   in memory), and `BqmlKMeans.detect_anomalies` on the same matrix; and once more reading the rows first
   (the loaded Parquet bytes, from memory), the work the SQL side does on top of the scoring.
+With ``--in-process`` it times ML.DETECT_ANOMALIES only, without a server or HTTP: the same statement through
+``Jobs.query`` of services/bigquery in this process against ``detect_anomalies`` on the in-memory matrix, alternating,
+CPU from ``time.process_time`` (all threads, nanoseconds: /proc's clock ticks are 10 ms, a tenth of the work), and
+the parts of the SQL path alone (reading the table, the ML function, the query around it).
 Not a test (pytest does not collect it): numbers depend on the box.
 
-    .venv/bin/python benchmarks/bqml_bench.py [--rows 1000000] [--repeat 3]
+    .venv/bin/python benchmarks/bqml_bench.py [--rows 1000000] [--repeat 3] [--in-process]
 """
 
 from __future__ import annotations
@@ -61,7 +65,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each statement per path, alternating")
+    parser.add_argument("--in-process", action="store_true", help="ML.DETECT_ANOMALIES in this process only")
     args = parser.parse_args()
+    if args.in_process:
+        in_process(args.rows, args.repeat)
+        return
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -160,6 +168,68 @@ def main() -> None:
         print(f"| load average (1 min) before / after | {load_before:.1f} / {os.getloadavg()[0]:.1f} | | |")
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def in_process(rows: int, repeat: int) -> None:
+    """ML.DETECT_ANOMALIES through ``Jobs.query`` in this process vs the Python API, CPU-seconds by
+    ``time.process_time``; then the SQL path's parts, each timed alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from loadgen.dataset import labelled_purchases
+    from services.bigquery.catalog import Catalog
+    from services.bigquery.jobs import Jobs
+    from services.bigquery.loads import run_load
+    from services.bigquery.ml import kmeans, store
+
+    frame = labelled_purchases(rows, 7)[["tax", "shipping", "value"]].astype(float)
+    tmp = Path(tempfile.mkdtemp(prefix="bqml-bench-"))
+    try:
+        jobs = Jobs(Catalog(tmp / "warehouse"))
+        jobs.catalog.create_dataset(PROJECT, {"datasetReference": {"projectId": PROJECT, "datasetId": "bench"}})
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+        target = {"projectId": PROJECT, "datasetId": "bench", "tableId": "purchases"}
+        run_load(jobs.catalog, PROJECT, {"sourceFormat": "PARQUET", "destinationTable": target}, buffer.getvalue())
+
+        def query(text: str) -> Any:
+            return jobs.query(PROJECT, {"query": text, "useLegacySql": False})
+
+        query(
+            "CREATE MODEL bench.km OPTIONS(MODEL_TYPE='KMEANS', NUM_CLUSTERS=2) AS "
+            "SELECT tax, shipping, value FROM bench.purchases"
+        )
+        state = store.load(jobs.catalog, store.ModelRef(PROJECT, "bench", "km"))["state"]
+        model, X = kmeans.restore(state), frame.to_numpy()
+        table = jobs.catalog.read(PROJECT, "bench", "purchases")[1]
+        detect = (
+            "SELECT COUNTIF(is_anomaly) AS anomalies, COUNT(*) AS n FROM ML.DETECT_ANOMALIES(MODEL bench.km, "
+            "STRUCT(0.01 AS contamination), TABLE bench.purchases)"
+        )
+        work: dict[str, Callable[[], Any]] = {
+            "SQL: the whole query (`Jobs.query`)": lambda: query(detect),
+            "Python API: `detect_anomalies` on the matrix": lambda: model.detect_anomalies(X, 0.01),
+            "SQL part: reading the table (`Catalog.read`)": lambda: jobs.catalog.read(PROJECT, "bench", "purchases"),
+            "SQL part: the ML function on the rows read (`kmeans.detect_anomalies`)": lambda: kmeans.detect_anomalies(
+                state, table, 0.01
+            ),
+        }
+        load_before = os.getloadavg()[0]
+        cpu: dict[str, list[float]] = {k: [] for k in work}
+        for _ in range(repeat):  # alternating
+            for what, run in work.items():
+                t = time.process_time()
+                run()
+                cpu[what].append(time.process_time() - t)
+        med = {k: statistics.median(v) for k, v in cpu.items()}
+        python = med["Python API: `detect_anomalies` on the matrix"]
+        print(f"| ML.DETECT_ANOMALIES in process ({rows:,} rows, median of {repeat}) | CPU ms | / Python API |")
+        print("|---|---|---|")
+        for what, value in med.items():
+            print(f"| {what} | {value * 1000:.1f} | {value / python:.2f}x |")
+        print(f"| load average (1 min) before / after | {load_before:.1f} / {os.getloadavg()[0]:.1f} | |")
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 

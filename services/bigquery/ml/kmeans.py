@@ -85,7 +85,7 @@ def train(
         model.fit(X, on_iteration=progress.current().iteration)  # each iteration in the job's statistics
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
-    distances = model.distances(X)  # once, for the evaluation and the clusters' sizes and radii
+    distances = _by_blocks(model, X, block_rows(features, model.num_clusters))  # once: evaluation, clusters
     state = {
         "model_type": "KMEANS",
         "features": features,
@@ -194,17 +194,25 @@ def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndar
     return _impute(encoding.encode(state["features"], rows, function, "F"), np.asarray(state["fill"]))
 
 
-def block_rows(state: dict[str, Any]) -> int:
+def block_rows(features: list[dict[str, Any]], clusters: int) -> int:
     """Rows scored at a time: the most whose product with the centroids stays within ``BLOCK_PRODUCT``
     (between ``MIN_BLOCK_ROWS`` and ``MAX_BLOCK_ROWS``, which also keeps a block's temporaries small)."""
-    width = sum(encoding.width(f) for f in state["features"]) * int(state["kmeans"]["num_clusters"])
+    width = sum(encoding.width(f) for f in features) * clusters
     return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, BLOCK_PRODUCT // max(width, 1)))
+
+
+def _by_blocks(model: BqmlKMeans, X: np.ndarray, step: int) -> np.ndarray:
+    """The model's ``distances(X)``, ``step`` rows at a time."""
+    d = np.empty((len(X), len(model.centroids_)))
+    for start in range(0, len(X), step):
+        d[start : start + step] = model.distances(X[start : start + step])
+    return d
 
 
 def _blocks(state: dict[str, Any], rows: pa.Table, function: str) -> Iterator[tuple[slice, np.ndarray]]:
     """(the rows' positions, their encoded features) block by block; one empty block for no rows, so an
     input error (a missing column, a bad contamination) is raised as for any other input."""
-    step = block_rows(state)
+    step = block_rows(state["features"], int(state["kmeans"]["num_clusters"]))
     for start in range(0, max(rows.num_rows, 1), step):
         yield slice(start, start + step), features_of(state, rows.slice(start, step), function)
 

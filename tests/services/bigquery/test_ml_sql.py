@@ -137,7 +137,7 @@ def test_scoring_by_blocks_answers_what_one_call_over_all_rows_does() -> None:
     rows = pa.table({"x": pa.array(x, from_pandas=True), "y": y, "label": pa.array(np.arange(n))})
     fields = (Field("x", "FLOAT"), Field("y", "FLOAT"), Field("label", "INTEGER"))
     state = kmeans.train(options.kmeans({"MODEL_TYPE": "KMEANS", "NUM_CLUSTERS": 3}), fields, rows)[0]
-    assert kmeans.block_rows(state) < n
+    assert kmeans.block_rows(state["features"], 3) < n
     model = kmeans.restore(state)
     whole = kmeans.features_of(state, rows, "PREDICT")  # the whole matrix in one piece, NULLs imputed
     expected = model.detect_anomalies(whole, 0.02)
@@ -155,6 +155,7 @@ def test_scoring_by_blocks_answers_what_one_call_over_all_rows_does() -> None:
     nearest = predicted.column("NEAREST_CENTROIDS_DISTANCE").combine_chunks().flatten().field("DISTANCE")
     assert np.array_equal(nearest.to_numpy(), np.sort(d, axis=1, kind="stable").ravel())
     assert kmeans.evaluation(state, rows).to_pylist()[0] == kmeans.evaluate(model, whole)
+    assert state["evaluation"] == kmeans.evaluate(model, whole)  # CREATE MODEL's distances: by blocks too
 
 
 def test_a_replaced_model_is_read_again(tmp_path) -> None:
