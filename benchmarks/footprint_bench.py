@@ -194,7 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default=None, help="column label in the table (default: the root's git commit)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument("--port-offset", type=int, default=0, help="hyp up --port-offset (default: the default ports)")
+    ap.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="no run: the RSS per service of two --json files side by side (at --at minutes and at the end)",
+    )
+    ap.add_argument("--at", type=float, default=5.0, help="with --compare: the first column's minute")
     args = ap.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(p.read_text()) for p in args.compare)
+        print(compare(before, after, args.at))
+        return 0
     stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
 
     label = (
@@ -273,6 +285,29 @@ def main(argv: list[str] | None = None) -> int:
     cmd = " ".join(["python", "benchmarks/footprint_bench.py", *(argv if argv is not None else sys.argv[1:])])
     print(f"\ncommand: `{cmd}`; load average at the end {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def _at(r: dict, minute: float) -> dict:
+    """The timeline's sample nearest ``minute``."""
+    return min(r["timeline"], key=lambda m: abs(m["t_min"] - minute))
+
+
+def compare(before: dict, after: dict, minute: float) -> str:
+    """RSS (and, in the totals, PSS) per service of two runs, at ``minute`` and at the end, side by side."""
+    b0, b1, a0, a1 = _at(before, minute), before["timeline"][-1], _at(after, minute), after["timeline"][-1]
+    lb, la = before["label"], after["label"]
+    lines = [
+        f"| service | {lb}: RSS at {b0['t_min']:g} min (MiB) | at {b1['t_min']:g} min "
+        f"| {la}: RSS at {a0['t_min']:g} min | at {a1['t_min']:g} min | {la} - {lb} at the end |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for n in sorted(set(b1["rss"]) | set(a1["rss"])):
+        row = [m["rss"].get(n, 0.0) for m in (b0, b1, a0, a1)]
+        lines.append(f"| {n} | " + " | ".join(f"{v:,.0f}" for v in row) + f" | {round(row[3] - row[1]):+,d} |")
+    for key, name in (("rss", "**total RSS**"), ("pss", "total PSS")):
+        row = [sum(m[key].values()) for m in (b0, b1, a0, a1)]
+        lines.append(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in row) + f" | {round(row[3] - row[1]):+,d} |")
+    return "\n".join(lines)
 
 
 def render(r: dict) -> str:
