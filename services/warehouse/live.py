@@ -113,7 +113,7 @@ def _interned(schema: pa.Schema) -> pa.Schema:
     """The one instance of ``schema`` that the footer cache shares between files.
 
     A table's files nearly all have the same schema, and an Arrow schema built from a footer costs about 6 KiB of
-    native memory: one per cached footer was up to ~100 MiB at the cache's cap. Keyed by the serialized schema
+    native memory: one per cached footer was about 110 MiB at the cache's cap. Keyed by the serialized schema
     (names, types, nullability and field metadata: what ``==`` would partly ignore), and bounded: past
     ``MAX_SCHEMAS`` distinct schemas the table is emptied (entries already cached keep the instance they hold)."""
     key = schema.serialize().to_pybytes()
