@@ -13,10 +13,8 @@ does not count) until it answers. The client library is imported before the cloc
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,6 +28,8 @@ from google.cloud import pubsub_v1
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from teardown import die_with_parent, stop_on_signals  # noqa: E402  (beside this script)
 
 from services.common.processes import free_port, stop_group  # noqa: E402
 
@@ -57,22 +57,9 @@ def _answers(port: int) -> bool:
         client.transport.close()
 
 
-# Clean-up: every emulator is stopped in once()'s finally (SIGTERM to its group, SIGKILL after 10 s). So that
-# the finally also runs when the bench itself is stopped (`timeout`, `kill`, a closed terminal), SIGTERM and
-# SIGHUP raise SystemExit here (main); and a kill -9 of the bench, which runs nothing, still takes the emulator
-# with it: the child asks the kernel for SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG, kept across exec)
-# between fork and exec. The prctl function is looked up before the fork: the child only calls it (no exec of
-# a wrapper, which would add its start-up to the figure measured).
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+# Clean-up: every emulator is stopped in once()'s finally (SIGTERM to its group, SIGKILL after 10 s); so that it
+# also runs when the bench itself is stopped, and a kill -9 of the bench takes the emulator with it, main calls
+# teardown.stop_on_signals() and each emulator starts with teardown.die_with_parent (PR_SET_PDEATHSIG).
 
 
 def cpu_s(pid: int) -> float:
@@ -100,7 +87,7 @@ def once(repo: Path, workdir: Path, topology: str | None) -> tuple[float, float]
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # only a C call between fork and exec (see above)
+            preexec_fn=die_with_parent,  # a C call (looked up before the fork) and a getppid between fork and exec
         )
     try:
         while time.perf_counter() - t0 < TIMEOUT_S:
@@ -120,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--topology", default=None, help="'none': no topics, as pytest-hyp-local's fixture")
     args = parser.parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop_on_signal)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     repos = [r.resolve() for r in (args.repo or [REPO])]
     runs: dict[Path, list[tuple[float, float]]] = {r: [] for r in repos}
     load0 = os.getloadavg()[0]
