@@ -271,8 +271,8 @@ def state(started: list[p.Running], settings: StackSettings) -> dict[str, object
 def print_urls(started: list[p.Running], settings: StackSettings) -> None:
     print("hyp-local is up:")
     lines = [(label, url) for r in started for label, url in r.service.urls.items()]
-    # the emulator-host variables Google's clients honour first, together: what a user exports
-    lines.sort(key=lambda line: "_EMULATOR_HOST=" not in line[1])
+    # the emulator-host variables Google's clients honour first (and the Read API beside BigQuery): what a user exports
+    lines = d.client_first(lines)
     for label, url in lines:
         where = d.resolve(url, "local", data=str(settings.home.resolve()), port_offset=settings.port_offset)
         print(f"  {label:<18} {where}")
