@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detector_bench import load_average  # noqa: E402  (this folder: the script's own)
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
 
 from services.common.processes import cpu_seconds, wait_for  # noqa: E402
 from services.detector.workers import worker_specs  # noqa: E402
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, in order")
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     counts = [int(c) for c in args.workers.split(",")]
 
     load_before = load_average()

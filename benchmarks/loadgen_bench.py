@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
+
 from loadgen.config import GeneratorConfig  # noqa: E402
 from loadgen.dataset import labelled_table  # noqa: E402
 from loadgen.generator import EventGenerator  # noqa: E402
@@ -48,6 +50,7 @@ def main() -> int:
     p.add_argument("--parquet-events", type=int, default=1_000_000)
     p.add_argument("--dataset-rows", type=int, default=1_000_000)
     args = p.parse_args()
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     config = GeneratorConfig()
     rows: list[tuple] = []
 

@@ -27,6 +27,8 @@ from typing import Any, cast
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-minutes", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=400.0, help="give up after this many seconds of drift")
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
 
     import httpx
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
+
 WARM = 5  # runs before growth is measured (imports, caches, the first models)
 
 
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes-of-history", type=float, default=10.0)
     ap.add_argument("--promote", action="store_true", help="let runs promote (the gate then loads the champion)")
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
 
     import httpx
     from footprint_bench import rss_mib, tree

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from google.cloud import bigquery  # noqa: E402
 from google.pubsub_v1 import types  # noqa: E402
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
 
 from services.common.processes import cpu_seconds, wait_for  # noqa: E402
 from services.testing.bigquery import bigquery_client  # noqa: E402
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=50_000, help="events per mode (a multiple of 1000)")
     parser.add_argument("--batch-rows", type=int, default=1000, help="HYP_PUBSUB_BIGQUERY_BATCH_ROWS")
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     results = run(args.messages, args.batch_rows)
     load = os.getloadavg()[0]
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}\n")

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from teardown import stop_on_signals  # noqa: E402  (beside this script)
+
 from services.common.processes import wait_for  # noqa: E402
 from services.stack import definition as d  # noqa: E402
 from services.stack import processes as p  # noqa: E402
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-local", action="store_true", help="leave out the hyp up measurements")
     ap.add_argument("--warm-runs", type=int, default=2, help="second starts to time (the best is reported)")
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     if args.warm_runs < 1:
         ap.error("--warm-runs must be at least 1")
     rows: list[tuple[str, str, str]] = []

@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from teardown import stop_on_signals
+
 from services.testing.hyp import HypProcess
 from services.testing.storage import storage_client
 
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--small", type=int, default=300)
     args = parser.parse_args()
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     tmp = Path(tempfile.mkdtemp(prefix="storage-bench-"))
     server = HypProcess("storage", "--data-dir", str(tmp / "data"), log_path=tmp / "log").start(timeout=60)
     try:

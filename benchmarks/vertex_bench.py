@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import endpoint_bench as eb
+from teardown import stop_on_signals
 
 from services.common.processes import free_port, stop_group
 from services.testing.hyp import HypProcess
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=1, help="repeat every cell this many times, interleaved")
     args = parser.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still cleans up
     import logging
 
     logging.getLogger("google.cloud.aiplatform").setLevel(logging.WARNING)  # the SDK's progress lines
