@@ -77,11 +77,17 @@ def bench_compose(rows: list[tuple[str, str, str]]) -> None:
 def _hyp_up_until_detection(home: Path) -> tuple[float, str]:
     """Seconds from `hyp up` to its first detection, and its per-service timeline ("pubsub 2.0, ...")."""
     cmd = [PY, "-m", "services.cli", "up", "--home", str(home), "--expect-detections", "1", "--duration", "300"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    m = re.search(r"first detection ([\d.]+) s", out.stdout)
-    if out.returncode != 0 or not m:
-        raise SystemExit(f"hyp up did not show a detection:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    steps = re.findall(r"^\s+(\w+)\s+(?:healthy|done)\s+([\d.]+) s$", out.stderr, re.MULTILINE)
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as up:
+        try:
+            stdout, stderr = up.communicate(timeout=900)
+        except BaseException:  # the bench stopped or timed out: not SIGKILL (subprocess.run's), which strands the stack
+            up.terminate()  # a foreground hyp up stops every service it started on SIGTERM
+            up.communicate(timeout=120)
+            raise
+    m = re.search(r"first detection ([\d.]+) s", stdout)
+    if up.returncode != 0 or not m:
+        raise SystemExit(f"hyp up did not show a detection:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    steps = re.findall(r"^\s+(\w+)\s+(?:healthy|done)\s+([\d.]+) s$", stderr, re.MULTILINE)
     return float(m[1]), ", ".join(f"{name} {at}" for name, at in steps)
 
 
