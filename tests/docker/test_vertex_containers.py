@@ -19,7 +19,7 @@ from services.common.processes import wait_for
 from services.testing.hyp import HypProcess
 from services.testing.storage import storage_client
 from services.testing.vertex import vertex_init
-from tests.services.vertex.test_custom_containers import SERVER
+from tests.services.vertex.containers import SERVER
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 

@@ -1,90 +1,22 @@
 """Custom containers through google-cloud-aiplatform: a model whose image is not a prebuilt one runs its
 ``serving_container_command`` as a local process (``HYP_ENDPOINT_CONTAINERS=local``, the conftest's server)
-with Vertex's AIP_* variables, and ``:predict`` is proxied to it. A tiny Python HTTP server stands in for the
-user's container; the Docker runner is tests/docker/test_vertex_containers.py."""
+with Vertex's AIP_* variables, and ``:predict`` is proxied to it. A tiny Python HTTP server (containers.SERVER)
+stands in for the user's container; the Docker runner is tests/docker/test_vertex_containers.py."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
 
 from services.common.processes import wait_for
 from tests.services.vertex.conftest import upload_folder
+from tests.services.vertex.containers import IMAGE, alive, answers, deployed, refusal, status
 
 pytestmark = [pytest.mark.integration]
-
-IMAGE = "europe-west1-docker.pkg.dev/my-project/serving/echo:1"
-
-# the "container": answers health with HEALTH (200 by default; the number in HEALTH_FILE while it exists),
-# predictions with each instance's sum times FACTOR and what Vertex told it; writes its pid where PID_FILE says;
-# exits at start while CRASH is set or CRASH_FILE exists; listens on HOST (0.0.0.0 in an image)
-SERVER = textwrap.dedent(
-    """
-    import json, os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    open(os.environ["PID_FILE"], "w").write(str(os.getpid()))
-    if os.environ.get("CRASH"):
-        raise SystemExit("cannot load the model: " + os.environ["CRASH"])
-    if os.path.exists(os.environ.get("CRASH_FILE", "/nonexistent")):
-        raise SystemExit("cannot load the model: " + open(os.environ["CRASH_FILE"]).read())
-
-    def health():
-        if os.path.exists(os.environ.get("HEALTH_FILE", "/nonexistent")):
-            return int(open(os.environ["HEALTH_FILE"]).read())
-        return int(os.environ.get("HEALTH", "200"))
-
-    class Handler(BaseHTTPRequestHandler):
-        def reply(self, code, body):
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            if self.path == os.environ["AIP_HEALTH_ROUTE"]:
-                self.reply(health(), {})
-            else:
-                self.reply(404, {"error": self.path})
-
-        def do_POST(self):
-            if self.path != os.environ["AIP_PREDICT_ROUTE"]:
-                return self.reply(404, {"error": self.path})
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            factor = float(os.environ["FACTOR"])
-            told = {k: os.environ[k] for k in ("AIP_DEPLOYED_MODEL_ID", "AIP_STORAGE_URI", "AIP_MODE")}
-            self.reply(200, {"predictions": [{"sum": sum(i) * factor, **told} for i in body["instances"]]})
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["AIP_HTTP_PORT"])), Handler).serve_forever()
-    """
-)
-
-
-@pytest.fixture
-def server_script(tmp_path: Path) -> Path:
-    path = tmp_path / "server.py"
-    path.write_text(SERVER)
-    return path
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.gcp_parity("https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements")
@@ -160,47 +92,6 @@ def test_a_custom_image_without_a_command_is_refused_when_there_is_no_docker(aip
         assert endpoint.list_models() == []
     finally:
         endpoint.delete(force=True)
-        model.delete()
-
-
-def refusal(endpoint) -> str | None:
-    """The message of ``:predict``'s UNAVAILABLE, or None when it answers."""
-    try:
-        endpoint.predict(instances=[[1.0, 2.0]], timeout=30)
-    except exceptions.ServiceUnavailable as exc:
-        return str(exc)
-    return None
-
-
-def answers(endpoint) -> bool:
-    try:
-        return endpoint.predict(instances=[[1.0, 2.0]], timeout=30).predictions[0]["sum"] == 3.0
-    except exceptions.ServiceUnavailable:
-        return False
-
-
-def status(endpoint):
-    [deployed] = endpoint.list_models()  # fetched again: list_models syncs the resource
-    return deployed.status
-
-
-@contextlib.contextmanager
-def deployed(aiplatform, server_script, name: str, env: dict[str, str]):
-    """The script deployed as a custom container on an endpoint of its own: (model, endpoint); undeployed and
-    deleted afterwards."""
-    model = aiplatform.Model.upload(
-        display_name=name,
-        serving_container_image_uri=IMAGE,
-        serving_container_command=[sys.executable, str(server_script)],
-        serving_container_environment_variables={"FACTOR": "1", **env},
-    )
-    endpoint = aiplatform.Endpoint.create(display_name=name)
-    try:
-        model.deploy(endpoint=endpoint)
-        yield model, endpoint
-    finally:
-        endpoint.undeploy_all()
-        endpoint.delete()
         model.delete()
 
 
