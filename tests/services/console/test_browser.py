@@ -25,7 +25,7 @@ import pytest
 
 from services.common.processes import free_port, stop_group, wait_for, wait_healthy
 from services.common.settings import DETECTIONS_TOPIC, EVENTS_TOPIC
-from tests.services.console.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.services.console.conftest import CHROMIUM, ROOT
 
 pytestmark = [
     pytest.mark.browser,
@@ -102,21 +102,9 @@ def console(pubsub_emulator, stand_in, tmp_path_factory) -> Iterator[dict[str, s
         stop_group(proc)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
-def page(browser, console):
-    context = browser.new_context(viewport={"width": 1600, "height": 1300})
+def page(chromium, console):
+    context = chromium.new_context(viewport={"width": 1600, "height": 1300})
     pg = context.new_page()
     pg.errors, pg.requests = [], []
     pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)

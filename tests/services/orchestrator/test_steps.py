@@ -140,18 +140,8 @@ def test_model_steps_one_by_one_on_the_models_package(warehouse_with_purchases, 
 @pytest.fixture
 def detector_page() -> Iterator[tuple[str, Gauge]]:
     """A Prometheus page reporting a model version the way the detector does."""
-    from services.common import metric_names
-
-    registry = CollectorRegistry()
-    gauge = Gauge(metric_names.DETECTOR_MODEL_VERSION, "model version", [metric_names.MODEL_VERSION], registry=registry)
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    try:
-        yield f"http://127.0.0.1:{port}/metrics", gauge
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with _page() as page:
+        yield page
 
 
 def test_confirm_waits_for_the_version_and_skips_what_is_not_configured(detector_page):
