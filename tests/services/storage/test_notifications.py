@@ -12,7 +12,7 @@ import pytest
 from google.api_core import exceptions
 
 from services.testing.hyp import HypProcess
-from services.testing.pubsub import EmulatorProcess, pull, start_emulator, topic_and_subscription
+from services.testing.pubsub import EmulatorProcess, pull, topic_and_subscription
 from services.testing.storage import storage_client
 from tests.services.storage.conftest import unique_bucket
 
@@ -23,12 +23,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    emulator = start_emulator(tmp_path_factory.mktemp("pubsub"))
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+def emulator(pubsub_emulator: EmulatorProcess) -> EmulatorProcess:
+    """The session's emulator (tests/fixtures/pubsub.py): each test's topics and buckets have unique names."""
+    return pubsub_emulator
 
 
 def start(tmp: Path, emulator: EmulatorProcess, port: int | None = None) -> HypProcess:
