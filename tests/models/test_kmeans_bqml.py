@@ -75,3 +75,19 @@ def test_too_few_rows_or_clusters_is_a_clear_error() -> None:
         BqmlKMeans(num_clusters=3).fit(X[:2])
     with pytest.raises(ModelInputError, match="at least 2"):
         BqmlKMeans(num_clusters=1).fit(X)
+
+
+def test_distances_over_many_rows_are_scored_in_blocks_with_the_values_of_one_product() -> None:
+    """More rows than a block (block_rows): each block's product stays on OpenBLAS's calling thread, and every
+    row's distances are exactly those of one product over the whole matrix, each in its own place."""
+    from models.kmeans import block_rows
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0.0, 1.0, (40_000, 3)), rng.normal(6.0, 2.0, (40_000, 3))])
+    model = BqmlKMeans(num_clusters=4, seed=1).fit(X)
+    assert block_rows(3, 4) < len(X)
+    whole = model._distances_std(model._standardise(X))  # one product, as before blocks
+    assert np.array_equal(model.distances(X), whole)
+    assert np.array_equal(
+        model.detect_anomalies(X, 0.01)["normalized_distance"], (whole / model.median_distance_).min(axis=1)
+    )

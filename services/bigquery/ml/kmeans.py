@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from models.errors import ModelInputError
 from models.kmeans import BqmlKMeans
+from models.kmeans import block_rows as model_block_rows
 from services.bigquery.ml import encoding, progress
 from services.bigquery.ml.options import KMeansOptions
 from services.bigquery.schema import Field
@@ -29,10 +30,6 @@ from services.bigquery.sql import invalid_query
 
 _STATE = ("mean_", "scale_", "centroids_", "cluster_sizes_", "median_distance_", "nd_quantiles_")
 NUMERIC = encoding.NUMERIC
-# rows x encoded features x centroids of one block's product: at most this, OpenBLAS multiplies on the calling
-# thread (measured on this OpenBLAS 0.3.31: 65,536 x 3 x 2 = 393,216 ran on one thread, 131,072 x 3 x 2 on two)
-BLOCK_PRODUCT = 393_216
-MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 1_024, 65_536
 
 
 def matrix(rows: pa.Table, names: list[str], function: str = "PREDICT") -> np.ndarray:
@@ -85,7 +82,7 @@ def train(
         model.fit(X, on_iteration=progress.current().iteration)  # each iteration in the job's statistics
     except ModelInputError as exc:
         raise invalid_query(f"CREATE MODEL: {exc}") from None
-    distances = _by_blocks(model, X, block_rows(features, model.num_clusters))  # once: evaluation, clusters
+    distances = model.distances(X)  # once, by blocks: evaluation, clusters
     state = {
         "model_type": "KMEANS",
         "features": features,
@@ -195,18 +192,8 @@ def features_of(state: dict[str, Any], rows: pa.Table, function: str) -> np.ndar
 
 
 def block_rows(features: list[dict[str, Any]], clusters: int) -> int:
-    """Rows scored at a time: the most whose product with the centroids stays within ``BLOCK_PRODUCT``
-    (between ``MIN_BLOCK_ROWS`` and ``MAX_BLOCK_ROWS``, which also keeps a block's temporaries small)."""
-    width = sum(encoding.width(f) for f in features) * clusters
-    return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, BLOCK_PRODUCT // max(width, 1)))
-
-
-def _by_blocks(model: BqmlKMeans, X: np.ndarray, step: int) -> np.ndarray:
-    """The model's ``distances(X)``, ``step`` rows at a time."""
-    d = np.empty((len(X), len(model.centroids_)))
-    for start in range(0, len(X), step):
-        d[start : start + step] = model.distances(X[start : start + step])
-    return d
+    """Rows encoded and scored at a time (models.kmeans.block_rows of the encoded width)."""
+    return model_block_rows(sum(encoding.width(f) for f in features), clusters)
 
 
 def _blocks(state: dict[str, Any], rows: pa.Table, function: str) -> Iterator[tuple[slice, np.ndarray]]:

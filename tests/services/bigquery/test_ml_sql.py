@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 import sqlglot
 
+from models.kmeans import MAX_BLOCK_ROWS
 from services.bigquery.errors import BigQueryError
 from services.bigquery.ml import kmeans, options, parse
 from services.bigquery.schema import Field
@@ -130,7 +131,7 @@ def test_scoring_by_blocks_answers_what_one_call_over_all_rows_does() -> None:
     block, with the NULLs of every block imputed: the values must be those of the model's one call over the
     whole encoded matrix, bit for bit, and every block's rows must land in their own places."""
     rng = np.random.default_rng(3)
-    n = 2 * kmeans.MAX_BLOCK_ROWS + 777  # three blocks, the last one partial
+    n = 2 * MAX_BLOCK_ROWS + 777  # three blocks, the last one partial
     x = rng.normal(0.0, 1.0, n)
     x[rng.choice(n, 50, replace=False)] = np.nan
     y = np.concatenate([rng.normal(0.0, 1.0, n // 2), rng.normal(8.0, 2.0, n - n // 2)])
