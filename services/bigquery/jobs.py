@@ -39,7 +39,7 @@ from services.bigquery.catalog import Catalog, Footer
 from services.bigquery.ml import functions as ml
 from services.bigquery.ml import progress as ml_progress
 from services.bigquery.schema import Field, arrow_field, arrow_schema, parse_fields
-from services.bigquery.sql import POSITIONAL, Translation, engine_error, invalid_query, parse, translate
+from services.bigquery.sql import POSITIONAL, Translation, Translations, engine_error, invalid_query, parse, translate
 
 MAX_JOBS = 200
 MAX_VIEW_DEPTH = 16  # views over views, as deep as BigQuery allows
@@ -64,6 +64,8 @@ class Job:
     error: errors.BigQueryError | None = None
     affected: int | None = None  # rows a DML statement changed
     progress: ml_progress.Progress | None = None  # a background job's, while it runs
+    query_id: str | None = None  # jobs.query answered without a job (JOB_CREATION_OPTIONAL): the query's id
+    creation_reason: str | None = None  # why JOB_CREATION_OPTIONAL still made a job (JobCreationReason's code)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -141,6 +143,7 @@ class Jobs:
         self.lock = threading.Lock()
         self.answer_running = answer_running  # jobs.insert/jobs.query may answer a job still running
         self.background = background or Background()
+        self.translations = Translations()  # repeated query text: parsed and generated once (sql.Translations)
 
     def results(self, project: str, job_id: str, timeout_s: float | None) -> Job:
         """getQueryResults: the job once done, or after ``timeout_s`` still running (``job.complete`` false)."""
@@ -254,8 +257,12 @@ class Jobs:
         self._keep(project, job_id, job)
         return job
 
-    def query(self, project: str, body: Mapping[str, Any]) -> Job:
-        """jobs.query: the same run, the request's fields as the query configuration."""
+    def query(self, project: str, body: Mapping[str, Any], page_rows: int | None = None) -> Job:
+        """jobs.query: the same run, the request's fields as the query configuration. With ``jobCreationMode``
+        JOB_CREATION_OPTIONAL, a result the first page holds (at most ``page_rows`` rows; None: any) makes no
+        job: nothing is kept (jobs.get and jobs.list do not know it) and the answer names a ``queryId``; a longer
+        one, or a statement that runs in the background, is a job, its ``creation_reason`` said."""
+        optional = body.get("jobCreationMode") == "JOB_CREATION_OPTIONAL"
         job_id = str(body.get("requestId") or "") or f"job_{uuid.uuid4().hex}"
         location = str(body.get("location") or "US")
         config = {
@@ -265,6 +272,7 @@ class Jobs:
         }
         if not body.get("dryRun") and LONG_STATEMENT.match(str(config.get("query") or "")):
             job = self._background(project, job_id, location, config, {"query": config})
+            job.creation_reason = "OTHER" if optional else None
             timeout = body.get("timeoutMs")
             wait = (
                 (int(timeout) / 1000 if isinstance(timeout, int | str) else QUERY_TIMEOUT_S)
@@ -278,8 +286,13 @@ class Jobs:
         job.resource["configuration"] = {"query": self._destined(project, job, config), "jobType": "QUERY"}
         if job.error is not None:
             raise job.error
-        if not body.get("dryRun"):
-            self._keep(project, job_id, job)
+        if body.get("dryRun"):
+            return job
+        if optional and (job.data is None or page_rows is None or job.data.num_rows <= page_rows):
+            job.query_id = job_id  # answered whole: no job to keep (the result goes with the answer)
+            return job
+        job.creation_reason = "LARGE_RESULTS" if optional else None
+        self._keep(project, job_id, job)
         return job
 
     def warm_up(self, project: str, *, footers: bool) -> None:
@@ -334,7 +347,7 @@ class Jobs:
         from services.warehouse import guard
         from services.warehouse.tables import WarehouseError
 
-        translation = translate(query, project, None)
+        translation = self.translations.translate(query, project, None)
         fields = self._select(translation, None, True).fields
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -461,10 +474,14 @@ class Jobs:
             raise invalid_query("Query text is empty.")
         default = config.get("defaultDataset") or {}
         home, dataset = str(default.get("projectId") or project), default.get("datasetId")
+        translation = self.translations.get(text, home, dataset)
+        if translation is not None:  # the same text before, a query without ML.* functions
+            args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
+            return self._select(translation, args, dry_run)
         run = lambda q: self._select(translate(q, home, dataset), None, False).data  # noqa: E731
         tree = ml.expand(text, parse, self.catalog, home, dataset, run)  # ML.* table functions run first
         if isinstance(tree, exp.Query):
-            translation = translate(tree, home, dataset)
+            translation = self._translated(text, tree, home, dataset)
             args = _parameters(config.get("queryParameters") or [], translation.named, translation.positional)
             return self._select(translation, args, dry_run)
         if dry_run:
@@ -486,12 +503,22 @@ class Jobs:
     def select(self, project: str, query: str, default_dataset: str | None, timeout_s: float | None = None) -> Answer:
         """One query (no DDL or DML) as a job would run it, stopped inside DuckDB after ``timeout_s``
         (QueryTimeout): the engine of ``hyp sql`` and the console's SQL box (services/bigquery/engine.py)."""
-        run = lambda q: self._select(translate(q, project, default_dataset), None, False).data  # noqa: E731
-        tree = ml.expand(query, parse, self.catalog, project, default_dataset, run)  # as _execute does
-        translation = translate(tree, project, default_dataset)
+        translation = self.translations.get(query, project, default_dataset)
+        if translation is None:
+            run = lambda q: self._select(translate(q, project, default_dataset), None, False).data  # noqa: E731
+            tree = ml.expand(query, parse, self.catalog, project, default_dataset, run)  # as _execute does
+            translation = self._translated(query, tree, project, default_dataset)
         if translation.named or translation.positional:
             raise invalid_query("Query parameters are not supported here (only through the API).")
         return self._select(translation, None, False, timeout_s)
+
+    def _translated(self, text: str, tree: exp.Expr, project: str, dataset: str | None) -> Translation:
+        """``tree`` (parsed from ``text``, its ML.* calls expanded) translated, and kept for the same text again
+        unless it reads an ML.* function's rows (computed for this run only)."""
+        translation = translate(tree, project, dataset)
+        if all(ref.dataset != ml.RESULTS for ref in translation.tables.values()):
+            self.translations.put(text, project, dataset, "", translation)
+        return translation
 
     def _select(self, translation: Translation, args: Any, dry_run: bool, timeout_s: float | None = None) -> Answer:
         """Run a translated query on a connection confined to the warehouse, its tables bound by name."""
@@ -502,10 +529,12 @@ class Jobs:
 
         sources: dict[str, Any] = {}
         scanned = self._bind(translation, sources, 0)
-        try:
-            guard.check_read_only(translation.sql)
-        except WarehouseError as exc:
-            raise invalid_query(str(exc).removeprefix("sql: ")) from None
+        if not translation.read_only:  # a kept translation is checked once
+            try:
+                guard.check_read_only(translation.sql)
+            except WarehouseError as exc:
+                raise invalid_query(str(exc).removeprefix("sql: ")) from None
+            translation.read_only = True
         with guard.confined_cursor(self.catalog.warehouse_dir) as con:  # its relations and views are its own
             timer = threading.Timer(timeout_s, con.interrupt) if timeout_s is not None else None
             if timer is not None:
@@ -548,7 +577,7 @@ class Jobs:
                 continue
             resource, footers = self.catalog.resource_files(ref.project, ref.dataset, ref.table)
             if resource.get("type") == "VIEW":
-                inner = translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
+                inner = self.translations.translate(resource["view"]["query"], ref.project, prefix=f"{relation}_")
                 if inner.named or inner.positional:
                     raise invalid_query(f"View {ref.dataset}.{ref.table} has query parameters.")
                 scanned += self._bind(inner, sources, depth + 1)

@@ -213,13 +213,18 @@ def router() -> APIRouter:
     @api.post(PREFIX + "/queries")
     async def jobs_query(project: str, request: Request) -> Response:
         body = await _body(request)
-        job = await run_in_threadpool(_jobs(request).query, project, body)
-        if not job.complete:  # a background job still running after timeoutMs: the client polls getQueryResults
-            return _json(_running(job, "bigquery#queryResponse"))
-        int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
         size = body.get("maxResults")
-        out, rows = _results(job, 0, int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE, int64)
-        return _json(out | {"kind": "bigquery#queryResponse"}, rows=rows)
+        page = int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE
+        job = await run_in_threadpool(_jobs(request).query, project, body, page)
+        reason = {"jobCreationReason": {"code": job.creation_reason}} if job.creation_reason else {}
+        if not job.complete:  # a background job still running after timeoutMs: the client polls getQueryResults
+            return _json(_running(job, "bigquery#queryResponse") | reason)
+        int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
+        out, rows = _results(job, 0, page, int64)
+        if job.query_id is not None:  # JOB_CREATION_OPTIONAL answered without a job
+            out["location"] = out.pop("jobReference")["location"]
+            out["queryId"] = job.query_id
+        return _json(out | reason | {"kind": "bigquery#queryResponse"}, rows=rows)
 
     @api.post(PREFIX + "/jobs")
     async def jobs_insert(project: str, request: Request) -> Response:

@@ -9,6 +9,8 @@ parameters into DuckDB's ``$name`` (``?`` stays positional).
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -40,6 +42,45 @@ class Translation:
     tables: dict[str, TableRef] = field(default_factory=dict)  # relation name in `sql` -> catalog table
     named: list[str] = field(default_factory=list)  # @names used
     positional: int = 0  # number of ? placeholders
+    read_only: bool = False  # ``sql`` passed the warehouse's read-only check (a cached translation: once)
+
+
+MAX_TRANSLATIONS = 256  # translations kept by a Translations cache (the least recently used goes)
+
+
+class Translations:
+    """A bounded LRU of translations, keyed by everything a translation depends on: the query text, the project
+    and default dataset its unqualified names resolve in, and the relation prefix. A translation names tables,
+    never binds them (views and files are bound per run), so a kept one stays right while tables change; the
+    caller keeps only translations that hold nothing computed for one run (ML.* rows). Local only: BigQuery
+    does not document how it compiles a query; this saves the parse and generation of a repeated one."""
+
+    def __init__(self, size: int = MAX_TRANSLATIONS) -> None:
+        self.size = size
+        self.kept: OrderedDict[tuple[str, str, str | None, str], Translation] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, query: str, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation | None:
+        key = (query, project, default_dataset, prefix)
+        with self.lock:
+            found = self.kept.get(key)
+            if found is not None:
+                self.kept.move_to_end(key)
+            return found
+
+    def put(self, query: str, project: str, default_dataset: str | None, prefix: str, done: Translation) -> None:
+        with self.lock:
+            self.kept[(query, project, default_dataset, prefix)] = done
+            while len(self.kept) > self.size:
+                self.kept.popitem(last=False)
+
+    def translate(self, query: str, project: str, default_dataset: str | None = None, prefix: str = "") -> Translation:
+        """:func:`translate` of query text, from the cache when it holds it."""
+        found = self.get(query, project, default_dataset, prefix)
+        if found is None:
+            found = translate(query, project, default_dataset, prefix)
+            self.put(query, project, default_dataset, prefix, found)
+        return found
 
 
 def parse(query: str) -> exp.Expr:

@@ -193,6 +193,63 @@ def test_default_dataset(client, events, dataset) -> None:
     assert next(iter(rows))["n"] == 15
 
 
+def test_the_same_query_text_follows_its_default_dataset_parameters_and_views(client, events, dataset) -> None:
+    """The server keeps the translation of a query's text (sql.Translations): the same text must still read the
+    default dataset of each request, its parameters and a view's current query."""
+    other = f"ds_{dataset}_b"
+    client.create_dataset(other)
+    try:
+        table = bigquery.Table(f"{PROJECT}.{other}.cloud_run", schema=SCHEMA)
+        client.create_table(table)
+        assert client.insert_rows_json(table, [_purchase(i) for i in range(2)]) == []
+        sql = "SELECT COUNT(*) AS n FROM cloud_run"
+        counts = []
+        for home in (dataset, other, dataset, other):
+            config = bigquery.QueryJobConfig(default_dataset=f"{PROJECT}.{home}")
+            counts.append(next(iter(client.query_and_wait(sql, job_config=config)))["n"])
+        assert counts == [15, 2, 15, 2]
+        by_user = f"SELECT COUNT(*) AS n FROM `{events}` WHERE user_id = @u"
+        for user, n in (("u1", 1), ("nobody", 0), ("u1", 1)):
+            config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("u", "STRING", user)])
+            assert next(iter(client.query_and_wait(by_user, job_config=config)))["n"] == n
+        view = bigquery.Table(f"{PROJECT}.{other}.chosen")
+        view.view_query = f"SELECT user_id FROM `{events}` WHERE event = 'purchase'"
+        client.create_table(view)
+        over_view = f"SELECT COUNT(*) AS n FROM `{PROJECT}.{other}.chosen`"
+        assert next(iter(client.query_and_wait(over_view)))["n"] == 10
+        client.delete_table(view)
+        view.view_query = f"SELECT user_id FROM `{events}` WHERE event = 'view'"
+        client.create_table(view)
+        assert next(iter(client.query_and_wait(over_view)))["n"] == 5
+    finally:
+        client.delete_dataset(other, delete_contents=True, not_found_ok=True)
+
+
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/rest/v2/JobCreationReason")
+def test_job_creation_optional_answers_a_small_result_without_a_job(client, events) -> None:
+    """query_and_wait with JOB_CREATION_OPTIONAL: rows that fit the first page come back with a queryId and no
+    job (nothing to get or list); more rows than a page make a job whose further pages the client reads."""
+    optional = bigquery.Client(
+        project=PROJECT,
+        credentials=client._credentials,
+        client_options={"api_endpoint": client._connection.API_BASE_URL},
+        default_job_creation_mode="JOB_CREATION_OPTIONAL",
+    )
+    sql = f"SELECT user_id FROM `{events}` WHERE event = 'purchase' ORDER BY user_id"
+    rows = optional.query_and_wait(sql)
+    assert rows.job_id is None and rows.query_id and rows.total_rows == 10
+    users = [r["user_id"] for r in rows]
+    assert users == sorted(f"u{i}" for i in range(10))
+    assert rows.query_id not in {job.job_id for job in client.list_jobs()}
+    paged = optional.query_and_wait(sql, page_size=3)  # maxResults 3: the result needs a job
+    assert paged.job_id is not None and [r["user_id"] for r in paged] == users
+    assert client.get_job(paged.job_id).state == "DONE"
+    (dml,) = [optional.query_and_wait(f"UPDATE `{events}` SET user_id = 'v' WHERE user_id = 'u1'")]
+    assert dml.job_id is None and dml.num_dml_affected_rows == 1
+    with pytest.raises(exceptions.BadRequest, match="Unrecognized name"):
+        optional.query_and_wait(f"SELECT nope FROM `{events}`")
+
+
 @pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language")
 def test_ddl_and_insert(client, events, dataset) -> None:
     client.query_and_wait(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.bigquery.errors import BigQueryError
-from services.bigquery.sql import TableRef, check_query_only, engine_error, translate
+from services.bigquery.sql import TableRef, Translations, check_query_only, engine_error, translate
 
 
 def test_tables_resolve_to_relations_with_their_names_as_aliases() -> None:
@@ -86,3 +86,18 @@ def test_duckdb_errors_in_bigquerys_words() -> None:
         engine_error("Catalog Error: Scalar Function with name getenv does not exist!") == "Function not found: getenv"
     )
     assert engine_error("sql: Conversion Error: x") == "Conversion Error: x"
+
+
+def test_kept_translations_are_keyed_by_text_project_dataset_and_prefix_and_bounded() -> None:
+    kept = Translations(size=2)
+    a = kept.translate("SELECT 1 FROM t", "p-1", "a")
+    assert kept.translate("SELECT 1 FROM t", "p-1", "a") is a  # the same text again: the kept one
+    b = kept.translate("SELECT 1 FROM t", "p-1", "b")
+    assert a.tables["__bq_table_0"] == TableRef("p-1", "a", "t")
+    assert b.tables["__bq_table_0"] == TableRef("p-1", "b", "t")
+    v = kept.translate("SELECT 1 FROM t", "p-1", "b", prefix="v_")  # a view's: its own relation names
+    assert "v___bq_table_0" in v.tables and kept.get("SELECT 1 FROM t", "p-1", "a") is None  # a: least recently used
+    assert len(kept.kept) == 2
+    with pytest.raises(BigQueryError, match="must be qualified"):  # an error is not kept
+        kept.translate("SELECT 1 FROM t", "p-1")
+    assert len(kept.kept) == 2 and kept.get("SELECT 1 FROM t", "p-1") is None
