@@ -12,7 +12,7 @@ no cache), then again after the warehouse's compaction merged the files; wall ti
     .venv/bin/python benchmarks/bigquery_bench.py --pages [--page-rows 1000000] [--page-size 1000]
 
     .venv/bin/python benchmarks/bigquery_bench.py --queries [--query-rows 1000000] [--ways rest,read-api,read-rows]
-                                                  [--repeat 3]
+                                                  [--repeat 3] [--which rows,every,group] [--round-trips 200]
 
 ``--queries``: only the queries over ``--query-rows`` cloud_run rows, each three ways in the same run: DuckDB on
 the files, Google's client over REST (``query_and_wait(...).to_arrow()``: JSON pages) and over the Storage Read
@@ -21,7 +21,10 @@ best of ``--repeat`` (3) wall, and the CPU seconds of the client and the server 
 threads are the benchmark's own, so its CPU is this process's, and "x DuckDB's" compares client + server CPU with
 it: a ratio the other work on the machine moves less than the wall one). ``--ways``
 picks some of the three API ways (``rest``: 30 s a call for 1,000,000 rows; ``read-api``; ``read-rows``: the
-Storage client itself, see ``_read_rows``).
+Storage client itself, see ``_read_rows``). ``--which`` picks some of the three queries (``group``: the issue's
+GROUP BY alone). Then ``--round-trips`` calls of `SELECT 1` each way the client asks it (``query_and_wait``:
+jobs.query; ``query().result()``: jobs.insert and two getQueryResults), their p50 and p99 wall and the client's
+and the server's CPU per call; 0: none.
 
 ``--pages``: ``client.list_rows`` (tabledata.list) of one page, the first and one near the end, of a table of
 ``--page-rows`` cloud_run events in files of 50,000 rows; best of 3, wall time of the client's call.
@@ -210,13 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", action="store_true", help="only the queries: DuckDB, REST and the Read API")
     ap.add_argument("--ways", default=",".join(WAYS), help=f"--queries: which API ways ({', '.join(WAYS)})")
     ap.add_argument("--repeat", type=int, default=3, help="--queries: calls timed per way (best wall, mean CPU)")
+    ap.add_argument("--which", default=",".join(QUERIES), help=f"--queries: which queries ({', '.join(QUERIES)})")
     args = ap.parse_args(argv)
     if args.queries:
         ways = [w.strip() for w in args.ways.split(",") if w.strip()]
         if not ways or set(ways) - set(WAYS):
             ap.error(f"--ways: some of {', '.join(WAYS)}")
+        which = [w.strip() for w in args.which.split(",") if w.strip()]
+        if set(which) - set(QUERIES):
+            ap.error(f"--which: some of {', '.join(QUERIES)}")
         load = os.getloadavg()[0]
-        _print(read_api_queries(args.query_rows, ways, args.repeat), argv, load)
+        _print(read_api_queries(args.query_rows, ways, args.repeat, which, args.round_trips), argv, load)
         return 0
     if args.pages:
         _print(pages(args.page_rows, args.page_size), argv)
@@ -355,12 +362,45 @@ def _read_rows(client: Any, reader: Any, sql: str) -> Any:  # -> pyarrow.Table
 
 
 WAYS = {"rest": "REST", "read-api": "Read API", "read-rows": "Read API, read_rows"}
+QUERIES = ("rows", "every", "group")
 
 
-def read_api_queries(total: int, ways: list[str] | None = None, repeat: int = 3) -> list[tuple[str, str, str]]:
+def round_trips(client: Any, pid: int, calls: int) -> list[tuple[str, str, str]]:
+    """``calls`` small queries (`SELECT 1`) each way Google's client asks one: p50 and p99 wall, and the client's
+    and the server's CPU per call (their mean, from /proc)."""
+    out = []
+    ways = {
+        "query_and_wait (jobs.query)": lambda: list(client.query_and_wait("SELECT 1 AS x")),
+        "query().result() (jobs.insert, 2 getQueryResults)": lambda: list(client.query("SELECT 1 AS x").result()),
+    }
+    for label, call in ways.items():
+        call()
+        times = []
+        mine0, server0 = time.process_time(), _cpu(pid)
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        mine, server = (time.process_time() - mine0) / calls, (_cpu(pid) - server0) / calls
+        times.sort()
+        p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+        out.append(
+            (
+                f"small query round trip, {label} (`SELECT 1`, {calls} calls)",
+                f"p50 {1000 * statistics.median(times):.1f} ms, p99 {1000 * p99:.1f} ms",
+                f"CPU per call: client {1000 * mine:.2f} ms, server {1000 * server:.2f} ms",
+            )
+        )
+    return out
+
+
+def read_api_queries(
+    total: int, ways: list[str] | None = None, repeat: int = 3, which: list[str] | None = None, calls: int = 0
+) -> list[tuple[str, str, str]]:
     """Row-returning and aggregate queries over ``total`` cloud_run rows: DuckDB on the files, the REST path and
     the Read API path, in this one run (best of ``repeat`` wall; client and server CPU seconds per call, their mean
-    over the ``repeat`` calls, from /proc)."""
+    over the ``repeat`` calls, from /proc); ``which``: some of the queries (``QUERIES``); then ``calls`` round
+    trips (:func:`round_trips`)."""
     import duckdb
 
     from services.common.processes import free_port
@@ -392,6 +432,8 @@ def read_api_queries(total: int, ways: list[str] | None = None, repeat: int = 3)
             "every row, 3 columns (a timestamp, a string, a nested float)": every,
             "GROUP BY event, count and avg(value)": group,
         }
+        chosen = set(which or QUERIES)
+        queries = {label: sql for (label, sql), key in zip(queries.items(), QUERIES, strict=True) if key in chosen}
         con = duckdb.connect()
         runs = {
             "rest": lambda sql: client.query_and_wait(sql).to_arrow(create_bqstorage_client=False),
@@ -418,6 +460,8 @@ def read_api_queries(total: int, ways: list[str] | None = None, repeat: int = 3)
                     f" {both:.2f}x DuckDB's)"
                 )
             out.append((f"{label} over {total:,} cloud_run rows ({n:,} rows back)", cells[0], "; ".join(cells[1:])))
+        if calls:
+            out += round_trips(client, pid, calls)
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
