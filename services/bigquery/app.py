@@ -34,11 +34,19 @@ def start_read_api(jobs: Any, settings: BigQuerySettings) -> Any:  # -> grpc.Ser
         handlers=ReadApi(jobs).handlers(),
         options=[("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 0)],
     )
+
+    def bind(port: int) -> int:
+        """The port bound, 0 when it is taken (grpc returns 0 or, in the versions we pin, raises RuntimeError)."""
+        try:
+            return int(server.add_insecure_port(f"{settings.host}:{port}"))
+        except RuntimeError:
+            return 0
+
     wanted = settings.port + 1 if settings.read_port is None else settings.read_port
-    port = server.add_insecure_port(f"{settings.host}:{wanted}")
+    port = bind(wanted)
     if port == 0 and settings.read_port is None:
         # the default (REST port + 1) is taken: the REST API must not die of it; a free port, logged
-        port = server.add_insecure_port(f"{settings.host}:0")
+        port = bind(0)
         log.warning("read api: port %s is taken; serving on %s instead (set HYP_BIGQUERY_READ_PORT)", wanted, port)
     if port == 0:
         raise OSError(f"cannot bind the Read API (gRPC) to {settings.host}:{wanted}")

@@ -246,3 +246,32 @@ def test_unsupported_requests_are_invalid(read_client, table) -> None:
     )
     with pytest.raises(exceptions.InvalidArgument, match="ARROW"):
         read_client.create_read_session(parent=f"projects/{project}", read_session=avro, max_stream_count=1)
+
+
+@pytest.mark.local_only("the Read API beside the REST port is this emulator's layout")
+def test_a_taken_default_read_port_moves_the_read_api_and_the_rest_api_still_starts(tmp_path) -> None:
+    """The default Read API port (REST port + 1) held by another process: `hyp bigquery` serves REST anyway and
+    the Read API on a free port, logged (it failed to start when grpc raised instead of returning 0)."""
+    import socket
+
+    from services.testing.bigquery import bigquery_client
+
+    for _ in range(20):  # a REST port whose next port we can hold
+        port = free_port()
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            holder.close()
+    holder.listen()
+    env = dict(os.environ, HYP_WAREHOUSE_DIR=str(tmp_path / "warehouse"), HYP_PROJECT=PROJECT)
+    env.pop("HYP_BIGQUERY_READ_PORT", None)
+    try:
+        server = HypProcess("bigquery", log_path=tmp_path / "bigquery.log", env=env, port=port)
+        with server.start(60):
+            rows = bigquery_client(server.url, project=PROJECT).query_and_wait("SELECT 2 AS n")
+            assert [r.n for r in rows] == [2]
+            assert f"port {port + 1} is taken; serving on" in (tmp_path / "bigquery.log").read_text()
+    finally:
+        holder.close()
