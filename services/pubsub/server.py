@@ -78,13 +78,22 @@ class Emulator:
         self.port = self.grpc_server.add_insecure_port(f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
-        self.rest = RestServer(
-            self.broker,
-            s.host,
-            self.port + 1 if s.rest_port is None else s.rest_port,
-            self.push_outcomes,
-            allowed_hosts=hosts.for_settings(s),
-        )
+
+        def rest(port: int) -> RestServer:
+            return RestServer(self.broker, s.host, port, self.push_outcomes, allowed_hosts=hosts.for_settings(s))
+
+        if s.rest_port is not None:
+            self.rest = rest(s.rest_port)
+        else:
+            try:
+                self.rest = rest(self.port + 1)
+            except OSError:  # the default (gRPC port + 1) is taken: the emulator must not die of it; a free one, logged
+                self.rest = rest(0)
+                log.warning(
+                    "rest: port %s is taken; serving on %s instead (set HYP_PUBSUB_REST_PORT)",
+                    self.port + 1,
+                    self.rest.port,
+                )
         self.rest_port = self.rest.port
         self.grpc_server.start()
         self.rest.start()

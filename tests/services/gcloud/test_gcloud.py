@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -76,8 +77,11 @@ def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], mo
 
 
 @pytest.mark.integration
-def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path) -> None:
-    port = free_port()
+@pytest.mark.parametrize("rest_taken", [False, True], ids=["ports-free", "rest-port-taken"])
+def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path, rest_taken: bool) -> None:
+    """Also when the REST side's default port (gRPC port + 1, ours, not gcloud's) is held by another process: the
+    emulator serves REST on a free port instead of failing (CI saw `Address already in use`)."""
+    port, holder = _port_and_next(held=rest_taken)
     log = tmp_path / "gcloud.log"
     argv = [sys.executable, "-m", "services.gcloud", "beta", "emulators", "pubsub", "start", "--project=tc",
             f"--host-port=127.0.0.1:{port}"]  # fmt: skip
@@ -97,5 +101,22 @@ def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path) -> Non
         assert list(client.list_topics(project="projects/tc")) == []  # no topology: empty, as Google's emulator
         client.create_topic(name="projects/tc/topics/orders")
         assert client.publish("projects/tc/topics/orders", b"x").result(timeout=10)
+        assert ("is taken; serving on" in log.read_text()) == rest_taken
     finally:
         stop_group(process, timeout=10.0)
+        if holder is not None:
+            holder.close()
+
+
+def _port_and_next(held: bool) -> tuple[int, socket.socket | None]:
+    """A free port; with held, the next port is bound by a socket of ours until the caller closes it."""
+    while True:
+        port = free_port()
+        if not held:
+            return port, None
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port + 1))
+            return port, holder
+        except OSError:
+            holder.close()
