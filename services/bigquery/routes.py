@@ -213,6 +213,7 @@ def router() -> APIRouter:
     @api.post(PREFIX + "/queries")
     async def jobs_query(project: str, request: Request) -> Response:
         body = await _body(request)
+        _check_results_format(body.get("queryResultsFormat"))
         size = body.get("maxResults")
         page = int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE
         job = await run_in_threadpool(_jobs(request).query, project, body, page)
@@ -384,6 +385,24 @@ def _rows_page(token: str | None, start_index: str | None, max_results: str | No
     if start < 0 or size < 0:
         raise invalid("Invalid pageToken, startIndex or maxResults.")
     return start, min(size, ROWS_PAGE)
+
+
+STRUCT_FORMATS = {"QUERY_RESULTS_FORMAT_UNSPECIFIED", "STRUCT_ENCODING"}  # the documented values meaning JSON rows
+OTHER_FORMATS = {"ARROW"}  # documented, not served here
+
+
+def _check_results_format(value: Any) -> None:
+    """jobs.query's ``queryResultsFormat``: unset or a JSON-rows value is served; ``ARROW`` (documented) is
+    refused rather than ignored, since a client that asked for Arrow reads no JSON rows (an empty result)."""
+    if value is None or value in STRUCT_FORMATS:
+        return
+    if value in OTHER_FORMATS:
+        raise invalid(
+            f"queryResultsFormat {value} is not supported here: only JSON rows (unset or STRUCT_ENCODING) are "
+            "served; read Arrow through the Storage Read API (to_arrow with bqstorage_client) instead.",
+            "queryResultsFormat",
+        )
+    raise invalid(f"Invalid value for queryResultsFormat: {value!r}.", "queryResultsFormat")
 
 
 def _running(job: Job, kind: str) -> dict[str, Any]:
