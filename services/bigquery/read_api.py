@@ -51,6 +51,7 @@ MAX_SESSIONS = 1000  # sessions remembered; the oldest forgotten first
 _TABLE = re.compile(r"projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)")
 _PARENT = re.compile(r"projects/([^/]+)")
 _STREAM = re.compile(r"(projects/[^/]+/locations/[^/]+/sessions/[^/]+)/streams/([^/]+)")
+_JOB_STREAM = re.compile(r"projects/([^/]+)/locations/[^/]+/jobs/([^/]+)/streams/_default")  # a query's own result
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     403: grpc.StatusCode.PERMISSION_DENIED,
@@ -202,27 +203,41 @@ class ReadApi:
     def read_rows(self, request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         """The stream's ``ReadRowsResponse`` messages, each as its wire bytes (the Arrow batch copied once)."""
         try:
-            found = _STREAM.fullmatch(request.read_stream)
-            with self.lock:
-                session = self.sessions.get(found.group(1)) if found else None
-            if session is None or found is None or found.group(2) != "0":
-                raise ReadError(grpc.StatusCode.NOT_FOUND, f"Stream not found: {request.read_stream}")
-            if session.expires < time.time():
-                raise ReadError(grpc.StatusCode.FAILED_PRECONDITION, f"Read session expired: {session.name}")
+            schema, schema_bytes, rows = self._stream(request.read_stream)
             if request.offset < 0:
                 raise _invalid(f"Invalid offset {request.offset}.")
             skip, first = request.offset, True
-            for batch in _pieces(session.rows()):
+            for batch in _pieces(rows()):
                 if skip >= batch.num_rows:
                     skip -= batch.num_rows
                     continue
                 if skip:
                     batch, skip = batch.slice(skip), 0
-                batch = _conform(batch, session.schema)
-                yield self.frame.response(batch, session.schema_bytes if first else None)
+                batch = _conform(batch, schema)
+                yield self.frame.response(batch, schema_bytes if first else None)
                 first = False
         except Exception as exc:
             _abort(context, exc)
+
+    def _stream(self, name: str) -> tuple[pa.Schema, bytes, Callable[[], Iterator[pa.RecordBatch]]]:
+        """A stream's schema, its IPC bytes and its batches: a read session's stream, or a query job's
+        ``_default`` stream (jobs.query's ``queryResultsFormat: ARROW`` reads the rows past its first page there)."""
+        job_stream = _JOB_STREAM.fullmatch(name)
+        if job_stream is not None:
+            job = self.jobs.get(*job_stream.groups())
+            if not job.complete or job.data is None or job.error is not None:
+                raise ReadError(grpc.StatusCode.FAILED_PRECONDITION, f"Job has no query result to read: {name}")
+            data, fields = job.data, job.fields
+            schema = _schema(fields)
+            return schema, schema.serialize().to_pybytes(), lambda: iter(_result(data, fields).to_batches(BATCH_ROWS))
+        found = _STREAM.fullmatch(name)
+        with self.lock:
+            session = self.sessions.get(found.group(1)) if found else None
+        if session is None or found is None or found.group(2) != "0":
+            raise ReadError(grpc.StatusCode.NOT_FOUND, f"Stream not found: {name}")
+        if session.expires < time.time():
+            raise ReadError(grpc.StatusCode.FAILED_PRECONDITION, f"Read session expired: {session.name}")
+        return session.schema, session.schema_bytes, session.rows
 
     # -- SplitReadStream
     def split_read_stream(self, request: Any) -> Any:
@@ -357,6 +372,24 @@ def _schema(fields: tuple[Field, ...]) -> pa.Schema:
     """The session's Arrow schema: BigQuery's Arrow types for the fields (schema.Field.arrow), every one nullable
     but REQUIRED ones, so a batch of the job's or DuckDB's own types is cast to it."""
     return pa.schema([f.arrow() for f in fields])
+
+
+def _result(data: pa.Table, fields: tuple[Field, ...]) -> pa.Table:
+    """A job's result table, its columns in the fields' order."""
+    return data.select([f.name for f in fields])
+
+
+def arrow_page(data: pa.Table, fields: tuple[Field, ...], start: int, size: int) -> tuple[bytes, bytes]:
+    """jobs.query's first page as Arrow (``queryResultsFormat: ARROW``): the schema and one record batch of rows
+    ``start`` to ``start + size``, as IPC messages, with the same types the Read API streams."""
+    schema = _schema(fields)
+    page = _result(data, fields).slice(start, size).combine_chunks()
+    batches = page.to_batches()
+    if batches:
+        batch = _conform(batches[0], schema)
+    else:
+        batch = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+    return schema.serialize().to_pybytes(), batch.serialize().to_pybytes()
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -6,6 +6,7 @@ in the thread pool and answer BigQuery's resources as JSON; errors are errors.Bi
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
 from services.bigquery.jobs import Job, Jobs
+from services.bigquery.read_api import arrow_page
 from services.bigquery.rows import rows_json
 from services.bigquery.settings import BigQuerySettings
 
@@ -213,7 +215,7 @@ def router() -> APIRouter:
     @api.post(PREFIX + "/queries")
     async def jobs_query(project: str, request: Request) -> Response:
         body = await _body(request)
-        _check_results_format(body.get("queryResultsFormat"))
+        arrow = _arrow_format(body)
         size = body.get("maxResults")
         page = int(size) if isinstance(size, int) and size > 0 else ROWS_PAGE
         job = await run_in_threadpool(_jobs(request).query, project, body, page)
@@ -221,7 +223,7 @@ def router() -> APIRouter:
         if not job.complete:  # a background job still running after timeoutMs: the client polls getQueryResults
             return _json(_running(job, "bigquery#queryResponse") | reason)
         int64 = bool((body.get("formatOptions") or {}).get("useInt64Timestamp"))
-        out, rows = _results(job, 0, page, int64)
+        out, rows = _arrow_results(job, page) if arrow else _results(job, 0, page, int64)
         if job.query_id is not None:  # JOB_CREATION_OPTIONAL answered without a job
             out["location"] = out.pop("jobReference")["location"]
             out["queryId"] = job.query_id
@@ -388,21 +390,49 @@ def _rows_page(token: str | None, start_index: str | None, max_results: str | No
 
 
 STRUCT_FORMATS = {"QUERY_RESULTS_FORMAT_UNSPECIFIED", "STRUCT_ENCODING"}  # the documented values meaning JSON rows
-OTHER_FORMATS = {"ARROW"}  # documented, not served here
+ARROW_OPTIONS = {  # arrowSerializationOptions served: uncompressed buffers, microsecond timestamps
+    "bufferCompression": {"COMPRESSION_UNSPECIFIED"},
+    "picosTimestampPrecision": {"TIMESTAMP_PRECISION_UNSPECIFIED", "TIMESTAMP_PRECISION_MICROS"},
+}
 
 
-def _check_results_format(value: Any) -> None:
-    """jobs.query's ``queryResultsFormat``: unset or a JSON-rows value is served; ``ARROW`` (documented) is
-    refused rather than ignored, since a client that asked for Arrow reads no JSON rows (an empty result)."""
+def _arrow_format(body: dict[str, Any]) -> bool:
+    """Whether jobs.query asks for its first page as Arrow (``queryResultsFormat: ARROW``); unset or a JSON-rows
+    value answers ``rows``. Serialization options this service does not honour are refused rather than ignored."""
+    value = body.get("queryResultsFormat")
     if value is None or value in STRUCT_FORMATS:
-        return
-    if value in OTHER_FORMATS:
-        raise invalid(
-            f"queryResultsFormat {value} is not supported here: only JSON rows (unset or STRUCT_ENCODING) are "
-            "served; read Arrow through the Storage Read API (to_arrow with bqstorage_client) instead.",
-            "queryResultsFormat",
-        )
-    raise invalid(f"Invalid value for queryResultsFormat: {value!r}.", "queryResultsFormat")
+        return False
+    if value != "ARROW":
+        raise invalid(f"Invalid value for queryResultsFormat: {value!r}.", "queryResultsFormat")
+    options = body.get("arrowSerializationOptions") or {}
+    if not isinstance(options, dict):
+        raise invalid("Invalid arrowSerializationOptions: expected an object.", "arrowSerializationOptions")
+    for key, value in options.items():
+        served = ARROW_OPTIONS.get(key)
+        if served is None or value not in served:
+            raise invalid(
+                f"arrowSerializationOptions.{key} {value!r} is not supported here (served: "
+                "bufferCompression COMPRESSION_UNSPECIFIED, picosTimestampPrecision TIMESTAMP_PRECISION_MICROS).",
+                f"arrowSerializationOptions.{key}",
+            )
+    return True
+
+
+def _arrow_results(job: Job, size: int) -> tuple[dict[str, Any], None]:
+    """jobs.query's first page as Arrow: the schema and one record batch (the Read API's serialization), at most
+    ``size`` rows; a ``pageToken`` when more remain, which the client reads from the job's ``_default`` stream."""
+    out, _ = _results(job, 0, 0, False)  # the fields as the JSON path answers them, without rows
+    out.pop("pageToken", None)
+    if job.data is None:  # a dry run, DDL or DML
+        return out, None
+    schema, batch = arrow_page(job.data, job.fields, 0, size)
+    rows = min(size, job.data.num_rows)
+    out["arrowSchema"] = {"serializedSchema": base64.b64encode(schema).decode("ascii")}
+    out["arrowRecordBatch"] = {"serializedRecordBatch": base64.b64encode(batch).decode("ascii")}
+    out["pageRowCount"] = str(rows)
+    if rows < job.data.num_rows:
+        out["pageToken"] = str(rows)
+    return out, None
 
 
 def _running(job: Job, kind: str) -> dict[str, Any]:
