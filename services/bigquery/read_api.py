@@ -14,6 +14,8 @@ as BigQuery does) and decodes the Arrow record batches ReadRows streams, with no
   first response carry), from ``offset`` on; a query's result straight from the job's Arrow table, a table's
   rows as DuckDB reads its Parquet files (batch by batch, not held whole). Each response's protobuf bytes are
   written around the batch's IPC buffer (``_Frame``), the batch copied once on the way.
+- ``ReadRows`` on a query job's ``projects/{p}/locations/{l}/jobs/{job}/streams/_default`` (no session): the job's
+  result, the rows past jobs.query's Arrow first page (``queryResultsFormat: ARROW``, routes.py) read from an offset.
 - ``SplitReadStream``: answers no split (allowed: the primary stream then reads everything).
 
 Errors are gRPC status codes as BigQuery's: NOT_FOUND (table, session), INVALID_ARGUMENT, PERMISSION_DENIED.
