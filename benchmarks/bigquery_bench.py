@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from teardown import stop_on_signals
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -215,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="--queries: calls timed per way (best wall, mean CPU)")
     ap.add_argument("--which", default=",".join(QUERIES), help=f"--queries: which queries ({', '.join(QUERIES)})")
     args = ap.parse_args(argv)
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still stops the servers it started
     if args.queries:
         ways = [w.strip() for w in args.ways.split(",") if w.strip()]
         if not ways or set(ways) - set(WAYS):

@@ -36,6 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from teardown import stop_on_signals
+
 from services.testing.hyp import HypProcess
 
 PROJECT = "bench-project"
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each statement per path, alternating")
     parser.add_argument("--in-process", action="store_true", help="ML.DETECT_ANOMALIES in this process only")
     args = parser.parse_args()
+    stop_on_signals()  # stopped by `timeout` or `kill`: the finally still stops the servers it started
     if args.in_process:
         in_process(args.rows, args.repeat)
         return
