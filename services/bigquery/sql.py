@@ -136,6 +136,7 @@ def translate(
         out.tables[relation] = ref
         table.replace(exp.alias_(exp.to_table(relation), alias, table=True))
     _name_anonymous_columns(tree)
+    _dates_stay_dates(tree)
     names = []
     for param in tree.find_all(exp.Parameter):
         name = param.name
@@ -169,6 +170,13 @@ def engine_error(message: str) -> str:
         if pattern.fullmatch(message):
             return pattern.sub(replacement, message)
     return message
+
+
+def _dates_stay_dates(tree: exp.Expr) -> None:
+    """BigQuery's DATE_ADD and DATE_SUB take and return a DATE; DuckDB's ``DATE + INTERVAL`` is a TIMESTAMP, so the
+    result is cast back (TIMESTAMP_ADD and DATETIME_ADD are other functions, left as they are)."""
+    for node in list(tree.find_all(exp.DateAdd, exp.DateSub)):
+        node.replace(exp.cast(node.copy(), exp.DataType.Type.DATE))
 
 
 def _name_anonymous_columns(tree: exp.Expr) -> None:

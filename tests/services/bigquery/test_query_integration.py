@@ -79,6 +79,17 @@ def test_bigquery_functions(client, events) -> None:
     assert isinstance(row["views"], int)  # INT64, as BigQuery's COUNTIF
 
 
+@pytest.mark.gcp_parity("https://cloud.google.com/bigquery/docs/reference/standard-sql/date_functions#date_add")
+def test_date_add_and_date_sub_return_a_date(client) -> None:
+    """DATE_ADD/DATE_SUB take and return a DATE in BigQuery (DuckDB's DATE + INTERVAL is a TIMESTAMP)."""
+    sql = """SELECT DATE_ADD(DATE '2024-01-31', INTERVAL 3 DAY) AS a,
+                    DATE_SUB(DATE '2024-03-31', INTERVAL 1 MONTH) AS b, DATE_ADD(DATE '2024-01-01', INTERVAL 2 WEEK)"""
+    job = client.query(sql)
+    (row,) = list(job.result())
+    assert [f.field_type for f in job.result().schema] == ["DATE", "DATE", "DATE"]
+    assert tuple(row.values()) == (dt.date(2024, 2, 3), dt.date(2024, 2, 29), dt.date(2024, 1, 15))
+
+
 def test_unnest(client, events) -> None:
     sql = f"SELECT item.item_id, item.price FROM `{events}` AS e, UNNEST(e.ecommerce.items) AS item ORDER BY 1"
     rows = list(client.query(sql).result())
