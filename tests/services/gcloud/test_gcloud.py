@@ -101,7 +101,8 @@ def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path, rest_t
         assert list(client.list_topics(project="projects/tc")) == []  # no topology: empty, as Google's emulator
         client.create_topic(name="projects/tc/topics/orders")
         assert client.publish("projects/tc/topics/orders", b"x").result(timeout=10)
-        assert ("is taken; serving on" in log.read_text()) == rest_taken
+        if rest_taken:  # (with ports-free, port + 1 may still be taken by another process in between: no check)
+            assert "is taken; serving on" in log.read_text()
     finally:
         stop_group(process, timeout=10.0)
         if holder is not None:
