@@ -252,18 +252,10 @@ def test_unsupported_requests_are_invalid(read_client, table) -> None:
 def test_a_taken_default_read_port_moves_the_read_api_and_the_rest_api_still_starts(tmp_path) -> None:
     """The default Read API port (REST port + 1) held by another process: `hyp bigquery` serves REST anyway and
     the Read API on a free port, logged (it failed to start when grpc raised instead of returning 0)."""
-    import socket
-
     from services.testing.bigquery import bigquery_client
+    from tests.fixtures.ports import port_with_next_held
 
-    for _ in range(20):  # a REST port whose next port we can hold
-        port = free_port()
-        holder = socket.socket()
-        try:
-            holder.bind(("127.0.0.1", port + 1))
-            break
-        except OSError:
-            holder.close()
+    port, holder = port_with_next_held()
     holder.listen()
     env = dict(os.environ, HYP_WAREHOUSE_DIR=str(tmp_path / "warehouse"), HYP_PROJECT=PROJECT)
     env.pop("HYP_BIGQUERY_READ_PORT", None)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 from services.common.processes import free_port, stop_group, wait_for
 from services.gcloud.__main__ import PubsubStart, UsageError, main, parse, split_host_port
 from services.testing.pubsub import REPO
+from tests.fixtures.ports import port_with_next_held
 
 DOC = "https://cloud.google.com/sdk/gcloud/reference/beta/emulators/pubsub/start"
 pytestmark = pytest.mark.gcp_parity(DOC)
@@ -81,7 +81,7 @@ def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], mo
 def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path, rest_taken: bool) -> None:
     """Also when the REST side's default port (gRPC port + 1, ours, not gcloud's) is held by another process: the
     emulator serves REST on a free port instead of failing (CI saw `Address already in use`)."""
-    port, holder = _port_and_next(held=rest_taken)
+    port, holder = port_with_next_held() if rest_taken else (free_port(), None)
     log = tmp_path / "gcloud.log"
     argv = [sys.executable, "-m", "services.gcloud", "beta", "emulators", "pubsub", "start", "--project=tc",
             f"--host-port=127.0.0.1:{port}"]  # fmt: skip
@@ -106,18 +106,4 @@ def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path, rest_t
     finally:
         stop_group(process, timeout=10.0)
         if holder is not None:
-            holder.close()
-
-
-def _port_and_next(held: bool) -> tuple[int, socket.socket | None]:
-    """A free port; with held, the next port is bound by a socket of ours until the caller closes it."""
-    while True:
-        port = free_port()
-        if not held:
-            return port, None
-        holder = socket.socket()
-        try:
-            holder.bind(("127.0.0.1", port + 1))
-            return port, holder
-        except OSError:
             holder.close()
