@@ -72,8 +72,9 @@ def load(catalog: Catalog, ref: ModelRef, shared: bool = False) -> dict[str, Any
             version = (seen.st_ino, seen.st_size, seen.st_mtime_ns)
             with _CACHE_LOCK:
                 cached = _cache.get(str(path)) if shared else None
-            if cached is not None and cached[0] == version:
-                return cached[1]
+                if cached is not None and cached[0] == version:
+                    _cache.move_to_end(str(path))  # kept as the most recently used
+                    return cached[1]
             document: dict[str, Any] = json.loads(fh.read())
     except FileNotFoundError:
         raise errors.not_found(f"Model {ref}") from None
