@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 from services.common import metric_names, prometheus
 from services.common.config import Command, ConfigError
@@ -36,8 +35,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # children import `services` fr
 STARTUP_POLL_S = 0.5  # while services start: one health probe (or exit check) per starting service this often
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """SIGTERM in the foreground or the keeper. A BaseException, like KeyboardInterrupt, so that no ``except
+    Exception`` on the way (the warehouse tally's, a scrape's) swallows it and leaves the stack running."""
+
+
+def _stop_once() -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that raises _Stop on the first signal only: a second SIGTERM while everything is being
+    stopped is ignored rather than cutting the stop short."""
+    seen: list[int] = []
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if not seen:
+            seen.append(signum)
+            raise _Stop
+
+    return on_term
 
 
 def _csv(value: str) -> list[str]:
@@ -400,11 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         first = FirstDetection(t0, port_offset=offset, urls=detector_urls({s.name for s in plan}, offset))
         return detach.run(run_dir, lambda ready: keep(plan, settings, values, ready, first))
 
-    # SIGTERM behaves like Ctrl-C: stop everything cleanly
-    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
-        raise _Stop
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, _stop_once())  # SIGTERM behaves like Ctrl-C: stop everything cleanly
     started: list[p.Running] = []
     try:
         first = FirstDetection(t0, port_offset=offset, urls=detector_urls({s.name for s in plan}, offset))
@@ -437,11 +446,7 @@ def keep(
 ) -> int:
     """The detached keeper (services/stack/detach.py): start ``plan``, say ``ready()``, then restart what exits
     until SIGTERM (`hyp down`, which then stops the services itself). The exit status: 1 if the start failed."""
-
-    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
-        raise _Stop
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, _stop_once())
     home = settings.home.resolve()
     try:
         started = start_stack(plan, settings, values, first)  # on a failure it stops what it started
