@@ -213,6 +213,7 @@ def gate(
     if champion is None:
         return True, f"no champion yet; challenger {metric}={challenger[metric]:.4f}"
     a, b = challenger[metric], champion.get(metric, float("-inf"))
+    margin = f" {min_delta:+g}" if min_delta else ""  # a negative delta passes a challenger no better (tests, demos)
     if a > b + min_delta:
-        return True, f"challenger {metric}={a:.4f} beats champion {metric}={b:.4f}"
+        return True, f"challenger {metric}={a:.4f} beats champion {metric}={b:.4f}{margin}"
     return False, f"challenger {metric}={a:.4f} does not beat champion {metric}={b:.4f} (+{min_delta})"

@@ -17,6 +17,8 @@ def test_gate_promotes_only_a_better_challenger() -> None:
     ok, reason = gate({"f1": 0.8}, {"f1": 0.8}, "f1")
     assert ok is False and "does not beat" in reason
     assert gate({"f1": 0.85}, {"f1": 0.8}, "f1", min_delta=0.1)[0] is False
+    ok, reason = gate({"f1": 0.5}, {"f1": 1.0}, "f1", min_delta=-1)  # a negative delta: a worse one passes, said so
+    assert ok is True and reason.endswith("champion f1=1.0000 -1")
     with pytest.raises(RegistryError, match="promotion metric 'auc'"):
         gate({"f1": 0.5}, None, "auc")
 
