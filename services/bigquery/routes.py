@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
 from services.bigquery.jobs import Job, Jobs
+from services.bigquery.paging import list_page
 from services.bigquery.read_api import arrow_page
 from services.bigquery.rows import rows_json
 from services.bigquery.settings import BigQuerySettings
 
 PREFIX = "/bigquery/v2/projects/{project}"
-DEFAULT_PAGE = 50
 MAX_UPLOADS = 32  # unfinished resumable uploads kept at once
 ROWS_PAGE = 100_000  # rows per tabledata.list page when the client sets no maxResults
 QUERY_RESULTS_WAIT_MS = 10_000  # getQueryResults' timeoutMs when the client sends none (BigQuery's documented 10 s)
@@ -64,16 +64,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 def _page(request: Request, items: list[dict[str, Any]], key: str, kind: str) -> dict[str, Any]:
-    try:
-        start = int(request.query_params.get("pageToken") or 0)
-        size = int(request.query_params.get("maxResults") or DEFAULT_PAGE)
-    except ValueError:
-        raise invalid("Invalid pageToken or maxResults.") from None
-    if start < 0 or size < 1:
-        raise invalid("Invalid pageToken or maxResults.")
-    out: dict[str, Any] = {"kind": kind, "etag": str(len(items)), key: items[start : start + size]}
-    if start + size < len(items):
-        out["nextPageToken"] = str(start + size)
+    out: dict[str, Any] = {"kind": kind, "etag": str(len(items)), **list_page(request, items, key)}
     if key == "tables":
         out["totalItems"] = len(items)
     return out

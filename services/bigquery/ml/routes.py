@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from services.bigquery.catalog import Catalog
 from services.bigquery.errors import BigQueryError, invalid
 from services.bigquery.ml import store
+from services.bigquery.paging import list_page
 
 PREFIX = "/bigquery/v2/projects/{project}/datasets/{dataset}/models"
-DEFAULT_PAGE = 50
 
 
 def _json(data: Any) -> Response:
@@ -32,17 +32,7 @@ def router() -> APIRouter:
     @api.get(PREFIX)
     async def list_models(request: Request, project: str, dataset: str) -> Response:
         models = await run_in_threadpool(store.list_models, _catalog(request), project, dataset)
-        try:
-            start = int(request.query_params.get("pageToken") or 0)
-            size = int(request.query_params.get("maxResults") or DEFAULT_PAGE)
-        except ValueError:
-            raise invalid("Invalid pageToken or maxResults.") from None
-        if start < 0 or size < 1:
-            raise invalid("Invalid pageToken or maxResults.")
-        page: dict[str, Any] = {"models": models[start : start + size]}
-        if start + size < len(models):
-            page["nextPageToken"] = str(start + size)
-        return _json(page)
+        return _json(list_page(request, models, "models"))
 
     @api.get(PREFIX + "/{model}")
     async def get_model(request: Request, project: str, dataset: str, model: str) -> Response:
