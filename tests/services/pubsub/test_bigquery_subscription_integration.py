@@ -24,7 +24,7 @@ from google.pubsub_v1 import types
 from services.common.processes import stop_group, wait_for
 from services.testing.bigquery import bigquery_client
 from services.testing.hyp import HypProcess
-from services.testing.pubsub import EmulatorProcess, pull, start_emulator, unique
+from services.testing.pubsub import EmulatorProcess, pull, start_emulator, topic_and_subscription, unique
 
 PROJECT = "bq-sub-project"
 pytestmark = [
@@ -99,6 +99,19 @@ def _state(subscriber: pubsub_v1.SubscriberClient, sub: str, want: int, timeout:
     return wait_for(reached, timeout, f"{sub} in state {want}", interval=0.1)[0]
 
 
+def _each_once(bq: bigquery.Client, table_id: str, ids: list[str]) -> None:
+    """Waits until every message of ``ids`` is a row of the table, then: each exactly once, nothing else."""
+
+    def all_written() -> int | None:
+        n = next(iter(bq.query(f"SELECT COUNT(DISTINCT message_id) AS n FROM `{table_id}`").result())).n
+        return n if n >= len(ids) else None
+
+    wait_for(all_written, 90, f"{len(ids)} distinct messages in {table_id}", interval=0.5)
+    row = next(iter(bq.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT message_id) AS d FROM `{table_id}`").result()))
+    assert (row.n, row.d) == (len(ids), len(ids)), "lost or duplicated rows"
+    assert {r.message_id for r in bq.query(f"SELECT message_id FROM `{table_id}`").result()} == set(ids)
+
+
 def test_create_bigquery_subscription_sample_writes_metadata_columns(
     emulator: EmulatorProcess, bq: bigquery.Client, dataset: str
 ) -> None:
@@ -144,13 +157,8 @@ def test_missing_table_is_not_found_until_it_is_created(
     emulator: EmulatorProcess, bq: bigquery.Client, dataset: str
 ) -> None:
     table_id = f"{dataset}.later"
+    topic, sub = topic_and_subscription(emulator, bigquery_config={"table": table_id, "write_metadata": True})
     publisher, subscriber = emulator.publisher(), emulator.subscriber()
-    topic = publisher.topic_path(PROJECT, unique("t"))
-    publisher.create_topic(name=topic)
-    sub = subscriber.subscription_path(PROJECT, unique("bq"))
-    subscriber.create_subscription(
-        request={"name": sub, "topic": topic, "bigquery_config": {"table": table_id, "write_metadata": True}}
-    )
     ids = [publisher.publish(topic, b"kept while the table is missing").result(10) for _ in range(5)]
     pb = _state(subscriber, sub, BQ_STATE.NOT_FOUND)
     assert pb.state == SUB_STATE.RESOURCE_ERROR
@@ -166,13 +174,8 @@ def test_table_without_the_columns_is_schema_mismatch(
 ) -> None:
     table_id = f"{dataset}.no_metadata"
     bq.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField("data", "STRING")]))
+    topic, sub = topic_and_subscription(emulator, bigquery_config={"table": table_id, "write_metadata": True})
     publisher, subscriber = emulator.publisher(), emulator.subscriber()
-    topic = publisher.topic_path(PROJECT, unique("t"))
-    publisher.create_topic(name=topic)
-    sub = subscriber.subscription_path(PROJECT, unique("bq"))
-    subscriber.create_subscription(
-        request={"name": sub, "topic": topic, "bigquery_config": {"table": table_id, "write_metadata": True}}
-    )
     publisher.publish(topic, b"x").result(10)
     assert _state(subscriber, sub, BQ_STATE.SCHEMA_MISMATCH).state == SUB_STATE.RESOURCE_ERROR
     # without write_metadata the table fits: the backlog is written, the state is ACTIVE again
@@ -195,19 +198,12 @@ def test_rows_the_table_refuses_go_to_the_dead_letter_topic(
     schema = [bigquery.SchemaField("id", "INTEGER", mode="REQUIRED"), bigquery.SchemaField("item", "STRING")]
     bq.create_table(bigquery.Table(table_id, schema=schema))
     publisher, subscriber = emulator.publisher(), emulator.subscriber()
-    topic, dead = publisher.topic_path(PROJECT, unique("t")), publisher.topic_path(PROJECT, unique("dead"))
-    publisher.create_topic(name=topic)
+    dead, dead_sub = emulator.topic_path(unique("dead")), emulator.subscription_path(unique("dead"))
     publisher.create_topic(name=dead)
-    dead_sub = subscriber.subscription_path(PROJECT, unique("dead"))
     subscriber.create_subscription(request={"name": dead_sub, "topic": dead})
-    sub = subscriber.subscription_path(PROJECT, unique("bq"))
-    subscriber.create_subscription(
-        request={
-            "name": sub,
-            "topic": topic,
-            "bigquery_config": {"table": table_id, "use_table_schema": True},
-            "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": 5},
-        }
+    policy = {"dead_letter_topic": dead, "max_delivery_attempts": 5}
+    topic, sub = topic_and_subscription(
+        emulator, bigquery_config={"table": table_id, "use_table_schema": True}, dead_letter_policy=policy
     )
     good = [json.dumps({"id": i, "item": f"item {i}"}).encode() for i in range(3)]
     bad = [b'{"id": "not a number"}', b'{"id": 7, "colour": "red"}', b"not json"]
@@ -229,15 +225,12 @@ def test_drop_unknown_fields_writes_what_has_a_column(
 ) -> None:
     table_id = f"{dataset}.dropped"
     bq.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField("id", "INTEGER")]))
-    publisher, subscriber = emulator.publisher(), emulator.subscriber()
-    topic = publisher.topic_path(PROJECT, unique("t"))
-    publisher.create_topic(name=topic)
-    sub = subscriber.subscription_path(PROJECT, unique("bq"))
-    config = {"table": table_id, "use_table_schema": True, "drop_unknown_fields": True}
-    subscriber.create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
-    publisher.publish(topic, b'{"id": 1, "colour": "red"}').result(10)
+    topic, sub = topic_and_subscription(
+        emulator, bigquery_config={"table": table_id, "use_table_schema": True, "drop_unknown_fields": True}
+    )
+    emulator.publisher().publish(topic, b'{"id": 1, "colour": "red"}').result(10)
     assert _rows(bq, table_id, 1) == [{"id": 1}]
-    assert subscriber.get_subscription(subscription=sub).bigquery_config.drop_unknown_fields
+    assert emulator.subscriber().get_subscription(subscription=sub).bigquery_config.drop_unknown_fields
 
 
 @pytest.mark.parametrize(
@@ -252,10 +245,9 @@ def test_drop_unknown_fields_writes_what_has_a_column(
 def test_bad_bigquery_configs_are_refused_naming_the_field(
     emulator: EmulatorProcess, config: dict[str, Any], field: str
 ) -> None:
-    publisher, subscriber = emulator.publisher(), emulator.subscriber()
-    topic = publisher.topic_path(PROJECT, unique("t"))
-    publisher.create_topic(name=topic)
-    sub = subscriber.subscription_path(PROJECT, unique("bq"))
+    topic, sub = emulator.topic_path(unique("t")), emulator.subscription_path(unique("bq"))
+    emulator.publisher().create_topic(name=topic)
+    subscriber = emulator.subscriber()
     with pytest.raises(exceptions.InvalidArgument, match=field):
         subscriber.create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
     # the REST API answers the same, in Google's JSON error shape
@@ -280,13 +272,8 @@ def test_kill9_of_bigquery_mid_stream_loses_nothing_and_duplicates_nothing(tmp_p
         bq.create_dataset("crash")
         table_id = f"{PROJECT}.crash.events"
         bq.create_table(bigquery.Table(table_id, schema=METADATA_SCHEMA))
-        publisher, subscriber = emulator.publisher(), emulator.subscriber()
-        topic = publisher.topic_path(PROJECT, unique("t"))
-        publisher.create_topic(name=topic)
-        sub = subscriber.subscription_path(PROJECT, unique("bq"))
-        subscriber.create_subscription(
-            request={"name": sub, "topic": topic, "bigquery_config": {"table": table_id, "write_metadata": True}}
-        )
+        topic, _ = topic_and_subscription(emulator, bigquery_config={"table": table_id, "write_metadata": True})
+        publisher = emulator.publisher()
         total, ids = 4000, list[str]()
         halfway = threading.Event()
 
@@ -305,16 +292,7 @@ def test_kill9_of_bigquery_mid_stream_loses_nothing_and_duplicates_nothing(tmp_p
         publishing.join(120)
         assert len(ids) == total
         server.start(60)
-
-        def all_written() -> int | None:
-            n = next(iter(bq.query(f"SELECT COUNT(DISTINCT message_id) AS n FROM `{table_id}`").result())).n
-            return n if n >= total else None
-
-        wait_for(all_written, 90, f"{total} distinct messages in {table_id}", interval=0.5)
-        row = next(iter(bq.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT message_id) AS d FROM `{table_id}`").result()))
-        assert (row.n, row.d) == (total, total), "lost or duplicated rows"
-        written = {r.message_id for r in bq.query(f"SELECT message_id FROM `{table_id}`").result()}
-        assert written == set(ids)
+        _each_once(bq, table_id, ids)
         assert "bigquery unavailable" in emulator.log()  # the kill did land mid-stream
     finally:
         emulator.stop()
@@ -332,10 +310,7 @@ def test_bigquery_config_and_backlog_survive_a_restart(
     env = {"BIGQUERY_EMULATOR_HOST": bq_server.url}
     first = start_emulator(tmp_path, topology="none", data_dir=tmp_path / "data", project=PROJECT, extra_env=env)
     try:
-        topic, sub = first.topic_path(unique("t")), first.subscription_path(unique("bq"))
-        first.publisher().create_topic(name=topic)
-        config = {"table": table_id, "write_metadata": True}
-        first.subscriber().create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
+        topic, sub = topic_and_subscription(first, bigquery_config={"table": table_id, "write_metadata": True})
         ids = [first.publisher().publish(topic, b"before the restart").result(10) for _ in range(3)]
         _state(first.subscriber(), sub, BQ_STATE.NOT_FOUND)
     finally:
@@ -382,10 +357,7 @@ def test_kill9_of_the_emulator_mid_write_loses_nothing_and_duplicates_nothing(
     data = tmp_path / "data"
     first = start_emulator(tmp_path, topology="none", data_dir=data, project=PROJECT, extra_env=env)
     try:
-        topic, sub = first.topic_path(unique("t")), first.subscription_path(unique("bq"))
-        first.publisher().create_topic(name=topic)
-        config = {"table": table_id, "write_metadata": True}
-        first.subscriber().create_subscription(request={"name": sub, "topic": topic, "bigquery_config": config})
+        topic, sub = topic_and_subscription(first, bigquery_config={"table": table_id, "write_metadata": True})
         publisher = first.publisher()
         total = 5000
         futures = [publisher.publish(topic, f"m{i}".encode()) for i in range(total)]
@@ -403,14 +375,6 @@ def test_kill9_of_the_emulator_mid_write_loses_nothing_and_duplicates_nothing(
         first.stop(kill=True)
     second = start_emulator(tmp_path, topology="none", data_dir=data, project=PROJECT, extra_env=env)
     try:
-
-        def all_written() -> int | None:
-            n = next(iter(bq.query(f"SELECT COUNT(DISTINCT message_id) AS n FROM `{table_id}`").result())).n
-            return n if n >= total else None
-
-        wait_for(all_written, 90, f"{total} distinct messages", interval=0.5)
-        row = next(iter(bq.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT message_id) AS d FROM `{table_id}`").result()))
-        assert (row.n, row.d) == (total, total), "lost or duplicated rows"
-        assert {r.message_id for r in bq.query(f"SELECT message_id FROM `{table_id}`").result()} == set(ids)
+        _each_once(bq, table_id, ids)
     finally:
         second.stop()
