@@ -4,15 +4,14 @@ test-project` and waits for 9050 and 9060) mapped to `hyp bigquery`, and one rea
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 
 import pytest
 
-from services.common.processes import free_port, stop_group, wait_for
+from services.common.processes import free_port
 from services.gcloud.bigquery import EmulatorArgs, UsageError, main, parse
 from services.testing.bigquery import bigquery_client
-from services.testing.pubsub import REPO
+from tests.fixtures.started import logged_process
 
 pytestmark = pytest.mark.local_only("goccy/bigquery-emulator's command line, a community emulator's, not GCP's")
 
@@ -68,16 +67,7 @@ def test_goccys_flags_start_hyp_bigquery_with_the_dataset_and_both_ports(tmp_pat
     database = tmp_path / "db"
     argv = [sys.executable, "-m", "services.gcloud.bigquery", "--project=test-project", "--dataset=dataset1",
             f"--port={port}", f"--grpc-port={grpc_port}", "--host=127.0.0.1", f"--database={database}"]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-
-        def started() -> bool | None:
-            if process.poll() is not None:
-                raise RuntimeError(f"exited {process.returncode}: {log.read_text()}")
-            return True if f"REST server listening at 127.0.0.1:{port}" in log.read_text() else None
-
-        wait_for(started, 60.0, "goccy's start-up line")
+    with logged_process(argv, log, f"REST server listening at 127.0.0.1:{port}", 60.0):
         assert f"[bigquery-emulator] gRPC server listening at 127.0.0.1:{grpc_port}" in log.read_text()
         with socket.create_connection(("127.0.0.1", grpc_port), timeout=5):
             pass  # the Storage API's port listens (what testcontainers' port wait checks)
@@ -85,8 +75,6 @@ def test_goccys_flags_start_hyp_bigquery_with_the_dataset_and_both_ports(tmp_pat
         assert "dataset1" in {d.dataset_id for d in client.list_datasets()}
         rows = list(client.query("SELECT 17 AS n").result())
         assert rows[0]["n"] == 17
-    finally:
-        stop_group(process, timeout=10.0)
     assert (database).is_dir() and any(database.rglob("dataset.json"))  # --database keeps the tables
 
 

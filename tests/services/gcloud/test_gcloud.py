@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 
-from services.common.processes import free_port, stop_group, wait_for
+from services.common.processes import free_port
 from services.gcloud.__main__ import PubsubStart, UsageError, main, parse, split_host_port
-from services.testing.pubsub import REPO
 from tests.fixtures.ports import port_with_next_held
+from tests.fixtures.started import logged_process
 
 DOC = "https://cloud.google.com/sdk/gcloud/reference/beta/emulators/pubsub/start"
 pytestmark = pytest.mark.gcp_parity(DOC)
@@ -85,25 +84,16 @@ def test_the_line_starts_an_empty_emulator_that_says_it_started(tmp_path, rest_t
     log = tmp_path / "gcloud.log"
     argv = [sys.executable, "-m", "services.gcloud", "beta", "emulators", "pubsub", "start", "--project=tc",
             f"--host-port=127.0.0.1:{port}"]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        with logged_process(argv, log, f"[pubsub] INFO: Server started, listening on {port}", 30.0):
+            from services.common.pubsub_clients import publisher
 
-        def started() -> bool | None:
-            if process.poll() is not None:
-                raise RuntimeError(f"exited {process.returncode}: {log.read_text()}")
-            return True if f"[pubsub] INFO: Server started, listening on {port}" in log.read_text() else None
-
-        wait_for(started, 30.0, "gcloud's start-up line")
-        from services.common.pubsub_clients import publisher
-
-        client = publisher(f"127.0.0.1:{port}")
-        assert list(client.list_topics(project="projects/tc")) == []  # no topology: empty, as Google's emulator
-        client.create_topic(name="projects/tc/topics/orders")
-        assert client.publish("projects/tc/topics/orders", b"x").result(timeout=10)
-        if rest_taken:  # (with ports-free, port + 1 may still be taken by another process in between: no check)
-            assert "is taken; serving on" in log.read_text()
+            client = publisher(f"127.0.0.1:{port}")
+            assert list(client.list_topics(project="projects/tc")) == []  # no topology: empty, as Google's emulator
+            client.create_topic(name="projects/tc/topics/orders")
+            assert client.publish("projects/tc/topics/orders", b"x").result(timeout=10)
+            if rest_taken:  # (with ports-free, port + 1 may still be taken by another process in between: no check)
+                assert "is taken; serving on" in log.read_text()
     finally:
-        stop_group(process, timeout=10.0)
         if holder is not None:
             holder.close()
