@@ -12,7 +12,9 @@ stack_chaos.py).
    stop the generator and let the backlogs empty (bounded) before the next step; stop at the first step that
    does not hold;
 2. at the best rate that held: ``--minutes`` minutes, sampling the backlogs every 5 s and each service's CPU
-   (its process tree, benchmarks/footprint_bench.py's helpers) over a minute in the middle;
+   (its process tree, benchmarks/footprint_bench.py's helpers) over a minute in the middle; its backlogs are
+   flat if every subscription's oldest unacked message is under 5 s in the run's last minute (the share of
+   samples at 5 s or more is reported beside it);
 3. stop, let the backlogs empty, and look every recorded message up in the warehouse by message id (lost must
    be 0 in every event table).
 """
@@ -38,6 +40,7 @@ from services.testing import stack_chaos as chaos
 from services.testing.local_stack import LocalHypStack
 
 FLAT_OLDEST_S = chaos.CAUGHT_UP_OLDEST_S
+BACKLOG_EVERY_S = 5.0  # seconds between backlog samples
 REACHED = 0.95  # the generator must publish at least this share of the rate
 
 
@@ -75,7 +78,9 @@ class Generator:
         self.out.close()
 
 
-def sample_backlogs(stack: LocalHypStack, seconds: float, every: float = 5.0) -> list[dict[str, dict[str, float]]]:
+def sample_backlogs(
+    stack: LocalHypStack, seconds: float, every: float = BACKLOG_EVERY_S
+) -> list[dict[str, dict[str, float]]]:
     samples = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -157,10 +162,14 @@ def held_run(stack: LocalHypStack, recorder: chaos.Recorder, rate: float, minute
     recorder.drain(idle_s=2.0)
     reached = published_rate(recorder, t0)
     subs = sorted({n for s in samples for n in s})
+    last = samples[-max(1, round(60 / BACKLOG_EVERY_S)) :]  # the run's last minute
     per_sub = {
         n: (
             max(s.get(n, {}).get("oldest_s", 0.0) for s in samples),
             max(s.get(n, {}).get("backlog", 0) for s in samples),
+            # flat: how often it was behind, and whether it still was at the end
+            sum(s.get(n, {}).get("oldest_s", 0.0) >= FLAT_OLDEST_S for s in samples) / max(1, len(samples)),
+            max(s.get(n, {}).get("oldest_s", 0.0) for s in last),
         )
         for n in subs
     }
@@ -200,9 +209,19 @@ def held_lines(held: dict, minutes: float) -> list[str]:
     for n, v in sorted(held["cpu"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {n} | {v:.0f} |")
     lines.append(f"| **total** | **{sum(held['cpu'].values()):.0f}** |")
-    lines += ["", "| subscription | worst oldest unacked (s) | largest backlog |", "|---|---:|---:|"]
-    for n, (oldest, backlog) in held["subs"].items():
-        lines.append(f"| {n} | {oldest:.1f} | {backlog:,} |")
+    lines += [
+        "",
+        f"| subscription | worst oldest unacked (s) | largest backlog | samples at >= {FLAT_OLDEST_S:g} s "
+        "| worst oldest, last minute (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for n, (oldest, backlog, behind, last) in held["subs"].items():
+        lines.append(f"| {n} | {oldest:.1f} | {backlog:,} | {100 * behind:.1f}% | {last:.1f} |")
+    flat = all(last < FLAT_OLDEST_S for *_, last in held["subs"].values())
+    lines.append(
+        f"\nBacklogs flat at the end (every oldest unacked under {FLAT_OLDEST_S:g} s in the last minute): "
+        f"{'yes' if flat else '**no**'}."
+    )
     return lines
 
 
