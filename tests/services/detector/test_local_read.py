@@ -131,3 +131,51 @@ def _linger_checks(sub: local_read.LocalSubscription) -> None:
     taken = sub.take(2, wait_s=1.0, linger_s=5.0)
     assert [m.message_id for m in taken] == ["4", "5"]
     assert time.monotonic() - t0 < 2.0  # a full batch leaves at once, long before the linger
+
+
+@pytest.mark.timeout(120)
+def test_an_idle_read_keeps_no_bundle_and_leaks_no_model_status(monkeypatch):
+    """Round 23's soak leaks (tracemalloc on the detector): every idle evaluation's empty rescheduling bundle
+    stayed in the read's pending set, and RunInference's model status took a new Shared key per bundle."""
+    from apache_beam.ml.inference import base
+    from apache_beam.runners.direct import watermark_manager as wm
+    from apache_beam.utils import shared
+
+    watched: list[wm._TransformWatermarks] = []
+    adds = [0]
+    original_add = wm._TransformWatermarks.add_pending
+
+    def add_pending(self, pending):
+        adds[0] += 1
+        if self not in watched:
+            watched.append(self)
+        original_add(self, pending)
+
+    monkeypatch.setattr(wm._TransformWatermarks, "add_pending", add_pending)
+    key, n = "idle-read-test", 50
+    FAKES[key] = fake = FakeSubscriber(n)
+    config = local_read.SubscriptionConfig(
+        "projects/p/subscriptions/idle", key, max_messages=100, max_outstanding=1000, client_factory=fake_client
+    )
+    p = beam.Pipeline(options=PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"]))
+    _ = (
+        p
+        | local_read.ReadPubSubBatches(config, batch_size=100, poll_wait_s=0.005)
+        | beam.ParDo(local_read.AcknowledgeFn(config))
+    )
+    result = p.run()
+    try:
+        wait_for(lambda: len(fake.acked) >= n, 60, f"all {n} messages acknowledged", interval=0.05)
+        before = adds[0]
+        wait_for(lambda: adds[0] - before >= 200, 60, "200 idle evaluations", interval=0.05)
+        assert max(len(tw._pending) for tw in watched) <= 3, "the read keeps the empty bundles it consumed"
+    finally:
+        local_read.stop_all()
+        result.wait_until_finish()
+        local_read.close_all()
+        FAKES.pop(key, None)
+
+    keys = len(shared._shared_map._cache_map)
+    statuses = {id(base.load_model_status("idle-test-model", False)) for _ in range(50)}
+    assert len(shared._shared_map._cache_map) <= keys + 1, "a Shared key per setup"
+    assert len(statuses) == 1
