@@ -7,7 +7,9 @@ process of this venv's Python with that checkout first on the path: every Parque
 through ``_footer`` ``--copies`` times under distinct keys (mtime + i, as a file rewritten in place would be), so
 the cache holds files x copies entries, as a long-running service's does once it has seen that many files. RSS is
 read from /proc after ``gc.collect()`` and ``malloc_trim(0)`` (what the allocator could give back is not counted),
-before and after; the same reads without keeping anything (``_footer.__wrapped__``) give the floor.
+before and after; the same reads without keeping anything (``_footer.__wrapped__``) give the floor. Since round 23
+the cache keeps one entry per file on disk (a file's copies under other mtimes replace each other), so a checkout
+after it reports one entry per file; KiB per entry compares the same.
 """
 
 from __future__ import annotations
@@ -37,20 +39,23 @@ def rss() -> int:
     libc.malloc_trim(0)
     return int(Path("/proc/self/statm").read_text().split()[1]) * page
 
-read = live._footer if keep else live._footer.__wrapped__
+lru = hasattr(live._footer, "cache_clear")  # before round 23: an lru_cache keyed by (path, mtime, size)
+uncached = live._footer.__wrapped__ if lru else (lambda path, mtime_ns, size: live._read_footer(path))
+read = live._footer if keep else uncached
+clear = live._footer.cache_clear if lru else live._footers.clear
 stats = [(str(f), f.stat()) for f in files]
 read(stats[0][0], -1, stats[0][1].st_size)  # first use (imports, the allocator's arenas): not counted
-live._footer.cache_clear()
+clear()
 before, cpu = rss(), time.process_time()
 for i in range(copies):
     for path, st in stats:
         read(path, st.st_mtime_ns + i, st.st_size)
 cpu = time.process_time() - cpu
 after = rss()
-info = live._footer.cache_info()
+entries = live._footer.cache_info().currsize if lru else len(live._footers)
 answers = [read(path, st.st_mtime_ns + i, st.st_size) for i in range(copies) for path, st in stats]  # cache hits
 schemas = len({id(a[1]) for a in answers if not isinstance(a, str)}) if keep else 0
-print(json.dumps({"reads": len(answers), "entries": info.currsize, "bytes": after - before, "schemas": schemas,
+print(json.dumps({"reads": len(answers), "entries": entries, "bytes": after - before, "schemas": schemas,
                   "cpu_s": cpu}))
 """
 

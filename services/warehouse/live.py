@@ -6,7 +6,7 @@ name, so a partition folder's ``*.parquet`` names are whole files. A merged file
 metadata under ``hyp.covers``; a reader drops every name in the union of the
 covers of the merged files it sees, so each row is read exactly once whether or
 not the replaced files have been deleted yet. Files are immutable and their
-names unique, so covers are cached by path (bounded).
+names unique, so covers are cached by name while the file is there.
 
 A file whose footer cannot be read (a truncated tail, zeroed or garbage bytes where the footer is: what a
 power cut or a bad disk leaves) is not served: it is moved aside to ``<table>/.quarantine/<partition>/``
@@ -29,8 +29,8 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,16 +71,76 @@ def is_merged(name: str) -> bool:
     return name.endswith(MERGED_SUFFIX)
 
 
-@lru_cache(maxsize=4096)
+class _PerFile:
+    """Facts this process learned about committed files, by partition folder and file name.
+
+    Kept only while the file is there: each listing of a partition (:func:`live`) drops the entries of names it
+    no longer finds, so the store holds the files on disk, not every file the process ever saw (compaction
+    replaces a busy table's files every few seconds: a cache bounded by a count kept tens of thousands of gone
+    files' entries, the console's and detector's growth in round 23's soak). Past ``MAX_LISTINGS`` partitions
+    everything is dropped (a safety bound; a warehouse has one partition per table and day)."""
+
+    def __init__(self) -> None:
+        self._by_partition: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Any:
+        folder, _, name = path.rpartition(os.sep)
+        with self._lock:
+            return self._by_partition.get(folder, {}).get(name)
+
+    def put(self, path: str, value: Any) -> None:
+        folder, _, name = path.rpartition(os.sep)
+        with self._lock:
+            entries = self._by_partition.get(folder)
+            if entries is None:
+                if len(self._by_partition) >= MAX_LISTINGS:
+                    self._by_partition.clear()
+                entries = self._by_partition[folder] = {}
+            entries[name] = value
+
+    def retain(self, partition: Path, names: Iterable[str]) -> None:
+        """Forget the partition's files not in ``names`` (what a listing found there)."""
+        with self._lock:
+            entries = self._by_partition.get(str(partition))
+            if entries:
+                present = set(names)
+                for gone in [n for n in entries if n not in present]:
+                    del entries[gone]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_partition.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(e) for e in self._by_partition.values())
+
+
+_covers_of = _PerFile()  # merged file -> the names it covers (merged files are immutable)
+_footers = _PerFile()  # file -> (mtime_ns, size, (rows, schema) or why its footer cannot be read)
+_pages_ok = _PerFile()  # file -> (mtime_ns, size) when its pages decoded
+
+
 def _covers(path: str) -> frozenset[str]:
-    meta = pq.read_metadata(path).metadata or {}
-    raw = meta.get(COVERS_KEY)
-    return frozenset(json.loads(raw)) if raw else frozenset()
+    known = _covers_of.get(path)
+    if known is None:
+        meta = pq.read_metadata(path).metadata or {}
+        raw = meta.get(COVERS_KEY)
+        known = frozenset(json.loads(raw)) if raw else frozenset()
+        _covers_of.put(path, known)
+    return known
 
 
 def covers(path: Path) -> frozenset[str]:
     """Names of the files a merged file replaces (empty for any other file)."""
     return _covers(str(path)) if is_merged(path.name) else frozenset()
+
+
+def _retain(partition: Path, names: list[str]) -> None:
+    """Forget what is known of the partition's files that are gone (``names``: its committed files now)."""
+    for store in (_covers_of, _footers, _pages_ok):
+        store.retain(partition, names)
 
 
 def insert_ids(path: Path) -> list[str]:
@@ -126,11 +186,19 @@ def _interned(schema: pa.Schema) -> pa.Schema:
         return held
 
 
-@lru_cache(maxsize=16384)
 def _footer(path: str, mtime_ns: int, size: int) -> tuple[int, pa.Schema] | str:
-    """The file's rows and Arrow schema from its footer, or why the footer cannot be read (keyed by path, mtime
-    and size: read once per file, for the damage check and for hyp bigquery's catalog alike). Files with the same
-    schema share one schema object (:func:`_interned`)."""
+    """The file's rows and Arrow schema from its footer, or why the footer cannot be read (read once per file
+    while its mtime and size stay, for the damage check and for hyp bigquery's catalog alike). Files with the
+    same schema share one schema object (:func:`_interned`)."""
+    known = _footers.get(path)
+    if known is not None and known[0] == mtime_ns and known[1] == size:
+        return known[2]
+    read = _read_footer(path)
+    _footers.put(path, (mtime_ns, size, read))
+    return read
+
+
+def _read_footer(path: str) -> tuple[int, pa.Schema] | str:
     try:
         meta = pq.read_metadata(path)
     except FileNotFoundError:
@@ -161,7 +229,6 @@ def _decode(path: Path) -> str | None:
     return None
 
 
-_pages_ok: dict[tuple[str, int, int], None] = {}  # (path, mtime_ns, size) of files whose pages decoded
 _check_lock = threading.Lock()
 
 
@@ -200,8 +267,8 @@ def _page_damage(partition: Path, names: list[str]) -> dict[str, str]:
     for name in names:
         path = partition / name
         st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        if key in _pages_ok:
+        key = (st.st_mtime_ns, st.st_size)
+        if _pages_ok.get(str(path)) == key:
             continue
         if checked is None:
             checked = _read_checked(partition)
@@ -211,9 +278,7 @@ def _page_damage(partition: Path, names: list[str]) -> dict[str, str]:
                 damaged[name] = reason
                 continue
             fresh[name] = [st.st_size, st.st_mtime_ns]
-        if len(_pages_ok) >= MAX_LISTINGS:
-            _pages_ok.clear()
-        _pages_ok[key] = None
+        _pages_ok.put(str(path), key)
     if fresh or damaged:
         kept = set(names) - set(damaged)
         _write_checked(partition, {n: k for n, k in ((checked or {}) | fresh).items() if n in kept})
@@ -227,7 +292,7 @@ def record_checked(path: Path) -> None:
         present = set(committed(path.parent))
         checked = {n: k for n, k in _read_checked(path.parent).items() if n in present}
         _write_checked(path.parent, checked | {path.name: [st.st_size, st.st_mtime_ns]})
-        _pages_ok[(str(path), st.st_mtime_ns, st.st_size)] = None
+        _pages_ok.put(str(path), (st.st_mtime_ns, st.st_size))
 
 
 def damage(path: Path) -> str | None:
@@ -273,11 +338,17 @@ def quarantined(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[
 
 
 def live(partition: Path) -> list[str]:
-    """Live, intact file names of one partition; lists once more if a file vanished meanwhile."""
-    try:
-        return live_names(partition, intact(partition, committed(partition)))
-    except FileNotFoundError:
-        return live_names(partition, intact(partition, committed(partition)))
+    """Live, intact file names of one partition; lists once more if a file vanished meanwhile. What this
+    process knew of files no longer there is forgotten (:class:`_PerFile`)."""
+    for attempt in range(2):
+        names = committed(partition)
+        _retain(partition, names)
+        try:
+            return live_names(partition, intact(partition, names))
+        except FileNotFoundError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

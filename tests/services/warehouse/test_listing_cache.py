@@ -93,3 +93,32 @@ def test_the_schema_table_is_bounded(tmp_path, monkeypatch):
     other_s = live.footer(other)[2]
     assert list(live._schemas.values()) == [other_s]  # the table was emptied: one distinct schema at the most
     assert live.footer(verdicts)[2] is kept  # the cached entry keeps the instance it holds
+
+
+def test_what_is_known_of_files_compaction_removed_is_forgotten_at_the_next_listing(tmp_path, monkeypatch):
+    """Round 23's soak: the footer, page-check and covers caches were bounded by a count only, so a long-running
+    reader kept tens of thousands of gone files' entries. They now hold the files a listing finds."""
+    from services.warehouse.compaction import Compactor
+
+    monkeypatch.setattr(live, "RECHECK_S", 0.0)
+    for store in (live._footers, live._pages_ok, live._covers_of):
+        monkeypatch.setattr(store, "_by_partition", {})
+    for round_ in range(3):
+        for i in range(6):
+            append(tmp_path, TABLE, rows(5, start=100 * round_ + 5 * i))
+        assert len(files(tmp_path, TABLE)) >= 6
+        for _ in range(3):
+            Compactor(tmp_path, grace_s=0, quiet_s=0, min_files=2).run_once()
+        listed = files(tmp_path, TABLE)
+        on_disk = [n for p in live.partitions(tmp_path, TABLE) for n in live.committed(p)]
+        assert len(listed) <= len(on_disk) < 6 * (round_ + 1), on_disk  # merged, and the merged inputs deleted
+        assert len(live._footers) == len(on_disk)  # not every file seen so far
+        assert len(live._pages_ok) == len(on_disk)
+        assert len(live._covers_of) <= len(on_disk)
+    assert sum(r["n"] for r in query_counts(tmp_path)) == 90  # every row once
+
+
+def query_counts(root):
+    from services.warehouse.query import query
+
+    return query(root, f"SELECT count(*) AS n FROM {TABLE}").to_pylist()
