@@ -59,12 +59,17 @@ def partitions(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[P
 
 
 def committed(partition: Path) -> list[str]:
-    """Names of the committed Parquet files in a partition, in name (= time) order."""
+    """Names of the committed Parquet files in a partition, in name (= time) order. What this process knew of
+    the partition's files that are gone is forgotten (:class:`_PerFile`): every reader and the compactor list
+    a partition through here."""
     try:
         with os.scandir(partition) as it:
-            return sorted(e.name for e in it if e.name.endswith(".parquet") and not e.name.startswith("."))
+            names = sorted(e.name for e in it if e.name.endswith(".parquet") and not e.name.startswith("."))
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        names = []
+    for store in (_covers_of, _footers, _pages_ok):
+        store.retain(partition, names)
+    return names
 
 
 def is_merged(name: str) -> bool:
@@ -77,11 +82,12 @@ class _PerFile:
     Kept only while the file is there: each listing of a partition (:func:`live`) drops the entries of names it
     no longer finds, so the store holds the files on disk, not every file the process ever saw (compaction
     replaces a busy table's files every few seconds: a cache bounded by a count kept tens of thousands of gone
-    files' entries, the console's and detector's growth in round 23's soak). Past ``MAX_LISTINGS`` partitions
-    everything is dropped (a safety bound; a warehouse has one partition per table and day)."""
+    files' entries, the console's and detector's growth in round 23's soak). Past ``MAX_LISTINGS`` entries
+    everything is dropped (a safety bound for partitions nobody lists again)."""
 
     def __init__(self) -> None:
         self._by_partition: dict[str, dict[str, Any]] = {}
+        self._entries = 0
         self._lock = threading.Lock()
 
     def get(self, path: str) -> Any:
@@ -92,11 +98,11 @@ class _PerFile:
     def put(self, path: str, value: Any) -> None:
         folder, _, name = path.rpartition(os.sep)
         with self._lock:
-            entries = self._by_partition.get(folder)
-            if entries is None:
-                if len(self._by_partition) >= MAX_LISTINGS:
-                    self._by_partition.clear()
-                entries = self._by_partition[folder] = {}
+            if self._entries >= MAX_LISTINGS:
+                self._by_partition.clear()
+                self._entries = 0
+            entries = self._by_partition.setdefault(folder, {})
+            self._entries += name not in entries
             entries[name] = value
 
     def retain(self, partition: Path, names: Iterable[str]) -> None:
@@ -107,14 +113,15 @@ class _PerFile:
                 present = set(names)
                 for gone in [n for n in entries if n not in present]:
                     del entries[gone]
+                    self._entries -= 1
 
     def clear(self) -> None:
         with self._lock:
             self._by_partition.clear()
+            self._entries = 0
 
     def __len__(self) -> int:
-        with self._lock:
-            return sum(len(e) for e in self._by_partition.values())
+        return self._entries
 
 
 _covers_of = _PerFile()  # merged file -> the names it covers (merged files are immutable)
@@ -135,12 +142,6 @@ def _covers(path: str) -> frozenset[str]:
 def covers(path: Path) -> frozenset[str]:
     """Names of the files a merged file replaces (empty for any other file)."""
     return _covers(str(path)) if is_merged(path.name) else frozenset()
-
-
-def _retain(partition: Path, names: list[str]) -> None:
-    """Forget what is known of the partition's files that are gone (``names``: its committed files now)."""
-    for store in (_covers_of, _footers, _pages_ok):
-        store.retain(partition, names)
 
 
 def insert_ids(path: Path) -> list[str]:
@@ -339,10 +340,9 @@ def quarantined(warehouse_dir: str | os.PathLike[str], table_name: str) -> list[
 
 def live(partition: Path) -> list[str]:
     """Live, intact file names of one partition; lists once more if a file vanished meanwhile. What this
-    process knew of files no longer there is forgotten (:class:`_PerFile`)."""
+    process knew of files no longer there is forgotten (:func:`committed`)."""
     for attempt in range(2):
         names = committed(partition)
-        _retain(partition, names)
         try:
             return live_names(partition, intact(partition, names))
         except FileNotFoundError:

@@ -101,8 +101,7 @@ def test_what_is_known_of_files_compaction_removed_is_forgotten_at_the_next_list
     from services.warehouse.compaction import Compactor
 
     monkeypatch.setattr(live, "RECHECK_S", 0.0)
-    for store in (live._footers, live._pages_ok, live._covers_of):
-        monkeypatch.setattr(store, "_by_partition", {})
+    _fresh_stores(monkeypatch)
     for round_ in range(3):
         for i in range(6):
             append(tmp_path, TABLE, rows(5, start=100 * round_ + 5 * i))
@@ -122,3 +121,28 @@ def query_counts(root):
     from services.warehouse.query import query
 
     return query(root, f"SELECT count(*) AS n FROM {TABLE}").to_pylist()
+
+
+def test_a_compactor_that_never_queries_forgets_the_files_it_merged_away(tmp_path, monkeypatch):
+    """The processor and detector compact their tables and seldom list them: what compaction learns (covers,
+    checked pages of the files it writes) goes when the files do, at its own next pass."""
+    from services.warehouse.compaction import Compactor
+
+    _fresh_stores(monkeypatch)
+    compactor = Compactor(tmp_path, grace_s=0, quiet_s=0, min_files=2)
+    for round_ in range(8):
+        for i in range(4):
+            append(tmp_path, TABLE, rows(3, start=100 * round_ + 3 * i))
+        for _ in range(2):
+            compactor.run_once()
+        on_disk = [n for p in live.partitions(tmp_path, TABLE) for n in live.committed(p)]
+        known = len(live._footers) + len(live._pages_ok) + len(live._covers_of)
+        assert known <= 3 * len(on_disk), (known, on_disk)  # not the 4 more files of every round
+    assert len(live._pages_ok) >= 1  # compaction did record what it wrote
+
+
+def _fresh_stores(monkeypatch) -> None:
+    """What the listing module knows of files, emptied for this test (as in a new process)."""
+    for store in (live._footers, live._pages_ok, live._covers_of):
+        monkeypatch.setattr(store, "_by_partition", {})
+        monkeypatch.setattr(store, "_entries", 0)
