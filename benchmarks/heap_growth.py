@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             a, b = files[args.first], files[args.last]
         except IndexError:
+            a = b = files[-1]
+        if a == b:
             print(f"== {files[-1].name}: {len(files)} snapshot(s), not enough to compare")
             continue
         before, after = (tracemalloc.Snapshot.load(str(f)).filter_traces(IGNORED) for f in (a, b))
