@@ -4,7 +4,6 @@ and read back through the client exactly the messages whose records are intact."
 from __future__ import annotations
 
 import json
-import resource
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from services.common import prometheus
 from services.pubsub import logformat
 from services.pubsub import metrics as pubsub_metrics
 from services.testing.pubsub import EmulatorProcess, drain, start_emulator
+from tests.fixtures.diskfull import disk_full
 
 pytestmark = [
     pytest.mark.integration,
@@ -184,17 +184,14 @@ def test_a_full_disk_refuses_publishes_cleanly_and_recovers(tmp_path: Path) -> N
         topic, sub = emulator.topic_path("full"), emulator.subscription_path("full-sub")
         emulator.publisher().create_topic(name=topic)
         emulator.subscriber().create_subscription(name=sub, topic=topic)
-        _, hard = resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE)
-        resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE, (500_000, hard))
         accepted: list[str] = []
-        with pytest.raises(exceptions.ResourceExhausted) as err:
-            for _ in range(100):
-                accepted += _publish_raw(emulator, topic, 100)
-        assert "cannot write its data dir" in err.value.message and 100 <= len(accepted) < 500
-        assert _scrape(emulator).total(pubsub_metrics.STORE_WRITE_FAILURES) == 1
-
-        resource.prlimit(emulator.process.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
-        accepted += _publish_raw(emulator, topic, 100)
+        with disk_full(emulator.process.pid, limit=500_000):
+            with pytest.raises(exceptions.ResourceExhausted) as err:
+                for _ in range(100):
+                    accepted += _publish_raw(emulator, topic, 100)
+            assert "cannot write its data dir" in err.value.message and 100 <= len(accepted) < 500
+            assert _scrape(emulator).total(pubsub_metrics.STORE_WRITE_FAILURES) == 1
+        accepted += _publish_raw(emulator, topic, 100)  # space is back
     finally:
         assert emulator.stop(kill=True) == -9
     emulator = _restart(tmp_path)
