@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -11,10 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from services.common.diskfull import disk_full
+from services.storage import errors
 from services.storage.errors import ApiError
 
 if TYPE_CHECKING:
     from services.storage.settings import StorageSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: StorageSettings) -> FastAPI:
@@ -58,5 +63,14 @@ def create_app(settings: StorageSettings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(ApiError(400, "invalid", str(exc.errors()[0].get("msg"))).body(), status_code=400)
+
+    @app.exception_handler(OSError)
+    async def write_refused(_: Request, exc: OSError) -> JSONResponse:
+        full = disk_full(exc)
+        if full is None:
+            raise exc  # any other failure stays the server's own 500
+        log.error("write refused", extra={"fields": {"error": str(full)}})
+        error = errors.disk_full(full)
+        return JSONResponse(error.body(), status_code=error.code, headers={"Retry-After": "5"})
 
     return app

@@ -29,11 +29,15 @@ def commit(tmp: Path, final: Path) -> None:
 
 def write_bytes(tmp_dir: Path, final: Path, data: bytes) -> None:
     tmp = temp_path(tmp_dir)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    commit(tmp, final)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        commit(tmp, final)
+    except BaseException:  # a full disk: the old file stays, no temporary one is left
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(tmp_dir: Path, final: Path, value: Any) -> None:

@@ -55,3 +55,11 @@ def precondition_failed() -> ApiError:
 def not_modified() -> ApiError:
     """304, sent without a body (the client raises ``NotModified``)."""
     return ApiError(304, "notModified", "Not Modified")
+
+
+def disk_full(exc: OSError) -> ApiError:
+    """A write the disk refused: 503 ``backendError``, Cloud Storage's retryable server error (google-cloud-storage
+    retries it where the call is idempotent), naming the cause. A full disk itself is local-only."""
+    from services.common.diskfull import refusal
+
+    return ApiError(503, "backendError", refusal("hyp storage", exc))

@@ -305,7 +305,11 @@ class Store:
                     "timeStorageClassUpdated": created,
                 }
                 disk.commit(tmp, self.data_path(stored))
-                disk.write_json(self.tmp, self.meta_path(bucket, name), stored)  # the commit point
+                try:
+                    disk.write_json(self.tmp, self.meta_path(bucket, name), stored)  # the commit point
+                except BaseException:  # a full disk: the bytes of a generation that never was go too
+                    self.data_path(stored).unlink(missing_ok=True)
+                    raise
                 self.objects[bucket][name] = stored
                 if old is not None:
                     self.data_path(old).unlink(missing_ok=True)
@@ -327,12 +331,16 @@ class Store:
         """Write ``chunks`` (bytes) to a new fsynced temporary file; its path and hashes."""
         tmp = disk.temp_path(self.tmp)
         hasher = resources.Hasher()
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                hasher.update(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    hasher.update(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # a full disk: no temporary file stays behind
+            tmp.unlink(missing_ok=True)
+            raise
         return tmp, hasher
 
     def patch_object(self, bucket: str, name: str, body: dict[str, Any], pre: Preconditions = NONE) -> Stored:
