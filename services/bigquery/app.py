@@ -61,7 +61,7 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    from services.bigquery import routes
+    from services.bigquery import errors, routes
     from services.bigquery.catalog import Catalog
     from services.bigquery.errors import BigQueryError
     from services.bigquery.jobs import Jobs
@@ -93,6 +93,14 @@ def create_app(settings: BigQuerySettings) -> Any:  # -> FastAPI
     @app.exception_handler(BigQueryError)
     async def bigquery_error(request: Request, exc: BigQueryError) -> Response:
         return error(exc)
+
+    @app.exception_handler(OSError)
+    async def write_refused(request: Request, exc: OSError) -> Response:
+        answer = errors.from_exception(exc)
+        if answer.code == 500:
+            raise exc  # any other failure stays the server's own 500
+        log.error("write refused", extra={"fields": {"error": str(exc)}})
+        return error(answer)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from services.bigquery import errors, workshop
 from services.bigquery.names import check_dataset, check_project, check_table
 from services.bigquery.schema import Field, RowError, arrow_schema, convert_row, parse_fields, row_type
+from services.common.files import replace_atomically
 from services.warehouse import live
 from services.warehouse.live import live_files
 from services.warehouse.tables import WarehouseError
@@ -50,12 +51,7 @@ def _now_ms() -> str:
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``data`` atomically and durably (the caller holds the lock of what it writes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_atomically(path, json.dumps(data).encode())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

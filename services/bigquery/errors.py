@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 413: "INVALID_ARGUMENT", 500: "INTERNAL"}
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class BigQueryError(Exception):
@@ -43,3 +50,16 @@ def duplicate(what: str) -> BigQueryError:
 
 def invalid(message: str, location: str | None = None) -> BigQueryError:
     return BigQueryError(400, "invalid", message, location)
+
+
+def from_exception(exc: BaseException) -> BigQueryError:
+    """The API error for a failure: itself if it is one; a write the disk refused is 503 ``backendError`` (BigQuery's
+    retryable server error: google-cloud-bigquery retries it), anything else 500 ``internalError``."""
+    from services.common.diskfull import disk_full, refusal
+
+    if isinstance(exc, BigQueryError):
+        return exc
+    full = disk_full(exc)
+    if full is not None:
+        return BigQueryError(503, "backendError", refusal("hyp bigquery", full))
+    return BigQueryError(500, "internalError", str(exc))

@@ -248,9 +248,11 @@ class Jobs:
         job = Job(resource)
         try:
             resource["statistics"] |= work()
-        except errors.BigQueryError as exc:
-            job.error = exc
-            detail = exc.body()["error"]["errors"][0]
+        except Exception as exc:  # the job's errorResult (a full disk's too); anything else is a bug: a 500
+            job.error = error = errors.from_exception(exc)
+            if error is not exc and error.code == 500:
+                raise
+            detail = error.body()["error"]["errors"][0]
             resource["status"] |= {"errorResult": detail, "errors": [detail]}
         resource["statistics"]["endTime"] = str(int(time.time() * 1000))
         job.finished.set()
@@ -453,13 +455,10 @@ class Jobs:
             stats |= report.statistics()
             statistics |= {"totalBytesProcessed": str(answer.scanned), "query": stats}
         except Exception as exc:  # a background job ends whatever happens (its waiters wait for it)
-            error = (
-                exc if isinstance(exc, errors.BigQueryError) else errors.BigQueryError(500, "internalError", str(exc))
-            )
-            job.error = error
+            job.error = error = errors.from_exception(exc)
             detail = error.body()["error"]["errors"][0]
             status |= {"errorResult": detail, "errors": [detail]}
-            if not isinstance(exc, errors.BigQueryError) and not background:
+            if error is not exc and error.code == 500 and not background:
                 raise  # in the request: the server's own error answer
         finally:
             statistics["endTime"] = str(int(time.time() * 1000))

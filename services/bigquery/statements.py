@@ -6,7 +6,8 @@ conversion); UPDATE, DELETE and MERGE rewrite stored rows and are refused for no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,8 @@ def _create(catalog: Catalog, project: str, default_dataset: str | None, tree: e
     body["schema"] = {"fields": [f.to_api() for f in fields]}
     catalog.create_table(ref[0], ref[1], body)
     if rows is not None:
-        _append(catalog, ref, fields, rows)
+        with _dropped_on_failure(catalog, ref):
+            _append(catalog, ref, fields, rows)
     return Outcome("CREATE_TABLE_AS_SELECT" if rows is not None else "CREATE_TABLE", rows.num_rows if rows else None)
 
 
@@ -184,7 +186,7 @@ def write_table(
     write, create = write.upper(), create.upper()
     if write not in ("WRITE_APPEND", "WRITE_EMPTY", "WRITE_TRUNCATE"):
         raise errors.invalid(f"Invalid writeDisposition {write}.")
-    truncate = False
+    truncate = created = False
     if _exists(catalog, *ref):
         if write == "WRITE_EMPTY" and int(catalog.get_table(*ref)["numRows"]):
             raise errors.duplicate(f"Table {ref[0]}:{ref[1]}.{ref[2]} is not empty (writeDisposition WRITE_EMPTY)")
@@ -197,7 +199,21 @@ def write_table(
         catalog.create_table(
             ref[0], ref[1], {"tableReference": reference, "schema": {"fields": [f.to_api() for f in fields]}}
         )
-    names = [f.name for f in fields]
-    if rows.num_columns != len(names):
-        raise errors.invalid(f"The rows have {rows.num_columns} columns; table {ref[2]} has {len(names)}.")
-    _append(catalog, ref, fields, rows.rename_columns(names), truncate)
+        created = True
+    with _dropped_on_failure(catalog, ref) if created else contextlib.nullcontext():
+        names = [f.name for f in fields]
+        if rows.num_columns != len(names):
+            raise errors.invalid(f"The rows have {rows.num_columns} columns; table {ref[2]} has {len(names)}.")
+        _append(catalog, ref, fields, rows.rename_columns(names), truncate)
+
+
+@contextlib.contextmanager
+def _dropped_on_failure(catalog: Catalog, ref: tuple[str, str, str]) -> Iterator[None]:
+    """A table created for a statement's rows goes again if they cannot be written (a bad row, a full disk):
+    BigQuery creates it with its rows or not at all."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            catalog.delete_table(*ref)
+        raise

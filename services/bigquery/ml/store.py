@@ -22,6 +22,7 @@ from typing import Any
 from services.bigquery import errors
 from services.bigquery.catalog import Catalog
 from services.bigquery.names import check_dataset, check_project
+from services.common.files import replace_atomically
 
 _MODEL = re.compile(r"[A-Za-z0-9_]{1,1024}")
 LOCK = threading.RLock()  # create-or-replace, update and delete decide on what exists: one at a time
@@ -93,12 +94,7 @@ def save(catalog: Catalog, ref: ModelRef, document: dict[str, Any]) -> None:
     on a k-means state's 10,001 stored quantiles)."""
     path = folder(catalog, ref) / "model.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(document))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_atomically(path, json.dumps(document).encode())
     _forget(path)
 
 
