@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common.diskfull import disk_full, refusal
 from services.common.events import EventError, event_row, parse_event, purchase
 from services.processor.deadletter import DeadLetter
 from services.processor.endpoint_client import EndpointRejected, EndpointUnavailable, PredictBatcher
@@ -186,9 +187,11 @@ class Processor:
         try:
             await self.sink.write(rows, tag)
         except Exception as exc:
+            full = disk_full(exc)  # a full disk: said as such; Pub/Sub pushes again until there is space
             if not self._failing:
-                log.exception("warehouse write failed")
-            raise Outcome(503, f"warehouse write failed: {type(exc).__name__}: {exc}") from None
+                log.error("warehouse write failed", exc_info=full is None)
+            reason = refusal("hyp processor", full) if full else f"warehouse write failed: {type(exc).__name__}: {exc}"
+            raise Outcome(503, reason) from None
 
     async def _dead_letter(self, message: PushMessage, reason: str) -> None:
         if self.deadletter is None:
