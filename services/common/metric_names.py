@@ -52,6 +52,7 @@ DETECTOR_LATENCY = "hyp_detector_latency_seconds"  # histogram
 DETECTOR_MODEL_VERSION = "hyp_detector_model_version"  # 1 for the version in label model_version
 DETECTOR_COMMIT_PENDING = "hyp_detector_commit_pending"
 DETECTOR_COMMITS = "hyp_detector_commits_total"
+DETECTOR_COMMIT_FAILURES = "hyp_detector_commit_failures_total"
 DETECTOR_LAST_BATCH = "hyp_detector_last_batch_timestamp_seconds"
 
 # Vertex-compatible endpoint (services/endpoint/metrics.py).

@@ -147,6 +147,7 @@ class Committer:
             written = self._write(self.config.warehouse_dir, batches)
         except Exception:  # disk full, permissions, ...: give the messages back for redelivery
             self.failures += 1
+            metrics.get_metrics().commit_failures.inc()
             log.exception("warehouse commit of %d messages failed; they will be redelivered", len(ids))
             if self._release is not None:
                 self._release(ids)

@@ -48,6 +48,11 @@ class DetectorMetrics:
             m.DETECTOR_COMMIT_PENDING, "messages loaded and waiting for the next warehouse commit", registry=r
         )
         self.commits = Counter(m.DETECTOR_COMMITS, "warehouse commits (each: two files, then one ack)", registry=r)
+        self.commit_failures = Counter(
+            m.DETECTOR_COMMIT_FAILURES,
+            "warehouse commits that failed (a full disk ...): their messages given back",
+            registry=r,
+        )
         self.last_batch = Gauge(m.DETECTOR_LAST_BATCH, "when the last batch finished", registry=r)
         self._version: str | None = None
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.warehouse.query import query
+from tests.fixtures.diskfull import disk_full
 from tests.services.detector.harness import Resources, publish_events, pull_all, start_detector
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -71,3 +72,23 @@ def test_messages_are_acknowledged_only_after_the_commit_and_sigterm_commits(pub
     assert _files(warehouse, "dataflow") == 1
     # acknowledged: nothing comes back after the lease would have lapsed
     assert pull_all(res.host, res.subscription, idle_s=12.0, limit=40.0) == []
+
+
+@pytest.mark.local_only("a full disk under the local process (Dataflow's workers write to BigQuery)")
+def test_a_full_disk_gives_the_messages_back_and_they_are_written_once_there_is_space(pubsub_emulator, tmp_path):
+    res = Resources(pubsub_emulator.host, pubsub_emulator.project).create(ack_deadline=10)
+    warehouse = tmp_path / "warehouse"
+    n = 300
+    detector = start_detector(res, warehouse, tmp_path, *ZSCORE, "--ack-deadline", "10", "--commit-interval-s", "0.2")
+    try:
+        detector.wait_up()
+        with disk_full(detector.process.pid, limit=1024):  # smaller than any file it writes
+            publish_events(res, n)
+            assert detector.wait_metric("hyp_detector_commit_failures_total", 2, 120) >= 2, detector.log()[-3000:]
+            assert detector.events() == 0 and _files(warehouse, "dataflow") == 0
+            assert [p for p in warehouse.rglob("*") if p.name.endswith(".tmp")] == []
+        assert detector.wait_events(n, 120) == n  # given back, delivered again, written
+    finally:
+        assert detector.stop(signal.SIGTERM) == 0, detector.log()[-3000:]
+    row = query(warehouse, "SELECT count(*) AS rows, count(DISTINCT message_id) AS n FROM dataflow").to_pylist()[0]
+    assert row == {"rows": n, "n": n}
