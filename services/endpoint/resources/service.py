@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import names
+from services.common.diskfull import disk_full
+from services.common.files import replace_atomically
 from services.endpoint.resources import artifacts, containers, prebuilt
 from services.endpoint.resources.endpoints import Endpoint, Endpoints, Servable, close
 from services.endpoint.resources.errors import ApiError, invalid
@@ -267,9 +269,18 @@ class VertexResources:
         with self._save_lock:
             folder = self.settings.state_dir
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / "endpoints.json.tmp"
-            tmp.write_text(json.dumps({"endpoints": self.endpoints.snapshot()}, indent=1))
-            os.replace(tmp, folder / "endpoints.json")
+            state = json.dumps({"endpoints": self.endpoints.snapshot()}, indent=1)
+            try:
+                replace_atomically(folder / "endpoints.json", state.encode())
+            except OSError as exc:
+                if disk_full(exc) is None:
+                    raise
+                raise ApiError(  # the old file stays whole; what is served now is the change
+                    "UNAVAILABLE",
+                    f"hyp endpoint cannot write its state folder ({os.strerror(exc.errno or 0)}): the change is in "
+                    "effect but not saved, so a restart would undo it. Free disk space; the next change saves "
+                    "every endpoint.",
+                ) from None
 
     def restore(self) -> None:
         """Read the state file and deploy again what it lists (blocking: models are loaded). A deployment

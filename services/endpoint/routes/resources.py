@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.common.deps import from_state
+from services.common.diskfull import disk_full, refusal
 from services.endpoint.resources.errors import ApiError, invalid
 from services.endpoint.resources.service import VertexResources
 from services.endpoint.responses import JSON, dumps
@@ -59,6 +60,10 @@ async def run(resources: VertexResources, project: str, location: str, work: Cal
     except ApiError as exc:
         return exc.response()
     except Exception as exc:
+        full = disk_full(exc)
+        if full is not None:  # Vertex's retryable error, naming the cause
+            log.error("resource method failed", extra={"fields": {"error": str(full)}})
+            return ApiError("UNAVAILABLE", refusal("hyp endpoint", full)).response()
         log.exception("resource method failed")
         return ApiError("INTERNAL", f"{type(exc).__name__}: {exc}").response()
     return Response(dumps(result), media_type=JSON)

@@ -225,6 +225,32 @@ def test_endpoints_and_deployments_survive_a_restart_with_a_state_dir(storage_se
         model.delete()
 
 
+@pytest.mark.local_only("a full disk under the endpoint process's --state-dir")
+def test_a_full_disk_refuses_to_save_an_endpoint_and_says_so(storage_server, champion, tmp_path):
+    import os
+
+    from services.testing.hyp import HypProcess
+    from services.testing.vertex import vertex_init
+    from tests.fixtures.diskfull import disk_full
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion.tracking_uri, "STORAGE_EMULATOR_HOST": storage_server.url}
+    state = tmp_path / "state"
+    server = HypProcess("endpoint", "--state-dir", str(state), log_path=tmp_path / "e.log", env=env)
+    with server.start(timeout=120):
+        assert server.process is not None
+        aiplatform = vertex_init(server.url)
+        aiplatform.Endpoint.create(display_name="kept")
+        with disk_full(server.process.pid, limit=16), pytest.raises(exceptions.ServiceUnavailable) as err:
+            aiplatform.Endpoint.create(display_name="unsaved")
+        assert "cannot write its state folder (File too large)" in str(err.value)
+        assert "a restart would undo it" in str(err.value)
+        assert [p.name for p in state.iterdir()] == ["endpoints.json"]  # the old file, no temporary one
+        server.stop()
+        server.start(timeout=120)  # the state file was left whole: what was saved comes back
+        names = [e.display_name for e in aiplatform.Endpoint.list()]
+        assert "kept" in names and "unsaved" not in names
+
+
 @pytest.mark.local_only("a model registered in MLflow alone is a Vertex model here: the one registry, two views")
 def test_a_plain_scikit_learn_mlflow_model_deploys_and_answers(aiplatform, champion):
     import uuid
