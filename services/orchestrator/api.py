@@ -6,6 +6,8 @@ through deps.py; this module builds the app: lifespan (the sensors' thread), rou
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.common.diskfull import disk_full, refusal
 from services.orchestrator.routes import runs, service
 from services.orchestrator.runner import Orchestrator
 from services.orchestrator.sensors import Sensors
+
+log = logging.getLogger(__name__)
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -38,6 +43,17 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 async def _bad_run_params(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, runs.BadRunParams)
     return JSONResponse(status_code=422, content={"error": str(exc), "field": exc.field})
+
+
+async def _write_refused(request: Request, exc: Exception) -> JSONResponse:
+    """A run history write the disk refused: 503 naming the cause; any other failure stays a 500."""
+    full = disk_full(exc)
+    if full is None:
+        raise exc
+    log.error("write refused", extra={"fields": {"error": str(exc)}})
+    return JSONResponse(
+        status_code=503, content={"error": refusal("hyp orchestrator", full)}, headers={"Retry-After": "5"}
+    )
 
 
 def create_app(orchestrator: Orchestrator, *, sensors: Sensors | None = None, run_sensors: bool = True) -> FastAPI:
@@ -62,6 +78,8 @@ def create_app(orchestrator: Orchestrator, *, sensors: Sensors | None = None, ru
     app.state.sensors = sensors
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(runs.BadRunParams, _bad_run_params)
+    app.add_exception_handler(OSError, _write_refused)
+    app.add_exception_handler(sqlite3.Error, _write_refused)
     app.include_router(service.router)
     app.include_router(runs.router)
     return app

@@ -114,16 +114,20 @@ class Orchestrator:
             record["reason"] = f"unexpected error: {type(exc).__name__}: {exc}"
         finally:
             record["finished_at"] = now_iso()
-            self.history.save(record)
-            self.tracker.finish(mlflow_run, record)
             self.metrics.outcomes.labels(record["status"], record.get("decision") or "none").inc()
-            if record.get("status") != "succeeded" or record.get("decision") == "promote":
-                record["notified"] = notify.notify(self.settings.webhook_url, record)
+            try:
                 self.history.save(record)
-            with self._lock:
-                self._active = None
-                self.metrics.in_progress.set(0)
-                self.last_finished = time.monotonic()
+                self.tracker.finish(mlflow_run, record)
+                if record.get("status") != "succeeded" or record.get("decision") == "promote":
+                    record["notified"] = notify.notify(self.settings.webhook_url, record)
+                    self.history.save(record)
+            except Exception as exc:  # a full disk: the end goes unrecorded (a restart marks the run interrupted)
+                log.error("run %s: its end could not be recorded: %s: %s", record["id"], type(exc).__name__, exc)
+            finally:  # whatever happened, the orchestrator takes the next run
+                with self._lock:
+                    self._active = None
+                    self.metrics.in_progress.set(0)
+                    self.last_finished = time.monotonic()
             log.info("run %s %s: %s", record["id"], record["status"], record.get("reason"))
 
     def _step(self, record: dict[str, Any], name: str, run: Callable[[], R], *, retries: int | None = None) -> R:

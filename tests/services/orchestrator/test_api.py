@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 
 from services.orchestrator.api import create_app
+from services.orchestrator.history import RunHistory
 from services.orchestrator.runner import Orchestrator
 from tests.services.orchestrator.helpers import StubOps
 
@@ -69,3 +74,49 @@ def test_a_post_while_a_run_is_in_progress_joins_it(settings_for, warehouse_with
         assert orch.wait(120)
     record = orch.history.get(first.json()["run"]["id"])
     assert record["coalesced_triggers"][0]["reason"] == "again"
+
+
+class FullDiskHistory(RunHistory):
+    """A real SQLite run history that, while ``full`` is set, has no room left: its pages capped at what it has
+    and their free space taken by small filler rows, so SQLite refuses a run's record with SQLITE_FULL, as it
+    does on a full disk."""
+
+    full = False
+
+    def _connect(self) -> sqlite3.Connection:
+        con = super()._connect()
+        if self.full:
+            con.execute(f"PRAGMA max_page_count = {con.execute('PRAGMA page_count').fetchone()[0]}")
+            with contextlib.suppress(sqlite3.OperationalError):
+                for n in range(100_000):
+                    con.execute("INSERT INTO runs VALUES (?, '', 'filler', '{}')", (f"{uuid.uuid4().hex[:8]}{n}",))
+        return con
+
+
+@pytest.mark.local_only("the orchestrator's run history (Vertex Pipelines keeps run records itself)")
+def test_a_full_disk_refuses_a_run_with_503_and_a_run_that_cannot_record_its_end_frees_the_orchestrator(
+    settings_for, warehouse_with_purchases
+):
+    settings = settings_for()
+    history = FullDiskHistory(settings.history_path)
+    ops = StubOps(champion="1", champion_f1=0.1)
+    orch = Orchestrator(settings, ops, history=history)
+    with TestClient(create_app(orch, run_sensors=False)) as c:
+        history.full = True
+        refused = c.post("/runs", json={})
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert refused.json()["error"].startswith("hyp orchestrator cannot write its data folder (No space left")
+        assert c.get("/health").json()["run_in_progress"] is None
+        history.full = False  # space is back
+
+        ops.release.clear()  # hold the run in its train step, then fill the disk under it
+        first = c.post("/runs", json={})
+        assert first.status_code == 202 and ops.entered.wait(120)
+        history.full = True
+        ops.release.set()
+        assert orch.wait(120)  # its end could not be written, and the orchestrator is free all the same
+        history.full = False
+        second = c.post("/runs", json={})
+        assert second.status_code == 202 and second.json()["created"] is True
+        assert orch.wait(120)
+    assert history.get(second.json()["run"]["id"])["status"] == "succeeded"
