@@ -16,13 +16,20 @@ from services.common import logs
 def root_logger() -> Iterator[logging.Logger]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    others = {name: logging.getLogger(name).level for name in (*logs.PER_REQUEST, logs.ACCESS)}
+    # an in-process uvicorn started by an earlier test leaves its own config on these (propagate off, a handler)
+    others = {}
+    for name in (*logs.PER_REQUEST, logs.ACCESS):
+        logger = logging.getLogger(name)
+        others[name] = (logger.level, logger.propagate, logger.handlers[:])
+        logger.propagate, logger.handlers[:] = True, []
     yield root
     for h in root.handlers:
         h.close()
     root.handlers[:], root.level = handlers, level
-    for name, old in others.items():
-        logging.getLogger(name).setLevel(old)
+    for name, (old, propagate, kept) in others.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(old)
+        logger.propagate, logger.handlers[:] = propagate, kept
 
 
 def _total(folder: Path) -> int:
