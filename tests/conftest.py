@@ -9,6 +9,8 @@ from typing import NoReturn
 
 import pytest
 
+from services.testing.fixtures import docker_missing
+
 # Nothing in the test run may reach a cloud metadata server or a registry.
 os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:1")
 os.environ.setdefault("NO_GCE_CHECK", "True")
@@ -50,6 +52,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mark = next((m for prefix, m in PARITY.items() if where.startswith(prefix)), None)
         if mark is not None:
             item.add_marker(mark)
+    # the docker tier needs an engine: where none answers, every one of its tests skips saying so (not only those
+    # whose fixtures check); scripts/test.sh sets the engine up first wherever it may
+    docker = [item for item in items if item.get_closest_marker("docker")]
+    reason = docker_missing() if docker else None
+    for item in docker if reason else []:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
