@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,29 @@ def commit(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def write_bytes(tmp_dir: Path, final: Path, data: bytes) -> None:
+def spool(tmp_dir: Path, chunks: Iterable[bytes], seen: Callable[[bytes], object] | None = None) -> Path:
+    """``chunks`` written to a new fsynced temporary file (each handed to ``seen`` too); its path. A write that
+    fails (a full disk) leaves no temporary file."""
     tmp = temp_path(tmp_dir)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
+                if seen is not None:
+                    seen(chunk)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_bytes(tmp_dir: Path, final: Path, data: bytes) -> None:
+    tmp = spool(tmp_dir, [data])
+    try:
         commit(tmp, final)
-    except BaseException:  # a full disk: the old file stays, no temporary one is left
+    except BaseException:  # the old file stays, no temporary one is left
         tmp.unlink(missing_ok=True)
         raise
 

@@ -18,7 +18,6 @@ of the metadata in memory and changes it under a lock.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import threading
 import time
@@ -329,19 +328,8 @@ class Store:
 
     def spool(self, chunks: Any) -> tuple[Path, resources.Hasher]:
         """Write ``chunks`` (bytes) to a new fsynced temporary file; its path and hashes."""
-        tmp = disk.temp_path(self.tmp)
         hasher = resources.Hasher()
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    hasher.update(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:  # a full disk: no temporary file stays behind
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp, hasher
+        return disk.spool(self.tmp, chunks, hasher.update), hasher
 
     def patch_object(self, bucket: str, name: str, body: dict[str, Any], pre: Preconditions = NONE) -> Stored:
         with self.lock:
